@@ -1,0 +1,298 @@
+"""Raw element bytes → plain Python values, once per element.
+
+pydicom parses a header cheaply but converting values through its value classes
+costs several times the parse. This module turns each RawDataElement's bytes
+directly into str / int / float / lists, resolving VRs, byte order and Specific
+Character Set itself, and falls back to pydicom only for what it alone decodes
+(ISO 2022 escape sequences, sequence framing). Every later stage (raw JSON,
+element rows, model rows) reads the decoded tree, never the Dataset.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Any
+
+from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.datadict import (
+    _dictionary_vr_fast,
+    keyword_for_tag,
+    private_dictionary_VR,
+)
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.filereader import read_sequence
+from pydicom.multival import MultiValue
+from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
+
+from loader.errors import TruncatedError
+
+_NUMERIC = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d",
+            "UV": "Q", "SV": "q"}
+_SIZES = {code: struct.calcsize("<" + code) for code in _NUMERIC.values()}
+_BINARY = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
+_CHARSET_TEXT = frozenset({"SH", "LO", "UC"})  # multi-valued, Specific Character Set
+_CHARSET_SINGLE = frozenset({"ST", "LT", "UT"})  # one value, may hold backslashes
+_UNDEFINED = 0xFFFFFFFF
+_ITEM_TAG_LE = b"\xfe\xff\x00\xe0"
+DEFAULT_ENCODINGS = ("iso8859",)
+
+
+@dataclass(frozen=True, slots=True)
+class Binary:
+    """A binary value, kept as its length only: bytes never leave the reader."""
+
+    vr: str
+    length: int
+
+
+@dataclass(slots=True)
+class Element:
+    vr: str
+    value: Any  # None | str | int | float | list | Binary | list[Item]
+    vm: int
+
+
+Item = dict[int, Element]
+
+
+@dataclass(slots=True)
+class Decoded:
+    """A decoded header: the root item and the values that could not be typed."""
+
+    root: Item
+    cast_errors: list[tuple[str, str]] = field(default_factory=list)  # (tag, message)
+
+    def cast_error(self, tag: int, message: str) -> None:
+        self.cast_errors.append((f"{tag:08X}", message))
+
+
+_vr_cache: dict[int, str] = {}
+_keyword_cache: dict[int, str] = {}
+
+
+def keyword(tag: int) -> str:
+    """The DICOM keyword of a public tag, else its ggggeeee hex."""
+    name = _keyword_cache.get(tag)
+    if name is None:
+        name = "" if tag >> 16 & 1 else keyword_for_tag(tag)
+        name = name or f"{tag:08X}"
+        _keyword_cache[tag] = name
+    return name
+
+
+def is_private(tag: int) -> bool:
+    return bool(tag >> 16 & 1)
+
+
+def private_creator_of(tag: int, item: Item) -> str | None:
+    """The Private Creator reserving a private tag's block, from the same item."""
+    if not is_private(tag) or tag & 0xFFFF < 0x1000:
+        return None
+    creator = item.get((tag & 0xFFFF0000) | (tag >> 8 & 0xFF))
+    return creator.value if creator is not None and isinstance(creator.value, str) else None
+
+
+def _dictionary_vr(tag: int, pixel_representation: int) -> str:
+    vr = _vr_cache.get(tag)
+    if vr is None:
+        try:
+            vr = _dictionary_vr_fast(tag)
+        except KeyError:
+            vr = "UN"
+        _vr_cache[tag] = vr
+    if " or " in vr:  # ambiguous VRs: US or SS, OB or OW, US or SS or OW
+        return "SS" if "SS" in vr and pixel_representation == 1 else vr.split(" or ")[0]
+    return vr
+
+
+def _implicit_vr(tag: int, item: Item, pixel_representation: int) -> str:
+    if tag & 0xFFFF == 0:
+        return "UL"  # group length
+    if is_private(tag):
+        if 0x10 <= tag & 0xFFFF <= 0xFF:
+            return "LO"  # private creator
+        creator = private_creator_of(tag, item)
+        if creator:
+            try:
+                vr = private_dictionary_VR(tag, creator)
+                return vr.split(" or ")[0]
+            except KeyError:
+                pass
+        return "UN"
+    return _dictionary_vr(tag, pixel_representation)
+
+
+class _Decoder:
+    def __init__(self, path: str, out: Decoded, pixel_representation: int) -> None:
+        self.path = path
+        self.out = out
+        self.pixel_representation = pixel_representation
+
+    def item(self, ds: Dataset, encodings: tuple[str, ...]) -> Item:
+        raw_dict = ds._dict
+        charset = raw_dict.get(0x00080005)
+        if charset is not None:
+            encodings = _encodings_of(charset)
+        fast = len(encodings) == 1 and "2022" not in encodings[0]
+        codec = _python_codec(encodings[0]) if fast else ""
+        item: Item = {}
+        for tag, elem in raw_dict.items():
+            tag = int(tag)
+            if isinstance(elem, RawDataElement):
+                item[tag] = self.raw(tag, elem, item, encodings, fast, codec)
+            else:
+                item[tag] = self.converted(tag, elem, encodings)
+        return item
+
+    def raw(
+        self, tag: int, raw: RawDataElement, item: Item, encodings: tuple[str, ...],
+        fast: bool, codec: str,
+    ) -> Element:
+        value = raw.value or b""
+        little = raw.is_little_endian
+        vr = raw.VR or _implicit_vr(tag, item, self.pixel_representation)
+        if vr == "UN" and not is_private(tag):
+            known = _dictionary_vr(tag, self.pixel_representation)
+            if known != "UN":
+                vr, little = known, True  # UN of a known tag is implicit little endian
+        if raw.length != _UNDEFINED and len(value) < raw.length:
+            raise TruncatedError(
+                self.path, f"value of ({tag >> 16:04X},{tag & 0xFFFF:04X}) is cut short",
+                tag=f"{tag:08X}",
+            )
+        if vr == "SQ" or (vr == "UN" and value[:4] == _ITEM_TAG_LE and raw.is_implicit_VR):
+            seq = read_sequence(BytesIO(value), raw.is_implicit_VR, little, len(value),
+                                list(encodings))
+            items = [self.item(ds, encodings) for ds in seq]
+            return Element("SQ", items, len(items))
+        if not value:
+            return Element(vr, None, 0)
+        if vr in _NUMERIC:
+            return self.numeric(tag, vr, value, little)
+        if vr in _BINARY:
+            return Element(vr, Binary(vr, len(value)), 1)
+        if vr == "PN":
+            return self.person_names(value, encodings, fast, codec)
+        if vr in _CHARSET_TEXT:
+            text = value.decode(codec, "replace") if fast else decode_bytes(
+                value, list(encodings), TEXT_VR_DELIMS)
+            return self.split(tag, vr, text)
+        if vr in _CHARSET_SINGLE:
+            text = value.decode(codec, "replace") if fast else decode_bytes(
+                value, list(encodings), TEXT_VR_DELIMS)
+            text = text.rstrip(" \x00")
+            return Element(vr, text or None, 1 if text else 0)
+        if vr == "AT":
+            return self.tags(value, little)
+        text = value.decode("latin-1")
+        if vr in ("UR", "UT"):
+            text = text.rstrip(" \x00")
+            return Element(vr, text or None, 1 if text else 0)
+        return self.split(tag, vr, text)
+
+    def split(self, tag: int, vr: str, text: str) -> Element:
+        parts = [p.strip(" \x00") for p in text.split("\\")]
+        if len(parts) == 1 and not parts[0]:
+            return Element(vr, None, 0)
+        if vr == "IS" or vr == "DS":
+            numbers = [self.number(tag, vr, p) for p in parts]
+            return Element(vr, numbers[0] if len(numbers) == 1 else numbers, len(numbers))
+        return Element(vr, parts[0] if len(parts) == 1 else parts, len(parts))
+
+    def number(self, tag: int, vr: str, text: str) -> int | float | None:
+        if not text:
+            return None
+        try:
+            return int(text) if vr == "IS" else float(text)
+        except ValueError:
+            pass
+        if vr == "IS":
+            try:
+                as_float = float(text)
+                if as_float.is_integer():
+                    return int(as_float)
+            except ValueError:
+                pass
+        self.out.cast_error(tag, f"{vr} value {text[:64]!r} is not a number")
+        return None
+
+    def numeric(self, tag: int, vr: str, value: bytes, little: bool) -> Element:
+        code = _NUMERIC[vr]
+        size = _SIZES[code]
+        count = len(value) // size
+        if len(value) % size:
+            self.out.cast_error(tag, f"{vr} value of {len(value)} bytes is not a multiple of {size}")
+        if count == 0:
+            return Element(vr, None, 0)
+        numbers = struct.unpack(f"{'<' if little else '>'}{count}{code}", value[: count * size])
+        return Element(vr, numbers[0] if count == 1 else list(numbers), count)
+
+    def tags(self, value: bytes, little: bool) -> Element:
+        count = len(value) // 4
+        pairs = struct.unpack(f"{'<' if little else '>'}{count * 2}H", value[: count * 4])
+        tags = [f"{pairs[i]:04X}{pairs[i + 1]:04X}" for i in range(0, len(pairs), 2)]
+        return Element("AT", tags[0] if count == 1 else tags, count)
+
+    def person_names(
+        self, value: bytes, encodings: tuple[str, ...], fast: bool, codec: str
+    ) -> Element:
+        names = []
+        for raw_name in value.split(b"\\"):
+            raw_name = raw_name.rstrip(b" \x00")
+            if fast:
+                name = raw_name.decode(codec, "replace").rstrip("=")
+            else:
+                groups = [decode_bytes(g, list(encodings), PN_DELIMS) for g in raw_name.split(b"=")]
+                while groups and not groups[-1]:
+                    groups.pop()
+                name = "=".join(groups)
+            names.append(name)
+        if len(names) == 1 and not names[0]:
+            return Element("PN", None, 0)
+        return Element("PN", names[0] if len(names) == 1 else names, len(names))
+
+    def converted(self, tag: int, elem: DataElement, encodings: tuple[str, ...]) -> Element:
+        """An element pydicom already converted (undefined-length sequences and values)."""
+        vr = elem.VR or "UN"
+        value = elem.value
+        if vr == "SQ":
+            items = [self.item(ds, encodings) for ds in value]
+            return Element("SQ", items, len(items))
+        if isinstance(value, (bytes, bytearray)):
+            return Element(vr, Binary(vr, len(value)), 1) if value else Element(vr, None, 0)
+        if value is None or value == "":
+            return Element(vr, None, 0)
+        if isinstance(value, (list, MultiValue)):
+            texts = [str(v) for v in value]
+            return Element(vr, texts[0] if len(texts) == 1 else texts, len(texts))
+        return Element(vr, str(value), 1)
+
+
+def _encodings_of(charset: RawDataElement | DataElement) -> tuple[str, ...]:
+    value = charset.value
+    if isinstance(value, (bytes, bytearray)):
+        terms: Any = [t.strip(" \x00") for t in bytes(value).decode("latin-1").split("\\")]
+    else:
+        terms = value
+    if not terms or terms == [""]:
+        return DEFAULT_ENCODINGS
+    return tuple(convert_encodings(list(terms) if isinstance(terms, list) else terms))
+
+
+def _python_codec(encoding: str) -> str:
+    return "latin-1" if encoding == "iso8859" else encoding
+
+
+def decode_dataset(ds: Dataset, path: str) -> Decoded:
+    """Decode every element of `ds`, nested sequences included."""
+    out = Decoded(root={})
+    raw_pr = ds._dict.get(0x00280103)
+    pixel_representation = 0
+    if isinstance(raw_pr, RawDataElement) and raw_pr.value and len(raw_pr.value) == 2:
+        little = raw_pr.is_little_endian
+        pixel_representation = struct.unpack("<H" if little else ">H", raw_pr.value)[0]
+    out.root = _Decoder(path, out, pixel_representation).item(ds, DEFAULT_ENCODINGS)
+    return out

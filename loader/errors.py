@@ -1,0 +1,67 @@
+"""Typed errors: one root, one class per ingestion error category.
+
+The category a failed object lands in is decided by the class of the error,
+never by its message. Transient errors may be retried; terminal ones become a row
+in dicom_ingestion_errors at once.
+"""
+
+from __future__ import annotations
+
+
+class LoaderError(Exception):
+    """Root of every error the loader raises on purpose."""
+
+
+class Transient(LoaderError):
+    """Worth retrying: throttling, timeouts, a dropped connection."""
+
+
+class Terminal(LoaderError):
+    """Retrying cannot help."""
+
+
+class ObjectError(Terminal):
+    """One object cannot be loaded; the run goes on and records it."""
+
+    category = "PARSE_ERROR"
+
+    def __init__(self, path: str, reason: str, tag: str | None = None) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+        self.tag = tag
+
+
+class NotDicomError(ObjectError):
+    category = "NOT_DICOM"
+
+
+class TruncatedError(ObjectError):
+    category = "TRUNCATED"
+
+
+class HeaderParseError(ObjectError):
+    category = "PARSE_ERROR"
+
+
+class ObjectReadError(ObjectError):
+    category = "READ_ERROR"
+
+
+class MissingIdentifierError(ObjectError):
+    category = "VALIDATION_ERROR"
+
+
+class ConfigError(Terminal):
+    """A setting or argument that cannot work (bad URL, bad identifier)."""
+
+
+class LoadError(Terminal):
+    """The warehouse did not end with what the run wrote."""
+
+
+# Categories that mean "this object was not loaded" (an error file); the others
+# (TYPE_CAST_ERROR, DUPLICATE, REFERENTIAL_ERROR) annotate loaded objects.
+FILE_ERROR_CATEGORIES = frozenset(
+    {"NOT_DICOM", "PARSE_ERROR", "TRUNCATED", "READ_ERROR", "VALIDATION_ERROR"}
+)

@@ -1,0 +1,57 @@
+"""What an extractor knows about the object besides its header."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from loader.decode import Decoded
+from loader.extract.values import Typed
+from loader.keys import key_of
+
+Row = dict[str, object]
+Rows = dict[str, list[Row]]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectFacts:
+    """Where an object lives and what reading its header found."""
+
+    uri: str
+    size: int
+    modified_at: dt.datetime | None
+    ingestion_source: str
+    storage_provider: str
+    storage_container: str | None
+    object_key: str
+    transfer_syntax_uid: str | None
+    header_bytes: int
+    bytes_read: int
+    pixel_data_offset: int | None
+    pixel_data_length: int | None
+    checksum: str
+    ingested_at: dt.datetime
+
+
+@dataclass(slots=True)
+class Extraction:
+    """The decoded header plus the keys every table of one object shares."""
+
+    decoded: Decoded
+    facts: ObjectFacts
+    sop_instance_uid: str
+    series_instance_uid: str
+    study_instance_uid: str
+    typed: Typed
+
+    @property
+    def instance_key(self) -> int:
+        return key_of(self.sop_instance_uid)
+
+    @property
+    def series_key(self) -> int:
+        return key_of(self.series_instance_uid)
+
+    @property
+    def study_key(self) -> int:
+        return key_of(self.study_instance_uid)

@@ -1,0 +1,76 @@
+"""Rows of derived objects: segments of SEG instances, headers of SR documents."""
+
+from __future__ import annotations
+
+import orjson
+
+from loader.decode import Item
+from loader.extract.context import Extraction, Row
+from loader.extract.values import first_item, integer, items, text, value
+from loader.keys import key_of
+from loader.raw_json import sequence_json
+
+SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+
+
+def _referenced_series_key(root: Item) -> int | None:
+    reference = first_item(root, "ReferencedSeriesSequence")
+    uid = text(reference, "SeriesInstanceUID") if reference is not None else None
+    return key_of(uid) if uid else None
+
+
+def segments(ex: Extraction) -> list[Row]:
+    root = ex.decoded.root
+    if text(root, "SOPClassUID") != SEGMENTATION_STORAGE and text(root, "Modality") != "SEG":
+        return []
+    referenced = _referenced_series_key(root)
+    rows = []
+    for segment in items(root, "SegmentSequence"):
+        grayscale = value(segment, "RecommendedDisplayGrayscaleValue")
+        lab = value(segment, "RecommendedDisplayCIELabValue")
+        display = None
+        if grayscale is not None or lab is not None:
+            display = orjson.dumps({"grayscale": grayscale, "cielab": lab}).decode()
+        rows.append({
+            "instance_key": ex.instance_key,
+            "referenced_series_key": referenced,
+            "segment_number": integer(segment, "SegmentNumber"),
+            "segment_label": text(segment, "SegmentLabel"),
+            "segment_description": text(segment, "SegmentDescription"),
+            "segmentation_type": text(root, "SegmentationType"),
+            "segmentation_fractional_type": text(root, "SegmentationFractionalType"),
+            "recommended_display_grayscale": display,
+            "anatomic_region_code_seq": sequence_json(items(segment, "AnatomicRegionSequence")),
+            "property_category_code_seq": sequence_json(
+                items(segment, "SegmentedPropertyCategoryCodeSequence")
+            ),
+            "property_type_code_seq": sequence_json(
+                items(segment, "SegmentedPropertyTypeCodeSequence")
+            ),
+        })
+    return rows
+
+
+def structured_report_header(ex: Extraction) -> Row | None:
+    root = ex.decoded.root
+    if text(root, "Modality") != "SR" and value(root, "CompletionFlag") is None:
+        return None
+    title = first_item(root, "ConceptNameCodeSequence")
+    referenced: list[int] = []
+    for evidence in ("CurrentRequestedProcedureEvidenceSequence", "PertinentOtherEvidenceSequence"):
+        for study in items(root, evidence):
+            for series in items(study, "ReferencedSeriesSequence"):
+                for sop in items(series, "ReferencedSOPSequence"):
+                    uid = text(sop, "ReferencedSOPInstanceUID")
+                    if uid:
+                        referenced.append(key_of(uid))
+    return {
+        "instance_key": ex.instance_key,
+        "completion_flag": text(root, "CompletionFlag"),
+        "verification_flag": text(root, "VerificationFlag"),
+        "document_title": text(title, "CodeMeaning") if title is not None else None,
+        "coding_scheme_identification": sequence_json(
+            items(root, "CodingSchemeIdentificationSequence")
+        ),
+        "referenced_instance_keys": referenced or None,
+    }

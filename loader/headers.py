@@ -1,0 +1,192 @@
+"""One object → the bytes of its header (never its pixels) → a pydicom Dataset.
+
+The parser reads through a file-like `HeaderReader` that fetches only the byte
+ranges pydicom asks for: a prefix first (64 KiB by default), then growing ranges
+when a header is longer, and nothing past the start of Pixel Data. Bytes and
+requests are counted here because this is the only place that reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pydicom
+from pydicom.dataset import FileDataset
+from pydicom.errors import InvalidDicomError
+
+from loader.errors import HeaderParseError, NotDicomError, ObjectReadError, TruncatedError
+
+DEFAULT_HEADER_BYTES = 64 * 1024
+_MIN_GROWTH = 16 * 1024
+PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+
+Fetch = Callable[[int, int], bytes]
+"""Reads bytes [start, end) of one object; may return fewer at its end."""
+
+
+class HeaderReader:
+    """A read-only, seekable file over one object that fetches ranges on demand.
+
+    A read past what was fetched grows the buffer to the read's end plus a quarter
+    of what is already held, so a long header costs few requests while the bytes
+    read stay within ~1.25x of what the parser consumed. A huge declared length
+    never allocates more than the object's size.
+    """
+
+    def __init__(self, fetch: Fetch, size: int, first_bytes: int = DEFAULT_HEADER_BYTES):
+        self._fetch = fetch
+        self.size = size
+        self._buf = b""
+        self._pos = 0
+        self.requests = 0
+        self.partial_read = False  # a read that got some, but not all, it asked for
+        self._grow_to(min(first_bytes, size))
+
+    @property
+    def bytes_read(self) -> int:
+        return len(self._buf)
+
+    def buffer(self) -> bytes:
+        return self._buf
+
+    def _grow_to(self, end: int) -> None:
+        end = min(end, self.size)
+        if end <= len(self._buf):
+            return
+        chunk = self._fetch(len(self._buf), end)
+        self.requests += 1
+        self._buf += chunk
+        if len(chunk) < end - (len(self._buf) - len(chunk)):
+            self.size = len(self._buf)  # the object is shorter than listed
+
+    def read(self, n: int = -1) -> bytes:
+        end = self.size if n is None or n < 0 else self._pos + n
+        if end > len(self._buf):
+            self._grow_to(max(end, len(self._buf) + max(len(self._buf) // 4, _MIN_GROWTH)))
+        data = self._buf[self._pos : end]
+        if n is not None and 0 < len(data) < n:
+            self.partial_read = True
+        self._pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == 1:
+            offset += self._pos
+        elif whence == 2:
+            offset += self.size
+        self._pos = max(0, offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._buf = b""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedHeader:
+    """A parsed header and the facts about reading it."""
+
+    dataset: FileDataset
+    header_bytes: int  # bytes before Pixel Data (the whole object if it has none)
+    bytes_read: int
+    read_requests: int
+    pixel_data_offset: int | None  # where the Pixel Data value starts
+    pixel_data_length: int | None  # None when encapsulated (undefined length)
+    checksum: str  # MD5 of the header bytes
+
+
+def looks_like_dicom(prefix: bytes) -> bool:
+    """True for a Part 10 file (DICM at 128) or a bare dataset without preamble."""
+    if len(prefix) >= 132 and prefix[128:132] == b"DICM":
+        return True
+    if len(prefix) < 8:
+        return False
+    group_le, group_be = struct.unpack("<H", prefix[:2])[0], struct.unpack(">H", prefix[:2])[0]
+    if group_le not in (0x0002, 0x0008) and group_be not in (0x0002, 0x0008):
+        return False
+    vr = prefix[4:6]
+    if b"AA" <= vr <= b"ZZ":
+        return True
+    length = struct.unpack("<L", prefix[4:8])[0]
+    return length < 1 << 20
+
+
+def parse_header(path: str, reader: HeaderReader) -> ParsedHeader:
+    """Parse the header served by `reader`; raise the error matching what is wrong."""
+    if reader.size == 0:
+        raise NotDicomError(path, "empty object (0 bytes)")
+    if not looks_like_dicom(reader.buffer()[:132]):
+        raise NotDicomError(path, "no DICM marker and no DICOM data element at the start")
+    try:
+        ds = pydicom.dcmread(reader, stop_before_pixels=True, force=True)
+    except (InvalidDicomError, EOFError, ValueError, struct.error, KeyError,
+            IndexError, TypeError, OverflowError, LookupError, NotImplementedError) as exc:
+        if reader.partial_read or reader.tell() >= reader.size:
+            raise TruncatedError(path, f"object ends inside its header: {exc}") from exc
+        raise HeaderParseError(path, f"{type(exc).__name__}: {exc}") from exc
+    if not ds._dict:
+        raise NotDicomError(path, "no data elements after the file meta information")
+    offset, length = _pixel_data_position(reader.buffer(), reader.tell(), ds)
+    if reader.partial_read and offset is None:
+        raise TruncatedError(path, "object ends inside a data element")
+    header_bytes = reader.tell() if offset is not None else reader.size
+    header = reader.buffer()[:header_bytes]
+    return ParsedHeader(
+        dataset=ds,
+        header_bytes=header_bytes,
+        bytes_read=reader.bytes_read,
+        read_requests=reader.requests,
+        pixel_data_offset=offset,
+        pixel_data_length=length,
+        checksum=hashlib.md5(header, usedforsecurity=False).hexdigest(),
+    )
+
+
+def _pixel_data_position(buf: bytes, pos: int, ds: FileDataset) -> tuple[int | None, int | None]:
+    """Where Pixel Data's value starts and its length, read from the element header."""
+    implicit, little = ds.original_encoding
+    if implicit is None or len(buf) < pos + 8:
+        return None, None
+    endian = "<" if little else ">"
+    group, elem = struct.unpack(f"{endian}HH", buf[pos : pos + 4])
+    if (group << 16 | elem) not in PIXEL_DATA_TAGS:
+        return None, None
+    if implicit:
+        (length,) = struct.unpack(f"{endian}L", buf[pos + 4 : pos + 8])
+        value_offset = pos + 8
+    else:
+        if len(buf) < pos + 12:
+            return None, None
+        (length,) = struct.unpack(f"{endian}L", buf[pos + 8 : pos + 12])
+        value_offset = pos + 12
+    return value_offset, None if length == _UNDEFINED_LENGTH else length
+
+
+def read_local(path: str, size: int, first_bytes: int = DEFAULT_HEADER_BYTES) -> ParsedHeader:
+    """Parse the header of a local file, reading only what the header needs."""
+    try:
+        fh = open(path, "rb", buffering=0)
+    except OSError as exc:
+        raise ObjectReadError(path, f"cannot open: {exc.strerror or exc}") from exc
+    with fh:
+
+        def fetch(start: int, end: int) -> bytes:
+            try:
+                fh.seek(start)
+                return fh.read(end - start)
+            except OSError as exc:
+                raise ObjectReadError(path, f"read failed: {exc.strerror or exc}") from exc
+
+        return parse_header(path, HeaderReader(fetch, size, first_bytes))

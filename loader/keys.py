@@ -1,0 +1,31 @@
+"""Deterministic surrogate keys that Python, DuckDB and Snowflake compute alike.
+
+A key is the lower 64 bits of the MD5 of the natural key's text, read as an
+unsigned big-endian integer (DESIGN.md "Keys"). Composite natural keys join their
+parts with a backslash, DICOM's value delimiter, which no single DICOM string
+value can contain; NULL parts become empty text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+SEPARATOR = "\\"
+
+# The same key in SQL, for text expression `s` (used by validation and tests).
+SQL_KEY_EXPRESSION = {
+    "duckdb": "('0x' || substr(md5({s}), 17, 16))::UBIGINT",
+    "snowflake": "MD5_NUMBER_LOWER64({s})",
+}
+
+
+def key_of(*parts: str | int | None) -> int:
+    """The 64-bit key of a natural key made of `parts`."""
+    text = SEPARATOR.join("" if p is None else str(p) for p in parts)
+    return int.from_bytes(hashlib.md5(text.encode("utf-8")).digest()[8:], "big")
+
+
+def sql_key(dialect: str, *part_sql: str) -> str:
+    """SQL computing `key_of` over SQL expressions `part_sql` in `dialect`."""
+    joined = " || chr(92) || ".join(f"coalesce(CAST({p} AS VARCHAR), '')" for p in part_sql)
+    return SQL_KEY_EXPRESSION[dialect].format(s=joined)

@@ -1,0 +1,137 @@
+"""List a source → a stream of ObjectRefs → shards with content-derived ids.
+
+Listing streams: directories are walked lazily and shards are cut as objects
+arrive, so the driver holds one shard of references at a time, not the archive.
+Sorting happens per directory, so the same tree always yields the same shards
+(and the same shard ids, which makes reruns overwrite instead of duplicate).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from loader.errors import ConfigError
+
+DEFAULT_SHARD_SIZE = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """Identity of one listed object: where it is, how big, when written."""
+
+    url: str
+    size: int
+    modified: float | None  # POSIX seconds; None when the source does not say
+    etag: str | None = None
+
+    @property
+    def modified_at(self) -> dt.datetime | None:
+        if self.modified is None:
+            return None
+        return dt.datetime.fromtimestamp(self.modified, dt.UTC).replace(tzinfo=None)
+
+    @property
+    def source_order(self) -> str:
+        """Orders objects for conflict resolution: most recently written wins,
+        ties broken by URL (MODEL.md "Uniqueness"; stored as `_source_order`)."""
+        stamp = self.modified_at.isoformat(timespec="microseconds") if self.modified_at else ""
+        return f"{stamp}\\{self.url}"
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    shard_id: str
+    objects: tuple[ObjectRef, ...]
+
+
+def _walk(root: str) -> Iterator[ObjectRef]:
+    """Files under `root`, depth first, names sorted; symlinked directories skipped
+    (they can loop); unreadable directories skipped (nothing in them is listed)."""
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _walk(entry.path)
+            elif entry.is_file():
+                st = entry.stat()
+                yield ObjectRef(entry.path, st.st_size, st.st_mtime)
+        except OSError:
+            yield ObjectRef(entry.path, 0, None)  # vanished or unreadable: READ_ERROR later
+
+
+def _stat(path: str) -> ObjectRef:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ObjectRef(path, 0, None)
+    return ObjectRef(path, st.st_size, st.st_mtime)
+
+
+def _manifest_paths(manifest: Path) -> Iterator[str]:
+    if manifest.suffix == ".parquet":
+        parquet = pq.ParquetFile(manifest)
+        if "path" not in parquet.schema_arrow.names:
+            raise ConfigError(f"manifest {manifest} has no 'path' column")
+        for batch in parquet.iter_batches(columns=["path"], batch_size=10_000):
+            yield from (p for p in batch.column(0).to_pylist() if p)
+        return
+    base = manifest.parent
+    with manifest.open(encoding="utf-8") as lines:
+        for line in lines:
+            path = line.rstrip("\n")
+            if path.strip() and not path.startswith("#"):
+                yield path if os.path.isabs(path) else str(base / path)
+
+
+def _is_dicom_file(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(132)[128:132] == b"DICM"
+
+
+def list_source(source: str) -> Iterator[ObjectRef]:
+    """Every object of a source: a folder (recursive), a manifest, or one file.
+
+    A manifest is a Parquet file with a `path` column or a text file of one
+    path a line (relative paths resolve against the manifest's folder).
+    """
+    path = Path(source.removeprefix("file://"))
+    if path.is_dir():
+        yield from _walk(str(path.resolve()))
+    elif path.is_file():
+        if _is_dicom_file(path):
+            yield _stat(str(path.resolve()))
+        else:
+            yield from (_stat(p) for p in _manifest_paths(path))
+    else:
+        raise ConfigError(f"source {source} is neither a folder nor a manifest file")
+
+
+def shard_id_of(objects: Iterable[ObjectRef]) -> str:
+    digest = hashlib.sha1(usedforsecurity=False)
+    for ref in objects:
+        digest.update(f"{ref.url}\t{ref.size}\t{ref.modified}\t{ref.etag}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def make_shards(objects: Iterable[ObjectRef], shard_size: int = DEFAULT_SHARD_SIZE) -> Iterator[Shard]:
+    """Cut a stream of objects into shards of `shard_size`, lazily."""
+    if shard_size < 1:
+        raise ConfigError("shard size must be at least 1")
+    batch: list[ObjectRef] = []
+    for ref in objects:
+        batch.append(ref)
+        if len(batch) == shard_size:
+            yield Shard(shard_id_of(batch), tuple(batch))
+            batch = []
+    if batch:
+        yield Shard(shard_id_of(batch), tuple(batch))

@@ -1,0 +1,330 @@
+"""The one declarative warehouse model: tables, columns, types, PHI flags, keys.
+
+Arrow schemas (Parquet) and every dialect's DDL are rendered from here, so the
+three cannot drift. Table and column names follow MODEL.md, which is a contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import pyarrow as pa
+
+
+class ColumnType(Enum):
+    KEY = "key"  # deterministic unsigned 64-bit hash (DESIGN.md "Keys")
+    TEXT = "text"
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    DATE = "date"
+    TIME = "time"
+    TIMESTAMP = "timestamp"
+    TEXT_ARRAY = "text_array"
+    FLOAT_ARRAY = "float_array"
+    KEY_ARRAY = "key_array"
+    VARIANT = "variant"  # JSON text in Parquet; JSON / VARIANT in the warehouse
+
+
+class LoadMode(Enum):
+    """How a table's rows meet the rows already in the warehouse."""
+
+    ENTITY = "entity"  # upsert on the natural key; greatest _source_order wins
+    INSTANCE_CHILD = "instance_child"  # rows follow their instance's winning object
+    OBJECT_ERRORS = "object_errors"  # replaced per object processed by the run
+    HISTORY = "history"  # one row per run and shard, upserted
+    EMPTY = "empty"  # created with the model, filled by downstream jobs
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    phi: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    mode: LoadMode
+    # Columns the warehouse computes after loading (Parquet carries NULL).
+    computed: tuple[str, ...] = ()
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(f"{self.name} has no column {name}")
+
+
+T = ColumnType
+RUN_ID = Column("_run_id", T.TEXT)
+LOADED_AT = Column("_loaded_at", T.TIMESTAMP)
+# Text that orders the objects a row may come from: "<mtime ISO>\<uri>". The row
+# of the greatest value wins, so the most recently written file wins and ties break
+# on the URI; the result never depends on load order.
+SOURCE_ORDER = Column("_source_order", T.TEXT)
+AUDIT = (RUN_ID, LOADED_AT)
+
+
+def _c(name: str, type_: ColumnType = T.TEXT, phi: bool = False) -> Column:
+    return Column(name, type_, phi)
+
+
+def _table(
+    name: str,
+    key: tuple[str, ...],
+    mode: LoadMode,
+    *columns: Column,
+    computed: tuple[str, ...] = (),
+) -> Table:
+    extra = (SOURCE_ORDER,) if mode in (LoadMode.ENTITY, LoadMode.INSTANCE_CHILD) else ()
+    return Table(name, tuple(columns) + extra + AUDIT, key, mode, computed)
+
+
+E, CHILD = LoadMode.ENTITY, LoadMode.INSTANCE_CHILD
+
+TABLES: tuple[Table, ...] = (
+    _table(
+        "dicom_raw", ("file_path",), E,
+        _c("file_path"), _c("metadata", T.VARIANT), _c("ingested_at", T.TIMESTAMP),
+        _c("sop_instance_uid"), _c("file_size_bytes", T.INT), _c("header_bytes", T.INT),
+        _c("transfer_syntax_uid"),
+    ),
+    _table(
+        "dicom_ingestion_errors", ("file_path", "error_category", "tag"),
+        LoadMode.OBJECT_ERRORS,
+        _c("file_path"), _c("error_category"), _c("error_message"), _c("tag"),
+        _c("detected_at", T.TIMESTAMP), _c("bytes_read", T.INT),
+    ),
+    _table(
+        "dicom_load_history", ("run_id", "shard_id"), LoadMode.HISTORY,
+        _c("run_id"), _c("shard_id"), _c("status"), _c("listed", T.INT),
+        _c("parsed", T.INT), _c("duplicates", T.INT), _c("errors", T.INT),
+        _c("error_files", T.INT), _c("rows_per_table", T.VARIANT),
+        _c("bytes_listed", T.INT), _c("bytes_read", T.INT), _c("read_requests", T.INT),
+        _c("seconds", T.FLOAT), _c("started_at", T.TIMESTAMP),
+        _c("finished_at", T.TIMESTAMP),
+    ),
+    _table(
+        "dicom_patient", ("patient_key",), E,
+        _c("patient_key", T.KEY), _c("patient_id", phi=True), _c("issuer_of_patient_id"),
+        _c("patient_name", phi=True), _c("patient_sex"),
+        _c("patient_birth_date", T.DATE, phi=True), _c("patient_age"),
+        _c("other_patient_ids", T.TEXT_ARRAY, phi=True),
+        _c("other_patient_names", T.TEXT_ARRAY, phi=True), _c("comments"),
+        _c("source_system"),
+    ),
+    _table(
+        "dicom_study", ("study_key",), E,
+        _c("study_key", T.KEY), _c("study_instance_uid"), _c("patient_key", T.KEY),
+        _c("accession_number"), _c("study_id"), _c("study_datetime", T.TIMESTAMP),
+        _c("study_date", T.DATE), _c("study_time", T.TIME), _c("study_description"),
+        _c("referring_physician", phi=True), _c("admitting_diagnosis"),
+        _c("number_of_series", T.INT), _c("number_of_instances", T.INT),
+        _c("modalities_in_study", T.TEXT_ARRAY),
+        computed=("number_of_series", "number_of_instances", "modalities_in_study"),
+    ),
+    _table(
+        "dicom_series", ("series_key",), E,
+        _c("series_key", T.KEY), _c("series_instance_uid"), _c("study_key", T.KEY),
+        _c("series_number", T.INT), _c("modality"), _c("body_part_examined"),
+        _c("laterality"), _c("series_description"), _c("frame_of_reference_uid"),
+        _c("patient_position"), _c("performed_station_name"), _c("performed_location"),
+        _c("series_date", T.DATE), _c("series_time", T.TIME), _c("protocol_name"),
+        _c("number_of_instances", T.INT),
+        computed=("number_of_instances",),
+    ),
+    _table(
+        "dicom_instance", ("instance_key",), E,
+        _c("instance_key", T.KEY), _c("sop_instance_uid"), _c("series_key", T.KEY),
+        _c("sop_class_uid"), _c("instance_number", T.INT),
+        _c("image_type", T.TEXT_ARRAY), _c("acquisition_datetime", T.TIMESTAMP),
+        _c("content_datetime", T.TIMESTAMP), _c("acquisition_date", T.DATE),
+        _c("acquisition_time", T.TIME), _c("content_date", T.DATE),
+        _c("content_time", T.TIME), _c("number_of_frames", T.INT),
+        _c("specific_character_set"), _c("burned_in_annotation"),
+        _c("presentation_intent"), _c("file_path"), _c("file_size_bytes", T.INT),
+        _c("transfer_syntax_uid"),
+    ),
+    _table(
+        "dicom_frame", ("frame_key",), CHILD,
+        _c("frame_key", T.KEY), _c("instance_key", T.KEY), _c("sop_instance_uid"),
+        _c("frame_number", T.INT), _c("frame_content_datetime", T.TIMESTAMP),
+        _c("image_position_patient", T.FLOAT_ARRAY),
+        _c("image_orientation_patient", T.FLOAT_ARRAY), _c("slice_location", T.FLOAT),
+        _c("temporal_position_index", T.INT), _c("cardiac_cycle_position", T.FLOAT),
+    ),
+    _table(
+        "dicom_equipment", ("series_key",), E,
+        _c("series_key", T.KEY), _c("manufacturer"), _c("manufacturer_model_name"),
+        _c("device_serial_number"), _c("software_versions"), _c("institution_name"),
+        _c("institution_address"), _c("station_name"), _c("institutional_dept_name"),
+    ),
+    _table(
+        "dicom_image_pixel", ("instance_key",), CHILD,
+        _c("instance_key", T.KEY), _c("image_rows", T.INT), _c("image_columns", T.INT),
+        _c("number_of_frames", T.INT), _c("samples_per_pixel", T.INT),
+        _c("photometric_interpretation"), _c("bits_allocated", T.INT),
+        _c("bits_stored", T.INT), _c("high_bit", T.INT),
+        _c("pixel_representation", T.INT), _c("planar_configuration", T.INT),
+        _c("rescale_intercept", T.FLOAT), _c("rescale_slope", T.FLOAT),
+        _c("window_center", T.FLOAT_ARRAY), _c("window_width", T.FLOAT_ARRAY),
+    ),
+    _table(
+        "dicom_image_plane", ("instance_key", "frame_number"), CHILD,
+        _c("instance_key", T.KEY), _c("frame_key", T.KEY), _c("frame_number", T.INT),
+        _c("pixel_spacing", T.FLOAT_ARRAY), _c("slice_thickness", T.FLOAT),
+        _c("image_position_patient", T.FLOAT_ARRAY),
+        _c("image_orientation_patient", T.FLOAT_ARRAY),
+        _c("spacing_between_slices", T.FLOAT), _c("position_reference_indicator"),
+    ),
+    _table(
+        "dicom_procedure_step", ("procedure_step_key",), E,
+        _c("procedure_step_key", T.KEY), _c("study_key", T.KEY),
+        _c("requested_procedure_id"), _c("requested_procedure_description"),
+        _c("requested_procedure_code_seq", T.VARIANT),
+        _c("performed_procedure_step_id"), _c("performed_procedure_description"),
+        _c("performed_procedure_type"), _c("performed_procedure_code_seq", T.VARIANT),
+    ),
+    _table(
+        "dicom_dose_summary", ("series_key",), E,
+        _c("series_key", T.KEY), _c("study_key", T.KEY), _c("ctdi_vol", T.FLOAT),
+        _c("dose_length_product", T.FLOAT), _c("exposure_time", T.FLOAT),
+        _c("kvp", T.FLOAT), _c("xray_tube_current", T.FLOAT), _c("exposure", T.FLOAT),
+        _c("acquisition_protocol"),
+    ),
+    _table(
+        "dicom_segmentation_metadata", ("instance_key", "segment_number"), CHILD,
+        _c("instance_key", T.KEY), _c("referenced_series_key", T.KEY),
+        _c("segment_number", T.INT), _c("segment_label"), _c("segment_description"),
+        _c("segmentation_type"), _c("segmentation_fractional_type"),
+        _c("recommended_display_grayscale", T.VARIANT),
+        _c("anatomic_region_code_seq", T.VARIANT),
+        _c("property_category_code_seq", T.VARIANT),
+        _c("property_type_code_seq", T.VARIANT),
+    ),
+    _table(
+        "dicom_structured_report_header", ("instance_key",), CHILD,
+        _c("instance_key", T.KEY), _c("completion_flag"), _c("verification_flag"),
+        _c("document_title"), _c("coding_scheme_identification", T.VARIANT),
+        _c("referenced_instance_keys", T.KEY_ARRAY),
+    ),
+    _table(
+        "dicom_file_location", ("location_key",), E,
+        _c("location_key", T.KEY), _c("instance_key", T.KEY), _c("storage_uri"),
+        _c("storage_provider"), _c("storage_container"), _c("object_key"),
+        _c("transfer_syntax_uid"), _c("checksum"), _c("ingestion_source"),
+        _c("header_bytes", T.INT), _c("pixel_data_offset", T.INT),
+        _c("pixel_data_length", T.INT), _c("file_size_bytes", T.INT),
+        _c("modified_at", T.TIMESTAMP),
+    ),
+    _table(
+        "dicom_element", ("element_key",), CHILD,
+        _c("element_key", T.KEY), _c("instance_key", T.KEY), _c("frame_number", T.INT),
+        _c("tag_group", T.INT), _c("tag_element", T.INT), _c("tag_hex"), _c("name"),
+        _c("vr"), _c("vm", T.INT), _c("value_string"), _c("value_number", T.FLOAT),
+        _c("value_datetime", T.TIMESTAMP), _c("value_binary_ref"),
+        _c("is_private", T.BOOL), _c("private_creator"), _c("sequence_item_key", T.KEY),
+        _c("sequence_path"),
+    ),
+    _table(
+        "dicom_sequence_item", ("sequence_item_key",), CHILD,
+        _c("sequence_item_key", T.KEY), _c("instance_key", T.KEY),
+        _c("parent_element_key", T.KEY), _c("item_index", T.INT), _c("sequence_path"),
+    ),
+    _table(
+        "image_embedding", ("embedding_key",), LoadMode.EMPTY,
+        _c("embedding_key", T.KEY), _c("instance_key", T.KEY), _c("frame_key", T.KEY),
+        _c("model_key", T.KEY), _c("embedding", T.FLOAT_ARRAY), _c("created_at", T.TIMESTAMP),
+    ),
+    _table(
+        "embedding_model", ("model_key",), LoadMode.EMPTY,
+        _c("model_key", T.KEY), _c("model_name"), _c("model_version"),
+        _c("dimensions", T.INT), _c("modality_scope", T.TEXT_ARRAY),
+        _c("parameters", T.VARIANT), _c("created_at", T.TIMESTAMP),
+    ),
+    _table(
+        "embedding_evaluation", ("evaluation_key",), LoadMode.EMPTY,
+        _c("evaluation_key", T.KEY), _c("model_key", T.KEY), _c("dataset_name"),
+        _c("metric_name"), _c("metric_value", T.FLOAT), _c("details", T.VARIANT),
+        _c("evaluated_at", T.TIMESTAMP),
+    ),
+)
+
+BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
+# Tables a shard writes Parquet for (everything the loader fills).
+EXTRACTED: tuple[str, ...] = tuple(
+    t.name for t in TABLES if t.mode not in (LoadMode.EMPTY, LoadMode.HISTORY)
+)
+
+_ARROW: dict[ColumnType, pa.DataType] = {
+    T.KEY: pa.uint64(),
+    T.TEXT: pa.string(),
+    T.INT: pa.int64(),
+    T.FLOAT: pa.float64(),
+    T.BOOL: pa.bool_(),
+    T.DATE: pa.date32(),
+    T.TIME: pa.time64("us"),
+    T.TIMESTAMP: pa.timestamp("us"),
+    T.TEXT_ARRAY: pa.list_(pa.string()),
+    T.FLOAT_ARRAY: pa.list_(pa.float64()),
+    T.KEY_ARRAY: pa.list_(pa.uint64()),
+    T.VARIANT: pa.string(),
+}
+
+DIALECT_TYPES: dict[str, dict[ColumnType, str]] = {
+    "duckdb": {
+        T.KEY: "UBIGINT",
+        T.TEXT: "VARCHAR",
+        T.INT: "BIGINT",
+        T.FLOAT: "DOUBLE",
+        T.BOOL: "BOOLEAN",
+        T.DATE: "DATE",
+        T.TIME: "TIME",
+        T.TIMESTAMP: "TIMESTAMP",
+        T.TEXT_ARRAY: "VARCHAR[]",
+        T.FLOAT_ARRAY: "DOUBLE[]",
+        T.KEY_ARRAY: "UBIGINT[]",
+        T.VARIANT: "JSON",
+    },
+}
+
+
+def arrow_schema(table: Table) -> pa.Schema:
+    """The Parquet schema of a table: every column but `_loaded_at`, set on load."""
+    return pa.schema(
+        [pa.field(c.name, _ARROW[c.type]) for c in table.columns if c is not LOADED_AT]
+    )
+
+
+def phi_columns() -> dict[str, list[str]]:
+    """PHI columns by table, for masking and pseudonymisation."""
+    found: dict[str, list[str]] = {}
+    for table in TABLES:
+        names = [c.name for c in table.columns if c.phi]
+        if names:
+            found[table.name] = names
+    return found
+
+
+def render_ddl(dialect: str) -> str:
+    """CREATE TABLE statements for every table of the model in one dialect."""
+    types = DIALECT_TYPES[dialect]
+    statements = []
+    for table in TABLES:
+        cols = ",\n".join(f"    {c.name} {types[c.type]}" for c in table.columns)
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table.name} (\n{cols}\n);\n")
+    header = (
+        f"-- dicom-loader warehouse model, {dialect} dialect.\n"
+        "-- Rendered from loader/model.py by `dicom-loader sql --dialect "
+        f"{dialect}`; do not edit by hand.\n\n"
+    )
+    return header + "\n".join(statements)

@@ -1,0 +1,102 @@
+"""Rows → one zstd Parquet file per table per shard, with a deterministic name.
+
+Rows are buffered per table and flushed as row groups once a buffer is large, so
+a shard of objects with thousands of elements each still fits in bounded memory.
+Files are written under a temporary name and renamed when complete: a crashed
+shard leaves no file that looks finished.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from loader.extract.context import Row
+from loader.model import BY_NAME, arrow_schema
+
+FLUSH_ROWS = 50_000
+
+
+def table_dir(out: Path, table: str, run_id: str) -> Path:
+    return out / table / f"run_id={run_id}"
+
+
+def part_path(out: Path, table: str, run_id: str, shard_id: str) -> Path:
+    return table_dir(out, table, run_id) / f"part-{shard_id}.parquet"
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    table: str
+    path: str  # relative to the output root
+    rows: int
+    bytes: int
+
+
+class ShardWriter:
+    """Collects one shard's rows per table and writes them as Parquet files."""
+
+    def __init__(self, out: Path, run_id: str, shard_id: str) -> None:
+        self.out = out
+        self.run_id = run_id
+        self.shard_id = shard_id
+        self._buffers: dict[str, list[Row]] = {}
+        self._writers: dict[str, pq.ParquetWriter] = {}
+        self._rows: dict[str, int] = {}
+
+    def add(self, table: str, rows: list[Row], source_order: str | None) -> None:
+        if not rows:
+            return
+        buffer = self._buffers.setdefault(table, [])
+        if source_order is not None:
+            for row in rows:
+                row["_source_order"] = source_order
+        buffer.extend(rows)
+        if len(buffer) >= FLUSH_ROWS:
+            self._flush(table)
+
+    def _flush(self, table: str) -> None:
+        rows = self._buffers.pop(table, [])
+        if not rows:
+            return
+        schema = arrow_schema(BY_NAME[table])
+        for row in rows:
+            row["_run_id"] = self.run_id
+        batch = pa.Table.from_pylist(rows, schema=schema)
+        writer = self._writers.get(table)
+        if writer is None:
+            final = part_path(self.out, table, self.run_id, self.shard_id)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            writer = pq.ParquetWriter(
+                str(final) + ".tmp", schema, compression="zstd", write_statistics=True
+            )
+            self._writers[table] = writer
+        writer.write_table(batch, row_group_size=FLUSH_ROWS)
+        self._rows[table] = self._rows.get(table, 0) + len(rows)
+
+    def close(self) -> list[FileRecord]:
+        """Flush and publish every file; return what was written."""
+        for table in list(self._buffers):
+            self._flush(table)
+        records = []
+        for table, writer in self._writers.items():
+            writer.close()
+            final = part_path(self.out, table, self.run_id, self.shard_id)
+            os.replace(str(final) + ".tmp", final)
+            records.append(FileRecord(
+                table, str(final.relative_to(self.out)), self._rows[table], final.stat().st_size
+            ))
+        self._writers = {}
+        return records
+
+    def abort(self) -> None:
+        for table, writer in self._writers.items():
+            writer.close()
+            Path(str(part_path(self.out, table, self.run_id, self.shard_id)) + ".tmp").unlink(
+                missing_ok=True
+            )
+        self._writers = {}

@@ -1,0 +1,200 @@
+"""A run: list → shards on Dask (read + extract + write + commit) → load → validate.
+
+The driver holds a bounded number of shards in flight and only the small ledger
+record of each finished shard, so its memory does not grow with the archive.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from loader import ledger, validate
+from loader.config import RunSettings, Target
+from loader.errors import ConfigError
+from loader.listing import Shard, list_source, make_shards
+from loader.model import EXTRACTED
+from loader.shard import ShardSettings, process_shard
+from loader.warehouse.base import LoadResult, Warehouse
+
+Progress = Callable[[dict[str, Any]], None]
+log = logging.getLogger(__name__)
+
+
+def new_run_id() -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def open_warehouse(target: Target) -> Warehouse:
+    if target.kind == "duckdb":
+        from loader.warehouse.duckdb import DuckDBWarehouse
+
+        return DuckDBWarehouse(target.location)
+    raise ConfigError(f"no warehouse for target {target}")
+
+
+def _pending(shards: Iterator[Shard], done: set[str], skipped: list[str]) -> Iterator[Shard]:
+    for shard in shards:
+        if shard.shard_id in done:
+            skipped.append(shard.shard_id)
+        else:
+            yield shard
+
+
+def _run_local(settings: ShardSettings, shards: Iterator[Shard], progress: Progress) -> None:
+    for shard in shards:
+        progress(process_shard(settings, shard))
+
+
+def _run_dask(
+    settings: ShardSettings, shards: Iterator[Shard], workers: int, max_in_flight: int,
+    progress: Progress,
+) -> None:
+    from distributed import Client, LocalCluster, as_completed
+
+    with LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True,
+        dashboard_address=None, silence_logs=logging.ERROR,
+    ) as cluster, Client(cluster) as client:
+        running = as_completed()
+
+        def submit_next() -> bool:
+            shard = next(shards, None)
+            if shard is None:
+                return False
+            running.add(client.submit(process_shard, settings, shard,
+                                      key=f"shard-{settings.run_id}-{shard.shard_id}"))
+            return True
+
+        for _ in range(max_in_flight):
+            if not submit_next():
+                break
+        for future in running:
+            progress(future.result())
+            future.release()
+            submit_next()
+
+
+def parquet_accounting(out: Path, shards: list[dict[str, Any]]) -> tuple[int, int]:
+    """Loaded and duplicate objects of a Parquet-only run, from its location files."""
+    files = [str(out / s["files"]["dicom_file_location"]) for s in shards
+             if "dicom_file_location" in s.get("files", {})]
+    if not files:
+        return 0, 0
+    row = duckdb.sql(
+        "SELECT count(DISTINCT instance_key), count(*) FROM read_parquet($files)",
+        params={"files": files},
+    ).fetchone()
+    distinct, total = (int(row[0]), int(row[1])) if row else (0, 0)
+    return distinct, total - distinct
+
+
+def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, Any]:
+    """Run the whole job and return its report (see `build_report`)."""
+    started = time.time()
+    run_id = settings.run_id or new_run_id()
+    out = settings.out.resolve()
+    if not settings.resume:
+        shutil.rmtree(ledger.run_dir(out, run_id), ignore_errors=True)
+        for table in EXTRACTED:
+            shutil.rmtree(out / table / f"run_id={run_id}", ignore_errors=True)
+    elif ledger.read_run(out, run_id) is None:
+        raise ConfigError(f"--resume: no run {run_id} under {out}")
+    ledger.write_run(out, run_id, {
+        "run_id": run_id, "source": settings.source, "target": str(settings.target),
+        "shard_size": settings.shard_size, "header_bytes": settings.header_bytes,
+        "started_at": dt.datetime.now(dt.UTC).isoformat(),
+    })
+    shard_settings = ShardSettings(str(out), run_id, settings.source, settings.header_bytes)
+    done = ledger.committed_ids(out, run_id) if settings.resume else set()
+    skipped: list[str] = []
+    shards = _pending(make_shards(list_source(settings.source), settings.shard_size), done,
+                      skipped)
+    report_progress = progress or (lambda record: None)
+    if settings.workers <= 0:
+        _run_local(shard_settings, shards, report_progress)
+    else:
+        in_flight = settings.max_in_flight or 2 * settings.workers
+        _run_dask(shard_settings, shards, settings.workers, in_flight, report_progress)
+    records = list(ledger.committed_shards(out, run_id))
+    processed_seconds = time.time() - started
+
+    load: LoadResult | None = None
+    checks: dict[str, Any] = {}
+    if settings.target.kind != "none":
+        warehouse = open_warehouse(settings.target)
+        try:
+            load = warehouse.load_run(out, run_id, records)
+            checks = validate.warehouse_checks(warehouse)
+        finally:
+            warehouse.close()
+    return build_report(run_id, settings, records, load, checks, out, started,
+                        processed_seconds, len(skipped))
+
+
+def build_report(
+    run_id: str, settings: RunSettings, records: list[dict[str, Any]],
+    load: LoadResult | None, checks: dict[str, Any], out: Path, started: float,
+    processed_seconds: float, resumed_shards: int,
+) -> dict[str, Any]:
+    """The run report: what was listed, loaded, refused, read, and how fast."""
+    listed = sum(r["listed"] for r in records)
+    errors: Counter[str] = Counter()
+    rows: Counter[str] = Counter()
+    for r in records:
+        errors.update(r.get("errors", {}))
+        rows.update(r.get("rows", {}))
+    error_files = sum(r["error_files"] for r in records)
+    if load is not None:
+        loaded, duplicates, new_instances = load.loaded, load.duplicates, load.new_instances
+        errors["DUPLICATE"] = duplicates
+        error_files = load.error_files
+    else:
+        loaded, duplicates = parquet_accounting(out, records)
+        new_instances = loaded
+    if not errors["DUPLICATE"]:
+        del errors["DUPLICATE"]
+    seconds = time.time() - started
+    bytes_read = sum(r["bytes_read"] for r in records)
+    requests = sum(r["read_requests"] for r in records)
+    checks = dict(checks)
+    checks["accounting"] = validate.accounting(listed, loaded, duplicates, error_files)
+    return {
+        "run_id": run_id,
+        "source": settings.source,
+        "target": str(settings.target),
+        "out": str(out),
+        "shards": len(records),
+        "resumed_shards": resumed_shards,
+        "listed": listed,
+        "loaded": loaded,
+        "new_instances": new_instances,
+        "duplicates": duplicates,
+        "error_files": error_files,
+        "errors": dict(sorted(errors.items())),
+        "rows": dict(sorted(rows.items())),
+        "bytes_listed": sum(r["bytes_listed"] for r in records),
+        "bytes_read": bytes_read,
+        "read_requests": requests,
+        "bytes_read_per_object": round(bytes_read / listed, 1) if listed else 0,
+        "read_requests_per_object": round(requests / listed, 3) if listed else 0,
+        "seconds": round(seconds, 3),
+        "extract_seconds": round(processed_seconds, 3),
+        "load_seconds": round(load.seconds, 3) if load else 0.0,
+        "files_per_second": round(listed / processed_seconds, 1) if processed_seconds else 0,
+        "workers": settings.workers,
+        "validation": checks,
+        "validation_passed": validate.passed(checks),
+    }
+
+

@@ -1,0 +1,39 @@
+"""A decoded header → the keyword-keyed JSON document of dicom_raw.metadata.
+
+Public tags are keyed by keyword, private and unknown tags by ggggeeee hex.
+Single values are scalars, multiple values arrays, sequences arrays of objects,
+empty values null. Binary values never enter the document: only their VR and
+length do, as {"vr": "OB", "length": 1234}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from loader.decode import Binary, Item, keyword
+
+
+def item_document(item: Item) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for tag, elem in item.items():
+        value = elem.value
+        if elem.vr == "SQ":
+            value = [item_document(child) for child in value]
+        elif isinstance(value, Binary):
+            value = {"vr": value.vr, "length": value.length}
+        doc[keyword(tag)] = value
+    return doc
+
+
+def metadata_json(root: Item) -> str:
+    """The JSON text stored in dicom_raw.metadata."""
+    return orjson.dumps(item_document(root)).decode()
+
+
+def sequence_json(sequence: list[Item]) -> str | None:
+    """A sequence as a JSON array of keyword-keyed objects (VARIANT columns)."""
+    if not sequence:
+        return None
+    return orjson.dumps([item_document(item) for item in sequence]).decode()

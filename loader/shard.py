@@ -1,0 +1,131 @@
+"""One shard, inside one Dask task: read headers → extract rows → write → commit.
+
+The task takes only picklable settings and a shard, builds everything it needs
+itself, and returns the small ledger record it committed. Whatever one object
+does, the shard goes on: each object ends as rows, or as an error row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loader import ledger
+from loader.decode import decode_dataset
+from loader.errors import FILE_ERROR_CATEGORIES, ObjectError
+from loader.extract import error_row, extract_object
+from loader.extract.context import ObjectFacts, Row, Rows
+from loader.headers import DEFAULT_HEADER_BYTES, ParsedHeader, read_local
+from loader.listing import ObjectRef, Shard
+from loader.parquet import ShardWriter
+
+
+@dataclass(frozen=True)
+class ShardSettings:
+    out: str
+    run_id: str
+    source: str
+    header_bytes: int = DEFAULT_HEADER_BYTES
+
+
+def _facts(ref: ObjectRef, settings: ShardSettings, parsed: ParsedHeader | None,
+           now: dt.datetime) -> ObjectFacts:
+    tsyntax = None
+    if parsed is not None:
+        meta = parsed.dataset.file_meta
+        uid = meta.get("TransferSyntaxUID") if meta is not None else None
+        tsyntax = str(uid.value if hasattr(uid, "value") else uid) if uid is not None else None
+    return ObjectFacts(
+        uri=ref.url,
+        size=ref.size,
+        modified_at=ref.modified_at,
+        ingestion_source=settings.source,
+        storage_provider="file",
+        storage_container=None,
+        object_key=ref.url,
+        transfer_syntax_uid=tsyntax or None,
+        header_bytes=parsed.header_bytes if parsed else 0,
+        bytes_read=parsed.bytes_read if parsed else 0,
+        pixel_data_offset=parsed.pixel_data_offset if parsed else None,
+        pixel_data_length=parsed.pixel_data_length if parsed else None,
+        checksum=parsed.checksum if parsed else "",
+        ingested_at=now,
+    )
+
+
+def process_object(ref: ObjectRef, settings: ShardSettings) -> tuple[Rows, list[Row], ParsedHeader | None]:
+    """Rows, error rows and the read facts of one object; never raises for bad input."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    parsed = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns per odd value; errors are rows
+            parsed = read_local(ref.url, ref.size, settings.header_bytes)
+            decoded = decode_dataset(parsed.dataset, ref.url)
+        rows, errors = extract_object(decoded, _facts(ref, settings, parsed, now))
+        return rows, errors, parsed
+    except ObjectError as exc:
+        facts = _facts(ref, settings, parsed, now)
+        return {}, [error_row(facts, exc.category, exc.reason, exc.tag)], parsed
+    except (RecursionError, MemoryError, ArithmeticError, LookupError, TypeError,
+            ValueError, AttributeError, OSError, EOFError) as exc:
+        # pydicom meets hostile bytes with many exception types; none may stop a run.
+        facts = _facts(ref, settings, parsed, now)
+        message = f"{type(exc).__name__}: {exc}"[:1000]
+        return {}, [error_row(facts, "PARSE_ERROR", message)], parsed
+
+
+def process_shard(settings: ShardSettings, shard: Shard) -> dict[str, Any]:
+    """Process one shard and commit its ledger record; return that record."""
+    started = time.time()
+    out = Path(settings.out)
+    writer = ShardWriter(out, settings.run_id, shard.shard_id)
+    errors_by_category: Counter[str] = Counter()
+    error_files = parsed_count = bytes_read = read_requests = 0
+    try:
+        for ref in shard.objects:
+            rows, errors, parsed = process_object(ref, settings)
+            if parsed is not None:
+                bytes_read += parsed.bytes_read
+                read_requests += parsed.read_requests
+            for table, table_rows in rows.items():
+                writer.add(table, table_rows, ref.source_order)
+            writer.add("dicom_ingestion_errors", errors, None)
+            categories = {e["error_category"] for e in errors}
+            errors_by_category.update(e["error_category"] for e in errors)
+            if categories & FILE_ERROR_CATEGORIES:
+                error_files += 1
+            else:
+                parsed_count += 1
+        files = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    finished = time.time()
+    record: dict[str, Any] = {
+        "run_id": settings.run_id,
+        "shard_id": shard.shard_id,
+        "status": "committed",
+        "listed": len(shard.objects),
+        "parsed": parsed_count,
+        "error_files": error_files,
+        "errors": dict(errors_by_category),
+        "rows": {f.table: f.rows for f in files},
+        "files": {f.table: f.path for f in files},
+        "parquet_bytes": sum(f.bytes for f in files),
+        "bytes_listed": sum(r.size for r in shard.objects),
+        "bytes_read": bytes_read,
+        "read_requests": read_requests,
+        "seconds": finished - started,
+        "started_at": dt.datetime.fromtimestamp(started, dt.UTC).replace(tzinfo=None).isoformat(),
+        "finished_at": dt.datetime.fromtimestamp(finished, dt.UTC).replace(tzinfo=None).isoformat(),
+        "worker_pid": os.getpid(),
+    }
+    ledger.commit_shard(out, settings.run_id, record)
+    return record

@@ -1,0 +1,97 @@
+"""Validation after every run: counts, integrity, completeness, accounting.
+
+The queries are plain SQL over the model, so every warehouse answers them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loader.warehouse.base import Warehouse
+
+# Required attributes of an instance's hierarchy: keyword → column of the join
+# of instance (i), series (se), study (st) and patient (p).
+REQUIRED = {
+    "PatientID": "p.patient_id",
+    "StudyDate": "st.study_date",
+    "AccessionNumber": "st.accession_number",
+    "Modality": "se.modality",
+    "SeriesNumber": "se.series_number",
+    "SOPClassUID": "i.sop_class_uid",
+    "InstanceNumber": "i.instance_number",
+}
+
+
+def _one(warehouse: Warehouse, sql: str) -> Any:
+    rows = warehouse.query(sql)
+    return rows[0][0] if rows else None
+
+
+def warehouse_checks(warehouse: Warehouse) -> dict[str, Any]:
+    """Counts, date range, orphans and completeness of what the warehouse holds."""
+    instances = int(_one(warehouse, "SELECT count(*) FROM dicom_instance") or 0)
+    first, last = warehouse.query(
+        "SELECT min(study_date), max(study_date) FROM dicom_study"
+    )[0]
+    completeness = {}
+    for label, column in REQUIRED.items():
+        present = _one(
+            warehouse,
+            "SELECT count(*) FROM dicom_instance i "
+            "JOIN dicom_series se ON se.series_key = i.series_key "
+            "JOIN dicom_study st ON st.study_key = se.study_key "
+            "JOIN dicom_patient p ON p.patient_key = st.patient_key "
+            f"WHERE {column} IS NOT NULL",
+        )
+        completeness[label] = round(int(present or 0) / instances, 4) if instances else None
+    return {
+        "total_records": instances,
+        "unique_patients": int(_one(warehouse, "SELECT count(*) FROM dicom_patient") or 0),
+        "unique_studies": int(_one(warehouse, "SELECT count(*) FROM dicom_study") or 0),
+        "unique_series": int(_one(warehouse, "SELECT count(*) FROM dicom_series") or 0),
+        "earliest_study_date": first.isoformat() if first else None,
+        "latest_study_date": last.isoformat() if last else None,
+        "orphan_series": int(_one(
+            warehouse,
+            "SELECT count(*) FROM dicom_series se WHERE se.study_key IS NULL OR NOT EXISTS "
+            "(SELECT 1 FROM dicom_study st WHERE st.study_key = se.study_key)",
+        ) or 0),
+        "orphan_instances": int(_one(
+            warehouse,
+            "SELECT count(*) FROM dicom_instance i WHERE i.series_key IS NULL OR NOT EXISTS "
+            "(SELECT 1 FROM dicom_series se WHERE se.series_key = i.series_key)",
+        ) or 0),
+        "orphan_studies": int(_one(
+            warehouse,
+            "SELECT count(*) FROM dicom_study st WHERE st.patient_key IS NULL OR NOT EXISTS "
+            "(SELECT 1 FROM dicom_patient p WHERE p.patient_key = st.patient_key)",
+        ) or 0),
+        "duplicate_natural_keys": int(_one(
+            warehouse,
+            "SELECT (SELECT count(*) - count(DISTINCT sop_instance_uid) FROM dicom_instance) + "
+            "(SELECT count(*) - count(DISTINCT series_instance_uid) FROM dicom_series) + "
+            "(SELECT count(*) - count(DISTINCT study_instance_uid) FROM dicom_study)",
+        ) or 0),
+        "completeness": completeness,
+    }
+
+
+def accounting(listed: int, loaded: int, duplicates: int, error_files: int) -> dict[str, Any]:
+    """The invariant: every listed object is loaded, a duplicate, or an error file."""
+    return {
+        "listed": listed,
+        "loaded": loaded,
+        "duplicates": duplicates,
+        "error_files": error_files,
+        "balanced": listed == loaded + duplicates + error_files,
+    }
+
+
+def passed(checks: dict[str, Any]) -> bool:
+    return (
+        checks.get("orphan_series", 0) == 0
+        and checks.get("orphan_instances", 0) == 0
+        and checks.get("orphan_studies", 0) == 0
+        and checks.get("duplicate_natural_keys", 0) == 0
+        and checks.get("accounting", {}).get("balanced", True)
+    )

@@ -1,0 +1,36 @@
+"""The Warehouse protocol: what every destination offers the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass
+class LoadResult:
+    """What one load changed and how the run's objects were accounted for."""
+
+    run_id: str
+    rows_staged: dict[str, int] = field(default_factory=dict)
+    new_instances: int = 0
+    loaded: int = 0
+    duplicates: int = 0
+    error_files: int = 0
+    seconds: float = 0.0
+
+
+class Warehouse(Protocol):
+    dialect: str
+    # Capabilities the pipeline may rely on.
+    supports_merge: bool
+    supports_internal_stage: bool
+    supports_external_stage: bool
+
+    def create_model(self) -> None: ...
+
+    def load_run(self, out: Path, run_id: str, shards: list[dict[str, Any]]) -> LoadResult: ...
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+    def close(self) -> None: ...
