@@ -1,0 +1,31 @@
+"""dicom-loader: DICOM header metadata from archives into a warehouse, headers only.
+
+The Python API mirrors the command line::
+
+    from loader import RunSettings, Target, run, scan, synthesize, validate_target
+    report = run(RunSettings(source="/archive", target=Target.parse("duckdb:///x.duckdb")))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loader.config import RunSettings, Target
+from loader.pipeline import load, run
+from loader.scan import scan
+from loader.synth import synthesize
+
+
+def validate_target(target: str) -> dict[str, Any]:
+    """Validation checks of what a warehouse target holds."""
+    from loader.pipeline import open_warehouse
+    from loader.validate import warehouse_checks
+
+    warehouse = open_warehouse(Target.parse(target))
+    try:
+        return warehouse_checks(warehouse)
+    finally:
+        warehouse.close()
+
+
+__all__ = ["RunSettings", "Target", "load", "run", "scan", "synthesize", "validate_target"]

@@ -43,7 +43,7 @@ class HeaderReader:
         self._buf = b""
         self._pos = 0
         self.requests = 0
-        self.partial_read = False  # a read that got some, but not all, it asked for
+        self.partial_read = False  # a read that got less than it asked for
         self._grow_to(min(first_bytes, size))
 
     @property
@@ -68,7 +68,9 @@ class HeaderReader:
         if end > len(self._buf):
             self._grow_to(max(end, len(self._buf) + max(len(self._buf) // 4, _MIN_GROWTH)))
         data = self._buf[self._pos : end]
-        if n is not None and 0 < len(data) < n:
+        # pydicom ends a dataset by reading 8 bytes at the end of the object and
+        # getting none; any other short read means the object ends inside an element.
+        if n is not None and len(data) < n and not (not data and n == 8):
             self.partial_read = True
         self._pos += len(data)
         return data
@@ -136,11 +138,11 @@ def parse_header(path: str, reader: HeaderReader) -> ParsedHeader:
         if reader.partial_read or reader.tell() >= reader.size:
             raise TruncatedError(path, f"object ends inside its header: {exc}") from exc
         raise HeaderParseError(path, f"{type(exc).__name__}: {exc}") from exc
-    if not ds._dict:
-        raise NotDicomError(path, "no data elements after the file meta information")
     offset, length = _pixel_data_position(reader.buffer(), reader.tell(), ds)
     if reader.partial_read and offset is None:
         raise TruncatedError(path, "object ends inside a data element")
+    if not ds._dict:
+        raise NotDicomError(path, "no data elements after the file meta information")
     header_bytes = reader.tell() if offset is not None else reader.size
     header = reader.buffer()[:header_bytes]
     return ParsedHeader(

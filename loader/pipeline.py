@@ -51,17 +51,23 @@ def _pending(shards: Iterator[Shard], done: set[str], skipped: list[str]) -> Ite
             yield shard
 
 
-def _run_local(settings: ShardSettings, shards: Iterator[Shard], progress: Progress) -> None:
-    for shard in shards:
-        progress(process_shard(settings, shard))
-
-
-def _run_dask(
-    settings: ShardSettings, shards: Iterator[Shard], workers: int, max_in_flight: int,
-    progress: Progress,
+def execute(
+    task: Callable[[Any, Shard], dict[str, Any]], settings: Any, shards: Iterator[Shard],
+    workers: int, progress: Progress, max_in_flight: int | None = None,
 ) -> None:
+    """Run `task(settings, shard)` for every shard, one Dask task per shard.
+
+    `workers=0` runs in this process (for debugging); otherwise a LocalCluster of
+    worker processes gets at most `max_in_flight` shards at a time, so neither
+    the driver nor the scheduler holds the whole archive.
+    """
+    if workers <= 0:
+        for shard in shards:
+            progress(task(settings, shard))
+        return
     from distributed import Client, LocalCluster, as_completed
 
+    in_flight = max_in_flight or 2 * workers
     with LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True,
         dashboard_address=None, silence_logs=logging.ERROR,
@@ -72,11 +78,10 @@ def _run_dask(
             shard = next(shards, None)
             if shard is None:
                 return False
-            running.add(client.submit(process_shard, settings, shard,
-                                      key=f"shard-{settings.run_id}-{shard.shard_id}"))
+            running.add(client.submit(task, settings, shard, key=f"{task.__name__}-{shard.shard_id}"))
             return True
 
-        for _ in range(max_in_flight):
+        for _ in range(in_flight):
             if not submit_next():
                 break
         for future in running:
@@ -120,26 +125,40 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
     skipped: list[str] = []
     shards = _pending(make_shards(list_source(settings.source), settings.shard_size), done,
                       skipped)
-    report_progress = progress or (lambda record: None)
-    if settings.workers <= 0:
-        _run_local(shard_settings, shards, report_progress)
-    else:
-        in_flight = settings.max_in_flight or 2 * settings.workers
-        _run_dask(shard_settings, shards, settings.workers, in_flight, report_progress)
-    records = list(ledger.committed_shards(out, run_id))
+    execute(process_shard, shard_settings, shards, settings.workers,
+            progress or (lambda record: None), settings.max_in_flight)
     processed_seconds = time.time() - started
+    return load(out, run_id, settings.target, settings, started, processed_seconds,
+                resumed_shards=len(skipped))
 
-    load: LoadResult | None = None
+
+def load(
+    out: Path, run_id: str, target: Target, settings: RunSettings | None = None,
+    started: float | None = None, processed_seconds: float | None = None,
+    resumed_shards: int = 0,
+) -> dict[str, Any]:
+    """Load a written run (its committed shards) into `target`, validate, report."""
+    started = started if started is not None else time.time()
+    records = list(ledger.committed_shards(out, run_id))
+    if not records:
+        raise ConfigError(f"run {run_id} has no committed shards under {out}")
+    if settings is None:
+        manifest = ledger.read_run(out, run_id) or {}
+        settings = RunSettings(source=manifest.get("source", ""), out=out, target=target,
+                               workers=0, run_id=run_id)
+    load_result: LoadResult | None = None
     checks: dict[str, Any] = {}
-    if settings.target.kind != "none":
-        warehouse = open_warehouse(settings.target)
+    if target.kind != "none":
+        warehouse = open_warehouse(target)
         try:
-            load = warehouse.load_run(out, run_id, records)
+            load_result = warehouse.load_run(out, run_id, records)
             checks = validate.warehouse_checks(warehouse)
         finally:
             warehouse.close()
-    return build_report(run_id, settings, records, load, checks, out, started,
-                        processed_seconds, len(skipped))
+    if processed_seconds is None:
+        processed_seconds = sum(r["seconds"] for r in records)
+    return build_report(run_id, settings, records, load_result, checks, out, started,
+                        processed_seconds, resumed_shards)
 
 
 def build_report(
