@@ -53,6 +53,11 @@ class HeaderReader:
     def buffer(self) -> bytes:
         return self._buf
 
+    def peek(self, n: int) -> bytes:
+        """The first `n` bytes of the object (fewer if it is shorter)."""
+        self._grow_to(n)
+        return self._buf[:n]
+
     def _grow_to(self, end: int) -> None:
         end = min(end, self.size)
         if end <= len(self._buf):
@@ -129,7 +134,7 @@ def parse_header(path: str, reader: HeaderReader) -> ParsedHeader:
     """Parse the header served by `reader`; raise the error matching what is wrong."""
     if reader.size == 0:
         raise NotDicomError(path, "empty object (0 bytes)")
-    if not looks_like_dicom(reader.buffer()[:132]):
+    if not looks_like_dicom(reader.peek(132)):
         raise NotDicomError(path, "no DICM marker and no DICOM data element at the start")
     try:
         ds = pydicom.dcmread(reader, stop_before_pixels=True, force=True)

@@ -320,8 +320,15 @@ def render_ddl(dialect: str) -> str:
     types = DIALECT_TYPES[dialect]
     statements = []
     for table in TABLES:
-        cols = ",\n".join(f"    {c.name} {types[c.type]}" for c in table.columns)
-        statements.append(f"CREATE TABLE IF NOT EXISTS {table.name} (\n{cols}\n);\n")
+        last = len(table.columns) - 1
+        cols = "\n".join(
+            f"    {c.name} {types[c.type]}{',' if i < last else ''}{' -- PHI' if c.phi else ''}"
+            for i, c in enumerate(table.columns)
+        )
+        statements.append(
+            f"-- {table.name}: key ({', '.join(table.key)}), load mode {table.mode.value}\n"
+            f"CREATE TABLE IF NOT EXISTS {table.name} (\n{cols}\n);\n"
+        )
     header = (
         f"-- dicom-loader warehouse model, {dialect} dialect.\n"
         "-- Rendered from loader/model.py by `dicom-loader sql --dialect "

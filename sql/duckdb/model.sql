@@ -1,6 +1,7 @@
 -- dicom-loader warehouse model, duckdb dialect.
 -- Rendered from loader/model.py by `dicom-loader sql --dialect duckdb`; do not edit by hand.
 
+-- dicom_raw: key (file_path), load mode entity
 CREATE TABLE IF NOT EXISTS dicom_raw (
     file_path VARCHAR,
     metadata JSON,
@@ -14,6 +15,7 @@ CREATE TABLE IF NOT EXISTS dicom_raw (
     _loaded_at TIMESTAMP
 );
 
+-- dicom_ingestion_errors: key (file_path, error_category, tag), load mode object_errors
 CREATE TABLE IF NOT EXISTS dicom_ingestion_errors (
     file_path VARCHAR,
     error_category VARCHAR,
@@ -25,6 +27,7 @@ CREATE TABLE IF NOT EXISTS dicom_ingestion_errors (
     _loaded_at TIMESTAMP
 );
 
+-- dicom_load_history: key (run_id, shard_id), load mode history
 CREATE TABLE IF NOT EXISTS dicom_load_history (
     run_id VARCHAR,
     shard_id VARCHAR,
@@ -45,16 +48,17 @@ CREATE TABLE IF NOT EXISTS dicom_load_history (
     _loaded_at TIMESTAMP
 );
 
+-- dicom_patient: key (patient_key), load mode entity
 CREATE TABLE IF NOT EXISTS dicom_patient (
     patient_key UBIGINT,
-    patient_id VARCHAR,
+    patient_id VARCHAR, -- PHI
     issuer_of_patient_id VARCHAR,
-    patient_name VARCHAR,
+    patient_name VARCHAR, -- PHI
     patient_sex VARCHAR,
-    patient_birth_date DATE,
+    patient_birth_date DATE, -- PHI
     patient_age VARCHAR,
-    other_patient_ids VARCHAR[],
-    other_patient_names VARCHAR[],
+    other_patient_ids VARCHAR[], -- PHI
+    other_patient_names VARCHAR[], -- PHI
     comments VARCHAR,
     source_system VARCHAR,
     _source_order VARCHAR,
@@ -62,6 +66,7 @@ CREATE TABLE IF NOT EXISTS dicom_patient (
     _loaded_at TIMESTAMP
 );
 
+-- dicom_study: key (study_key), load mode entity
 CREATE TABLE IF NOT EXISTS dicom_study (
     study_key UBIGINT,
     study_instance_uid VARCHAR,
@@ -72,7 +77,7 @@ CREATE TABLE IF NOT EXISTS dicom_study (
     study_date DATE,
     study_time TIME,
     study_description VARCHAR,
-    referring_physician VARCHAR,
+    referring_physician VARCHAR, -- PHI
     admitting_diagnosis VARCHAR,
     number_of_series BIGINT,
     number_of_instances BIGINT,
@@ -82,6 +87,7 @@ CREATE TABLE IF NOT EXISTS dicom_study (
     _loaded_at TIMESTAMP
 );
 
+-- dicom_series: key (series_key), load mode entity
 CREATE TABLE IF NOT EXISTS dicom_series (
     series_key UBIGINT,
     series_instance_uid VARCHAR,
@@ -104,6 +110,7 @@ CREATE TABLE IF NOT EXISTS dicom_series (
     _loaded_at TIMESTAMP
 );
 
+-- dicom_instance: key (instance_key), load mode entity
 CREATE TABLE IF NOT EXISTS dicom_instance (
     instance_key UBIGINT,
     sop_instance_uid VARCHAR,
@@ -129,6 +136,7 @@ CREATE TABLE IF NOT EXISTS dicom_instance (
     _loaded_at TIMESTAMP
 );
 
+-- dicom_frame: key (frame_key), load mode instance_child
 CREATE TABLE IF NOT EXISTS dicom_frame (
     frame_key UBIGINT,
     instance_key UBIGINT,
@@ -145,6 +153,7 @@ CREATE TABLE IF NOT EXISTS dicom_frame (
     _loaded_at TIMESTAMP
 );
 
+-- dicom_equipment: key (series_key), load mode entity
 CREATE TABLE IF NOT EXISTS dicom_equipment (
     series_key UBIGINT,
     manufacturer VARCHAR,
@@ -160,6 +169,7 @@ CREATE TABLE IF NOT EXISTS dicom_equipment (
     _loaded_at TIMESTAMP
 );
 
+-- dicom_image_pixel: key (instance_key), load mode instance_child
 CREATE TABLE IF NOT EXISTS dicom_image_pixel (
     instance_key UBIGINT,
     image_rows BIGINT,
@@ -181,6 +191,7 @@ CREATE TABLE IF NOT EXISTS dicom_image_pixel (
     _loaded_at TIMESTAMP
 );
 
+-- dicom_image_plane: key (instance_key, frame_number), load mode instance_child
 CREATE TABLE IF NOT EXISTS dicom_image_plane (
     instance_key UBIGINT,
     frame_key UBIGINT,
@@ -196,6 +207,7 @@ CREATE TABLE IF NOT EXISTS dicom_image_plane (
     _loaded_at TIMESTAMP
 );
 
+-- dicom_procedure_step: key (procedure_step_key), load mode entity
 CREATE TABLE IF NOT EXISTS dicom_procedure_step (
     procedure_step_key UBIGINT,
     study_key UBIGINT,
@@ -211,6 +223,7 @@ CREATE TABLE IF NOT EXISTS dicom_procedure_step (
     _loaded_at TIMESTAMP
 );
 
+-- dicom_dose_summary: key (series_key), load mode entity
 CREATE TABLE IF NOT EXISTS dicom_dose_summary (
     series_key UBIGINT,
     study_key UBIGINT,
@@ -226,6 +239,7 @@ CREATE TABLE IF NOT EXISTS dicom_dose_summary (
     _loaded_at TIMESTAMP
 );
 
+-- dicom_segmentation_metadata: key (instance_key, segment_number), load mode instance_child
 CREATE TABLE IF NOT EXISTS dicom_segmentation_metadata (
     instance_key UBIGINT,
     referenced_series_key UBIGINT,
@@ -243,6 +257,7 @@ CREATE TABLE IF NOT EXISTS dicom_segmentation_metadata (
     _loaded_at TIMESTAMP
 );
 
+-- dicom_structured_report_header: key (instance_key), load mode instance_child
 CREATE TABLE IF NOT EXISTS dicom_structured_report_header (
     instance_key UBIGINT,
     completion_flag VARCHAR,
@@ -255,6 +270,7 @@ CREATE TABLE IF NOT EXISTS dicom_structured_report_header (
     _loaded_at TIMESTAMP
 );
 
+-- dicom_file_location: key (location_key), load mode entity
 CREATE TABLE IF NOT EXISTS dicom_file_location (
     location_key UBIGINT,
     instance_key UBIGINT,
@@ -275,6 +291,7 @@ CREATE TABLE IF NOT EXISTS dicom_file_location (
     _loaded_at TIMESTAMP
 );
 
+-- dicom_element: key (element_key), load mode instance_child
 CREATE TABLE IF NOT EXISTS dicom_element (
     element_key UBIGINT,
     instance_key UBIGINT,
@@ -298,6 +315,7 @@ CREATE TABLE IF NOT EXISTS dicom_element (
     _loaded_at TIMESTAMP
 );
 
+-- dicom_sequence_item: key (sequence_item_key), load mode instance_child
 CREATE TABLE IF NOT EXISTS dicom_sequence_item (
     sequence_item_key UBIGINT,
     instance_key UBIGINT,
@@ -309,6 +327,7 @@ CREATE TABLE IF NOT EXISTS dicom_sequence_item (
     _loaded_at TIMESTAMP
 );
 
+-- image_embedding: key (embedding_key), load mode empty
 CREATE TABLE IF NOT EXISTS image_embedding (
     embedding_key UBIGINT,
     instance_key UBIGINT,
@@ -320,6 +339,7 @@ CREATE TABLE IF NOT EXISTS image_embedding (
     _loaded_at TIMESTAMP
 );
 
+-- embedding_model: key (model_key), load mode empty
 CREATE TABLE IF NOT EXISTS embedding_model (
     model_key UBIGINT,
     model_name VARCHAR,
@@ -332,6 +352,7 @@ CREATE TABLE IF NOT EXISTS embedding_model (
     _loaded_at TIMESTAMP
 );
 
+-- embedding_evaluation: key (evaluation_key), load mode empty
 CREATE TABLE IF NOT EXISTS embedding_evaluation (
     evaluation_key UBIGINT,
     model_key UBIGINT,

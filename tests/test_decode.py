@@ -1,0 +1,114 @@
+"""Raw element bytes decoded directly must equal what pydicom's value classes give."""
+
+import os
+
+import orjson
+import pydicom
+import pytest
+from pydicom.multival import MultiValue
+
+from loader.decode import Binary, decode_dataset
+from loader.errors import ObjectError
+from loader.headers import read_local
+from loader.raw_json import metadata_json
+from tests.conftest import real_file, real_files
+
+
+def _decoded(path: str):
+    parsed = read_local(path, os.path.getsize(path))
+    return decode_dataset(parsed.dataset, path)
+
+
+def _normal(value):
+    if value is None:
+        return None
+    if isinstance(value, (list, MultiValue)):
+        items = [_normal(v) for v in value]
+        return items[0] if len(items) == 1 else (items or None)
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    return text or None
+
+
+def _parseable() -> list[str]:
+    found = []
+    for path in real_files():
+        try:
+            _decoded(path)
+        except ObjectError:
+            continue
+        found.append(path)
+    return found
+
+
+@pytest.mark.parametrize("path", _parseable(), ids=os.path.basename)
+def test_values_equal_pydicom(path):
+    decoded = _decoded(path)
+    reference = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    compared = 0
+    for tag, element in decoded.root.items():
+        if element.vr == "SQ" or isinstance(element.value, Binary):
+            continue
+        theirs = reference[tag].value
+        if isinstance(theirs, bytes):
+            continue
+        ours = _normal(element.value)
+        expected = _normal(theirs)
+        if isinstance(expected, list):
+            expected = [e.strip() if isinstance(e, str) else e for e in expected]
+        if ours is None and expected is not None and decoded.cast_errors:
+            assert f"{tag:08X}" in {t for t, _ in decoded.cast_errors}
+            continue
+        assert ours == expected, (hex(tag), ours, expected)
+        compared += 1
+    assert compared > 0 or all(
+        e.vr == "SQ" or isinstance(e.value, Binary) for e in decoded.root.values()
+    )
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("chrH31.dcm", "Yamada^Tarou=山田^太郎=やまだ^たろう"),
+    ("chrFren.dcm", "Buc^Jérôme"),
+    ("chrGerm.dcm", "Äneas^Rüdiger"),
+    ("chrRuss.dcm", "Люкceмбypг"),
+    ("chrX1.dcm", "Wang^XiaoDong=王^小東"),
+])
+def test_character_sets_decode_to_unicode(name, expected):
+    decoded = _decoded(real_file(name))
+    assert decoded.root[0x00100010].value == expected
+
+
+def test_private_and_nested_sequences_in_json():
+    doc = orjson.loads(metadata_json(_decoded(real_file("nested_priv_SQ.dcm")).root))
+    reference = pydicom.dcmread(real_file("nested_priv_SQ.dcm"), force=True)
+    private_sq_tag = next(e.tag for e in reference if e.tag.is_private and e.VR == "SQ")
+    key = f"{int(private_sq_tag):08X}"
+    assert isinstance(doc[key], list) and isinstance(doc[key][0], dict)
+
+
+def test_binary_values_are_length_only():
+    decoded = _decoded(real_file("CT_small.dcm"))
+    text = metadata_json(decoded.root)
+    doc = orjson.loads(text)
+    binaries = [v for v in doc.values() if isinstance(v, dict) and "length" in v]
+    assert binaries and all(set(b) == {"vr", "length"} for b in binaries)
+
+
+def test_keyword_keys_and_types():
+    doc = orjson.loads(metadata_json(_decoded(real_file("CT_small.dcm")).root))
+    reference = pydicom.dcmread(real_file("CT_small.dcm"))
+    assert doc["StudyInstanceUID"] == reference.StudyInstanceUID
+    assert doc["ImageType"] == list(reference.ImageType)
+    assert doc["Rows"] == reference.Rows
+    assert doc["PixelSpacing"] == [float(v) for v in reference.PixelSpacing]
+    assert doc["PatientName"] == str(reference.PatientName)
+    assert "PixelData" not in doc
+
+
+def test_bad_integer_string_is_a_cast_error():
+    decoded = _decoded(real_file("badVR.dcm"))
+    assert ("00280008", "IS value '1A' is not a number") in decoded.cast_errors
+    assert decoded.root[0x00280008].value is None

@@ -1,0 +1,218 @@
+"""Per-table extraction on real files: pure functions, dataset in, rows out."""
+
+import datetime as dt
+from io import BytesIO
+from pathlib import Path
+
+import orjson
+import pydicom
+import pytest
+
+from loader.decode import decode_dataset
+from loader.extract import extract_object
+from loader.extract.context import ObjectFacts
+from loader.keys import key_of
+from tests.conftest import real_file
+
+NOW = dt.datetime(2026, 1, 1)
+
+
+def facts(uri: str, size: int = 0) -> ObjectFacts:
+    return ObjectFacts(
+        uri=uri, size=size, modified_at=NOW, ingestion_source="test", storage_provider="file",
+        storage_container=None, object_key=uri, transfer_syntax_uid="1.2.840.10008.1.2.1",
+        header_bytes=0, bytes_read=0, pixel_data_offset=None, pixel_data_length=None,
+        checksum="", ingested_at=NOW,
+    )
+
+
+def extract_bytes(data: bytes, uri: str = "mem://x"):
+    ds = pydicom.dcmread(BytesIO(data), stop_before_pixels=True, force=True)
+    return extract_object(decode_dataset(ds, uri), facts(uri, len(data)))
+
+
+def extract_path(path: str | Path):
+    return extract_bytes(Path(path).read_bytes(), str(path))
+
+
+def one(rows, table):
+    assert len(rows[table]) == 1, rows[table]
+    return rows[table][0]
+
+
+def test_ct_hierarchy_equals_pydicom():
+    path = real_file("CT_small.dcm")
+    ref = pydicom.dcmread(path)
+    rows, errors = extract_path(path)
+    assert errors == []
+    patient = one(rows, "dicom_patient")
+    assert patient["patient_id"] == ref.PatientID
+    assert patient["patient_name"] == str(ref.PatientName)
+    assert patient["patient_key"] == key_of(ref.PatientID, None)
+    study = one(rows, "dicom_study")
+    assert study["study_instance_uid"] == ref.StudyInstanceUID
+    assert study["study_date"] == dt.date(2004, 1, 19)
+    assert study["study_key"] == key_of(ref.StudyInstanceUID)
+    assert study["patient_key"] == patient["patient_key"]
+    series = one(rows, "dicom_series")
+    assert series["modality"] == "CT"
+    assert series["study_key"] == study["study_key"]
+    instance = one(rows, "dicom_instance")
+    assert instance["sop_instance_uid"] == ref.SOPInstanceUID
+    assert instance["series_key"] == series["series_key"]
+    assert instance["image_type"] == list(ref.ImageType)
+    pixel = one(rows, "dicom_image_pixel")
+    assert (pixel["image_rows"], pixel["image_columns"]) == (ref.Rows, ref.Columns)
+    assert pixel["bits_allocated"] == ref.BitsAllocated
+    assert pixel["rescale_slope"] == float(ref.RescaleSlope)
+    plane = one(rows, "dicom_image_plane")
+    assert plane["pixel_spacing"] == [float(v) for v in ref.PixelSpacing]
+    assert plane["image_position_patient"] == [float(v) for v in ref.ImagePositionPatient]
+    assert plane["frame_key"] is None
+    equipment = one(rows, "dicom_equipment")
+    assert equipment["manufacturer"] == ref.Manufacturer
+    dose = one(rows, "dicom_dose_summary")
+    assert dose["kvp"] == float(ref.KVP)
+
+
+def test_elements_cover_every_element_including_private_and_nested():
+    path = real_file("CT_small.dcm")
+    ref = pydicom.dcmread(path, stop_before_pixels=True)
+    rows, _ = extract_path(path)
+    expected = sum(1 for _ in ref.iterall())
+    assert len(rows["dicom_element"]) == expected
+    private = [e for e in rows["dicom_element"] if e["is_private"]]
+    assert private and all(e["tag_group"] % 2 == 1 for e in private)
+    keys = [e["element_key"] for e in rows["dicom_element"]]
+    assert len(keys) == len(set(keys))
+
+
+def test_sequence_items_link_to_their_parent_elements():
+    rows, _ = extract_path(real_file("rtplan.dcm"))
+    elements = {e["element_key"]: e for e in rows["dicom_element"]}
+    items = rows["dicom_sequence_item"]
+    assert items
+    for item in items:
+        parent = elements[item["parent_element_key"]]
+        assert parent["vr"] == "SQ"
+        assert item["sequence_path"].startswith(
+            (parent["sequence_path"] + "." if parent["sequence_path"] else "") + parent["tag_hex"]
+        )
+    nested = [e for e in rows["dicom_element"] if e["sequence_item_key"] is not None]
+    assert {e["sequence_item_key"] for e in nested} <= {i["sequence_item_key"] for i in items}
+
+
+def test_rt_dose_multiframe_pixel_rows():
+    path = real_file("rtdose.dcm")
+    ref = pydicom.dcmread(path)
+    rows, _ = extract_path(path)
+    assert one(rows, "dicom_image_pixel")["number_of_frames"] == int(ref.NumberOfFrames)
+    assert one(rows, "dicom_series")["modality"] == "RTDOSE"
+
+
+def test_structured_report_header():
+    path = real_file("test-SR.dcm")
+    ref = pydicom.dcmread(path)
+    rows, _ = extract_path(path)
+    header = one(rows, "dicom_structured_report_header")
+    assert header["completion_flag"] == ref.CompletionFlag
+    assert header["verification_flag"] == ref.VerificationFlag
+    assert header["document_title"] == ref.ConceptNameCodeSequence[0].CodeMeaning
+
+
+def _synth_file(archive, modality: str, sop_class: str | None = None) -> Path:
+    root, _ = archive
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or "bad" in path.parts or "duplicates" in path.parts:
+            continue
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        if ds.Modality == modality and (sop_class is None or ds.SOPClassUID == sop_class):
+            return path
+    raise AssertionError(f"synth archive has no {modality}")
+
+
+def test_enhanced_multiframe_frames_and_planes(synth_archive):
+    path = _synth_file(synth_archive, "MR", "1.2.840.10008.5.1.4.1.1.4.1")
+    ref = pydicom.dcmread(path)
+    rows, _ = extract_path(path)
+    frames = rows["dicom_frame"]
+    assert len(frames) == int(ref.NumberOfFrames)
+    per_frame = ref.PerFrameFunctionalGroupsSequence
+    for frame in frames:
+        source = per_frame[frame["frame_number"] - 1]
+        position = source.PlanePositionSequence[0].ImagePositionPatient
+        assert frame["image_position_patient"] == [float(v) for v in position]
+        assert frame["frame_key"] == key_of(ref.SOPInstanceUID, frame["frame_number"])
+        assert frame["temporal_position_index"] == source.FrameContentSequence[0].TemporalPositionIndex
+    planes = rows["dicom_image_plane"]
+    assert len(planes) == len(frames)
+    shared = ref.SharedFunctionalGroupsSequence[0]
+    assert planes[0]["pixel_spacing"] == [float(v) for v in shared.PixelMeasuresSequence[0].PixelSpacing]
+    pixel = one(rows, "dicom_image_pixel")
+    assert pixel["window_center"] == [float(shared.FrameVOILUTSequence[0].WindowCenter)]
+    frame_elements = [e for e in rows["dicom_element"] if e["frame_number"] == 3]
+    assert frame_elements
+
+
+def test_segmentation_rows(synth_archive):
+    path = _synth_file(synth_archive, "SEG")
+    ref = pydicom.dcmread(path)
+    rows, _ = extract_path(path)
+    segments = rows["dicom_segmentation_metadata"]
+    assert [s["segment_label"] for s in segments] == [s.SegmentLabel for s in ref.SegmentSequence]
+    referenced = ref.ReferencedSeriesSequence[0].SeriesInstanceUID
+    assert all(s["referenced_series_key"] == key_of(referenced) for s in segments)
+    category = orjson.loads(segments[0]["property_category_code_seq"])
+    assert category[0]["CodeValue"] == "123037004"
+
+
+def test_dose_report_dlp(synth_archive):
+    path = _synth_file(synth_archive, "SR", "1.2.840.10008.5.1.4.1.1.88.67")
+    ref = pydicom.dcmread(path)
+    rows, _ = extract_path(path)
+    dose = one(rows, "dicom_dose_summary")
+    total = ref.ContentSequence[0].ContentSequence[0].MeasuredValueSequence[0].NumericValue
+    assert dose["dose_length_product"] == float(total)
+    header = one(rows, "dicom_structured_report_header")
+    evidence = ref.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence
+    uids = [s.ReferencedSOPInstanceUID for series in evidence for s in series.ReferencedSOPSequence]
+    assert header["referenced_instance_keys"] == [key_of(u) for u in uids]
+
+
+def test_procedure_step(synth_archive):
+    path = _synth_file(synth_archive, "CT")
+    ref = pydicom.dcmread(path, stop_before_pixels=True)
+    rows, _ = extract_path(path)
+    step = one(rows, "dicom_procedure_step")
+    request = ref.RequestAttributesSequence[0]
+    assert step["requested_procedure_id"] == request.RequestedProcedureID
+    assert step["performed_procedure_step_id"] == ref.PerformedProcedureStepID
+    codes = orjson.loads(step["requested_procedure_code_seq"])
+    assert codes[0]["CodeValue"] == request.RequestedProcedureCodeSequence[0].CodeValue
+
+
+def _with(path: str, **changes) -> bytes:
+    ds = pydicom.dcmread(path)
+    for keyword, value in changes.items():
+        if value is None:
+            delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    out = BytesIO()
+    ds.save_as(out)
+    return out.getvalue()
+
+
+def test_unparseable_date_is_null_plus_type_cast_error():
+    rows, errors = extract_bytes(_with(real_file("CT_small.dcm"), StudyDate="20231399"))
+    assert one(rows, "dicom_study")["study_date"] is None
+    assert [(e["error_category"], e["tag"]) for e in errors] == [("TYPE_CAST_ERROR", "00080020")]
+    assert one(rows, "dicom_instance")["sop_instance_uid"]
+
+
+@pytest.mark.parametrize("missing", ["SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"])
+def test_missing_identifier_is_validation_error(missing):
+    rows, errors = extract_bytes(_with(real_file("CT_small.dcm"), **{missing: None}))
+    assert [e["error_category"] for e in errors] == ["VALIDATION_ERROR"]
+    assert missing in errors[0]["error_message"]
+    assert set(rows) == {"dicom_raw"}

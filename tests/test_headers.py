@@ -1,0 +1,125 @@
+"""Header-only reading: what is read, how much, and how bad objects are named."""
+
+import os
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from loader.errors import NotDicomError, ObjectReadError, TruncatedError
+from loader.headers import HeaderReader, parse_header, read_local
+from loader.synth import synthesize
+from tests.conftest import real_file
+
+
+def _reader_over(data: bytes, first: int) -> tuple[HeaderReader, list[tuple[int, int]]]:
+    calls: list[tuple[int, int]] = []
+
+    def fetch(start: int, end: int) -> bytes:
+        calls.append((start, end))
+        return data[start:end]
+
+    return HeaderReader(fetch, len(data), first), calls
+
+
+@pytest.fixture(scope="module")
+def mammogram(tmp_path_factory) -> Path:
+    """A realistic multi-MB mammogram (4096x3328x16-bit, ~27 MB of pixels)."""
+    root = tmp_path_factory.mktemp("mg")
+    synthesize(root, patients=4, seed=3, pixels="realistic")
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file() and path.stat().st_size > 20_000_000:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            if ds.Modality == "MG" and "1.2.4.90" not in str(ds.file_meta.TransferSyntaxUID):
+                found.append(path)
+    assert found, "synth wrote no uncompressed mammogram"
+    return found[0]
+
+
+def test_mammogram_costs_only_its_header(mammogram: Path):
+    size = mammogram.stat().st_size
+    parsed = read_local(str(mammogram), size)
+    full = pydicom.dcmread(mammogram)
+    assert parsed.pixel_data_offset == full["PixelData"].file_tell
+    assert parsed.header_bytes == parsed.pixel_data_offset - 12  # tag, VR, length
+    assert parsed.bytes_read <= 64 * 1024
+    assert parsed.read_requests == 1
+    # The recorded offset/length fetch exactly the pixels with one ranged read.
+    with open(mammogram, "rb") as fh:
+        fh.seek(parsed.pixel_data_offset)
+        assert fh.read(parsed.pixel_data_length) == full.PixelData
+
+
+def test_long_header_grows_by_quarters_not_whole_object():
+    path = real_file("rtplan.dcm")
+    data = Path(path).read_bytes()
+    reader, calls = _reader_over(data, first=1024)
+    parsed = parse_header(path, reader)
+    assert parsed.header_bytes == len(data)  # RT Plan has no Pixel Data
+    assert reader.bytes_read == len(data)
+    assert len(calls) > 1
+    assert all(end - start < len(data) for start, end in calls)
+    # Each growth adds at most a quarter of what was held (or the minimum step).
+    held = 0
+    for start, end in calls:
+        assert start == held
+        held = end
+
+
+def test_header_shorter_than_prefix_reads_prefix_once():
+    path = real_file("CT_small.dcm")
+    parsed = read_local(path, os.path.getsize(path))
+    assert parsed.read_requests == 1
+    assert parsed.pixel_data_offset is not None
+    full = pydicom.dcmread(path)
+    assert parsed.pixel_data_length == len(full.PixelData)
+
+
+def test_encapsulated_pixel_data_has_offset_but_no_length():
+    path = real_file("JPEG2000.dcm")
+    parsed = read_local(path, os.path.getsize(path))
+    assert parsed.pixel_data_offset is not None
+    assert parsed.pixel_data_length is None
+
+
+def test_file_truncated_in_pixel_data_still_parses():
+    path = real_file("MR_truncated.dcm")
+    parsed = read_local(path, os.path.getsize(path))
+    assert parsed.dataset.SOPInstanceUID
+
+
+@pytest.mark.parametrize("data, error", [
+    (b"", NotDicomError),
+    (b"hello, this is a text file\n" * 10, NotDicomError),
+    (b"\x89PNG\r\n\x1a\n" + bytes(300), NotDicomError),
+])
+def test_non_dicom(tmp_path, data, error):
+    path = tmp_path / "x"
+    path.write_bytes(data)
+    with pytest.raises(error):
+        read_local(str(path), len(data))
+
+
+def test_cut_inside_header_is_truncated(tmp_path):
+    data = Path(real_file("CT_small.dcm")).read_bytes()
+    for cut in (140, 300, 700, 1500):
+        path = tmp_path / f"cut{cut}"
+        path.write_bytes(data[:cut])
+        with pytest.raises(TruncatedError):
+            read_local(str(path), cut)
+
+
+def test_vanished_file_is_read_error(tmp_path):
+    with pytest.raises(ObjectReadError):
+        read_local(str(tmp_path / "gone.dcm"), 100)
+
+
+def test_huge_declared_length_allocates_nothing_big():
+    data = Path(real_file("CT_small.dcm")).read_bytes()[:132]
+    data += b"\x02\x00\x10\x00UI\x04\x00" + b"1.2\x00"
+    data += b"\x08\x00\x16\x00OB\x00\x00\xff\xff\xff\xfe"  # ~4 GB value length
+    reader, _ = _reader_over(data, first=64)
+    with pytest.raises(TruncatedError):
+        parse_header("huge", reader)
+    assert reader.bytes_read == len(data)
