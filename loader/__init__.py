@@ -21,7 +21,7 @@ def validate_target(target: str) -> dict[str, Any]:
     from loader.pipeline import open_warehouse
     from loader.validate import warehouse_checks
 
-    warehouse = open_warehouse(Target.parse(target))
+    warehouse = open_warehouse(Target.parse(target), read_only=True)
     try:
         return warehouse_checks(warehouse)
     finally:

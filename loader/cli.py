@@ -27,6 +27,11 @@ EXIT_FAILED = 1
 EXIT_INVALID = 3
 
 
+def _fail(exc: LoaderError) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(EXIT_FAILED)
+
+
 def _write_report(report: dict[str, Any], path: str | None) -> None:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -114,8 +119,7 @@ def run(source: str, out: str, target: str, workers: int, shard_size: int, run_i
 
             report = pipeline.run(settings, progress)
     except LoaderError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_FAILED)
+        _fail(exc)
     _finish(report, report_path)
 
 
@@ -130,8 +134,7 @@ def load(run_id: str, out: str, target: str, report_path: str | None) -> None:
     try:
         report = pipeline.load(Path(out).resolve(), run_id, Target.parse(target))
     except LoaderError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_FAILED)
+        _fail(exc)
     _finish(report, report_path)
 
 
@@ -141,10 +144,9 @@ def load(run_id: str, out: str, target: str, report_path: str | None) -> None:
 def validate_command(target: str) -> None:
     """Check counts, integrity and completeness of what TARGET holds."""
     try:
-        warehouse = pipeline.open_warehouse(Target.parse(target))
+        warehouse = pipeline.open_warehouse(Target.parse(target), read_only=True)
     except LoaderError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_FAILED)
+        _fail(exc)
     try:
         checks = validate.warehouse_checks(warehouse)
     finally:
@@ -167,8 +169,7 @@ def scan(source: str, workers: int, shard_size: int, report_path: str | None) ->
     try:
         profile = scan_source(source, workers=workers, shard_size=shard_size)
     except LoaderError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(EXIT_FAILED)
+        _fail(exc)
     _write_report(profile, report_path)
     out_console.print_json(json.dumps(profile, default=str))
 

@@ -35,11 +35,11 @@ def new_run_id() -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def open_warehouse(target: Target) -> Warehouse:
+def open_warehouse(target: Target, read_only: bool = False) -> Warehouse:
     if target.kind == "duckdb":
         from loader.warehouse.duckdb import DuckDBWarehouse
 
-        return DuckDBWarehouse(target.location)
+        return DuckDBWarehouse(target.location, read_only=read_only)
     raise ConfigError(f"no warehouse for target {target}")
 
 
@@ -96,10 +96,10 @@ def parquet_accounting(out: Path, shards: list[dict[str, Any]]) -> tuple[int, in
              if "dicom_file_location" in s.get("files", {})]
     if not files:
         return 0, 0
-    row = duckdb.sql(
-        "SELECT count(DISTINCT instance_key), count(*) FROM read_parquet($files)",
-        params={"files": files},
-    ).fetchone()
+    with duckdb.connect() as con:
+        row = con.execute(
+            "SELECT count(DISTINCT instance_key), count(*) FROM read_parquet(?)", [files]
+        ).fetchone()
     distinct, total = (int(row[0]), int(row[1])) if row else (0, 0)
     return distinct, total - distinct
 

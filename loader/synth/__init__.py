@@ -41,6 +41,7 @@ CHARSETS: list[tuple[list[str], str]] = [
 ]
 LAST = ["Smith", "Jones", "Garcia", "Chen", "Okafor", "Novak", "Silva", "Kim", "Haddad"]
 FIRST = ["Alex", "Sam", "Maria", "Wei", "Ada", "Jan", "Lucia", "Min", "Omar"]
+BAD_FILE_MTIME = 1_700_000_000.0
 PROTOCOLS = {
     "ct_chest": "CT CHEST W CONTRAST", "mr_brain": "MRI BRAIN WO CONTRAST",
     "xr": "XR CHEST 2 VIEWS", "mammo": "MAMMO SCREENING BILATERAL", "us": "US ABDOMEN COMPLETE",
@@ -346,6 +347,7 @@ def _bad_files(w: _Writer, root: Path, count: int, seed: int) -> None:
             ds.file_meta = meta
             ds.save_as(path, enforce_file_format=True)
             category = "VALIDATION_ERROR"
+        os.utime(path, (BAD_FILE_MTIME, BAD_FILE_MTIME))
         w.summary.files += 1
         w.summary.bad[category] = w.summary.bad.get(category, 0) + 1
 

@@ -8,12 +8,12 @@ Pixel Data is zeros of the size the object would really have.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import generate_uid
 
 PRIVATE_CREATOR = "ACME_IMAGING 1.0"
 
@@ -63,7 +63,9 @@ class Person:
 
 
 def uid(*parts: object) -> str:
-    return generate_uid(prefix=None, entropy_srcs=[str(p) for p in parts])
+    """A deterministic 2.25 UID (PS3.5 B.2) derived from `parts`."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
 def code(value: str, scheme: str, meaning: str) -> Dataset:

@@ -24,10 +24,6 @@ from loader.warehouse.base import LoadResult
 _FILE_ERRORS_SQL = ", ".join(f"'{c}'" for c in sorted(FILE_ERROR_CATEGORIES))
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _stage_name(table: str) -> str:
     return f"stage_{table}"
 
@@ -38,11 +34,14 @@ class DuckDBWarehouse:
     supports_internal_stage = False
     supports_external_stage = False
 
-    def __init__(self, path: str) -> None:
-        if path != ":memory:":
+    def __init__(self, path: str, read_only: bool = False) -> None:
+        if path != ":memory:" and not read_only:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.con = duckdb.connect(path)
+        try:
+            self.con = duckdb.connect(path, read_only=read_only)
+        except duckdb.Error as exc:
+            raise LoadError(f"cannot open DuckDB database {path}: {exc}") from exc
 
     def close(self) -> None:
         self.con.close()
@@ -110,14 +109,13 @@ class DuckDBWarehouse:
         if not files:
             return 0
         columns = [f.name for f in arrow_schema(table)]
-        listed = "[" + ", ".join(_literal(f) for f in files) + "]"
         select = ", ".join(columns)
         self.con.execute(
             f"INSERT INTO {stage} ({select}, _loaded_at, _shard_id) "
             f"SELECT {select}, ?::TIMESTAMP, "
             r"regexp_extract(filename, 'part-([0-9a-f]+)\.parquet$', 1) "
-            f"FROM read_parquet({listed}, filename = true)",
-            [loaded_at],
+            "FROM read_parquet(?, filename = true)",
+            [loaded_at, files],
         )
         return self._count(f"SELECT count(*) FROM {stage}")
 

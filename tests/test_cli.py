@@ -1,0 +1,94 @@
+"""The dicom-loader command as users run it: a subprocess, real files, real exit codes."""
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+CLI = [sys.executable, "-m", "loader"]
+
+
+def dicom_loader(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, check=check,
+                          timeout=300)
+
+
+def _tree_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+        digest.update(str(int(path.stat().st_mtime)).encode())
+    return digest.hexdigest()
+
+
+def test_synth_is_deterministic(tmp_path):
+    for name in ("a", "b"):
+        dicom_loader("synth", str(tmp_path / name), "--patients", "6", "--seed", "5",
+                     "--bad-fraction", "0.1")
+    assert _tree_digest(tmp_path / "a") == _tree_digest(tmp_path / "b")
+
+
+def test_run_report_and_exit_code(tmp_path):
+    archive = tmp_path / "archive"
+    summary = json.loads(dicom_loader("synth", str(archive), "--patients", "8", "--seed", "2",
+                                      "--bad-fraction", "0.1").stdout)
+    report_path = tmp_path / "report.json"
+    done = dicom_loader("run", str(archive), "--out", str(tmp_path / "pq"),
+                        "--target", f"duckdb:///{tmp_path / 'w.duckdb'}", "--workers", "0",
+                        "--run-id", "cli", "--report", str(report_path))
+    assert "listed = loaded + duplicates + errors" in done.stdout
+    report = json.loads(report_path.read_text())
+    for key in ("run_id", "listed", "loaded", "new_instances", "duplicates", "errors", "rows",
+                "bytes_read", "bytes_listed", "seconds", "files_per_second", "validation"):
+        assert key in report
+    assert report["run_id"] == "cli"
+    assert report["listed"] == summary["files"]
+    assert report["loaded"] == summary["instances"]
+    assert sum(v for k, v in report["errors"].items() if k in summary["bad"]) == sum(
+        summary["bad"].values())
+    assert report["validation"]["accounting"]["balanced"] is True
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    (uid,) = con.execute("SELECT metadata->>'StudyInstanceUID' FROM dicom_raw "
+                         "WHERE sop_instance_uid IS NOT NULL LIMIT 1").fetchone()
+    assert uid.startswith("2.25.")
+    validated = dicom_loader("validate", "--target", f"duckdb:///{tmp_path / 'w.duckdb'}")
+    assert json.loads(validated.stdout)["total_records"] == summary["instances"]
+
+
+def test_load_written_run_into_another_target(tmp_path):
+    archive = tmp_path / "archive"
+    dicom_loader("synth", str(archive), "--patients", "3")
+    dicom_loader("run", str(archive), "--out", str(tmp_path / "pq"), "--target", "none",
+                 "--workers", "0", "--run-id", "keep")
+    dicom_loader("load", "--run-id", "keep", "--out", str(tmp_path / "pq"),
+                 "--target", f"duckdb:///{tmp_path / 'later.duckdb'}")
+    con = duckdb.connect(str(tmp_path / "later.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM dicom_instance").fetchone()[0] > 0
+
+
+def test_scan_profiles_without_loading(tmp_path):
+    archive = tmp_path / "archive"
+    summary = json.loads(dicom_loader("synth", str(archive), "--patients", "5", "--seed", "9",
+                                      "--duplicate-fraction", "0").stdout)
+    profile = json.loads(dicom_loader("scan", str(archive)).stdout)
+    assert profile["objects"] == summary["files"]
+    assert profile["instances"] == summary["instances"]
+    assert profile["studies"] == summary["studies"]
+    assert profile["modality"] == summary["modalities"] | {}
+    assert not list(tmp_path.glob("*.duckdb"))
+
+
+def test_bad_source_fails_with_message(tmp_path):
+    done = dicom_loader("run", str(tmp_path / "missing"), "--target", "none", check=False)
+    assert done.returncode == 1
+    assert "neither a folder nor a manifest" in done.stderr
+
+
+def test_bad_target_fails_before_work(tmp_path):
+    done = dicom_loader("run", str(tmp_path), "--target", "postgres://x", check=False)
+    assert done.returncode == 1
+    assert "unknown target" in done.stderr

@@ -1,0 +1,261 @@
+"""End to end on real engines: listing, Dask, Parquet, ledger, DuckDB, validation."""
+
+import os
+from pathlib import Path
+
+import duckdb
+import pydicom
+import pytest
+
+from loader.config import RunSettings, Target
+from loader.errors import ObjectError
+from loader.headers import read_local
+from loader.model import BY_NAME, EXTRACTED
+from loader.pipeline import run
+
+AUDIT = {"_run_id", "_loaded_at", "ingested_at", "detected_at"}
+
+
+def settings(source, tmp_path: Path, name: str = "w", **kw) -> RunSettings:
+    kw.setdefault("workers", 0)
+    return RunSettings(
+        source=str(source), out=tmp_path / f"{name}-parquet",
+        target=Target.parse(f"duckdb:///{tmp_path / name}.duckdb"), **kw,
+    )
+
+
+def snapshot(db: Path) -> dict[str, list[tuple]]:
+    """Every loaded table, sorted, without audit columns."""
+    con = duckdb.connect(str(db), read_only=True)
+    tables = {}
+    for name in EXTRACTED:
+        cols = [c for c in BY_NAME[name].column_names if c not in AUDIT]
+        tables[name] = sorted(
+            con.execute(f"SELECT {', '.join(cols)} FROM {name}").fetchall(), key=repr
+        )
+    con.close()
+    return tables
+
+
+@pytest.fixture(scope="module")
+def real_run(real_archive, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("real-run")
+    report = run(settings(real_archive, tmp, shard_size=40, run_id="real"))
+    return report, tmp / "w.duckdb", real_archive
+
+
+def test_every_pydicom_file_is_accounted_for(real_run):
+    report, db, archive = real_run
+    files = sorted(str(p) for p in archive.rglob("*") if p.is_file())
+    assert report["listed"] == len(files)
+    assert report["validation"]["accounting"]["balanced"]
+    con = duckdb.connect(str(db), read_only=True)
+    loaded = {r[0] for r in con.execute("SELECT file_path FROM dicom_instance").fetchall()}
+    errors = dict(con.execute(
+        "SELECT file_path, min(error_category) FROM dicom_ingestion_errors "
+        "WHERE error_category <> 'TYPE_CAST_ERROR' GROUP BY 1").fetchall())
+    for path in files:
+        outcomes = (path in loaded) + (path in errors)
+        assert outcomes == 1, path
+        try:
+            parsed = read_local(path, os.path.getsize(path))
+        except ObjectError as exc:
+            assert errors[path] == exc.category, path
+            continue
+        ds = parsed.dataset
+        if path in errors and errors[path] == "DUPLICATE":
+            assert ds.SOPInstanceUID
+        elif path in errors:
+            assert errors[path] == "VALIDATION_ERROR"
+            assert not all(ds.get(k) for k in ("SOPInstanceUID", "SeriesInstanceUID",
+                                                "StudyInstanceUID"))
+
+
+def test_loaded_values_equal_pydicom(real_run):
+    _, db, _ = real_run
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute(
+        "SELECT i.file_path, i.sop_instance_uid, st.study_instance_uid,"
+        " se.modality, px.image_rows, px.image_columns, px.number_of_frames, st.study_date,"
+        " i.sop_class_uid "
+        "FROM dicom_instance i JOIN dicom_series se USING (series_key) "
+        "JOIN dicom_study st ON st.study_key = se.study_key "
+        "LEFT JOIN dicom_image_pixel px ON px.instance_key = i.instance_key"
+    ).fetchall()
+    assert len(rows) > 100
+    study_dates: dict[str, set] = {}
+    loaded_dates = {}
+    for path, sop, study, modality, nrows, ncols, frames, date, sop_class in rows:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        assert sop == ds.SOPInstanceUID
+        assert study == ds.StudyInstanceUID
+        assert sop_class == (ds.get("SOPClassUID") or None)
+        assert (modality or None) == (ds.get("Modality") or None)
+        if "Rows" in ds:
+            assert (nrows, ncols) == (ds.Rows, ds.Columns)
+            assert frames == int(ds.get("NumberOfFrames") or 1)
+        study_dates.setdefault(study, set()).add((ds.get("StudyDate") or "").replace(".", ""))
+        loaded_dates[study] = date
+    # A study's date comes from one of its instances (the most recent file wins).
+    for study, date in loaded_dates.items():
+        if date is not None:
+            assert date.strftime("%Y%m%d") in study_dates[study]
+
+
+def test_loaded_names_equal_pydicom(real_run):
+    _, db, _ = real_run
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute(
+        "SELECT i.file_path, p.patient_key, p.patient_name FROM dicom_instance i "
+        "JOIN dicom_series se USING (series_key) "
+        "JOIN dicom_study st ON st.study_key = se.study_key "
+        "JOIN dicom_patient p ON p.patient_key = st.patient_key"
+    ).fetchall()
+    decoded: dict[int, set] = {}
+    loaded = {}
+    for path, patient_key, name in rows:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        decoded.setdefault(patient_key, set()).add(str(ds.get("PatientName", "")) or None)
+        loaded[patient_key] = name
+    # A patient's name is the name pydicom decodes from one of its instances.
+    for patient_key, name in loaded.items():
+        assert name in decoded[patient_key], (name, decoded[patient_key])
+    assert sum(1 for n in loaded.values() if n) > 10
+
+
+def test_japanese_name_loads_as_unicode(real_run):
+    _, db, _ = real_run
+    con = duckdb.connect(str(db), read_only=True)
+    names = {r[0] for r in con.execute("SELECT patient_name FROM dicom_patient").fetchall()}
+    assert "Yamada^Tarou=山田^太郎=やまだ^たろう" in names
+    (json_name,) = con.execute(
+        "SELECT metadata->>'$.PatientName' FROM dicom_raw WHERE file_path LIKE '%chrH31.dcm'"
+    ).fetchone()
+    assert json_name == "Yamada^Tarou=山田^太郎=やまだ^たろう"
+
+
+def test_synth_archive_on_dask_cluster(synth_archive, tmp_path):
+    root, summary = synth_archive
+    report = run(settings(root, tmp_path, workers=2, shard_size=60, run_id="dask"))
+    assert report["listed"] == summary.files
+    assert report["loaded"] == summary.instances
+    assert report["duplicates"] == summary.duplicates
+    assert report["error_files"] == sum(summary.bad.values())
+    expected_errors = dict(summary.bad)
+    expected_errors["DUPLICATE"] = summary.duplicates
+    expected_errors["TYPE_CAST_ERROR"] = summary.type_cast_objects
+    assert report["errors"] == dict(sorted(expected_errors.items()))
+    checks = report["validation"]
+    assert checks["orphan_series"] == checks["orphan_instances"] == 0
+    assert checks["unique_patients"] == summary.patients
+    assert checks["unique_studies"] == summary.studies
+    assert checks["unique_series"] == summary.series
+    assert report["validation_passed"]
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    # Counts are computed from what was loaded.
+    bad = con.execute(
+        "SELECT count(*) FROM dicom_study st WHERE number_of_instances <> "
+        "(SELECT count(*) FROM dicom_instance i JOIN dicom_series se USING (series_key) "
+        "WHERE se.study_key = st.study_key)"
+    ).fetchone()[0]
+    assert bad == 0
+    workers = {r[0] for r in con.execute(
+        "SELECT DISTINCT _run_id FROM dicom_load_history").fetchall()}
+    assert workers == {"dask"}
+
+
+def test_rerun_leaves_identical_tables(synth_archive, tmp_path):
+    root, _ = synth_archive
+    first = run(settings(root, tmp_path, shard_size=50, run_id="one"))
+    before = snapshot(tmp_path / "w.duckdb")
+    second = run(settings(root, tmp_path, shard_size=50, run_id="two"))
+    after = snapshot(tmp_path / "w.duckdb")
+    assert before == after
+    assert second["new_instances"] == 0
+    assert second["loaded"] == first["loaded"]
+
+
+def test_same_instance_twice_is_one_instance_two_locations(tmp_path):
+    from tests.conftest import real_file
+
+    archive = tmp_path / "archive"
+    (archive / "a").mkdir(parents=True)
+    (archive / "b").mkdir()
+    data = Path(real_file("CT_small.dcm")).read_bytes()
+    (archive / "a" / "ct.dcm").write_bytes(data)
+    (archive / "b" / "ct copy.dcm").write_bytes(data)
+    os.utime(archive / "a" / "ct.dcm", (1_600_000_000, 1_600_000_000))
+    os.utime(archive / "b" / "ct copy.dcm", (1_700_000_000, 1_700_000_000))
+    report = run(settings(archive, tmp_path))
+    assert (report["listed"], report["loaded"], report["duplicates"]) == (2, 1, 1)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM dicom_instance").fetchone()[0] == 1
+    assert con.execute("SELECT count(*) FROM dicom_file_location").fetchone()[0] == 2
+    # Most recent file wins; the other is the one DUPLICATE row.
+    (winner,) = con.execute("SELECT file_path FROM dicom_instance").fetchone()
+    assert winner.endswith("ct copy.dcm")
+    dups = con.execute("SELECT file_path FROM dicom_ingestion_errors "
+                       "WHERE error_category = 'DUPLICATE'").fetchall()
+    assert [d[0] for d in dups] == [str(archive / "a" / "ct.dcm")]
+
+
+def test_winner_does_not_depend_on_load_order(tmp_path):
+    from tests.conftest import real_file
+
+    data = Path(real_file("MR_small.dcm")).read_bytes()
+    old, new = tmp_path / "old", tmp_path / "new"
+    for folder, stamp in ((old, 1_500_000_000), (new, 1_600_000_000)):
+        folder.mkdir()
+        (folder / "mr.dcm").write_bytes(data)
+        os.utime(folder / "mr.dcm", (stamp, stamp))
+    orders = {}
+    for name, sources in (("newfirst", (new, old)), ("oldfirst", (old, new))):
+        for index, source in enumerate(sources):
+            run(settings(source, tmp_path, name=name, run_id=f"r{index}"))
+        orders[name] = snapshot(tmp_path / f"{name}.duckdb")
+    assert orders["newfirst"] == orders["oldfirst"]
+    assert orders["newfirst"]["dicom_instance"][0][
+        BY_NAME["dicom_instance"].column_names.index("file_path")
+    ] == str(new / "mr.dcm")
+
+
+def test_resume_skips_committed_shards(synth_archive, tmp_path):
+    root, _ = synth_archive
+    clean = run(settings(root, tmp_path, name="clean", shard_size=40, run_id="r"))
+    out = tmp_path / "resumed-parquet"
+    first = run(settings(root, tmp_path, name="resumed", shard_size=40, run_id="r"))
+    ledger_dir = out / "_ledger" / "run_id=r"
+    records = sorted(ledger_dir.glob("shard-*.json"))
+    assert len(records) == first["shards"] > 2
+    lost = records[1]
+    lost.unlink()  # as if the run died before committing this shard
+    resumed = run(settings(root, tmp_path, name="resumed", shard_size=40, run_id="r",
+                           resume=True))
+    assert resumed["resumed_shards"] == len(records) - 1
+    assert lost.exists()
+    assert snapshot(tmp_path / "clean.duckdb") == snapshot(tmp_path / "resumed.duckdb")
+    assert resumed["listed"] == clean["listed"]
+
+
+def test_parquet_only_target(synth_archive, tmp_path):
+    root, summary = synth_archive
+    report = run(RunSettings(source=str(root), out=tmp_path / "pq", target=Target.parse("none"),
+                             workers=0, run_id="pq"))
+    assert report["loaded"] == summary.instances
+    assert report["duplicates"] == summary.duplicates
+    parts = list((tmp_path / "pq" / "dicom_instance" / "run_id=pq").glob("part-*.parquet"))
+    assert parts
+    count = duckdb.connect().execute(
+        "SELECT count(*) FROM read_parquet(?)", [[str(p) for p in parts]]
+    ).fetchone()[0]
+    assert count == summary.instances + summary.duplicates
+
+
+def test_manifest_source(tmp_path):
+    from tests.conftest import real_file
+
+    manifest = tmp_path / "manifest.txt"
+    names = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm"]
+    manifest.write_text("\n".join(real_file(n) for n in names) + "\n")
+    report = run(settings(manifest, tmp_path))
+    assert (report["listed"], report["loaded"]) == (3, 3)
