@@ -11,6 +11,7 @@ element rows, model rows) reads the decoded tree, never the Dataset.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
@@ -28,11 +29,13 @@ from pydicom.multival import MultiValue
 from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 
 from loader.errors import TruncatedError
+from loader.sequence_bytes import ParsedSequence, SequenceFormatError, parse_sequence
 
 _NUMERIC = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d",
             "UV": "Q", "SV": "q"}
 _SIZES = {code: struct.calcsize("<" + code) for code in _NUMERIC.values()}
 _BINARY = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
+_ASCII_SPLIT = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"})
 _CHARSET_TEXT = frozenset({"SH", "LO", "UC"})  # multi-valued, Specific Character Set
 _CHARSET_SINGLE = frozenset({"ST", "LT", "UT"})  # one value, may hold backslashes
 _UNDEFINED = 0xFFFFFFFF
@@ -131,8 +134,8 @@ class _Decoder:
         self.out = out
         self.pixel_representation = pixel_representation
 
-    def item(self, ds: Dataset, encodings: tuple[str, ...]) -> Item:
-        raw_dict = ds._dict
+    def item(self, raw_dict: Mapping[int, Any], encodings: tuple[str, ...]) -> Item:
+        """Decode one dataset or sequence item (a Dataset's `_dict` or a RawItem)."""
         charset = raw_dict.get(0x00080005)
         if charset is not None:
             encodings = _encodings_of(charset)
@@ -143,6 +146,9 @@ class _Decoder:
             tag = int(tag)
             if isinstance(elem, RawDataElement):
                 item[tag] = self.raw(tag, elem, item, encodings, fast, codec)
+            elif isinstance(elem, ParsedSequence):
+                items = [self.item(child, encodings) for child in elem.items]
+                item[tag] = Element("SQ", items, len(items))
             else:
                 item[tag] = self.converted(tag, elem, encodings)
         return item
@@ -152,22 +158,23 @@ class _Decoder:
         fast: bool, codec: str,
     ) -> Element:
         value = raw.value or b""
-        little = raw.is_little_endian
         vr = raw.VR or _implicit_vr(tag, item, self.pixel_representation)
-        if vr == "UN" and not is_private(tag):
-            known = _dictionary_vr(tag, self.pixel_representation)
-            if known != "UN":
-                vr, little = known, True  # UN of a known tag is implicit little endian
-        if raw.length != _UNDEFINED and len(value) < raw.length:
+        if len(value) < raw.length != _UNDEFINED:
             raise TruncatedError(
                 self.path, f"value of ({tag >> 16:04X},{tag & 0xFFFF:04X}) is cut short",
                 tag=f"{tag:08X}",
             )
+        if vr in _ASCII_SPLIT:  # the most common case, first
+            return self.split(tag, vr, value.decode("latin-1")) if value else Element(vr, None, 0)
+        little = raw.is_little_endian
+        if vr == "UN" and not is_private(tag):
+            known = _dictionary_vr(tag, self.pixel_representation)
+            if known != "UN":  # UN of a known tag is implicit little endian (PS3.5 6.2.2)
+                return self.raw(tag, raw._replace(VR=known, is_little_endian=True,
+                                                  is_implicit_VR=True),
+                                item, encodings, fast, codec)
         if vr == "SQ" or (vr == "UN" and value[:4] == _ITEM_TAG_LE and raw.is_implicit_VR):
-            seq = read_sequence(BytesIO(value), raw.is_implicit_VR, little, len(value),
-                                list(encodings))
-            items = [self.item(ds, encodings) for ds in seq]
-            return Element("SQ", items, len(items))
+            return self.sequence(value, raw.is_implicit_VR, little, encodings)
         if not value:
             return Element(vr, None, 0)
         if vr in _NUMERIC:
@@ -176,24 +183,37 @@ class _Decoder:
             return Element(vr, Binary(vr, len(value)), 1)
         if vr == "PN":
             return self.person_names(value, encodings, fast, codec)
-        if vr in _CHARSET_TEXT:
+        if vr in _CHARSET_TEXT or vr in _CHARSET_SINGLE:
             text = value.decode(codec, "replace") if fast else decode_bytes(
                 value, list(encodings), TEXT_VR_DELIMS)
-            return self.split(tag, vr, text)
-        if vr in _CHARSET_SINGLE:
-            text = value.decode(codec, "replace") if fast else decode_bytes(
-                value, list(encodings), TEXT_VR_DELIMS)
+            if vr in _CHARSET_TEXT:
+                return self.split(tag, vr, text)
             text = text.rstrip(" \x00")
             return Element(vr, text or None, 1 if text else 0)
         if vr == "AT":
             return self.tags(value, little)
-        text = value.decode("latin-1")
-        if vr in ("UR", "UT"):
-            text = text.rstrip(" \x00")
-            return Element(vr, text or None, 1 if text else 0)
-        return self.split(tag, vr, text)
+        text = value.decode("latin-1").rstrip(" \x00")  # UR and unknown VRs: one value
+        return Element(vr, text or None, 1 if text else 0)
+
+    def sequence(self, value: bytes, implicit: bool, little: bool,
+                 encodings: tuple[str, ...]) -> Element:
+        try:
+            raw_items: list[Mapping[int, Any]] = list(parse_sequence(value, implicit, little))
+        except SequenceFormatError:
+            # Odd framing (e.g. a VR switch inside an item): pydicom's reader copes.
+            seq = read_sequence(BytesIO(value), implicit, little, len(value), list(encodings))
+            raw_items = [ds._dict for ds in seq]
+        items = [self.item(raw_item, encodings) for raw_item in raw_items]
+        return Element("SQ", items, len(items))
 
     def split(self, tag: int, vr: str, text: str) -> Element:
+        if "\\" not in text:
+            single = text.strip(" \x00")
+            if not single:
+                return Element(vr, None, 0)
+            if vr == "IS" or vr == "DS":
+                return Element(vr, self.number(tag, vr, single), 1)
+            return Element(vr, single, 1)
         parts = [p.strip(" \x00") for p in text.split("\\")]
         if len(parts) == 1 and not parts[0]:
             return Element(vr, None, 0)
@@ -259,7 +279,7 @@ class _Decoder:
         vr = elem.VR or "UN"
         value = elem.value
         if vr == "SQ":
-            items = [self.item(ds, encodings) for ds in value]
+            items = [self.item(ds._dict, encodings) for ds in value]
             return Element("SQ", items, len(items))
         if isinstance(value, (bytes, bytearray)):
             return Element(vr, Binary(vr, len(value)), 1) if value else Element(vr, None, 0)
@@ -294,5 +314,5 @@ def decode_dataset(ds: Dataset, path: str) -> Decoded:
     if isinstance(raw_pr, RawDataElement) and raw_pr.value and len(raw_pr.value) == 2:
         little = raw_pr.is_little_endian
         pixel_representation = struct.unpack("<H" if little else ">H", raw_pr.value)[0]
-    out.root = _Decoder(path, out, pixel_representation).item(ds, DEFAULT_ENCODINGS)
+    out.root = _Decoder(path, out, pixel_representation).item(ds._dict, DEFAULT_ENCODINGS)
     return out

@@ -15,10 +15,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loader.extract.context import Row
+from loader.extract.context import Columns, Row
 from loader.model import BY_NAME, arrow_schema
 
 FLUSH_ROWS = 50_000
+_FILLED_HERE = frozenset({"_run_id", "_source_order"})  # set per shard / per object
 
 
 def table_dir(out: Path, table: str, run_id: str) -> Path:
@@ -38,35 +39,48 @@ class FileRecord:
 
 
 class ShardWriter:
-    """Collects one shard's rows per table and writes them as Parquet files."""
+    """Collects one shard's rows per table, as columns, and writes them as Parquet."""
 
     def __init__(self, out: Path, run_id: str, shard_id: str) -> None:
         self.out = out
         self.run_id = run_id
         self.shard_id = shard_id
-        self._buffers: dict[str, list[Row]] = {}
+        self._buffers: dict[str, dict[str, list[object]]] = {}
+        self._buffered: dict[str, int] = {}
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._rows: dict[str, int] = {}
 
-    def add(self, table: str, rows: list[Row], source_order: str | None) -> None:
+    def add(self, table: str, rows: list[Row] | Columns, source_order: str | None) -> None:
+        """Buffer one object's rows of a table: a list of row dicts, or columns."""
         if not rows:
             return
-        buffer = self._buffers.setdefault(table, [])
-        if source_order is not None:
-            for row in rows:
-                row["_source_order"] = source_order
-        buffer.extend(rows)
-        if len(buffer) >= FLUSH_ROWS:
+        buffer = self._buffers.get(table)
+        if buffer is None:
+            names = arrow_schema(BY_NAME[table]).names
+            buffer = self._buffers[table] = {name: [] for name in names if name != "_run_id"}
+        if isinstance(rows, dict):
+            count = len(next(iter(rows.values())))
+            for name, values in rows.items():
+                buffer[name].extend(values)
+        else:
+            count = len(rows)
+            for name, values in buffer.items():
+                if name not in _FILLED_HERE:
+                    values.extend(row.get(name) for row in rows)
+        if "_source_order" in buffer:
+            buffer["_source_order"].extend([source_order] * count)
+        self._buffered[table] = self._buffered.get(table, 0) + count
+        if self._buffered[table] >= FLUSH_ROWS:
             self._flush(table)
 
     def _flush(self, table: str) -> None:
-        rows = self._buffers.pop(table, [])
-        if not rows:
+        buffer = self._buffers.pop(table, None)
+        count = self._buffered.pop(table, 0)
+        if not buffer or not count:
             return
+        buffer["_run_id"] = [self.run_id] * count
         schema = arrow_schema(BY_NAME[table])
-        for row in rows:
-            row["_run_id"] = self.run_id
-        batch = pa.Table.from_pylist(rows, schema=schema)
+        batch = pa.Table.from_pydict(buffer, schema=schema)
         writer = self._writers.get(table)
         if writer is None:
             final = part_path(self.out, table, self.run_id, self.shard_id)
@@ -76,7 +90,7 @@ class ShardWriter:
             )
             self._writers[table] = writer
         writer.write_table(batch, row_group_size=FLUSH_ROWS)
-        self._rows[table] = self._rows.get(table, 0) + len(rows)
+        self._rows[table] = self._rows.get(table, 0) + count
 
     def close(self) -> list[FileRecord]:
         """Flush and publish every file; return what was written."""

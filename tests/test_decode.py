@@ -112,3 +112,72 @@ def test_bad_integer_string_is_a_cast_error():
     decoded = _decoded(real_file("badVR.dcm"))
     assert ("00280008", "IS value '1A' is not a number") in decoded.cast_errors
     assert decoded.root[0x00280008].value is None
+
+
+def _pydicom_tree(ds) -> dict:
+    """pydicom's view of a dataset, nested, in the decoder's shape."""
+    tree = {}
+    for element in ds:
+        if element.VR == "SQ":
+            tree[int(element.tag)] = [_pydicom_tree(item) for item in element.value]
+        elif isinstance(element.value, bytes) or element.VR in ("OB", "OW", "UN"):
+            tree[int(element.tag)] = "<binary>"
+        else:
+            tree[int(element.tag)] = _normal(element.value)
+    return tree
+
+
+def _our_tree(item) -> dict:
+    tree = {}
+    for tag, element in item.items():
+        if element.vr == "SQ":
+            tree[tag] = [_our_tree(child) for child in element.value]
+        elif isinstance(element.value, Binary) or element.vr in ("OB", "OW", "UN"):
+            tree[tag] = "<binary>"
+        else:
+            tree[tag] = _normal(element.value)
+    return tree
+
+
+def _with_sequences() -> list[str]:
+    found = []
+    for path in _parseable():
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        if any(e.VR == "SQ" for e in ds):
+            found.append(path)
+    return found
+
+
+@pytest.mark.parametrize("path", _with_sequences(), ids=os.path.basename)
+def test_nested_sequences_equal_pydicom(path):
+    decoded = _decoded(path)
+    cast = {int(tag, 16) for tag, _ in decoded.cast_errors}
+    ours = _without(_our_tree(decoded.root), cast)
+    theirs = _without(_pydicom_tree(pydicom.dcmread(path, stop_before_pixels=True, force=True)),
+                      cast)
+    assert ours == theirs
+
+
+def _without(tree, tags: set[int]):
+    """The tree without values the decoder reported as cast errors (pydicom keeps text)."""
+    if isinstance(tree, dict):
+        return {k: _without(v, tags) for k, v in tree.items() if k not in tags}
+    if isinstance(tree, list):
+        return [_without(v, tags) for v in tree]
+    return tree
+
+
+def test_generated_archive_decodes_like_pydicom(synth_archive):
+    """Every transfer syntax, character set and nesting the generator writes."""
+    root, _ = synth_archive
+    checked = set()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "bad" not in p.parts):
+        reference = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        kind = (reference.file_meta.TransferSyntaxUID, reference.SOPClassUID)
+        if kind in checked:
+            continue
+        checked.add(kind)
+        decoded = _decoded(str(path))
+        cast = {int(tag, 16) for tag, _ in decoded.cast_errors}
+        assert _without(_our_tree(decoded.root), cast) == _without(_pydicom_tree(reference), cast)
+    assert len(checked) > 15

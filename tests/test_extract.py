@@ -35,6 +35,12 @@ def extract_path(path: str | Path):
     return extract_bytes(Path(path).read_bytes(), str(path))
 
 
+def as_rows(columns):
+    """Columnar rows (dicom_element, dicom_sequence_item) as a list of dicts."""
+    names = list(columns)
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
 def one(rows, table):
     assert len(rows[table]) == 1, rows[table]
     return rows[table][0]
@@ -80,17 +86,17 @@ def test_elements_cover_every_element_including_private_and_nested():
     ref = pydicom.dcmread(path, stop_before_pixels=True)
     rows, _ = extract_path(path)
     expected = sum(1 for _ in ref.iterall())
-    assert len(rows["dicom_element"]) == expected
-    private = [e for e in rows["dicom_element"] if e["is_private"]]
+    assert len(as_rows(rows["dicom_element"])) == expected
+    private = [e for e in as_rows(rows["dicom_element"]) if e["is_private"]]
     assert private and all(e["tag_group"] % 2 == 1 for e in private)
-    keys = [e["element_key"] for e in rows["dicom_element"]]
+    keys = [e["element_key"] for e in as_rows(rows["dicom_element"])]
     assert len(keys) == len(set(keys))
 
 
 def test_sequence_items_link_to_their_parent_elements():
     rows, _ = extract_path(real_file("rtplan.dcm"))
-    elements = {e["element_key"]: e for e in rows["dicom_element"]}
-    items = rows["dicom_sequence_item"]
+    elements = {e["element_key"]: e for e in as_rows(rows["dicom_element"])}
+    items = as_rows(rows["dicom_sequence_item"])
     assert items
     for item in items:
         parent = elements[item["parent_element_key"]]
@@ -98,7 +104,7 @@ def test_sequence_items_link_to_their_parent_elements():
         assert item["sequence_path"].startswith(
             (parent["sequence_path"] + "." if parent["sequence_path"] else "") + parent["tag_hex"]
         )
-    nested = [e for e in rows["dicom_element"] if e["sequence_item_key"] is not None]
+    nested = [e for e in as_rows(rows["dicom_element"]) if e["sequence_item_key"] is not None]
     assert {e["sequence_item_key"] for e in nested} <= {i["sequence_item_key"] for i in items}
 
 
@@ -150,7 +156,7 @@ def test_enhanced_multiframe_frames_and_planes(synth_archive):
     assert planes[0]["pixel_spacing"] == [float(v) for v in shared.PixelMeasuresSequence[0].PixelSpacing]
     pixel = one(rows, "dicom_image_pixel")
     assert pixel["window_center"] == [float(shared.FrameVOILUTSequence[0].WindowCenter)]
-    frame_elements = [e for e in rows["dicom_element"] if e["frame_number"] == 3]
+    frame_elements = [e for e in as_rows(rows["dicom_element"]) if e["frame_number"] == 3]
     assert frame_elements
 
 

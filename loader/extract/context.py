@@ -10,7 +10,8 @@ from loader.extract.values import Typed
 from loader.keys import key_of
 
 Row = dict[str, object]
-Rows = dict[str, list[Row]]
+Columns = dict[str, list[object]]  # column name → values, for tables of many rows
+Rows = dict[str, list[Row] | Columns]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 Paths name where an element sits: `52009230[0].00209111[0].00189074` is
 FrameAcquisitionDateTime in the first Frame Content item of the first frame.
 Element and item keys hash (SOP Instance UID, path), so they are stable across
-reruns and joinable from SQL.
+reruns and joinable from SQL. This is the widest table (one row per element), so
+rows are built as columns and per-tag facts are computed once per process.
 """
 
 from __future__ import annotations
@@ -13,12 +14,29 @@ import datetime as dt
 from pydicom.datadict import private_dictionary_description
 
 from loader.decode import Binary, Item, is_private, keyword, private_creator_of
-from loader.extract.context import Extraction, Row
+from loader.extract.context import Columns, Extraction
 from loader.extract.values import parse_date, parse_datetime
-from loader.keys import key_of
+from loader.keys import SEPARATOR, key_of_text
 
 PER_FRAME_GROUPS = 0x52009230
+ELEMENT_COLUMNS = (
+    "element_key", "instance_key", "frame_number", "tag_group", "tag_element", "tag_hex",
+    "name", "vr", "vm", "value_string", "value_number", "value_datetime", "value_binary_ref",
+    "is_private", "private_creator", "sequence_item_key", "sequence_path",
+)
+ITEM_COLUMNS = (
+    "sequence_item_key", "instance_key", "parent_element_key", "item_index", "sequence_path",
+)
 _private_names: dict[tuple[str, int], str | None] = {}
+_tag_facts: dict[int, tuple[int, int, str, str, bool]] = {}
+
+
+def _facts(tag: int) -> tuple[int, int, str, str, bool]:
+    found = _tag_facts.get(tag)
+    if found is None:
+        found = _tag_facts[tag] = (tag >> 16, tag & 0xFFFF, f"{tag:08X}", keyword(tag),
+                                   is_private(tag))
+    return found
 
 
 def _private_name(tag: int, creator: str | None) -> str | None:
@@ -44,70 +62,67 @@ def _as_datetime(vr: str, text: str) -> dt.datetime | None:
 
 class _ElementWalk:
     def __init__(self, ex: Extraction) -> None:
-        self.sop = ex.sop_instance_uid
+        self.key_prefix = ex.sop_instance_uid + SEPARATOR
         self.instance_key = ex.instance_key
-        self.elements: list[Row] = []
-        self.items: list[Row] = []
+        self.elements: list[tuple[object, ...]] = []  # in ELEMENT_COLUMNS order
+        self.items: list[tuple[object, ...]] = []  # in ITEM_COLUMNS order
 
     def walk(self, item: Item, path: str, item_key: int | None, frame: int | None) -> None:
+        append = self.elements.append
         prefix = f"{path}." if path else ""
+        key_prefix = self.key_prefix
+        instance_key = self.instance_key
+        sequence_path = path or None
         for tag, elem in item.items():
-            tag_hex = f"{tag:08X}"
+            group, number, tag_hex, name, private = _facts(tag)
             element_path = prefix + tag_hex
-            element_key = key_of(self.sop, element_path)
+            element_key = key_of_text(key_prefix + element_path)
             value = elem.value
-            private = is_private(tag)
-            creator = private_creator_of(tag, item) if private else None
-            row: Row = {
-                "element_key": element_key,
-                "instance_key": self.instance_key,
-                "frame_number": frame,
-                "tag_group": tag >> 16,
-                "tag_element": tag & 0xFFFF,
-                "tag_hex": tag_hex,
-                "name": _private_name(tag, creator) if private else keyword(tag),
-                "vr": elem.vr,
-                "vm": elem.vm,
-                "value_string": None,
-                "value_number": None,
-                "value_datetime": None,
-                "value_binary_ref": None,
-                "is_private": private,
-                "private_creator": creator,
-                "sequence_item_key": item_key,
-                "sequence_path": path or None,
-            }
-            self.elements.append(row)
-            if elem.vr == "SQ":
-                for index, child in enumerate(value):
-                    child_path = f"{element_path}[{index}]"
-                    child_key = key_of(self.sop, child_path)
-                    self.items.append({
-                        "sequence_item_key": child_key,
-                        "instance_key": self.instance_key,
-                        "parent_element_key": element_key,
-                        "item_index": index,
-                        "sequence_path": child_path,
-                    })
-                    child_frame = index + 1 if tag == PER_FRAME_GROUPS and not path else frame
-                    self.walk(child, child_path, child_key, child_frame)
-                continue
-            if value is None:
-                continue
-            if isinstance(value, Binary):
-                row["value_binary_ref"] = f"length={value.length}"
-                continue
-            values = value if isinstance(value, list) else (value,)
-            row["value_string"] = "\\".join(str(v) for v in values)
-            first = values[0]
-            if isinstance(first, (int, float)) and not isinstance(first, bool):
-                row["value_number"] = float(first)
-            elif elem.vr in ("DA", "DT") and isinstance(first, str):
-                row["value_datetime"] = _as_datetime(elem.vr, first)
+            vr = elem.vr
+            creator = None
+            if private:
+                creator = private_creator_of(tag, item)
+                name = _private_name(tag, creator) or tag_hex
+            text = number_value = stamp = binary = None
+            if vr == "SQ":
+                self._items(value, element_path, element_key, tag, path, frame)
+            elif value is None:
+                pass
+            elif isinstance(value, Binary):
+                binary = f"length={value.length}"
+            else:
+                if isinstance(value, list):
+                    first = value[0]
+                    text = "\\".join(map(str, value))
+                else:
+                    first = value
+                    text = value if isinstance(value, str) else str(value)
+                if isinstance(first, (int, float)):
+                    number_value = float(first)
+                elif vr == "DA" or vr == "DT":
+                    stamp = _as_datetime(vr, first)
+            append((element_key, instance_key, frame, group, number, tag_hex, name, vr, elem.vm,
+                    text, number_value, stamp, binary, private, creator, item_key,
+                    sequence_path))
+
+    def _items(self, children: list[Item], element_path: str, element_key: int, tag: int,
+               path: str, frame: int | None) -> None:
+        for index, child in enumerate(children):
+            child_path = f"{element_path}[{index}]"
+            child_key = key_of_text(self.key_prefix + child_path)
+            self.items.append((child_key, self.instance_key, element_key, index, child_path))
+            child_frame = index + 1 if tag == PER_FRAME_GROUPS and not path else frame
+            self.walk(child, child_path, child_key, child_frame)
 
 
-def elements_and_items(ex: Extraction) -> tuple[list[Row], list[Row]]:
-    """Rows of dicom_element and dicom_sequence_item for one object."""
+def _columns(names: tuple[str, ...], rows: list[tuple[object, ...]]) -> Columns:
+    if not rows:
+        return {}
+    return {name: list(values) for name, values in zip(names, zip(*rows), strict=True)}
+
+
+def elements_and_items(ex: Extraction) -> tuple[Columns, Columns]:
+    """Columns of dicom_element and dicom_sequence_item for one object."""
     walk = _ElementWalk(ex)
     walk.walk(ex.decoded.root, "", None, None)
-    return walk.elements, walk.items
+    return _columns(ELEMENT_COLUMNS, walk.elements), _columns(ITEM_COLUMNS, walk.items)

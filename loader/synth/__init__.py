@@ -22,12 +22,12 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
-    PYDICOM_IMPLEMENTATION_UID,
 )
 
 from loader.synth import iods
