@@ -179,5 +179,12 @@ def test_generated_archive_decodes_like_pydicom(synth_archive):
         checked.add(kind)
         decoded = _decoded(str(path))
         cast = {int(tag, 16) for tag, _ in decoded.cast_errors}
-        assert _without(_our_tree(decoded.root), cast) == _without(_pydicom_tree(reference), cast)
+        ours = _without(_our_tree(decoded.root), cast)
+        theirs = _without(_pydicom_tree(reference), cast)
+        for tag, value in theirs.items():
+            # In implicit VR, pydicom leaves an unknown private sequence as UN bytes;
+            # the decoder recognises its item framing and decodes the items.
+            if value == "<binary>" and tag >> 16 & 1 and isinstance(ours.get(tag), list):
+                ours[tag] = value
+        assert ours == theirs
     assert len(checked) > 15
