@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from io import BytesIO
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +24,9 @@ DEFAULT_HEADER_BYTES = 64 * 1024
 _MIN_GROWTH = 16 * 1024
 PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 _UNDEFINED_LENGTH = 0xFFFFFFFF
+
+_PYDICOM_ERRORS = (InvalidDicomError, EOFError, ValueError, struct.error, KeyError, IndexError,
+                   TypeError, OverflowError, LookupError, NotImplementedError, OSError)
 
 Fetch = Callable[[int, int], bytes]
 """Reads bytes [start, end) of one object; may return fewer at its end."""
@@ -136,19 +140,22 @@ def parse_header(path: str, reader: HeaderReader) -> ParsedHeader:
         raise NotDicomError(path, "empty object (0 bytes)")
     if not looks_like_dicom(reader.peek(132)):
         raise NotDicomError(path, "no DICM marker and no DICOM data element at the start")
-    try:
-        ds = pydicom.dcmread(reader, stop_before_pixels=True, force=True)
-    except (InvalidDicomError, EOFError, ValueError, struct.error, KeyError,
-            IndexError, TypeError, OverflowError, LookupError, NotImplementedError) as exc:
-        if reader.partial_read or reader.tell() >= reader.size:
-            raise TruncatedError(path, f"object ends inside its header: {exc}") from exc
-        raise HeaderParseError(path, f"{type(exc).__name__}: {exc}") from exc
-    offset, length = _pixel_data_position(reader.buffer(), reader.tell(), ds)
-    if reader.partial_read and offset is None:
-        raise TruncatedError(path, "object ends inside a data element")
-    if not ds._dict:
-        raise NotDicomError(path, "no data elements after the file meta information")
-    header_bytes = reader.tell() if offset is not None else reader.size
+    found = _parse_within_prefix(reader)
+    if found is not None:
+        ds, header_bytes, offset, length = found
+    else:
+        try:
+            ds = pydicom.dcmread(reader, stop_before_pixels=True, force=True)
+        except _PYDICOM_ERRORS as exc:
+            if reader.partial_read or reader.tell() >= reader.size:
+                raise TruncatedError(path, f"object ends inside its header: {exc}") from exc
+            raise HeaderParseError(path, f"{type(exc).__name__}: {exc}") from exc
+        offset, length = _pixel_data_position(reader.buffer(), reader.tell(), ds)
+        if reader.partial_read and offset is None:
+            raise TruncatedError(path, "object ends inside a data element")
+        if not ds._dict:
+            raise NotDicomError(path, "no data elements after the file meta information")
+        header_bytes = reader.tell() if offset is not None else reader.size
     header = reader.buffer()[:header_bytes]
     return ParsedHeader(
         dataset=ds,
@@ -159,6 +166,24 @@ def parse_header(path: str, reader: HeaderReader) -> ParsedHeader:
         pixel_data_length=length,
         checksum=hashlib.md5(header, usedforsecurity=False).hexdigest(),
     )
+
+
+def _parse_within_prefix(reader: HeaderReader) -> tuple[FileDataset, int, int, int | None] | None:
+    """The common case, fast: an object larger than its first read whose header ends
+    (at Pixel Data) inside that read is parsed from memory, without the reader's
+    per-call bookkeeping. Anything else returns None and takes the general path."""
+    prefix = reader.buffer()
+    if reader.size <= len(prefix):
+        return None  # the whole object is here: the general path also detects truncation
+    fp = BytesIO(prefix)
+    try:
+        ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+    except _PYDICOM_ERRORS:
+        return None
+    offset, length = _pixel_data_position(prefix, fp.tell(), ds)
+    if offset is None or not ds._dict:
+        return None
+    return ds, fp.tell(), offset, length
 
 
 def _pixel_data_position(buf: bytes, pos: int, ds: FileDataset) -> tuple[int | None, int | None]:

@@ -19,7 +19,6 @@ from loader.extract.context import Columns, Row
 from loader.model import BY_NAME, arrow_schema
 
 FLUSH_ROWS = 50_000
-_FILLED_HERE = frozenset({"_run_id", "_source_order"})  # set per shard / per object
 
 
 def table_dir(out: Path, table: str, run_id: str) -> Path:
@@ -58,17 +57,20 @@ class ShardWriter:
         if buffer is None:
             names = arrow_schema(BY_NAME[table]).names
             buffer = self._buffers[table] = {name: [] for name in names if name != "_run_id"}
+        ordered = "_source_order" in buffer
         if isinstance(rows, dict):
             count = len(next(iter(rows.values())))
             for name, values in rows.items():
                 buffer[name].extend(values)
+            if ordered:
+                buffer["_source_order"].extend([source_order] * count)
         else:
             count = len(rows)
-            for name, values in buffer.items():
-                if name not in _FILLED_HERE:
-                    values.extend(row.get(name) for row in rows)
-        if "_source_order" in buffer:
-            buffer["_source_order"].extend([source_order] * count)
+            for row in rows:
+                if ordered:
+                    row["_source_order"] = source_order
+                for name, values in buffer.items():
+                    values.append(row.get(name))
         self._buffered[table] = self._buffered.get(table, 0) + count
         if self._buffered[table] >= FLUSH_ROWS:
             self._flush(table)
