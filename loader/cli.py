@@ -43,20 +43,32 @@ def _summary(report: dict[str, Any]) -> Table:
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
     for label, key in (
-        ("objects listed", "listed"), ("loaded", "loaded"), ("new instances", "new_instances"),
-        ("duplicates", "duplicates"), ("error files", "error_files"),
-        ("bytes listed", "bytes_listed"), ("bytes read", "bytes_read"),
+        ("objects listed", "listed"),
+        ("loaded", "loaded"),
+        ("new instances", "new_instances"),
+        ("duplicates", "duplicates"),
+        ("error files", "error_files"),
+        ("bytes listed", "bytes_listed"),
+        ("bytes read", "bytes_read"),
         ("bytes read / object", "bytes_read_per_object"),
         ("read requests / object", "read_requests_per_object"),
-        ("seconds", "seconds"), ("files / second", "files_per_second"),
+        ("seconds", "seconds"),
+        ("files / second", "files_per_second"),
     ):
         value = report.get(key)
         table.add_row(label, f"{value:,}" if isinstance(value, int) else str(value))
     for category, count in report["errors"].items():
         table.add_row(f"  {category}", f"{count:,}")
     checks = report.get("validation", {})
-    for key in ("unique_patients", "unique_studies", "unique_series", "earliest_study_date",
-                "latest_study_date", "orphan_series", "orphan_instances"):
+    for key in (
+        "unique_patients",
+        "unique_studies",
+        "unique_series",
+        "earliest_study_date",
+        "latest_study_date",
+        "orphan_series",
+        "orphan_instances",
+    ):
         if key in checks:
             table.add_row(key.replace("_", " "), str(checks[key]))
     balance = checks.get("accounting", {})
@@ -83,31 +95,72 @@ def main() -> None:
 
 @main.command()
 @click.argument("source")
-@click.option("--out", default=lambda: env_default("OUT", DEFAULT_OUT), show_default=DEFAULT_OUT,
-              help="Folder for the run's Parquet and ledger.")
-@click.option("--target", default=lambda: env_default("TARGET", DEFAULT_TARGET),
-              show_default=DEFAULT_TARGET, help="duckdb:///PATH, or none for Parquet only.")
-@click.option("--workers", type=int, default=lambda: int(env_default("WORKERS", str(os.cpu_count() or 1))),
-              help="Dask worker processes; 0 runs in this process.  [default: cores]")
-@click.option("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, show_default=True,
-              help="Objects per shard (one Dask task each).")
+@click.option(
+    "--out",
+    default=lambda: env_default("OUT", DEFAULT_OUT),
+    show_default=DEFAULT_OUT,
+    help="Folder for the run's Parquet and ledger.",
+)
+@click.option(
+    "--target",
+    default=lambda: env_default("TARGET", DEFAULT_TARGET),
+    show_default=DEFAULT_TARGET,
+    help="duckdb:///PATH, or none for Parquet only.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=lambda: int(env_default("WORKERS", str(os.cpu_count() or 1))),
+    help="Dask worker processes; 0 runs in this process.  [default: cores]",
+)
+@click.option(
+    "--shard-size",
+    type=int,
+    default=DEFAULT_SHARD_SIZE,
+    show_default=True,
+    help="Objects per shard (one Dask task each).",
+)
 @click.option("--run-id", default=None, help="Name of the run (default: time-stamped).")
 @click.option("--resume", is_flag=True, help="Skip the shards --run-id already committed.")
-@click.option("--header-bytes", type=int, default=DEFAULT_HEADER_BYTES, show_default=True,
-              help="First read per object; grown only when a header is longer.")
+@click.option(
+    "--header-bytes",
+    type=int,
+    default=DEFAULT_HEADER_BYTES,
+    show_default=True,
+    help="First read per object; grown only when a header is longer.",
+)
 @click.option("--report", "report_path", default=None, help="Write the JSON report here.")
-def run(source: str, out: str, target: str, workers: int, shard_size: int, run_id: str | None,
-        resume: bool, header_bytes: int, report_path: str | None) -> None:
+def run(
+    source: str,
+    out: str,
+    target: str,
+    workers: int,
+    shard_size: int,
+    run_id: str | None,
+    resume: bool,
+    header_bytes: int,
+    report_path: str | None,
+) -> None:
     """List SOURCE (a folder or a manifest), extract every header, load TARGET."""
     try:
         settings = RunSettings(
-            source=source, out=Path(out), target=Target.parse(target), workers=workers,
-            shard_size=shard_size, run_id=run_id, header_bytes=header_bytes, resume=resume,
+            source=source,
+            out=Path(out),
+            target=Target.parse(target),
+            workers=workers,
+            shard_size=shard_size,
+            run_id=run_id,
+            header_bytes=header_bytes,
+            resume=resume,
         )
         with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(),
-            TextColumn("{task.completed:,} objects"), TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(), console=console, transient=True,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,} objects"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
         ) as bar:
             task = bar.add_task("extracting", total=None, rate="")
 
@@ -126,8 +179,9 @@ def run(source: str, out: str, target: str, workers: int, shard_size: int, run_i
 @main.command()
 @click.option("--run-id", required=True, help="The written run to load.")
 @click.option("--out", default=lambda: env_default("OUT", DEFAULT_OUT), show_default=DEFAULT_OUT)
-@click.option("--target", default=lambda: env_default("TARGET", DEFAULT_TARGET),
-              show_default=DEFAULT_TARGET)
+@click.option(
+    "--target", default=lambda: env_default("TARGET", DEFAULT_TARGET), show_default=DEFAULT_TARGET
+)
 @click.option("--report", "report_path", default=None, help="Write the JSON report here.")
 def load(run_id: str, out: str, target: str, report_path: str | None) -> None:
     """Load an already-written run (its Parquet) into TARGET."""
@@ -139,8 +193,9 @@ def load(run_id: str, out: str, target: str, report_path: str | None) -> None:
 
 
 @main.command(name="validate")
-@click.option("--target", default=lambda: env_default("TARGET", DEFAULT_TARGET),
-              show_default=DEFAULT_TARGET)
+@click.option(
+    "--target", default=lambda: env_default("TARGET", DEFAULT_TARGET), show_default=DEFAULT_TARGET
+)
 def validate_command(target: str) -> None:
     """Check counts, integrity and completeness of what TARGET holds."""
     try:
@@ -158,8 +213,13 @@ def validate_command(target: str) -> None:
 
 @main.command()
 @click.argument("source")
-@click.option("--workers", type=int, default=0, show_default=True,
-              help="Dask worker processes; 0 runs in this process.")
+@click.option(
+    "--workers",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Dask worker processes; 0 runs in this process.",
+)
 @click.option("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, show_default=True)
 @click.option("--report", "report_path", default=None, help="Write the JSON profile here.")
 def scan(source: str, workers: int, shard_size: int, report_path: str | None) -> None:
@@ -185,16 +245,33 @@ def sql(dialect: str) -> None:
 @click.argument("out")
 @click.option("--patients", type=int, required=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--pixels", type=click.Choice(["tiny", "realistic"]), default="tiny",
-              show_default=True, help="Pixel Data of real size (multi-MB MG) or 16x16.")
-@click.option("--bad-fraction", type=float, default=0.0, show_default=True,
-              help="Share of bad objects (non-DICOM, truncated, missing UIDs, bad values).")
+@click.option(
+    "--pixels",
+    type=click.Choice(["tiny", "realistic"]),
+    default="tiny",
+    show_default=True,
+    help="Pixel Data of real size (multi-MB MG) or 16x16.",
+)
+@click.option(
+    "--bad-fraction",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Share of bad objects (non-DICOM, truncated, missing UIDs, bad values).",
+)
 @click.option("--duplicate-fraction", type=float, default=0.02, show_default=True)
-def synth(out: str, patients: int, seed: int, pixels: str, bad_fraction: float,
-          duplicate_fraction: float) -> None:
+def synth(
+    out: str, patients: int, seed: int, pixels: str, bad_fraction: float, duplicate_fraction: float
+) -> None:
     """Write a deterministic, realistic test archive to OUT."""
     from loader.synth import synthesize
 
-    summary = synthesize(out, patients, seed=seed, pixels=pixels, bad_fraction=bad_fraction,
-                         duplicate_fraction=duplicate_fraction)
+    summary = synthesize(
+        out,
+        patients,
+        seed=seed,
+        pixels=pixels,
+        bad_fraction=bad_fraction,
+        duplicate_fraction=duplicate_fraction,
+    )
     out_console.print_json(json.dumps(summary.as_dict()))

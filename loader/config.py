@@ -7,7 +7,7 @@ configuration and warehouse credentials with the warehouse's connector.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from loader.errors import ConfigError
@@ -34,7 +34,7 @@ class Target:
         if text.lower() == "none":
             return cls("none", "")
         if text.startswith("duckdb://"):
-            path = text[len("duckdb://"):]
+            path = text[len("duckdb://") :]
             path = path.removeprefix("/")  # duckdb:///rel/path, duckdb:////abs/path
             if not path:
                 raise ConfigError("duckdb target needs a path: duckdb:///imaging.duckdb")
@@ -51,7 +51,7 @@ class Target:
 class RunSettings:
     source: str
     out: Path = Path(DEFAULT_OUT)
-    target: Target = Target.parse(DEFAULT_TARGET)
+    target: Target = field(default_factory=lambda: Target.parse(DEFAULT_TARGET))
     workers: int = os.cpu_count() or 1
     shard_size: int = DEFAULT_SHARD_SIZE
     run_id: str | None = None

@@ -26,13 +26,13 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_sequence
 from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag
 from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 
 from loader.errors import TruncatedError
 from loader.sequence_bytes import ParsedSequence, SequenceFormatError, parse_sequence
 
-_NUMERIC = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d",
-            "UV": "Q", "SV": "q"}
+_NUMERIC = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "UV": "Q", "SV": "q"}
 _SIZES = {code: struct.calcsize("<" + code) for code in _NUMERIC.values()}
 _BINARY = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 _ASCII_SPLIT = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"})
@@ -134,7 +134,7 @@ class _Decoder:
         self.out = out
         self.pixel_representation = pixel_representation
 
-    def item(self, raw_dict: Mapping[int, Any], encodings: tuple[str, ...]) -> Item:
+    def item(self, raw_dict: Mapping[Any, Any], encodings: tuple[str, ...]) -> Item:
         """Decode one dataset or sequence item (a Dataset's `_dict` or a RawItem)."""
         charset = raw_dict.get(0x00080005)
         if charset is not None:
@@ -154,14 +154,20 @@ class _Decoder:
         return item
 
     def raw(
-        self, tag: int, raw: RawDataElement, item: Item, encodings: tuple[str, ...],
-        fast: bool, codec: str,
+        self,
+        tag: int,
+        raw: RawDataElement,
+        item: Item,
+        encodings: tuple[str, ...],
+        fast: bool,
+        codec: str,
     ) -> Element:
         value = raw.value or b""
         vr = raw.VR or _implicit_vr(tag, item, self.pixel_representation)
         if len(value) < raw.length != _UNDEFINED:
             raise TruncatedError(
-                self.path, f"value of ({tag >> 16:04X},{tag & 0xFFFF:04X}) is cut short",
+                self.path,
+                f"value of ({tag >> 16:04X},{tag & 0xFFFF:04X}) is cut short",
                 tag=f"{tag:08X}",
             )
         if vr in _ASCII_SPLIT:  # the most common case, first
@@ -170,9 +176,14 @@ class _Decoder:
         if vr == "UN" and not is_private(tag):
             known = _dictionary_vr(tag, self.pixel_representation)
             if known != "UN":  # UN of a known tag is implicit little endian (PS3.5 6.2.2)
-                return self.raw(tag, raw._replace(VR=known, is_little_endian=True,
-                                                  is_implicit_VR=True),
-                                item, encodings, fast, codec)
+                return self.raw(
+                    tag,
+                    raw._replace(VR=known, is_little_endian=True, is_implicit_VR=True),
+                    item,
+                    encodings,
+                    fast,
+                    codec,
+                )
         if vr == "SQ" or (vr == "UN" and value[:4] == _ITEM_TAG_LE and raw.is_implicit_VR):
             return self.sequence(value, raw.is_implicit_VR, little, encodings)
         if not value:
@@ -184,8 +195,11 @@ class _Decoder:
         if vr == "PN":
             return self.person_names(value, encodings, fast, codec)
         if vr in _CHARSET_TEXT or vr in _CHARSET_SINGLE:
-            text = value.decode(codec, "replace") if fast else decode_bytes(
-                value, list(encodings), TEXT_VR_DELIMS)
+            text = (
+                value.decode(codec, "replace")
+                if fast
+                else decode_bytes(value, list(encodings), TEXT_VR_DELIMS)
+            )
             if vr in _CHARSET_TEXT:
                 return self.split(tag, vr, text)
             text = text.rstrip(" \x00")
@@ -195,10 +209,11 @@ class _Decoder:
         text = value.decode("latin-1").rstrip(" \x00")  # UR and unknown VRs: one value
         return Element(vr, text or None, 1 if text else 0)
 
-    def sequence(self, value: bytes, implicit: bool, little: bool,
-                 encodings: tuple[str, ...]) -> Element:
+    def sequence(
+        self, value: bytes, implicit: bool, little: bool, encodings: tuple[str, ...]
+    ) -> Element:
         try:
-            raw_items: list[Mapping[int, Any]] = list(parse_sequence(value, implicit, little))
+            raw_items: list[Mapping[Any, Any]] = list(parse_sequence(value, implicit, little))
         except SequenceFormatError:
             # Odd framing (e.g. a VR switch inside an item): pydicom's reader copes.
             seq = read_sequence(BytesIO(value), implicit, little, len(value), list(encodings))
@@ -244,7 +259,9 @@ class _Decoder:
         size = _SIZES[code]
         count = len(value) // size
         if len(value) % size:
-            self.out.cast_error(tag, f"{vr} value of {len(value)} bytes is not a multiple of {size}")
+            self.out.cast_error(
+                tag, f"{vr} value of {len(value)} bytes is not a multiple of {size}"
+            )
         if count == 0:
             return Element(vr, None, 0)
         numbers = struct.unpack(f"{'<' if little else '>'}{count}{code}", value[: count * size])
@@ -309,7 +326,7 @@ def _python_codec(encoding: str) -> str:
 def decode_dataset(ds: Dataset, path: str) -> Decoded:
     """Decode every element of `ds`, nested sequences included."""
     out = Decoded(root={})
-    raw_pr = ds._dict.get(0x00280103)
+    raw_pr = ds._dict.get(BaseTag(0x00280103))
     pixel_representation = 0
     if isinstance(raw_pr, RawDataElement) and raw_pr.value and len(raw_pr.value) == 2:
         little = raw_pr.is_little_endian

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from io import BytesIO
 from collections.abc import Callable
 from dataclasses import dataclass
+from io import BytesIO
 
 import pydicom
 from pydicom.dataset import FileDataset
@@ -25,8 +25,19 @@ _MIN_GROWTH = 16 * 1024
 PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 
-_PYDICOM_ERRORS = (InvalidDicomError, EOFError, ValueError, struct.error, KeyError, IndexError,
-                   TypeError, OverflowError, LookupError, NotImplementedError, OSError)
+_PYDICOM_ERRORS = (
+    InvalidDicomError,
+    EOFError,
+    ValueError,
+    struct.error,
+    KeyError,
+    IndexError,
+    TypeError,
+    OverflowError,
+    LookupError,
+    NotImplementedError,
+    OSError,
+)
 
 Fetch = Callable[[int, int], bytes]
 """Reads bytes [start, end) of one object; may return fewer at its end."""
@@ -140,6 +151,7 @@ def parse_header(path: str, reader: HeaderReader) -> ParsedHeader:
         raise NotDicomError(path, "empty object (0 bytes)")
     if not looks_like_dicom(reader.peek(132)):
         raise NotDicomError(path, "no DICM marker and no DICOM data element at the start")
+    offset: int | None
     found = _parse_within_prefix(reader)
     if found is not None:
         ds, header_bytes, offset, length = found
@@ -209,7 +221,7 @@ def _pixel_data_position(buf: bytes, pos: int, ds: FileDataset) -> tuple[int | N
 def read_local(path: str, size: int, first_bytes: int = DEFAULT_HEADER_BYTES) -> ParsedHeader:
     """Parse the header of a local file, reading only what the header needs."""
     try:
-        fh = open(path, "rb", buffering=0)
+        fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the `with` below
     except OSError as exc:
         raise ObjectReadError(path, f"cannot open: {exc.strerror or exc}") from exc
     with fh:

@@ -47,7 +47,7 @@ def committed_ids(out: Path, run_id: str) -> set[str]:
     folder = run_dir(out, run_id)
     if not folder.is_dir():
         return set()
-    return {p.name[len("shard-"):-len(".json")] for p in folder.glob("shard-*.json")}
+    return {p.name[len("shard-") : -len(".json")] for p in folder.glob("shard-*.json")}
 
 
 def write_run(out: Path, run_id: str, document: dict[str, Any]) -> None:

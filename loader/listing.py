@@ -123,7 +123,9 @@ def shard_id_of(objects: Iterable[ObjectRef]) -> str:
     return digest.hexdigest()[:16]
 
 
-def make_shards(objects: Iterable[ObjectRef], shard_size: int = DEFAULT_SHARD_SIZE) -> Iterator[Shard]:
+def make_shards(
+    objects: Iterable[ObjectRef], shard_size: int = DEFAULT_SHARD_SIZE
+) -> Iterator[Shard]:
     """Cut a stream of objects into shards of `shard_size`, lazily."""
     if shard_size < 1:
         raise ConfigError("shard size must be at least 1")

@@ -103,9 +103,11 @@ class ShardWriter:
             writer.close()
             final = part_path(self.out, table, self.run_id, self.shard_id)
             os.replace(str(final) + ".tmp", final)
-            records.append(FileRecord(
-                table, str(final.relative_to(self.out)), self._rows[table], final.stat().st_size
-            ))
+            records.append(
+                FileRecord(
+                    table, str(final.relative_to(self.out)), self._rows[table], final.stat().st_size
+                )
+            )
         self._writers = {}
         return records
 

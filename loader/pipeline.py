@@ -52,8 +52,12 @@ def _pending(shards: Iterator[Shard], done: set[str], skipped: list[str]) -> Ite
 
 
 def execute(
-    task: Callable[[Any, Shard], dict[str, Any]], settings: Any, shards: Iterator[Shard],
-    workers: int, progress: Progress, max_in_flight: int | None = None,
+    task: Callable[[Any, Shard], dict[str, Any]],
+    settings: Any,
+    shards: Iterator[Shard],
+    workers: int,
+    progress: Progress,
+    max_in_flight: int | None = None,
 ) -> None:
     """Run `task(settings, shard)` for every shard, one Dask task per shard.
 
@@ -68,17 +72,25 @@ def execute(
     from distributed import Client, LocalCluster, as_completed
 
     in_flight = max_in_flight or 2 * workers
-    with LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True,
-        dashboard_address=None, silence_logs=logging.ERROR,
-    ) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         running = as_completed()
 
         def submit_next() -> bool:
             shard = next(shards, None)
             if shard is None:
                 return False
-            running.add(client.submit(task, settings, shard, key=f"{task.__name__}-{shard.shard_id}"))
+            running.add(
+                client.submit(task, settings, shard, key=f"{task.__name__}-{shard.shard_id}")
+            )
             return True
 
         for _ in range(in_flight):
@@ -92,8 +104,11 @@ def execute(
 
 def parquet_accounting(out: Path, shards: list[dict[str, Any]]) -> tuple[int, int]:
     """Loaded and duplicate objects of a Parquet-only run, from its location files."""
-    files = [str(out / s["files"]["dicom_file_location"]) for s in shards
-             if "dicom_file_location" in s.get("files", {})]
+    files = [
+        str(out / s["files"]["dicom_file_location"])
+        for s in shards
+        if "dicom_file_location" in s.get("files", {})
+    ]
     if not files:
         return 0, 0
     with duckdb.connect() as con:
@@ -115,26 +130,49 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
             shutil.rmtree(out / table / f"run_id={run_id}", ignore_errors=True)
     elif ledger.read_run(out, run_id) is None:
         raise ConfigError(f"--resume: no run {run_id} under {out}")
-    ledger.write_run(out, run_id, {
-        "run_id": run_id, "source": settings.source, "target": str(settings.target),
-        "shard_size": settings.shard_size, "header_bytes": settings.header_bytes,
-        "started_at": dt.datetime.now(dt.UTC).isoformat(),
-    })
+    ledger.write_run(
+        out,
+        run_id,
+        {
+            "run_id": run_id,
+            "source": settings.source,
+            "target": str(settings.target),
+            "shard_size": settings.shard_size,
+            "header_bytes": settings.header_bytes,
+            "started_at": dt.datetime.now(dt.UTC).isoformat(),
+        },
+    )
     shard_settings = ShardSettings(str(out), run_id, settings.source, settings.header_bytes)
     done = ledger.committed_ids(out, run_id) if settings.resume else set()
     skipped: list[str] = []
-    shards = _pending(make_shards(list_source(settings.source), settings.shard_size), done,
-                      skipped)
-    execute(process_shard, shard_settings, shards, settings.workers,
-            progress or (lambda record: None), settings.max_in_flight)
+    shards = _pending(make_shards(list_source(settings.source), settings.shard_size), done, skipped)
+    execute(
+        process_shard,
+        shard_settings,
+        shards,
+        settings.workers,
+        progress or (lambda record: None),
+        settings.max_in_flight,
+    )
     processed_seconds = time.time() - started
-    return load(out, run_id, settings.target, settings, started, processed_seconds,
-                resumed_shards=len(skipped))
+    return load(
+        out,
+        run_id,
+        settings.target,
+        settings,
+        started,
+        processed_seconds,
+        resumed_shards=len(skipped),
+    )
 
 
 def load(
-    out: Path, run_id: str, target: Target, settings: RunSettings | None = None,
-    started: float | None = None, processed_seconds: float | None = None,
+    out: Path,
+    run_id: str,
+    target: Target,
+    settings: RunSettings | None = None,
+    started: float | None = None,
+    processed_seconds: float | None = None,
     resumed_shards: int = 0,
 ) -> dict[str, Any]:
     """Load a written run (its committed shards) into `target`, validate, report."""
@@ -144,8 +182,9 @@ def load(
         raise ConfigError(f"run {run_id} has no committed shards under {out}")
     if settings is None:
         manifest = ledger.read_run(out, run_id) or {}
-        settings = RunSettings(source=manifest.get("source", ""), out=out, target=target,
-                               workers=0, run_id=run_id)
+        settings = RunSettings(
+            source=manifest.get("source", ""), out=out, target=target, workers=0, run_id=run_id
+        )
     load_result: LoadResult | None = None
     checks: dict[str, Any] = {}
     if target.kind != "none":
@@ -157,14 +196,29 @@ def load(
             warehouse.close()
     if processed_seconds is None:
         processed_seconds = sum(r["seconds"] for r in records)
-    return build_report(run_id, settings, records, load_result, checks, out, started,
-                        processed_seconds, resumed_shards)
+    return build_report(
+        run_id,
+        settings,
+        records,
+        load_result,
+        checks,
+        out,
+        started,
+        processed_seconds,
+        resumed_shards,
+    )
 
 
 def build_report(
-    run_id: str, settings: RunSettings, records: list[dict[str, Any]],
-    load: LoadResult | None, checks: dict[str, Any], out: Path, started: float,
-    processed_seconds: float, resumed_shards: int,
+    run_id: str,
+    settings: RunSettings,
+    records: list[dict[str, Any]],
+    load: LoadResult | None,
+    checks: dict[str, Any],
+    out: Path,
+    started: float,
+    processed_seconds: float,
+    resumed_shards: int,
 ) -> dict[str, Any]:
     """The run report: what was listed, loaded, refused, read, and how fast."""
     listed = sum(r["listed"] for r in records)
@@ -215,5 +269,3 @@ def build_report(
         "validation": checks,
         "validation_passed": validate.passed(checks),
     }
-
-

@@ -21,7 +21,7 @@ from loader.keys import key_of
 from loader.listing import Shard, list_source, make_shards
 from loader.pipeline import execute
 
-PROFILED_TAGS = REQUIRED_UIDS + ("PatientID", "StudyDate", "Modality", "SOPClassUID")
+PROFILED_TAGS = (*REQUIRED_UIDS, "PatientID", "StudyDate", "Modality", "SOPClassUID")
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,15 @@ class ScanSettings:
 
 def scan_shard(settings: ScanSettings, shard: Shard) -> dict[str, Any]:
     counters: dict[str, Counter[str]] = {
-        name: Counter() for name in
-        ("modality", "sop_class", "manufacturer", "transfer_syntax", "missing", "errors")
+        name: Counter()
+        for name in (
+            "modality",
+            "sop_class",
+            "manufacturer",
+            "transfer_syntax",
+            "missing",
+            "errors",
+        )
     }
     studies: set[int] = set()
     series: set[int] = set()
@@ -58,8 +65,11 @@ def scan_shard(settings: ScanSettings, shard: Shard) -> dict[str, Any]:
         for name in PROFILED_TAGS:
             if text(root, name) is None:
                 counters["missing"][name] += 1
-        for found, keyword in ((studies, "StudyInstanceUID"), (series, "SeriesInstanceUID"),
-                               (instances, "SOPInstanceUID")):
+        for found, keyword in (
+            (studies, "StudyInstanceUID"),
+            (series, "SeriesInstanceUID"),
+            (instances, "SOPInstanceUID"),
+        ):
             uid = text(root, keyword)
             if uid:
                 found.add(key_of(uid))
@@ -72,7 +82,10 @@ def scan_shard(settings: ScanSettings, shard: Shard) -> dict[str, Any]:
         "bytes_listed": sum(r.size for r in shard.objects),
         "bytes_read": bytes_read,
         "counters": {k: dict(v) for k, v in counters.items()},
-        "studies": studies, "series": series, "instances": instances, "patients": patients,
+        "studies": studies,
+        "series": series,
+        "instances": instances,
+        "patients": patients,
         "first_date": min(dates) if dates else None,
         "last_date": max(dates) if dates else None,
     }
@@ -84,8 +97,9 @@ class ScanProfile:
     def __init__(self) -> None:
         self.objects = self.bytes_listed = self.bytes_read = 0
         self.counters: dict[str, Counter[str]] = {}
-        self.keys: dict[str, set[int]] = {k: set() for k in
-                                          ("studies", "series", "instances", "patients")}
+        self.keys: dict[str, set[int]] = {
+            k: set() for k in ("studies", "series", "instances", "patients")
+        }
         self.dates: list[str] = []
 
     def add(self, part: dict[str, Any]) -> None:
@@ -109,14 +123,22 @@ class ScanProfile:
             "latest_study_date": max(self.dates) if self.dates else None,
             "bytes_listed": self.bytes_listed,
             "bytes_read": self.bytes_read,
-            **{name: dict(counter.most_common()) for name, counter in sorted(self.counters.items())},
+            **{
+                name: dict(counter.most_common()) for name, counter in sorted(self.counters.items())
+            },
         }
 
 
-def scan(source: str, workers: int = 0, shard_size: int = 2000,
-         header_bytes: int = DEFAULT_HEADER_BYTES) -> dict[str, Any]:
+def scan(
+    source: str, workers: int = 0, shard_size: int = 2000, header_bytes: int = DEFAULT_HEADER_BYTES
+) -> dict[str, Any]:
     """Profile `source` and return the profile as a dictionary."""
     profile = ScanProfile()
-    execute(scan_shard, ScanSettings(header_bytes), make_shards(list_source(source), shard_size),
-            workers, profile.add)
+    execute(
+        scan_shard,
+        ScanSettings(header_bytes),
+        make_shards(list_source(source), shard_size),
+        workers,
+        profile.add,
+    )
     return profile.report()

@@ -17,11 +17,11 @@ ITEM = 0xFFFEE000
 ITEM_DELIMITER = 0xFFFEE00D
 SEQUENCE_DELIMITER = 0xFFFEE0DD
 UNDEFINED = 0xFFFFFFFF
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR",
-                       b"UT"})
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"})
 _STRUCTS = {
     (little, fmt): struct.Struct(("<" if little else ">") + fmt)
-    for little in (True, False) for fmt in ("HHL", "HH", "H", "L")
+    for little in (True, False)
+    for fmt in ("HHL", "HH", "H", "L")
 }
 
 
@@ -47,8 +47,9 @@ def parse_sequence(data: bytes, implicit: bool, little: bool) -> list[RawItem]:
     return items
 
 
-def _items(data: bytes, pos: int, end: int, implicit: bool, little: bool
-           ) -> tuple[list[RawItem], int]:
+def _items(
+    data: bytes, pos: int, end: int, implicit: bool, little: bool
+) -> tuple[list[RawItem], int]:
     header = _STRUCTS[little, "HHL"]
     items: list[RawItem] = []
     while pos + 8 <= end:
@@ -68,8 +69,7 @@ def _items(data: bytes, pos: int, end: int, implicit: bool, little: bool
     return items, pos
 
 
-def _dataset(data: bytes, pos: int, end: int, implicit: bool, little: bool
-             ) -> tuple[RawItem, int]:
+def _dataset(data: bytes, pos: int, end: int, implicit: bool, little: bool) -> tuple[RawItem, int]:
     tag_struct = _STRUCTS[little, "HH"]
     short_length = _STRUCTS[little, "H"]
     long_length = _STRUCTS[little, "L"]
@@ -98,14 +98,17 @@ def _dataset(data: bytes, pos: int, end: int, implicit: bool, little: bool
             if vr not in (None, "SQ", "UN"):
                 raise SequenceFormatError(f"undefined length {vr} inside an item")
             nested_implicit = implicit or vr == "UN"  # UN sequences are implicit VR LE
-            items, pos = _items(data, value_pos, end, nested_implicit,
-                                little or vr == "UN")
+            items, pos = _items(data, value_pos, end, nested_implicit, little or vr == "UN")
             elements[tag] = ParsedSequence(items)
             continue
         elements[tag] = RawDataElement(
-            tag, vr,  # type: ignore[arg-type]  # an int tag: only the decoder reads these
-            length, data[value_pos : value_pos + length], value_pos,
-            implicit, little,
+            tag,
+            vr,  # type: ignore[arg-type]  # an int tag: only the decoder reads these
+            length,
+            data[value_pos : value_pos + length],
+            value_pos,
+            implicit,
+            little,
         )
         pos = value_pos + length
     return elements, pos

@@ -34,8 +34,9 @@ class ShardSettings:
     header_bytes: int = DEFAULT_HEADER_BYTES
 
 
-def _facts(ref: ObjectRef, settings: ShardSettings, parsed: ParsedHeader | None,
-           now: dt.datetime) -> ObjectFacts:
+def _facts(
+    ref: ObjectRef, settings: ShardSettings, parsed: ParsedHeader | None, now: dt.datetime
+) -> ObjectFacts:
     tsyntax = None
     if parsed is not None:
         meta = parsed.dataset.file_meta
@@ -59,7 +60,9 @@ def _facts(ref: ObjectRef, settings: ShardSettings, parsed: ParsedHeader | None,
     )
 
 
-def process_object(ref: ObjectRef, settings: ShardSettings) -> tuple[Rows, list[Row], ParsedHeader | None]:
+def process_object(
+    ref: ObjectRef, settings: ShardSettings
+) -> tuple[Rows, list[Row], ParsedHeader | None]:
     """Rows, error rows and the read facts of one object; never raises for bad input."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     parsed = None
@@ -73,8 +76,17 @@ def process_object(ref: ObjectRef, settings: ShardSettings) -> tuple[Rows, list[
     except ObjectError as exc:
         facts = _facts(ref, settings, parsed, now)
         return {}, [error_row(facts, exc.category, exc.reason, exc.tag)], parsed
-    except (RecursionError, MemoryError, ArithmeticError, LookupError, TypeError,
-            ValueError, AttributeError, OSError, EOFError) as exc:
+    except (
+        RecursionError,
+        MemoryError,
+        ArithmeticError,
+        LookupError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        OSError,
+        EOFError,
+    ) as exc:
         # pydicom meets hostile bytes with many exception types; none may stop a run.
         facts = _facts(ref, settings, parsed, now)
         message = f"{type(exc).__name__}: {exc}"[:1000]
@@ -97,8 +109,8 @@ def process_shard(settings: ShardSettings, shard: Shard) -> dict[str, Any]:
             for table, table_rows in rows.items():
                 writer.add(table, table_rows, ref.source_order)
             writer.add("dicom_ingestion_errors", errors, None)
-            categories = {e["error_category"] for e in errors}
-            errors_by_category.update(e["error_category"] for e in errors)
+            categories = {str(e["error_category"]) for e in errors}
+            errors_by_category.update(str(e["error_category"]) for e in errors)
             if categories & FILE_ERROR_CATEGORIES:
                 error_files += 1
             else:

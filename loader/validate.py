@@ -30,9 +30,7 @@ def _one(warehouse: Warehouse, sql: str) -> Any:
 def warehouse_checks(warehouse: Warehouse) -> dict[str, Any]:
     """Counts, date range, orphans and completeness of what the warehouse holds."""
     instances = int(_one(warehouse, "SELECT count(*) FROM dicom_instance") or 0)
-    first, last = warehouse.query(
-        "SELECT min(study_date), max(study_date) FROM dicom_study"
-    )[0]
+    first, last = warehouse.query("SELECT min(study_date), max(study_date) FROM dicom_study")[0]
     completeness = {}
     for label, column in REQUIRED.items():
         present = _one(
@@ -51,27 +49,39 @@ def warehouse_checks(warehouse: Warehouse) -> dict[str, Any]:
         "unique_series": int(_one(warehouse, "SELECT count(*) FROM dicom_series") or 0),
         "earliest_study_date": first.isoformat() if first else None,
         "latest_study_date": last.isoformat() if last else None,
-        "orphan_series": int(_one(
-            warehouse,
-            "SELECT count(*) FROM dicom_series se WHERE se.study_key IS NULL OR NOT EXISTS "
-            "(SELECT 1 FROM dicom_study st WHERE st.study_key = se.study_key)",
-        ) or 0),
-        "orphan_instances": int(_one(
-            warehouse,
-            "SELECT count(*) FROM dicom_instance i WHERE i.series_key IS NULL OR NOT EXISTS "
-            "(SELECT 1 FROM dicom_series se WHERE se.series_key = i.series_key)",
-        ) or 0),
-        "orphan_studies": int(_one(
-            warehouse,
-            "SELECT count(*) FROM dicom_study st WHERE st.patient_key IS NULL OR NOT EXISTS "
-            "(SELECT 1 FROM dicom_patient p WHERE p.patient_key = st.patient_key)",
-        ) or 0),
-        "duplicate_natural_keys": int(_one(
-            warehouse,
-            "SELECT (SELECT count(*) - count(DISTINCT sop_instance_uid) FROM dicom_instance) + "
-            "(SELECT count(*) - count(DISTINCT series_instance_uid) FROM dicom_series) + "
-            "(SELECT count(*) - count(DISTINCT study_instance_uid) FROM dicom_study)",
-        ) or 0),
+        "orphan_series": int(
+            _one(
+                warehouse,
+                "SELECT count(*) FROM dicom_series se WHERE se.study_key IS NULL OR NOT EXISTS "
+                "(SELECT 1 FROM dicom_study st WHERE st.study_key = se.study_key)",
+            )
+            or 0
+        ),
+        "orphan_instances": int(
+            _one(
+                warehouse,
+                "SELECT count(*) FROM dicom_instance i WHERE i.series_key IS NULL OR NOT EXISTS "
+                "(SELECT 1 FROM dicom_series se WHERE se.series_key = i.series_key)",
+            )
+            or 0
+        ),
+        "orphan_studies": int(
+            _one(
+                warehouse,
+                "SELECT count(*) FROM dicom_study st WHERE st.patient_key IS NULL OR NOT EXISTS "
+                "(SELECT 1 FROM dicom_patient p WHERE p.patient_key = st.patient_key)",
+            )
+            or 0
+        ),
+        "duplicate_natural_keys": int(
+            _one(
+                warehouse,
+                "SELECT (SELECT count(*) - count(DISTINCT sop_instance_uid) FROM dicom_instance) + "
+                "(SELECT count(*) - count(DISTINCT series_instance_uid) FROM dicom_series) + "
+                "(SELECT count(*) - count(DISTINCT study_instance_uid) FROM dicom_study)",
+            )
+            or 0
+        ),
         "completeness": completeness,
     }
 

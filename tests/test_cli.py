@@ -12,8 +12,7 @@ CLI = [sys.executable, "-m", "loader"]
 
 
 def dicom_loader(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, check=check,
-                          timeout=300)
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, check=check, timeout=300)
 
 
 def _tree_digest(root: Path) -> str:
@@ -27,33 +26,63 @@ def _tree_digest(root: Path) -> str:
 
 def test_synth_is_deterministic(tmp_path):
     for name in ("a", "b"):
-        dicom_loader("synth", str(tmp_path / name), "--patients", "6", "--seed", "5",
-                     "--bad-fraction", "0.1")
+        dicom_loader(
+            "synth", str(tmp_path / name), "--patients", "6", "--seed", "5", "--bad-fraction", "0.1"
+        )
     assert _tree_digest(tmp_path / "a") == _tree_digest(tmp_path / "b")
 
 
 def test_run_report_and_exit_code(tmp_path):
     archive = tmp_path / "archive"
-    summary = json.loads(dicom_loader("synth", str(archive), "--patients", "8", "--seed", "2",
-                                      "--bad-fraction", "0.1").stdout)
+    summary = json.loads(
+        dicom_loader(
+            "synth", str(archive), "--patients", "8", "--seed", "2", "--bad-fraction", "0.1"
+        ).stdout
+    )
     report_path = tmp_path / "report.json"
-    done = dicom_loader("run", str(archive), "--out", str(tmp_path / "pq"),
-                        "--target", f"duckdb:///{tmp_path / 'w.duckdb'}", "--workers", "0",
-                        "--run-id", "cli", "--report", str(report_path))
+    done = dicom_loader(
+        "run",
+        str(archive),
+        "--out",
+        str(tmp_path / "pq"),
+        "--target",
+        f"duckdb:///{tmp_path / 'w.duckdb'}",
+        "--workers",
+        "0",
+        "--run-id",
+        "cli",
+        "--report",
+        str(report_path),
+    )
     assert "listed = loaded + duplicates + errors" in done.stdout
     report = json.loads(report_path.read_text())
-    for key in ("run_id", "listed", "loaded", "new_instances", "duplicates", "errors", "rows",
-                "bytes_read", "bytes_listed", "seconds", "files_per_second", "validation"):
+    for key in (
+        "run_id",
+        "listed",
+        "loaded",
+        "new_instances",
+        "duplicates",
+        "errors",
+        "rows",
+        "bytes_read",
+        "bytes_listed",
+        "seconds",
+        "files_per_second",
+        "validation",
+    ):
         assert key in report
     assert report["run_id"] == "cli"
     assert report["listed"] == summary["files"]
     assert report["loaded"] == summary["instances"]
     assert sum(v for k, v in report["errors"].items() if k in summary["bad"]) == sum(
-        summary["bad"].values())
+        summary["bad"].values()
+    )
     assert report["validation"]["accounting"]["balanced"] is True
     con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
-    (uid,) = con.execute("SELECT metadata->>'StudyInstanceUID' FROM dicom_raw "
-                         "WHERE sop_instance_uid IS NOT NULL LIMIT 1").fetchone()
+    (uid,) = con.execute(
+        "SELECT metadata->>'StudyInstanceUID' FROM dicom_raw "
+        "WHERE sop_instance_uid IS NOT NULL LIMIT 1"
+    ).fetchone()
     assert uid.startswith("2.25.")
     validated = dicom_loader("validate", "--target", f"duckdb:///{tmp_path / 'w.duckdb'}")
     assert json.loads(validated.stdout)["total_records"] == summary["instances"]
@@ -62,18 +91,38 @@ def test_run_report_and_exit_code(tmp_path):
 def test_load_written_run_into_another_target(tmp_path):
     archive = tmp_path / "archive"
     dicom_loader("synth", str(archive), "--patients", "3")
-    dicom_loader("run", str(archive), "--out", str(tmp_path / "pq"), "--target", "none",
-                 "--workers", "0", "--run-id", "keep")
-    dicom_loader("load", "--run-id", "keep", "--out", str(tmp_path / "pq"),
-                 "--target", f"duckdb:///{tmp_path / 'later.duckdb'}")
+    dicom_loader(
+        "run",
+        str(archive),
+        "--out",
+        str(tmp_path / "pq"),
+        "--target",
+        "none",
+        "--workers",
+        "0",
+        "--run-id",
+        "keep",
+    )
+    dicom_loader(
+        "load",
+        "--run-id",
+        "keep",
+        "--out",
+        str(tmp_path / "pq"),
+        "--target",
+        f"duckdb:///{tmp_path / 'later.duckdb'}",
+    )
     con = duckdb.connect(str(tmp_path / "later.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM dicom_instance").fetchone()[0] > 0
 
 
 def test_scan_profiles_without_loading(tmp_path):
     archive = tmp_path / "archive"
-    summary = json.loads(dicom_loader("synth", str(archive), "--patients", "5", "--seed", "9",
-                                      "--duplicate-fraction", "0").stdout)
+    summary = json.loads(
+        dicom_loader(
+            "synth", str(archive), "--patients", "5", "--seed", "9", "--duplicate-fraction", "0"
+        ).stdout
+    )
     profile = json.loads(dicom_loader("scan", str(archive)).stdout)
     assert profile["objects"] == summary["files"]
     assert profile["instances"] == summary["instances"]

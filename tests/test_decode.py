@@ -69,13 +69,16 @@ def test_values_equal_pydicom(path):
     )
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("chrH31.dcm", "Yamada^Tarou=山田^太郎=やまだ^たろう"),
-    ("chrFren.dcm", "Buc^Jérôme"),
-    ("chrGerm.dcm", "Äneas^Rüdiger"),
-    ("chrRuss.dcm", "Люкceмбypг"),
-    ("chrX1.dcm", "Wang^XiaoDong=王^小東"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("chrH31.dcm", "Yamada^Tarou=山田^太郎=やまだ^たろう"),
+        ("chrFren.dcm", "Buc^Jérôme"),
+        ("chrGerm.dcm", "Äneas^Rüdiger"),
+        ("chrRuss.dcm", "Люкceмбypг"),
+        ("chrX1.dcm", "Wang^XiaoDong=王^小東"),
+    ],
+)
 def test_character_sets_decode_to_unicode(name, expected):
     decoded = _decoded(real_file(name))
     assert decoded.root[0x00100010].value == expected
@@ -153,8 +156,9 @@ def test_nested_sequences_equal_pydicom(path):
     decoded = _decoded(path)
     cast = {int(tag, 16) for tag, _ in decoded.cast_errors}
     ours = _without(_our_tree(decoded.root), cast)
-    theirs = _without(_pydicom_tree(pydicom.dcmread(path, stop_before_pixels=True, force=True)),
-                      cast)
+    theirs = _without(
+        _pydicom_tree(pydicom.dcmread(path, stop_before_pixels=True, force=True)), cast
+    )
     assert ours == theirs
 
 

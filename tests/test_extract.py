@@ -19,10 +19,20 @@ NOW = dt.datetime(2026, 1, 1)
 
 def facts(uri: str, size: int = 0) -> ObjectFacts:
     return ObjectFacts(
-        uri=uri, size=size, modified_at=NOW, ingestion_source="test", storage_provider="file",
-        storage_container=None, object_key=uri, transfer_syntax_uid="1.2.840.10008.1.2.1",
-        header_bytes=0, bytes_read=0, pixel_data_offset=None, pixel_data_length=None,
-        checksum="", ingested_at=NOW,
+        uri=uri,
+        size=size,
+        modified_at=NOW,
+        ingestion_source="test",
+        storage_provider="file",
+        storage_container=None,
+        object_key=uri,
+        transfer_syntax_uid="1.2.840.10008.1.2.1",
+        header_bytes=0,
+        bytes_read=0,
+        pixel_data_offset=None,
+        pixel_data_length=None,
+        checksum="",
+        ingested_at=NOW,
     )
 
 
@@ -149,11 +159,15 @@ def test_enhanced_multiframe_frames_and_planes(synth_archive):
         position = source.PlanePositionSequence[0].ImagePositionPatient
         assert frame["image_position_patient"] == [float(v) for v in position]
         assert frame["frame_key"] == key_of(ref.SOPInstanceUID, frame["frame_number"])
-        assert frame["temporal_position_index"] == source.FrameContentSequence[0].TemporalPositionIndex
+        assert (
+            frame["temporal_position_index"] == source.FrameContentSequence[0].TemporalPositionIndex
+        )
     planes = rows["dicom_image_plane"]
     assert len(planes) == len(frames)
     shared = ref.SharedFunctionalGroupsSequence[0]
-    assert planes[0]["pixel_spacing"] == [float(v) for v in shared.PixelMeasuresSequence[0].PixelSpacing]
+    assert planes[0]["pixel_spacing"] == [
+        float(v) for v in shared.PixelMeasuresSequence[0].PixelSpacing
+    ]
     pixel = one(rows, "dicom_image_pixel")
     assert pixel["window_center"] == [float(shared.FrameVOILUTSequence[0].WindowCenter)]
     frame_elements = [e for e in as_rows(rows["dicom_element"]) if e["frame_number"] == 3]

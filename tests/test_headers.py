@@ -89,11 +89,14 @@ def test_file_truncated_in_pixel_data_still_parses():
     assert parsed.dataset.SOPInstanceUID
 
 
-@pytest.mark.parametrize("data, error", [
-    (b"", NotDicomError),
-    (b"hello, this is a text file\n" * 10, NotDicomError),
-    (b"\x89PNG\r\n\x1a\n" + bytes(300), NotDicomError),
-])
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        (b"", NotDicomError),
+        (b"hello, this is a text file\n" * 10, NotDicomError),
+        (b"\x89PNG\r\n\x1a\n" + bytes(300), NotDicomError),
+    ],
+)
 def test_non_dicom(tmp_path, data, error):
     path = tmp_path / "x"
     path.write_bytes(data)

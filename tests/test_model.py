@@ -49,7 +49,10 @@ def test_arrow_schema_and_duckdb_ddl_agree():
 def test_phi_columns_follow_model_md():
     phi = phi_columns()
     assert phi["dicom_patient"] == [
-        "patient_id", "patient_name", "patient_birth_date", "other_patient_ids",
+        "patient_id",
+        "patient_name",
+        "patient_birth_date",
+        "other_patient_ids",
         "other_patient_names",
     ]
     assert phi["dicom_study"] == ["referring_physician"]

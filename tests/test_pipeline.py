@@ -19,8 +19,10 @@ AUDIT = {"_run_id", "_loaded_at", "ingested_at", "detected_at"}
 def settings(source, tmp_path: Path, name: str = "w", **kw) -> RunSettings:
     kw.setdefault("workers", 0)
     return RunSettings(
-        source=str(source), out=tmp_path / f"{name}-parquet",
-        target=Target.parse(f"duckdb:///{tmp_path / name}.duckdb"), **kw,
+        source=str(source),
+        out=tmp_path / f"{name}-parquet",
+        target=Target.parse(f"duckdb:///{tmp_path / name}.duckdb"),
+        **kw,
     )
 
 
@@ -51,9 +53,12 @@ def test_every_pydicom_file_is_accounted_for(real_run):
     assert report["validation"]["accounting"]["balanced"]
     con = duckdb.connect(str(db), read_only=True)
     loaded = {r[0] for r in con.execute("SELECT file_path FROM dicom_instance").fetchall()}
-    errors = dict(con.execute(
-        "SELECT file_path, min(error_category) FROM dicom_ingestion_errors "
-        "WHERE error_category <> 'TYPE_CAST_ERROR' GROUP BY 1").fetchall())
+    errors = dict(
+        con.execute(
+            "SELECT file_path, min(error_category) FROM dicom_ingestion_errors "
+            "WHERE error_category <> 'TYPE_CAST_ERROR' GROUP BY 1"
+        ).fetchall()
+    )
     for path in files:
         outcomes = (path in loaded) + (path in errors)
         assert outcomes == 1, path
@@ -67,8 +72,9 @@ def test_every_pydicom_file_is_accounted_for(real_run):
             assert ds.SOPInstanceUID
         elif path in errors:
             assert errors[path] == "VALIDATION_ERROR"
-            assert not all(ds.get(k) for k in ("SOPInstanceUID", "SeriesInstanceUID",
-                                                "StudyInstanceUID"))
+            assert not all(
+                ds.get(k) for k in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
+            )
 
 
 def test_loaded_values_equal_pydicom(real_run):
@@ -159,8 +165,9 @@ def test_synth_archive_on_dask_cluster(synth_archive, tmp_path):
         "WHERE se.study_key = st.study_key)"
     ).fetchone()[0]
     assert bad == 0
-    workers = {r[0] for r in con.execute(
-        "SELECT DISTINCT _run_id FROM dicom_load_history").fetchall()}
+    workers = {
+        r[0] for r in con.execute("SELECT DISTINCT _run_id FROM dicom_load_history").fetchall()
+    }
     assert workers == {"dask"}
 
 
@@ -194,8 +201,9 @@ def test_same_instance_twice_is_one_instance_two_locations(tmp_path):
     # Most recent file wins; the other is the one DUPLICATE row.
     (winner,) = con.execute("SELECT file_path FROM dicom_instance").fetchone()
     assert winner.endswith("ct copy.dcm")
-    dups = con.execute("SELECT file_path FROM dicom_ingestion_errors "
-                       "WHERE error_category = 'DUPLICATE'").fetchall()
+    dups = con.execute(
+        "SELECT file_path FROM dicom_ingestion_errors WHERE error_category = 'DUPLICATE'"
+    ).fetchall()
     assert [d[0] for d in dups] == [str(archive / "a" / "ct.dcm")]
 
 
@@ -229,8 +237,7 @@ def test_resume_skips_committed_shards(synth_archive, tmp_path):
     assert len(records) == first["shards"] > 2
     lost = records[1]
     lost.unlink()  # as if the run died before committing this shard
-    resumed = run(settings(root, tmp_path, name="resumed", shard_size=40, run_id="r",
-                           resume=True))
+    resumed = run(settings(root, tmp_path, name="resumed", shard_size=40, run_id="r", resume=True))
     assert resumed["resumed_shards"] == len(records) - 1
     assert lost.exists()
     assert snapshot(tmp_path / "clean.duckdb") == snapshot(tmp_path / "resumed.duckdb")
@@ -239,15 +246,24 @@ def test_resume_skips_committed_shards(synth_archive, tmp_path):
 
 def test_parquet_only_target(synth_archive, tmp_path):
     root, summary = synth_archive
-    report = run(RunSettings(source=str(root), out=tmp_path / "pq", target=Target.parse("none"),
-                             workers=0, run_id="pq"))
+    report = run(
+        RunSettings(
+            source=str(root),
+            out=tmp_path / "pq",
+            target=Target.parse("none"),
+            workers=0,
+            run_id="pq",
+        )
+    )
     assert report["loaded"] == summary.instances
     assert report["duplicates"] == summary.duplicates
     parts = list((tmp_path / "pq" / "dicom_instance" / "run_id=pq").glob("part-*.parquet"))
     assert parts
-    count = duckdb.connect().execute(
-        "SELECT count(*) FROM read_parquet(?)", [[str(p) for p in parts]]
-    ).fetchone()[0]
+    count = (
+        duckdb.connect()
+        .execute("SELECT count(*) FROM read_parquet(?)", [[str(p) for p in parts]])
+        .fetchone()[0]
+    )
     assert count == summary.instances + summary.duplicates
 
 

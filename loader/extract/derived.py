@@ -24,30 +24,32 @@ def segments(ex: Extraction) -> list[Row]:
     if text(root, "SOPClassUID") != SEGMENTATION_STORAGE and text(root, "Modality") != "SEG":
         return []
     referenced = _referenced_series_key(root)
-    rows = []
+    rows: list[Row] = []
     for segment in items(root, "SegmentSequence"):
         grayscale = value(segment, "RecommendedDisplayGrayscaleValue")
         lab = value(segment, "RecommendedDisplayCIELabValue")
         display = None
         if grayscale is not None or lab is not None:
             display = orjson.dumps({"grayscale": grayscale, "cielab": lab}).decode()
-        rows.append({
-            "instance_key": ex.instance_key,
-            "referenced_series_key": referenced,
-            "segment_number": integer(segment, "SegmentNumber"),
-            "segment_label": text(segment, "SegmentLabel"),
-            "segment_description": text(segment, "SegmentDescription"),
-            "segmentation_type": text(root, "SegmentationType"),
-            "segmentation_fractional_type": text(root, "SegmentationFractionalType"),
-            "recommended_display_grayscale": display,
-            "anatomic_region_code_seq": sequence_json(items(segment, "AnatomicRegionSequence")),
-            "property_category_code_seq": sequence_json(
-                items(segment, "SegmentedPropertyCategoryCodeSequence")
-            ),
-            "property_type_code_seq": sequence_json(
-                items(segment, "SegmentedPropertyTypeCodeSequence")
-            ),
-        })
+        rows.append(
+            {
+                "instance_key": ex.instance_key,
+                "referenced_series_key": referenced,
+                "segment_number": integer(segment, "SegmentNumber"),
+                "segment_label": text(segment, "SegmentLabel"),
+                "segment_description": text(segment, "SegmentDescription"),
+                "segmentation_type": text(root, "SegmentationType"),
+                "segmentation_fractional_type": text(root, "SegmentationFractionalType"),
+                "recommended_display_grayscale": display,
+                "anatomic_region_code_seq": sequence_json(items(segment, "AnatomicRegionSequence")),
+                "property_category_code_seq": sequence_json(
+                    items(segment, "SegmentedPropertyCategoryCodeSequence")
+                ),
+                "property_type_code_seq": sequence_json(
+                    items(segment, "SegmentedPropertyTypeCodeSequence")
+                ),
+            }
+        )
     return rows
 
 

@@ -20,12 +20,30 @@ from loader.keys import SEPARATOR, key_of_text
 
 PER_FRAME_GROUPS = 0x52009230
 ELEMENT_COLUMNS = (
-    "element_key", "instance_key", "frame_number", "tag_group", "tag_element", "tag_hex",
-    "name", "vr", "vm", "value_string", "value_number", "value_datetime", "value_binary_ref",
-    "is_private", "private_creator", "sequence_item_key", "sequence_path",
+    "element_key",
+    "instance_key",
+    "frame_number",
+    "tag_group",
+    "tag_element",
+    "tag_hex",
+    "name",
+    "vr",
+    "vm",
+    "value_string",
+    "value_number",
+    "value_datetime",
+    "value_binary_ref",
+    "is_private",
+    "private_creator",
+    "sequence_item_key",
+    "sequence_path",
 )
 ITEM_COLUMNS = (
-    "sequence_item_key", "instance_key", "parent_element_key", "item_index", "sequence_path",
+    "sequence_item_key",
+    "instance_key",
+    "parent_element_key",
+    "item_index",
+    "sequence_path",
 )
 _private_names: dict[tuple[str, int], str | None] = {}
 _tag_facts: dict[int, tuple[int, int, str, str, bool]] = {}
@@ -34,8 +52,13 @@ _tag_facts: dict[int, tuple[int, int, str, str, bool]] = {}
 def _facts(tag: int) -> tuple[int, int, str, str, bool]:
     found = _tag_facts.get(tag)
     if found is None:
-        found = _tag_facts[tag] = (tag >> 16, tag & 0xFFFF, f"{tag:08X}", keyword(tag),
-                                   is_private(tag))
+        found = _tag_facts[tag] = (
+            tag >> 16,
+            tag & 0xFFFF,
+            f"{tag:08X}",
+            keyword(tag),
+            is_private(tag),
+        )
     return found
 
 
@@ -101,12 +124,37 @@ class _ElementWalk:
                     number_value = float(first)
                 elif vr == "DA" or vr == "DT":
                     stamp = _as_datetime(vr, first)
-            append((element_key, instance_key, frame, group, number, tag_hex, name, vr, elem.vm,
-                    text, number_value, stamp, binary, private, creator, item_key,
-                    sequence_path))
+            append(
+                (
+                    element_key,
+                    instance_key,
+                    frame,
+                    group,
+                    number,
+                    tag_hex,
+                    name,
+                    vr,
+                    elem.vm,
+                    text,
+                    number_value,
+                    stamp,
+                    binary,
+                    private,
+                    creator,
+                    item_key,
+                    sequence_path,
+                )
+            )
 
-    def _items(self, children: list[Item], element_path: str, element_key: int, tag: int,
-               path: str, frame: int | None) -> None:
+    def _items(
+        self,
+        children: list[Item],
+        element_path: str,
+        element_key: int,
+        tag: int,
+        path: str,
+        frame: int | None,
+    ) -> None:
         for index, child in enumerate(children):
             child_path = f"{element_path}[{index}]"
             child_key = key_of_text(self.key_prefix + child_path)
@@ -118,7 +166,7 @@ class _ElementWalk:
 def _columns(names: tuple[str, ...], rows: list[tuple[object, ...]]) -> Columns:
     if not rows:
         return {}
-    return {name: list(values) for name, values in zip(names, zip(*rows), strict=True)}
+    return {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
 
 
 def elements_and_items(ex: Extraction) -> tuple[Columns, Columns]:

@@ -14,8 +14,11 @@ def patient_key(ex: Extraction) -> int:
 
 def patient(ex: Extraction) -> Row:
     root = ex.decoded.root
-    other_ids = [text(i, "PatientID") for i in items(root, "OtherPatientIDsSequence")]
-    other_ids = other_ids or texts(root, "OtherPatientIDs") or []
+    other_ids: list[str | None] = [
+        text(i, "PatientID") for i in items(root, "OtherPatientIDsSequence")
+    ]
+    if not other_ids:
+        other_ids = list(texts(root, "OtherPatientIDs") or [])
     return {
         "patient_key": patient_key(ex),
         "patient_id": text(root, "PatientID"),
@@ -118,4 +121,3 @@ def equipment(ex: Extraction) -> Row | None:
         "institutional_dept_name": text(root, "InstitutionalDepartmentName"),
     }
     return row if any(v is not None for k, v in row.items() if k != "series_key") else None
-

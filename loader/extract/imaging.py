@@ -66,7 +66,7 @@ def image_planes(ex: Extraction) -> list[Row]:
     frames = items(root, "PerFrameFunctionalGroupsSequence")
     if frames:
         shared = first_item(root, "SharedFunctionalGroupsSequence")
-        rows = []
+        rows: list[Row] = []
         for number_, frame in enumerate(frames, start=1):
             row = _plane(
                 ex,
@@ -91,25 +91,27 @@ def frames(ex: Extraction) -> list[Row]:
     root = ex.decoded.root
     per_frame = items(root, "PerFrameFunctionalGroupsSequence")
     shared = first_item(root, "SharedFunctionalGroupsSequence")
-    rows = []
+    rows: list[Row] = []
     for number_, frame in enumerate(per_frame, start=1):
         content = _macro(frame, shared, "FrameContentSequence") or {}
         cardiac = _macro(frame, shared, "CardiacSynchronizationSequence") or {}
         position = _macro(frame, shared, "PlanePositionSequence") or {}
         orientation = _macro(frame, shared, "PlaneOrientationSequence") or {}
-        rows.append({
-            "frame_key": key_of(ex.sop_instance_uid, number_),
-            "instance_key": ex.instance_key,
-            "sop_instance_uid": ex.sop_instance_uid,
-            "frame_number": number_,
-            "frame_content_datetime": (
-                ex.typed.datetime(content, "FrameAcquisitionDateTime")
-                or ex.typed.datetime(content, "FrameReferenceDateTime")
-            ),
-            "image_position_patient": numbers(position, "ImagePositionPatient"),
-            "image_orientation_patient": numbers(orientation, "ImageOrientationPatient"),
-            "slice_location": number(frame, "SliceLocation"),
-            "temporal_position_index": integer(content, "TemporalPositionIndex"),
-            "cardiac_cycle_position": number(cardiac, "NominalPercentageOfCardiacPhase"),
-        })
+        rows.append(
+            {
+                "frame_key": key_of(ex.sop_instance_uid, number_),
+                "instance_key": ex.instance_key,
+                "sop_instance_uid": ex.sop_instance_uid,
+                "frame_number": number_,
+                "frame_content_datetime": (
+                    ex.typed.datetime(content, "FrameAcquisitionDateTime")
+                    or ex.typed.datetime(content, "FrameReferenceDateTime")
+                ),
+                "image_position_patient": numbers(position, "ImagePositionPatient"),
+                "image_orientation_patient": numbers(orientation, "ImageOrientationPatient"),
+                "slice_location": number(frame, "SliceLocation"),
+                "temporal_position_index": integer(content, "TemporalPositionIndex"),
+                "cardiac_cycle_position": number(cardiac, "NominalPercentageOfCardiacPhase"),
+            }
+        )
     return rows

@@ -38,7 +38,9 @@ def procedure_step(ex: Extraction) -> Row | None:
             items(root, "PerformedProtocolCodeSequence") or items(root, "ProcedureCodeSequence")
         ),
     }
-    described = any(v is not None for k, v in row.items() if k not in ("procedure_step_key", "study_key"))
+    described = any(
+        v is not None for k, v in row.items() if k not in ("procedure_step_key", "study_key")
+    )
     return row if described else None
 
 
@@ -65,7 +67,8 @@ def dose_summary(ex: Extraction) -> Row | None:
     row: Row = {
         "series_key": ex.series_key,
         "study_key": ex.study_key,
-        "ctdi_vol": number(root, "CTDIvol") or number(exposure, "CTDIvol")
+        "ctdi_vol": number(root, "CTDIvol")
+        or number(exposure, "CTDIvol")
         or from_report.get(_CTDI_VOL),
         "dose_length_product": from_report.get(_DLP_TOTAL) or from_report.get(_DLP),
         "exposure_time": number(root, "ExposureTime") or number(exposure, "ExposureTimeInms"),
@@ -75,6 +78,12 @@ def dose_summary(ex: Extraction) -> Row | None:
         "exposure": number(root, "Exposure") or number(exposure, "ExposureInmAs"),
         "acquisition_protocol": text(root, "AcquisitionProtocolName") or text(root, "ProtocolName"),
     }
-    measured = ("ctdi_vol", "dose_length_product", "exposure_time", "kvp", "xray_tube_current",
-                "exposure")
+    measured = (
+        "ctdi_vol",
+        "dose_length_product",
+        "exposure_time",
+        "kvp",
+        "xray_tube_current",
+        "exposure",
+    )
     return row if any(row[k] is not None for k in measured) else None

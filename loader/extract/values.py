@@ -113,8 +113,9 @@ def parse_datetime(text_value: str) -> dt.datetime:
     digits = body.partition(".")[0]
     if len(digits) < 4 or len(digits) % 2 or not digits.isdigit():
         raise ValueError(text_value)
-    day = parse_date((digits[:8] + "0101"[max(0, len(digits) - 4):])[:8] if len(digits) < 8
-                     else digits[:8])
+    day = parse_date(
+        (digits[:8] + "0101"[max(0, len(digits) - 4) :])[:8] if len(digits) < 8 else digits[:8]
+    )
     clock = parse_time(body[8:]) if len(digits) > 8 else dt.time()
     return dt.datetime.combine(day, clock)
 

@@ -23,6 +23,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -43,10 +44,15 @@ LAST = ["Smith", "Jones", "Garcia", "Chen", "Okafor", "Novak", "Silva", "Kim", "
 FIRST = ["Alex", "Sam", "Maria", "Wei", "Ada", "Jan", "Lucia", "Min", "Omar"]
 BAD_FILE_MTIME = 1_700_000_000.0
 PROTOCOLS = {
-    "ct_chest": "CT CHEST W CONTRAST", "mr_brain": "MRI BRAIN WO CONTRAST",
-    "xr": "XR CHEST 2 VIEWS", "mammo": "MAMMO SCREENING BILATERAL", "us": "US ABDOMEN COMPLETE",
-    "pet_ct": "PET/CT FDG WHOLE BODY", "nm": "NM BONE SCAN WHOLE BODY",
-    "rt": "RT PLANNING PELVIS", "ct_enhanced": "CT CARDIAC ANGIO",
+    "ct_chest": "CT CHEST W CONTRAST",
+    "mr_brain": "MRI BRAIN WO CONTRAST",
+    "xr": "XR CHEST 2 VIEWS",
+    "mammo": "MAMMO SCREENING BILATERAL",
+    "us": "US ABDOMEN COMPLETE",
+    "pet_ct": "PET/CT FDG WHOLE BODY",
+    "nm": "NM BONE SCAN WHOLE BODY",
+    "rt": "RT PLANNING PELVIS",
+    "ct_enhanced": "CT CARDIAC ANGIO",
 }
 
 
@@ -81,7 +87,7 @@ class _Writer:
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = ds.SOPClassUID
         meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        meta.TransferSyntaxUID = syntax
+        meta.TransferSyntaxUID = UID(syntax)
         meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
         meta.ImplementationVersionName = "DICOMLOADER1"
         ds.file_meta = meta
@@ -115,6 +121,13 @@ def _person(index: int, seed: int, rng: random.Random) -> Person:
     )
 
 
+def _time_of_day(rng: random.Random) -> str:
+    clock = dt.time(
+        rng.randint(7, 19), rng.randint(0, 59), rng.randint(0, 59), rng.randint(0, 999999)
+    )
+    return clock.strftime("%H%M%S.%f")
+
+
 def _study(person: Person, p: int, s: int, seed: int, rng: random.Random) -> dict[str, Any]:
     day = dt.date(2015, 1, 1) + dt.timedelta(days=rng.randint(0, 3600))
     age = day.year - int(person.birth_date[:4])
@@ -122,7 +135,7 @@ def _study(person: Person, p: int, s: int, seed: int, rng: random.Random) -> dic
     return {
         "uid": uid("study", seed, p, s),
         "date": day.strftime("%Y%m%d"),
-        "time": f"{rng.randint(7, 19):02d}{rng.randint(0, 59):02d}{rng.randint(0, 59):02d}.{rng.randint(0, 999999):06d}",
+        "time": _time_of_day(rng),
         "accession": f"ACC{seed:02d}{p:06d}{s:02d}",
         "study_id": f"{s + 1}",
         "age": f"{age:03d}Y",
@@ -133,8 +146,14 @@ def _study(person: Person, p: int, s: int, seed: int, rng: random.Random) -> dic
     }
 
 
-def _series(study: dict[str, Any], n: int, modality: str, rng: random.Random,
-            description: str, body_part: str) -> dict[str, Any]:
+def _series(
+    study: dict[str, Any],
+    n: int,
+    modality: str,
+    rng: random.Random,
+    description: str,
+    body_part: str,
+) -> dict[str, Any]:
     return {
         "uid": uid(study["uid"], "series", n),
         "number": n + 1,
@@ -166,8 +185,9 @@ def _syntax(rng: random.Random, allow_deflate: bool = False) -> str:
 class _StudyWriter:
     """Writes the series of one study according to its protocol."""
 
-    def __init__(self, w: _Writer, person: Person, study: dict[str, Any], folder: Path,
-                 mtime: float) -> None:
+    def __init__(
+        self, w: _Writer, person: Person, study: dict[str, Any], folder: Path, mtime: float
+    ) -> None:
         self.w = w
         self.rng = w.rng
         self.person = person
@@ -197,9 +217,17 @@ class _StudyWriter:
         name = f"{index + 1:04d}.dcm" if series["number"] % 3 else f"IM{index + 1:05d}"
         return self.folder / f"series {series['number']:03d}" / name
 
-    def images(self, kind: str, modality: str, count: int, description: str,
-               body_part: str, syntax: str | None = None, frames: int = 1,
-               laterality: list[str] | None = None) -> dict[str, Any]:
+    def images(
+        self,
+        kind: str,
+        modality: str,
+        count: int,
+        description: str,
+        body_part: str,
+        syntax: str | None = None,
+        frames: int = 1,
+        laterality: list[str] | None = None,
+    ) -> dict[str, Any]:
         series = self._new_series(modality, description, body_part)
         series_syntax = syntax or _syntax(self.rng)
         for index in range(count):
@@ -247,7 +275,11 @@ class _StudyWriter:
     def rt(self) -> None:
         ct = self.images("CT", "CT", 6, "Planning CT", "PELVIS")
         for kind, modality, build in (
-            ("RTSTRUCT", "RTSTRUCT", lambda d: iods.rt_structure_set(d, ct["frame_of_reference"], 5)),
+            (
+                "RTSTRUCT",
+                "RTSTRUCT",
+                lambda d: iods.rt_structure_set(d, ct["frame_of_reference"], 5),
+            ),
             ("RTPLAN", "RTPLAN", lambda d: iods.rt_plan(d, 2)),
         ):
             series = self._new_series(modality, f"{modality} for planning CT", "PELVIS")
@@ -278,8 +310,15 @@ class _StudyWriter:
             self.images(kind, kind, 2, "Chest PA and lateral", "CHEST")
         elif protocol == "mammo":
             syntax = JPEG2000Lossless if rng.random() < 0.5 else ExplicitVRLittleEndian
-            self.images("MG", "MG", 4, "Screening mammogram", "BREAST", syntax=syntax,
-                        laterality=["L", "L", "R", "R"])
+            self.images(
+                "MG",
+                "MG",
+                4,
+                "Screening mammogram",
+                "BREAST",
+                syntax=syntax,
+                laterality=["L", "L", "R", "R"],
+            )
             self.report(dose=False)
         elif protocol == "us":
             self.images("US", "US", 2, "Abdominal ultrasound", "ABDOMEN", frames=10)
@@ -297,7 +336,7 @@ class _StudyWriter:
 
 def _add_duplicates(w: _Writer, root: Path, fraction: float) -> None:
     candidates = [p for p, _ in w.written]
-    count = int(round(len(candidates) * fraction))
+    count = round(len(candidates) * fraction)
     for index, source in enumerate(w.rng.sample(candidates, min(count, len(candidates)))):
         target = root / "duplicates" / f"copy {index:05d}.dcm"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -329,9 +368,9 @@ def _bad_files(w: _Writer, root: Path, count: int, seed: int) -> None:
             path.write_bytes(data[: max(cut + 12, 200)])
             category = "TRUNCATED"
         elif kind == 4:
-            data = bytearray(sources[index % len(sources)].read_bytes()[:132])
-            data += b"\x02\x00\x10\x00UI\xff\x7f" + b"1.2.3"  # meta element longer than the file
-            path.write_bytes(bytes(data))
+            preamble = sources[index % len(sources)].read_bytes()[:132]
+            # A meta element declaring more bytes than the file has.
+            path.write_bytes(preamble + b"\x02\x00\x10\x00UI\xff\x7f" + b"1.2.3")
             category = "TRUNCATED"
         else:
             ds = Dataset()
@@ -355,7 +394,7 @@ def _bad_files(w: _Writer, root: Path, count: int, seed: int) -> None:
 def _bad_values(w: _Writer, fraction: float) -> None:
     """Loadable objects with one value that will not type (TYPE_CAST_ERROR)."""
     small = [(p, m) for p, m in w.written if p.stat().st_size < 4_000_000]
-    for path, mtime in small[: int(round(len(small) * fraction))]:
+    for path, mtime in small[: round(len(small) * fraction)]:
         ds = dcmread(path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom rightly warns about the bad date
@@ -365,8 +404,14 @@ def _bad_values(w: _Writer, fraction: float) -> None:
         w.summary.type_cast_objects += 1
 
 
-def synthesize(out: str | Path, patients: int, seed: int = 0, pixels: str = "tiny",
-               bad_fraction: float = 0.0, duplicate_fraction: float = 0.02) -> SynthSummary:
+def synthesize(
+    out: str | Path,
+    patients: int,
+    seed: int = 0,
+    pixels: str = "tiny",
+    bad_fraction: float = 0.0,
+    duplicate_fraction: float = 0.02,
+) -> SynthSummary:
     """Write a deterministic archive of `patients` patients under `out`."""
     if pixels not in ("tiny", "realistic"):
         raise ValueError("pixels must be 'tiny' or 'realistic'")
@@ -386,6 +431,6 @@ def synthesize(out: str | Path, patients: int, seed: int = 0, pixels: str = "tin
             _StudyWriter(w, person, study, root / folder_name / f"study {s + 1}", mtime).write()
     _bad_values(w, bad_fraction / 2)
     _add_duplicates(w, root, duplicate_fraction)
-    _bad_files(w, root, int(round(w.summary.instances * bad_fraction)), seed)
+    _bad_files(w, root, round(w.summary.instances * bad_fraction), seed)
     w.summary.modalities = dict(sorted(w.modalities.items()))
     return w.summary

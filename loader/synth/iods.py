@@ -38,17 +38,29 @@ SOP_CLASSES = {
 
 # (rows, columns, samples, bits) of realistic images; "tiny" shrinks to 16x16.
 REALISTIC_MATRIX = {
-    "CT": (512, 512, 1, 16), "MR": (256, 256, 1, 16), "CR": (2048, 2500, 1, 16),
-    "DX": (3000, 3000, 1, 16), "MG": (4096, 3328, 1, 16), "US": (480, 640, 3, 8),
-    "PT": (128, 128, 1, 16), "NM": (128, 128, 1, 16), "ENHANCED_CT": (512, 512, 1, 16),
-    "ENHANCED_MR": (256, 256, 1, 16), "SEG": (512, 512, 1, 1), "RTDOSE": (64, 64, 1, 32),
+    "CT": (512, 512, 1, 16),
+    "MR": (256, 256, 1, 16),
+    "CR": (2048, 2500, 1, 16),
+    "DX": (3000, 3000, 1, 16),
+    "MG": (4096, 3328, 1, 16),
+    "US": (480, 640, 3, 8),
+    "PT": (128, 128, 1, 16),
+    "NM": (128, 128, 1, 16),
+    "ENHANCED_CT": (512, 512, 1, 16),
+    "ENHANCED_MR": (256, 256, 1, 16),
+    "SEG": (512, 512, 1, 1),
+    "RTDOSE": (64, 64, 1, 32),
 }
 
 MANUFACTURERS = {
-    "CT": ("SIEMENS", "SOMATOM Force"), "MR": ("GE MEDICAL SYSTEMS", "SIGNA Premier"),
-    "CR": ("FUJIFILM Corporation", "FCR Profect"), "DX": ("Philips", "DigitalDiagnost C90"),
-    "MG": ("HOLOGIC, Inc.", "Selenia Dimensions"), "US": ("Canon Medical", "Aplio i800"),
-    "PT": ("SIEMENS", "Biograph Vision"), "NM": ("GE HEALTHCARE", "Discovery NM/CT 670"),
+    "CT": ("SIEMENS", "SOMATOM Force"),
+    "MR": ("GE MEDICAL SYSTEMS", "SIGNA Premier"),
+    "CR": ("FUJIFILM Corporation", "FCR Profect"),
+    "DX": ("Philips", "DigitalDiagnost C90"),
+    "MG": ("HOLOGIC, Inc.", "Selenia Dimensions"),
+    "US": ("Canon Medical", "Aplio i800"),
+    "PT": ("SIEMENS", "Biograph Vision"),
+    "NM": ("GE HEALTHCARE", "Discovery NM/CT 670"),
 }
 
 
@@ -97,7 +109,9 @@ def patient_study(ds: Dataset, person: Person, study: dict) -> None:
     request.RequestedProcedureID = study["accession"][-6:]
     request.RequestedProcedureDescription = study["description"]
     request.ScheduledProcedureStepID = f"SPS{study['accession'][-4:]}"
-    request.RequestedProcedureCodeSequence = Sequence([code("RPID17", "RADLEX", study["description"])])
+    request.RequestedProcedureCodeSequence = Sequence(
+        [code("RPID17", "RADLEX", study["description"])]
+    )
     ds.RequestAttributesSequence = Sequence([request])
     ds.PerformedProcedureStepID = f"PPS{study['accession'][-4:]}"
     ds.PerformedProcedureStepDescription = study["description"]
@@ -248,8 +262,12 @@ def segmentation(ds: Dataset, referenced_series: str, referenced_sops: list[str]
     ds.SegmentationType = "BINARY"
     segments = []
     for number, (label, region) in enumerate(
-        [("Liver", ("10200004", "Liver")), ("Spleen", ("78961009", "Spleen")),
-         ("Tumor", ("108369006", "Neoplasm"))], start=1,
+        [
+            ("Liver", ("10200004", "Liver")),
+            ("Spleen", ("78961009", "Spleen")),
+            ("Tumor", ("108369006", "Neoplasm")),
+        ],
+        start=1,
     ):
         segment = Dataset()
         segment.SegmentNumber = number
@@ -267,9 +285,9 @@ def segmentation(ds: Dataset, referenced_series: str, referenced_sops: list[str]
     ds.SegmentSequence = Sequence(segments)
     reference = Dataset()
     reference.SeriesInstanceUID = referenced_series
-    reference.ReferencedInstanceSequence = Sequence([
-        _sop_ref(SOP_CLASSES["CT"], sop) for sop in referenced_sops[:3]
-    ])
+    reference.ReferencedInstanceSequence = Sequence(
+        [_sop_ref(SOP_CLASSES["CT"], sop) for sop in referenced_sops[:3]]
+    )
     ds.ReferencedSeriesSequence = Sequence([reference])
 
 
@@ -292,14 +310,18 @@ def _num(concept: tuple[str, str, str], value: float, unit: tuple[str, str, str]
     return item
 
 
-def structured_report(ds: Dataset, study: dict, evidence: list[tuple[str, str, str]],
-                      dose: bool, rng: random.Random) -> None:
+def structured_report(
+    ds: Dataset, study: dict, evidence: list[tuple[str, str, str]], dose: bool, rng: random.Random
+) -> None:
     ds.CompletionFlag = "COMPLETE"
     ds.VerificationFlag = "VERIFIED" if not dose else "UNVERIFIED"
     ds.ValueType = "CONTAINER"
     ds.ContinuityOfContent = "SEPARATE"
-    title = ("113701", "DCM", "X-Ray Radiation Dose Report") if dose else (
-        "18748-4", "LN", "Diagnostic Imaging Report")
+    title = (
+        ("113701", "DCM", "X-Ray Radiation Dose Report")
+        if dose
+        else ("18748-4", "LN", "Diagnostic Imaging Report")
+    )
     ds.ConceptNameCodeSequence = Sequence([code(*title)])
     scheme = Dataset()
     scheme.CodingSchemeDesignator = "DCM"
@@ -311,19 +333,31 @@ def structured_report(ds: Dataset, study: dict, evidence: list[tuple[str, str, s
         accumulated = Dataset()
         accumulated.RelationshipType = "CONTAINS"
         accumulated.ValueType = "CONTAINER"
-        accumulated.ConceptNameCodeSequence = Sequence([code("113811", "DCM", "CT Accumulated Dose Data")])
-        accumulated.ContentSequence = Sequence([
-            _num(("113813", "DCM", "CT Dose Length Product Total"), round(rng.uniform(100, 1200), 1),
-                 ("mGy.cm", "UCUM", "mGy.cm")),
-        ])
+        accumulated.ConceptNameCodeSequence = Sequence(
+            [code("113811", "DCM", "CT Accumulated Dose Data")]
+        )
+        accumulated.ContentSequence = Sequence(
+            [
+                _num(
+                    ("113813", "DCM", "CT Dose Length Product Total"),
+                    round(rng.uniform(100, 1200), 1),
+                    ("mGy.cm", "UCUM", "mGy.cm"),
+                ),
+            ]
+        )
         event = Dataset()
         event.RelationshipType = "CONTAINS"
         event.ValueType = "CONTAINER"
         event.ConceptNameCodeSequence = Sequence([code("113819", "DCM", "CT Acquisition")])
-        event.ContentSequence = Sequence([
-            _num(("113830", "DCM", "Mean CTDIvol"), round(rng.uniform(3, 20), 2),
-                 ("mGy", "UCUM", "mGy")),
-        ])
+        event.ContentSequence = Sequence(
+            [
+                _num(
+                    ("113830", "DCM", "Mean CTDIvol"),
+                    round(rng.uniform(3, 20), 2),
+                    ("mGy", "UCUM", "mGy"),
+                ),
+            ]
+        )
         content = [accumulated, event]
     else:
         finding = Dataset()
@@ -365,8 +399,20 @@ def rt_structure_set(ds: Dataset, frame_of_reference: str, rois: int) -> None:
         polygon = Dataset()
         polygon.ContourGeometricType = "CLOSED_PLANAR"
         polygon.NumberOfContourPoints = 4
-        polygon.ContourData = [0.0, 0.0, float(number), 10.0, 0.0, float(number),
-                               10.0, 10.0, float(number), 0.0, 10.0, float(number)]
+        polygon.ContourData = [
+            0.0,
+            0.0,
+            float(number),
+            10.0,
+            0.0,
+            float(number),
+            10.0,
+            10.0,
+            float(number),
+            0.0,
+            10.0,
+            float(number),
+        ]
         contour.ContourSequence = Sequence([polygon])
         contour_items.append(contour)
         observation = Dataset()

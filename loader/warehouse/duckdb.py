@@ -226,11 +226,13 @@ class DuckDBWarehouse:
     def _record_history(
         self, run_id: str, shards: list[dict[str, Any]], loaded_at: dt.datetime
     ) -> None:
-        duplicates = dict(self.con.execute(
-            "SELECT s._shard_id, count(*) FROM stage_dicom_file_location s "
-            "JOIN dicom_instance i ON i.instance_key = s.instance_key "
-            "WHERE s.storage_uri <> i.file_path GROUP BY 1"
-        ).fetchall())
+        duplicates = dict(
+            self.con.execute(
+                "SELECT s._shard_id, count(*) FROM stage_dicom_file_location s "
+                "JOIN dicom_instance i ON i.instance_key = s.instance_key "
+                "WHERE s.storage_uri <> i.file_path GROUP BY 1"
+            ).fetchall()
+        )
         self.con.execute("DELETE FROM dicom_load_history WHERE run_id = ?", [run_id])
         columns = BY_NAME["dicom_load_history"].column_names
         rows = []
