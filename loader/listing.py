@@ -65,6 +65,8 @@ def _walk(root: str) -> Iterator[ObjectRef]:
             elif entry.is_file():
                 st = entry.stat()
                 yield ObjectRef(entry.path, st.st_size, st.st_mtime)
+            elif entry.is_symlink() and not entry.is_dir():
+                yield ObjectRef(entry.path, 0, None)  # dangling link: READ_ERROR later
         except OSError:
             yield ObjectRef(entry.path, 0, None)  # vanished or unreadable: READ_ERROR later
 

@@ -275,3 +275,37 @@ def test_manifest_source(tmp_path):
     manifest.write_text("\n".join(real_file(n) for n in names) + "\n")
     report = run(settings(manifest, tmp_path))
     assert (report["listed"], report["loaded"]) == (3, 3)
+
+
+def test_unreadable_objects_are_read_errors(tmp_path):
+    from tests.conftest import real_file
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "ct.dcm").write_bytes(Path(real_file("CT_small.dcm")).read_bytes())
+    (archive / "dangling.dcm").symlink_to(tmp_path / "nowhere.dcm")
+    (archive / "loop").symlink_to(archive)  # a folder link that would loop: not followed
+    manifest = tmp_path / "manifest.txt"
+    manifest.write_text(f"{archive / 'ct.dcm'}\n{tmp_path / 'vanished.dcm'}\n")
+    for name, source in (("folder", archive), ("manifest", manifest)):
+        report = run(settings(source, tmp_path, name=name))
+        assert (report["listed"], report["loaded"], report["errors"]) == (
+            2, 1, {"READ_ERROR": 1}), name
+
+
+def test_bad_phi_value_is_not_quoted(tmp_path):
+    from io import BytesIO
+
+    from tests.conftest import real_file
+
+    ds = pydicom.dcmread(real_file("CT_small.dcm"))
+    ds.PatientBirthDate = "19711399"
+    buffer = BytesIO()
+    ds.save_as(buffer)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "ct.dcm").write_bytes(buffer.getvalue())
+    report = run(settings(tmp_path / "in", tmp_path))
+    assert report["errors"] == {"TYPE_CAST_ERROR": 1}
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    (message,) = con.execute("SELECT error_message FROM dicom_ingestion_errors").fetchone()
+    assert "PatientBirthDate" in message and "19711399" not in message

@@ -14,6 +14,11 @@ from pydicom.datadict import tag_for_keyword
 from loader.decode import Decoded, Element, Item
 
 _tags: dict[str, int] = {}
+# Attributes whose values identify a person: error messages never quote them.
+PHI_KEYWORDS = frozenset({
+    "PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs",
+    "OtherPatientNames", "PatientAddress", "PatientTelephoneNumbers", "ReferringPhysicianName",
+})
 
 
 def tag(keyword: str) -> int:
@@ -133,7 +138,8 @@ class Typed:
         try:
             return parse(raw)
         except ValueError:
-            self.decoded.cast_error(tag(keyword), f"{keyword} value {raw[:64]!r} is not valid")
+            shown = "(value withheld: PHI)" if keyword in PHI_KEYWORDS else repr(raw[:64])
+            self.decoded.cast_error(tag(keyword), f"{keyword} value {shown} is not valid")
             return None
 
     def date(self, item: Item, keyword: str) -> dt.date | None:
