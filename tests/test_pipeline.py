@@ -290,7 +290,10 @@ def test_unreadable_objects_are_read_errors(tmp_path):
     for name, source in (("folder", archive), ("manifest", manifest)):
         report = run(settings(source, tmp_path, name=name))
         assert (report["listed"], report["loaded"], report["errors"]) == (
-            2, 1, {"READ_ERROR": 1}), name
+            2,
+            1,
+            {"READ_ERROR": 1},
+        ), name
 
 
 def test_bad_phi_value_is_not_quoted(tmp_path):

@@ -15,10 +15,19 @@ from loader.decode import Decoded, Element, Item
 
 _tags: dict[str, int] = {}
 # Attributes whose values identify a person: error messages never quote them.
-PHI_KEYWORDS = frozenset({
-    "PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs",
-    "OtherPatientNames", "PatientAddress", "PatientTelephoneNumbers", "ReferringPhysicianName",
-})
+PHI_KEYWORDS = frozenset(
+    {
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientBirthTime",
+        "OtherPatientIDs",
+        "OtherPatientNames",
+        "PatientAddress",
+        "PatientTelephoneNumbers",
+        "ReferringPhysicianName",
+    }
+)
 
 
 def tag(keyword: str) -> int:
