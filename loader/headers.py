@@ -127,6 +127,7 @@ class ParsedHeader:
     pixel_data_offset: int | None  # where the Pixel Data value starts
     pixel_data_length: int | None  # None when encapsulated (undefined length)
     checksum: str  # MD5 of the header bytes
+    transfer_syntax_uid: str | None
 
 
 def looks_like_dicom(prefix: bytes) -> bool:
@@ -177,6 +178,7 @@ def parse_header(path: str, reader: HeaderReader) -> ParsedHeader:
         pixel_data_offset=offset,
         pixel_data_length=length,
         checksum=hashlib.md5(header, usedforsecurity=False).hexdigest(),
+        transfer_syntax_uid=str(ds.file_meta.get("TransferSyntaxUID") or "") or None,
     )
 
 

@@ -37,11 +37,6 @@ class ShardSettings:
 def _facts(
     ref: ObjectRef, settings: ShardSettings, parsed: ParsedHeader | None, now: dt.datetime
 ) -> ObjectFacts:
-    tsyntax = None
-    if parsed is not None:
-        meta = parsed.dataset.file_meta
-        uid = meta.get("TransferSyntaxUID") if meta is not None else None
-        tsyntax = str(uid.value if hasattr(uid, "value") else uid) if uid is not None else None
     return ObjectFacts(
         uri=ref.url,
         size=ref.size,
@@ -50,7 +45,7 @@ def _facts(
         storage_provider="file",
         storage_container=None,
         object_key=ref.url,
-        transfer_syntax_uid=tsyntax or None,
+        transfer_syntax_uid=parsed.transfer_syntax_uid if parsed else None,
         header_bytes=parsed.header_bytes if parsed else 0,
         bytes_read=parsed.bytes_read if parsed else 0,
         pixel_data_offset=parsed.pixel_data_offset if parsed else None,
@@ -67,10 +62,8 @@ def process_object(
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     parsed = None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydicom warns per odd value; errors are rows
-            parsed = read_local(ref.url, ref.size, settings.header_bytes)
-            decoded = decode_dataset(parsed.dataset, ref.url)
+        parsed = read_local(ref.url, ref.size, settings.header_bytes)
+        decoded = decode_dataset(parsed.dataset, ref.url)
         rows, errors = extract_object(decoded, _facts(ref, settings, parsed, now))
         return rows, errors, parsed
     except ObjectError as exc:
@@ -101,20 +94,22 @@ def process_shard(settings: ShardSettings, shard: Shard) -> dict[str, Any]:
     errors_by_category: Counter[str] = Counter()
     error_files = parsed_count = bytes_read = read_requests = 0
     try:
-        for ref in shard.objects:
-            rows, errors, parsed = process_object(ref, settings)
-            if parsed is not None:
-                bytes_read += parsed.bytes_read
-                read_requests += parsed.read_requests
-            for table, table_rows in rows.items():
-                writer.add(table, table_rows, ref.source_order)
-            writer.add("dicom_ingestion_errors", errors, None)
-            categories = {str(e["error_category"]) for e in errors}
-            errors_by_category.update(str(e["error_category"]) for e in errors)
-            if categories & FILE_ERROR_CATEGORIES:
-                error_files += 1
-            else:
-                parsed_count += 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns per odd value; errors are rows
+            for ref in shard.objects:
+                rows, errors, parsed = process_object(ref, settings)
+                if parsed is not None:
+                    bytes_read += parsed.bytes_read
+                    read_requests += parsed.read_requests
+                for table, table_rows in rows.items():
+                    writer.add(table, table_rows, ref.source_order)
+                writer.add("dicom_ingestion_errors", errors, None)
+                categories = [str(e["error_category"]) for e in errors]
+                errors_by_category.update(categories)  # error rows, as in the table
+                if FILE_ERROR_CATEGORIES.intersection(categories):
+                    error_files += 1
+                else:
+                    parsed_count += 1
         files = writer.close()
     except BaseException:
         writer.abort()
