@@ -17,6 +17,7 @@ from io import BytesIO
 import pydicom
 from pydicom.dataset import FileDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag
 
 from loader.errors import HeaderParseError, NotDicomError, ObjectReadError, TruncatedError
 
@@ -178,7 +179,7 @@ def parse_header(path: str, reader: HeaderReader) -> ParsedHeader:
         pixel_data_offset=offset,
         pixel_data_length=length,
         checksum=hashlib.md5(header, usedforsecurity=False).hexdigest(),
-        transfer_syntax_uid=str(ds.file_meta.get("TransferSyntaxUID") or "") or None,
+        transfer_syntax_uid=_transfer_syntax(ds),
     )
 
 
@@ -198,6 +199,17 @@ def _parse_within_prefix(reader: HeaderReader) -> tuple[FileDataset, int, int, i
     if offset is None or not ds._dict:
         return None
     return ds, fp.tell(), offset, length
+
+
+def _transfer_syntax(ds: FileDataset) -> str | None:
+    """The Transfer Syntax UID, read from its raw bytes (pydicom's conversion is slow)."""
+    element = ds.file_meta._dict.get(BaseTag(0x00020010))
+    if element is None:
+        return None
+    value = element.value
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return str(value).strip(" \x00") or None
 
 
 def _pixel_data_position(buf: bytes, pos: int, ds: FileDataset) -> tuple[int | None, int | None]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import resource
 import secrets
 import shutil
 import time
@@ -266,6 +267,10 @@ def build_report(
         "load_seconds": round(load.seconds, 3) if load else 0.0,
         "files_per_second": round(listed / processed_seconds, 1) if processed_seconds else 0,
         "workers": settings.workers,
+        "peak_rss_bytes": {
+            "driver": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "worker": max((r.get("worker_peak_rss_bytes", 0) for r in records), default=0),
+        },
         "validation": checks,
         "validation_passed": validate.passed(checks),
     }

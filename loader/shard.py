@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import resource
 import time
 import warnings
 from collections import Counter
@@ -101,8 +102,9 @@ def process_shard(settings: ShardSettings, shard: Shard) -> dict[str, Any]:
                 if parsed is not None:
                     bytes_read += parsed.bytes_read
                     read_requests += parsed.read_requests
+                order = ref.source_order
                 for table, table_rows in rows.items():
-                    writer.add(table, table_rows, ref.source_order)
+                    writer.add(table, table_rows, order)
                 writer.add("dicom_ingestion_errors", errors, None)
                 categories = [str(e["error_category"]) for e in errors]
                 errors_by_category.update(categories)  # error rows, as in the table
@@ -133,6 +135,7 @@ def process_shard(settings: ShardSettings, shard: Shard) -> dict[str, Any]:
         "started_at": dt.datetime.fromtimestamp(started, dt.UTC).replace(tzinfo=None).isoformat(),
         "finished_at": dt.datetime.fromtimestamp(finished, dt.UTC).replace(tzinfo=None).isoformat(),
         "worker_pid": os.getpid(),
+        "worker_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
     ledger.commit_shard(out, settings.run_id, record)
     return record

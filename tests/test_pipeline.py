@@ -83,7 +83,7 @@ def test_loaded_values_equal_pydicom(real_run):
     rows = con.execute(
         "SELECT i.file_path, i.sop_instance_uid, st.study_instance_uid,"
         " se.modality, px.image_rows, px.image_columns, px.number_of_frames, st.study_date,"
-        " i.sop_class_uid "
+        " i.sop_class_uid, i.transfer_syntax_uid "
         "FROM dicom_instance i JOIN dicom_series se USING (series_key) "
         "JOIN dicom_study st ON st.study_key = se.study_key "
         "LEFT JOIN dicom_image_pixel px ON px.instance_key = i.instance_key"
@@ -91,8 +91,9 @@ def test_loaded_values_equal_pydicom(real_run):
     assert len(rows) > 100
     study_dates: dict[str, set] = {}
     loaded_dates = {}
-    for path, sop, study, modality, nrows, ncols, frames, date, sop_class in rows:
+    for path, sop, study, modality, nrows, ncols, frames, date, sop_class, syntax in rows:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        assert syntax == (ds.file_meta.get("TransferSyntaxUID") or None)
         assert sop == ds.SOPInstanceUID
         assert study == ds.StudyInstanceUID
         assert sop_class == (ds.get("SOPClassUID") or None)

@@ -11,9 +11,8 @@ from typing import Any
 
 from pydicom.datadict import tag_for_keyword
 
-from loader.decode import Decoded, Element, Item
+from loader.decode import Decoded, Item
 
-_tags: dict[str, int] = {}
 # Attributes whose values identify a person: error messages never quote them.
 PHI_KEYWORDS = frozenset(
     {
@@ -30,28 +29,33 @@ PHI_KEYWORDS = frozenset(
 )
 
 
-def tag(keyword: str) -> int:
-    found = _tags.get(keyword)
-    if found is None:
+class _TagTable(dict[str, int]):
+    """Keyword → tag, filled on first use; lookups stay a plain dict access."""
+
+    def __missing__(self, keyword: str) -> int:
         number = tag_for_keyword(keyword)
         if number is None:
             raise KeyError(f"unknown DICOM keyword {keyword}")
-        found = _tags[keyword] = number
-    return found
+        self[keyword] = number
+        return number
 
 
-def element(item: Item, keyword: str) -> Element | None:
-    return item.get(tag(keyword))
+_TAGS = _TagTable()
+
+
+def tag(keyword: str) -> int:
+    return _TAGS[keyword]
 
 
 def value(item: Item, keyword: str) -> Any:
-    elem = item.get(tag(keyword))
+    elem = item.get(_TAGS[keyword])
     return None if elem is None else elem.value
 
 
 def text(item: Item, keyword: str) -> str | None:
     """The first value as text (multi-valued elements give their first value)."""
-    found = value(item, keyword)
+    elem = item.get(_TAGS[keyword])
+    found = None if elem is None else elem.value
     if isinstance(found, list):
         found = found[0] if found else None
     if found is None or found == "":
