@@ -313,3 +313,50 @@ def test_bad_phi_value_is_not_quoted(tmp_path):
     con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
     (message,) = con.execute("SELECT error_message FROM dicom_ingestion_errors").fetchone()
     assert "PatientBirthDate" in message and "19711399" not in message
+
+
+def test_killed_run_resumes_to_identical_tables(tmp_path):
+    """A driver killed mid-run, then resumed, ends with a clean run's tables."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from loader.synth import synthesize
+
+    archive = tmp_path / "archive"
+    synthesize(archive, patients=30, seed=8, bad_fraction=0.03)
+    clean = run(settings(archive, tmp_path, name="clean", shard_size=25, run_id="k"))
+    out = tmp_path / "killed-parquet"
+    command = [
+        sys.executable,
+        "-m",
+        "loader",
+        "run",
+        str(archive),
+        "--out",
+        str(out),
+        "--target",
+        f"duckdb:///{tmp_path / 'killed.duckdb'}",
+        "--workers",
+        "0",
+        "--shard-size",
+        "25",
+        "--run-id",
+        "k",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ledger_dir = out / "_ledger" / "run_id=k"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(ledger_dir.glob("shard-*.json"))) < 3:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    committed = len(list(ledger_dir.glob("shard-*.json")))
+    assert 3 <= committed < clean["shards"], "the kill landed outside the extraction phase"
+    resumed = run(
+        settings(archive, tmp_path, name="killed", shard_size=25, run_id="k", resume=True)
+    )
+    assert resumed["resumed_shards"] >= committed
+    assert resumed["listed"] == clean["listed"]
+    assert snapshot(tmp_path / "clean.duckdb") == snapshot(tmp_path / "killed.duckdb")
