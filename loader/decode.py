@@ -10,6 +10,7 @@ element rows, model rows) reads the decoded tree, never the Dataset.
 
 from __future__ import annotations
 
+import codecs
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 
-from loader.errors import TruncatedError
+from loader.errors import HeaderParseError, TruncatedError
 from loader.sequence_bytes import ParsedSequence, SequenceFormatError, parse_sequence
 
 _NUMERIC = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "UV": "Q", "SV": "q"}
@@ -138,7 +139,14 @@ class _Decoder:
         """Decode one dataset or sequence item (a Dataset's `_dict` or a RawItem)."""
         charset = raw_dict.get(0x00080005)
         if charset is not None:
-            encodings = _encodings_of(charset)
+            try:
+                encodings = _encodings_of(charset)
+            except UnusableCharsetError as exc:
+                self.out.cast_error(
+                    0x00080005,
+                    f"Specific Character Set {exc} is unusable; "
+                    "text decoded as the default repertoire",
+                )
         fast = len(encodings) == 1 and "2022" not in encodings[0]
         codec = _python_codec(encodings[0]) if fast else ""
         item: Item = {}
@@ -185,7 +193,7 @@ class _Decoder:
                     codec,
                 )
         if vr == "SQ" or (vr == "UN" and value[:4] == _ITEM_TAG_LE and raw.is_implicit_VR):
-            return self.sequence(value, raw.is_implicit_VR, little, encodings)
+            return self.sequence(tag, value, raw.is_implicit_VR, little, encodings)
         if not value:
             return Element(vr, None, 0)
         if vr in _NUMERIC:
@@ -210,14 +218,22 @@ class _Decoder:
         return Element(vr, text or None, 1 if text else 0)
 
     def sequence(
-        self, value: bytes, implicit: bool, little: bool, encodings: tuple[str, ...]
+        self, tag: int, value: bytes, implicit: bool, little: bool, encodings: tuple[str, ...]
     ) -> Element:
         try:
             raw_items: list[Mapping[Any, Any]] = list(parse_sequence(value, implicit, little))
         except SequenceFormatError:
-            # Odd framing (e.g. a VR switch inside an item): pydicom's reader copes.
-            seq = read_sequence(BytesIO(value), implicit, little, len(value), list(encodings))
-            raw_items = [ds._dict for ds in seq]
+            # Odd framing (e.g. a VR switch inside an item): pydicom's reader may cope.
+            try:
+                seq = read_sequence(BytesIO(value), implicit, little, len(value), list(encodings))
+                raw_items = [ds._dict for ds in seq]
+            except Exception as exc:  # pydicom's many error types on hostile bytes
+                raise HeaderParseError(
+                    self.path,
+                    f"sequence ({tag >> 16:04X},{tag & 0xFFFF:04X}) does not parse: "
+                    f"{type(exc).__name__}: {exc}",
+                    tag=f"{tag:08X}",
+                ) from exc
         items = [self.item(raw_item, encodings) for raw_item in raw_items]
         return Element("SQ", items, len(items))
 
@@ -308,6 +324,10 @@ class _Decoder:
         return Element(vr, str(value), 1)
 
 
+class UnusableCharsetError(ValueError):
+    """A Specific Character Set no codec answers to."""
+
+
 def _encodings_of(charset: RawDataElement | DataElement) -> tuple[str, ...]:
     value = charset.value
     if isinstance(value, (bytes, bytearray)):
@@ -316,7 +336,13 @@ def _encodings_of(charset: RawDataElement | DataElement) -> tuple[str, ...]:
         terms = value
     if not terms or terms == [""]:
         return DEFAULT_ENCODINGS
-    return tuple(convert_encodings(list(terms) if isinstance(terms, list) else terms))
+    try:
+        encodings = tuple(convert_encodings(list(terms) if isinstance(terms, list) else terms))
+        for encoding in encodings:
+            codecs.lookup(_python_codec(encoding))
+    except (LookupError, ValueError) as exc:
+        raise UnusableCharsetError(str(terms)) from exc
+    return encodings
 
 
 def _python_codec(encoding: str) -> str:

@@ -16,29 +16,20 @@ from io import BytesIO
 
 import pydicom
 from pydicom.dataset import FileDataset
-from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
 
-from loader.errors import HeaderParseError, NotDicomError, ObjectReadError, TruncatedError
+from loader.errors import (
+    HeaderParseError,
+    NotDicomError,
+    ObjectError,
+    ObjectReadError,
+    TruncatedError,
+)
 
 DEFAULT_HEADER_BYTES = 64 * 1024
 _MIN_GROWTH = 16 * 1024
 PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 _UNDEFINED_LENGTH = 0xFFFFFFFF
-
-_PYDICOM_ERRORS = (
-    InvalidDicomError,
-    EOFError,
-    ValueError,
-    struct.error,
-    KeyError,
-    IndexError,
-    TypeError,
-    OverflowError,
-    LookupError,
-    NotImplementedError,
-    OSError,
-)
 
 Fetch = Callable[[int, int], bytes]
 """Reads bytes [start, end) of one object; may return fewer at its end."""
@@ -160,7 +151,9 @@ def parse_header(path: str, reader: HeaderReader) -> ParsedHeader:
     else:
         try:
             ds = pydicom.dcmread(reader, stop_before_pixels=True, force=True)
-        except _PYDICOM_ERRORS as exc:
+        except ObjectError:
+            raise  # the object could not be read: not a parse problem
+        except Exception as exc:  # pydicom's many error types on hostile bytes
             if reader.partial_read or reader.tell() >= reader.size:
                 raise TruncatedError(path, f"object ends inside its header: {exc}") from exc
             raise HeaderParseError(path, f"{type(exc).__name__}: {exc}") from exc
@@ -193,7 +186,7 @@ def _parse_within_prefix(reader: HeaderReader) -> tuple[FileDataset, int, int, i
     fp = BytesIO(prefix)
     try:
         ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-    except _PYDICOM_ERRORS:
+    except Exception:  # noqa: BLE001 - any failure here retries on the general path
         return None
     offset, length = _pixel_data_position(prefix, fp.tell(), ds)
     if offset is None or not ds._dict:

@@ -85,7 +85,7 @@ def _dataset(data: bytes, pos: int, end: int, implicit: bool, little: bool) -> t
             vr, value_pos = None, pos + 8
         else:
             vr_bytes = data[pos + 4 : pos + 6]
-            if not (b"AA" <= vr_bytes <= b"ZZ"):
+            if not (vr_bytes.isalpha() and vr_bytes.isupper()):
                 raise SequenceFormatError(f"no explicit VR for ({group:04X},{number:04X})")
             if vr_bytes in _LONG_VRS:
                 (length,) = long_length.unpack_from(data, pos + 8)

@@ -70,20 +70,9 @@ def process_object(
     except ObjectError as exc:
         facts = _facts(ref, settings, parsed, now)
         return {}, [error_row(facts, exc.category, exc.reason, exc.tag)], parsed
-    except (
-        RecursionError,
-        MemoryError,
-        ArithmeticError,
-        LookupError,
-        TypeError,
-        ValueError,
-        AttributeError,
-        OSError,
-        EOFError,
-    ) as exc:
-        # pydicom meets hostile bytes with many exception types; none may stop a run.
+    except Exception as exc:  # noqa: BLE001 - one object must never stop the run
         facts = _facts(ref, settings, parsed, now)
-        message = f"{type(exc).__name__}: {exc}"[:1000]
+        message = f"unexpected {type(exc).__name__}: {exc}"[:1000]
         return {}, [error_row(facts, "PARSE_ERROR", message)], parsed
 
 
