@@ -24,10 +24,12 @@ def env_default(name: str, default: str) -> str:
 
 @dataclass(frozen=True)
 class Target:
-    """Where a run is loaded: `duckdb:///PATH`, or `none` for Parquet only."""
+    """Where a run is loaded: `duckdb:///PATH`, `snowflake:NAME`, `snowflake://…`, or
+    `none` for Parquet only. A Snowflake location may hold a password: it is never
+    part of str() or repr()."""
 
-    kind: str  # "duckdb" | "none"
-    location: str
+    kind: str  # "duckdb" | "snowflake" | "none"
+    location: str = field(repr=False)
 
     @classmethod
     def parse(cls, text: str) -> Target:
@@ -39,12 +41,25 @@ class Target:
             if not path:
                 raise ConfigError("duckdb target needs a path: duckdb:///imaging.duckdb")
             return cls("duckdb", path)
-        if text.startswith("snowflake"):
-            raise ConfigError("the Snowflake target is not available in this version")
-        raise ConfigError(f"unknown target {text!r}: use duckdb:///PATH or none")
+        if text.startswith("snowflake:"):
+            from loader.warehouse.snowflake_target import parse_snowflake_target
+
+            parse_snowflake_target(text)  # fail early, before any work
+            return cls("snowflake", text)
+        raise ConfigError(
+            f"unknown target {text.split('://')[0]!r}: use duckdb:///PATH, snowflake:NAME, "
+            "snowflake://USER@ACCOUNT/DATABASE/SCHEMA or none"
+        )
 
     def __str__(self) -> str:
+        if self.kind == "snowflake":
+            from loader.warehouse.snowflake_target import parse_snowflake_target
+
+            return parse_snowflake_target(self.location).description
         return "none" if self.kind == "none" else f"{self.kind}:///{self.location}"
+
+    def __repr__(self) -> str:
+        return f"Target({str(self)!r})"
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ class Table:
     mode: LoadMode
     # Columns the warehouse computes after loading (Parquet carries NULL).
     computed: tuple[str, ...] = ()
+    change_tracking: bool = False  # Snowflake streams read it (dicom_raw)
 
     @property
     def column_names(self) -> list[str]:
@@ -71,6 +72,8 @@ LOADED_AT = Column("_loaded_at", T.TIMESTAMP)
 # of the greatest value wins, so the most recently written file wins and ties break
 # on the URI; the result never depends on load order.
 SOURCE_ORDER = Column("_source_order", T.TEXT)
+# The shard an object was read in: per-shard duplicate counts in dicom_load_history.
+SHARD_ID = Column("_shard_id", T.TEXT)
 AUDIT = (RUN_ID, LOADED_AT)
 
 
@@ -84,9 +87,10 @@ def _table(
     mode: LoadMode,
     *columns: Column,
     computed: tuple[str, ...] = (),
+    change_tracking: bool = False,
 ) -> Table:
     extra = (SOURCE_ORDER,) if mode in (LoadMode.ENTITY, LoadMode.INSTANCE_CHILD) else ()
-    return Table(name, tuple(columns) + extra + AUDIT, key, mode, computed)
+    return Table(name, tuple(columns) + extra + AUDIT, key, mode, computed, change_tracking)
 
 
 E, CHILD = LoadMode.ENTITY, LoadMode.INSTANCE_CHILD
@@ -97,7 +101,7 @@ TABLES: tuple[Table, ...] = (
         "dicom_raw", ("file_path",), E,
         _c("file_path"), _c("metadata", T.VARIANT), _c("ingested_at", T.TIMESTAMP),
         _c("sop_instance_uid"), _c("file_size_bytes", T.INT), _c("header_bytes", T.INT),
-        _c("transfer_syntax_uid"),
+        _c("transfer_syntax_uid"), change_tracking=True,
     ),
     _table(
         "dicom_ingestion_errors", ("file_path", "error_category", "tag"),
@@ -225,7 +229,7 @@ TABLES: tuple[Table, ...] = (
         _c("transfer_syntax_uid"), _c("checksum"), _c("ingestion_source"),
         _c("header_bytes", T.INT), _c("pixel_data_offset", T.INT),
         _c("pixel_data_length", T.INT), _c("file_size_bytes", T.INT),
-        _c("modified_at", T.TIMESTAMP),
+        _c("modified_at", T.TIMESTAMP), SHARD_ID,
     ),
     _table(
         "dicom_element", ("element_key",), CHILD,
@@ -283,6 +287,20 @@ _ARROW: dict[ColumnType, pa.DataType] = {
 }
 
 DIALECT_TYPES: dict[str, dict[ColumnType, str]] = {
+    "snowflake": {
+        T.KEY: "NUMBER(20,0)",
+        T.TEXT: "VARCHAR",
+        T.INT: "NUMBER(38,0)",
+        T.FLOAT: "FLOAT",
+        T.BOOL: "BOOLEAN",
+        T.DATE: "DATE",
+        T.TIME: "TIME",
+        T.TIMESTAMP: "TIMESTAMP_NTZ",
+        T.TEXT_ARRAY: "ARRAY",
+        T.FLOAT_ARRAY: "ARRAY",
+        T.KEY_ARRAY: "ARRAY",
+        T.VARIANT: "VARIANT",
+    },
     "duckdb": {
         T.KEY: "UBIGINT",
         T.TEXT: "VARCHAR",
@@ -327,9 +345,11 @@ def render_ddl(dialect: str) -> str:
             f"    {c.name} {types[c.type]}{',' if i < last else ''}{' -- PHI' if c.phi else ''}"
             for i, c in enumerate(table.columns)
         )
+        tracked = table.change_tracking and dialect == "snowflake"
+        options = " CHANGE_TRACKING = TRUE" if tracked else ""
         statements.append(
             f"-- {table.name}: key ({', '.join(table.key)}), load mode {table.mode.value}\n"
-            f"CREATE TABLE IF NOT EXISTS {table.name} (\n{cols}\n);\n"
+            f"CREATE TABLE IF NOT EXISTS {table.name} (\n{cols}\n){options};\n"
         )
     header = (
         f"-- dicom-loader warehouse model, {dialect} dialect.\n"

@@ -19,6 +19,7 @@ from loader.extract.context import Columns, Row
 from loader.model import BY_NAME, arrow_schema
 
 FLUSH_ROWS = 50_000
+_PER_SHARD = frozenset({"_run_id", "_shard_id"})  # the same for every row of a shard
 
 
 def table_dir(out: Path, table: str, run_id: str) -> Path:
@@ -56,7 +57,7 @@ class ShardWriter:
         buffer = self._buffers.get(table)
         if buffer is None:
             names = arrow_schema(BY_NAME[table]).names
-            buffer = self._buffers[table] = {name: [] for name in names if name != "_run_id"}
+            buffer = self._buffers[table] = {name: [] for name in names if name not in _PER_SHARD}
         ordered = "_source_order" in buffer
         if isinstance(rows, dict):
             count = len(next(iter(rows.values())))
@@ -80,8 +81,10 @@ class ShardWriter:
         count = self._buffered.pop(table, 0)
         if not buffer or not count:
             return
-        buffer["_run_id"] = [self.run_id] * count
         schema = arrow_schema(BY_NAME[table])
+        buffer["_run_id"] = [self.run_id] * count
+        if "_shard_id" in schema.names:
+            buffer["_shard_id"] = [self.shard_id] * count
         batch = pa.Table.from_pydict(buffer, schema=schema)
         writer = self._writers.get(table)
         if writer is None:

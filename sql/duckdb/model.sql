@@ -286,6 +286,7 @@ CREATE TABLE IF NOT EXISTS dicom_file_location (
     pixel_data_length BIGINT,
     file_size_bytes BIGINT,
     modified_at TIMESTAMP,
+    _shard_id VARCHAR,
     _source_order VARCHAR,
     _run_id VARCHAR,
     _loaded_at TIMESTAMP

@@ -1,0 +1,268 @@
+"""From staged rows to the model tables: the one load algorithm every warehouse runs.
+
+A backend stages a run's Parquet into `dl_stage_<table>` tables (DuckDB reads the
+files, Snowflake PUTs and COPYs them), then `merge_staged` applies them in one
+transaction: entities upserted on natural keys (the row of the greatest
+`_source_order` wins, whatever the load order), the child rows of every instance
+whose winning object is in the load replaced, error rows replaced per object,
+duplicates recomputed, study/series counts recomputed, the load history written
+and the run's objects accounted for. Only the few statements whose spelling
+differs between engines come from the backend's `Dialect`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from loader.errors import FILE_ERROR_CATEGORIES, LoadError
+from loader.model import BY_NAME, EXTRACTED, TABLES, LoadMode, Table
+from loader.warehouse.base import LoadResult
+
+_FILE_ERRORS_SQL = ", ".join(f"'{c}'" for c in sorted(FILE_ERROR_CATEGORIES))
+Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+
+
+def stage_table(table: str) -> str:
+    return f"dl_stage_{table}"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one engine spells what the others spell differently."""
+
+    placeholder: str  # "?" or "%s"
+    upsert: Callable[[Table], list[str]]  # statements upserting stage_table(t) into t
+    sorted_distinct_list: Callable[[str], str]  # aggregate: sorted distinct non-NULL values
+
+
+def _key_match(table: Table, left: str, right: str) -> str:
+    return " AND ".join(f"{left}.{k} = {right}.{k}" for k in table.key)
+
+
+def latest_per_key(table: Table, where: str = "") -> str:
+    """The staged rows of `table`, one per natural key: the greatest _source_order."""
+    partition = ", ".join(table.key)
+    return (
+        f"SELECT * FROM {stage_table(table.name)} s {where} QUALIFY row_number() OVER "
+        f"(PARTITION BY {partition} ORDER BY _source_order DESC) = 1"
+    )
+
+
+def delete_insert_upsert(table: Table) -> list[str]:
+    """Upsert by deleting the rows a newer staged row replaces, then inserting."""
+    cols = ", ".join(table.column_names)
+    latest = latest_per_key(table)
+    exists = f"EXISTS (SELECT 1 FROM {table.name} t WHERE {_key_match(table, 't', 's')})"
+    return [
+        f"DELETE FROM {table.name} t USING ({latest}) w "
+        f"WHERE {_key_match(table, 't', 'w')} AND t._source_order <= w._source_order",
+        f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM ("
+        f"{latest_per_key(table, f'WHERE NOT {exists}')})",
+    ]
+
+
+def merge_upsert(table: Table) -> list[str]:
+    """Upsert with MERGE: a newer (or the same) source replaces the row."""
+    cols = table.column_names
+    updates = ", ".join(f"{c} = s.{c}" for c in cols if c not in table.key)
+    return [
+        f"MERGE INTO {table.name} t USING ({latest_per_key(table)}) s "
+        f"ON {_key_match(table, 't', 's')} "
+        f"WHEN MATCHED AND s._source_order >= t._source_order THEN UPDATE SET {updates} "
+        f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) "
+        f"VALUES ({', '.join(f's.{c}' for c in cols)})"
+    ]
+
+
+def merge_staged(
+    execute: Execute,
+    dialect: Dialect,
+    run_id: str,
+    shards: list[dict[str, Any]],
+    staged: dict[str, int],
+    loaded_at: dt.datetime,
+) -> LoadResult:
+    """Apply the staged rows of a run; the caller holds the transaction."""
+    check_staged(staged, shards)
+    p = dialect.placeholder
+    result = LoadResult(run_id, rows_staged=dict(staged))
+    result.new_instances = _count(
+        execute(
+            f"SELECT count(DISTINCT instance_key) FROM {stage_table('dicom_instance')} s "
+            "WHERE NOT EXISTS (SELECT 1 FROM dicom_instance i "
+            "WHERE i.instance_key = s.instance_key)",
+            [],
+        )
+    )
+    for table in TABLES:
+        if table.mode is LoadMode.ENTITY:
+            for statement in dialect.upsert(table):
+                execute(statement, [])
+    _replace_children(execute)
+    _replace_errors(execute)
+    _mark_duplicates(execute, p, loaded_at)
+    _recount(execute, dialect)
+    _record_history(execute, p, run_id, shards, loaded_at)
+    _account(execute, result)
+    return result
+
+
+def check_staged(staged: dict[str, int], shards: list[dict[str, Any]]) -> None:
+    """A load is not done until it is checked: staged rows = rows the run wrote."""
+    for name in EXTRACTED:
+        written = sum(int(s.get("rows", {}).get(name, 0)) for s in shards)
+        if staged.get(name, 0) != written:
+            raise LoadError(
+                f"{name}: staged {staged.get(name, 0)} rows but the run wrote {written}"
+            )
+
+
+def _count(rows: list[tuple[Any, ...]]) -> int:
+    return int(rows[0][0] or 0) if rows else 0
+
+
+def _replace_children(execute: Execute) -> None:
+    """Child rows follow their instance's winning object, when that object is staged."""
+    execute(
+        "CREATE OR REPLACE TEMPORARY TABLE dl_winners AS "
+        "SELECT i.instance_key, i._source_order FROM dicom_instance i "
+        f"JOIN {stage_table('dicom_instance')} s "
+        "ON i.instance_key = s.instance_key AND i._source_order = s._source_order",
+        [],
+    )
+    for table in TABLES:
+        if table.mode is not LoadMode.INSTANCE_CHILD:
+            continue
+        cols = ", ".join(table.column_names)
+        prefixed = ", ".join(f"s.{c}" for c in table.column_names)
+        execute(
+            f"DELETE FROM {table.name} WHERE instance_key IN (SELECT instance_key FROM dl_winners)",
+            [],
+        )
+        execute(
+            f"INSERT INTO {table.name} ({cols}) SELECT {prefixed} FROM "
+            f"{stage_table(table.name)} s JOIN dl_winners w ON s.instance_key = w.instance_key "
+            "AND s._source_order = w._source_order",
+            [],
+        )
+
+
+def _replace_errors(execute: Execute) -> None:
+    """Errors are replaced per object the run processed, so reruns never pile up."""
+    cols = ", ".join(BY_NAME["dicom_ingestion_errors"].column_names)
+    errors = stage_table("dicom_ingestion_errors")
+    execute(
+        "DELETE FROM dicom_ingestion_errors WHERE file_path IN ("
+        f"SELECT file_path FROM {stage_table('dicom_raw')} UNION "
+        f"SELECT file_path FROM {errors})",
+        [],
+    )
+    execute(f"INSERT INTO dicom_ingestion_errors ({cols}) SELECT {cols} FROM {errors}", [])
+
+
+def _mark_duplicates(execute: Execute, p: str, loaded_at: dt.datetime) -> None:
+    """One DUPLICATE row per location that is not its instance's loaded file."""
+    touched = f"SELECT DISTINCT instance_key FROM {stage_table('dicom_file_location')}"
+    execute(
+        "DELETE FROM dicom_ingestion_errors WHERE error_category = 'DUPLICATE' "
+        "AND file_path IN (SELECT storage_uri FROM dicom_file_location "
+        f"WHERE instance_key IN ({touched}))",
+        [],
+    )
+    execute(
+        "INSERT INTO dicom_ingestion_errors (file_path, error_category, error_message, "
+        "tag, detected_at, bytes_read, _run_id, _loaded_at) "
+        "SELECT l.storage_uri, 'DUPLICATE', 'SOP Instance UID ' || i.sop_instance_uid "
+        f"|| ' is loaded from ' || i.file_path, '00080018', {p}, l.header_bytes, "
+        f"l._run_id, {p} FROM dicom_file_location l JOIN dicom_instance i "
+        f"ON l.instance_key = i.instance_key WHERE l.instance_key IN ({touched}) "
+        "AND l.storage_uri <> i.file_path",
+        [loaded_at, loaded_at],
+    )
+
+
+def _recount(execute: Execute, dialect: Dialect) -> None:
+    """Study and series counts come from what is loaded, never from headers."""
+    execute(
+        "UPDATE dicom_series SET number_of_instances = c.n FROM ("
+        "SELECT se.series_key, count(i.instance_key) AS n FROM dicom_series se "
+        "LEFT JOIN dicom_instance i ON i.series_key = se.series_key "
+        f"WHERE se.series_key IN (SELECT series_key FROM {stage_table('dicom_series')}) "
+        "GROUP BY se.series_key) c WHERE dicom_series.series_key = c.series_key",
+        [],
+    )
+    modalities = dialect.sorted_distinct_list("se.modality")
+    execute(
+        "UPDATE dicom_study SET number_of_series = c.series, "
+        "number_of_instances = c.instances, modalities_in_study = c.modalities FROM ("
+        "SELECT st.study_key, count(DISTINCT se.series_key) AS series, "
+        f"coalesce(sum(se.number_of_instances), 0) AS instances, {modalities} AS modalities "
+        "FROM dicom_study st LEFT JOIN dicom_series se ON se.study_key = st.study_key "
+        f"WHERE st.study_key IN (SELECT study_key FROM {stage_table('dicom_study')} "
+        f"UNION SELECT study_key FROM {stage_table('dicom_series')}) "
+        "GROUP BY st.study_key) c WHERE dicom_study.study_key = c.study_key",
+        [],
+    )
+
+
+def _record_history(
+    execute: Execute, p: str, run_id: str, shards: list[dict[str, Any]], loaded_at: dt.datetime
+) -> None:
+    duplicates: dict[str, int] = dict(
+        execute(
+            f"SELECT s._shard_id, count(*) FROM {stage_table('dicom_file_location')} s "
+            "JOIN dicom_instance i ON i.instance_key = s.instance_key "
+            "WHERE s.storage_uri <> i.file_path GROUP BY s._shard_id",
+            [],
+        )
+    )
+    execute(f"DELETE FROM dicom_load_history WHERE run_id = {p}", [run_id])
+    columns = BY_NAME["dicom_load_history"].column_names
+    marks = ", ".join(p for _ in columns)
+    for s in shards:
+        values = {
+            "run_id": run_id,
+            "shard_id": s["shard_id"],
+            "status": "loaded",
+            "listed": s["listed"],
+            "parsed": s["parsed"],
+            "duplicates": duplicates.get(s["shard_id"], 0),
+            "errors": sum(s.get("errors", {}).values()),
+            "error_files": s["error_files"],
+            "rows_per_table": json.dumps(s.get("rows", {}), sort_keys=True),
+            "bytes_listed": s["bytes_listed"],
+            "bytes_read": s["bytes_read"],
+            "read_requests": s["read_requests"],
+            "seconds": s["seconds"],
+            "started_at": dt.datetime.fromisoformat(s["started_at"]),
+            "finished_at": dt.datetime.fromisoformat(s["finished_at"]),
+            "_run_id": run_id,
+            "_loaded_at": loaded_at,
+        }
+        execute(
+            f"INSERT INTO dicom_load_history ({', '.join(columns)}) VALUES ({marks})",
+            [values[c] for c in columns],
+        )
+
+
+def _account(execute: Execute, result: LoadResult) -> None:
+    """Loaded, duplicate and error objects of this run, as the warehouse now says."""
+    rows = execute(
+        "SELECT coalesce(sum(CASE WHEN s.storage_uri = i.file_path THEN 1 ELSE 0 END), 0), "
+        "coalesce(sum(CASE WHEN s.storage_uri <> i.file_path THEN 1 ELSE 0 END), 0) "
+        f"FROM {stage_table('dicom_file_location')} s "
+        "JOIN dicom_instance i ON i.instance_key = s.instance_key",
+        [],
+    )
+    result.loaded, result.duplicates = (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+    result.error_files = _count(
+        execute(
+            f"SELECT count(DISTINCT file_path) FROM {stage_table('dicom_ingestion_errors')} "
+            f"WHERE error_category IN ({_FILE_ERRORS_SQL})",
+            [],
+        )
+    )

@@ -1,0 +1,114 @@
+"""`--target snowflake:NAME` or `snowflake://USER@ACCOUNT/DB/SCHEMA?k=v` → connector kwargs.
+
+Authentication stays the connector's: a named connection from its own
+connections.toml (SNOWFLAKE_HOME honoured), or URL parameters it understands
+(authenticator, private_key_file, ...). A password may come from the URL's user
+info or SNOWFLAKE_PASSWORD; it is kept out of every repr, log line and error.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from loader.errors import ConfigError
+from loader.identifiers import identifier
+
+# URL parameters passed to snowflake.connector.connect as they are.
+CONNECTOR_PARAMETERS = frozenset(
+    {
+        "warehouse",
+        "role",
+        "host",
+        "port",
+        "protocol",
+        "authenticator",
+        "private_key_file",
+        "private_key_file_pwd",
+        "token",
+        "token_file_path",
+        "login_timeout",
+        "network_timeout",
+        "client_session_keep_alive",
+        "region",
+        "passcode",
+    }
+)
+SECRET_PARAMETERS = frozenset({"password", "private_key_file_pwd", "token", "passcode"})
+DEFAULT_STAGE = "DICOM_LOADER_STAGE"
+EMULATORS = frozenset({"fakesnow"})
+
+
+@dataclass(frozen=True)
+class SnowflakeTarget:
+    """What to connect to; `connect_kwargs` holds secrets and is never printed."""
+
+    description: str  # safe to print
+    connection_name: str | None = None
+    connect_kwargs: dict[str, Any] = field(default_factory=dict, repr=False)
+    stage: str = DEFAULT_STAGE
+    emulator: str | None = None  # a local emulator whose gaps the loader works around
+
+    def __repr__(self) -> str:
+        return f"SnowflakeTarget({self.description})"
+
+
+def _redacted(text: str) -> str:
+    parts = urlsplit(text)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}@{host}"
+    query = "&".join(
+        f"{k}={'***' if k in SECRET_PARAMETERS else v}" for k, v in parse_qsl(parts.query)
+    )
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
+def parse_snowflake_target(text: str) -> SnowflakeTarget:
+    """Parse a Snowflake target; raise ConfigError (without secrets) when it is wrong."""
+    if text.startswith("snowflake:") and not text.startswith("snowflake://"):
+        name = text[len("snowflake:") :]
+        if not name:
+            raise ConfigError("snowflake:NAME needs the name of a connection")
+        return SnowflakeTarget(description=f"snowflake:{name}", connection_name=name)
+    parts = urlsplit(text)
+    if parts.scheme != "snowflake" or not parts.hostname:
+        raise ConfigError(f"not a Snowflake target: {_redacted(text)}")
+    path = [unquote(p) for p in parts.path.split("/") if p]
+    if len(path) != 2:
+        raise ConfigError(
+            "a Snowflake URL names DATABASE/SCHEMA: "
+            "snowflake://USER@ACCOUNT/DATABASE/SCHEMA?warehouse=WH"
+        )
+    kwargs: dict[str, Any] = {
+        "account": parts.hostname,
+        "database": identifier(path[0], "database"),
+        "schema": identifier(path[1], "schema"),
+    }
+    if parts.username:
+        kwargs["user"] = unquote(parts.username)
+    password = unquote(parts.password) if parts.password else os.environ.get("SNOWFLAKE_PASSWORD")
+    if password:
+        kwargs["password"] = password
+    stage, emulator = DEFAULT_STAGE, None
+    for key, value in parse_qsl(parts.query):
+        if key == "stage":
+            stage = identifier(value, "stage")
+        elif key == "emulator":
+            if value not in EMULATORS:
+                raise ConfigError(f"unknown emulator {value!r}")
+            emulator = value
+        elif key in CONNECTOR_PARAMETERS:
+            numeric = key in ("port", "login_timeout", "network_timeout")
+            kwargs[key] = int(value) if numeric else value
+        else:
+            raise ConfigError(f"unknown Snowflake URL parameter {key!r}")
+    for key in ("warehouse", "role"):
+        if key in kwargs:
+            identifier(kwargs[key], key)
+    return SnowflakeTarget(
+        description=_redacted(text), connect_kwargs=kwargs, stage=stage, emulator=emulator
+    )
