@@ -235,7 +235,9 @@ def scan(source: str, workers: int, shard_size: int, report_path: str | None) ->
 
 
 @main.command()
-@click.option("--dialect", type=click.Choice(["duckdb"]), default="duckdb", show_default=True)
+@click.option(
+    "--dialect", type=click.Choice(["duckdb", "snowflake"]), default="duckdb", show_default=True
+)
 def sql(dialect: str) -> None:
     """Print the model's DDL rendered for DIALECT."""
     click.echo(render_ddl(dialect), nl=False)

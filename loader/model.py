@@ -335,25 +335,29 @@ def phi_columns() -> dict[str, list[str]]:
     return found
 
 
-def render_ddl(dialect: str) -> str:
-    """CREATE TABLE statements for every table of the model in one dialect."""
+def create_table(table: Table, dialect: str) -> str:
+    """CREATE TABLE IF NOT EXISTS for one table, PHI columns marked in comments."""
     types = DIALECT_TYPES[dialect]
-    statements = []
-    for table in TABLES:
-        last = len(table.columns) - 1
-        cols = "\n".join(
-            f"    {c.name} {types[c.type]}{',' if i < last else ''}{' -- PHI' if c.phi else ''}"
-            for i, c in enumerate(table.columns)
-        )
-        tracked = table.change_tracking and dialect == "snowflake"
-        options = " CHANGE_TRACKING = TRUE" if tracked else ""
-        statements.append(
-            f"-- {table.name}: key ({', '.join(table.key)}), load mode {table.mode.value}\n"
-            f"CREATE TABLE IF NOT EXISTS {table.name} (\n{cols}\n){options};\n"
-        )
+    last = len(table.columns) - 1
+    cols = "\n".join(
+        f"    {c.name} {types[c.type]}{',' if i < last else ''}{' -- PHI' if c.phi else ''}"
+        for i, c in enumerate(table.columns)
+    )
+    tracked = table.change_tracking and dialect == "snowflake"
+    options = " CHANGE_TRACKING = TRUE" if tracked else ""
+    return f"CREATE TABLE IF NOT EXISTS {table.name} (\n{cols}\n){options}"
+
+
+def render_ddl(dialect: str) -> str:
+    """The DDL file of one dialect: every table of the model, with its key and mode."""
+    statements = [
+        f"-- {t.name}: key ({', '.join(t.key)}), load mode {t.mode.value}\n"
+        f"{create_table(t, dialect)};\n"
+        for t in TABLES
+    ]
     header = (
         f"-- dicom-loader warehouse model, {dialect} dialect.\n"
         "-- Rendered from loader/model.py by `dicom-loader sql --dialect "
-        f"{dialect}`; do not edit by hand.\n\n"
+        f"{dialect}`. Do not edit by hand.\n\n"
     )
     return header + "\n".join(statements)

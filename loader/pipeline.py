@@ -41,6 +41,10 @@ def open_warehouse(target: Target, read_only: bool = False) -> Warehouse:
         from loader.warehouse.duckdb import DuckDBWarehouse
 
         return DuckDBWarehouse(target.location, read_only=read_only)
+    if target.kind == "snowflake":
+        from loader.warehouse.snowflake import SnowflakeWarehouse
+
+        return SnowflakeWarehouse(target.location)
     raise ConfigError(f"no warehouse for target {target}")
 
 

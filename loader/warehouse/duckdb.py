@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from loader.errors import LoadError
-from loader.model import BY_NAME, EXTRACTED, arrow_schema, render_ddl
+from loader.model import BY_NAME, EXTRACTED, TABLES, arrow_schema, create_table
 from loader.warehouse.base import LoadResult
 from loader.warehouse.merge import Dialect, delete_insert_upsert, merge_staged, stage_table
 
@@ -54,7 +54,8 @@ class DuckDBWarehouse:
         return cursor.fetchall() if cursor.description else []
 
     def create_model(self) -> None:
-        self.con.execute(render_ddl("duckdb"))
+        for table in TABLES:
+            self.con.execute(create_table(table, "duckdb"))
 
     def load_run(self, out: Path, run_id: str, shards: list[dict[str, Any]]) -> LoadResult:
         """Load every committed shard of a run; idempotent, all or nothing."""

@@ -4,6 +4,8 @@ Authentication stays the connector's: a named connection from its own
 connections.toml (SNOWFLAKE_HOME honoured), or URL parameters it understands
 (authenticator, private_key_file, ...). A password may come from the URL's user
 info or SNOWFLAKE_PASSWORD; it is kept out of every repr, log line and error.
+Two parameters are the loader's own, on either form: `stage` (the internal stage
+to use) and `emulator` (a local emulator whose gaps the loader works around).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ CONNECTOR_PARAMETERS = frozenset(
     }
 )
 SECRET_PARAMETERS = frozenset({"password", "private_key_file_pwd", "token", "passcode"})
+_NUMERIC = frozenset({"port", "login_timeout", "network_timeout"})
 DEFAULT_STAGE = "DICOM_LOADER_STAGE"
 EMULATORS = frozenset({"fakesnow"})
 
@@ -49,10 +52,14 @@ class SnowflakeTarget:
     connection_name: str | None = None
     connect_kwargs: dict[str, Any] = field(default_factory=dict, repr=False)
     stage: str = DEFAULT_STAGE
-    emulator: str | None = None  # a local emulator whose gaps the loader works around
+    emulator: str | None = None
 
     def __repr__(self) -> str:
         return f"SnowflakeTarget({self.description})"
+
+
+def _redacted_query(query: str) -> str:
+    return "&".join(f"{k}={'***' if k in SECRET_PARAMETERS else v}" for k, v in parse_qsl(query))
 
 
 def _redacted(text: str) -> str:
@@ -61,19 +68,40 @@ def _redacted(text: str) -> str:
     if "@" in netloc:
         user, _, host = netloc.rpartition("@")
         netloc = f"{user.split(':', 1)[0]}@{host}"
-    query = "&".join(
-        f"{k}={'***' if k in SECRET_PARAMETERS else v}" for k, v in parse_qsl(parts.query)
-    )
+    query = _redacted_query(parts.query)
     return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
+def _options(pairs: list[tuple[str, str]], connector: bool) -> tuple[str, str | None, dict]:
+    """The loader's (stage, emulator) and, when allowed, connector kwargs."""
+    stage, emulator, kwargs = DEFAULT_STAGE, None, {}
+    for key, value in pairs:
+        if key == "stage":
+            stage = identifier(value, "stage")
+        elif key == "emulator":
+            if value not in EMULATORS:
+                raise ConfigError(f"unknown emulator {value!r}")
+            emulator = value
+        elif connector and key in CONNECTOR_PARAMETERS:
+            kwargs[key] = int(value) if key in _NUMERIC else value
+        else:
+            raise ConfigError(f"unknown Snowflake target parameter {key!r}")
+    return stage, emulator, kwargs
 
 
 def parse_snowflake_target(text: str) -> SnowflakeTarget:
     """Parse a Snowflake target; raise ConfigError (without secrets) when it is wrong."""
     if text.startswith("snowflake:") and not text.startswith("snowflake://"):
-        name = text[len("snowflake:") :]
+        name, _, query = text[len("snowflake:") :].partition("?")
         if not name:
             raise ConfigError("snowflake:NAME needs the name of a connection")
-        return SnowflakeTarget(description=f"snowflake:{name}", connection_name=name)
+        stage, emulator, _ = _options(parse_qsl(query), connector=False)
+        return SnowflakeTarget(
+            description=f"snowflake:{name}" + (f"?{query}" if query else ""),
+            connection_name=name,
+            stage=stage,
+            emulator=emulator,
+        )
     parts = urlsplit(text)
     if parts.scheme != "snowflake" or not parts.hostname:
         raise ConfigError(f"not a Snowflake target: {_redacted(text)}")
@@ -83,7 +111,8 @@ def parse_snowflake_target(text: str) -> SnowflakeTarget:
             "a Snowflake URL names DATABASE/SCHEMA: "
             "snowflake://USER@ACCOUNT/DATABASE/SCHEMA?warehouse=WH"
         )
-    kwargs: dict[str, Any] = {
+    stage, emulator, kwargs = _options(parse_qsl(parts.query), connector=True)
+    kwargs |= {
         "account": parts.hostname,
         "database": identifier(path[0], "database"),
         "schema": identifier(path[1], "schema"),
@@ -93,19 +122,6 @@ def parse_snowflake_target(text: str) -> SnowflakeTarget:
     password = unquote(parts.password) if parts.password else os.environ.get("SNOWFLAKE_PASSWORD")
     if password:
         kwargs["password"] = password
-    stage, emulator = DEFAULT_STAGE, None
-    for key, value in parse_qsl(parts.query):
-        if key == "stage":
-            stage = identifier(value, "stage")
-        elif key == "emulator":
-            if value not in EMULATORS:
-                raise ConfigError(f"unknown emulator {value!r}")
-            emulator = value
-        elif key in CONNECTOR_PARAMETERS:
-            numeric = key in ("port", "login_timeout", "network_timeout")
-            kwargs[key] = int(value) if numeric else value
-        else:
-            raise ConfigError(f"unknown Snowflake URL parameter {key!r}")
     for key in ("warehouse", "role"):
         if key in kwargs:
             identifier(kwargs[key], key)

@@ -1,0 +1,235 @@
+"""Snowflake: PUT the run's Parquet to an internal stage, COPY it into transient
+staging tables, check every COPY result, then MERGE into the model (merge.py).
+
+The connection comes from the real snowflake-connector-python, configured only
+through the connector's own mechanisms (snowflake_target.py). Every COPY result
+is checked file by file: a file not LOADED, or loaded with another row count
+than the run wrote, fails the load before anything is merged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from loader import faults
+from loader.errors import ConfigError, LoadError
+from loader.identifiers import quoted
+from loader.model import BY_NAME, EXTRACTED, TABLES, ColumnType, arrow_schema, create_table
+from loader.warehouse.base import LoadResult
+from loader.warehouse.merge import Dialect, merge_staged, merge_upsert, stage_table
+from loader.warehouse.snowflake_target import SnowflakeTarget, parse_snowflake_target
+
+FILE_FORMAT = "DICOM_LOADER_PARQUET"
+FILES_PER_COPY = 1000  # Snowflake's limit for an explicit FILES list
+PUT_THREADS = 4
+_RUN_ID = re.compile(r"[A-Za-z0-9_.=-]{1,128}")
+
+DIALECT = Dialect(
+    placeholder="%s",
+    upsert=merge_upsert,
+    sorted_distinct_list=lambda column: (
+        f"ARRAY_AGG(DISTINCT {column}) WITHIN GROUP (ORDER BY {column})"
+    ),
+)
+
+
+def setup_statements(stage: str) -> list[str]:
+    """The model's tables and the loader's stage, idempotent."""
+    tables = [create_table(table, "snowflake") for table in TABLES]
+    return [
+        *tables,
+        f"CREATE FILE FORMAT IF NOT EXISTS {FILE_FORMAT} TYPE = PARQUET",
+        f"CREATE STAGE IF NOT EXISTS {quoted(stage, 'stage')}",
+    ]
+
+
+def copy_statement(
+    table: str, stage: str, run_id: str, files: Sequence[str] | None, single_file: str | None = None
+) -> str:
+    """COPY one table's staged Parquet files into its staging table.
+
+    Columns are mapped explicitly, VARIANT text is parsed, and a file that does not
+    load aborts the statement (bad DICOM never reaches COPY; it is already an error
+    row). FORCE reloads files a previous, interrupted load copied already: the
+    staging table is new for every load and MERGE makes the result idempotent.
+    """
+    schema = arrow_schema(BY_NAME[table])
+    model = BY_NAME[table]
+    selects = []
+    for name in schema.names:
+        column = model.column(name)
+        selects.append(
+            f"PARSE_JSON($1:{name})" if column.type is ColumnType.VARIANT else f"$1:{name}"
+        )
+    location = f"@{quoted(stage, 'stage')}/{run_id}/{table}/"
+    source = location + (single_file or "")
+    files_clause = ""
+    if files is not None:
+        files_clause = " FILES = (" + ", ".join(f"'{f}'" for f in files) + ")"
+    return (
+        f"COPY INTO {stage_table(table)} ({', '.join(schema.names)}) "
+        f"FROM (SELECT {', '.join(selects)} FROM {source}){files_clause} "
+        f"FILE_FORMAT = (FORMAT_NAME = '{FILE_FORMAT}') ON_ERROR = ABORT_STATEMENT FORCE = TRUE"
+    )
+
+
+class SnowflakeWarehouse:
+    dialect = "snowflake"
+    supports_merge = True
+    supports_internal_stage = True
+    supports_external_stage = True
+
+    def __init__(self, target_text: str) -> None:
+        import snowflake.connector
+
+        self.target: SnowflakeTarget = parse_snowflake_target(target_text)
+        try:
+            if self.target.connection_name:
+                self.con = snowflake.connector.connect(connection_name=self.target.connection_name)
+            else:
+                self.con = snowflake.connector.connect(**self.target.connect_kwargs)
+        except snowflake.connector.errors.Error as exc:
+            # The connector's messages name the account and user, never the password.
+            raise LoadError(f"cannot connect to {self.target.description}: {exc.msg}") from None
+
+    @property
+    def emulated(self) -> bool:
+        return self.target.emulator is not None
+
+    def close(self) -> None:
+        self.con.close()
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cursor = self.con.cursor()
+        try:
+            cursor.execute(sql, tuple(params) or None)
+            return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            cursor.close()
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self._execute(sql, params or ())
+
+    def create_model(self) -> None:
+        for statement in setup_statements(self.target.stage):
+            self._execute(statement)
+
+    def load_run(self, out: Path, run_id: str, shards: list[dict[str, Any]]) -> LoadResult:
+        """PUT, COPY and check, then MERGE; safe to repeat after any failure."""
+        if not _RUN_ID.fullmatch(run_id):
+            raise ConfigError(f"run id {run_id!r} cannot name a stage path")
+        started = time.time()
+        self.create_model()
+        loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        files = {
+            name: [
+                (out / s["files"][name], int(s["rows"][name]))
+                for s in shards
+                if name in s.get("files", {})
+            ]
+            for name in EXTRACTED
+        }
+        self._put(run_id, files)
+        staged = {name: self._copy(name, run_id, files[name], loaded_at) for name in EXTRACTED}
+        faults.maybe_fail("after-copy")
+        # Emulators cannot run MERGE inside an explicit transaction (README gaps).
+        transactional = not self.emulated
+        if transactional:
+            self._execute("BEGIN")
+        try:
+            result = merge_staged(self._execute, DIALECT, run_id, shards, staged, loaded_at)
+            if transactional:
+                self._execute("COMMIT")
+        except BaseException:
+            if transactional:
+                self._execute("ROLLBACK")
+            raise
+        for name in EXTRACTED:
+            self._execute(f"DROP TABLE IF EXISTS {stage_table(name)}")
+        if not self.emulated:
+            self._execute(f"REMOVE @{quoted(self.target.stage, 'stage')}/{run_id}/")
+        result.seconds = time.time() - started
+        return result
+
+    def _put(self, run_id: str, files: dict[str, list[tuple[Path, int]]]) -> None:
+        """Upload every Parquet file as it is (already compressed: no AUTO_COMPRESS)."""
+        stage = quoted(self.target.stage, "stage")
+        jobs = [(table, path) for table, entries in files.items() for path, _ in entries]
+
+        def put(job: tuple[str, Path]) -> None:
+            table, path = job
+            local = str(path.resolve()).replace("\\", "\\\\").replace("'", "\\'")
+            rows = self._execute(
+                f"PUT 'file://{local}' @{stage}/{run_id}/{table}/ "
+                "AUTO_COMPRESS = FALSE OVERWRITE = TRUE PARALLEL = 4"
+            )
+            if not rows or rows[0][6] not in ("UPLOADED", "SKIPPED"):
+                raise LoadError(f"PUT of {path.name} for {table} did not upload: {rows}")
+
+        # Emulators serve one statement at a time (README gaps).
+        with ThreadPoolExecutor(1 if self.emulated else PUT_THREADS) as pool:
+            list(pool.map(put, jobs))
+
+    def _copy(
+        self, table: str, run_id: str, files: list[tuple[Path, int]], loaded_at: dt.datetime
+    ) -> int:
+        stage = stage_table(table)
+        self._execute(f"CREATE OR REPLACE TRANSIENT TABLE {stage} LIKE {table}")
+        expected = {path.name: rows for path, rows in files}
+        if not files:
+            return 0
+        names = sorted(expected)
+        if self.emulated:  # emulators reject FILES = (...) on internal stages (README gaps)
+            results = [
+                row
+                for name in names
+                for row in self._execute(
+                    copy_statement(table, self.target.stage, run_id, None, single_file=name)
+                )
+            ]
+        else:
+            results = [
+                row
+                for start in range(0, len(names), FILES_PER_COPY)
+                for row in self._execute(
+                    copy_statement(
+                        table, self.target.stage, run_id, names[start : start + FILES_PER_COPY]
+                    )
+                )
+            ]
+        check_copy_results(table, results, expected)
+        self._execute(f"UPDATE {stage} SET _loaded_at = %s", [loaded_at])
+        counted = self._execute(f"SELECT count(*) FROM {stage}")
+        return int(counted[0][0]) if counted else 0
+
+
+def check_copy_results(
+    table: str, results: list[tuple[Any, ...]], expected: dict[str, int]
+) -> None:
+    """Every file LOADED with the rows the run wrote, and no file unaccounted for.
+
+    A COPY that reports success on nothing is a failure: an emulator (or a wrong
+    path) can return "0 files processed" and look clean.
+    """
+    seen: dict[str, int] = {}
+    for row in results:
+        if len(row) < 4:
+            raise LoadError(f"{table}: COPY returned no per-file result: {row}")
+        name = str(row[0]).rsplit("/", 1)[-1]
+        status, loaded = str(row[1]), int(row[3] or 0)
+        if status != "LOADED":
+            raise LoadError(f"{table}: COPY of {name} ended {status}: {row[6:7]}")
+        seen[name] = seen.get(name, 0) + loaded
+    if seen != expected:
+        missing = sorted(set(expected) - set(seen))
+        wrong = sorted(n for n in seen if n in expected and seen[n] != expected[n])
+        raise LoadError(
+            f"{table}: COPY loaded {seen} but the run wrote {expected} "
+            f"(missing {missing[:5]}, wrong row counts {wrong[:5]})"
+        )
