@@ -29,7 +29,9 @@ lint: $(BIN)/dicom-loader
 	$(BIN)/mypy loader
 
 sql: $(BIN)/dicom-loader
-	$(BIN)/dicom-loader sql --dialect duckdb > sql/duckdb/model.sql
+	$(BIN)/python -c 'from loader.model import render_ddl; open("sql/duckdb/model.sql", "w").write(render_ddl("duckdb")); open("sql/snowflake/model.sql", "w").write(render_ddl("snowflake"))'
+	$(BIN)/python -c 'from loader.warehouse.snowflake import render_stage_sql; open("sql/snowflake/stage.sql", "w").write(render_stage_sql())'
+
 
 clean:
 	rm -rf $(ARCHIVE) dicom-parquet imaging.duckdb imaging.duckdb.wal run-report.json

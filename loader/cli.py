@@ -239,8 +239,12 @@ def scan(source: str, workers: int, shard_size: int, report_path: str | None) ->
     "--dialect", type=click.Choice(["duckdb", "snowflake"]), default="duckdb", show_default=True
 )
 def sql(dialect: str) -> None:
-    """Print the model's DDL rendered for DIALECT."""
+    """Print the model's DDL rendered for DIALECT (Snowflake: then its stage)."""
     click.echo(render_ddl(dialect), nl=False)
+    if dialect == "snowflake":
+        from loader.warehouse.snowflake import render_stage_sql
+
+        click.echo("\n" + render_stage_sql(), nl=False)
 
 
 @main.command()

@@ -52,3 +52,29 @@ def synth_archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Synth
     root = tmp_path_factory.mktemp("synth") / "archive"
     summary = synthesize(root, patients=24, seed=11, bad_fraction=0.05)
     return root, summary
+
+
+@pytest.fixture(scope="session")
+def fakesnow_server():
+    """A fakesnow server on 127.0.0.1, reached by the real snowflake-connector-python."""
+    import fakesnow
+
+    with fakesnow.server() as connection:
+        yield connection
+
+
+@pytest.fixture
+def snowflake_target(fakesnow_server, request):
+    """A --target URL (password included, as users may type it) for a fresh schema."""
+    import snowflake.connector
+
+    schema = "S_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:60].upper()
+    params = {k: v for k, v in fakesnow_server.items() if k != "session_parameters"}
+    with snowflake.connector.connect(**params) as con:
+        con.cursor().execute("CREATE DATABASE IF NOT EXISTS DICOM")
+        con.cursor().execute(f"CREATE OR REPLACE SCHEMA DICOM.{schema}")
+    return (
+        f"snowflake://{params['user']}:{params['password']}@{params['account']}/DICOM/{schema}"
+        f"?host={params['host']}&port={params['port']}&protocol=http&network_timeout=5"
+        "&emulator=fakesnow"
+    )

@@ -23,7 +23,11 @@ from loader.identifiers import quoted
 from loader.model import BY_NAME, EXTRACTED, TABLES, ColumnType, arrow_schema, create_table
 from loader.warehouse.base import LoadResult
 from loader.warehouse.merge import Dialect, merge_staged, merge_upsert, stage_table
-from loader.warehouse.snowflake_target import SnowflakeTarget, parse_snowflake_target
+from loader.warehouse.snowflake_target import (
+    DEFAULT_STAGE,
+    SnowflakeTarget,
+    parse_snowflake_target,
+)
 
 FILE_FORMAT = "DICOM_LOADER_PARQUET"
 FILES_PER_COPY = 1000  # Snowflake's limit for an explicit FILES list
@@ -47,6 +51,28 @@ def setup_statements(stage: str) -> list[str]:
         f"CREATE FILE FORMAT IF NOT EXISTS {FILE_FORMAT} TYPE = PARQUET",
         f"CREATE STAGE IF NOT EXISTS {quoted(stage, 'stage')}",
     ]
+
+
+def put_statement(path: Path, stage: str, run_id: str, table: str) -> str:
+    """PUT one Parquet file as it is (already compressed: no AUTO_COMPRESS).
+
+    The local path is a quoted literal: backslashes and single quotes are escaped,
+    so folders with quotes and spaces upload.
+    """
+    local = str(path.resolve()).replace("\\", "\\\\").replace("'", "\\'")
+    return (
+        f"PUT 'file://{local}' @{quoted(stage, 'stage')}/{run_id}/{table}/ "
+        "AUTO_COMPRESS = FALSE OVERWRITE = TRUE PARALLEL = 4"
+    )
+
+
+def render_stage_sql(stage: str = DEFAULT_STAGE) -> str:
+    """The file format and stage the loader creates, as a deployable file."""
+    return (
+        "-- dicom-loader stage and Parquet file format, Snowflake dialect.\n"
+        "-- Rendered by `dicom-loader sql --dialect snowflake`. Do not edit by hand.\n\n"
+        + "".join(f"{s};\n" for s in setup_statements(stage)[len(TABLES) :])
+    )
 
 
 def copy_statement(
@@ -94,9 +120,9 @@ class SnowflakeWarehouse:
                 self.con = snowflake.connector.connect(connection_name=self.target.connection_name)
             else:
                 self.con = snowflake.connector.connect(**self.target.connect_kwargs)
-        except snowflake.connector.errors.Error as exc:
-            # The connector's messages name the account and user, never the password.
-            raise LoadError(f"cannot connect to {self.target.description}: {exc.msg}") from None
+        except Exception as exc:  # noqa: BLE001 - the connector raises many types; all fail here
+            message = self.target.scrub(f"{type(exc).__name__}: {exc}")
+            raise LoadError(f"cannot connect to {self.target.description}: {message}") from None
 
     @property
     def emulated(self) -> bool:
@@ -159,16 +185,11 @@ class SnowflakeWarehouse:
 
     def _put(self, run_id: str, files: dict[str, list[tuple[Path, int]]]) -> None:
         """Upload every Parquet file as it is (already compressed: no AUTO_COMPRESS)."""
-        stage = quoted(self.target.stage, "stage")
         jobs = [(table, path) for table, entries in files.items() for path, _ in entries]
 
         def put(job: tuple[str, Path]) -> None:
             table, path = job
-            local = str(path.resolve()).replace("\\", "\\\\").replace("'", "\\'")
-            rows = self._execute(
-                f"PUT 'file://{local}' @{stage}/{run_id}/{table}/ "
-                "AUTO_COMPRESS = FALSE OVERWRITE = TRUE PARALLEL = 4"
-            )
+            rows = self._execute(put_statement(path, self.target.stage, run_id, table))
             if not rows or rows[0][6] not in ("UPLOADED", "SKIPPED"):
                 raise LoadError(f"PUT of {path.name} for {table} did not upload: {rows}")
 

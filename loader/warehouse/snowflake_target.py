@@ -57,6 +57,14 @@ class SnowflakeTarget:
     def __repr__(self) -> str:
         return f"SnowflakeTarget({self.description})"
 
+    def scrub(self, text: str) -> str:
+        """`text` with every secret of this target replaced by ***."""
+        for key in SECRET_PARAMETERS:
+            secret = self.connect_kwargs.get(key)
+            if secret:
+                text = text.replace(str(secret), "***")
+        return text
+
 
 def _redacted_query(query: str) -> str:
     return "&".join(f"{k}={'***' if k in SECRET_PARAMETERS else v}" for k, v in parse_qsl(query))

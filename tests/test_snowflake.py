@@ -1,0 +1,238 @@
+"""The Snowflake target through the real connector against a fakesnow server."""
+
+import os
+import re
+import socket
+from pathlib import Path
+
+import duckdb
+import pytest
+import sqlglot
+
+from loader.config import RunSettings, Target
+from loader.errors import ConfigError, LoadError
+from loader.faults import InjectedFault
+from loader.model import BY_NAME, EXTRACTED, TABLES
+from loader.pipeline import load, run
+from loader.warehouse.merge import merge_upsert
+from loader.warehouse.snowflake import (
+    SnowflakeWarehouse,
+    check_copy_results,
+    copy_statement,
+    put_statement,
+    render_stage_sql,
+    setup_statements,
+)
+from loader.warehouse.snowflake_target import parse_snowflake_target
+
+
+def _keys(fetch, table: str) -> tuple[int, set]:
+    key = ", ".join(BY_NAME[table].key)
+    rows = fetch(f"SELECT {key} FROM {table}")
+    return len(rows), {tuple(int(v) if isinstance(v, int) else v for v in r) for r in rows}
+
+
+@pytest.fixture
+def written_run(synth_archive, tmp_path):
+    """The synth archive loaded into DuckDB, its Parquet kept for other targets."""
+    root, _ = synth_archive
+    report = run(
+        RunSettings(
+            source=str(root),
+            out=tmp_path / "pq",
+            workers=0,
+            run_id="parity",
+            target=Target.parse(f"duckdb:///{tmp_path / 'w.duckdb'}"),
+        )
+    )
+    return tmp_path / "pq", tmp_path / "w.duckdb", report
+
+
+def test_same_run_in_duckdb_and_snowflake(written_run, snowflake_target):
+    out, db, duck_report = written_run
+    report = load(out, "parity", Target.parse(snowflake_target))
+    con = duckdb.connect(str(db), read_only=True)
+    snow = SnowflakeWarehouse(snowflake_target)
+    try:
+        for name in [t.name for t in TABLES if t.name != "dicom_load_history"]:
+            duck = _keys(lambda sql: con.execute(sql).fetchall(), name)
+            flake = _keys(snow.query, name)
+            assert duck == flake, name
+        (history,) = snow.query("SELECT count(*) FROM dicom_load_history")[0]
+        assert history == duck_report["shards"]
+    finally:
+        snow.close()
+    for key in ("listed", "loaded", "duplicates", "error_files", "errors", "rows"):
+        assert report[key] == duck_report[key], key
+    assert report["validation"] == duck_report["validation"]
+    assert report["validation_passed"]
+
+
+def test_reload_and_interrupted_load_leave_the_same_tables(
+    written_run, snowflake_target, monkeypatch
+):
+    out, _, _ = written_run
+    target = Target.parse(snowflake_target)
+    first = load(out, "parity", target)
+    snow = SnowflakeWarehouse(snowflake_target)
+    try:
+        before = {name: _keys(snow.query, name) for name in EXTRACTED}
+        monkeypatch.setenv("DICOM_LOADER_FAIL_AT", "after-copy")
+        with pytest.raises(InjectedFault):
+            load(out, "parity", target)  # dies between COPY and MERGE
+        monkeypatch.delenv("DICOM_LOADER_FAIL_AT")
+        again = load(out, "parity", target)
+        after = {name: _keys(snow.query, name) for name in EXTRACTED}
+    finally:
+        snow.close()
+    assert before == after
+    assert again["new_instances"] == 0
+    assert (again["loaded"], again["duplicates"]) == (first["loaded"], first["duplicates"])
+
+
+def test_named_connection_from_connections_toml(tmp_path, fakesnow_server, snowflake_target):
+    """`snowflake:NAME` reads the connector's own connections.toml (SNOWFLAKE_HOME)."""
+    import subprocess
+    import sys
+
+    from loader.synth import synthesize
+
+    parsed = parse_snowflake_target(snowflake_target)
+    home = tmp_path / "snowflake-home"
+    home.mkdir()
+    kw = parsed.connect_kwargs
+    toml = home / "connections.toml"
+    toml.write_text(
+        "[dicom]\n"
+        + "".join(f'{k} = "{v}"\n' if isinstance(v, str) else f"{k} = {v}\n" for k, v in kw.items())
+    )
+    toml.chmod(0o600)
+    archive = tmp_path / "archive"
+    synthesize(archive, patients=3, seed=4)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loader",
+            "run",
+            str(archive),
+            "--workers",
+            "0",
+            "--out",
+            str(tmp_path / "pq"),
+            "--target",
+            "snowflake:dicom?emulator=fakesnow",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "SNOWFLAKE_HOME": str(home)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "listed = loaded + duplicates + errors" in done.stdout
+    assert kw["password"] not in done.stdout + done.stderr
+
+
+def test_output_folder_with_spaces(tmp_path, snowflake_target):
+    from loader.synth import synthesize
+
+    archive = tmp_path / "my archive"
+    synthesize(archive, patients=2, seed=6)
+    report = run(
+        RunSettings(
+            source=str(archive),
+            out=tmp_path / "parquet out dir",
+            workers=0,
+            target=Target.parse(snowflake_target),
+        )
+    )
+    assert report["validation_passed"] and report["loaded"] > 0
+
+
+def test_secrets_never_printed(snowflake_target):
+    password = "S3cr3t-Pa55w0rd"
+    snowflake_target = snowflake_target.replace(":snow@", f":{password}@")
+    parsed = parse_snowflake_target(snowflake_target)
+    assert parsed.connect_kwargs["password"] == password
+    target = Target.parse(snowflake_target)
+    for text in (
+        str(target),
+        repr(target),
+        repr(parsed),
+        parsed.description,
+        repr(RunSettings(source="x", target=target)),
+    ):
+        assert password not in text
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]
+    closed = re.sub(r"port=\d+", f"port={closed_port}", snowflake_target)
+    closed = closed.replace("network_timeout=5", "network_timeout=1") + "&login_timeout=2"
+    with pytest.raises(LoadError) as failure:
+        SnowflakeWarehouse(closed)
+    assert "cannot connect" in str(failure.value)
+    assert password not in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "snowflake://u@acct/x;drop table y/S",
+        "snowflake://u@acct/DB/S?warehouse=wh;drop",
+        "snowflake://u@acct/DB/S?stage=a b",
+        "snowflake://u@acct/DB/S?role=r%22x",
+        "snowflake://u@acct/DB",
+        "snowflake://u@acct/DB/S?unknown=1",
+    ],
+)
+def test_identifiers_are_validated_before_any_sql(bad):
+    with pytest.raises(ConfigError):
+        Target.parse(bad)
+
+
+def test_copy_results_are_checked_file_by_file():
+    good = ("s/run/t/part-a.parquet", "LOADED", 3, 3, 1, 0, None, None, None, None)
+    check_copy_results("t", [good], {"part-a.parquet": 3})
+    with pytest.raises(LoadError):  # a COPY that loaded nothing looks clean
+        check_copy_results("t", [("Copy executed with 0 files processed.",)], {"part-a.parquet": 3})
+    with pytest.raises(LoadError):
+        check_copy_results(
+            "t", [(*good[:1], "LOAD_SKIPPED", 0, 0, *good[4:])], {"part-a.parquet": 3}
+        )
+    with pytest.raises(LoadError):
+        check_copy_results("t", [(*good[:3], 2, *good[4:])], {"part-a.parquet": 3})
+    with pytest.raises(LoadError):
+        check_copy_results("t", [good], {"part-a.parquet": 3, "part-b.parquet": 1})
+
+
+def test_real_snowflake_statements_parse():
+    """The statements fakesnow cannot run as written still parse as Snowflake SQL."""
+    files = [f"part-{i:016x}.parquet" for i in range(1000)]
+    copy = copy_statement("dicom_raw", "DICOM_LOADER_STAGE", "run-1", files)
+    statements = [
+        *setup_statements("DICOM_LOADER_STAGE"),
+        copy,
+        *[s for t in TABLES if t.mode.value == "entity" for s in merge_upsert(t)],
+    ]
+    for statement in statements:
+        assert sqlglot.parse_one(statement, read="snowflake") is not None
+    assert "CHANGE_TRACKING = TRUE" in setup_statements("S")[0]
+    parsed = sqlglot.parse_one(copy, read="snowflake")
+    assert "PARSE_JSON($1:metadata)" in copy
+    assert copy.count(".parquet'") == 1000 and "FILES = ('part-0000000000000000.parquet'" in copy
+    assert parsed.find(sqlglot.exp.Copy) is not None
+
+
+def test_sql_files_are_rendered_from_model():
+    from loader.model import render_ddl
+
+    folder = Path(__file__).resolve().parents[1] / "sql" / "snowflake"
+    assert (folder / "model.sql").read_text() == render_ddl("snowflake")
+    assert (folder / "stage.sql").read_text() == render_stage_sql()
+
+
+def test_put_of_a_path_with_quotes_and_spaces(tmp_path):
+    path = tmp_path / 'it\'s a "dir"' / "part-00.parquet"
+    statement = put_statement(path, "DICOM_LOADER_STAGE", "run-1", "dicom_raw")
+    literal = sqlglot.parse_one(statement, read="snowflake").this
+    assert literal.this == f"file://{path.resolve()}"
