@@ -87,6 +87,28 @@ def _finish(report: dict[str, Any], report_path: str | None) -> None:
         sys.exit(EXIT_INVALID)
 
 
+def target_options(command: Any) -> Any:
+    """--target and the Snowflake external-stage options, for run and load."""
+    command = click.option(
+        "--storage-integration",
+        default=None,
+        help="Snowflake storage integration that reads the --stage-url location.",
+    )(command)
+    command = click.option(
+        "--stage-url",
+        default=None,
+        help="Snowflake: the run's Parquet already at this s3://, gcs:// or azure:// URL "
+        "(the --out root); load it through an external stage, without PUT.",
+    )(command)
+    return click.option(
+        "--target",
+        default=lambda: env_default("TARGET", DEFAULT_TARGET),
+        show_default=DEFAULT_TARGET,
+        help="duckdb:///PATH, snowflake:NAME (connections.toml), "
+        "snowflake://USER@ACCOUNT/DATABASE/SCHEMA?warehouse=WH, or none (Parquet only).",
+    )(command)
+
+
 @click.group()
 @click.version_option(package_name="dicom-loader")
 def main() -> None:
@@ -101,12 +123,7 @@ def main() -> None:
     show_default=DEFAULT_OUT,
     help="Folder for the run's Parquet and ledger.",
 )
-@click.option(
-    "--target",
-    default=lambda: env_default("TARGET", DEFAULT_TARGET),
-    show_default=DEFAULT_TARGET,
-    help="duckdb:///PATH, or none for Parquet only.",
-)
+@target_options
 @click.option(
     "--workers",
     type=int,
@@ -140,13 +157,15 @@ def run(
     resume: bool,
     header_bytes: int,
     report_path: str | None,
+    stage_url: str | None,
+    storage_integration: str | None,
 ) -> None:
     """List SOURCE (a folder or a manifest), extract every header, load TARGET."""
     try:
         settings = RunSettings(
             source=source,
             out=Path(out),
-            target=Target.parse(target),
+            target=Target.parse(target, stage_url, storage_integration),
             workers=workers,
             shard_size=shard_size,
             run_id=run_id,
@@ -179,14 +198,20 @@ def run(
 @main.command()
 @click.option("--run-id", required=True, help="The written run to load.")
 @click.option("--out", default=lambda: env_default("OUT", DEFAULT_OUT), show_default=DEFAULT_OUT)
-@click.option(
-    "--target", default=lambda: env_default("TARGET", DEFAULT_TARGET), show_default=DEFAULT_TARGET
-)
+@target_options
 @click.option("--report", "report_path", default=None, help="Write the JSON report here.")
-def load(run_id: str, out: str, target: str, report_path: str | None) -> None:
+def load(
+    run_id: str,
+    out: str,
+    target: str,
+    report_path: str | None,
+    stage_url: str | None,
+    storage_integration: str | None,
+) -> None:
     """Load an already-written run (its Parquet) into TARGET."""
     try:
-        report = pipeline.load(Path(out).resolve(), run_id, Target.parse(target))
+        destination = Target.parse(target, stage_url, storage_integration)
+        report = pipeline.load(Path(out).resolve(), run_id, destination)
     except LoaderError as exc:
         _fail(exc)
     _finish(report, report_path)
@@ -194,7 +219,10 @@ def load(run_id: str, out: str, target: str, report_path: str | None) -> None:
 
 @main.command(name="validate")
 @click.option(
-    "--target", default=lambda: env_default("TARGET", DEFAULT_TARGET), show_default=DEFAULT_TARGET
+    "--target",
+    default=lambda: env_default("TARGET", DEFAULT_TARGET),
+    show_default=DEFAULT_TARGET,
+    help="duckdb:///PATH, snowflake:NAME or snowflake://USER@ACCOUNT/DATABASE/SCHEMA.",
 )
 def validate_command(target: str) -> None:
     """Check counts, integrity and completeness of what TARGET holds."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from loader.errors import ConfigError
 from loader.headers import DEFAULT_HEADER_BYTES
+from loader.identifiers import identifier
 from loader.listing import DEFAULT_SHARD_SIZE
 
 DEFAULT_OUT = "./dicom-parquet"
@@ -30,9 +31,17 @@ class Target:
 
     kind: str  # "duckdb" | "snowflake" | "none"
     location: str = field(repr=False)
+    # Snowflake only: the run's Parquet already sits at this cloud URL (the --out
+    # root), so it loads through an external stage, without PUT.
+    stage_url: str | None = None
+    storage_integration: str | None = None
 
     @classmethod
-    def parse(cls, text: str) -> Target:
+    def parse(
+        cls, text: str, stage_url: str | None = None, storage_integration: str | None = None
+    ) -> Target:
+        if (stage_url or storage_integration) and not text.startswith("snowflake:"):
+            raise ConfigError("--stage-url and --storage-integration apply to Snowflake only")
         if text.lower() == "none":
             return cls("none", "")
         if text.startswith("duckdb://"):
@@ -42,10 +51,15 @@ class Target:
                 raise ConfigError("duckdb target needs a path: duckdb:///imaging.duckdb")
             return cls("duckdb", path)
         if text.startswith("snowflake:"):
+            from loader.warehouse.snowflake import external_stage_url
             from loader.warehouse.snowflake_target import parse_snowflake_target
 
-            parse_snowflake_target(text)  # fail early, before any work
-            return cls("snowflake", text)
+            parsed = parse_snowflake_target(text)  # fail early, before any work
+            if storage_integration:
+                identifier(storage_integration, "storage integration")
+            if stage_url:
+                external_stage_url(stage_url, parsed.emulator)
+            return cls("snowflake", text, stage_url, storage_integration)
         raise ConfigError(
             f"unknown target {text.split('://')[0]!r}: use duckdb:///PATH, snowflake:NAME, "
             "snowflake://USER@ACCOUNT/DATABASE/SCHEMA or none"

@@ -44,7 +44,7 @@ def open_warehouse(target: Target, read_only: bool = False) -> Warehouse:
     if target.kind == "snowflake":
         from loader.warehouse.snowflake import SnowflakeWarehouse
 
-        return SnowflakeWarehouse(target.location)
+        return SnowflakeWarehouse(target.location, target.stage_url, target.storage_integration)
     raise ConfigError(f"no warehouse for target {target}")
 
 

@@ -19,6 +19,7 @@ from loader.warehouse.snowflake import (
     SnowflakeWarehouse,
     check_copy_results,
     copy_statement,
+    external_stage_statement,
     put_statement,
     render_stage_sql,
     setup_statements,
@@ -236,3 +237,36 @@ def test_put_of_a_path_with_quotes_and_spaces(tmp_path):
     statement = put_statement(path, "DICOM_LOADER_STAGE", "run-1", "dicom_raw")
     literal = sqlglot.parse_one(statement, read="snowflake").this
     assert literal.this == f"file://{path.resolve()}"
+
+
+def test_parquet_already_in_storage_loads_through_an_external_stage(written_run, snowflake_target):
+    """No PUT: an external stage on the --out root, COPY with explicit FILES lists."""
+    out, _, duck_report = written_run
+    target = Target.parse(snowflake_target, stage_url=f"file://{out.resolve()}/")
+    report = load(out, "parity", target)
+    for key in ("listed", "loaded", "duplicates", "error_files", "rows"):
+        assert report[key] == duck_report[key], key
+    snow = SnowflakeWarehouse(snowflake_target)
+    try:
+        stages = {r[1] for r in snow.query("SHOW STAGES")}
+    finally:
+        snow.close()
+    assert "DICOM_LOADER_STAGE_EXTERNAL" in stages
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/x' OR 1=1", "http://example.org/x", "file:///x"])
+def test_stage_url_is_validated(snowflake_target, url):
+    plain = snowflake_target.replace("&emulator=fakesnow", "")
+    with pytest.raises(ConfigError):
+        Target.parse(plain, stage_url=url)
+
+
+def test_external_stage_statement():
+    statement = external_stage_statement("EXT", "s3://bucket/dicom/", "MY_INT")
+    assert statement == (
+        "CREATE OR REPLACE STAGE \"EXT\" URL = 's3://bucket/dicom/' "
+        "STORAGE_INTEGRATION = \"MY_INT\" FILE_FORMAT = (FORMAT_NAME = 'DICOM_LOADER_PARQUET')"
+    )
+    assert sqlglot.parse_one(statement, read="snowflake") is not None
+    with pytest.raises(ConfigError):
+        Target.parse("duckdb:///x.duckdb", stage_url="s3://bucket/x/")

@@ -53,6 +53,27 @@ def setup_statements(stage: str) -> list[str]:
     ]
 
 
+_CLOUD_URL = re.compile(r"(s3|s3compat|gcs|azure)://[A-Za-z0-9._~:/=+@%-]+")
+
+
+def external_stage_url(url: str, emulator: str | None) -> str:
+    """A cloud storage URL safe to render in CREATE STAGE (local file:// for emulators)."""
+    allowed = _CLOUD_URL.fullmatch(url) or (
+        emulator is not None and re.fullmatch(r"file:///[A-Za-z0-9._~/=+@%-]+", url)
+    )
+    if not allowed:
+        raise ConfigError(f"stage URL {url!r} is not an s3://, gcs:// or azure:// location")
+    return url if url.endswith("/") else url + "/"
+
+
+def external_stage_statement(stage: str, url: str, integration: str | None) -> str:
+    integration_clause = f" STORAGE_INTEGRATION = {quoted(integration)}" if integration else ""
+    return (
+        f"CREATE OR REPLACE STAGE {quoted(stage, 'stage')} URL = '{url}'{integration_clause} "
+        f"FILE_FORMAT = (FORMAT_NAME = '{FILE_FORMAT}')"
+    )
+
+
 def put_statement(path: Path, stage: str, run_id: str, table: str) -> str:
     """PUT one Parquet file as it is (already compressed: no AUTO_COMPRESS).
 
@@ -76,9 +97,9 @@ def render_stage_sql(stage: str = DEFAULT_STAGE) -> str:
 
 
 def copy_statement(
-    table: str, stage: str, run_id: str, files: Sequence[str] | None, single_file: str | None = None
+    table: str, stage: str, folder: str, files: Sequence[str] | None, single_file: str = ""
 ) -> str:
-    """COPY one table's staged Parquet files into its staging table.
+    """COPY one table's Parquet files from `@stage/folder` into its staging table.
 
     Columns are mapped explicitly, VARIANT text is parsed, and a file that does not
     load aborts the statement (bad DICOM never reaches COPY; it is already an error
@@ -87,20 +108,17 @@ def copy_statement(
     """
     schema = arrow_schema(BY_NAME[table])
     model = BY_NAME[table]
-    selects = []
-    for name in schema.names:
-        column = model.column(name)
-        selects.append(
-            f"PARSE_JSON($1:{name})" if column.type is ColumnType.VARIANT else f"$1:{name}"
-        )
-    location = f"@{quoted(stage, 'stage')}/{run_id}/{table}/"
-    source = location + (single_file or "")
+    selects = [
+        f"PARSE_JSON($1:{name})" if model.column(name).type is ColumnType.VARIANT else f"$1:{name}"
+        for name in schema.names
+    ]
     files_clause = ""
     if files is not None:
         files_clause = " FILES = (" + ", ".join(f"'{f}'" for f in files) + ")"
     return (
         f"COPY INTO {stage_table(table)} ({', '.join(schema.names)}) "
-        f"FROM (SELECT {', '.join(selects)} FROM {source}){files_clause} "
+        f"FROM (SELECT {', '.join(selects)} FROM @{quoted(stage, 'stage')}/{folder}"
+        f"{single_file}){files_clause} "
         f"FILE_FORMAT = (FORMAT_NAME = '{FILE_FORMAT}') ON_ERROR = ABORT_STATEMENT FORCE = TRUE"
     )
 
@@ -111,10 +129,17 @@ class SnowflakeWarehouse:
     supports_internal_stage = True
     supports_external_stage = True
 
-    def __init__(self, target_text: str) -> None:
+    def __init__(
+        self,
+        target_text: str,
+        stage_url: str | None = None,
+        storage_integration: str | None = None,
+    ) -> None:
         import snowflake.connector
 
         self.target: SnowflakeTarget = parse_snowflake_target(target_text)
+        self.stage_url = external_stage_url(stage_url, self.target.emulator) if stage_url else None
+        self.storage_integration = storage_integration
         try:
             if self.target.connection_name:
                 self.con = snowflake.connector.connect(connection_name=self.target.connection_name)
@@ -147,7 +172,7 @@ class SnowflakeWarehouse:
             self._execute(statement)
 
     def load_run(self, out: Path, run_id: str, shards: list[dict[str, Any]]) -> LoadResult:
-        """PUT, COPY and check, then MERGE; safe to repeat after any failure."""
+        """PUT (or use the external stage), COPY and check, then MERGE; safe to repeat."""
         if not _RUN_ID.fullmatch(run_id):
             raise ConfigError(f"run id {run_id!r} cannot name a stage path")
         started = time.time()
@@ -155,14 +180,24 @@ class SnowflakeWarehouse:
         loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         files = {
             name: [
-                (out / s["files"][name], int(s["rows"][name]))
+                (s["files"][name], int(s["rows"][name]))
                 for s in shards
                 if name in s.get("files", {})
             ]
             for name in EXTRACTED
         }
-        self._put(run_id, files)
-        staged = {name: self._copy(name, run_id, files[name], loaded_at) for name in EXTRACTED}
+        if self.stage_url:
+            stage = f"{self.target.stage}_EXTERNAL"
+            self._execute(external_stage_statement(stage, self.stage_url, self.storage_integration))
+            folders = {name: f"{name}/run_id={run_id}/" for name in EXTRACTED}
+        else:
+            stage = self.target.stage
+            self._put(out, run_id, files)
+            folders = {name: f"{run_id}/{name}/" for name in EXTRACTED}
+        staged = {
+            name: self._copy(name, stage, folders[name], files[name], loaded_at)
+            for name in EXTRACTED
+        }
         faults.maybe_fail("after-copy")
         # Emulators cannot run MERGE inside an explicit transaction (README gaps).
         transactional = not self.emulated
@@ -178,14 +213,14 @@ class SnowflakeWarehouse:
             raise
         for name in EXTRACTED:
             self._execute(f"DROP TABLE IF EXISTS {stage_table(name)}")
-        if not self.emulated:
-            self._execute(f"REMOVE @{quoted(self.target.stage, 'stage')}/{run_id}/")
+        if not self.stage_url and not self.emulated:
+            self._execute(f"REMOVE @{quoted(stage, 'stage')}/{run_id}/")
         result.seconds = time.time() - started
         return result
 
-    def _put(self, run_id: str, files: dict[str, list[tuple[Path, int]]]) -> None:
-        """Upload every Parquet file as it is (already compressed: no AUTO_COMPRESS)."""
-        jobs = [(table, path) for table, entries in files.items() for path, _ in entries]
+    def _put(self, out: Path, run_id: str, files: dict[str, list[tuple[str, int]]]) -> None:
+        """Upload every Parquet file of the run to the internal stage."""
+        jobs = [(table, out / path) for table, entries in files.items() for path, _ in entries]
 
         def put(job: tuple[str, Path]) -> None:
             table, path = job
@@ -198,35 +233,31 @@ class SnowflakeWarehouse:
             list(pool.map(put, jobs))
 
     def _copy(
-        self, table: str, run_id: str, files: list[tuple[Path, int]], loaded_at: dt.datetime
+        self,
+        table: str,
+        stage: str,
+        folder: str,
+        files: list[tuple[str, int]],
+        loaded_at: dt.datetime,
     ) -> int:
-        stage = stage_table(table)
-        self._execute(f"CREATE OR REPLACE TRANSIENT TABLE {stage} LIKE {table}")
-        expected = {path.name: rows for path, rows in files}
+        staging = stage_table(table)
+        self._execute(f"CREATE OR REPLACE TRANSIENT TABLE {staging} LIKE {table}")
+        expected = {Path(path).name: rows for path, rows in files}
         if not files:
             return 0
         names = sorted(expected)
-        if self.emulated:  # emulators reject FILES = (...) on internal stages (README gaps)
-            results = [
-                row
-                for name in names
-                for row in self._execute(
-                    copy_statement(table, self.target.stage, run_id, None, single_file=name)
-                )
-            ]
+        if self.emulated and not self.stage_url:
+            # Emulators reject FILES = (...) on internal stages (README gaps).
+            statements = [copy_statement(table, stage, folder, None, name) for name in names]
         else:
-            results = [
-                row
-                for start in range(0, len(names), FILES_PER_COPY)
-                for row in self._execute(
-                    copy_statement(
-                        table, self.target.stage, run_id, names[start : start + FILES_PER_COPY]
-                    )
-                )
+            statements = [
+                copy_statement(table, stage, folder, names[i : i + FILES_PER_COPY])
+                for i in range(0, len(names), FILES_PER_COPY)
             ]
+        results = [row for statement in statements for row in self._execute(statement)]
         check_copy_results(table, results, expected)
-        self._execute(f"UPDATE {stage} SET _loaded_at = %s", [loaded_at])
-        counted = self._execute(f"SELECT count(*) FROM {stage}")
+        self._execute(f"UPDATE {staging} SET _loaded_at = %s", [loaded_at])
+        counted = self._execute(f"SELECT count(*) FROM {staging}")
         return int(counted[0][0]) if counted else 0
 
 
