@@ -1,5 +1,6 @@
 """The Snowflake target through the real connector against a fakesnow server."""
 
+import json
 import os
 import re
 import socket
@@ -132,6 +133,16 @@ def test_named_connection_from_connections_toml(tmp_path, fakesnow_server, snowf
     assert done.returncode == 0, done.stderr[-2000:]
     assert "listed = loaded + duplicates + errors" in done.stdout
     assert kw["password"] not in done.stdout + done.stderr
+    checked = subprocess.run(
+        [sys.executable, "-m", "loader", "validate", "--target", "snowflake:dicom"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "SNOWFLAKE_HOME": str(home)},
+    )
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    assert json.loads(checked.stdout)["orphan_instances"] == 0
+    assert json.loads(checked.stdout)["total_records"] > 0
 
 
 def test_output_folder_with_spaces(tmp_path, snowflake_target):
