@@ -60,8 +60,11 @@ def test_same_run_in_duckdb_and_snowflake(written_run, snowflake_target):
             duck = _keys(lambda sql: con.execute(sql).fetchall(), name)
             flake = _keys(snow.query, name)
             assert duck == flake, name
-        (history,) = snow.query("SELECT count(*) FROM dicom_load_history")[0]
-        assert history == duck_report["shards"]
+        history = snow.query("SELECT shard_id, listed, rows_per_table FROM dicom_load_history")
+        assert len(history) == duck_report["shards"]
+        assert sum(row[1] for row in history) == duck_report["listed"]
+        instances = sum(json.loads(row[2]).get("dicom_instance", 0) for row in history)
+        assert instances == duck_report["rows"]["dicom_instance"]
     finally:
         snow.close()
     for key in ("listed", "loaded", "duplicates", "error_files", "errors", "rows"):

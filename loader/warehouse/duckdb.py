@@ -25,6 +25,7 @@ DIALECT = Dialect(
     sorted_distinct_list=lambda column: (
         f"list_sort(list(DISTINCT {column}) FILTER (WHERE {column} IS NOT NULL))"
     ),
+    variant_from_text=lambda text: f"CAST({text} AS JSON)",
 )
 
 

@@ -24,6 +24,7 @@ from loader.warehouse.base import LoadResult
 
 _FILE_ERRORS_SQL = ", ".join(f"'{c}'" for c in sorted(FILE_ERROR_CATEGORIES))
 Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+HISTORY_ROWS_PER_INSERT = 200
 
 
 def stage_table(table: str) -> str:
@@ -37,6 +38,7 @@ class Dialect:
     placeholder: str  # "?" or "%s"
     upsert: Callable[[Table], list[str]]  # statements upserting stage_table(t) into t
     sorted_distinct_list: Callable[[str], str]  # aggregate: sorted distinct non-NULL values
+    variant_from_text: Callable[[str], str]  # JSON text → the engine's VARIANT/JSON
 
 
 def _key_match(table: Table, left: str, right: str) -> str:
@@ -106,7 +108,7 @@ def merge_staged(
     _replace_errors(execute)
     _mark_duplicates(execute, p, loaded_at)
     _recount(execute, dialect)
-    _record_history(execute, p, run_id, shards, loaded_at)
+    _record_history(execute, dialect, run_id, shards, loaded_at)
     _account(execute, result)
     return result
 
@@ -210,8 +212,13 @@ def _recount(execute: Execute, dialect: Dialect) -> None:
 
 
 def _record_history(
-    execute: Execute, p: str, run_id: str, shards: list[dict[str, Any]], loaded_at: dt.datetime
+    execute: Execute,
+    dialect: Dialect,
+    run_id: str,
+    shards: list[dict[str, Any]],
+    loaded_at: dt.datetime,
 ) -> None:
+    p = dialect.placeholder
     duplicates: dict[str, int] = dict(
         execute(
             f"SELECT s._shard_id, count(*) FROM {stage_table('dicom_file_location')} s "
@@ -223,6 +230,7 @@ def _record_history(
     execute(f"DELETE FROM dicom_load_history WHERE run_id = {p}", [run_id])
     columns = BY_NAME["dicom_load_history"].column_names
     marks = ", ".join(p for _ in columns)
+    rows = []
     for s in shards:
         values = {
             "run_id": run_id,
@@ -243,9 +251,18 @@ def _record_history(
             "_run_id": run_id,
             "_loaded_at": loaded_at,
         }
+        rows.append([values[c] for c in columns])
+    # VALUES cannot hold a VARIANT expression in Snowflake: select from VALUES instead.
+    selected = ", ".join(
+        dialect.variant_from_text(f"v.{c}") if c == "rows_per_table" else f"v.{c}" for c in columns
+    )
+    for start in range(0, len(rows), HISTORY_ROWS_PER_INSERT):
+        chunk = rows[start : start + HISTORY_ROWS_PER_INSERT]
+        values_sql = ", ".join(f"({marks})" for _ in chunk)
         execute(
-            f"INSERT INTO dicom_load_history ({', '.join(columns)}) VALUES ({marks})",
-            [values[c] for c in columns],
+            f"INSERT INTO dicom_load_history ({', '.join(columns)}) SELECT {selected} "
+            f"FROM (VALUES {values_sql}) AS v ({', '.join(columns)})",
+            [value for row in chunk for value in row],
         )
 
 

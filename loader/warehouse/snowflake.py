@@ -40,6 +40,7 @@ DIALECT = Dialect(
     sorted_distinct_list=lambda column: (
         f"ARRAY_AGG(DISTINCT {column}) WITHIN GROUP (ORDER BY {column})"
     ),
+    variant_from_text=lambda text: f"PARSE_JSON({text})",
 )
 
 
