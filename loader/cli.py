@@ -19,6 +19,7 @@ from loader.errors import LoaderError
 from loader.headers import DEFAULT_HEADER_BYTES
 from loader.listing import DEFAULT_SHARD_SIZE
 from loader.model import render_ddl
+from loader.storage import parse_storage_options
 
 console = Console(stderr=True)
 out_console = Console()
@@ -87,6 +88,28 @@ def _finish(report: dict[str, Any], report_path: str | None) -> None:
         sys.exit(EXIT_INVALID)
 
 
+def storage_options(command: Any) -> Any:
+    """--storage-option and --anon: fsspec options for s3://, gs://, az:// sources."""
+    command = click.option(
+        "--anon", is_flag=True, help="Read a public bucket without credentials."
+    )(command)
+    return click.option(
+        "--storage-option",
+        "storage_option",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="fsspec storage option for object-store sources (repeatable; values may be "
+        "JSON), e.g. endpoint_url=http://127.0.0.1:9000 or profile=archive.",
+    )(command)
+
+
+def _storage(pairs: tuple[str, ...], anon: bool) -> dict[str, Any]:
+    options = parse_storage_options(pairs)
+    if anon:
+        options["anon"] = True
+    return options
+
+
 def target_options(command: Any) -> Any:
     """--target and the Snowflake external-stage options, for run and load."""
     command = click.option(
@@ -124,6 +147,7 @@ def main() -> None:
     help="Folder for the run's Parquet and ledger.",
 )
 @target_options
+@storage_options
 @click.option(
     "--workers",
     type=int,
@@ -159,10 +183,14 @@ def run(
     report_path: str | None,
     stage_url: str | None,
     storage_integration: str | None,
+    storage_option: tuple[str, ...],
+    anon: bool,
 ) -> None:
-    """List SOURCE (a folder or a manifest), extract every header, load TARGET."""
+    """List SOURCE (a folder, a bucket prefix or a manifest), extract every header,
+    load TARGET."""
     try:
         settings = RunSettings(
+            storage_options=_storage(storage_option, anon),
             source=source,
             out=Path(out),
             target=Target.parse(target, stage_url, storage_integration),
@@ -250,12 +278,25 @@ def validate_command(target: str) -> None:
 )
 @click.option("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, show_default=True)
 @click.option("--report", "report_path", default=None, help="Write the JSON profile here.")
-def scan(source: str, workers: int, shard_size: int, report_path: str | None) -> None:
+@storage_options
+def scan(
+    source: str,
+    workers: int,
+    shard_size: int,
+    report_path: str | None,
+    storage_option: tuple[str, ...],
+    anon: bool,
+) -> None:
     """Profile SOURCE without loading it."""
     from loader.scan import scan as scan_source
 
     try:
-        profile = scan_source(source, workers=workers, shard_size=shard_size)
+        profile = scan_source(
+            source,
+            workers=workers,
+            shard_size=shard_size,
+            storage_options=_storage(storage_option, anon),
+        )
     except LoaderError as exc:
         _fail(exc)
     _write_report(profile, report_path)

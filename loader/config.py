@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from loader.errors import ConfigError
 from loader.headers import DEFAULT_HEADER_BYTES
@@ -87,3 +88,4 @@ class RunSettings:
     header_bytes: int = DEFAULT_HEADER_BYTES
     resume: bool = False
     max_in_flight: int | None = None  # shards submitted at once; default 2 per worker
+    storage_options: dict[str, Any] = field(default_factory=dict, repr=False)  # fsspec

@@ -13,6 +13,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
+from typing import Any
 
 import pydicom
 from pydicom.dataset import FileDataset
@@ -25,6 +26,7 @@ from loader.errors import (
     ObjectReadError,
     TruncatedError,
 )
+from loader.storage import with_retries
 
 DEFAULT_HEADER_BYTES = 64 * 1024
 _MIN_GROWTH = 16 * 1024
@@ -44,14 +46,26 @@ class HeaderReader:
     never allocates more than the object's size.
     """
 
-    def __init__(self, fetch: Fetch, size: int, first_bytes: int = DEFAULT_HEADER_BYTES):
+    def __init__(
+        self,
+        fetch: Fetch,
+        size: int,
+        first_bytes: int = DEFAULT_HEADER_BYTES,
+        prefetched: bytes | None = None,
+    ):
         self._fetch = fetch
         self.size = size
         self._buf = b""
         self._pos = 0
         self.requests = 0
         self.partial_read = False  # a read that got less than it asked for
-        self._grow_to(min(first_bytes, size))
+        if prefetched is not None:  # the first read, already fetched with others
+            self._buf = prefetched
+            self.requests = 1
+            if len(prefetched) < min(first_bytes, size):
+                self.size = len(prefetched)  # the object is shorter than listed
+        else:
+            self._grow_to(min(first_bytes, size))
 
     @property
     def bytes_read(self) -> int:
@@ -223,6 +237,22 @@ def _pixel_data_position(buf: bytes, pos: int, ds: FileDataset) -> tuple[int | N
         (length,) = struct.unpack(f"{endian}L", buf[pos + 8 : pos + 12])
         value_offset = pos + 12
     return value_offset, None if length == _UNDEFINED_LENGTH else length
+
+
+def read_remote(
+    fs: Any,
+    url: str,
+    path: str,
+    size: int,
+    first_bytes: int = DEFAULT_HEADER_BYTES,
+    prefetched: bytes | None = None,
+) -> ParsedHeader:
+    """Parse the header of an object-store object with ranged reads that retry."""
+
+    def fetch(start: int, end: int) -> bytes:
+        return with_retries(url, lambda: fs.cat_file(path, start=start, end=end))
+
+    return parse_header(url, HeaderReader(fetch, size, first_bytes, prefetched))
 
 
 def read_local(path: str, size: int, first_bytes: int = DEFAULT_HEADER_BYTES) -> ParsedHeader:

@@ -14,10 +14,12 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
 from loader.errors import ConfigError
+from loader.storage import filesystem, is_remote
 
 DEFAULT_SHARD_SIZE = 2000
 
@@ -100,12 +102,38 @@ def _is_dicom_file(path: Path) -> bool:
         return fh.read(132)[128:132] == b"DICM"
 
 
-def list_source(source: str) -> Iterator[ObjectRef]:
-    """Every object of a source: a folder (recursive), a manifest, or one file.
+def _walk_remote(fs: Any, path: str, protocol: str) -> Iterator[ObjectRef]:
+    """Objects under a prefix, one listing call per "folder", names sorted: memory
+    holds one folder's listing, not the bucket's."""
+    try:
+        entries = sorted(fs.ls(path, detail=True), key=lambda e: e["name"])
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.get("type") == "directory":
+            yield from _walk_remote(fs, entry["name"], protocol)
+        elif entry.get("type") == "file":
+            modified = entry.get("LastModified") or entry.get("mtime") or entry.get("last_modified")
+            stamp = modified.timestamp() if isinstance(modified, dt.datetime) else modified
+            etag = entry.get("ETag") or entry.get("etag") or entry.get("md5Hash")
+            yield ObjectRef(
+                f"{protocol}://{entry['name']}",
+                int(entry.get("size") or 0),
+                float(stamp) if stamp is not None else None,
+                str(etag).strip('"') if etag else None,
+            )
+
+
+def list_source(source: str, storage_options: dict[str, Any] | None = None) -> Iterator[ObjectRef]:
+    """Every object of a source: a folder or prefix (recursive), a manifest, or one file.
 
     A manifest is a Parquet file with a `path` column or a text file of one
     path a line (relative paths resolve against the manifest's folder).
     """
+    if is_remote(source):
+        fs, root = filesystem(source, storage_options)
+        yield from _walk_remote(fs, root.rstrip("/"), source.split("://", 1)[0])
+        return
     path = Path(source.removeprefix("file://"))
     if path.is_dir():
         yield from _walk(str(path.resolve()))
@@ -113,7 +141,12 @@ def list_source(source: str) -> Iterator[ObjectRef]:
         if _is_dicom_file(path):
             yield _stat(str(path.resolve()))
         else:
-            yield from (_stat(p) for p in _manifest_paths(path))
+            for listed in _manifest_paths(path):
+                if is_remote(listed):
+                    fs, key = filesystem(listed, storage_options)
+                    yield from _walk_remote(fs, key, listed.split("://", 1)[0])
+                else:
+                    yield _stat(listed)
     else:
         raise ConfigError(f"source {source} is neither a folder nor a manifest file")
 

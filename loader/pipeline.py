@@ -147,10 +147,16 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
             "started_at": dt.datetime.now(dt.UTC).isoformat(),
         },
     )
-    shard_settings = ShardSettings(str(out), run_id, settings.source, settings.header_bytes)
+    shard_settings = ShardSettings(
+        str(out), run_id, settings.source, settings.header_bytes, settings.storage_options
+    )
     done = ledger.committed_ids(out, run_id) if settings.resume else set()
     skipped: list[str] = []
-    shards = _pending(make_shards(list_source(settings.source), settings.shard_size), done, skipped)
+    shards = _pending(
+        make_shards(list_source(settings.source, settings.storage_options), settings.shard_size),
+        done,
+        skipped,
+    )
     execute(
         process_shard,
         shard_settings,

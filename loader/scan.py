@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from loader.decode import decode_dataset
 from loader.errors import ObjectError
 from loader.extract import REQUIRED_UIDS
 from loader.extract.values import text
-from loader.headers import DEFAULT_HEADER_BYTES, read_local
+from loader.headers import DEFAULT_HEADER_BYTES
 from loader.keys import key_of
 from loader.listing import Shard, list_source, make_shards
 from loader.pipeline import execute
+from loader.shard import first_reads, read_header
 
 PROFILED_TAGS = (*REQUIRED_UIDS, "PatientID", "StudyDate", "Modality", "SOPClassUID")
 
@@ -27,6 +28,7 @@ PROFILED_TAGS = (*REQUIRED_UIDS, "PatientID", "StudyDate", "Modality", "SOPClass
 @dataclass(frozen=True)
 class ScanSettings:
     header_bytes: int = DEFAULT_HEADER_BYTES
+    storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 def scan_shard(settings: ScanSettings, shard: Shard) -> dict[str, Any]:
@@ -47,11 +49,12 @@ def scan_shard(settings: ScanSettings, shard: Shard) -> dict[str, Any]:
     patients: set[int] = set()
     dates: list[str] = []
     bytes_read = 0
-    for ref in shard.objects:
+    reads = first_reads(shard.objects, settings.header_bytes, settings.storage_options)
+    for ref, fs, prefetched in reads:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                parsed = read_local(ref.url, ref.size, settings.header_bytes)
+                parsed = read_header(ref, settings.header_bytes, fs, prefetched)
                 root = decode_dataset(parsed.dataset, ref.url).root
         except ObjectError as exc:
             counters["errors"][exc.category] += 1
@@ -130,15 +133,15 @@ class ScanProfile:
 
 
 def scan(
-    source: str, workers: int = 0, shard_size: int = 2000, header_bytes: int = DEFAULT_HEADER_BYTES
+    source: str,
+    workers: int = 0,
+    shard_size: int = 2000,
+    header_bytes: int = DEFAULT_HEADER_BYTES,
+    storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Profile `source` and return the profile as a dictionary."""
     profile = ScanProfile()
-    execute(
-        scan_shard,
-        ScanSettings(header_bytes),
-        make_shards(list_source(source), shard_size),
-        workers,
-        profile.add,
-    )
+    options = storage_options or {}
+    shards = make_shards(list_source(source, options), shard_size)
+    execute(scan_shard, ScanSettings(header_bytes, options), shards, workers, profile.add)
     return profile.report()

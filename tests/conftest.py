@@ -78,3 +78,72 @@ def snowflake_target(fakesnow_server, request):
         f"?host={params['host']}&port={params['port']}&protocol=http&network_timeout=5"
         "&emulator=fakesnow"
     )
+
+
+class S3Traffic:
+    """Counts object reads on the server side and injects failures on demand."""
+
+    def __init__(self, app):
+        self.app = app
+        self.reset()
+
+    def reset(self) -> None:
+        self.gets: dict[str, int] = {}
+        self.bytes: dict[str, int] = {}
+        self.fail_every = 0
+        self.always_fail: set[str] = set()
+        self._seen = 0
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        reading = (
+            environ["REQUEST_METHOD"] == "GET"
+            and path.count("/") >= 2
+            and not (environ.get("QUERY_STRING"))
+        )
+        if reading:
+            self._seen += 1
+            failing = any(part in path for part in self.always_fail) or (
+                self.fail_every and self._seen % self.fail_every == 0
+            )
+            if failing:
+                start_response("503 Slow Down", [("Content-Type", "application/xml")])
+                return [b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"]
+        body = b"".join(self.app(environ, start_response))
+        if reading:
+            self.gets[path] = self.gets.get(path, 0) + 1
+            self.bytes[path] = self.bytes.get(path, 0) + len(body)
+        return [body]
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 server on 127.0.0.1 (a real HTTP endpoint), with server-side counters."""
+    import threading
+
+    from moto.server import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    traffic = S3Traffic(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, traffic, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    options = {
+        "key": "testing",
+        "secret": "testing",
+        "endpoint_url": f"http://127.0.0.1:{server.server_port}",
+        # No botocore retries, so the loader's own retry policy is what is tested.
+        "config_kwargs": {"retries": {"max_attempts": 1}},
+    }
+    try:
+        yield options, traffic
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+@pytest.fixture
+def s3(s3_server):
+    options, traffic = s3_server
+    traffic.reset()
+    return options, traffic

@@ -1,0 +1,103 @@
+"""URL → fsspec filesystem, storage options, and reads that retry what is transient.
+
+Local paths stay plain files (the fastest path). Every other URL (`s3://`,
+`gs://`, `az://`, `abfs://`, …) goes through fsspec with the user's storage
+options, which is also where credentials live: they are passed on, never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import fsspec
+from fsspec.core import split_protocol
+
+from loader.errors import ConfigError, ObjectReadError
+
+PROVIDERS = {
+    "s3": "s3",
+    "s3a": "s3",
+    "gs": "gcs",
+    "gcs": "gcs",
+    "az": "azure",
+    "abfs": "azure",
+    "abfss": "azure",
+    "file": "file",
+    "memory": "memory",
+}
+RETRIES = 4
+BACKOFF_SECONDS = 0.2
+T = TypeVar("T")
+
+
+def is_remote(url: str) -> bool:
+    protocol, _ = split_protocol(url)
+    return protocol not in (None, "file", "local")
+
+
+def parse_storage_options(pairs: Iterable[str]) -> dict[str, Any]:
+    """`key=value` flags → fsspec storage options; values may be JSON (numbers,
+    booleans, objects such as client_kwargs)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"storage option {key or pair!r} is not key=value")
+        try:
+            options[key] = json.loads(text)
+        except ValueError:
+            options[key] = text
+    return options
+
+
+def filesystem(
+    url: str, storage_options: dict[str, Any] | None = None
+) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem of `url` and the path within it (fsspec caches instances)."""
+    try:
+        fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(f"cannot open {split_protocol(url)[0]}:// storage: {exc}") from None
+    return fs, path
+
+
+def provider_of(url: str) -> str:
+    protocol, _ = split_protocol(url)
+    return PROVIDERS.get(protocol or "file", protocol or "file")
+
+
+def container_and_key(url: str) -> tuple[str | None, str]:
+    """(bucket or container, object key) of an object-store URL; (None, path) locally."""
+    protocol, path = split_protocol(url)
+    if protocol in (None, "file", "local"):
+        return None, path
+    bucket, _, key = path.partition("/")
+    return bucket, key
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Throttling, 5xx, timeouts and dropped connections are worth retrying; a missing
+    object or a refused permission is not."""
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+        return False
+    return isinstance(exc, (OSError, TimeoutError, ConnectionError)) or any(
+        name in type(exc).__name__ for name in ("Timeout", "Throttl", "Connection", "ServerError")
+    )
+
+
+def with_retries(path: str, action: Callable[[], T], attempts: int = RETRIES) -> T:
+    """Run `action`, retrying transient failures with jittered exponential backoff;
+    what still fails becomes an ObjectReadError (a READ_ERROR row)."""
+    attempt = 0
+    while True:
+        try:
+            return action()
+        except Exception as exc:  # storage clients raise many types; re-raised typed below
+            attempt += 1
+            if not is_transient(exc) or attempt >= attempts:
+                raise ObjectReadError(path, f"read failed: {type(exc).__name__}: {exc}") from exc
+            time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1) * (0.5 + random.random()))
