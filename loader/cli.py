@@ -161,6 +161,18 @@ def main() -> None:
     show_default=True,
     help="Objects per shard (one Dask task each).",
 )
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="tcp://HOST:PORT",
+    help="Run the shards on this existing Dask scheduler.",
+)
+@click.option(
+    "--scheduler-file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Run the shards on the Dask cluster this scheduler file describes.",
+)
 @click.option("--run-id", default=None, help="Name of the run (default: time-stamped).")
 @click.option("--resume", is_flag=True, help="Skip the shards --run-id already committed.")
 @click.option(
@@ -185,12 +197,15 @@ def run(
     storage_integration: str | None,
     storage_option: tuple[str, ...],
     anon: bool,
+    scheduler: str | None,
+    scheduler_file: str | None,
 ) -> None:
     """List SOURCE (a folder, a bucket prefix or a manifest), extract every header,
     load TARGET."""
     try:
         settings = RunSettings(
             storage_options=_storage(storage_option, anon),
+            scheduler=scheduler or scheduler_file,
             source=source,
             out=Path(out),
             target=Target.parse(target, stage_url, storage_integration),
@@ -211,11 +226,16 @@ def run(
         ) as bar:
             task = bar.add_task("extracting", total=None, rate="")
 
+            read = [0]
+
             def progress(record: dict[str, Any]) -> None:
                 bar.advance(task, record["listed"])
+                read[0] += record["bytes_read"]
                 elapsed = bar.tasks[0].elapsed or 0
                 done = bar.tasks[0].completed
-                bar.update(task, rate=f"{done / elapsed:,.0f}/s" if elapsed else "")
+                if elapsed:
+                    rate = f"{done / elapsed:,.0f} objects/s, {read[0] / elapsed / 1e6:,.1f} MB/s"
+                    bar.update(task, rate=rate)
 
             report = pipeline.run(settings, progress)
     except LoaderError as exc:

@@ -88,4 +88,5 @@ class RunSettings:
     header_bytes: int = DEFAULT_HEADER_BYTES
     resume: bool = False
     max_in_flight: int | None = None  # shards submitted at once; default 2 per worker
+    scheduler: str | None = None  # tcp://HOST:PORT or a scheduler file: an existing cluster
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)  # fsspec

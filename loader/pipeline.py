@@ -14,6 +14,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,35 @@ def _pending(shards: Iterator[Shard], done: set[str], skipped: list[str]) -> Ite
             yield shard
 
 
+def _client(workers: int, scheduler: str | None, stack: ExitStack) -> Any:
+    """A Dask client: on an existing cluster (`tcp://…` or a scheduler file), or on a
+    LocalCluster of `workers` single-threaded worker processes."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        if scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+            return stack.enter_context(Client(scheduler))
+        return stack.enter_context(Client(scheduler_file=scheduler))
+    cluster = stack.enter_context(
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0" if _has_bokeh() else None,
+            silence_logs=logging.ERROR,
+        )
+    )
+    return stack.enter_context(Client(cluster))
+
+
+def _has_bokeh() -> bool:
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def execute(
     task: Callable[[Any, Shard], dict[str, Any]],
     settings: Any,
@@ -63,30 +93,27 @@ def execute(
     workers: int,
     progress: Progress,
     max_in_flight: int | None = None,
+    scheduler: str | None = None,
 ) -> None:
     """Run `task(settings, shard)` for every shard, one Dask task per shard.
 
-    `workers=0` runs in this process (for debugging); otherwise a LocalCluster of
-    worker processes gets at most `max_in_flight` shards at a time, so neither
-    the driver nor the scheduler holds the whole archive.
+    `workers=0` (and no scheduler) runs in this process, for debugging; otherwise
+    the cluster gets at most `max_in_flight` shards at a time, so neither the driver
+    nor the scheduler holds the whole archive. A shard whose worker dies is
+    rescheduled by Dask on another worker; its ledger commit makes that safe.
     """
-    if workers <= 0:
+    if workers <= 0 and not scheduler:
         for shard in shards:
             progress(task(settings, shard))
         return
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import as_completed
 
-    in_flight = max_in_flight or 2 * workers
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with ExitStack() as stack:
+        client = _client(workers, scheduler, stack)
+        if client.dashboard_link and _has_bokeh():
+            log.warning("Dask dashboard: %s", client.dashboard_link)
+        slots = max(1, len(client.scheduler_info().get("workers", {})) or workers)
+        in_flight = max_in_flight or 2 * slots
         running = as_completed()
 
         def submit_next() -> bool:
@@ -164,6 +191,7 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
         settings.workers,
         progress or (lambda record: None),
         settings.max_in_flight,
+        settings.scheduler,
     )
     processed_seconds = time.time() - started
     return load(
