@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from loader import pipeline
 from loader.config import RunSettings, Target
 from loader.pipeline import load, run
 from loader.scan import scan
@@ -18,14 +19,7 @@ from loader.synth import synthesize
 
 def validate_target(target: str) -> dict[str, Any]:
     """Validation checks of what a warehouse target holds."""
-    from loader.pipeline import open_warehouse
-    from loader.validate import warehouse_checks
-
-    warehouse = open_warehouse(Target.parse(target), read_only=True)
-    try:
-        return warehouse_checks(warehouse)
-    finally:
-        warehouse.close()
+    return pipeline.validate_target(Target.parse(target))
 
 
 __all__ = ["RunSettings", "Target", "load", "run", "scan", "synthesize", "validate_target"]

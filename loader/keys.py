@@ -24,8 +24,7 @@ _md5 = hashlib.md5
 
 def key_of(*parts: str | int | None) -> int:
     """The 64-bit key of a natural key made of `parts`."""
-    text = SEPARATOR.join("" if p is None else str(p) for p in parts)
-    return int.from_bytes(_md5(text.encode("utf-8")).digest()[8:], "big")
+    return key_of_text(SEPARATOR.join("" if p is None else str(p) for p in parts))
 
 
 def key_of_text(text: str) -> int:

@@ -134,6 +134,15 @@ def execute(
             submit_next()
 
 
+def validate_target(target: Target) -> dict[str, Any]:
+    """Validation checks of what a warehouse target holds (read only)."""
+    warehouse = open_warehouse(target, read_only=True)
+    try:
+        return validate.warehouse_checks(warehouse)
+    finally:
+        warehouse.close()
+
+
 def parquet_accounting(out: Path, shards: list[dict[str, Any]]) -> tuple[int, int]:
     """Loaded and duplicate objects of a Parquet-only run, from its location files."""
     files = [

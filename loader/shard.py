@@ -26,7 +26,7 @@ from loader.extract.context import ObjectFacts, Row, Rows
 from loader.headers import DEFAULT_HEADER_BYTES, ParsedHeader, read_local, read_remote
 from loader.listing import ObjectRef, Shard
 from loader.parquet import ShardWriter
-from loader.storage import container_and_key, filesystem, is_remote, provider_of
+from loader.storage import container_and_key, filesystem, is_remote, path_of, provider_of
 
 PREFETCH_BATCH = 64  # first reads issued together on object stores
 
@@ -92,7 +92,7 @@ def read_header(
     """The parsed header of one object, local or on an object store."""
     if fs is None:
         return read_local(ref.url, ref.size, header_bytes)
-    return read_remote(fs, ref.url, ref.url.split("://", 1)[1], ref.size, header_bytes, prefetched)
+    return read_remote(fs, ref.url, path_of(ref.url), ref.size, header_bytes, prefetched)
 
 
 def first_reads(
@@ -111,7 +111,7 @@ def first_reads(
         wanted = [ref for ref in batch if ref.size > 0]
         fetched = (
             fs.cat_ranges(
-                [ref.url.split("://", 1)[1] for ref in wanted],
+                [path_of(ref.url) for ref in wanted],
                 [0] * len(wanted),
                 [min(header_bytes, ref.size) for ref in wanted],
                 on_error="return",

@@ -65,6 +65,11 @@ def filesystem(
     return fs, path
 
 
+def path_of(url: str) -> str:
+    """The path of `url` within its filesystem (`s3://b/k` → `b/k`)."""
+    return split_protocol(url)[1]
+
+
 def provider_of(url: str) -> str:
     protocol, _ = split_protocol(url)
     return PROVIDERS.get(protocol or "file", protocol or "file")

@@ -81,7 +81,6 @@ class DuckDBWarehouse:
         finally:
             for name in EXTRACTED:
                 self.con.execute(f"DROP TABLE IF EXISTS {stage_table(name)}")
-            self.con.execute("DROP TABLE IF EXISTS dl_winners")
         result.seconds = time.time() - started
         return result
 

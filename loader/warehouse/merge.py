@@ -128,13 +128,15 @@ def _count(rows: list[tuple[Any, ...]]) -> int:
 
 
 def _replace_children(execute: Execute) -> None:
-    """Child rows follow their instance's winning object, when that object is staged."""
-    execute(
-        "CREATE OR REPLACE TEMPORARY TABLE dl_winners AS "
+    """Child rows follow their instance's winning object, when that object is staged.
+
+    The winners are a subquery, not a temporary table: DDL would commit Snowflake's
+    open transaction halfway through the load.
+    """
+    winners = (
         "SELECT i.instance_key, i._source_order FROM dicom_instance i "
         f"JOIN {stage_table('dicom_instance')} s "
-        "ON i.instance_key = s.instance_key AND i._source_order = s._source_order",
-        [],
+        "ON i.instance_key = s.instance_key AND i._source_order = s._source_order"
     )
     for table in TABLES:
         if table.mode is not LoadMode.INSTANCE_CHILD:
@@ -142,13 +144,14 @@ def _replace_children(execute: Execute) -> None:
         cols = ", ".join(table.column_names)
         prefixed = ", ".join(f"s.{c}" for c in table.column_names)
         execute(
-            f"DELETE FROM {table.name} WHERE instance_key IN (SELECT instance_key FROM dl_winners)",
+            f"DELETE FROM {table.name} WHERE instance_key IN "
+            f"(SELECT instance_key FROM ({winners}) w)",
             [],
         )
         execute(
             f"INSERT INTO {table.name} ({cols}) SELECT {prefixed} FROM "
-            f"{stage_table(table.name)} s JOIN dl_winners w ON s.instance_key = w.instance_key "
-            "AND s._source_order = w._source_order",
+            f"{stage_table(table.name)} s JOIN ({winners}) w "
+            "ON s.instance_key = w.instance_key AND s._source_order = w._source_order",
             [],
         )
 
