@@ -20,6 +20,7 @@ from loader.decode import decode_dataset
 from loader.extract import extract_object
 from loader.extract.context import ObjectFacts
 from loader.headers import DEFAULT_HEADER_BYTES, HeaderReader, parse_header
+from loader.output import OutputRoot
 from loader.parquet import ShardWriter
 from loader.synth import synthesize
 
@@ -51,7 +52,7 @@ def _bare(blobs: list[bytes]) -> None:
 
 def _hot_path(blobs: list[bytes], out: Path) -> None:
     now = dt.datetime(2026, 1, 1)
-    writer = ShardWriter(out, "bench", "shard")
+    writer = ShardWriter(OutputRoot.of(out), "bench", "shard")
     for index, blob in enumerate(blobs):
         size = len(blob) * 64  # as if pixels followed: only the header is ever read
         parsed = parse_header("bench", HeaderReader(lambda s, e, b=blob: b[s:e], size))

@@ -19,6 +19,7 @@ from loader.errors import LoaderError
 from loader.headers import DEFAULT_HEADER_BYTES
 from loader.listing import DEFAULT_SHARD_SIZE
 from loader.model import render_ddl
+from loader.output import OutputRoot
 from loader.storage import parse_storage_options
 
 console = Console(stderr=True)
@@ -98,7 +99,7 @@ def storage_options(command: Any) -> Any:
         "storage_option",
         multiple=True,
         metavar="KEY=VALUE",
-        help="fsspec storage option for object-store sources (repeatable; values may be "
+        help="fsspec storage option for object-store sources and --out (repeatable; values may be "
         "JSON), e.g. endpoint_url=http://127.0.0.1:9000 or profile=archive.",
     )(command)
 
@@ -144,7 +145,7 @@ def main() -> None:
     "--out",
     default=lambda: env_default("OUT", DEFAULT_OUT),
     show_default=DEFAULT_OUT,
-    help="Folder for the run's Parquet and ledger.",
+    help="Folder or object-store URL (s3://, gs://, az://) for the run's Parquet and ledger.",
 )
 @target_options
 @storage_options
@@ -207,7 +208,7 @@ def run(
             storage_options=_storage(storage_option, anon),
             scheduler=scheduler or scheduler_file,
             source=source,
-            out=Path(out),
+            out=out,
             target=Target.parse(target, stage_url, storage_integration),
             workers=workers,
             shard_size=shard_size,
@@ -247,6 +248,7 @@ def run(
 @click.option("--run-id", required=True, help="The written run to load.")
 @click.option("--out", default=lambda: env_default("OUT", DEFAULT_OUT), show_default=DEFAULT_OUT)
 @target_options
+@storage_options
 @click.option("--report", "report_path", default=None, help="Write the JSON report here.")
 def load(
     run_id: str,
@@ -255,11 +257,14 @@ def load(
     report_path: str | None,
     stage_url: str | None,
     storage_integration: str | None,
+    storage_option: tuple[str, ...],
+    anon: bool,
 ) -> None:
     """Load an already-written run (its Parquet) into TARGET."""
     try:
         destination = Target.parse(target, stage_url, storage_integration)
-        report = pipeline.load(Path(out).resolve(), run_id, destination)
+        root = OutputRoot.of(out, _storage(storage_option, anon))
+        report = pipeline.load(root, run_id, destination)
     except LoaderError as exc:
         _fail(exc)
     _finish(report, report_path)

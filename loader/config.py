@@ -80,7 +80,7 @@ class Target:
 @dataclass(frozen=True)
 class RunSettings:
     source: str
-    out: Path = Path(DEFAULT_OUT)
+    out: str | Path = DEFAULT_OUT  # a local folder or an object-store URL
     target: Target = field(default_factory=lambda: Target.parse(DEFAULT_TARGET))
     workers: int = os.cpu_count() or 1
     shard_size: int = DEFAULT_SHARD_SIZE

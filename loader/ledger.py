@@ -1,62 +1,58 @@
-"""Run state on disk: a shard counts as done only once its record is committed.
+"""Run state next to the Parquet: a shard counts as done only once its record is committed.
 
-A shard record is written to a temporary file and renamed into place after its
-Parquet files are published, so a crash at any moment leaves either no record
-(the shard is redone) or a complete one (the shard is skipped on --resume).
+A shard record is published whole (see `output`) after its Parquet files are, so
+a crash at any moment leaves either no record (the shard is redone) or a complete
+one (the shard is skipped on --resume), on a local disk or an object store alike.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
+from loader.output import OutputRoot
+
 LEDGER_DIR = "_ledger"
+_PREFIX, _SUFFIX = "shard-", ".json"
 
 
-def run_dir(out: Path, run_id: str) -> Path:
-    return out / LEDGER_DIR / f"run_id={run_id}"
+def run_dir(run_id: str) -> str:
+    """The run's ledger folder, relative to the output root."""
+    return f"{LEDGER_DIR}/run_id={run_id}"
 
 
-def _write_atomic(path: Path, document: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(document, fh, indent=1, sort_keys=True, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def _encode(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, indent=1, sort_keys=True, default=str).encode()
 
 
-def commit_shard(out: Path, run_id: str, record: dict[str, Any]) -> None:
-    _write_atomic(run_dir(out, run_id) / f"shard-{record['shard_id']}.json", record)
+def commit_shard(out: OutputRoot, run_id: str, record: dict[str, Any]) -> None:
+    out.write_bytes(f"{run_dir(run_id)}/{_PREFIX}{record['shard_id']}{_SUFFIX}", _encode(record))
 
 
-def committed_shards(out: Path, run_id: str) -> Iterator[dict[str, Any]]:
-    folder = run_dir(out, run_id)
-    if not folder.is_dir():
-        return
-    for path in sorted(folder.glob("shard-*.json")):
-        with path.open(encoding="utf-8") as fh:
-            yield json.load(fh)
+def committed_ids(out: OutputRoot, run_id: str) -> set[str]:
+    names = out.names(run_dir(run_id), _PREFIX, _SUFFIX)
+    return {name[len(_PREFIX) : -len(_SUFFIX)] for name in names}
 
 
-def committed_ids(out: Path, run_id: str) -> set[str]:
-    folder = run_dir(out, run_id)
-    if not folder.is_dir():
-        return set()
-    return {p.name[len("shard-") : -len(".json")] for p in folder.glob("shard-*.json")}
+def committed_shards(out: OutputRoot, run_id: str) -> Iterator[dict[str, Any]]:
+    folder = run_dir(run_id)
+    names = out.names(folder, _PREFIX, _SUFFIX)
+    for data in out.read_many([f"{folder}/{name}" for name in names]):
+        yield json.loads(data)
 
 
-def write_run(out: Path, run_id: str, document: dict[str, Any]) -> None:
-    _write_atomic(run_dir(out, run_id) / "run.json", document)
+def write_run(out: OutputRoot, run_id: str, document: dict[str, Any]) -> None:
+    out.write_bytes(f"{run_dir(run_id)}/run.json", _encode(document))
 
 
-def read_run(out: Path, run_id: str) -> dict[str, Any] | None:
-    path = run_dir(out, run_id) / "run.json"
-    if not path.is_file():
-        return None
-    with path.open(encoding="utf-8") as fh:
-        return json.load(fh)  # type: ignore[no-any-return]
+def read_run(out: OutputRoot, run_id: str) -> dict[str, Any] | None:
+    data = out.read_bytes(f"{run_dir(run_id)}/run.json")
+    return None if data is None else json.loads(data)  # type: ignore[no-any-return]
+
+
+def clear_run(out: OutputRoot, run_id: str, tables: list[str]) -> None:
+    """Forget a run's ledger and Parquet before it starts afresh."""
+    out.remove_folder(run_dir(run_id))
+    for table in tables:
+        out.remove_folder(f"{table}/run_id={run_id}")

@@ -2,13 +2,12 @@
 
 Rows are buffered per table and flushed as row groups once a buffer is large, so
 a shard of objects with thousands of elements each still fits in bounded memory.
-Files are written under a temporary name and renamed when complete: a crashed
+Files are spooled and published whole when complete (see `output`): a crashed
 shard leaves no file that looks finished.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,17 +16,15 @@ import pyarrow.parquet as pq
 
 from loader.extract.context import Columns, Row
 from loader.model import BY_NAME, arrow_schema
+from loader.output import OutputRoot
 
 FLUSH_ROWS = 50_000
 _PER_SHARD = frozenset({"_run_id", "_shard_id"})  # the same for every row of a shard
 
 
-def table_dir(out: Path, table: str, run_id: str) -> Path:
-    return out / table / f"run_id={run_id}"
-
-
-def part_path(out: Path, table: str, run_id: str, shard_id: str) -> Path:
-    return table_dir(out, table, run_id) / f"part-{shard_id}.parquet"
+def part_path(table: str, run_id: str, shard_id: str) -> str:
+    """A shard's file of a table, relative to the output root."""
+    return f"{table}/run_id={run_id}/part-{shard_id}.parquet"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +38,13 @@ class FileRecord:
 class ShardWriter:
     """Collects one shard's rows per table, as columns, and writes them as Parquet."""
 
-    def __init__(self, out: Path, run_id: str, shard_id: str) -> None:
+    def __init__(self, out: OutputRoot, run_id: str, shard_id: str) -> None:
         self.out = out
         self.run_id = run_id
         self.shard_id = shard_id
         self._buffers: dict[str, dict[str, list[object]]] = {}
         self._buffered: dict[str, int] = {}
-        self._writers: dict[str, pq.ParquetWriter] = {}
+        self._writers: dict[str, tuple[pq.ParquetWriter, Path]] = {}
         self._rows: dict[str, int] = {}
 
     def add(self, table: str, rows: list[Row] | Columns, source_order: str | None) -> None:
@@ -86,14 +83,13 @@ class ShardWriter:
         if "_shard_id" in schema.names:
             buffer["_shard_id"] = [self.shard_id] * count
         batch = pa.Table.from_pydict(buffer, schema=schema)
-        writer = self._writers.get(table)
-        if writer is None:
-            final = part_path(self.out, table, self.run_id, self.shard_id)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            writer = pq.ParquetWriter(
-                str(final) + ".tmp", schema, compression="zstd", write_statistics=True
+        if table not in self._writers:
+            spooled = self.out.spool(part_path(table, self.run_id, self.shard_id))
+            self._writers[table] = (
+                pq.ParquetWriter(spooled, schema, compression="zstd", write_statistics=True),
+                spooled,
             )
-            self._writers[table] = writer
+        writer, _ = self._writers[table]
         writer.write_table(batch, row_group_size=FLUSH_ROWS)
         self._rows[table] = self._rows.get(table, 0) + count
 
@@ -102,22 +98,16 @@ class ShardWriter:
         for table in list(self._buffers):
             self._flush(table)
         records = []
-        for table, writer in self._writers.items():
+        for table, (writer, spooled) in self._writers.items():
             writer.close()
-            final = part_path(self.out, table, self.run_id, self.shard_id)
-            os.replace(str(final) + ".tmp", final)
-            records.append(
-                FileRecord(
-                    table, str(final.relative_to(self.out)), self._rows[table], final.stat().st_size
-                )
-            )
+            relative = part_path(table, self.run_id, self.shard_id)
+            size = self.out.publish(spooled, relative)
+            records.append(FileRecord(table, relative, self._rows[table], size))
         self._writers = {}
         return records
 
     def abort(self) -> None:
-        for table, writer in self._writers.items():
+        for writer, spooled in self._writers.values():
             writer.close()
-            Path(str(part_path(self.out, table, self.run_id, self.shard_id)) + ".tmp").unlink(
-                missing_ok=True
-            )
+            self.out.discard(spooled)
         self._writers = {}

@@ -10,7 +10,6 @@ import datetime as dt
 import logging
 import resource
 import secrets
-import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from loader.config import RunSettings, Target
 from loader.errors import ConfigError
 from loader.listing import Shard, list_source, make_shards
 from loader.model import EXTRACTED
+from loader.output import OutputRoot
 from loader.shard import ShardSettings, process_shard
 from loader.warehouse.base import LoadResult, Warehouse
 
@@ -143,16 +143,18 @@ def validate_target(target: Target) -> dict[str, Any]:
         warehouse.close()
 
 
-def parquet_accounting(out: Path, shards: list[dict[str, Any]]) -> tuple[int, int]:
+def parquet_accounting(out: OutputRoot, shards: list[dict[str, Any]]) -> tuple[int, int]:
     """Loaded and duplicate objects of a Parquet-only run, from its location files."""
     files = [
-        str(out / s["files"]["dicom_file_location"])
+        out.location(s["files"]["dicom_file_location"])
         for s in shards
         if "dicom_file_location" in s.get("files", {})
     ]
     if not files:
         return 0, 0
     with duckdb.connect() as con:
+        if out.remote:
+            con.register_filesystem(out.filesystem())
         row = con.execute(
             "SELECT count(DISTINCT instance_key), count(*) FROM read_parquet(?)", [files]
         ).fetchone()
@@ -164,11 +166,9 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
     """Run the whole job and return its report (see `build_report`)."""
     started = time.time()
     run_id = settings.run_id or new_run_id()
-    out = settings.out.resolve()
+    out = OutputRoot.of(settings.out, settings.storage_options)
     if not settings.resume:
-        shutil.rmtree(ledger.run_dir(out, run_id), ignore_errors=True)
-        for table in EXTRACTED:
-            shutil.rmtree(out / table / f"run_id={run_id}", ignore_errors=True)
+        ledger.clear_run(out, run_id, list(EXTRACTED))
     elif ledger.read_run(out, run_id) is None:
         raise ConfigError(f"--resume: no run {run_id} under {out}")
     ledger.write_run(
@@ -184,7 +184,7 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
         },
     )
     shard_settings = ShardSettings(
-        str(out), run_id, settings.source, settings.header_bytes, settings.storage_options
+        out.url, run_id, settings.source, settings.header_bytes, settings.storage_options
     )
     done = ledger.committed_ids(out, run_id) if settings.resume else set()
     skipped: list[str] = []
@@ -215,7 +215,7 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
 
 
 def load(
-    out: Path,
+    out: OutputRoot | str | Path,
     run_id: str,
     target: Target,
     settings: RunSettings | None = None,
@@ -225,13 +225,15 @@ def load(
 ) -> dict[str, Any]:
     """Load a written run (its committed shards) into `target`, validate, report."""
     started = started if started is not None else time.time()
+    if not isinstance(out, OutputRoot):
+        out = OutputRoot.of(out)
     records = list(ledger.committed_shards(out, run_id))
     if not records:
         raise ConfigError(f"run {run_id} has no committed shards under {out}")
     if settings is None:
         manifest = ledger.read_run(out, run_id) or {}
         settings = RunSettings(
-            source=manifest.get("source", ""), out=out, target=target, workers=0, run_id=run_id
+            source=manifest.get("source", ""), out=out.url, target=target, workers=0, run_id=run_id
         )
     load_result: LoadResult | None = None
     checks: dict[str, Any] = {}
@@ -263,7 +265,7 @@ def build_report(
     records: list[dict[str, Any]],
     load: LoadResult | None,
     checks: dict[str, Any],
-    out: Path,
+    out: OutputRoot,
     started: float,
     processed_seconds: float,
     resumed_shards: int,

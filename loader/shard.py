@@ -15,7 +15,6 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from loader import ledger
@@ -25,6 +24,7 @@ from loader.extract import error_row, extract_object
 from loader.extract.context import ObjectFacts, Row, Rows
 from loader.headers import DEFAULT_HEADER_BYTES, ParsedHeader, read_local, read_remote
 from loader.listing import ObjectRef, Shard
+from loader.output import OutputRoot
 from loader.parquet import ShardWriter
 from loader.storage import container_and_key, filesystem, is_remote, path_of, provider_of
 
@@ -33,7 +33,7 @@ PREFETCH_BATCH = 64  # first reads issued together on object stores
 
 @dataclass(frozen=True)
 class ShardSettings:
-    out: str
+    out: str  # the output root: a local folder or an object-store URL
     run_id: str
     source: str
     header_bytes: int = DEFAULT_HEADER_BYTES
@@ -129,7 +129,7 @@ def first_reads(
 def process_shard(settings: ShardSettings, shard: Shard) -> dict[str, Any]:
     """Process one shard and commit its ledger record; return that record."""
     started = time.time()
-    out = Path(settings.out)
+    out = OutputRoot.of(settings.out, settings.storage_options)
     writer = ShardWriter(out, settings.run_id, shard.shard_id)
     errors_by_category: Counter[str] = Counter()
     error_files = parsed_count = bytes_read = read_requests = 0

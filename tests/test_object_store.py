@@ -8,7 +8,8 @@ import pytest
 import s3fs
 
 from loader.config import RunSettings, Target
-from loader.pipeline import run
+from loader.output import OutputRoot
+from loader.pipeline import load, run
 from loader.storage import parse_storage_options
 from loader.synth import synthesize
 
@@ -24,7 +25,7 @@ def _run(source, tmp_path, name, options=None, **kw):
     return run(
         RunSettings(
             source=str(source),
-            out=tmp_path / f"{name}-pq",
+            out=kw.pop("out", tmp_path / f"{name}-pq"),
             workers=kw.pop("workers", 0),
             target=Target.parse(f"duckdb:///{tmp_path / name}.duckdb"),
             storage_options=options or {},
@@ -130,6 +131,40 @@ def test_object_that_keeps_failing_is_a_read_error(small_archive, s3, tmp_path):
     ).fetchone()
     assert path.endswith(str(victim.relative_to(root)))
     assert pydicom.dcmread(victim, stop_before_pixels=True).SOPInstanceUID
+
+
+def test_parquet_and_ledger_in_the_bucket_load_and_resume(small_archive, s3, tmp_path):
+    options, _ = s3
+    root, summary = small_archive
+    bucket = f"o-{uuid.uuid4().hex[:8]}"
+    s3fs.S3FileSystem(**options).mkdir(bucket)
+    out = f"s3://{bucket}/runs"
+    local = _run(root, tmp_path, "local", shard_size=20)
+    remote = _run(root, tmp_path, "remote", options, out=out, shard_size=20)
+    assert remote["validation_passed"] and remote["out"] == out
+    for key in ("listed", "loaded", "duplicates", "errors", "rows"):
+        assert remote[key] == local[key], key
+    fs = s3fs.S3FileSystem(**options)
+    ledger_keys = fs.glob(f"{bucket}/runs/_ledger/run_id=remote/shard-*.json")
+    parts = fs.glob(f"{bucket}/runs/dicom_instance/run_id=remote/part-*.parquet")
+    assert len(ledger_keys) == remote["shards"] == -(-summary.files // 20)
+    assert len(parts) == len(list((tmp_path / "local-pq/dicom_instance").glob("*/part-*")))
+    assert not list(tmp_path.glob("remote-pq"))  # nothing written locally
+
+    # A crash that lost two shards' commits: --resume redoes exactly those two.
+    for key in ledger_keys[:2]:
+        fs.rm(key)
+    resumed = _run(root, tmp_path, "remote", options, out=out, shard_size=20, resume=True)
+    assert resumed["resumed_shards"] == remote["shards"] - 2
+    for key in ("listed", "loaded", "duplicates", "errors", "rows"):
+        assert resumed[key] == local[key], key
+
+    # The written run loads again from the bucket, into a fresh warehouse.
+    again = load(OutputRoot.of(out, options), "remote", Target.parse(f"duckdb:///{tmp_path}/b.db"))
+    assert again["loaded"] == local["loaded"]
+    assert _keys(tmp_path / "b.db", "dicom_element", "element_key") == _keys(
+        tmp_path / "local.duckdb", "dicom_element", "element_key"
+    )
 
 
 def test_storage_options_parse():

@@ -1,11 +1,12 @@
 import pyarrow.parquet as pq
 
 from loader.model import BY_NAME, arrow_schema
+from loader.output import OutputRoot
 from loader.parquet import ShardWriter, part_path
 
 
 def test_rows_and_columns_keep_their_object_order(tmp_path):
-    writer = ShardWriter(tmp_path, "run1", "abc")
+    writer = ShardWriter(OutputRoot.of(tmp_path), "run1", "abc")
     for n in range(3):
         writer.add(
             "dicom_sequence_item",
@@ -28,7 +29,7 @@ def test_rows_and_columns_keep_their_object_order(tmp_path):
         "dicom_patient": 3,
         "dicom_ingestion_errors": 3,
     }
-    items = pq.read_table(part_path(tmp_path, "dicom_sequence_item", "run1", "abc")).to_pylist()
+    items = pq.read_table(tmp_path / part_path("dicom_sequence_item", "run1", "abc")).to_pylist()
     assert [(r["instance_key"], r["_source_order"]) for r in items] == [
         (0, "order-0"),
         (1, "order-1"),
@@ -38,14 +39,14 @@ def test_rows_and_columns_keep_their_object_order(tmp_path):
         (2, "order-2"),
     ]
     assert {r["_run_id"] for r in items} == {"run1"}
-    patients = pq.read_table(part_path(tmp_path, "dicom_patient", "run1", "abc"))
+    patients = pq.read_table(tmp_path / part_path("dicom_patient", "run1", "abc"))
     assert patients.schema.equals(arrow_schema(BY_NAME["dicom_patient"]))
     assert patients.column("_source_order").to_pylist() == ["order-0", "order-1", "order-2"]
     assert not list(tmp_path.rglob("*.tmp"))
 
 
 def test_abort_leaves_no_file(tmp_path):
-    writer = ShardWriter(tmp_path, "run1", "abc")
+    writer = ShardWriter(OutputRoot.of(tmp_path), "run1", "abc")
     writer.add("dicom_patient", [{"patient_key": 1}], "o")
     writer._flush("dicom_patient")
     writer.abort()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from loader.output import OutputRoot
 
 
 @dataclass
@@ -29,7 +31,9 @@ class Warehouse(Protocol):
 
     def create_model(self) -> None: ...
 
-    def load_run(self, out: Path, run_id: str, shards: list[dict[str, Any]]) -> LoadResult: ...
+    def load_run(
+        self, out: OutputRoot, run_id: str, shards: list[dict[str, Any]]
+    ) -> LoadResult: ...
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]: ...
 

@@ -16,6 +16,7 @@ import duckdb
 
 from loader.errors import LoadError
 from loader.model import BY_NAME, EXTRACTED, TABLES, arrow_schema, create_table
+from loader.output import OutputRoot
 from loader.warehouse.base import LoadResult
 from loader.warehouse.merge import Dialect, delete_insert_upsert, merge_staged, stage_table
 
@@ -58,17 +59,23 @@ class DuckDBWarehouse:
         for table in TABLES:
             self.con.execute(create_table(table, "duckdb"))
 
-    def load_run(self, out: Path, run_id: str, shards: list[dict[str, Any]]) -> LoadResult:
-        """Load every committed shard of a run; idempotent, all or nothing."""
+    def load_run(self, out: OutputRoot, run_id: str, shards: list[dict[str, Any]]) -> LoadResult:
+        """Load every committed shard of a run; idempotent, all or nothing.
+
+        Parquet on an object store is read in place through the same fsspec
+        filesystem the run wrote it with (no httpfs extension to download).
+        """
         started = time.time()
         self.create_model()
+        if out.remote:
+            self.con.register_filesystem(out.filesystem())
         loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         self.con.execute("BEGIN TRANSACTION")
         try:
             staged = {
                 name: self._stage(
                     name,
-                    [str(out / s["files"][name]) for s in shards if name in s.get("files", {})],
+                    [out.location(s["files"][name]) for s in shards if name in s.get("files", {})],
                     loaded_at,
                 )
                 for name in EXTRACTED

@@ -21,6 +21,7 @@ from loader import faults
 from loader.errors import ConfigError, LoadError
 from loader.identifiers import quoted
 from loader.model import BY_NAME, EXTRACTED, TABLES, ColumnType, arrow_schema, create_table
+from loader.output import OutputRoot
 from loader.warehouse.base import LoadResult
 from loader.warehouse.merge import Dialect, merge_staged, merge_upsert, stage_table
 from loader.warehouse.snowflake_target import (
@@ -172,10 +173,16 @@ class SnowflakeWarehouse:
         for statement in setup_statements(self.target.stage):
             self._execute(statement)
 
-    def load_run(self, out: Path, run_id: str, shards: list[dict[str, Any]]) -> LoadResult:
+    def load_run(self, out: OutputRoot, run_id: str, shards: list[dict[str, Any]]) -> LoadResult:
         """PUT (or use the external stage), COPY and check, then MERGE; safe to repeat."""
         if not _RUN_ID.fullmatch(run_id):
             raise ConfigError(f"run id {run_id!r} cannot name a stage path")
+        if out.remote and not self.stage_url:
+            raise ConfigError(
+                f"the run's Parquet is at {out.url}: give --stage-url (that location as "
+                "Snowflake names it: s3://…, gcs://…, azure://ACCOUNT.blob.core.windows.net/…) "
+                "and --storage-integration, so Snowflake reads it there"
+            )
         started = time.time()
         self.create_model()
         loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -219,9 +226,13 @@ class SnowflakeWarehouse:
         result.seconds = time.time() - started
         return result
 
-    def _put(self, out: Path, run_id: str, files: dict[str, list[tuple[str, int]]]) -> None:
+    def _put(self, out: OutputRoot, run_id: str, files: dict[str, list[tuple[str, int]]]) -> None:
         """Upload every Parquet file of the run to the internal stage."""
-        jobs = [(table, out / path) for table, entries in files.items() for path, _ in entries]
+        jobs = [
+            (table, Path(out.location(path)))
+            for table, entries in files.items()
+            for path, _ in entries
+        ]
 
         def put(job: tuple[str, Path]) -> None:
             table, path = job
