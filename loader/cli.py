@@ -46,6 +46,7 @@ def _summary(report: dict[str, Any]) -> Table:
     table.add_column("value", justify="right")
     for label, key in (
         ("objects listed", "listed"),
+        ("unchanged (skipped)", "unchanged"),
         ("loaded", "loaded"),
         ("new instances", "new_instances"),
         ("duplicates", "duplicates"),
@@ -75,7 +76,7 @@ def _summary(report: dict[str, Any]) -> Table:
             table.add_row(key.replace("_", " "), str(checks[key]))
     balance = checks.get("accounting", {})
     table.add_row(
-        "listed = loaded + duplicates + errors",
+        "listed = loaded + duplicates + errors + unchanged",
         "[green]yes[/green]" if balance.get("balanced") else "[red]NO[/red]",
     )
     return table
@@ -177,6 +178,12 @@ def main() -> None:
 @click.option("--run-id", default=None, help="Name of the run (default: time-stamped).")
 @click.option("--resume", is_flag=True, help="Skip the shards --run-id already committed.")
 @click.option(
+    "--incremental",
+    is_flag=True,
+    help="Periodic reload: skip objects TARGET already holds with the same URL, size, "
+    "modification time and ETag; read only new or changed ones.",
+)
+@click.option(
     "--header-bytes",
     type=int,
     default=DEFAULT_HEADER_BYTES,
@@ -192,6 +199,7 @@ def run(
     shard_size: int,
     run_id: str | None,
     resume: bool,
+    incremental: bool,
     header_bytes: int,
     report_path: str | None,
     stage_url: str | None,
@@ -215,6 +223,7 @@ def run(
             run_id=run_id,
             header_bytes=header_bytes,
             resume=resume,
+            incremental=incremental,
         )
         with Progress(
             TextColumn("[bold]{task.description}"),

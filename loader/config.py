@@ -87,6 +87,7 @@ class RunSettings:
     run_id: str | None = None
     header_bytes: int = DEFAULT_HEADER_BYTES
     resume: bool = False
+    incremental: bool = False  # skip objects the target holds unchanged (url, size, mtime, etag)
     max_in_flight: int | None = None  # shards submitted at once; default 2 per worker
     scheduler: str | None = None  # tcp://HOST:PORT or a scheduler file: an existing cluster
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)  # fsspec

@@ -81,20 +81,47 @@ def _stat(path: str) -> ObjectRef:
     return ObjectRef(path, st.st_size, st.st_mtime)
 
 
-def _manifest_paths(manifest: Path) -> Iterator[str]:
+def _seconds(value: Any) -> float | None:
+    """A manifest's modification time (timestamp, or POSIX seconds) → POSIX seconds."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
+    return float(value)
+
+
+def _manifest_entries(manifest: Path) -> Iterator[str | ObjectRef]:
+    """A manifest's lines: a path to look up, or (Parquet with `size`) a whole ObjectRef,
+    so a manifest of millions of object-store URLs costs no request per object."""
+    base = manifest.parent
+
+    def absolute(path: str) -> str:
+        return path if is_remote(path) or os.path.isabs(path) else str(base / path)
+
     if manifest.suffix == ".parquet":
         parquet = pq.ParquetFile(manifest)
-        if "path" not in parquet.schema_arrow.names:
+        names = parquet.schema_arrow.names
+        if "path" not in names:
             raise ConfigError(f"manifest {manifest} has no 'path' column")
-        for batch in parquet.iter_batches(columns=["path"], batch_size=10_000):
-            yield from (p for p in batch.column(0).to_pylist() if p)
+        wanted = [c for c in ("path", "size", "modified", "etag") if c in names]
+        for batch in parquet.iter_batches(columns=wanted, batch_size=10_000):
+            columns = {name: batch.column(name).to_pylist() for name in wanted}
+            for index, path in enumerate(columns["path"]):
+                if not path:
+                    continue
+                size = columns["size"][index] if "size" in columns else None
+                if size is None:
+                    yield absolute(path)
+                    continue
+                etag = columns["etag"][index] if "etag" in columns else None
+                modified = columns["modified"][index] if "modified" in columns else None
+                yield ObjectRef(absolute(path), int(size), _seconds(modified), etag or None)
         return
-    base = manifest.parent
     with manifest.open(encoding="utf-8") as lines:
         for line in lines:
             path = line.rstrip("\n")
             if path.strip() and not path.startswith("#"):
-                yield path if os.path.isabs(path) else str(base / path)
+                yield absolute(path)
 
 
 def _is_dicom_file(path: Path) -> bool:
@@ -127,8 +154,9 @@ def _walk_remote(fs: Any, path: str, protocol: str) -> Iterator[ObjectRef]:
 def list_source(source: str, storage_options: dict[str, Any] | None = None) -> Iterator[ObjectRef]:
     """Every object of a source: a folder or prefix (recursive), a manifest, or one file.
 
-    A manifest is a Parquet file with a `path` column or a text file of one
-    path a line (relative paths resolve against the manifest's folder).
+    A manifest is a Parquet file with a `path` column (and optionally `size`,
+    `modified`, `etag`: then nothing is looked up) or a text file of one path a
+    line; relative paths resolve against the manifest's folder.
     """
     if is_remote(source):
         fs, root = filesystem(source, storage_options)
@@ -141,8 +169,10 @@ def list_source(source: str, storage_options: dict[str, Any] | None = None) -> I
         if _is_dicom_file(path):
             yield _stat(str(path.resolve()))
         else:
-            for listed in _manifest_paths(path):
-                if is_remote(listed):
+            for listed in _manifest_entries(path):
+                if isinstance(listed, ObjectRef):
+                    yield listed
+                elif is_remote(listed):
                     fs, key = filesystem(listed, storage_options)
                     yield from _walk_remote(fs, key, listed.split("://", 1)[0])
                 else:

@@ -22,6 +22,7 @@ import duckdb
 from loader import ledger, validate
 from loader.config import RunSettings, Target
 from loader.errors import ConfigError
+from loader.incremental import IDENTITY_SQL, KnownObjects, changed_only
 from loader.listing import Shard, list_source, make_shards
 from loader.model import EXTRACTED
 from loader.output import OutputRoot
@@ -134,6 +135,20 @@ def execute(
             submit_next()
 
 
+def known_objects(target: Target) -> KnownObjects:
+    """The identities of every object `target` already holds (for --incremental)."""
+    if target.kind == "none":
+        raise ConfigError("--incremental compares the listing with a warehouse: give --target")
+    warehouse = open_warehouse(target)
+    try:
+        warehouse.create_model()
+        known = KnownObjects.from_rows(warehouse.batches(IDENTITY_SQL))
+    finally:
+        warehouse.close()
+    log.info("--incremental: %d objects already loaded", len(known))
+    return known
+
+
 def validate_target(target: Target) -> dict[str, Any]:
     """Validation checks of what a warehouse target holds (read only)."""
     warehouse = open_warehouse(target, read_only=True)
@@ -188,11 +203,11 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
     )
     done = ledger.committed_ids(out, run_id) if settings.resume else set()
     skipped: list[str] = []
-    shards = _pending(
-        make_shards(list_source(settings.source, settings.storage_options), settings.shard_size),
-        done,
-        skipped,
-    )
+    unchanged = [0]
+    objects = list_source(settings.source, settings.storage_options)
+    if settings.incremental:
+        objects = changed_only(objects, known_objects(settings.target), unchanged)
+    shards = _pending(make_shards(objects, settings.shard_size), done, skipped)
     execute(
         process_shard,
         shard_settings,
@@ -211,6 +226,7 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
         started,
         processed_seconds,
         resumed_shards=len(skipped),
+        unchanged=unchanged[0],
     )
 
 
@@ -222,13 +238,18 @@ def load(
     started: float | None = None,
     processed_seconds: float | None = None,
     resumed_shards: int = 0,
+    unchanged: int = 0,
 ) -> dict[str, Any]:
-    """Load a written run (its committed shards) into `target`, validate, report."""
+    """Load a written run (its committed shards) into `target`, validate, report.
+
+    An incremental run that found nothing new has no shards: there is nothing to
+    load, and the target is only validated.
+    """
     started = started if started is not None else time.time()
     if not isinstance(out, OutputRoot):
         out = OutputRoot.of(out)
     records = list(ledger.committed_shards(out, run_id))
-    if not records:
+    if not records and not unchanged:
         raise ConfigError(f"run {run_id} has no committed shards under {out}")
     if settings is None:
         manifest = ledger.read_run(out, run_id) or {}
@@ -240,7 +261,7 @@ def load(
     if target.kind != "none":
         warehouse = open_warehouse(target)
         try:
-            load_result = warehouse.load_run(out, run_id, records)
+            load_result = warehouse.load_run(out, run_id, records) if records else None
             checks = validate.warehouse_checks(warehouse)
         finally:
             warehouse.close()
@@ -256,6 +277,7 @@ def load(
         started,
         processed_seconds,
         resumed_shards,
+        unchanged,
     )
 
 
@@ -269,9 +291,11 @@ def build_report(
     started: float,
     processed_seconds: float,
     resumed_shards: int,
+    unchanged: int = 0,
 ) -> dict[str, Any]:
     """The run report: what was listed, loaded, refused, read, and how fast."""
-    listed = sum(r["listed"] for r in records)
+    processed = sum(r["listed"] for r in records)
+    listed = processed + unchanged
     errors: Counter[str] = Counter()
     rows: Counter[str] = Counter()
     for r in records:
@@ -291,7 +315,7 @@ def build_report(
     bytes_read = sum(r["bytes_read"] for r in records)
     requests = sum(r["read_requests"] for r in records)
     checks = dict(checks)
-    checks["accounting"] = validate.accounting(listed, loaded, duplicates, error_files)
+    checks["accounting"] = validate.accounting(listed, loaded, duplicates, error_files, unchanged)
     return {
         "run_id": run_id,
         "source": settings.source,
@@ -300,6 +324,7 @@ def build_report(
         "shards": len(records),
         "resumed_shards": resumed_shards,
         "listed": listed,
+        "unchanged": unchanged,
         "loaded": loaded,
         "new_instances": new_instances,
         "duplicates": duplicates,
@@ -309,12 +334,12 @@ def build_report(
         "bytes_listed": sum(r["bytes_listed"] for r in records),
         "bytes_read": bytes_read,
         "read_requests": requests,
-        "bytes_read_per_object": round(bytes_read / listed, 1) if listed else 0,
-        "read_requests_per_object": round(requests / listed, 3) if listed else 0,
+        "bytes_read_per_object": round(bytes_read / processed, 1) if processed else 0,
+        "read_requests_per_object": round(requests / processed, 3) if processed else 0,
         "seconds": round(seconds, 3),
         "extract_seconds": round(processed_seconds, 3),
         "load_seconds": round(load.seconds, 3) if load else 0.0,
-        "files_per_second": round(listed / processed_seconds, 1) if processed_seconds else 0,
+        "files_per_second": round(processed / processed_seconds, 1) if processed_seconds else 0,
         "workers": settings.workers,
         "peak_rss_bytes": {
             "driver": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,

@@ -86,14 +86,18 @@ def warehouse_checks(warehouse: Warehouse) -> dict[str, Any]:
     }
 
 
-def accounting(listed: int, loaded: int, duplicates: int, error_files: int) -> dict[str, Any]:
-    """The invariant: every listed object is loaded, a duplicate, or an error file."""
+def accounting(
+    listed: int, loaded: int, duplicates: int, error_files: int, unchanged: int = 0
+) -> dict[str, Any]:
+    """The invariant: every listed object is loaded, a duplicate, or an error file
+    (or, with --incremental, unchanged since an earlier load)."""
     return {
         "listed": listed,
         "loaded": loaded,
         "duplicates": duplicates,
         "error_files": error_files,
-        "balanced": listed == loaded + duplicates + error_files,
+        "unchanged": unchanged,
+        "balanced": listed == loaded + duplicates + error_files + unchanged,
     }
 
 

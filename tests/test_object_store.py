@@ -167,6 +167,26 @@ def test_parquet_and_ledger_in_the_bucket_load_and_resume(small_archive, s3, tmp
     )
 
 
+def test_incremental_reload_of_a_bucket_reads_only_what_changed(small_archive, s3, tmp_path):
+    options, traffic = s3
+    root, _ = small_archive
+    url = _upload(options, root, f"i-{uuid.uuid4().hex[:8]}")
+    first = _run(url, tmp_path, "bucket", options)
+    traffic.reset()
+    again = _run(url, tmp_path, "bucket", options, incremental=True)
+    assert again["unchanged"] == first["loaded"] + first["duplicates"]
+    assert traffic.gets and all("/bad/" in p for p in traffic.gets)  # error objects retried
+    assert sum(traffic.gets.values()) <= first["error_files"]
+    fs = s3fs.S3FileSystem(**options)
+    victim = sorted(fs.glob(f"{url.removeprefix('s3://')}/PAT*/**/*.dcm"))[0]
+    fs.pipe_file(victim, fs.cat_file(victim))  # rewritten: same bytes, new ETag/mtime
+    traffic.reset()
+    third = _run(url, tmp_path, "bucket", options, incremental=True)
+    assert third["unchanged"] == again["unchanged"] - 1
+    assert {p for p in traffic.gets if "/bad/" not in p} == {f"/{victim}"}
+    assert third["validation_passed"]
+
+
 def test_storage_options_parse():
     assert parse_storage_options(
         ["anon=true", "endpoint_url=http://h:1", 'client_kwargs={"region_name": "eu-west-1"}']

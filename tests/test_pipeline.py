@@ -360,3 +360,86 @@ def test_killed_run_resumes_to_identical_tables(tmp_path):
     assert resumed["resumed_shards"] >= committed
     assert resumed["listed"] == clean["listed"]
     assert snapshot(tmp_path / "clean.duckdb") == snapshot(tmp_path / "killed.duckdb")
+
+
+def test_incremental_reload_reads_only_new_and_changed_objects(tmp_path):
+    from loader.synth import synthesize
+    from tests.conftest import real_file
+
+    archive = tmp_path / "archive"
+    summary = synthesize(archive, patients=5, seed=21, bad_fraction=0.05)
+    first = run(settings(archive, tmp_path, name="inc", shard_size=30))
+    assert first["unchanged"] == 0 and first["listed"] == summary.files
+
+    (archive / "new").mkdir()
+    for name in ("CT_small.dcm", "MR_small.dcm"):
+        (archive / "new" / name).write_bytes(Path(real_file(name)).read_bytes())
+    changed = sorted(archive.glob("PAT021000001/**/*.dcm"))[0]
+    ds = pydicom.dcmread(changed)
+    ds.InstanceNumber = 999
+    ds.save_as(changed)
+    os.utime(changed, (changed.stat().st_atime, changed.stat().st_mtime + 10))
+
+    second = run(settings(archive, tmp_path, name="inc", shard_size=30, incremental=True))
+    assert second["unchanged"] == first["loaded"] + first["duplicates"] - 1
+    assert second["listed"] == first["listed"] + 2
+    assert second["listed"] - second["unchanged"] == 2 + 1 + first["error_files"]
+    assert second["validation_passed"], second["validation"]
+
+    fresh = run(settings(archive, tmp_path, name="fresh", shard_size=30))
+    assert fresh["listed"] == second["listed"]
+    per_run = {"_shard_id"}
+    incremental, full = snapshot(tmp_path / "inc.duckdb"), snapshot(tmp_path / "fresh.duckdb")
+    for table in EXTRACTED:
+        drop = [i for i, c in enumerate(_columns(table)) if c in per_run]
+        strip = [tuple(v for i, v in enumerate(r) if i not in drop) for r in incremental[table]]
+        want = [tuple(v for i, v in enumerate(r) if i not in drop) for r in full[table]]
+        assert sorted(strip, key=repr) == sorted(want, key=repr), table
+    con = duckdb.connect(str(tmp_path / "inc.duckdb"), read_only=True)
+    (number,) = con.execute(
+        "SELECT instance_number FROM dicom_instance WHERE sop_instance_uid = ?",
+        [str(ds.SOPInstanceUID)],
+    ).fetchone()
+    con.close()
+    assert number == 999
+
+    third = run(settings(archive, tmp_path, name="inc", shard_size=30, incremental=True))
+    assert third["unchanged"] == second["listed"] - first["error_files"]
+    assert third["shards"] == -(-first["error_files"] // 30)  # only error files are retried
+    assert third["validation_passed"], third["validation"]
+
+
+def _columns(table: str) -> list[str]:
+    return [c for c in BY_NAME[table].column_names if c not in AUDIT]
+
+
+def test_parquet_manifest_with_sizes_is_not_looked_up(tmp_path):
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.conftest import real_file
+
+    names = ["CT_small.dcm", "MR_small.dcm"]
+    stamp = dt.datetime(2020, 5, 17, 8, 30, 1, 250000)
+    manifest = tmp_path / "objects.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "path": [real_file(n) for n in names],
+                "size": [os.path.getsize(real_file(n)) for n in names],
+                "modified": [stamp, stamp],
+                "etag": ["e1", None],
+            }
+        ),
+        manifest,
+    )
+    report = run(settings(manifest, tmp_path))
+    assert (report["listed"], report["loaded"]) == (2, 2)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    rows = con.execute(
+        "SELECT modified_at, checksum FROM dicom_file_location ORDER BY storage_uri"
+    ).fetchall()
+    assert [r[0] for r in rows] == [stamp, stamp]  # from the manifest, not the file system
+    assert rows[0][1] == "e1" and len(rows[1][1]) == 32

@@ -162,6 +162,17 @@ def test_output_folder_with_spaces(tmp_path, snowflake_target):
         )
     )
     assert report["validation_passed"] and report["loaded"] > 0
+    again = run(
+        RunSettings(
+            source=str(archive),
+            out=tmp_path / "parquet out dir",
+            workers=0,
+            target=Target.parse(snowflake_target),
+            incremental=True,
+        )
+    )
+    assert again["unchanged"] == report["loaded"] + report["duplicates"]
+    assert again["validation_passed"]
 
 
 def test_secrets_never_printed(snowflake_target):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,5 +37,9 @@ class Warehouse(Protocol):
     ) -> LoadResult: ...
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+    def batches(self, sql: str, size: int = 100_000) -> Iterator[list[tuple[Any, ...]]]:
+        """A large result in batches of rows, so it never sits in memory whole."""
+        ...
 
     def close(self) -> None: ...

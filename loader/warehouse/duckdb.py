@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,15 @@ class DuckDBWarehouse:
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, params or []).fetchall()
+
+    def batches(self, sql: str, size: int = 100_000) -> Iterator[list[tuple[Any, ...]]]:
+        cursor = self.con.cursor()
+        try:
+            cursor.execute(sql)
+            while rows := cursor.fetchmany(size):
+                yield rows
+        finally:
+            cursor.close()
 
     def _execute(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
         cursor = self.con.execute(sql, list(params))

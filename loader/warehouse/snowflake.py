@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -168,6 +168,15 @@ class SnowflakeWarehouse:
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self._execute(sql, params or ())
+
+    def batches(self, sql: str, size: int = 100_000) -> Iterator[list[tuple[Any, ...]]]:
+        cursor = self.con.cursor()
+        try:
+            cursor.execute(sql)
+            while rows := cursor.fetchmany(size):
+                yield list(rows)
+        finally:
+            cursor.close()
 
     def create_model(self) -> None:
         for statement in setup_statements(self.target.stage):
