@@ -18,7 +18,12 @@ demo: $(BIN)/dicom-loader
 	$(BIN)/dicom-loader run $(ARCHIVE) --run-id demo --target duckdb:///./imaging.duckdb --report run-report.json
 	$(BIN)/python scripts/example_query.py ./imaging.duckdb
 
-test: $(BIN)/dicom-loader
+# Azurite, the Azure Blob emulator the object-store tests start (package.json).
+node_modules/.bin/azurite-blob: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(BIN)/dicom-loader node_modules/.bin/azurite-blob
 	$(BIN)/python -m pytest tests -q
 
 bench: $(BIN)/dicom-loader

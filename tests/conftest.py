@@ -11,6 +11,37 @@ from pydicom.data import get_charset_files, get_testdata_files
 
 from loader.synth import SynthSummary, synthesize
 
+# The GCS emulator speaks JSON over HTTP only; gcsfs's experimental gRPC bucket-type
+# probe would wait a minute per bucket for it. Set before gcsfs is first imported.
+os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
+REPO = Path(__file__).resolve().parent.parent
+AZURITE_KEY = (  # Azurite's published development-account key, not a secret
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, process=None, seconds: float = 30) -> None:
+    import socket
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with {process.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
 
 def real_files() -> list[str]:
     """Every file pydicom ships for its tests (DICOM or not), charset files included."""
@@ -147,3 +178,49 @@ def s3(s3_server):
     options, traffic = s3_server
     traffic.reset()
     return options, traffic
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """gcp-storage-emulator on 127.0.0.1 (GCS's JSON API over real HTTP), for gcsfs."""
+    from gcp_storage_emulator.server import create_server
+
+    port = free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    try:
+        yield {"endpoint_url": f"http://127.0.0.1:{port}", "token": "anon", "project": "test"}
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def azure_server(tmp_path_factory: pytest.TempPathFactory):
+    """Azurite's Blob service on 127.0.0.1, for adlfs (installed by `npm ci`)."""
+    import subprocess
+
+    binary = REPO / "node_modules" / ".bin" / "azurite-blob"
+    if not binary.exists():
+        pytest.fail(f"Azurite is missing ({binary}): run `npm ci` in {REPO} (make test does)")
+    port = free_port()
+    data = tmp_path_factory.mktemp("azurite")
+    log = (data / "azurite.log").open("w")
+    process = subprocess.Popen(
+        [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location",
+         str(data), "--silent", "--skipApiVersionCheck", "--loose"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, process)
+        yield {
+            "connection_string": (
+                "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+                f"AccountKey={AZURITE_KEY};"
+                f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+            )
+        }
+    finally:
+        process.kill()  # its data folder is temporary; a graceful stop waits on clients
+        process.wait()
+        log.close()
