@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -138,6 +140,9 @@ def target_options(command: Any) -> Any:
 @click.version_option(package_name="dicom-loader")
 def main() -> None:
     """Load DICOM header metadata from archives into a warehouse (headers only)."""
+    handler = RichHandler(console=console, show_time=False, show_path=False, markup=False)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s")
+    logging.getLogger("loader").setLevel(logging.INFO)
 
 
 @main.command()

@@ -72,19 +72,11 @@ def _client(workers: int, scheduler: str | None, stack: ExitStack) -> Any:
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=":0" if _has_bokeh() else None,
+            dashboard_address=":0",
             silence_logs=logging.ERROR,
         )
     )
     return stack.enter_context(Client(cluster))
-
-
-def _has_bokeh() -> bool:
-    try:
-        import bokeh  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def execute(
@@ -111,8 +103,8 @@ def execute(
 
     with ExitStack() as stack:
         client = _client(workers, scheduler, stack)
-        if client.dashboard_link and _has_bokeh():
-            log.warning("Dask dashboard: %s", client.dashboard_link)
+        if client.dashboard_link:
+            log.info("Dask dashboard: %s", client.dashboard_link)
         slots = max(1, len(client.scheduler_info().get("workers", {})) or workers)
         in_flight = max_in_flight or 2 * slots
         running = as_completed()

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,7 +92,7 @@ def test_run_report_and_exit_code(tmp_path):
 def test_load_written_run_into_another_target(tmp_path):
     archive = tmp_path / "archive"
     dicom_loader("synth", str(archive), "--patients", "3")
-    dicom_loader(
+    written = dicom_loader(
         "run",
         str(archive),
         "--out",
@@ -99,10 +100,11 @@ def test_load_written_run_into_another_target(tmp_path):
         "--target",
         "none",
         "--workers",
-        "0",
+        "1",
         "--run-id",
         "keep",
     )
+    assert re.search(r"Dask dashboard: http://127\.0\.0\.1:\d+/status", written.stderr)
     dicom_loader(
         "load",
         "--run-id",
@@ -114,6 +116,23 @@ def test_load_written_run_into_another_target(tmp_path):
     )
     con = duckdb.connect(str(tmp_path / "later.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM dicom_instance").fetchone()[0] > 0
+    con.close()
+    again = dicom_loader(
+        "run",
+        str(archive),
+        "--out",
+        str(tmp_path / "pq"),
+        "--target",
+        f"duckdb:///{tmp_path / 'later.duckdb'}",
+        "--workers",
+        "0",
+        "--incremental",
+        "--report",
+        str(tmp_path / "again.json"),
+    )
+    report = json.loads((tmp_path / "again.json").read_text())
+    assert report["unchanged"] == report["loaded"] + report["duplicates"] + report["unchanged"]
+    assert report["unchanged"] > 0 and "unchanged (skipped)" in again.stdout
 
 
 def test_scan_profiles_without_loading(tmp_path):
