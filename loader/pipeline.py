@@ -87,8 +87,9 @@ def execute(
     progress: Progress,
     max_in_flight: int | None = None,
     scheduler: str | None = None,
-) -> None:
-    """Run `task(settings, shard)` for every shard, one Dask task per shard.
+) -> float:
+    """Run `task(settings, shard)` for every shard, one Dask task per shard; return
+    the seconds spent once the cluster was up (its start-up is not throughput).
 
     `workers=0` (and no scheduler) runs in this process, for debugging; otherwise
     the cluster gets at most `max_in_flight` shards at a time, so neither the driver
@@ -96,13 +97,17 @@ def execute(
     rescheduled by Dask on another worker; its ledger commit makes that safe.
     """
     if workers <= 0 and not scheduler:
+        started = time.time()
         for shard in shards:
             progress(task(settings, shard))
-        return
+        return time.time() - started
     from distributed import as_completed
 
     with ExitStack() as stack:
         client = _client(workers, scheduler, stack)
+        if workers > 0 and not scheduler:
+            client.wait_for_workers(workers)
+        started = time.time()
         if client.dashboard_link:
             log.info("Dask dashboard: %s", client.dashboard_link)
         slots = max(1, len(client.scheduler_info().get("workers", {})) or workers)
@@ -125,6 +130,7 @@ def execute(
             progress(future.result())
             future.release()
             submit_next()
+        return time.time() - started
 
 
 def known_objects(target: Target) -> KnownObjects:
@@ -200,7 +206,7 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
     if settings.incremental:
         objects = changed_only(objects, known_objects(settings.target), unchanged)
     shards = _pending(make_shards(objects, settings.shard_size), done, skipped)
-    execute(
+    processed_seconds = execute(
         process_shard,
         shard_settings,
         shards,
@@ -209,7 +215,6 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
         settings.max_in_flight,
         settings.scheduler,
     )
-    processed_seconds = time.time() - started
     return load(
         out,
         run_id,
