@@ -17,6 +17,7 @@ from rich.table import Table
 
 from loader import pipeline, validate
 from loader.config import DEFAULT_OUT, DEFAULT_TARGET, RunSettings, Target, env_default
+from loader.decode import DEFAULT_ELEMENT_LIMIT
 from loader.errors import LoaderError
 from loader.headers import DEFAULT_HEADER_BYTES
 from loader.listing import DEFAULT_SHARD_SIZE
@@ -195,6 +196,13 @@ def main() -> None:
     show_default=True,
     help="First read per object; grown only when a header is longer.",
 )
+@click.option(
+    "--element-limit",
+    type=click.IntRange(min=1),
+    default=DEFAULT_ELEMENT_LIMIT,
+    show_default=True,
+    help="Private values longer than this many bytes are left out (marked, with a warning).",
+)
 @click.option("--report", "report_path", default=None, help="Write the JSON report here.")
 def run(
     source: str,
@@ -206,6 +214,7 @@ def run(
     resume: bool,
     incremental: bool,
     header_bytes: int,
+    element_limit: int,
     report_path: str | None,
     stage_url: str | None,
     storage_integration: str | None,
@@ -227,6 +236,7 @@ def run(
             shard_size=shard_size,
             run_id=run_id,
             header_bytes=header_bytes,
+            element_limit=element_limit,
             resume=resume,
             incremental=incremental,
         )

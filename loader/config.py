@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loader.decode import DEFAULT_ELEMENT_LIMIT
 from loader.errors import ConfigError
 from loader.headers import DEFAULT_HEADER_BYTES
 from loader.identifiers import identifier
@@ -87,6 +88,7 @@ class RunSettings:
     run_id: str | None = None
     header_bytes: int = DEFAULT_HEADER_BYTES
     resume: bool = False
+    element_limit: int = DEFAULT_ELEMENT_LIMIT  # private values longer than this are omitted
     incremental: bool = False  # skip objects the target holds unchanged (url, size, mtime, etag)
     max_in_flight: int | None = None  # shards submitted at once; default 2 per worker
     scheduler: str | None = None  # tcp://HOST:PORT or a scheduler file: an existing cluster

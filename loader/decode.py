@@ -52,10 +52,23 @@ class Binary:
     length: int
 
 
+@dataclass(frozen=True, slots=True)
+class Omitted:
+    """A private value longer than the element limit, left out of the JSON and the
+    element rows (with a warning row): only its VR and length are kept. One vendor
+    blob must not bloat every table or stall a worker."""
+
+    vr: str
+    length: int
+
+
+DEFAULT_ELEMENT_LIMIT = 1 << 20
+
+
 @dataclass(slots=True)
 class Element:
     vr: str
-    value: Any  # None | str | int | float | list | Binary | list[Item]
+    value: Any  # None | str | int | float | list | Binary | Omitted | list[Item]
     vm: int
 
 
@@ -89,6 +102,11 @@ def keyword(tag: int) -> str:
 
 def is_private(tag: int) -> bool:
     return bool(tag >> 16 & 1)
+
+
+def _is_private_data(tag: int) -> bool:
+    """A private tag that holds data (not a Private Creator, which is short text)."""
+    return bool(tag >> 16 & 1) and tag & 0xFFFF >= 0x1000
 
 
 def private_creator_of(tag: int, item: Item) -> str | None:
@@ -130,10 +148,21 @@ def _implicit_vr(tag: int, item: Item, pixel_representation: int) -> str:
 
 
 class _Decoder:
-    def __init__(self, path: str, out: Decoded, pixel_representation: int) -> None:
+    def __init__(
+        self, path: str, out: Decoded, pixel_representation: int, element_limit: int
+    ) -> None:
         self.path = path
         self.out = out
         self.pixel_representation = pixel_representation
+        self.element_limit = element_limit
+
+    def omitted(self, tag: int, vr: str, length: int) -> Element:
+        self.out.cast_error(
+            tag,
+            f"private {vr} value of {length:,} bytes is over the {self.element_limit:,}-byte "
+            "element limit: left out of the JSON and element rows (marked omitted)",
+        )
+        return Element(vr, Omitted(vr, length), 0)
 
     def item(self, raw_dict: Mapping[Any, Any], encodings: tuple[str, ...]) -> Item:
         """Decode one dataset or sequence item (a Dataset's `_dict` or a RawItem)."""
@@ -153,8 +182,14 @@ class _Decoder:
         for tag, elem in raw_dict.items():
             tag = int(tag)
             if isinstance(elem, RawDataElement):
-                item[tag] = self.raw(tag, elem, item, encodings, fast, codec)
+                if elem.value and len(elem.value) > self.element_limit and _is_private_data(tag):
+                    item[tag] = self.omitted(tag, elem.VR or "UN", len(elem.value))
+                else:
+                    item[tag] = self.raw(tag, elem, item, encodings, fast, codec)
             elif isinstance(elem, ParsedSequence):
+                if elem.length > self.element_limit and _is_private_data(tag):
+                    item[tag] = self.omitted(tag, "SQ", elem.length)
+                    continue
                 items = [self.item(child, encodings) for child in elem.items]
                 item[tag] = Element("SQ", items, len(items))
             else:
@@ -349,13 +384,15 @@ def _python_codec(encoding: str) -> str:
     return "latin-1" if encoding == "iso8859" else encoding
 
 
-def decode_dataset(ds: Dataset, path: str) -> Decoded:
-    """Decode every element of `ds`, nested sequences included."""
+def decode_dataset(ds: Dataset, path: str, element_limit: int = DEFAULT_ELEMENT_LIMIT) -> Decoded:
+    """Decode every element of `ds`, nested sequences included; private values longer
+    than `element_limit` bytes are kept as `Omitted`."""
     out = Decoded(root={})
     raw_pr = ds._dict.get(BaseTag(0x00280103))
     pixel_representation = 0
     if isinstance(raw_pr, RawDataElement) and raw_pr.value and len(raw_pr.value) == 2:
         little = raw_pr.is_little_endian
         pixel_representation = struct.unpack("<H" if little else ">H", raw_pr.value)[0]
-    out.root = _Decoder(path, out, pixel_representation).item(ds._dict, DEFAULT_ENCODINGS)
+    decoder = _Decoder(path, out, pixel_representation, element_limit)
+    out.root = decoder.item(ds._dict, DEFAULT_ENCODINGS)
     return out

@@ -56,6 +56,10 @@ class ConfigError(Terminal):
     """A setting or argument that cannot work (bad URL, bad identifier)."""
 
 
+class ListingError(Terminal):
+    """The source cannot be listed: unreachable store, refused credentials, no bucket."""
+
+
 class LoadError(Terminal):
     """The warehouse did not end with what the run wrote."""
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from loader.errors import ConfigError
-from loader.storage import filesystem, is_remote
+from loader.errors import ConfigError, ListingError, ObjectReadError
+from loader.storage import filesystem, is_remote, with_retries
 
 DEFAULT_SHARD_SIZE = 2000
 
@@ -133,9 +133,12 @@ def _walk_remote(fs: Any, path: str, protocol: str) -> Iterator[ObjectRef]:
     """Objects under a prefix, one listing call per "folder", names sorted: memory
     holds one folder's listing, not the bucket's."""
     try:
-        entries = sorted(fs.ls(path, detail=True), key=lambda e: e["name"])
-    except FileNotFoundError:
-        return
+        listed = with_retries(f"{protocol}://{path}", lambda: fs.ls(path, detail=True))
+    except ObjectReadError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            return
+        raise ListingError(f"cannot list {protocol}://{path}: {exc.reason}") from None
+    entries = sorted(listed, key=lambda e: e["name"])
     for entry in entries:
         if entry.get("type") == "directory":
             yield from _walk_remote(fs, entry["name"], protocol)

@@ -197,7 +197,12 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
         },
     )
     shard_settings = ShardSettings(
-        out.url, run_id, settings.source, settings.header_bytes, settings.storage_options
+        out.url,
+        run_id,
+        settings.source,
+        settings.header_bytes,
+        settings.element_limit,
+        settings.storage_options,
     )
     done = ledger.committed_ids(out, run_id) if settings.resume else set()
     skipped: list[str] = []
@@ -313,6 +318,8 @@ def build_report(
     requests = sum(r["read_requests"] for r in records)
     checks = dict(checks)
     checks["accounting"] = validate.accounting(listed, loaded, duplicates, error_files, unchanged)
+    if load is not None:
+        checks["conflicts"] = load.conflicts
     return {
         "run_id": run_id,
         "source": settings.source,

@@ -3,7 +3,8 @@
 Public tags are keyed by keyword, private and unknown tags by ggggeeee hex.
 Single values are scalars, multiple values arrays, sequences arrays of objects,
 empty values null. Binary values never enter the document: only their VR and
-length do, as {"vr": "OB", "length": 1234}.
+length do, as {"vr": "OB", "length": 1234}. A private value over the element limit
+is marked {"vr": "UT", "length": 5000000, "omitted": true}.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from typing import Any
 
 import orjson
 
-from loader.decode import Binary, Item, keyword
+from loader.decode import Binary, Item, Omitted, keyword
 
 
 def item_document(item: Item) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     for tag, elem in item.items():
         value = elem.value
-        if elem.vr == "SQ":
+        if isinstance(value, Omitted):
+            value = {"vr": value.vr, "length": value.length, "omitted": True}
+        elif elem.vr == "SQ":
             value = [item_document(child) for child in value]
         elif isinstance(value, Binary):
             value = {"vr": value.vr, "length": value.length}

@@ -32,10 +32,11 @@ class SequenceFormatError(ValueError):
 class ParsedSequence:
     """An undefined-length sequence met inside an item, already split into items."""
 
-    __slots__ = ("items",)
+    __slots__ = ("items", "length")
 
-    def __init__(self, items: list[RawItem]) -> None:
+    def __init__(self, items: list[RawItem], length: int) -> None:
         self.items = items
+        self.length = length  # bytes of its value, delimiters included
 
 
 RawItem = dict[int, "RawDataElement | ParsedSequence"]
@@ -99,7 +100,7 @@ def _dataset(data: bytes, pos: int, end: int, implicit: bool, little: bool) -> t
                 raise SequenceFormatError(f"undefined length {vr} inside an item")
             nested_implicit = implicit or vr == "UN"  # UN sequences are implicit VR LE
             items, pos = _items(data, value_pos, end, nested_implicit, little or vr == "UN")
-            elements[tag] = ParsedSequence(items)
+            elements[tag] = ParsedSequence(items, pos - value_pos)
             continue
         elements[tag] = RawDataElement(
             tag,

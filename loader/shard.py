@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loader import ledger
-from loader.decode import decode_dataset
+from loader.decode import DEFAULT_ELEMENT_LIMIT, decode_dataset
 from loader.errors import FILE_ERROR_CATEGORIES, ObjectError
 from loader.extract import error_row, extract_object
 from loader.extract.context import ObjectFacts, Row, Rows
@@ -37,6 +37,7 @@ class ShardSettings:
     run_id: str
     source: str
     header_bytes: int = DEFAULT_HEADER_BYTES
+    element_limit: int = DEFAULT_ELEMENT_LIMIT
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -74,7 +75,7 @@ def process_object(
     parsed = None
     try:
         parsed = read_header(ref, settings.header_bytes, fs, prefetched)
-        decoded = decode_dataset(parsed.dataset, ref.url)
+        decoded = decode_dataset(parsed.dataset, ref.url, settings.element_limit)
         rows, errors = extract_object(decoded, _facts(ref, settings, parsed, now))
         return rows, errors, parsed
     except ObjectError as exc:

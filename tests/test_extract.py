@@ -236,3 +236,75 @@ def test_missing_identifier_is_validation_error(missing):
     assert [e["error_category"] for e in errors] == ["VALIDATION_ERROR"]
     assert missing in errors[0]["error_message"]
     assert set(rows) == {"dicom_raw"}
+
+
+def _with_oversized_private_values() -> bytes:
+    """CT_small with a 2 MiB private text, a private sequence of ~1.2 MiB, a small
+    private value, and a public sequence over 1 MiB (never omitted)."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = pydicom.dcmread(real_file("CT_small.dcm"))
+    block = ds.private_block(0x0011, "HOSTILE VENDOR", create=True)
+    block.add_new(0x01, "UT", "x" * (2 << 20))
+    items = []
+    for n in range(1200):
+        item = Dataset()
+        item.add_new(0x00110010, "LO", "HOSTILE VENDOR")  # creator inside the item
+        item.add_new(0x00111002, "UT", f"{n:04d}" * 250)
+        items.append(item)
+    block.add_new(0x02, "SQ", Sequence(items))
+    block.add_new(0x03, "LO", "small")
+    references = []
+    for n in range(12_000):
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+        ref.ReferencedSOPInstanceUID = f"1.2.3.4.5.6.7.8.9.{n}.{'1' * 40}"
+        references.append(ref)
+    ds.ReferencedImageSequence = Sequence(references)
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def _hostile_tags(data: bytes) -> tuple[str, str, str]:
+    ds = pydicom.dcmread(BytesIO(data), stop_before_pixels=True)
+    block = ds.private_block(0x0011, "HOSTILE VENDOR")
+    return tuple(f"{block.get_tag(n):08X}" for n in (1, 2, 3))  # type: ignore[return-value]
+
+
+def test_private_values_over_the_element_limit_are_omitted_with_a_warning():
+    data = _with_oversized_private_values()
+    text, sequence, small = _hostile_tags(data)
+    rows, errors = extract_bytes(data)
+    doc = orjson.loads(one(rows, "dicom_raw")["metadata"])
+    assert doc[text] == {"vr": "UT", "length": 2 << 20, "omitted": True}
+    assert doc[sequence]["omitted"] is True and doc[sequence]["vr"] == "SQ"
+    assert doc[sequence]["length"] > 1 << 20
+    assert doc[small] == "small"
+    assert len(doc["ReferencedImageSequence"]) == 12_000  # public: kept whole
+    elements = {
+        r["tag_hex"]: r for r in as_rows(rows["dicom_element"]) if r["sequence_path"] is None
+    }
+    assert elements[text]["value_binary_ref"] == f"omitted length={2 << 20}"
+    assert elements[text]["value_string"] is None and elements[text]["vm"] == 0
+    assert elements[sequence]["value_binary_ref"].startswith("omitted length=")
+    assert elements[small]["value_string"] == "small"
+    nested = [
+        r for r in as_rows(rows["dicom_element"]) if (r["sequence_path"] or "").startswith(sequence)
+    ]
+    assert not nested  # nothing of the omitted sequence leaks into element rows
+    warnings = sorted((e["error_category"], e["tag"]) for e in errors)
+    assert warnings == [("TYPE_CAST_ERROR", text), ("TYPE_CAST_ERROR", sequence)]
+    assert all("element limit" in e["error_message"] for e in errors)
+
+
+def test_element_limit_is_configurable():
+    data = _with_oversized_private_values()
+    text, sequence, small = _hostile_tags(data)
+    ds = pydicom.dcmread(BytesIO(data), stop_before_pixels=True)
+    whole = decode_dataset(ds, "mem://x", element_limit=4 << 20)
+    assert whole.cast_errors == []
+    assert len(whole.root[int(text, 16)].value) == 2 << 20
+    tight = decode_dataset(ds, "mem://x", element_limit=4)
+    assert {text, sequence, small} <= {tag for tag, _ in tight.cast_errors}

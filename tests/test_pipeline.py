@@ -443,3 +443,50 @@ def test_parquet_manifest_with_sizes_is_not_looked_up(tmp_path):
     ).fetchall()
     assert [r[0] for r in rows] == [stamp, stamp]  # from the manifest, not the file system
     assert rows[0][1] == "e1" and len(rows[1][1]) == 32
+
+
+def test_conflicting_study_attributes_resolve_by_rule_and_are_counted(tmp_path):
+    from tests.conftest import real_file
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    ds = pydicom.dcmread(real_file("CT_small.dcm"))
+    for name, description, series_number, stamp in (
+        ("old.dcm", "CT HEAD (first read)", 1, 1_500_000_000),
+        ("new.dcm", "CT HEAD (amended)", 1, 1_600_000_000),
+        ("other.dcm", None, 2, 1_550_000_000),  # missing: not a disagreement
+    ):
+        ds.SOPInstanceUID = pydicom.uid.generate_uid(entropy_srcs=[name])
+        if description is None:
+            del ds.StudyDescription
+        else:
+            ds.StudyDescription = description
+        ds.SeriesNumber = series_number
+        ds.save_as(archive / name)
+        os.utime(archive / name, (stamp, stamp))
+    first = run(settings(archive, tmp_path, run_id="a"))
+    conflicts = first["validation"]["conflicts"]
+    assert conflicts["dicom_study"] == {"keys": 1, "columns": {"study_description": 1}}
+    assert conflicts["dicom_series"] == {"keys": 1, "columns": {"series_number": 1}}
+    assert conflicts["dicom_patient"] == {"keys": 0, "columns": {}}
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    assert con.execute("SELECT study_description FROM dicom_study").fetchall() == [
+        ("CT HEAD (amended)",)
+    ]
+    con.close()
+    # A later run that agrees with what is loaded adds no conflict; one that disagrees does.
+    ds.StudyDescription = "CT HEAD (amended)"
+    ds.SOPInstanceUID = pydicom.uid.generate_uid(entropy_srcs=["later"])
+    (tmp_path / "later").mkdir()
+    ds.save_as(tmp_path / "later" / "x.dcm")
+    assert (
+        run(settings(tmp_path / "later", tmp_path, run_id="b"))["validation"]["conflicts"][
+            "dicom_study"
+        ]["keys"]
+        == 0
+    )
+    ds.StudyDescription = "CT HEAD (third opinion)"
+    ds.SOPInstanceUID = pydicom.uid.generate_uid(entropy_srcs=["third"])
+    ds.save_as(tmp_path / "later" / "x.dcm")
+    third = run(settings(tmp_path / "later", tmp_path, run_id="c"))
+    assert third["validation"]["conflicts"]["dicom_study"]["columns"] == {"study_description": 1}

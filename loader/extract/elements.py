@@ -13,7 +13,7 @@ import datetime as dt
 
 from pydicom.datadict import private_dictionary_description
 
-from loader.decode import Binary, Item, is_private, keyword, private_creator_of
+from loader.decode import Binary, Item, Omitted, is_private, keyword, private_creator_of
 from loader.extract.context import Columns, Extraction
 from loader.extract.values import parse_date, parse_datetime
 from loader.keys import SEPARATOR, key_of_text
@@ -107,7 +107,9 @@ class _ElementWalk:
                 creator = private_creator_of(tag, item)
                 name = _private_name(tag, creator) or tag_hex
             text = number_value = stamp = binary = None
-            if vr == "SQ":
+            if isinstance(value, Omitted):
+                binary = f"omitted length={value.length}"
+            elif vr == "SQ":
                 self._items(value, element_path, element_key, tag, path, frame)
             elif value is None:
                 pass

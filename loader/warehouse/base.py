@@ -20,6 +20,8 @@ class LoadResult:
     loaded: int = 0
     duplicates: int = 0
     error_files: int = 0
+    # Per entity table: natural keys whose objects disagreed, and on which columns.
+    conflicts: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
 
 

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from loader.errors import FILE_ERROR_CATEGORIES, LoadError
-from loader.model import BY_NAME, EXTRACTED, TABLES, LoadMode, Table
+from loader.model import BY_NAME, EXTRACTED, TABLES, ColumnType, LoadMode, Table
 from loader.warehouse.base import LoadResult
 
+T = ColumnType
 _FILE_ERRORS_SQL = ", ".join(f"'{c}'" for c in sorted(FILE_ERROR_CATEGORIES))
 Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 HISTORY_ROWS_PER_INSERT = 200
@@ -100,6 +101,7 @@ def merge_staged(
             [],
         )
     )
+    result.conflicts = {name: _conflicts(execute, BY_NAME[name]) for name in CONFLICT_TABLES}
     for table in TABLES:
         if table.mode is LoadMode.ENTITY:
             for statement in dialect.upsert(table):
@@ -111,6 +113,42 @@ def merge_staged(
     _record_history(execute, dialect, run_id, shards, loaded_at)
     _account(execute, result)
     return result
+
+
+CONFLICT_TABLES = ("dicom_patient", "dicom_study", "dicom_series")
+_SCALAR = frozenset({T.TEXT, T.INT, T.FLOAT, T.BOOL, T.DATE, T.TIME, T.TIMESTAMP, T.KEY})
+
+
+def _conflicts(execute: Execute, table: Table) -> dict[str, Any]:
+    """Natural keys whose objects disagree on an attribute, counted before the upsert
+    resolves them (greatest _source_order wins): the staged rows and the row already
+    loaded. A value missing in one object is not a disagreement."""
+    columns = [
+        c.name
+        for c in table.columns
+        if c.type in _SCALAR
+        and c.name not in table.key
+        and c.name not in table.computed
+        and not c.name.startswith("_")
+    ]
+    keys = ", ".join(table.key)
+    listed = ", ".join([*table.key, *columns])
+    flags = ", ".join(
+        f"CASE WHEN count(DISTINCT {c}) > 1 THEN 1 ELSE 0 END AS {c}" for c in columns
+    )
+    staged = stage_table(table.name)
+    rows = execute(
+        f"SELECT {', '.join(f'sum({c})' for c in columns)}, "
+        f"sum(CASE WHEN {' + '.join(columns)} > 0 THEN 1 ELSE 0 END) FROM ("
+        f"SELECT {keys}, {flags} FROM ("
+        f"SELECT {listed} FROM {staged} UNION ALL SELECT {listed} FROM {table.name} t "
+        f"WHERE EXISTS (SELECT 1 FROM {staged} s WHERE {_key_match(table, 't', 's')})"
+        f") u GROUP BY {keys}) c",
+        [],
+    )
+    counts = [int(v or 0) for v in rows[0]] if rows else [0] * (len(columns) + 1)
+    by_column = {c: n for c, n in zip(columns, counts, strict=False) if n}
+    return {"keys": counts[-1], "columns": by_column}
 
 
 def check_staged(staged: dict[str, int], shards: list[dict[str, Any]]) -> None:
