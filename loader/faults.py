@@ -1,7 +1,9 @@
-"""Named fault points for crash tests: DICOM_LOADER_FAIL_AT=<point> fails the run there.
+"""Named fault points for crash tests: DICOM_LOADER_FAIL_AT=<point>[:crash].
 
-Tests use it to stop a load at a precise moment (say, between COPY and MERGE)
-in a real process, then check that a rerun ends with the same tables.
+Tests use it to stop a load at a precise moment (between two COPYs, between COPY
+and MERGE, halfway through the MERGE step) in a real process, then check that a
+rerun ends with the same tables. `<point>` raises there; `<point>:crash` ends the
+process on the spot, as a killed driver would, dropping its warehouse connection.
 """
 
 from __future__ import annotations
@@ -10,11 +12,17 @@ import os
 
 from loader.errors import LoaderError
 
+CRASH_EXIT_CODE = 70
+
 
 class InjectedFault(LoaderError):
     """The failure DICOM_LOADER_FAIL_AT asked for."""
 
 
 def maybe_fail(point: str) -> None:
-    if os.environ.get("DICOM_LOADER_FAIL_AT") == point:
-        raise InjectedFault(f"fault injected at {point}")
+    wanted, _, mode = os.environ.get("DICOM_LOADER_FAIL_AT", "").partition(":")
+    if wanted != point:
+        return
+    if mode == "crash":
+        os._exit(CRASH_EXIT_CODE)
+    raise InjectedFault(f"fault injected at {point}")

@@ -16,12 +16,12 @@ from loader.pipeline import run
 AUDIT = {"_run_id", "_loaded_at", "ingested_at", "detected_at"}
 
 
-def settings(source, tmp_path: Path, name: str = "w", **kw) -> RunSettings:
+def settings(source, tmp_path: Path, name: str = "w", target_none=False, **kw) -> RunSettings:
     kw.setdefault("workers", 0)
     return RunSettings(
         source=str(source),
         out=tmp_path / f"{name}-parquet",
-        target=Target.parse(f"duckdb:///{tmp_path / name}.duckdb"),
+        target=Target.parse("none" if target_none else f"duckdb:///{tmp_path / name}.duckdb"),
         **kw,
     )
 
@@ -490,3 +490,35 @@ def test_conflicting_study_attributes_resolve_by_rule_and_are_counted(tmp_path):
     ds.save_as(tmp_path / "later" / "x.dcm")
     third = run(settings(tmp_path / "later", tmp_path, run_id="c"))
     assert third["validation"]["conflicts"]["dicom_study"]["columns"] == {"study_description": 1}
+
+
+def test_driver_dying_mid_merge_leaves_duckdb_as_before(synth_archive, tmp_path):
+    """The driver process ends halfway through the MERGE step (its connection gone
+    with it): DuckDB keeps the last committed state, and the rerun completes it."""
+    import subprocess
+    import sys
+
+    root, _ = synth_archive
+    first = run(settings(root, tmp_path, name="crash", shard_size=40, run_id="one"))
+    before = snapshot(tmp_path / "crash.duckdb")
+    (tmp_path / "more").mkdir()
+    from tests.conftest import real_file
+
+    (tmp_path / "more" / "ct.dcm").write_bytes(Path(real_file("CT_small.dcm")).read_bytes())
+    run(settings(tmp_path / "more", tmp_path, name="crash", run_id="two", target_none=True))
+    command = ["load", "--run-id", "two", "--out", str(tmp_path / "crash-parquet")]
+    target = ["--target", f"duckdb:///{tmp_path / 'crash.duckdb'}"]
+    for point in ("mid-copy", "mid-merge"):
+        died = subprocess.run(
+            [sys.executable, "-m", "loader", *command, *target],
+            env={**os.environ, "DICOM_LOADER_FAIL_AT": f"{point}:crash"},
+            capture_output=True,
+            check=False,
+        )
+        assert died.returncode == 70, died.stderr
+        assert snapshot(tmp_path / "crash.duckdb") == before, point
+    second = run(settings(tmp_path / "more", tmp_path, name="crash", run_id="two"))
+    assert second["new_instances"] == 1 and second["validation_passed"]
+    assert first["loaded"] + 1 == sum(
+        1 for _ in snapshot(tmp_path / "crash.duckdb")["dicom_instance"]
+    )

@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from loader import faults
 from loader.errors import LoadError
 from loader.model import BY_NAME, EXTRACTED, TABLES, arrow_schema, create_table
 from loader.output import OutputRoot
@@ -82,14 +83,13 @@ class DuckDBWarehouse:
         loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         self.con.execute("BEGIN TRANSACTION")
         try:
-            staged = {
-                name: self._stage(
-                    name,
-                    [out.location(s["files"][name]) for s in shards if name in s.get("files", {})],
-                    loaded_at,
-                )
-                for name in EXTRACTED
-            }
+            staged = {}
+            for name in EXTRACTED:
+                files = [
+                    out.location(s["files"][name]) for s in shards if name in s.get("files", {})
+                ]
+                staged[name] = self._stage(name, files, loaded_at)
+                faults.maybe_fail("mid-copy")
             result = merge_staged(self._execute, DIALECT, run_id, shards, staged, loaded_at)
             self.con.execute("COMMIT")
         except BaseException:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from loader import faults
 from loader.errors import FILE_ERROR_CATEGORIES, LoadError
 from loader.model import BY_NAME, EXTRACTED, TABLES, ColumnType, LoadMode, Table
 from loader.warehouse.base import LoadResult
@@ -106,6 +107,7 @@ def merge_staged(
         if table.mode is LoadMode.ENTITY:
             for statement in dialect.upsert(table):
                 execute(statement, [])
+    faults.maybe_fail("mid-merge")
     _replace_children(execute)
     _replace_errors(execute)
     _mark_duplicates(execute, p, loaded_at)

@@ -211,10 +211,10 @@ class SnowflakeWarehouse:
             stage = self.target.stage
             self._put(out, run_id, files)
             folders = {name: f"{run_id}/{name}/" for name in EXTRACTED}
-        staged = {
-            name: self._copy(name, stage, folders[name], files[name], loaded_at)
-            for name in EXTRACTED
-        }
+        staged = {}
+        for name in EXTRACTED:
+            staged[name] = self._copy(name, stage, folders[name], files[name], loaded_at)
+            faults.maybe_fail("mid-copy")
         faults.maybe_fail("after-copy")
         # Emulators cannot run MERGE inside an explicit transaction (README gaps).
         transactional = not self.emulated
