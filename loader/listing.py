@@ -163,6 +163,7 @@ def list_source(source: str, storage_options: dict[str, Any] | None = None) -> I
     """
     if is_remote(source):
         fs, root = filesystem(source, storage_options)
+        fs.invalidate_cache()  # a listing cached by an earlier run would hide changes
         yield from _walk_remote(fs, root.rstrip("/"), source.split("://", 1)[0])
         return
     path = Path(source.removeprefix("file://"))

@@ -18,7 +18,7 @@ from typing import Any
 
 import fsspec
 
-from loader.storage import filesystem, is_remote, path_of
+from loader.storage import filesystem, is_remote, path_of, retry_transient
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,8 @@ class OutputRoot:
         size = spooled.stat().st_size
         if self.remote:
             try:
-                self.filesystem().put_file(str(spooled), path_of(self.location(relative)))
+                target = path_of(self.location(relative))
+                retry_transient(lambda: self.filesystem().put_file(str(spooled), target))
             finally:
                 shutil.rmtree(spooled.parent, ignore_errors=True)
         else:
@@ -78,7 +79,8 @@ class OutputRoot:
     def write_bytes(self, relative: str, data: bytes) -> None:
         """Write a small file atomically (durably, locally: fsync before rename)."""
         if self.remote:
-            self.filesystem().pipe_file(path_of(self.location(relative)), data)
+            target = path_of(self.location(relative))
+            retry_transient(lambda: self.filesystem().pipe_file(target, data))
             return
         spooled = self.spool(relative)
         with spooled.open("wb") as fh:

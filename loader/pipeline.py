@@ -101,9 +101,14 @@ def execute(
         for shard in shards:
             progress(task(settings, shard))
         return time.time() - started
+    import dask
     from distributed import as_completed
 
     with ExitStack() as stack:
+        # Dask keeps the last messages of every connection for debugging (1,000 by
+        # default); each holds a shard's object list, which made the driver grow
+        # with the archive. Keep none.
+        stack.enter_context(dask.config.set({"distributed.admin.low-level-log-length": 0}))
         client = _client(workers, scheduler, stack)
         if workers > 0 and not scheduler:
             client.wait_for_workers(workers)

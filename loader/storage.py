@@ -31,6 +31,8 @@ PROVIDERS = {
 }
 RETRIES = 4
 BACKOFF_SECONDS = 0.2
+S3_PROTOCOLS = frozenset({"s3", "s3a"})
+S3_TIMEOUTS = {"connect_timeout": 10, "read_timeout": 20}
 T = TypeVar("T")
 
 
@@ -57,11 +59,22 @@ def parse_storage_options(pairs: Iterable[str]) -> dict[str, Any]:
 def filesystem(
     url: str, storage_options: dict[str, Any] | None = None
 ) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The filesystem of `url` and the path within it (fsspec caches instances)."""
+    """The filesystem of `url` and the path within it (fsspec caches instances).
+
+    On S3, botocore's timeouts default to bounds that suit small ranged reads (the
+    user's own `config_kwargs` win), and s3fs's internal retries are off: nested
+    inside `with_retries` they would turn one hung request into minutes of waiting.
+    """
+    protocol = split_protocol(url)[0]
+    options = dict(storage_options or {})
+    if protocol in S3_PROTOCOLS:
+        options["config_kwargs"] = {**S3_TIMEOUTS, **(options.get("config_kwargs") or {})}
     try:
-        fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        fs, path = fsspec.core.url_to_fs(url, **options)
     except (ImportError, ValueError) as exc:
-        raise ConfigError(f"cannot open {split_protocol(url)[0]}:// storage: {exc}") from None
+        raise ConfigError(f"cannot open {protocol}:// storage: {exc}") from None
+    if protocol in S3_PROTOCOLS:
+        fs.retries = 1
     return fs, path
 
 
@@ -94,15 +107,24 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
-def with_retries(path: str, action: Callable[[], T], attempts: int = RETRIES) -> T:
+def retry_transient(action: Callable[[], T], attempts: int = RETRIES) -> T:
     """Run `action`, retrying transient failures with jittered exponential backoff;
-    what still fails becomes an ObjectReadError (a READ_ERROR row)."""
+    the last failure is raised as it is."""
     attempt = 0
     while True:
         try:
             return action()
-        except Exception as exc:  # storage clients raise many types; re-raised typed below
+        except Exception as exc:  # storage clients raise many types
             attempt += 1
             if not is_transient(exc) or attempt >= attempts:
-                raise ObjectReadError(path, f"read failed: {type(exc).__name__}: {exc}") from exc
+                raise
             time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1) * (0.5 + random.random()))
+
+
+def with_retries(path: str, action: Callable[[], T], attempts: int = RETRIES) -> T:
+    """`retry_transient` for reads of one object: what still fails becomes an
+    ObjectReadError (a READ_ERROR row)."""
+    try:
+        return retry_transient(action, attempts)
+    except Exception as exc:  # re-raised typed
+        raise ObjectReadError(path, f"read failed: {type(exc).__name__}: {exc}") from exc

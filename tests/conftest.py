@@ -112,7 +112,7 @@ def snowflake_target(fakesnow_server, request):
 
 
 class S3Traffic:
-    """Counts object reads on the server side and injects failures on demand."""
+    """Counts object reads on the server side and injects failures and hangs on demand."""
 
     def __init__(self, app):
         self.app = app
@@ -123,9 +123,14 @@ class S3Traffic:
         self.bytes: dict[str, int] = {}
         self.fail_every = 0
         self.always_fail: set[str] = set()
+        self.hang_every = 0  # every n-th read answers only after hang_seconds
+        self.always_hang: set[str] = set()
+        self.hang_seconds = 0.0
         self._seen = 0
 
     def __call__(self, environ, start_response):
+        import time
+
         path = environ.get("PATH_INFO", "")
         reading = (
             environ["REQUEST_METHOD"] == "GET"
@@ -140,6 +145,10 @@ class S3Traffic:
             if failing:
                 start_response("503 Slow Down", [("Content-Type", "application/xml")])
                 return [b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"]
+            if any(part in path for part in self.always_hang) or (
+                self.hang_every and self._seen % self.hang_every == 0
+            ):
+                time.sleep(self.hang_seconds)
         body = b"".join(self.app(environ, start_response))
         if reading:
             self.gets[path] = self.gets.get(path, 0) + 1

@@ -1,5 +1,6 @@
 """Object-store sources: s3fs against a moto S3 server on 127.0.0.1."""
 
+import io
 import uuid
 
 import duckdb
@@ -111,6 +112,27 @@ def test_failing_requests_are_retried(small_archive, s3, tmp_path):
     )
 
 
+def test_hanging_requests_time_out_and_are_retried(small_archive, s3, tmp_path):
+    options, traffic = s3
+    root, summary = small_archive
+    url = _upload(options, root, f"h-{uuid.uuid4().hex[:8]}")
+    victim = sorted(p for p in root.glob("PAT*/**/*.dcm"))[0]
+    options = {**options, "config_kwargs": {"retries": {"max_attempts": 1}, "read_timeout": 1}}
+    traffic.hang_seconds = 3
+    traffic.hang_every = 7
+    traffic.always_hang = {"/archive/" + str(victim.relative_to(root))}
+    report = _run(url, tmp_path, "hung", options)
+    assert report["listed"] == summary.files
+    assert report["errors"].get("READ_ERROR") == 1  # the object that never answers
+    assert report["validation"]["accounting"]["balanced"]
+    con = duckdb.connect(str(tmp_path / "hung.duckdb"), read_only=True)
+    ((path, message),) = con.execute(
+        "SELECT file_path, error_message FROM dicom_ingestion_errors "
+        "WHERE error_category = 'READ_ERROR'"
+    ).fetchall()
+    assert path.endswith(victim.name) and "timeout" in message.lower()
+
+
 def test_object_that_keeps_failing_is_a_read_error(small_archive, s3, tmp_path):
     options, traffic = s3
     root, summary = small_archive
@@ -179,7 +201,11 @@ def test_incremental_reload_of_a_bucket_reads_only_what_changed(small_archive, s
     assert sum(traffic.gets.values()) <= first["error_files"]
     fs = s3fs.S3FileSystem(**options)
     victim = sorted(fs.glob(f"{url.removeprefix('s3://')}/PAT*/**/*.dcm"))[0]
-    fs.pipe_file(victim, fs.cat_file(victim))  # rewritten: same bytes, new ETag/mtime
+    ds = pydicom.dcmread(io.BytesIO(fs.cat_file(victim)))
+    ds.InstanceNumber = 999
+    rewritten = io.BytesIO()
+    ds.save_as(rewritten)
+    fs.pipe_file(victim, rewritten.getvalue())  # rewritten in place: a new ETag
     traffic.reset()
     third = _run(url, tmp_path, "bucket", options, incremental=True)
     assert third["unchanged"] == again["unchanged"] - 1
