@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 ARCHIVE ?= ./demo-archive
 PATIENTS ?= 40
 
-.PHONY: demo test bench lint typecheck sql clean
+.PHONY: demo test fuzz bench lint typecheck sql clean
 
 $(BIN)/dicom-loader: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ node_modules/.bin/azurite-blob: package.json package-lock.json
 
 test: $(BIN)/dicom-loader node_modules/.bin/azurite-blob
 	$(BIN)/python -m pytest tests -q
+
+# Hostile inputs: hypothesis mutations of real files with fresh randomness, many more
+# examples than make test runs; prints the outcome categories seen.
+FUZZ_EXAMPLES ?= 20000
+fuzz: $(BIN)/dicom-loader
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 $(BIN)/python -m pytest tests/test_fuzz.py -q \
+		-p no:cacheprovider --hypothesis-show-statistics
 
 bench: $(BIN)/dicom-loader
 	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=min,median,ops
