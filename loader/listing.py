@@ -1,7 +1,8 @@
 """List a source → a stream of ObjectRefs → shards with content-derived ids.
 
-Listing streams: directories are walked lazily and shards are cut as objects
-arrive, so the driver holds one shard of references at a time, not the archive.
+Listing streams: directories are walked lazily (object-store folders listed a few
+ahead, concurrently) and shards are cut as objects arrive, so the driver holds one
+shard of references at a time, not the archive.
 Sorting happens per directory, so the same tree always yields the same shards
 (and the same shard ids, which makes reruns overwrite instead of duplicate).
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from loader.errors import ConfigError, ListingError, ObjectReadError
 from loader.storage import filesystem, is_remote, with_retries
 
 DEFAULT_SHARD_SIZE = 2000
+LISTING_THREADS = 8  # object-store folders listed ahead, concurrently
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,29 +133,57 @@ def _is_dicom_file(path: Path) -> bool:
         return fh.read(132)[128:132] == b"DICM"
 
 
-def _walk_remote(fs: Any, path: str, protocol: str) -> Iterator[ObjectRef]:
-    """Objects under a prefix, one listing call per "folder", names sorted: memory
-    holds one folder's listing, not the bucket's."""
+def _folder(fs: Any, path: str, protocol: str) -> list[dict[str, Any]]:
+    """One "folder" of an object store, names sorted ([] when it does not exist)."""
     try:
         listed = with_retries(f"{protocol}://{path}", lambda: fs.ls(path, detail=True))
     except ObjectReadError as exc:
         if isinstance(exc.__cause__, FileNotFoundError):
-            return
+            return []
         raise ListingError(f"cannot list {protocol}://{path}: {exc.reason}") from None
-    entries = sorted(listed, key=lambda e: e["name"])
+    return sorted(listed, key=lambda e: e["name"])
+
+
+def _remote_ref(entry: dict[str, Any], protocol: str) -> ObjectRef:
+    modified = entry.get("LastModified") or entry.get("mtime") or entry.get("last_modified")
+    stamp = modified.timestamp() if isinstance(modified, dt.datetime) else modified
+    etag = entry.get("ETag") or entry.get("etag") or entry.get("md5Hash")
+    return ObjectRef(
+        f"{protocol}://{entry['name']}",
+        int(entry.get("size") or 0),
+        float(stamp) if stamp is not None else None,
+        str(etag).strip('"') if etag else None,
+    )
+
+
+def _walk_remote(fs: Any, path: str, protocol: str) -> Iterator[ObjectRef]:
+    """Objects under a prefix, names sorted, one listing call per "folder".
+
+    The listings of the next sub-folders are fetched ahead, LISTING_THREADS at a time,
+    so a bucket of many prefixes lists in parallel while objects still come out in one
+    deterministic order; memory holds a few folders' listings, not the bucket's.
+    """
+    with ThreadPoolExecutor(LISTING_THREADS, thread_name_prefix="listing") as pool:
+        yield from _walk_entries(pool, fs, _folder(fs, path, protocol), protocol)
+
+
+def _walk_entries(
+    pool: ThreadPoolExecutor, fs: Any, entries: list[dict[str, Any]], protocol: str
+) -> Iterator[ObjectRef]:
+    folders = [e["name"] for e in entries if e.get("type") == "directory"]
+    ahead: deque[Future[list[dict[str, Any]]]] = deque(
+        pool.submit(_folder, fs, name, protocol) for name in folders[:LISTING_THREADS]
+    )
+    following = len(ahead)
     for entry in entries:
         if entry.get("type") == "directory":
-            yield from _walk_remote(fs, entry["name"], protocol)
+            listing = ahead.popleft()
+            if following < len(folders):
+                ahead.append(pool.submit(_folder, fs, folders[following], protocol))
+                following += 1
+            yield from _walk_entries(pool, fs, listing.result(), protocol)
         elif entry.get("type") == "file":
-            modified = entry.get("LastModified") or entry.get("mtime") or entry.get("last_modified")
-            stamp = modified.timestamp() if isinstance(modified, dt.datetime) else modified
-            etag = entry.get("ETag") or entry.get("etag") or entry.get("md5Hash")
-            yield ObjectRef(
-                f"{protocol}://{entry['name']}",
-                int(entry.get("size") or 0),
-                float(stamp) if stamp is not None else None,
-                str(etag).strip('"') if etag else None,
-            )
+            yield _remote_ref(entry, protocol)
 
 
 def list_source(source: str, storage_options: dict[str, Any] | None = None) -> Iterator[ObjectRef]:

@@ -126,6 +126,8 @@ class S3Traffic:
         self.hang_every = 0  # every n-th read answers only after hang_seconds
         self.always_hang: set[str] = set()
         self.hang_seconds = 0.0
+        self.list_delay = 0.0  # seconds each listing request takes
+        self.lists_in_flight = self.max_lists_in_flight = 0
         self._seen = 0
 
     def __call__(self, environ, start_response):
@@ -149,7 +151,16 @@ class S3Traffic:
                 self.hang_every and self._seen % self.hang_every == 0
             ):
                 time.sleep(self.hang_seconds)
-        body = b"".join(self.app(environ, start_response))
+        listing = "list-type" in environ.get("QUERY_STRING", "")
+        if listing:
+            self.lists_in_flight += 1
+            self.max_lists_in_flight = max(self.max_lists_in_flight, self.lists_in_flight)
+            time.sleep(self.list_delay)
+        try:
+            body = b"".join(self.app(environ, start_response))
+        finally:
+            if listing:
+                self.lists_in_flight -= 1
         if reading:
             self.gets[path] = self.gets.get(path, 0) + 1
             self.bytes[path] = self.bytes.get(path, 0) + len(body)

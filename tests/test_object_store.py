@@ -9,6 +9,7 @@ import pytest
 import s3fs
 
 from loader.config import RunSettings, Target
+from loader.listing import list_source
 from loader.output import OutputRoot
 from loader.pipeline import load, run
 from loader.storage import parse_storage_options
@@ -75,6 +76,18 @@ def test_bucket_loads_like_the_folder(small_archive, s3, tmp_path):
         "SELECT count(*) FROM dicom_file_location WHERE length(checksum) = 32"
     ).fetchone()
     assert etag_like == remote["loaded"] + remote["duplicates"]
+
+
+def test_prefixes_are_listed_in_parallel_in_a_stable_order(small_archive, s3):
+    options, traffic = s3
+    root, summary = small_archive
+    url = _upload(options, root, f"l-{uuid.uuid4().hex[:8]}")
+    traffic.list_delay = 0.05
+    remote = [ref.url.removeprefix(url) for ref in list_source(url, options)]
+    local = [ref.url.removeprefix(str(root)) for ref in list_source(str(root))]
+    assert len(remote) == summary.files
+    assert remote == local  # the same order (and so the same shards) as the folder
+    assert traffic.max_lists_in_flight > 1
 
 
 def test_reads_only_headers_seen_from_the_server(s3, tmp_path):
