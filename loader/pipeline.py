@@ -138,6 +138,16 @@ def execute(
         return time.time() - started
 
 
+def check_target_reads(out: OutputRoot, target: Target) -> None:
+    """Refuse, before any work, a target that could not read the run's Parquet."""
+    if out.remote and target.kind == "snowflake" and not target.stage_url:
+        raise ConfigError(
+            f"the run's Parquet goes to {out.url}: give --stage-url (that location as "
+            "Snowflake names it: s3://…, gcs://…, azure://ACCOUNT.blob.core.windows.net/…) "
+            "and --storage-integration, so Snowflake reads it there"
+        )
+
+
 def known_objects(target: Target) -> KnownObjects:
     """The identities of every object `target` already holds (for --incremental)."""
     if target.kind == "none":
@@ -185,6 +195,7 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
     started = time.time()
     run_id = settings.run_id or new_run_id()
     out = OutputRoot.of(settings.out, settings.storage_options)
+    check_target_reads(out, settings.target)
     if not settings.resume:
         ledger.clear_run(out, run_id, list(EXTRACTED))
     elif ledger.read_run(out, run_id) is None:
@@ -255,6 +266,7 @@ def load(
     started = started if started is not None else time.time()
     if not isinstance(out, OutputRoot):
         out = OutputRoot.of(out)
+    check_target_reads(out, target)
     records = list(ledger.committed_shards(out, run_id))
     if not records and not unchanged:
         raise ConfigError(f"run {run_id} has no committed shards under {out}")

@@ -273,3 +273,12 @@ def test_storage_options_parse():
     assert parse_storage_options(
         ["anon=true", "endpoint_url=http://h:1", 'client_kwargs={"region_name": "eu-west-1"}']
     ) == {"anon": True, "endpoint_url": "http://h:1", "client_kwargs": {"region_name": "eu-west-1"}}
+
+
+def test_snowflake_needs_a_stage_for_parquet_in_a_bucket(small_archive, tmp_path):
+    from loader.errors import ConfigError
+
+    root, _ = small_archive
+    target = Target.parse("snowflake://loader@acct/IMAGING/DICOM?warehouse=WH")
+    with pytest.raises(ConfigError, match="--stage-url"):
+        run(RunSettings(source=str(root), out="s3://runs/out", target=target, workers=0))

@@ -186,12 +186,6 @@ class SnowflakeWarehouse:
         """PUT (or use the external stage), COPY and check, then MERGE; safe to repeat."""
         if not _RUN_ID.fullmatch(run_id):
             raise ConfigError(f"run id {run_id!r} cannot name a stage path")
-        if out.remote and not self.stage_url:
-            raise ConfigError(
-                f"the run's Parquet is at {out.url}: give --stage-url (that location as "
-                "Snowflake names it: s3://…, gcs://…, azure://ACCOUNT.blob.core.windows.net/…) "
-                "and --storage-integration, so Snowflake reads it there"
-            )
         started = time.time()
         self.create_model()
         loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
