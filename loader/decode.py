@@ -104,11 +104,6 @@ def is_private(tag: int) -> bool:
     return bool(tag >> 16 & 1)
 
 
-def _is_private_data(tag: int) -> bool:
-    """A private tag that holds data (not a Private Creator, which is short text)."""
-    return bool(tag >> 16 & 1) and tag & 0xFFFF >= 0x1000
-
-
 def private_creator_of(tag: int, item: Item) -> str | None:
     """The Private Creator reserving a private tag's block, from the same item."""
     if not is_private(tag) or tag & 0xFFFF < 0x1000:
@@ -179,15 +174,17 @@ class _Decoder:
         fast = len(encodings) == 1 and "2022" not in encodings[0]
         codec = _python_codec(encodings[0]) if fast else ""
         item: Item = {}
+        limit = self.element_limit
         for tag, elem in raw_dict.items():
             tag = int(tag)
             if isinstance(elem, RawDataElement):
-                if elem.value and len(elem.value) > self.element_limit and _is_private_data(tag):
-                    item[tag] = self.omitted(tag, elem.VR or "UN", len(elem.value))
+                # Private data elements only (odd group, not a creator): cheap int tests first.
+                if tag & 0x10000 and tag & 0xFFFF >= 0x1000 and len(elem.value or b"") > limit:
+                    item[tag] = self.omitted(tag, elem.VR or "UN", len(elem.value or b""))
                 else:
                     item[tag] = self.raw(tag, elem, item, encodings, fast, codec)
             elif isinstance(elem, ParsedSequence):
-                if elem.length > self.element_limit and _is_private_data(tag):
+                if tag & 0x10000 and tag & 0xFFFF >= 0x1000 and elem.length > limit:
                     item[tag] = self.omitted(tag, "SQ", elem.length)
                     continue
                 items = [self.item(child, encodings) for child in elem.items]
