@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import resource
 import secrets
 import time
 from collections import Counter
@@ -24,6 +23,7 @@ from loader.config import RunSettings, Target
 from loader.errors import ConfigError
 from loader.incremental import IDENTITY_SQL, KnownObjects, changed_only
 from loader.listing import Shard, list_source, make_shards
+from loader.memory import peak_rss_bytes
 from loader.model import EXTRACTED
 from loader.output import OutputRoot
 from loader.shard import ShardSettings, process_shard
@@ -363,7 +363,7 @@ def build_report(
         "files_per_second": round(processed / processed_seconds, 1) if processed_seconds else 0,
         "workers": settings.workers,
         "peak_rss_bytes": {
-            "driver": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "driver": peak_rss_bytes(),
             "worker": max((r.get("worker_peak_rss_bytes", 0) for r in records), default=0),
         },
         "validation": checks,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import resource
 import time
 import warnings
 from collections import Counter
@@ -24,6 +23,7 @@ from loader.extract import error_row, extract_object
 from loader.extract.context import ObjectFacts, Row, Rows
 from loader.headers import DEFAULT_HEADER_BYTES, ParsedHeader, read_local, read_remote
 from loader.listing import ObjectRef, Shard
+from loader.memory import peak_rss_bytes
 from loader.output import OutputRoot
 from loader.parquet import ShardWriter
 from loader.storage import container_and_key, filesystem, is_remote, path_of, provider_of
@@ -176,7 +176,7 @@ def process_shard(settings: ShardSettings, shard: Shard) -> dict[str, Any]:
         "started_at": dt.datetime.fromtimestamp(started, dt.UTC).replace(tzinfo=None).isoformat(),
         "finished_at": dt.datetime.fromtimestamp(finished, dt.UTC).replace(tzinfo=None).isoformat(),
         "worker_pid": os.getpid(),
-        "worker_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "worker_peak_rss_bytes": peak_rss_bytes(),
     }
     ledger.commit_shard(out, settings.run_id, record)
     return record
