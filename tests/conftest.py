@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import time
 from pathlib import Path
 
 import pydicom
@@ -21,17 +23,12 @@ AZURITE_KEY = (  # Azurite's published development-account key, not a secret
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
 def wait_for_port(port: int, process=None, seconds: float = 30) -> None:
-    import socket
-    import time
-
     deadline = time.time() + seconds
     while time.time() < deadline:
         if process is not None and process.poll() is not None:
@@ -131,8 +128,6 @@ class S3Traffic:
         self._seen = 0
 
     def __call__(self, environ, start_response):
-        import time
-
         path = environ.get("PATH_INFO", "")
         reading = (
             environ["REQUEST_METHOD"] == "GET"

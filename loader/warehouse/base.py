@@ -44,3 +44,14 @@ class Warehouse(Protocol):
     def batches(self, sql: str, size: int = 100_000) -> Iterator[list[tuple[Any, ...]]]: ...
 
     def close(self) -> None: ...
+
+
+def fetch_batches(cursor: Any, sql: str, size: int) -> Iterator[list[tuple[Any, ...]]]:
+    """`Warehouse.batches` over a DB-API cursor (DuckDB's and Snowflake's alike);
+    the cursor is closed when the batches end or the caller stops early."""
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(size):
+            yield list(rows)
+    finally:
+        cursor.close()

@@ -19,7 +19,7 @@ from loader import faults
 from loader.errors import LoadError
 from loader.model import BY_NAME, EXTRACTED, TABLES, arrow_schema, create_table
 from loader.output import OutputRoot
-from loader.warehouse.base import LoadResult
+from loader.warehouse.base import LoadResult, fetch_batches
 from loader.warehouse.merge import Dialect, delete_insert_upsert, merge_staged, stage_table
 
 DIALECT = Dialect(
@@ -54,13 +54,7 @@ class DuckDBWarehouse:
         return self.con.execute(sql, params or []).fetchall()
 
     def batches(self, sql: str, size: int = 100_000) -> Iterator[list[tuple[Any, ...]]]:
-        cursor = self.con.cursor()
-        try:
-            cursor.execute(sql)
-            while rows := cursor.fetchmany(size):
-                yield rows
-        finally:
-            cursor.close()
+        return fetch_batches(self.con.cursor(), sql, size)
 
     def _execute(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
         cursor = self.con.execute(sql, list(params))

@@ -22,7 +22,7 @@ from loader.errors import ConfigError, LoadError
 from loader.identifiers import quoted
 from loader.model import BY_NAME, EXTRACTED, TABLES, ColumnType, arrow_schema, create_table
 from loader.output import OutputRoot
-from loader.warehouse.base import LoadResult
+from loader.warehouse.base import LoadResult, fetch_batches
 from loader.warehouse.merge import Dialect, merge_staged, merge_upsert, stage_table
 from loader.warehouse.snowflake_target import (
     DEFAULT_STAGE,
@@ -170,13 +170,7 @@ class SnowflakeWarehouse:
         return self._execute(sql, params or ())
 
     def batches(self, sql: str, size: int = 100_000) -> Iterator[list[tuple[Any, ...]]]:
-        cursor = self.con.cursor()
-        try:
-            cursor.execute(sql)
-            while rows := cursor.fetchmany(size):
-                yield list(rows)
-        finally:
-            cursor.close()
+        return fetch_batches(self.con.cursor(), sql, size)
 
     def create_model(self) -> None:
         for statement in setup_statements(self.target.stage):
