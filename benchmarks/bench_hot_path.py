@@ -16,7 +16,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from loader.decode import decode_dataset
+from loader.decode import decode_elements
 from loader.extract import extract_object
 from loader.extract.context import ObjectFacts
 from loader.headers import DEFAULT_HEADER_BYTES, HeaderReader, parse_header
@@ -56,7 +56,7 @@ def _hot_path(blobs: list[bytes], out: Path) -> None:
     for index, blob in enumerate(blobs):
         size = len(blob) * 64  # as if pixels followed: only the header is ever read
         parsed = parse_header("bench", HeaderReader(lambda s, e, b=blob: b[s:e], size))
-        decoded = decode_dataset(parsed.dataset, "bench")
+        decoded = decode_elements(parsed.elements, "bench")
         facts = ObjectFacts(
             uri=f"/bench/{index}.dcm",
             size=size,

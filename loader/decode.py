@@ -24,14 +24,12 @@ from pydicom.datadict import (
     private_dictionary_VR,
 )
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset
 from pydicom.filereader import read_sequence
 from pydicom.multival import MultiValue
-from pydicom.tag import BaseTag
 from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 
+from loader.dataset_bytes import ParsedSequence, SequenceFormatError, parse_sequence
 from loader.errors import HeaderParseError, TruncatedError
-from loader.sequence_bytes import ParsedSequence, SequenceFormatError, parse_sequence
 
 _NUMERIC = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "UV": "Q", "SV": "q"}
 _SIZES = {code: struct.calcsize("<" + code) for code in _NUMERIC.values()}
@@ -381,15 +379,17 @@ def _python_codec(encoding: str) -> str:
     return "latin-1" if encoding == "iso8859" else encoding
 
 
-def decode_dataset(ds: Dataset, path: str, element_limit: int = DEFAULT_ELEMENT_LIMIT) -> Decoded:
-    """Decode every element of `ds`, nested sequences included; private values longer
-    than `element_limit` bytes are kept as `Omitted`."""
+def decode_elements(
+    elements: Mapping[Any, Any], path: str, element_limit: int = DEFAULT_ELEMENT_LIMIT
+) -> Decoded:
+    """Decode a header's raw elements, nested sequences included; private values
+    longer than `element_limit` bytes are kept as `Omitted`."""
     out = Decoded(root={})
-    raw_pr = ds._dict.get(BaseTag(0x00280103))
+    raw_pr = elements.get(0x00280103)
     pixel_representation = 0
     if isinstance(raw_pr, RawDataElement) and raw_pr.value and len(raw_pr.value) == 2:
         little = raw_pr.is_little_endian
         pixel_representation = struct.unpack("<H" if little else ">H", raw_pr.value)[0]
     decoder = _Decoder(path, out, pixel_representation, element_limit)
-    out.root = decoder.item(ds._dict, DEFAULT_ENCODINGS)
+    out.root = decoder.item(elements, DEFAULT_ENCODINGS)
     return out

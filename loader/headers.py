@@ -1,24 +1,25 @@
-"""One object → the bytes of its header (never its pixels) → a pydicom Dataset.
+"""One object → the bytes of its header (never its pixels) → its raw elements.
 
-The parser reads through a file-like `HeaderReader` that fetches only the byte
-ranges pydicom asks for: a prefix first (64 KiB by default), then growing ranges
-when a header is longer, and nothing past the start of Pixel Data. Bytes and
-requests are counted here because this is the only place that reads.
+A prefix is read first (64 KiB by default). When the header ends inside it, as it
+mostly does, `dataset_bytes` walks the bytes itself. Otherwise pydicom parses
+through a file-like `HeaderReader` that fetches only the byte ranges it asks for:
+growing ranges when a header is longer, and nothing past the start of Pixel Data.
+Bytes and requests are counted here because this is the only place that reads.
 """
 
 from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from io import BytesIO
 from typing import Any
 
 import pydicom
 from pydicom.dataset import FileDataset
 from pydicom.tag import BaseTag
 
+from loader.dataset_bytes import PIXEL_DATA_TAGS, UNDEFINED, parse_part10
 from loader.errors import (
     HeaderParseError,
     NotDicomError,
@@ -30,10 +31,10 @@ from loader.storage import with_retries
 
 DEFAULT_HEADER_BYTES = 64 * 1024
 _MIN_GROWTH = 16 * 1024
-PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
-_UNDEFINED_LENGTH = 0xFFFFFFFF
 
 Fetch = Callable[[int, int], bytes]
+RawElements = Mapping[Any, Any]
+"""Tag → RawDataElement, ParsedSequence, or (from pydicom) DataElement."""
 """Reads bytes [start, end) of one object; may return fewer at its end."""
 
 
@@ -126,7 +127,8 @@ class HeaderReader:
 class ParsedHeader:
     """A parsed header and the facts about reading it."""
 
-    dataset: FileDataset
+    meta: RawElements  # the File Meta Information
+    elements: RawElements  # the dataset up to Pixel Data
     header_bytes: int  # bytes before Pixel Data (the whole object if it has none)
     bytes_read: int
     read_requests: int
@@ -158,54 +160,51 @@ def parse_header(path: str, reader: HeaderReader) -> ParsedHeader:
         raise NotDicomError(path, "empty object (0 bytes)")
     if not looks_like_dicom(reader.peek(132)):
         raise NotDicomError(path, "no DICM marker and no DICOM data element at the start")
-    offset: int | None
-    found = _parse_within_prefix(reader)
-    if found is not None:
-        ds, header_bytes, offset, length = found
+    meta: RawElements
+    elements: RawElements
+    syntax: str | None
+    prefix = reader.buffer()
+    raw = parse_part10(prefix, whole=reader.size <= len(prefix))
+    if raw is not None:
+        meta, elements, syntax = raw.meta, raw.elements, raw.transfer_syntax_uid
+        offset, length = _pixel_data_position(prefix, raw.end, raw.implicit, True)
+        header_bytes = raw.end if offset is not None else reader.size
     else:
-        try:
-            ds = pydicom.dcmread(reader, stop_before_pixels=True, force=True)
-        except ObjectError:
-            raise  # the object could not be read: not a parse problem
-        except Exception as exc:  # pydicom's many error types on hostile bytes
-            if reader.partial_read or reader.tell() >= reader.size:
-                raise TruncatedError(path, f"object ends inside its header: {exc}") from exc
-            raise HeaderParseError(path, f"{type(exc).__name__}: {exc}") from exc
-        offset, length = _pixel_data_position(reader.buffer(), reader.tell(), ds)
+        ds = _parse_with_pydicom(path, reader)
+        implicit, little = ds.original_encoding
+        offset, length = _pixel_data_position(reader.buffer(), reader.tell(), implicit, little)
         if reader.partial_read and offset is None:
             raise TruncatedError(path, "object ends inside a data element")
         if not ds._dict:
             raise NotDicomError(path, "no data elements after the file meta information")
         header_bytes = reader.tell() if offset is not None else reader.size
-    header = reader.buffer()[:header_bytes]
+        meta, elements, syntax = ds.file_meta._dict, ds._dict, _transfer_syntax(ds)
     return ParsedHeader(
-        dataset=ds,
+        meta=meta,
+        elements=elements,
         header_bytes=header_bytes,
         bytes_read=reader.bytes_read,
         read_requests=reader.requests,
         pixel_data_offset=offset,
         pixel_data_length=length,
-        checksum=hashlib.md5(header, usedforsecurity=False).hexdigest(),
-        transfer_syntax_uid=_transfer_syntax(ds),
+        checksum=hashlib.md5(
+            memoryview(reader.buffer())[:header_bytes], usedforsecurity=False
+        ).hexdigest(),
+        transfer_syntax_uid=syntax,
     )
 
 
-def _parse_within_prefix(reader: HeaderReader) -> tuple[FileDataset, int, int, int | None] | None:
-    """The common case, fast: an object larger than its first read whose header ends
-    (at Pixel Data) inside that read is parsed from memory, without the reader's
-    per-call bookkeeping. Anything else returns None and takes the general path."""
-    prefix = reader.buffer()
-    if reader.size <= len(prefix):
-        return None  # the whole object is here: the general path also detects truncation
-    fp = BytesIO(prefix)
+def _parse_with_pydicom(path: str, reader: HeaderReader) -> FileDataset:
+    """Whatever `dataset_bytes` leaves: big endian, deflated, no preamble, odd framing,
+    headers longer than the first read, and hostile bytes."""
     try:
-        ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-    except Exception:  # noqa: BLE001 - any failure here retries on the general path
-        return None
-    offset, length = _pixel_data_position(prefix, fp.tell(), ds)
-    if offset is None or not ds._dict:
-        return None
-    return ds, fp.tell(), offset, length
+        return pydicom.dcmread(reader, stop_before_pixels=True, force=True)
+    except ObjectError:
+        raise  # the object could not be read: not a parse problem
+    except Exception as exc:  # pydicom's many error types on hostile bytes
+        if reader.partial_read or reader.tell() >= reader.size:
+            raise TruncatedError(path, f"object ends inside its header: {exc}") from exc
+        raise HeaderParseError(path, f"{type(exc).__name__}: {exc}") from exc
 
 
 def _transfer_syntax(ds: FileDataset) -> str | None:
@@ -219,9 +218,10 @@ def _transfer_syntax(ds: FileDataset) -> str | None:
     return str(value).strip(" \x00") or None
 
 
-def _pixel_data_position(buf: bytes, pos: int, ds: FileDataset) -> tuple[int | None, int | None]:
+def _pixel_data_position(
+    buf: bytes, pos: int, implicit: bool | None, little: bool | None
+) -> tuple[int | None, int | None]:
     """Where Pixel Data's value starts and its length, read from the element header."""
-    implicit, little = ds.original_encoding
     if implicit is None or len(buf) < pos + 8:
         return None, None
     endian = "<" if little else ">"
@@ -236,7 +236,7 @@ def _pixel_data_position(buf: bytes, pos: int, ds: FileDataset) -> tuple[int | N
             return None, None
         (length,) = struct.unpack(f"{endian}L", buf[pos + 8 : pos + 12])
         value_offset = pos + 12
-    return value_offset, None if length == _UNDEFINED_LENGTH else length
+    return value_offset, None if length == UNDEFINED else length
 
 
 def read_remote(

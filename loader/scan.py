@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from loader.decode import decode_dataset
+from loader.decode import decode_elements
 from loader.errors import ObjectError
 from loader.extract import REQUIRED_UIDS
 from loader.extract.values import text
@@ -55,13 +55,12 @@ def scan_shard(settings: ScanSettings, shard: Shard) -> dict[str, Any]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 parsed = read_header(ref, settings.header_bytes, fs, prefetched)
-                root = decode_dataset(parsed.dataset, ref.url).root
+                root = decode_elements(parsed.elements, ref.url).root
         except ObjectError as exc:
             counters["errors"][exc.category] += 1
             continue
         bytes_read += parsed.bytes_read
-        meta = parsed.dataset.file_meta
-        counters["transfer_syntax"][str(meta.get("TransferSyntaxUID", "") or "none")] += 1
+        counters["transfer_syntax"][parsed.transfer_syntax_uid or "none"] += 1
         counters["modality"][text(root, "Modality") or "none"] += 1
         counters["sop_class"][text(root, "SOPClassUID") or "none"] += 1
         counters["manufacturer"][text(root, "Manufacturer") or "none"] += 1

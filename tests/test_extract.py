@@ -8,9 +8,10 @@ import orjson
 import pydicom
 import pytest
 
-from loader.decode import decode_dataset
+from loader.decode import decode_elements
 from loader.extract import extract_object
 from loader.extract.context import ObjectFacts
+from loader.headers import HeaderReader, parse_header
 from loader.keys import key_of
 from tests.conftest import real_file
 
@@ -37,8 +38,8 @@ def facts(uri: str, size: int = 0) -> ObjectFacts:
 
 
 def extract_bytes(data: bytes, uri: str = "mem://x"):
-    ds = pydicom.dcmread(BytesIO(data), stop_before_pixels=True, force=True)
-    return extract_object(decode_dataset(ds, uri), facts(uri, len(data)))
+    parsed = parse_header(uri, HeaderReader(lambda start, end: data[start:end], len(data)))
+    return extract_object(decode_elements(parsed.elements, uri), facts(uri, len(data)))
 
 
 def extract_path(path: str | Path):
@@ -303,8 +304,8 @@ def test_element_limit_is_configurable():
     data = _with_oversized_private_values()
     text, sequence, small = _hostile_tags(data)
     ds = pydicom.dcmread(BytesIO(data), stop_before_pixels=True)
-    whole = decode_dataset(ds, "mem://x", element_limit=4 << 20)
+    whole = decode_elements(ds._dict, "mem://x", element_limit=4 << 20)
     assert whole.cast_errors == []
     assert len(whole.root[int(text, 16)].value) == 2 << 20
-    tight = decode_dataset(ds, "mem://x", element_limit=4)
+    tight = decode_elements(ds._dict, "mem://x", element_limit=4)
     assert {text, sequence, small} <= {tag for tag, _ in tight.cast_errors}

@@ -8,7 +8,9 @@ import pydicom
 import pytest
 
 from loader.config import RunSettings, Target
+from loader.decode import decode_elements
 from loader.errors import ObjectError
+from loader.extract.values import text
 from loader.headers import read_local
 from loader.model import BY_NAME, EXTRACTED
 from loader.pipeline import run
@@ -67,13 +69,13 @@ def test_every_pydicom_file_is_accounted_for(real_run):
         except ObjectError as exc:
             assert errors[path] == exc.category, path
             continue
-        ds = parsed.dataset
+        root = decode_elements(parsed.elements, path).root
         if path in errors and errors[path] == "DUPLICATE":
-            assert ds.SOPInstanceUID
+            assert text(root, "SOPInstanceUID")
         elif path in errors:
             assert errors[path] == "VALIDATION_ERROR"
             assert not all(
-                ds.get(k) for k in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
+                text(root, k) for k in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
             )
 
 

@@ -1,0 +1,103 @@
+"""The byte walker must give exactly what pydicom's reader gives, or step aside."""
+
+import os
+import warnings
+from io import BytesIO
+
+import pydicom
+import pytest
+
+from loader.dataset_bytes import parse_part10
+from loader.decode import decode_elements
+from loader.headers import DEFAULT_HEADER_BYTES
+from tests.conftest import real_file, real_files
+
+
+def _both(data: bytes, path: str):
+    """(walker's decoded header and where it stopped, pydicom's and where it stopped)
+    for the first read of an object; the walker's half is None when it stepped aside."""
+    prefix = data[:DEFAULT_HEADER_BYTES]
+    raw = parse_part10(prefix, whole=len(data) <= len(prefix))
+    if raw is None:
+        return None, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fp = BytesIO(data)
+        ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+    ours = decode_elements(raw.elements, path)
+    theirs = decode_elements(ds._dict, path)
+    assert set(raw.meta) == {int(tag) for tag in ds.file_meta._dict}
+    assert raw.transfer_syntax_uid == ds.file_meta.TransferSyntaxUID
+    assert raw.implicit == ds.original_encoding[0]
+    return (ours, raw.end), (theirs, fp.tell())
+
+
+def _readable_real_files() -> list[str]:
+    found = []
+    for path in real_files():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        except Exception:  # noqa: BLE001 - files pydicom cannot read are not compared
+            continue
+        found.append(path)
+    return found
+
+
+@pytest.mark.parametrize("path", _readable_real_files(), ids=os.path.basename)
+def test_walker_equals_pydicom_on_real_files(path):
+    with open(path, "rb") as fh:
+        data = fh.read()
+    ours, theirs = _both(data, path)
+    if ours is None:
+        return  # big endian, deflated, no preamble, or a header longer than the first read
+    assert ours[0].root == theirs[0].root
+    assert ours[0].cast_errors == theirs[0].cast_errors
+    assert ours[1] == theirs[1]
+
+
+def test_walker_takes_the_common_case():
+    """Stepping aside costs 2.5× the parse: it must be for the unusual files only."""
+    taken = []
+    for path in _readable_real_files():
+        with open(path, "rb") as fh:
+            data = fh.read()
+        if _both(data, path)[0] is not None:
+            taken.append(os.path.basename(path))
+    assert {"CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "rtplan.dcm"} <= set(taken)
+    assert len(taken) >= 100, len(taken)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["CT_small.dcm", "MR_small_bigendian.dcm", "image_dfl.dcm", "no_meta.dcm", "rtplan.dcm"],
+)
+def test_walker_steps_aside_when_cut_or_unusual(name):
+    with open(real_file(name), "rb") as fh:
+        data = fh.read()
+    raw = parse_part10(data, whole=True)
+    if name in ("CT_small.dcm", "rtplan.dcm"):
+        assert raw is not None
+        for cut in (140, 300, raw.end // 2, raw.end - 1):
+            assert parse_part10(data[:cut], whole=True) is None, cut
+        if name == "rtplan.dcm":  # no Pixel Data: the object's end ends its header
+            assert raw.end == len(data)
+            assert parse_part10(data[:-2], whole=False) is None
+    else:
+        assert raw is None
+
+
+def test_walker_equals_pydicom_on_generated_archive(synth_archive):
+    """Every transfer syntax, character set and nesting the generator writes."""
+    root, _ = synth_archive
+    walked = 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "bad" not in p.parts):
+        data = path.read_bytes()
+        ours, theirs = _both(data, str(path))
+        if ours is None:
+            continue
+        walked += 1
+        assert ours[0].root == theirs[0].root, path
+        assert ours[1] == theirs[1], path
+    assert walked > 0.9 * sum(1 for p in root.rglob("*") if p.is_file() and "bad" not in p.parts)
