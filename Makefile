@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 ARCHIVE ?= ./demo-archive
 PATIENTS ?= 40
 
-.PHONY: demo test fuzz bench lint typecheck sql clean
+.PHONY: demo test fuzz bench bench-e2e lint typecheck sql clean
 
 $(BIN)/dicom-loader: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ fuzz: $(BIN)/dicom-loader
 
 bench: $(BIN)/dicom-loader
 	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=min,median,ops
+
+# The baselines' own dependencies (dlt), kept out of the loader's.
+$(VENV)/.bench: $(BIN)/dicom-loader pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+# dicom-loader against a bare parse, a naive full-read loop and dlt on one archive
+# (BENCH_OBJECTS, default 20,000), plus the cost curve: see benchmarks/README.md.
+bench-e2e: $(VENV)/.bench
+	$(BIN)/python benchmarks/e2e.py
 
 lint: $(BIN)/dicom-loader
 	$(BIN)/ruff check loader tests benchmarks scripts

@@ -98,13 +98,24 @@ class _Writer:
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         ds.save_as(buffer, enforce_file_format=True)
-        path.write_bytes(buffer.getvalue())
+        data = buffer.getvalue()
+        _write_sparse(path, data)
         os.utime(path, (mtime, mtime))
         self.written.append((path, mtime))
         self.summary.files += 1
         self.summary.instances += 1
-        self.summary.bytes += len(buffer.getvalue())
+        self.summary.bytes += len(data)
         self.modalities[str(ds.Modality)] += 1
+
+
+def _write_sparse(path: Path, data: bytes) -> None:
+    """Write `data` with its trailing zeros (the synthetic pixels) as a hole: the file
+    reads back byte for byte, but a 20,000-object archive of real image sizes (50 GB)
+    takes the disk space of its headers."""
+    body = data.rstrip(b"\0")
+    with open(path, "wb") as fh:
+        fh.write(body)
+        fh.truncate(len(data))
 
 
 def _person(index: int, seed: int, rng: random.Random) -> Person:

@@ -1,0 +1,238 @@
+"""`make bench-e2e`: dicom-loader end to end against what users would run instead,
+on the same archive, in one invocation.
+
+1. `dicom-loader synth` writes a realistic archive (real image sizes; the synthetic
+   pixels are zeros written as holes, so 50 GB fit in the space of the headers).
+2. On its objects, each in its own process: a bare single-core
+   `pydicom.dcmread(stop_before_pixels=True)` loop (twice its files/s is the parse
+   ceiling of 2 cores), `dicom-loader run` into DuckDB with two workers (the full
+   model), the naive whole-file pydicom → CSV loop and a dlt pipeline into DuckDB
+   (see baselines.py).
+3. The cost curve: `dicom-loader run` into DuckDB on 10k, 50k and 200k distinct
+   objects of a second archive (small pixels: header reads do not depend on them).
+
+Results go to benchmarks/results/<date>.json and .md and are printed. dicom-loader
+is timed from its command's start to its end (cluster start-up, listing, load and
+validation included); baselines from after their imports.
+Sizes: BENCH_OBJECTS (default 20,000), BENCH_CURVE (default 10000,50000,200000),
+BENCH_WORK (archives kept between runs, default ./bench-work), BENCH_SKIP (any of
+naive,dlt,curve).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from loader.synth import synthesize
+
+HERE = Path(__file__).resolve().parent
+OBJECTS_PER_PATIENT = 10.3  # what synth writes on average
+TARGETS = {
+    "dlt": ("dicom-loader ÷ dlt", 10.0),
+    "naive": ("dicom-loader ÷ naive full read", 2.0),
+    "ceiling": ("dicom-loader ÷ parse ceiling (2 × bare)", 0.6),
+}
+
+
+def _synth_part(args: tuple[str, int, int, str]) -> None:
+    root, patients, seed, pixels = args
+    synthesize(Path(root), patients=patients, seed=seed, pixels=pixels, duplicate_fraction=0)
+
+
+def archive(work: Path, objects: int, pixels: str) -> list[str]:
+    """Sorted paths of an archive of at least `objects` objects, built once (two
+    processes, distinct seeds) and kept in `work`."""
+    patients = int(objects / OBJECTS_PER_PATIENT / 2 * 1.05) + 1
+    root = work / f"archive-{pixels}-{patients * 2}"
+    done = root / ".complete"
+    if not done.exists():
+        shutil.rmtree(root, ignore_errors=True)
+        parts = [(str(root / f"part{i}"), patients, 100 + i, pixels) for i in range(2)]
+        started = time.perf_counter()
+        with ProcessPoolExecutor(2) as pool:
+            list(pool.map(_synth_part, parts))
+        print(f"synthesized {root} in {time.perf_counter() - started:.0f} s", flush=True)
+        done.touch()
+    paths = sorted(str(p) for p in root.rglob("*") if p.is_file() and p.name != done.name)
+    if len(paths) < objects:
+        raise SystemExit(f"{root} holds {len(paths)} objects, fewer than {objects}")
+    return paths[:objects]
+
+
+def manifest(paths: list[str], where: Path) -> Path:
+    where.parent.mkdir(parents=True, exist_ok=True)
+    where.write_text("\n".join(paths) + "\n")
+    return where
+
+
+def baseline(kind: str, source: Path, out: Path) -> dict[str, Any]:
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    result = out / "result.json"
+    command = [sys.executable, str(HERE / "baselines.py"), kind, str(source), str(out), str(result)]
+    env = {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false"}
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    measured: dict[str, Any] = json.loads(result.read_text())
+    print(f"{kind}: {measured['files_per_second']:,.1f} files/s", flush=True)
+    return measured
+
+
+def dicom_loader(source: Path, out: Path, workers: int) -> dict[str, Any]:
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    report_path = out / "report.json"
+    command = [
+        *(sys.executable, "-m", "loader", "run", str(source)),
+        *("--out", str(out / "parquet"), "--target", f"duckdb:///{out / 'imaging.duckdb'}"),
+        *("--workers", str(workers), "--run-id", "bench", "--report", str(report_path)),
+    ]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = time.perf_counter() - started
+    report = json.loads(report_path.read_text())
+    measured = {
+        "objects": report["listed"],
+        "seconds": round(seconds, 3),
+        "files_per_second": round(report["listed"] / seconds, 1),
+        "processing_files_per_second": report["files_per_second"],
+        "bytes_read_per_object": report["bytes_read_per_object"],
+        "peak_rss_bytes": report["peak_rss_bytes"],
+        "rows": sum(report["rows"].values()),
+        "loaded": report["loaded"],
+    }
+    print(f"dicom-loader ({source.name}): {measured['files_per_second']:,.1f} files/s", flush=True)
+    return measured
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo", encoding="utf-8") as meminfo:
+        memory_kib = int(meminfo.readline().split()[1])
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "memory_gib": round(memory_kib / 2**20, 1),
+        "python": platform.python_version(),
+    }
+
+
+def ratios(results: dict[str, Any]) -> dict[str, float]:
+    ours = results["dicom_loader"]["files_per_second"]
+    found = {}
+    if "dlt" in results:
+        found["dlt"] = ours / results["dlt"]["files_per_second"]
+    if "naive" in results:
+        found["naive"] = ours / results["naive"]["files_per_second"]
+    found["ceiling"] = ours / (2 * results["bare"]["files_per_second"])
+    return {k: round(v, 2) for k, v in found.items()}
+
+
+def markdown(record: dict[str, Any]) -> str:
+    m = record["machine"]
+    lines = [
+        f"# End-to-end benchmark, {record['date']}",
+        "",
+        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}.",
+        f"Archive: {record['objects']:,} synthesized objects with real image sizes "
+        f"({record['archive_gb']:.1f} GB).",
+        "",
+        "| pipeline | files/s | files/s per core | bytes read per object | peak RSS driver | "
+        "peak RSS worker | what it produces |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    produces = {
+        "dicom_loader": "every table of the model + raw JSON, loaded into DuckDB",
+        "bare": "nothing (parse only)",
+        "naive": "4 CSV files, a few columns each",
+        "dlt": "one DuckDB table of top-level text/number elements",
+    }
+    cores = {"dicom_loader": record["workers"], "bare": 1, "naive": 1, "dlt": 1}
+    for name, result in record["results"].items():
+        peak = result["peak_rss_bytes"]
+        lines.append(
+            f"| {name.replace('_', '-')} | {result['files_per_second']:,.1f} | "
+            f"{result['files_per_second'] / cores[name]:,.1f} | "
+            f"{result['bytes_read_per_object']:,.0f} | {peak['driver'] / 2**20:,.0f} MB | "
+            f"{peak['worker'] / 2**20:,.0f} MB | {produces[name]} |"
+        )
+    lines += ["", "| ratio | value | target |", "| --- | ---: | ---: |"]
+    for key, value in record["ratios"].items():
+        label, target = TARGETS[key]
+        verdict = "met" if value >= target else "NOT met"
+        lines.append(f"| {label} | {value:.2f} | ≥ {target} ({verdict}) |")
+    if record.get("curve"):
+        lines += ["", "| objects (distinct, small pixels) | files/s | seconds |"]
+        lines.append("| ---: | ---: | ---: |")
+        for point in record["curve"]:
+            lines.append(
+                f"| {point['objects']:,} | {point['files_per_second']:,.1f} | "
+                f"{point['seconds']:,.1f} |"
+            )
+        spread = record["curve_spread"]
+        verdict = "met" if spread <= 1.15 else "NOT met"
+        lines.append(f"\nFastest ÷ slowest point: {spread:.2f} (target ≤ 1.15, {verdict}).")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    objects = int(os.environ.get("BENCH_OBJECTS", "20000"))
+    curve = [int(n) for n in os.environ.get("BENCH_CURVE", "10000,50000,200000").split(",")]
+    skip = set(filter(None, os.environ.get("BENCH_SKIP", "").split(",")))
+    work = Path(os.environ.get("BENCH_WORK", "bench-work")).resolve()
+    workers = 2
+    paths = archive(work, objects, "realistic")
+    source = manifest(paths, work / "runs" / "archive.txt")
+    results: dict[str, Any] = {"bare": baseline("bare", source, work / "runs" / "bare")}
+    results["dicom_loader"] = dicom_loader(source, work / "runs" / "dicom-loader", workers)
+    for kind in ("naive", "dlt"):
+        if kind not in skip:
+            results[kind] = baseline(kind, source, work / "runs" / kind)
+    points = []
+    if "curve" not in skip:
+        curve_paths = archive(work, max(curve), "tiny")
+        for size in curve:
+            listed = manifest(curve_paths[:size], work / "runs" / f"curve-{size}.txt")
+            point = dicom_loader(listed, work / "runs" / f"curve-{size}", workers)
+            points.append({k: point[k] for k in ("objects", "files_per_second", "seconds")})
+    today = dt.date.today().isoformat()
+    record = {
+        "date": today,
+        "machine": machine(),
+        "objects": len(paths),
+        "archive_gb": sum(os.path.getsize(p) for p in paths) / 1e9,
+        "workers": workers,
+        "results": results,
+        "ratios": ratios(results),
+        "curve": points,
+        "curve_spread": round(
+            max(p["files_per_second"] for p in points) / min(p["files_per_second"] for p in points),
+            3,
+        )
+        if points
+        else None,
+    }
+    target = HERE / "results"
+    target.mkdir(exist_ok=True)
+    (target / f"{today}.json").write_text(json.dumps(record, indent=2) + "\n")
+    text = markdown(record)
+    (target / f"{today}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
