@@ -19,7 +19,7 @@ from loader import pipeline, validate
 from loader.config import DEFAULT_OUT, DEFAULT_TARGET, RunSettings, Target, env_default
 from loader.decode import DEFAULT_ELEMENT_LIMIT
 from loader.errors import LoaderError
-from loader.headers import DEFAULT_HEADER_BYTES
+from loader.headers import DEFAULT_HEADER_BYTES, LOCAL_HEADER_BYTES
 from loader.listing import DEFAULT_SHARD_SIZE
 from loader.model import render_ddl
 from loader.output import OutputRoot
@@ -192,9 +192,10 @@ def main() -> None:
 @click.option(
     "--header-bytes",
     type=int,
-    default=DEFAULT_HEADER_BYTES,
-    show_default=True,
-    help="First read per object; grown only when a header is longer.",
+    default=None,
+    help="First read per object, grown only when a header is longer [default: "
+    f"{DEFAULT_HEADER_BYTES // 1024} KiB on object stores, {LOCAL_HEADER_BYTES // 1024} KiB "
+    "on local and network filesystems].",
 )
 @click.option(
     "--element-limit",
@@ -213,7 +214,7 @@ def run(
     run_id: str | None,
     resume: bool,
     incremental: bool,
-    header_bytes: int,
+    header_bytes: int | None,
     element_limit: int,
     report_path: str | None,
     stage_url: str | None,

@@ -13,7 +13,6 @@ from typing import Any
 
 from loader.decode import DEFAULT_ELEMENT_LIMIT
 from loader.errors import ConfigError
-from loader.headers import DEFAULT_HEADER_BYTES
 from loader.identifiers import identifier
 from loader.listing import DEFAULT_SHARD_SIZE
 
@@ -86,7 +85,7 @@ class RunSettings:
     workers: int = os.cpu_count() or 1
     shard_size: int = DEFAULT_SHARD_SIZE
     run_id: str | None = None
-    header_bytes: int = DEFAULT_HEADER_BYTES
+    header_bytes: int | None = None  # first read per object; None: by location (headers.py)
     resume: bool = False
     element_limit: int = DEFAULT_ELEMENT_LIMIT  # private values longer than this are omitted
     incremental: bool = False  # skip objects the target holds unchanged (url, size, mtime, etag)

@@ -38,6 +38,15 @@ class SequenceFormatError(ValueError):
     """The bytes are not framing this reader understands."""
 
 
+class HeaderIncomplete(Exception):
+    """The bytes end before the header does; `needed` is how many would hold at
+    least the element that ran past them."""
+
+    def __init__(self, needed: int) -> None:
+        super().__init__(f"{needed} bytes needed")
+        self.needed = needed
+
+
 class ParsedSequence:
     """An undefined-length sequence met inside a dataset, already split into items."""
 
@@ -62,14 +71,28 @@ class RawHeader:
 
 def parse_part10(data: bytes, whole: bool) -> RawHeader | None:
     """The header of a Part 10 object from its first bytes `data`, or None when it
-    is not the common case (no preamble, big endian or deflated, odd framing, or a
-    header that does not end inside `data`). `whole` says `data` is the whole object,
-    so a header without Pixel Data may end where the object ends."""
-    if data[128:132] != b"DICM" or data[132:140] != _META_GROUP_LENGTH or len(data) < 144:
+    is not the common case (no preamble, big endian or deflated, odd framing).
+    `whole` says `data` is the whole object, so a header without Pixel Data may end
+    where the object ends; otherwise a header that goes on past `data` raises
+    HeaderIncomplete."""
+    try:
+        return _part10(data, whole)
+    except HeaderIncomplete:
+        if whole:
+            return None  # cut short: pydicom's path says where
+        raise
+
+
+def _part10(data: bytes, whole: bool) -> RawHeader | None:
+    if len(data) < 144:
+        raise HeaderIncomplete(144)
+    if data[128:132] != b"DICM" or data[132:140] != _META_GROUP_LENGTH:
         return None
     meta_end = 144 + _STRUCTS[True, "L"].unpack_from(data, 140)[0]
-    if meta_end > len(data) or data[meta_end : meta_end + 2] == b"\x02\x00":
-        return None  # cut short, or a group length that understates the group
+    if meta_end > len(data):
+        raise HeaderIncomplete(meta_end + 8)
+    if data[meta_end : meta_end + 2] == b"\x02\x00":
+        return None  # a group length that understates the group
     try:
         meta, pos = _dataset(data, 132, meta_end, False, True, delimited=False)
         syntax_element = meta.get(0x00020010)
@@ -84,8 +107,11 @@ def parse_part10(data: bytes, whole: bool) -> RawHeader | None:
         )
     except (SequenceFormatError, UnicodeDecodeError):
         return None
-    at_pixels = end + 4 <= len(data) and _tag_at(data, end) in PIXEL_DATA_TAGS
-    if not elements or not (at_pixels or (whole and end == len(data))):
+    # Pixel Data's element header whole, so its value's offset and length are known.
+    at_pixels = end + 12 <= len(data) and _tag_at(data, end) in PIXEL_DATA_TAGS
+    if not at_pixels and not whole:
+        raise HeaderIncomplete(len(data) + 1)
+    if not elements or not (at_pixels or end == len(data)):
         return None
     return RawHeader(meta, elements, end, implicit, syntax)
 
@@ -97,7 +123,10 @@ def _tag_at(data: bytes, pos: int) -> int:
 
 def parse_sequence(data: bytes, implicit: bool, little: bool) -> list[RawItem]:
     """Items of a defined-length sequence value."""
-    items, _ = _items(data, 0, len(data), implicit, little, delimited=False)
+    try:
+        items, _ = _items(data, 0, len(data), implicit, little, delimited=False)
+    except HeaderIncomplete as exc:
+        raise SequenceFormatError("an element runs past its sequence") from exc
     return items
 
 
@@ -123,6 +152,8 @@ def _items(
             pos += length
         items.append(item)
     if delimited:
+        if end == len(data):
+            raise HeaderIncomplete(len(data) + 1)
         raise SequenceFormatError("an undefined-length sequence has no delimiter")
     return items, pos
 
@@ -159,6 +190,8 @@ def _dataset(
                 raise SequenceFormatError(f"no explicit VR for ({group:04X},{number:04X})")
             if vr_bytes in _LONG_VRS:
                 if pos + 12 > end:
+                    if end == len(data):
+                        raise HeaderIncomplete(pos + 12)
                     break
                 (length,) = long_length.unpack_from(data, pos + 8)
                 value_pos = pos + 12
@@ -176,6 +209,8 @@ def _dataset(
             elements[tag] = ParsedSequence(items, pos - value_pos)
             continue
         if value_pos + length > end:
+            if end == len(data):
+                raise HeaderIncomplete(value_pos + length + 8)
             raise SequenceFormatError(f"({group:04X},{number:04X}) runs past its dataset")
         elements[tag] = RawDataElement(
             tag,
@@ -188,5 +223,7 @@ def _dataset(
         )
         pos = value_pos + length
     if delimited:
+        if end == len(data):
+            raise HeaderIncomplete(len(data) + 1)
         raise SequenceFormatError("an undefined-length item has no delimiter")
     return elements, pos

@@ -16,7 +16,6 @@ from loader.decode import decode_elements
 from loader.errors import ObjectError
 from loader.extract import REQUIRED_UIDS
 from loader.extract.values import text
-from loader.headers import DEFAULT_HEADER_BYTES
 from loader.keys import key_of
 from loader.listing import Shard, list_source, make_shards
 from loader.pipeline import execute
@@ -27,7 +26,7 @@ PROFILED_TAGS = (*REQUIRED_UIDS, "PatientID", "StudyDate", "Modality", "SOPClass
 
 @dataclass(frozen=True)
 class ScanSettings:
-    header_bytes: int = DEFAULT_HEADER_BYTES
+    header_bytes: int | None = None
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -135,7 +134,7 @@ def scan(
     source: str,
     workers: int = 0,
     shard_size: int = 2000,
-    header_bytes: int = DEFAULT_HEADER_BYTES,
+    header_bytes: int | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Profile `source` and return the profile as a dictionary."""

@@ -21,7 +21,13 @@ from loader.decode import DEFAULT_ELEMENT_LIMIT, decode_elements
 from loader.errors import FILE_ERROR_CATEGORIES, ObjectError
 from loader.extract import error_row, extract_object
 from loader.extract.context import ObjectFacts, Row, Rows
-from loader.headers import DEFAULT_HEADER_BYTES, ParsedHeader, read_local, read_remote
+from loader.headers import (
+    DEFAULT_HEADER_BYTES,
+    LOCAL_HEADER_BYTES,
+    ParsedHeader,
+    read_local,
+    read_remote,
+)
 from loader.listing import ObjectRef, Shard
 from loader.memory import peak_rss_bytes
 from loader.output import OutputRoot
@@ -36,7 +42,7 @@ class ShardSettings:
     out: str  # the output root: a local folder or an object-store URL
     run_id: str
     source: str
-    header_bytes: int = DEFAULT_HEADER_BYTES
+    header_bytes: int | None = None  # None: the default of the object's location
     element_limit: int = DEFAULT_ELEMENT_LIMIT
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -88,16 +94,17 @@ def process_object(
 
 
 def read_header(
-    ref: ObjectRef, header_bytes: int, fs: Any = None, prefetched: bytes | None = None
+    ref: ObjectRef, header_bytes: int | None, fs: Any = None, prefetched: bytes | None = None
 ) -> ParsedHeader:
     """The parsed header of one object, local or on an object store."""
     if fs is None:
-        return read_local(ref.url, ref.size, header_bytes)
-    return read_remote(fs, ref.url, path_of(ref.url), ref.size, header_bytes, prefetched)
+        return read_local(ref.url, ref.size, header_bytes or LOCAL_HEADER_BYTES)
+    first = header_bytes or DEFAULT_HEADER_BYTES
+    return read_remote(fs, ref.url, path_of(ref.url), ref.size, first, prefetched)
 
 
 def first_reads(
-    objects: Sequence[ObjectRef], header_bytes: int, storage_options: dict[str, Any]
+    objects: Sequence[ObjectRef], header_bytes: int | None, storage_options: dict[str, Any]
 ) -> Iterator[tuple[ObjectRef, Any, bytes | None]]:
     """Objects with their filesystem and, on object stores, their first read fetched
     concurrently in batches: latency, not bandwidth, bounds small reads."""
@@ -114,7 +121,7 @@ def first_reads(
             fs.cat_ranges(
                 [path_of(ref.url) for ref in wanted],
                 [0] * len(wanted),
-                [min(header_bytes, ref.size) for ref in wanted],
+                [min(header_bytes or DEFAULT_HEADER_BYTES, ref.size) for ref in wanted],
                 on_error="return",
             )
             if wanted

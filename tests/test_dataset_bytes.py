@@ -7,17 +7,16 @@ from io import BytesIO
 import pydicom
 import pytest
 
-from loader.dataset_bytes import parse_part10
+from loader.dataset_bytes import HeaderIncomplete, parse_part10
 from loader.decode import decode_elements
-from loader.headers import DEFAULT_HEADER_BYTES
+from loader.headers import HeaderReader, parse_header
 from tests.conftest import real_file, real_files
 
 
 def _both(data: bytes, path: str):
     """(walker's decoded header and where it stopped, pydicom's and where it stopped)
-    for the first read of an object; the walker's half is None when it stepped aside."""
-    prefix = data[:DEFAULT_HEADER_BYTES]
-    raw = parse_part10(prefix, whole=len(data) <= len(prefix))
+    for a whole object; the walker's half is None when it stepped aside."""
+    raw = parse_part10(data, whole=True)
     if raw is None:
         return None, None
     with warnings.catch_warnings():
@@ -51,7 +50,7 @@ def test_walker_equals_pydicom_on_real_files(path):
         data = fh.read()
     ours, theirs = _both(data, path)
     if ours is None:
-        return  # big endian, deflated, no preamble, or a header longer than the first read
+        return  # big endian, deflated, no preamble
     assert ours[0].root == theirs[0].root
     assert ours[0].cast_errors == theirs[0].cast_errors
     assert ours[1] == theirs[1]
@@ -81,9 +80,10 @@ def test_walker_steps_aside_when_cut_or_unusual(name):
         assert raw is not None
         for cut in (140, 300, raw.end // 2, raw.end - 1):
             assert parse_part10(data[:cut], whole=True) is None, cut
+            with pytest.raises(HeaderIncomplete):  # not the whole object: read on
+                parse_part10(data[:cut], whole=False)
         if name == "rtplan.dcm":  # no Pixel Data: the object's end ends its header
             assert raw.end == len(data)
-            assert parse_part10(data[:-2], whole=False) is None
     else:
         assert raw is None
 
@@ -101,3 +101,27 @@ def test_walker_equals_pydicom_on_generated_archive(synth_archive):
         assert ours[0].root == theirs[0].root, path
         assert ours[1] == theirs[1], path
     assert walked > 0.9 * sum(1 for p in root.rglob("*") if p.is_file() and "bad" not in p.parts)
+
+
+@pytest.mark.parametrize(
+    "name", ["CT_small.dcm", "examples_ybr_color.dcm", "waveform_ecg.dcm", "rtplan.dcm"]
+)
+def test_headers_longer_than_the_first_read_are_walked_on(name):
+    """A first read that ends inside the header: the walker reads on, by what the
+    element that ran past needs, and gives what one read of everything gives."""
+    path = real_file(name)
+    with open(path, "rb") as fh:
+        data = fh.read()
+    whole = parse_header(path, HeaderReader(lambda s, e: data[s:e], len(data)))
+    walker_steps_in = []
+    for first in (200, 1000, 16384):
+        reader = HeaderReader(lambda s, e: data[s:e], len(data), first_bytes=first)
+        raw = parse_header(path, reader)
+        walker_steps_in.append(reader.requests)
+        assert decode_elements(raw.elements, path).root == (
+            decode_elements(whole.elements, path).root
+        )
+        assert raw.pixel_data_offset == whole.pixel_data_offset
+        assert raw.checksum == whole.checksum
+        assert raw.bytes_read <= max(first, int(1.25 * whole.header_bytes) + 16 * 1024)
+    assert max(walker_steps_in) > 1

@@ -9,6 +9,7 @@ import pytest
 import s3fs
 
 from loader.config import RunSettings, Target
+from loader.headers import DEFAULT_HEADER_BYTES
 from loader.listing import list_source
 from loader.output import OutputRoot
 from loader.pipeline import load, run
@@ -53,7 +54,7 @@ def test_bucket_loads_like_the_folder(small_archive, s3, tmp_path):
     options, _ = s3
     root, summary = small_archive
     url = _upload(options, root, f"b-{uuid.uuid4().hex[:8]}")
-    local = _run(root, tmp_path, "local")
+    local = _run(root, tmp_path, "local", header_bytes=DEFAULT_HEADER_BYTES)
     remote = _run(url, tmp_path, "remote", options)
     for key in ("listed", "loaded", "duplicates", "error_files", "errors"):
         assert remote[key] == local[key], key
@@ -242,7 +243,7 @@ def test_gcs_and_azure_emulators(tmp_path, request, protocol, server, provider, 
     fs = fsspec.filesystem(protocol, **options)
     fs.mkdir(container)
     fs.put(str(root) + "/", f"{container}/archive/", recursive=True)
-    local = _run(root, tmp_path, "local")
+    local = _run(root, tmp_path, "local", header_bytes=DEFAULT_HEADER_BYTES)
     remote = _run(
         f"{protocol}://{container}/archive",
         tmp_path,
