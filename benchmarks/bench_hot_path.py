@@ -17,7 +17,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from loader.decode import decode_elements
+from loader.decode import decode_header
 from loader.extract import extract_object
 from loader.extract.context import ObjectFacts
 from loader.headers import DEFAULT_HEADER_BYTES, HeaderReader, parse_header, read_local
@@ -79,7 +79,7 @@ def _hot_path(samples: list[Sample], out: Path) -> None:
     for index, sample in enumerate(samples):
         size = sample.size
         parsed = parse_header("bench", HeaderReader(sample.fetch, size))
-        decoded = decode_elements(parsed.elements, "bench")
+        decoded = decode_header(parsed, "bench")
         facts = ObjectFacts(
             uri=f"/bench/{index}.dcm",
             size=size,

@@ -3,7 +3,8 @@
 pydicom's reader builds a Dataset per dataset and sequence item and costs about
 2.5× what walking the bytes costs; on the hot path that is most of the parse.
 This reader walks the element and item framing (PS3.5 7.1, 7.5) itself and
-yields RawDataElements the decoder already converts. It handles what archives
+yields raw elements as plain (VR, value bytes) tuples: a NamedTuple per element
+would cost nearly as much as the walk. It handles what archives
 mostly hold: a Part 10 file in explicit or implicit VR little endian, whose header
 ends at Pixel Data (or at the object's end). Anything else, or anything it does
 not understand, is left to pydicom: `parse_part10` returns None and sequence
@@ -14,8 +15,11 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
+
+from loader.errors import TruncatedError
 
 ITEM = 0xFFFEE000
 ITEM_DELIMITER = 0xFFFEE00D
@@ -29,8 +33,9 @@ _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b
 _STRUCTS = {
     (little, fmt): struct.Struct(("<" if little else ">") + fmt)
     for little in (True, False)
-    for fmt in ("HHL", "HH", "H", "L")
+    for fmt in ("HHL", "HH2sH", "L")
 }
+_VR_NAMES: dict[bytes, str] = {}  # VR bytes met so far → their str
 _META_GROUP_LENGTH = b"\x02\x00\x00\x00UL\x04\x00"
 
 
@@ -50,14 +55,20 @@ class HeaderIncomplete(Exception):
 class ParsedSequence:
     """An undefined-length sequence met inside a dataset, already split into items."""
 
-    __slots__ = ("items", "length")
+    __slots__ = ("implicit", "items", "length", "little")
 
-    def __init__(self, items: list[RawItem], length: int) -> None:
+    def __init__(self, items: list[RawItem], length: int, implicit: bool, little: bool) -> None:
         self.items = items
         self.length = length  # bytes of its value, delimiters included
+        self.implicit = implicit  # how its items are encoded
+        self.little = little
 
 
-RawItem = dict[int, "RawDataElement | ParsedSequence"]
+RawElement = tuple[str | None, bytes]
+"""(VR, or None in implicit VR; the value's bytes)."""
+RawItem = dict[int, "RawElement | ParsedSequence | DataElement"]
+"""A dataset or item: tag → raw element, an undefined-length sequence, or (from
+pydicom's reader) an element it already converted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +107,9 @@ def _part10(data: bytes, whole: bool) -> RawHeader | None:
     try:
         meta, pos = _dataset(data, 132, meta_end, False, True, delimited=False)
         syntax_element = meta.get(0x00020010)
-        if pos != meta_end or not isinstance(syntax_element, RawDataElement):
+        if pos != meta_end or not isinstance(syntax_element, tuple):
             return None
-        syntax = (syntax_element.value or b"").decode("ascii").strip(" \x00")
+        syntax = syntax_element[1].decode("ascii").strip(" \x00")
         if syntax in _LEFT_TO_PYDICOM:
             return None
         implicit = syntax == IMPLICIT_VR_LITTLE_ENDIAN
@@ -117,7 +128,7 @@ def _part10(data: bytes, whole: bool) -> RawHeader | None:
 
 
 def _tag_at(data: bytes, pos: int) -> int:
-    group, number = _STRUCTS[True, "HH"].unpack_from(data, pos)
+    group, number, _, _ = _STRUCTS[True, "HH2sH"].unpack_from(data, pos)
     return int(group << 16 | number)
 
 
@@ -128,6 +139,35 @@ def parse_sequence(data: bytes, implicit: bool, little: bool) -> list[RawItem]:
     except HeaderIncomplete as exc:
         raise SequenceFormatError("an element runs past its sequence") from exc
     return items
+
+
+def from_pydicom(raw_dict: Any, path: str) -> RawItem:
+    """A dataset pydicom's reader parsed (its `_dict`), in this module's form."""
+    item: RawItem = {}
+    for tag, element in raw_dict.items():
+        if isinstance(element, RawDataElement):
+            value = element.value or b""
+            if len(value) < element.length != UNDEFINED:
+                raise TruncatedError(
+                    path,
+                    f"value of ({tag >> 16:04X},{tag & 0xFFFF:04X}) is cut short",
+                    tag=f"{tag:08X}",
+                )
+            item[int(tag)] = (element.VR, value)
+        else:
+            item[int(tag)] = element
+    return item
+
+
+def encoding_of(ds: Any) -> tuple[bool, bool]:
+    """(implicit VR, little endian) of a dataset pydicom read; its raw elements know
+    it when the dataset does not."""
+    implicit, little = ds.original_encoding
+    if implicit is None or little is None:
+        first = next(iter(ds._dict.values()), None)
+        implicit = bool(getattr(first, "is_implicit_VR", False))
+        little = bool(getattr(first, "is_little_endian", True))
+    return bool(implicit), bool(little)
 
 
 def _items(
@@ -158,6 +198,13 @@ def _items(
     return items, pos
 
 
+def _vr_name(vr_bytes: bytes, tag: int) -> str:
+    if not (vr_bytes.isalpha() and vr_bytes.isupper()):
+        raise SequenceFormatError(f"no explicit VR for ({tag >> 16:04X},{tag & 0xFFFF:04X})")
+    name = _VR_NAMES[vr_bytes] = vr_bytes.decode("ascii")
+    return name
+
+
 def _dataset(
     data: bytes,
     pos: int,
@@ -169,25 +216,23 @@ def _dataset(
 ) -> tuple[RawItem, int]:
     """Elements from `pos` until `end`, an item delimiter (`delimited`) or, at the
     top level, Pixel Data; returns them and where reading stopped."""
-    tag_struct = _STRUCTS[little, "HH"]
-    short_length = _STRUCTS[little, "H"]
+    implicit_header = _STRUCTS[little, "HHL"]
+    explicit_header = _STRUCTS[little, "HH2sH"]
     long_length = _STRUCTS[little, "L"]
+    vr_names = _VR_NAMES
     elements: RawItem = {}
     while pos + 8 <= end:
-        group, number = tag_struct.unpack_from(data, pos)
-        tag = group << 16 | number
-        if tag == ITEM_DELIMITER:
-            return elements, pos + 8
-        if top_level and tag in PIXEL_DATA_TAGS:
-            return elements, pos
         vr: str | None
         if implicit:
-            (length,) = long_length.unpack_from(data, pos + 4)
+            group, number, length = implicit_header.unpack_from(data, pos)
+            tag = group << 16 | number
             vr, value_pos = None, pos + 8
         else:
-            vr_bytes = data[pos + 4 : pos + 6]
-            if not (vr_bytes.isalpha() and vr_bytes.isupper()):
-                raise SequenceFormatError(f"no explicit VR for ({group:04X},{number:04X})")
+            group, number, vr_bytes, length = explicit_header.unpack_from(data, pos)
+            tag = group << 16 | number
+            vr = vr_names.get(vr_bytes)
+            if vr is None and tag != ITEM_DELIMITER and not (top_level and tag in PIXEL_DATA_TAGS):
+                vr = _vr_name(vr_bytes, tag)
             if vr_bytes in _LONG_VRS:
                 if pos + 12 > end:
                     if end == len(data):
@@ -196,31 +241,26 @@ def _dataset(
                 (length,) = long_length.unpack_from(data, pos + 8)
                 value_pos = pos + 12
             else:
-                (length,) = short_length.unpack_from(data, pos + 6)
                 value_pos = pos + 8
-            vr = vr_bytes.decode("ascii")
+        if tag == ITEM_DELIMITER:
+            return elements, pos + 8
+        if top_level and tag in PIXEL_DATA_TAGS:
+            return elements, pos
         if length == UNDEFINED:
             if vr not in (None, "SQ", "UN"):
                 raise SequenceFormatError(f"undefined length {vr} inside an item")
             nested_implicit = implicit or vr == "UN"  # UN sequences are implicit VR LE
+            nested_little = little or vr == "UN"
             items, pos = _items(
-                data, value_pos, end, nested_implicit, little or vr == "UN", delimited=True
+                data, value_pos, end, nested_implicit, nested_little, delimited=True
             )
-            elements[tag] = ParsedSequence(items, pos - value_pos)
+            elements[tag] = ParsedSequence(items, pos - value_pos, nested_implicit, nested_little)
             continue
         if value_pos + length > end:
             if end == len(data):
                 raise HeaderIncomplete(value_pos + length + 8)
             raise SequenceFormatError(f"({group:04X},{number:04X}) runs past its dataset")
-        elements[tag] = RawDataElement(
-            tag,
-            vr,  # type: ignore[arg-type]  # an int tag: only the decoder reads these
-            length,
-            data[value_pos : value_pos + length],
-            value_pos,
-            implicit,
-            little,
-        )
+        elements[tag] = (vr, data[value_pos : value_pos + length])
         pos = value_pos + length
     if delimited:
         if end == len(data):

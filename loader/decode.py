@@ -1,7 +1,7 @@
 """Raw element bytes → plain Python values, once per element.
 
 pydicom parses a header cheaply but converting values through its value classes
-costs several times the parse. This module turns each RawDataElement's bytes
+costs several times the parse. This module turns each raw element's bytes
 directly into str / int / float / lists, resolving VRs, byte order and Specific
 Character Set itself, and falls back to pydicom only for what it alone decodes
 (ISO 2022 escape sequences, sequence framing). Every later stage (raw JSON,
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import codecs
 import struct
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
@@ -23,13 +22,22 @@ from pydicom.datadict import (
     keyword_for_tag,
     private_dictionary_VR,
 )
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import DataElement
 from pydicom.filereader import read_sequence
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 
-from loader.dataset_bytes import ParsedSequence, SequenceFormatError, parse_sequence
-from loader.errors import HeaderParseError, TruncatedError
+from loader.dataset_bytes import (
+    ParsedSequence,
+    RawElement,
+    RawItem,
+    SequenceFormatError,
+    encoding_of,
+    from_pydicom,
+    parse_sequence,
+)
+from loader.errors import HeaderParseError
+from loader.headers import ParsedHeader
 
 _NUMERIC = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "UV": "Q", "SV": "q"}
 _SIZES = {code: struct.calcsize("<" + code) for code in _NUMERIC.values()}
@@ -157,8 +165,10 @@ class _Decoder:
         )
         return Element(vr, Omitted(vr, length), 0)
 
-    def item(self, raw_dict: Mapping[Any, Any], encodings: tuple[str, ...]) -> Item:
-        """Decode one dataset or sequence item (a Dataset's `_dict` or a RawItem)."""
+    def item(
+        self, raw_dict: RawItem, encodings: tuple[str, ...], implicit: bool, little: bool
+    ) -> Item:
+        """Decode one dataset or sequence item, encoded as `implicit` and `little` say."""
         charset = raw_dict.get(0x00080005)
         if charset is not None:
             try:
@@ -174,18 +184,22 @@ class _Decoder:
         item: Item = {}
         limit = self.element_limit
         for tag, elem in raw_dict.items():
-            tag = int(tag)
-            if isinstance(elem, RawDataElement):
+            if isinstance(elem, tuple):
+                vr, value = elem
                 # Private data elements only (odd group, not a creator): cheap int tests first.
-                if tag & 0x10000 and tag & 0xFFFF >= 0x1000 and len(elem.value or b"") > limit:
-                    item[tag] = self.omitted(tag, elem.VR or "UN", len(elem.value or b""))
+                if tag & 0x10000 and tag & 0xFFFF >= 0x1000 and len(value) > limit:
+                    item[tag] = self.omitted(tag, vr or "UN", len(value))
                 else:
-                    item[tag] = self.raw(tag, elem, item, encodings, fast, codec)
+                    if vr is None:
+                        vr = _implicit_vr(tag, item, self.pixel_representation)
+                    item[tag] = self.raw(tag, vr, value, encodings, fast, codec, implicit, little)
             elif isinstance(elem, ParsedSequence):
                 if tag & 0x10000 and tag & 0xFFFF >= 0x1000 and elem.length > limit:
                     item[tag] = self.omitted(tag, "SQ", elem.length)
                     continue
-                items = [self.item(child, encodings) for child in elem.items]
+                items = [
+                    self.item(child, encodings, elem.implicit, elem.little) for child in elem.items
+                ]
                 item[tag] = Element("SQ", items, len(items))
             else:
                 item[tag] = self.converted(tag, elem, encodings)
@@ -194,36 +208,22 @@ class _Decoder:
     def raw(
         self,
         tag: int,
-        raw: RawDataElement,
-        item: Item,
+        vr: str,
+        value: bytes,
         encodings: tuple[str, ...],
         fast: bool,
         codec: str,
+        implicit: bool,
+        little: bool,
     ) -> Element:
-        value = raw.value or b""
-        vr = raw.VR or _implicit_vr(tag, item, self.pixel_representation)
-        if len(value) < raw.length != _UNDEFINED:
-            raise TruncatedError(
-                self.path,
-                f"value of ({tag >> 16:04X},{tag & 0xFFFF:04X}) is cut short",
-                tag=f"{tag:08X}",
-            )
         if vr in _ASCII_SPLIT:  # the most common case, first
             return self.split(tag, vr, value.decode("latin-1")) if value else Element(vr, None, 0)
-        little = raw.is_little_endian
         if vr == "UN" and not is_private(tag):
             known = _dictionary_vr(tag, self.pixel_representation)
             if known != "UN":  # UN of a known tag is implicit little endian (PS3.5 6.2.2)
-                return self.raw(
-                    tag,
-                    raw._replace(VR=known, is_little_endian=True, is_implicit_VR=True),
-                    item,
-                    encodings,
-                    fast,
-                    codec,
-                )
-        if vr == "SQ" or (vr == "UN" and value[:4] == _ITEM_TAG_LE and raw.is_implicit_VR):
-            return self.sequence(tag, value, raw.is_implicit_VR, little, encodings)
+                return self.raw(tag, known, value, encodings, fast, codec, True, True)
+        if vr == "SQ" or (vr == "UN" and value[:4] == _ITEM_TAG_LE and implicit):
+            return self.sequence(tag, value, implicit, little, encodings)
         if not value:
             return Element(vr, None, 0)
         if vr in _NUMERIC:
@@ -251,12 +251,12 @@ class _Decoder:
         self, tag: int, value: bytes, implicit: bool, little: bool, encodings: tuple[str, ...]
     ) -> Element:
         try:
-            raw_items: list[Mapping[Any, Any]] = list(parse_sequence(value, implicit, little))
+            raw_items = parse_sequence(value, implicit, little)
         except SequenceFormatError:
             # Odd framing (e.g. a VR switch inside an item): pydicom's reader may cope.
             try:
                 seq = read_sequence(BytesIO(value), implicit, little, len(value), list(encodings))
-                raw_items = [ds._dict for ds in seq]
+                raw_items = [from_pydicom(ds._dict, self.path) for ds in seq]
             except Exception as exc:  # pydicom's many error types on hostile bytes
                 raise HeaderParseError(
                     self.path,
@@ -264,7 +264,7 @@ class _Decoder:
                     f"{type(exc).__name__}: {exc}",
                     tag=f"{tag:08X}",
                 ) from exc
-        items = [self.item(raw_item, encodings) for raw_item in raw_items]
+        items = [self.item(raw_item, encodings, implicit, little) for raw_item in raw_items]
         return Element("SQ", items, len(items))
 
     def split(self, tag: int, vr: str, text: str) -> Element:
@@ -342,7 +342,10 @@ class _Decoder:
         vr = elem.VR or "UN"
         value = elem.value
         if vr == "SQ":
-            items = [self.item(ds._dict, encodings) for ds in value]
+            items = [
+                self.item(from_pydicom(ds._dict, self.path), encodings, *encoding_of(ds))
+                for ds in value
+            ]
             return Element("SQ", items, len(items))
         if isinstance(value, (bytes, bytearray)):
             return Element(vr, Binary(vr, len(value)), 1) if value else Element(vr, None, 0)
@@ -358,8 +361,8 @@ class UnusableCharsetError(ValueError):
     """A Specific Character Set no codec answers to."""
 
 
-def _encodings_of(charset: RawDataElement | DataElement) -> tuple[str, ...]:
-    value = charset.value
+def _encodings_of(charset: RawElement | ParsedSequence | DataElement) -> tuple[str, ...]:
+    value = charset[1] if isinstance(charset, tuple) else getattr(charset, "value", None)
     if isinstance(value, (bytes, bytearray)):
         terms: Any = [t.strip(" \x00") for t in bytes(value).decode("latin-1").split("\\")]
     else:
@@ -380,16 +383,30 @@ def _python_codec(encoding: str) -> str:
 
 
 def decode_elements(
-    elements: Mapping[Any, Any], path: str, element_limit: int = DEFAULT_ELEMENT_LIMIT
+    elements: RawItem,
+    path: str,
+    element_limit: int = DEFAULT_ELEMENT_LIMIT,
+    *,
+    implicit: bool,
+    little: bool,
 ) -> Decoded:
-    """Decode a header's raw elements, nested sequences included; private values
-    longer than `element_limit` bytes are kept as `Omitted`."""
+    """Decode a header's raw elements, encoded as `implicit` and `little` say, nested
+    sequences included; private values longer than `element_limit` bytes are kept
+    as `Omitted`."""
     out = Decoded(root={})
     raw_pr = elements.get(0x00280103)
     pixel_representation = 0
-    if isinstance(raw_pr, RawDataElement) and raw_pr.value and len(raw_pr.value) == 2:
-        little = raw_pr.is_little_endian
-        pixel_representation = struct.unpack("<H" if little else ">H", raw_pr.value)[0]
+    if isinstance(raw_pr, tuple) and len(raw_pr[1]) == 2:
+        pixel_representation = struct.unpack("<H" if little else ">H", raw_pr[1])[0]
     decoder = _Decoder(path, out, pixel_representation, element_limit)
-    out.root = decoder.item(elements, DEFAULT_ENCODINGS)
+    out.root = decoder.item(elements, DEFAULT_ENCODINGS, implicit, little)
     return out
+
+
+def decode_header(
+    parsed: ParsedHeader, path: str, element_limit: int = DEFAULT_ELEMENT_LIMIT
+) -> Decoded:
+    """`decode_elements` of what `parse_header` read."""
+    return decode_elements(
+        parsed.elements, path, element_limit, implicit=parsed.implicit, little=parsed.little
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,9 @@ from loader.dataset_bytes import (
     UNDEFINED,
     HeaderIncomplete,
     RawHeader,
+    RawItem,
+    encoding_of,
+    from_pydicom,
     parse_part10,
 )
 from loader.errors import (
@@ -43,8 +46,6 @@ LOCAL_HEADER_BYTES = 16 * 1024
 _MIN_GROWTH = 16 * 1024
 
 Fetch = Callable[[int, int], bytes]
-RawElements = Mapping[Any, Any]
-"""Tag → RawDataElement, ParsedSequence, or (from pydicom) DataElement."""
 """Reads bytes [start, end) of one object; may return fewer at its end."""
 
 
@@ -138,8 +139,10 @@ class HeaderReader:
 class ParsedHeader:
     """A parsed header and the facts about reading it."""
 
-    meta: RawElements  # the File Meta Information
-    elements: RawElements  # the dataset up to Pixel Data
+    meta: RawItem  # the File Meta Information
+    elements: RawItem  # the dataset up to Pixel Data
+    implicit: bool  # how `elements` are encoded
+    little: bool
     header_bytes: int  # bytes before Pixel Data (the whole object if it has none)
     bytes_read: int
     read_requests: int
@@ -171,28 +174,32 @@ def parse_header(path: str, reader: HeaderReader) -> ParsedHeader:
         raise NotDicomError(path, "empty object (0 bytes)")
     if not looks_like_dicom(reader.peek(132)):
         raise NotDicomError(path, "no DICM marker and no DICOM data element at the start")
-    meta: RawElements
-    elements: RawElements
+    meta: RawItem
+    elements: RawItem
     syntax: str | None
     raw = _walk(reader)
     prefix = reader.buffer()
     if raw is not None:
         meta, elements, syntax = raw.meta, raw.elements, raw.transfer_syntax_uid
-        offset, length = _pixel_data_position(prefix, raw.end, raw.implicit, True)
+        implicit, little = raw.implicit, True
+        offset, length = _pixel_data_position(prefix, raw.end, implicit, little)
         header_bytes = raw.end if offset is not None else reader.size
     else:
         ds = _parse_with_pydicom(path, reader)
-        implicit, little = ds.original_encoding
+        implicit, little = encoding_of(ds)
         offset, length = _pixel_data_position(reader.buffer(), reader.tell(), implicit, little)
         if reader.partial_read and offset is None:
             raise TruncatedError(path, "object ends inside a data element")
         if not ds._dict:
             raise NotDicomError(path, "no data elements after the file meta information")
         header_bytes = reader.tell() if offset is not None else reader.size
-        meta, elements, syntax = ds.file_meta._dict, ds._dict, _transfer_syntax(ds)
+        meta = from_pydicom(ds.file_meta._dict, path)
+        elements, syntax = from_pydicom(ds._dict, path), _transfer_syntax(ds)
     return ParsedHeader(
         meta=meta,
         elements=elements,
+        implicit=implicit,
+        little=little,
         header_bytes=header_bytes,
         bytes_read=reader.bytes_read,
         read_requests=reader.requests,

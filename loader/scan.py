@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from loader.decode import decode_elements
+from loader.decode import decode_header
 from loader.errors import ObjectError
 from loader.extract import REQUIRED_UIDS
 from loader.extract.values import text
@@ -54,7 +54,7 @@ def scan_shard(settings: ScanSettings, shard: Shard) -> dict[str, Any]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 parsed = read_header(ref, settings.header_bytes, fs, prefetched)
-                root = decode_elements(parsed.elements, ref.url).root
+                root = decode_header(parsed, ref.url).root
         except ObjectError as exc:
             counters["errors"][exc.category] += 1
             continue

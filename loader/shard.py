@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loader import ledger
-from loader.decode import DEFAULT_ELEMENT_LIMIT, decode_elements
+from loader.decode import DEFAULT_ELEMENT_LIMIT, decode_header
 from loader.errors import FILE_ERROR_CATEGORIES, ObjectError
 from loader.extract import error_row, extract_object
 from loader.extract.context import ObjectFacts, Row, Rows
@@ -81,7 +81,7 @@ def process_object(
     parsed = None
     try:
         parsed = read_header(ref, settings.header_bytes, fs, prefetched)
-        decoded = decode_elements(parsed.elements, ref.url, settings.element_limit)
+        decoded = decode_header(parsed, ref.url, settings.element_limit)
         rows, errors = extract_object(decoded, _facts(ref, settings, parsed, now))
         return rows, errors, parsed
     except ObjectError as exc:

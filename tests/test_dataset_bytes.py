@@ -7,8 +7,8 @@ from io import BytesIO
 import pydicom
 import pytest
 
-from loader.dataset_bytes import HeaderIncomplete, parse_part10
-from loader.decode import decode_elements
+from loader.dataset_bytes import HeaderIncomplete, from_pydicom, parse_part10
+from loader.decode import decode_elements, decode_header
 from loader.headers import HeaderReader, parse_header
 from tests.conftest import real_file, real_files
 
@@ -23,8 +23,9 @@ def _both(data: bytes, path: str):
         warnings.simplefilter("ignore")
         fp = BytesIO(data)
         ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-    ours = decode_elements(raw.elements, path)
-    theirs = decode_elements(ds._dict, path)
+    ours = decode_elements(raw.elements, path, implicit=raw.implicit, little=True)
+    implicit, little = ds.original_encoding
+    theirs = decode_elements(from_pydicom(ds._dict, path), path, implicit=implicit, little=little)
     assert set(raw.meta) == {int(tag) for tag in ds.file_meta._dict}
     assert raw.transfer_syntax_uid == ds.file_meta.TransferSyntaxUID
     assert raw.implicit == ds.original_encoding[0]
@@ -118,9 +119,7 @@ def test_headers_longer_than_the_first_read_are_walked_on(name):
         reader = HeaderReader(lambda s, e: data[s:e], len(data), first_bytes=first)
         raw = parse_header(path, reader)
         walker_steps_in.append(reader.requests)
-        assert decode_elements(raw.elements, path).root == (
-            decode_elements(whole.elements, path).root
-        )
+        assert decode_header(raw, path).root == (decode_header(whole, path).root)
         assert raw.pixel_data_offset == whole.pixel_data_offset
         assert raw.checksum == whole.checksum
         assert raw.bytes_read <= max(first, int(1.25 * whole.header_bytes) + 16 * 1024)

@@ -7,7 +7,7 @@ import pydicom
 import pytest
 from pydicom.multival import MultiValue
 
-from loader.decode import Binary, decode_elements
+from loader.decode import Binary, decode_header
 from loader.errors import ObjectError
 from loader.headers import read_local
 from loader.raw_json import metadata_json
@@ -16,7 +16,7 @@ from tests.conftest import real_file, real_files
 
 def _decoded(path: str):
     parsed = read_local(path, os.path.getsize(path))
-    return decode_elements(parsed.elements, path)
+    return decode_header(parsed, path)
 
 
 def _normal(value):

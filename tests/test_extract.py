@@ -8,7 +8,8 @@ import orjson
 import pydicom
 import pytest
 
-from loader.decode import decode_elements
+from loader.dataset_bytes import from_pydicom
+from loader.decode import decode_elements, decode_header
 from loader.extract import extract_object
 from loader.extract.context import ObjectFacts
 from loader.headers import HeaderReader, parse_header
@@ -39,7 +40,7 @@ def facts(uri: str, size: int = 0) -> ObjectFacts:
 
 def extract_bytes(data: bytes, uri: str = "mem://x"):
     parsed = parse_header(uri, HeaderReader(lambda start, end: data[start:end], len(data)))
-    return extract_object(decode_elements(parsed.elements, uri), facts(uri, len(data)))
+    return extract_object(decode_header(parsed, uri), facts(uri, len(data)))
 
 
 def extract_path(path: str | Path):
@@ -304,8 +305,8 @@ def test_element_limit_is_configurable():
     data = _with_oversized_private_values()
     text, sequence, small = _hostile_tags(data)
     ds = pydicom.dcmread(BytesIO(data), stop_before_pixels=True)
-    whole = decode_elements(ds._dict, "mem://x", element_limit=4 << 20)
+    whole = decode_elements(from_pydicom(ds._dict, "x"), "x", 4 << 20, implicit=False, little=True)
     assert whole.cast_errors == []
     assert len(whole.root[int(text, 16)].value) == 2 << 20
-    tight = decode_elements(ds._dict, "mem://x", element_limit=4)
+    tight = decode_elements(from_pydicom(ds._dict, "x"), "x", 4, implicit=False, little=True)
     assert {text, sequence, small} <= {tag for tag, _ in tight.cast_errors}

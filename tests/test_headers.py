@@ -86,7 +86,7 @@ def test_encapsulated_pixel_data_has_offset_but_no_length():
 def test_file_truncated_in_pixel_data_still_parses():
     path = real_file("MR_truncated.dcm")
     parsed = read_local(path, os.path.getsize(path))
-    assert parsed.elements[0x00080018].value.rstrip(b"\0")
+    assert parsed.elements[0x00080018][1].rstrip(b"\0")
 
 
 @pytest.mark.parametrize(

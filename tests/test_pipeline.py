@@ -8,7 +8,7 @@ import pydicom
 import pytest
 
 from loader.config import RunSettings, Target
-from loader.decode import decode_elements
+from loader.decode import decode_header
 from loader.errors import ObjectError
 from loader.extract.values import text
 from loader.headers import read_local
@@ -69,7 +69,7 @@ def test_every_pydicom_file_is_accounted_for(real_run):
         except ObjectError as exc:
             assert errors[path] == exc.category, path
             continue
-        root = decode_elements(parsed.elements, path).root
+        root = decode_header(parsed, path).root
         if path in errors and errors[path] == "DUPLICATE":
             assert text(root, "SOPInstanceUID")
         elif path in errors:
