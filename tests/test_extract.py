@@ -120,6 +120,20 @@ def test_sequence_items_link_to_their_parent_elements():
     assert {e["sequence_item_key"] for e in nested} <= {i["sequence_item_key"] for i in items}
 
 
+def test_element_and_item_keys_hash_instance_and_path():
+    """The documented key: SQL can recompute it from the row's own columns."""
+    path = real_file("rtplan.dcm")
+    sop = pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID
+    rows, _ = extract_path(path)
+    elements = as_rows(rows["dicom_element"])
+    assert any(e["sequence_path"] for e in elements)
+    for e in elements:
+        where = (e["sequence_path"] + "." if e["sequence_path"] else "") + e["tag_hex"]
+        assert e["element_key"] == key_of(sop, where), where
+    for item in as_rows(rows["dicom_sequence_item"]):
+        assert item["sequence_item_key"] == key_of(sop, item["sequence_path"])
+
+
 def test_rt_dose_multiframe_pixel_rows():
     path = real_file("rtdose.dcm")
     ref = pydicom.dcmread(path)

@@ -10,6 +10,7 @@ rows are built as columns and per-tag facts are computed once per process.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 from pydicom.datadict import private_dictionary_description
 
@@ -84,22 +85,30 @@ def _as_datetime(vr: str, text: str) -> dt.datetime | None:
 
 
 class _ElementWalk:
+    """Element and item rows as tuples (keys left out), with the text each key
+    hashes: keys are computed at the end in one pass."""
+
     def __init__(self, ex: Extraction) -> None:
         self.key_prefix = ex.sop_instance_uid + SEPARATOR
         self.instance_key = ex.instance_key
-        self.elements: list[tuple[object, ...]] = []  # in ELEMENT_COLUMNS order
-        self.items: list[tuple[object, ...]] = []  # in ITEM_COLUMNS order
+        self.elements: list[tuple[object, ...]] = []  # ELEMENT_COLUMNS[1:]
+        self.element_paths: list[str] = []
+        self.items: list[tuple[object, ...]] = []  # ITEM_COLUMNS[1:]
+        self.item_paths: list[str] = []
 
     def walk(self, item: Item, path: str, item_key: int | None, frame: int | None) -> None:
         append = self.elements.append
+        append_path = self.element_paths.append
         prefix = f"{path}." if path else ""
-        key_prefix = self.key_prefix
         instance_key = self.instance_key
         sequence_path = path or None
+        tag_facts = _tag_facts
         for tag, elem in item.items():
-            group, number, tag_hex, name, private = _facts(tag)
+            facts = tag_facts.get(tag)
+            if facts is None:
+                facts = _facts(tag)
+            group, number, tag_hex, name, private = facts
             element_path = prefix + tag_hex
-            element_key = key_of_text(key_prefix + element_path)
             value = elem.value
             vr = elem.vr
             creator = None
@@ -107,28 +116,31 @@ class _ElementWalk:
                 creator = private_creator_of(tag, item)
                 name = _private_name(tag, creator) or tag_hex
             text = number_value = stamp = binary = None
-            if isinstance(value, Omitted):
-                binary = f"omitted length={value.length}"
-            elif vr == "SQ":
-                self._items(value, element_path, element_key, tag, path, frame)
-            elif value is None:
-                pass
-            elif isinstance(value, Binary):
-                binary = f"length={value.length}"
-            else:
-                if isinstance(value, list):
+            kind = type(value)
+            if kind is str:
+                text = value
+                if vr == "DA" or vr == "DT":
+                    stamp = _as_datetime(vr, value)
+            elif kind is int or kind is float:
+                text = str(value)
+                number_value = float(value)
+            elif kind is list:
+                if vr == "SQ":
+                    self._items(value, element_path, tag, path, frame)
+                else:
                     first = value[0]
                     text = "\\".join(map(str, value))
-                else:
-                    first = value
-                    text = value if isinstance(value, str) else str(value)
-                if isinstance(first, (int, float)):
-                    number_value = float(first)
-                elif vr == "DA" or vr == "DT":
-                    stamp = _as_datetime(vr, first)
+                    if isinstance(first, (int, float)):
+                        number_value = float(first)
+                    elif vr == "DA" or vr == "DT":
+                        stamp = _as_datetime(vr, first)
+            elif kind is Binary:
+                binary = f"length={value.length}"
+            elif kind is Omitted:
+                binary = f"omitted length={value.length}"
+            append_path(element_path)  # after the items: rows and paths stay in step
             append(
                 (
-                    element_key,
                     instance_key,
                     frame,
                     group,
@@ -149,30 +161,39 @@ class _ElementWalk:
             )
 
     def _items(
-        self,
-        children: list[Item],
-        element_path: str,
-        element_key: int,
-        tag: int,
-        path: str,
-        frame: int | None,
+        self, children: list[Item], element_path: str, tag: int, path: str, frame: int | None
     ) -> None:
+        element_key = key_of_text(self.key_prefix + element_path)
         for index, child in enumerate(children):
             child_path = f"{element_path}[{index}]"
             child_key = key_of_text(self.key_prefix + child_path)
-            self.items.append((child_key, self.instance_key, element_key, index, child_path))
+            self.items.append((self.instance_key, element_key, index, child_path))
+            self.item_paths.append(child_path)
             child_frame = index + 1 if tag == PER_FRAME_GROUPS and not path else frame
             self.walk(child, child_path, child_key, child_frame)
 
 
-def _columns(names: tuple[str, ...], rows: list[tuple[object, ...]]) -> Columns:
+def _columns(names: tuple[str, ...], keys: list[int], rows: list[tuple[object, ...]]) -> Columns:
+    """Columns named `names`: the keys first, then the rows' values."""
     if not rows:
         return {}
-    return {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
+    columns: Columns = {names[0]: keys}  # type: ignore[dict-item]
+    for name, values in zip(names[1:], zip(*rows, strict=True), strict=True):
+        columns[name] = list(values)
+    return columns
+
+
+def _keys(prefix: str, paths: list[str]) -> list[int]:
+    """`key_of_text(prefix + path)` of every path, in one pass."""
+    md5, from_bytes = hashlib.md5, int.from_bytes
+    return [from_bytes(md5((prefix + p).encode()).digest()[8:], "big") for p in paths]
 
 
 def elements_and_items(ex: Extraction) -> tuple[Columns, Columns]:
     """Columns of dicom_element and dicom_sequence_item for one object."""
     walk = _ElementWalk(ex)
     walk.walk(ex.decoded.root, "", None, None)
-    return _columns(ELEMENT_COLUMNS, walk.elements), _columns(ITEM_COLUMNS, walk.items)
+    return (
+        _columns(ELEMENT_COLUMNS, _keys(walk.key_prefix, walk.element_paths), walk.elements),
+        _columns(ITEM_COLUMNS, _keys(walk.key_prefix, walk.item_paths), walk.items),
+    )
