@@ -58,7 +58,7 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Sample]]
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         size = path.stat().st_size
         parsed = read_local(str(path), size)
-        sop_class = parsed.elements[0x00080016].value.decode().strip("\0 ")
+        sop_class = parsed.elements[0x00080016][1].decode().strip("\0 ")
         with open(path, "rb") as fh:
             head = fh.read(max(DEFAULT_HEADER_BYTES, parsed.header_bytes + 16))
         if sop_class in by_class:
