@@ -23,7 +23,15 @@ node_modules/.bin/azurite-blob: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: $(BIN)/dicom-loader node_modules/.bin/azurite-blob
+# Orthanc and its DICOMweb plugin (Debian's packages): the PACS the tests start.
+ORTHANC_DICOMWEB := /usr/share/orthanc/plugins/libOrthancDicomWeb.so
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(ORTHANC_DICOMWEB):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		orthanc orthanc-dicomweb > /dev/null
+
+test: $(BIN)/dicom-loader node_modules/.bin/azurite-blob $(ORTHANC_DICOMWEB)
 	$(BIN)/python -m pytest tests -q
 
 # Hostile inputs: hypothesis mutations of real files with fresh randomness, many more

@@ -18,6 +18,7 @@ from rich.table import Table
 from loader import pipeline, validate
 from loader.config import DEFAULT_OUT, DEFAULT_TARGET, RunSettings, Target, env_default
 from loader.decode import DEFAULT_ELEMENT_LIMIT
+from loader.dicomweb import with_filters
 from loader.errors import LoaderError
 from loader.headers import DEFAULT_HEADER_BYTES, LOCAL_HEADER_BYTES
 from loader.listing import DEFAULT_SHARD_SIZE
@@ -108,6 +109,19 @@ def storage_options(command: Any) -> Any:
     )(command)
 
 
+def pacs_filters(command: Any) -> Any:
+    """--since and --modality: which studies a dicomweb+http(s):// source lists."""
+    command = click.option(
+        "--modality", default=None, help="DICOMweb sources: studies holding this modality."
+    )(command)
+    return click.option(
+        "--since",
+        default=None,
+        metavar="DATE",
+        help="DICOMweb sources: studies dated DATE or later (periodic reloads).",
+    )(command)
+
+
 def _storage(pairs: tuple[str, ...], anon: bool) -> dict[str, Any]:
     options = parse_storage_options(pairs)
     if anon:
@@ -156,6 +170,7 @@ def main() -> None:
 )
 @target_options
 @storage_options
+@pacs_filters
 @click.option(
     "--workers",
     type=int,
@@ -221,16 +236,18 @@ def run(
     storage_integration: str | None,
     storage_option: tuple[str, ...],
     anon: bool,
+    since: str | None,
+    modality: str | None,
     scheduler: str | None,
     scheduler_file: str | None,
 ) -> None:
-    """List SOURCE (a folder, a bucket prefix or a manifest), extract every header,
-    load TARGET."""
+    """List SOURCE (a folder, a bucket prefix, a manifest, DICOM JSON exports or a
+    dicomweb+http(s):// PACS), extract every header, load TARGET."""
     try:
         settings = RunSettings(
             storage_options=_storage(storage_option, anon),
             scheduler=scheduler or scheduler_file,
-            source=source,
+            source=with_filters(source, since, modality),
             out=out,
             target=Target.parse(target, stage_url, storage_integration),
             workers=workers,
@@ -325,6 +342,7 @@ def validate_command(target: str) -> None:
 @click.option("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, show_default=True)
 @click.option("--report", "report_path", default=None, help="Write the JSON profile here.")
 @storage_options
+@pacs_filters
 def scan(
     source: str,
     workers: int,
@@ -332,13 +350,15 @@ def scan(
     report_path: str | None,
     storage_option: tuple[str, ...],
     anon: bool,
+    since: str | None,
+    modality: str | None,
 ) -> None:
     """Profile SOURCE without loading it."""
     from loader.scan import scan as scan_source
 
     try:
         profile = scan_source(
-            source,
+            with_filters(source, since, modality),
             workers=workers,
             shard_size=shard_size,
             storage_options=_storage(storage_option, anon),

@@ -52,10 +52,11 @@ DEFAULT_ENCODINGS = ("iso8859",)
 
 @dataclass(frozen=True, slots=True)
 class Binary:
-    """A binary value, kept as its length only: bytes never leave the reader."""
+    """A binary value, kept as its length only: bytes never leave the reader. A
+    DICOM JSON BulkDataURI does not say its length: None."""
 
     vr: str
-    length: int
+    length: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +132,24 @@ def _dictionary_vr(tag: int, pixel_representation: int) -> str:
     return vr
 
 
-def _implicit_vr(tag: int, item: Item, pixel_representation: int) -> str:
+def parse_number(vr: str, text: str) -> int | float | None:
+    """An IS or DS value's number (None when empty); ValueError when it is none."""
+    if not text:
+        return None
+    try:
+        return int(text) if vr == "IS" else float(text) + 0.0  # -0.0 is zero: one text for it
+    except ValueError:
+        if vr != "IS":
+            raise
+    as_float = float(text)  # an IS written as 12.0
+    if not as_float.is_integer():
+        raise ValueError(text)
+    return int(as_float)
+
+
+def implied_vr(tag: int, item: Item, pixel_representation: int) -> str:
+    """The VR of an element whose encoding does not carry one (implicit VR, or a
+    DICOM JSON attribute without "vr")."""
     if tag & 0xFFFF == 0:
         return "UL"  # group length
     if is_private(tag):
@@ -191,7 +209,7 @@ class _Decoder:
                     item[tag] = self.omitted(tag, vr or "UN", len(value))
                 else:
                     if vr is None:
-                        vr = _implicit_vr(tag, item, self.pixel_representation)
+                        vr = implied_vr(tag, item, self.pixel_representation)
                     item[tag] = self.raw(tag, vr, value, encodings, fast, codec, implicit, little)
             elif isinstance(elem, ParsedSequence):
                 if tag & 0x10000 and tag & 0xFFFF >= 0x1000 and elem.length > limit:
@@ -284,21 +302,11 @@ class _Decoder:
         return Element(vr, parts[0] if len(parts) == 1 else parts, len(parts))
 
     def number(self, tag: int, vr: str, text: str) -> int | float | None:
-        if not text:
-            return None
         try:
-            return int(text) if vr == "IS" else float(text)
+            return parse_number(vr, text)
         except ValueError:
-            pass
-        if vr == "IS":
-            try:
-                as_float = float(text)
-                if as_float.is_integer():
-                    return int(as_float)
-            except ValueError:
-                pass
-        self.out.cast_error(tag, f"{vr} value {text[:64]!r} is not a number")
-        return None
+            self.out.cast_error(tag, f"{vr} value {text[:64]!r} is not a number")
+            return None
 
     def numeric(self, tag: int, vr: str, value: bytes, little: bool) -> Element:
         code = _NUMERIC[vr]
@@ -401,6 +409,16 @@ def decode_elements(
     decoder = _Decoder(path, out, pixel_representation, element_limit)
     out.root = decoder.item(elements, DEFAULT_ENCODINGS, implicit, little)
     return out
+
+
+def decode_unknown(
+    tag: int, value: bytes, path: str, out: Decoded, element_limit: int = DEFAULT_ELEMENT_LIMIT
+) -> Element:
+    """A UN value's element as an implicit VR little endian file would give it: a
+    known tag's own VR, a sequence when its bytes are item framing, else binary
+    (PS3.5 6.2.2). For DICOM JSON, whose InlineBinary UN values carry the bytes."""
+    decoder = _Decoder(path, out, 0, element_limit)
+    return decoder.raw(tag, "UN", value, DEFAULT_ENCODINGS, True, "latin-1", True, True)
 
 
 def decode_header(

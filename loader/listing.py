@@ -21,6 +21,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from loader.dicom_json import is_export
+from loader.dicomweb import is_dicomweb, study_urls
 from loader.errors import ConfigError, ListingError, ObjectReadError
 from loader.storage import filesystem, is_remote, with_retries
 
@@ -189,10 +191,15 @@ def _walk_entries(
 def list_source(source: str, storage_options: dict[str, Any] | None = None) -> Iterator[ObjectRef]:
     """Every object of a source: a folder or prefix (recursive), a manifest, or one file.
 
+    A DICOMweb root (`dicomweb+http(s)://`) lists its studies (see `dicomweb`).
     A manifest is a Parquet file with a `path` column (and optionally `size`,
     `modified`, `etag`: then nothing is looked up) or a text file of one path a
     line; relative paths resolve against the manifest's folder.
     """
+    if is_dicomweb(source):
+        for url in study_urls(source, storage_options):
+            yield ObjectRef(url, 0, None)
+        return
     if is_remote(source):
         fs, root = filesystem(source, storage_options)
         fs.invalidate_cache()  # a listing cached by an earlier run would hide changes
@@ -202,7 +209,7 @@ def list_source(source: str, storage_options: dict[str, Any] | None = None) -> I
     if path.is_dir():
         yield from _walk(str(path.resolve()))
     elif path.is_file():
-        if _is_dicom_file(path):
+        if _is_dicom_file(path) or is_export(path.name):
             yield _stat(str(path.resolve()))
         else:
             for listed in _manifest_entries(path):

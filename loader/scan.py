@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from loader.decode import decode_header
+from loader.decode import Item, decode_header
+from loader.dicom_json import decode_json, is_export, transfer_syntax_of
+from loader.dicomweb import is_dicomweb
 from loader.errors import ObjectError
 from loader.extract import REQUIRED_UIDS
 from loader.extract.values import text
 from loader.keys import key_of
-from loader.listing import Shard, list_source, make_shards
+from loader.listing import ObjectRef, Shard, list_source, make_shards
 from loader.pipeline import execute
-from loader.shard import first_reads, read_header
+from loader.shard import dicomweb_instances, export_instances, first_reads, read_header
 
 PROFILED_TAGS = (*REQUIRED_UIDS, "PatientID", "StudyDate", "Modality", "SOPClassUID")
 
@@ -28,6 +31,44 @@ PROFILED_TAGS = (*REQUIRED_UIDS, "PatientID", "StudyDate", "Modality", "SOPClass
 class ScanSettings:
     header_bytes: int | None = None
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def _headers(
+    ref: ObjectRef,
+    settings: ScanSettings,
+    fs: Any,
+    prefetched: bytes | None,
+    errors: Counter[str],
+) -> Iterator[tuple[Item, str | None, int]]:
+    """(decoded root, transfer syntax, bytes read) of each header a listed object
+    holds: its own, or every instance of a DICOM JSON export or a DICOMweb study;
+    errors are counted."""
+    if is_export(ref.url) or is_dicomweb(ref.url):
+        try:
+            if is_dicomweb(ref.url):
+                instances, read = dicomweb_instances(ref, settings.storage_options)
+            else:
+                instances, read = export_instances(ref, fs)
+        except ObjectError as exc:
+            errors[exc.category] += 1
+            return
+        for index, (url, instance) in enumerate(instances):
+            try:
+                root = decode_json(instance, url).root
+            except ObjectError as exc:
+                errors[exc.category] += 1
+                continue
+            yield root, transfer_syntax_of(instance), read if index == 0 else 0
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = read_header(ref, settings.header_bytes, fs, prefetched)
+            root = decode_header(parsed, ref.url).root
+    except ObjectError as exc:
+        errors[exc.category] += 1
+        return
+    yield root, parsed.transfer_syntax_uid, parsed.bytes_read
 
 
 def scan_shard(settings: ScanSettings, shard: Shard) -> dict[str, Any]:
@@ -49,17 +90,14 @@ def scan_shard(settings: ScanSettings, shard: Shard) -> dict[str, Any]:
     dates: list[str] = []
     bytes_read = 0
     reads = first_reads(shard.objects, settings.header_bytes, settings.storage_options)
-    for ref, fs, prefetched in reads:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                parsed = read_header(ref, settings.header_bytes, fs, prefetched)
-                root = decode_header(parsed, ref.url).root
-        except ObjectError as exc:
-            counters["errors"][exc.category] += 1
-            continue
-        bytes_read += parsed.bytes_read
-        counters["transfer_syntax"][parsed.transfer_syntax_uid or "none"] += 1
+    headers = (
+        header
+        for ref, fs, prefetched in reads
+        for header in _headers(ref, settings, fs, prefetched, counters["errors"])
+    )
+    for root, syntax, read in headers:
+        bytes_read += read
+        counters["transfer_syntax"][syntax or "none"] += 1
         counters["modality"][text(root, "Modality") or "none"] += 1
         counters["sop_class"][text(root, "SOPClassUID") or "none"] += 1
         counters["manufacturer"][text(root, "Manufacturer") or "none"] += 1

@@ -8,17 +8,23 @@ does, the shard goes on: each object ends as rows, or as an error row.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
+
+import orjson
 
 from loader import ledger
 from loader.decode import DEFAULT_ELEMENT_LIMIT, decode_header
-from loader.errors import FILE_ERROR_CATEGORIES, ObjectError
+from loader.dicom_json import decode_json, instances_in, is_export, transfer_syntax_of
+from loader.dicomweb import is_dicomweb, study_instances
+from loader.errors import FILE_ERROR_CATEGORIES, ObjectError, ObjectReadError
 from loader.extract import error_row, extract_object
 from loader.extract.context import ObjectFacts, Row, Rows
 from loader.headers import (
@@ -32,7 +38,14 @@ from loader.listing import ObjectRef, Shard
 from loader.memory import peak_rss_bytes
 from loader.output import OutputRoot
 from loader.parquet import ShardWriter
-from loader.storage import container_and_key, filesystem, is_remote, path_of, provider_of
+from loader.storage import (
+    container_and_key,
+    filesystem,
+    is_remote,
+    path_of,
+    provider_of,
+    with_retries,
+)
 
 PREFETCH_BATCH = 64  # first reads issued together on object stores
 
@@ -93,6 +106,72 @@ def process_object(
         return {}, [error_row(facts, "PARSE_ERROR", message)], parsed
 
 
+JsonInstances = list[tuple[str, dict[str, Any]]]
+"""(URL of the instance, its DICOM JSON) of the instances one listed object holds."""
+
+
+def process_json_instances(
+    ref: ObjectRef,
+    settings: ShardSettings,
+    fetch: Callable[[], tuple[JsonInstances, int]],
+    provider: str,
+) -> Iterator[tuple[Rows, list[Row], int]]:
+    """Rows and error rows of every DICOM JSON instance a listed object holds (an
+    export, or a study on a DICOMweb server), with the bytes read for each; an
+    object whose instances cannot be fetched or parsed is one error row.
+
+    `fetch` returns the instances and the bytes read to get them (counted on the
+    first instance)."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    try:
+        instances, read = fetch()
+    except ObjectError as exc:
+        facts = _facts(ref, settings, None, now)
+        yield {}, [error_row(facts, exc.category, exc.reason, exc.tag)], 0
+        return
+    for index, (url, instance) in enumerate(instances):
+        text = orjson.dumps(instance)
+        facts = replace(
+            _facts(replace(ref, url=url), settings, None, now),
+            size=len(text),
+            storage_provider=provider,
+            transfer_syntax_uid=transfer_syntax_of(instance),
+            header_bytes=len(text),
+            bytes_read=read if index == 0 else 0,
+            checksum=hashlib.md5(text, usedforsecurity=False).hexdigest(),
+        )
+        try:
+            decoded = decode_json(instance, url, settings.element_limit)
+            rows, errors = extract_object(decoded, facts)
+        except ObjectError as exc:
+            rows, errors = {}, [error_row(facts, exc.category, exc.reason, exc.tag)]
+        yield rows, errors, facts.bytes_read
+
+
+def export_instances(ref: ObjectRef, fs: Any = None) -> tuple[JsonInstances, int]:
+    """The instances of a DICOM JSON export (`URL#index` each) and its size."""
+    data = read_whole(ref, fs)
+    found = [(f"{ref.url}#{i}", instance) for i, instance in enumerate(instances_in(data, ref.url))]
+    return found, len(data)
+
+
+def dicomweb_instances(ref: ObjectRef, options: dict[str, Any]) -> tuple[JsonInstances, int]:
+    """The instances of a study on a DICOMweb server (their WADO-RS URLs)."""
+    found = study_instances(ref.url, options)
+    return found, sum(len(orjson.dumps(instance)) for _, instance in found)
+
+
+def read_whole(ref: ObjectRef, fs: Any = None) -> bytes:
+    """All of an object's bytes (DICOM JSON exports are read whole)."""
+    if fs is None:
+        try:
+            with open(ref.url, "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise ObjectReadError(ref.url, f"cannot read: {exc.strerror or exc}") from exc
+    return with_retries(ref.url, lambda: fs.cat_file(path_of(ref.url)))
+
+
 def read_header(
     ref: ObjectRef, header_bytes: int | None, fs: Any = None, prefetched: bytes | None = None
 ) -> ParsedHeader:
@@ -108,7 +187,7 @@ def first_reads(
 ) -> Iterator[tuple[ObjectRef, Any, bytes | None]]:
     """Objects with their filesystem and, on object stores, their first read fetched
     concurrently in batches: latency, not bandwidth, bounds small reads."""
-    remote = [ref for ref in objects if is_remote(ref.url)]
+    remote = [ref for ref in objects if is_remote(ref.url) and not is_dicomweb(ref.url)]
     if not remote:
         for ref in objects:
             yield ref, None, None
@@ -116,7 +195,7 @@ def first_reads(
     fs, _ = filesystem(remote[0].url, storage_options)
     for start in range(0, len(objects), PREFETCH_BATCH):
         batch = objects[start : start + PREFETCH_BATCH]
-        wanted = [ref for ref in batch if ref.size > 0]
+        wanted = [ref for ref in batch if ref.size > 0 and not is_export(ref.url)]
         fetched = (
             fs.cat_ranges(
                 [path_of(ref.url) for ref in wanted],
@@ -134,6 +213,24 @@ def first_reads(
             yield ref, fs, data if isinstance(data, bytes) else None
 
 
+def _outcomes(
+    ref: ObjectRef, settings: ShardSettings, fs: Any, prefetched: bytes | None
+) -> Iterator[tuple[Rows, list[Row], int, int]]:
+    """(rows, error rows, bytes read, requests) of each object a listed one holds:
+    itself, or every instance of a DICOM JSON export or a DICOMweb study."""
+    if is_dicomweb(ref.url) or is_export(ref.url):
+        if is_dicomweb(ref.url):
+            fetch = partial(dicomweb_instances, ref, settings.storage_options)
+            provider = "dicomweb"
+        else:
+            fetch, provider = partial(export_instances, ref, fs), provider_of(ref.url)
+        for rows, errors, read in process_json_instances(ref, settings, fetch, provider):
+            yield rows, errors, read, 1 if read else 0
+        return
+    rows, errors, parsed = process_object(ref, settings, fs, prefetched)
+    yield rows, errors, parsed.bytes_read if parsed else 0, parsed.read_requests if parsed else 0
+
+
 def process_shard(settings: ShardSettings, shard: Shard) -> dict[str, Any]:
     """Process one shard and commit its ledger record; return that record."""
     started = time.time()
@@ -146,20 +243,19 @@ def process_shard(settings: ShardSettings, shard: Shard) -> dict[str, Any]:
             warnings.simplefilter("ignore")  # pydicom warns per odd value; errors are rows
             reads = first_reads(shard.objects, settings.header_bytes, settings.storage_options)
             for ref, fs, prefetched in reads:
-                rows, errors, parsed = process_object(ref, settings, fs, prefetched)
-                if parsed is not None:
-                    bytes_read += parsed.bytes_read
-                    read_requests += parsed.read_requests
-                order = ref.source_order
-                for table, table_rows in rows.items():
-                    writer.add(table, table_rows, order)
-                writer.add("dicom_ingestion_errors", errors, None)
-                categories = [str(e["error_category"]) for e in errors]
-                errors_by_category.update(categories)  # error rows, as in the table
-                if FILE_ERROR_CATEGORIES.intersection(categories):
-                    error_files += 1
-                else:
-                    parsed_count += 1
+                for rows, errors, read, requests in _outcomes(ref, settings, fs, prefetched):
+                    bytes_read += read
+                    read_requests += requests
+                    order = ref.source_order
+                    for table, table_rows in rows.items():
+                        writer.add(table, table_rows, order)
+                    writer.add("dicom_ingestion_errors", errors, None)
+                    categories = [str(e["error_category"]) for e in errors]
+                    errors_by_category.update(categories)  # error rows, as in the table
+                    if FILE_ERROR_CATEGORIES.intersection(categories):
+                        error_files += 1
+                    else:
+                        parsed_count += 1
         files = writer.close()
     except BaseException:
         writer.abort()
@@ -169,7 +265,7 @@ def process_shard(settings: ShardSettings, shard: Shard) -> dict[str, Any]:
         "run_id": settings.run_id,
         "shard_id": shard.shard_id,
         "status": "committed",
-        "listed": len(shard.objects),
+        "listed": parsed_count + error_files,  # an export counts once per instance
         "parsed": parsed_count,
         "error_files": error_files,
         "errors": dict(errors_by_category),

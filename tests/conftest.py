@@ -239,3 +239,63 @@ def azure_server(tmp_path_factory: pytest.TempPathFactory):
         process.kill()  # its data folder is temporary; a graceful stop waits on clients
         process.wait()
         log.close()
+
+
+ORTHANC = "/usr/sbin/Orthanc"
+ORTHANC_DICOMWEB = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory: pytest.TempPathFactory):
+    """Orthanc (Debian's `orthanc` and `orthanc-dicomweb`, installed by `make test`)
+    on 127.0.0.1 with a temporary storage folder; yields its HTTP root."""
+    import json
+    import subprocess
+    import urllib.request
+
+    missing = [p for p in (ORTHANC, ORTHANC_DICOMWEB) if not os.path.exists(p)]
+    if missing:
+        pytest.fail(
+            f"Orthanc is missing ({', '.join(missing)}): `apt-get install orthanc "
+            "orthanc-dicomweb` (make test does)"
+        )
+    folder = tmp_path_factory.mktemp("orthanc")
+    port, dicom_port = free_port(), free_port()
+    config = {
+        "Name": "dicom-loader-tests",
+        "StorageDirectory": str(folder / "storage"),
+        "IndexDirectory": str(folder / "storage"),
+        "HttpPort": port,
+        "DicomPort": dicom_port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "HttpsVerifyPeers": False,
+        "Plugins": [ORTHANC_DICOMWEB],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "StudiesMetadata": "Full"},
+    }
+    (folder / "orthanc.json").write_text(json.dumps(config))
+    log = (folder / "orthanc.log").open("w")
+    process = subprocess.Popen(
+        [ORTHANC, str(folder / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT
+    )
+    root = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_port(port, process)
+        deadline = time.time() + 30
+        while True:  # the port opens before the plugins have registered their routes
+            try:
+                with urllib.request.urlopen(f"{root}/dicom-web/studies", timeout=5):
+                    break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield root
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

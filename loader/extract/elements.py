@@ -135,7 +135,7 @@ class _ElementWalk:
                     elif vr == "DA" or vr == "DT":
                         stamp = _as_datetime(vr, first)
             elif kind is Binary:
-                binary = f"length={value.length}"
+                binary = "length unknown" if value.length is None else f"length={value.length}"
             elif kind is Omitted:
                 binary = f"omitted length={value.length}"
             append_path(element_path)  # after the items: rows and paths stay in step

@@ -1,0 +1,447 @@
+"""PACS sources against a real PACS (Orthanc with its DICOMweb plugin) and DICOM JSON
+exports: the same archive loaded from files, from the PACS and from its exports
+gives the same tables apart from storage columns."""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import shutil
+import threading
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pydicom
+import pytest
+
+from loader.config import RunSettings, Target
+from loader.dataset_bytes import from_pydicom
+from loader.decode import decode_elements, decode_header
+from loader.dicom_json import decode_json, instances_in
+from loader.headers import read_local
+from loader.pipeline import run
+from loader.scan import scan
+from loader.synth import synthesize
+from tests.conftest import real_file
+
+REAL = (
+    "CT_small.dcm",
+    "MR_small.dcm",
+    "rtplan.dcm",
+    "rtstruct.dcm",
+    "rtdose.dcm",
+    "JPEG2000.dcm",
+    "SC_rgb_rle.dcm",
+    "chrFren.dcm",
+)
+# Where an object is and how it was encoded: expected to differ between sources.
+STORAGE_COLUMNS = frozenset(
+    {
+        "file_path",
+        "storage_uri",
+        "storage_provider",
+        "storage_container",
+        "object_key",
+        "location_key",
+        "file_size_bytes",
+        "header_bytes",
+        "pixel_data_offset",
+        "pixel_data_length",
+        "checksum",
+        "transfer_syntax_uid",
+        "ingestion_source",
+        "modified_at",
+        "ingested_at",
+        "_source_order",
+        "_run_id",
+        "_loaded_at",
+        "_shard_id",
+    }
+)
+# Bookkeeping of the run, not the archive's content.
+RUN_TABLES = frozenset({"dicom_load_history", "dicom_ingestion_errors"})
+# One row per series from whichever instance wins by source order (newest object,
+# then URL: storage facts); the generated CT instances carry per-instance dose values.
+BY_KEY_ONLY = frozenset({"dicom_dose_summary"})
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated archive plus real files, one object per SOP Instance UID."""
+    root = tmp_path_factory.mktemp("pacs") / "archive"
+    synthesize(root, patients=3, seed=23, duplicate_fraction=0)
+    (root / "real").mkdir()
+    for name in REAL:
+        shutil.copy(real_file(name), root / "real" / name)
+    return root
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def pacs(orthanc: str, archive: Path) -> str:
+    """The archive stored in Orthanc; the DICOMweb source URL."""
+    for path in _files(archive):
+        request = urllib.request.Request(
+            f"{orthanc}/instances", data=path.read_bytes(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200, path
+    return "dicomweb+" + orthanc.removeprefix("http://").join(("http://", "/dicom-web"))
+
+
+def _load(source: str, tmp_path: Path, name: str, **kw: Any) -> tuple[dict[str, Any], Path]:
+    db = tmp_path / f"{name}.duckdb"
+    report = run(
+        RunSettings(
+            source=source,
+            out=tmp_path / f"{name}-pq",
+            target=Target.parse(f"duckdb:///{db}"),
+            workers=0,
+            run_id=name,
+            **kw,
+        )
+    )
+    return report, db
+
+
+Content = dict[str, list[tuple[Any, ...]]]
+
+
+def _content(db: Path, varying: dict[str, set[str]] | None = None) -> Content:
+    """Every model table's rows without storage columns (nor the `varying` columns
+    of a table), sorted."""
+    con = duckdb.connect(str(db), read_only=True)
+    tables = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'dicom_%'"
+        ).fetchall()
+        if r[0] not in RUN_TABLES
+    ]
+    content = {}
+    for table in tables:
+        columns = [
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                "ORDER BY ordinal_position",
+                [table],
+            ).fetchall()
+            if r[0] not in STORAGE_COLUMNS and r[0] not in (varying or {}).get(table, ())
+        ]
+        if table in BY_KEY_ONLY:
+            columns = columns[:1]
+        rows = con.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
+        content[table] = sorted(rows, key=repr)
+    con.close()
+    return content
+
+
+@pytest.fixture(scope="module")
+def from_files(archive: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The file load: its report, and its content without the attributes the
+    archive's own objects disagree on (a patient's age across studies): which object
+    wins those depends on storage facts, newest first."""
+    report, db = _load(str(archive), tmp_path_factory.mktemp("files"), "files")
+    assert report["validation_passed"] and not report["error_files"]
+    varying = {
+        table: set(found["columns"]) for table, found in report["validation"]["conflicts"].items()
+    }
+    return report, _content(db, varying), varying
+
+
+def _columns_of(db: Path, table: str) -> list[str]:
+    con = duckdb.connect(str(db), read_only=True)
+    names = [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+        if r[0] not in STORAGE_COLUMNS
+    ]
+    con.close()
+    return names
+
+
+def _assert_same_apart_from_bulk_data(db: Path, ours: Content, files: Content) -> None:
+    """Equal tables, except what a PACS gives as BulkDataURIs: no length, no VR
+    (Orthanc), and nothing inside (a private sequence of unknown VR). The elements
+    the files hold inside such values are the only ones the PACS may lack."""
+    for table in files:
+        if table not in ("dicom_element", "dicom_sequence_item", "dicom_raw"):
+            assert ours[table] == files[table], table
+    names = _columns_of(db, "dicom_element")
+    path_at, tag_at, ref_at = (
+        names.index(n) for n in ("sequence_path", "tag_hex", "value_binary_ref")
+    )
+
+    def where(row: tuple[Any, ...]) -> tuple[int, str]:
+        return row[1], (f"{row[path_at]}." if row[path_at] else "") + row[tag_at]
+
+    bulk = {where(r) for r in ours["dicom_element"] if r[ref_at] == "length unknown"}
+    bulk_paths: dict[int, list[str]] = {}
+    for instance, path in bulk:
+        bulk_paths.setdefault(instance, []).append(path)
+
+    def inside_bulk(instance: int, path: str | None) -> bool:
+        found = bulk_paths.get(instance, [])
+        return bool(path) and any(path == b or path.startswith(b + "[") for b in found)
+
+    pacs_rows = {r[0]: r for r in ours["dicom_element"] if where(r) not in bulk}
+    file_rows = {r[0]: r for r in files["dicom_element"] if not inside_bulk(*where(r))}
+    assert pacs_rows == file_rows
+    item_path_at = _columns_of(db, "dicom_sequence_item").index("sequence_path")
+    assert ours["dicom_sequence_item"] == [
+        r for r in files["dicom_sequence_item"] if not inside_bulk(r[1], r[item_path_at])
+    ]
+    raw_names = _columns_of(db, "dicom_raw")
+    uid_at, doc_at = raw_names.index("sop_instance_uid"), raw_names.index("metadata")
+    pacs_docs = {r[uid_at]: orjson.loads(r[doc_at]) for r in ours["dicom_raw"]}
+    file_docs = {r[uid_at]: orjson.loads(r[doc_at]) for r in files["dicom_raw"]}
+    assert pacs_docs.keys() == file_docs.keys()
+    for uid, doc in pacs_docs.items():
+        assert _like(doc, file_docs[uid]) == _like(doc, doc), uid
+
+
+def _like(guide: Any, doc: Any) -> Any:
+    """`doc` with every value that `guide` holds as bulk data ({"vr", "length": null})
+    replaced by a marker."""
+    if isinstance(guide, dict) and guide.keys() == {"vr", "length"} and guide["length"] is None:
+        return "<bulk data>"
+    if isinstance(guide, dict) and isinstance(doc, dict):
+        return {k: _like(guide.get(k), v) for k, v in doc.items()}
+    if isinstance(guide, list) and isinstance(doc, list) and len(guide) == len(doc):
+        return [_like(g, d) for g, d in zip(guide, doc, strict=True)]
+    return doc
+
+
+def test_pacs_load_equals_file_load(pacs, from_files, archive, tmp_path):
+    files_report, files_content, varying = from_files
+    report, db = _load(pacs, tmp_path, "pacs")
+    assert report["validation_passed"]
+    assert report["listed"] == files_report["listed"] == len(_files(archive))
+    assert report["loaded"] == files_report["loaded"]
+    assert not report["error_files"]
+    con = duckdb.connect(str(db), read_only=True)
+    providers = con.execute("SELECT DISTINCT storage_provider FROM dicom_file_location").fetchall()
+    uris = [r[0] for r in con.execute("SELECT storage_uri FROM dicom_file_location").fetchall()]
+    con.close()
+    assert providers == [("dicomweb",)]
+    assert all("/dicom-web/studies/" in u and "/instances/" in u for u in uris)
+    ours = _content(db, varying)
+    _assert_same_apart_from_bulk_data(db, ours, files_content)
+    assert len(ours["dicom_element"]) > 0.9 * len(files_content["dicom_element"])
+
+
+def test_json_exports_load_like_files(pacs, from_files, archive, tmp_path):
+    """An export written by pydicom (one array per series, InlineBinary kept) and one
+    of the PACS's own WADO-RS metadata (NDJSON, gzipped)."""
+    _, files_content, varying = from_files
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    by_series: dict[str, list[dict[str, Any]]] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in _files(archive / "PAT023000001"):
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            by_series.setdefault(ds.SeriesInstanceUID, []).append(ds.to_json_dict())
+    for index, instances in enumerate(by_series.values()):
+        (exports / f"series-{index}.json").write_bytes(orjson.dumps(instances))
+    report, db = _load(str(exports), tmp_path, "exports")
+    assert report["validation_passed"] and not report["error_files"]
+    assert report["listed"] == report["loaded"] == sum(len(v) for v in by_series.values())
+    content = _content(db, varying)
+    patient = [r for r in files_content["dicom_patient"] if "PAT023000001" in repr(r)]
+    assert content["dicom_patient"] == patient
+    keys = {r[0] for r in content["dicom_element"]}
+    expected = [r for r in files_content["dicom_element"] if r[0] in keys]
+    assert sorted(content["dicom_element"], key=repr) == expected  # binary lengths included
+
+    wado = tmp_path / "wado"
+    wado.mkdir()
+    lines = []
+    root = pacs.removeprefix("dicomweb+")
+    for study in orjson.loads(urllib.request.urlopen(f"{root}/studies").read()):
+        uid = study["0020000D"]["Value"][0]
+        for series in orjson.loads(urllib.request.urlopen(f"{root}/studies/{uid}/series").read()):
+            series_uid = series["0020000E"]["Value"][0]
+            metadata = urllib.request.urlopen(
+                f"{root}/studies/{uid}/series/{series_uid}/metadata"
+            ).read()
+            lines += [orjson.dumps(i) for i in orjson.loads(metadata)]
+    (wado / "pacs.ndjson.gz").write_bytes(gzip.compress(b"\n".join(lines)))
+    report, db = _load(str(wado / "pacs.ndjson.gz"), tmp_path, "wado")
+    assert report["validation_passed"] and not report["error_files"]
+    assert report["listed"] == report["loaded"] == len(_files(archive))
+    _assert_same_apart_from_bulk_data(db, _content(db, varying), files_content)
+
+
+def test_dicom_json_decodes_like_the_bytes():
+    """pydicom's JSON of real files decodes to the tree their bytes decode to."""
+    compared = 0
+    for name in REAL:
+        path = real_file(name)
+        parsed = read_local(path, Path(path).stat().st_size)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            doc = pydicom.dcmread(path, stop_before_pixels=True, force=True).to_json_dict()
+        ours = decode_json(doc, path).root
+        binary = decode_header(parsed, path).root
+        # pydicom's JSON writer re-types private UN values it recognises; keep to
+        # what both sides typed alike.
+        same_type = {t for t in binary if t in ours and binary[t].vr == ours[t].vr}
+        assert {t: ours[t] for t in same_type} == {t: binary[t] for t in same_type}, name
+        assert len(same_type) >= 0.9 * len(binary), name
+        compared += len(same_type)
+    assert compared > 500
+
+
+def test_bad_exports_are_error_rows_and_the_run_goes_on(tmp_path):
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    (exports / "truncated.json").write_bytes(b'[{"00080018": {"vr": "UI", "Value": ["1.2')
+    (exports / "not-dicom.json").write_bytes(orjson.dumps({"name": "not DICOM"}))
+    path = real_file("CT_small.dcm")
+    good = pydicom.dcmread(path, stop_before_pixels=True, force=True).to_json_dict()
+    no_uids = {k: v for k, v in good.items() if k != "00080018"}
+    (exports / "mixed.ndjson").write_bytes(orjson.dumps(good) + b"\n" + orjson.dumps(no_uids))
+    report, db = _load(str(exports), tmp_path, "bad")
+    assert report["listed"] == 4  # two failed exports + two instances of the mixed one
+    assert report["loaded"] == 1
+    con = duckdb.connect(str(db), read_only=True)
+    errors = dict(
+        con.execute("SELECT file_path, error_category FROM dicom_ingestion_errors").fetchall()
+    )
+    con.close()
+    assert errors == {
+        str(exports / "truncated.json"): "NOT_DICOM",
+        str(exports / "not-dicom.json"): "NOT_DICOM",
+        f"{exports / 'mixed.ndjson'}#1": "VALIDATION_ERROR",
+    }
+
+
+def test_scan_profiles_the_pacs_and_exports(pacs, archive, tmp_path):
+    profile = scan(pacs)
+    assert profile["instances"] == len(_files(archive))
+    assert profile["studies"] == len(
+        {
+            pydicom.dcmread(p, stop_before_pixels=True, force=True).StudyInstanceUID
+            for p in _files(archive)
+        }
+    )
+
+
+def test_since_lists_only_newer_studies(pacs, archive, tmp_path):
+    dates = {}
+    for path in _files(archive):
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        if ds.get("StudyDate"):
+            dates[ds.StudyInstanceUID] = ds.StudyDate
+    newest = max(dates.values())
+    _, db = _load(f"{pacs}?since={newest}", tmp_path, "since")
+    con = duckdb.connect(str(db), read_only=True)
+    loaded = {r[0] for r in con.execute("SELECT study_instance_uid FROM dicom_study").fetchall()}
+    con.close()
+    assert loaded == {uid for uid, date in dates.items() if date >= newest}
+    assert 0 < len(loaded) < len(dates)
+
+
+class _FaultyProxy(http.server.ThreadingHTTPServer):
+    """Forwards to the PACS; every 3rd request gets a 503, every 7th hangs past the
+    client's timeout, and one study's series metadata always fails."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str, broken_study: str) -> None:
+        self.upstream = upstream
+        self.broken_study = broken_study
+        self.count = 0
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+
+
+class _ProxyHandler(http.server.BaseHTTPRequestHandler):
+    server: _FaultyProxy
+
+    def do_GET(self) -> None:
+        with self.server.lock:
+            self.server.count += 1
+            count = self.server.count
+        if self.server.broken_study in self.path and "/metadata" in self.path:
+            self.send_error(500)
+            return
+        if count % 7 == 0:
+            time.sleep(2.5)  # past the loader's 1 s timeout: it has given up and retried
+            self.send_error(504)
+            return
+        if count % 3 == 0:
+            self.send_error(503)
+            return
+        with urllib.request.urlopen(self.server.upstream + self.path, timeout=30) as upstream:
+            body = upstream.read()
+            self.send_response(upstream.status)
+            self.send_header("Content-Type", upstream.headers.get("Content-Type", ""))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_pacs_faults_are_retried_and_a_lost_study_is_one_error_row(
+    pacs, orthanc, archive, tmp_path
+):
+    studies = sorted(
+        {
+            pydicom.dcmread(p, stop_before_pixels=True, force=True).StudyInstanceUID
+            for p in _files(archive)
+        }
+    )
+    broken = studies[0]
+    broken_instances = sum(
+        1
+        for p in _files(archive)
+        if pydicom.dcmread(p, stop_before_pixels=True, force=True).StudyInstanceUID == broken
+    )
+    proxy = _FaultyProxy(orthanc, broken)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        source = f"dicomweb+http://127.0.0.1:{proxy.server_address[1]}/dicom-web"
+        report, db = _load(
+            source, tmp_path, "faulty", storage_options={"timeout": 1, "page_size": 4}
+        )
+    finally:
+        proxy.shutdown()
+    assert report["validation_passed"]
+    assert report["loaded"] == len(_files(archive)) - broken_instances
+    assert report["error_files"] == 1
+    con = duckdb.connect(str(db), read_only=True)
+    errors = con.execute(
+        "SELECT file_path, error_category, error_message FROM dicom_ingestion_errors"
+    ).fetchall()
+    con.close()
+    assert len(errors) == 1
+    path, category, message = errors[0]
+    assert path.endswith(f"/studies/{broken}") and category == "READ_ERROR"
+    assert "500" in message
+
+
+def test_pydicom_elements_and_json_agree_on_a_charset_file():
+    path = real_file("chrH31.dcm")
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    implicit, little = ds.original_encoding
+    binary = decode_elements(from_pydicom(ds._dict, path), path, implicit=implicit, little=little)
+    export = instances_in(orjson.dumps(ds.to_json_dict()), "x.json")[0]
+    assert decode_json(export, path).root[0x00100010] == binary.root[0x00100010]
