@@ -23,6 +23,8 @@ from loader.config import RunSettings, Target
 from loader.dataset_bytes import from_pydicom
 from loader.decode import decode_elements, decode_header
 from loader.dicom_json import decode_json, instances_in
+from loader.dicomweb import with_filters
+from loader.errors import ConfigError, ListingError
 from loader.headers import read_local
 from loader.pipeline import run
 from loader.scan import scan
@@ -445,3 +447,92 @@ def test_pydicom_elements_and_json_agree_on_a_charset_file():
     binary = decode_elements(from_pydicom(ds._dict, path), path, implicit=implicit, little=little)
     export = instances_in(orjson.dumps(ds.to_json_dict()), "x.json")[0]
     assert decode_json(export, path).root[0x00100010] == binary.root[0x00100010]
+
+
+class _GuardedProxy(http.server.ThreadingHTTPServer):
+    """Forwards to the PACS only requests carrying the bearer token; records the
+    Authorization headers it saw."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str, token: str) -> None:
+        self.upstream = upstream
+        self.token = token
+        self.seen: list[str] = []
+        super().__init__(("127.0.0.1", 0), _GuardHandler)
+
+
+class _GuardHandler(http.server.BaseHTTPRequestHandler):
+    server: _GuardedProxy
+
+    def do_GET(self) -> None:
+        self.server.seen.append(self.headers.get("Authorization", ""))
+        if self.headers.get("Authorization") != f"Bearer {self.server.token}":
+            self.send_error(401)
+            return
+        with urllib.request.urlopen(self.server.upstream + self.path, timeout=30) as upstream:
+            body = upstream.read()
+            self.send_response(upstream.status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_bearer_token_from_env_or_file_and_never_written(
+    pacs, orthanc, archive, tmp_path, monkeypatch
+):
+    token = "tok-7f3a9c-not-for-reports"
+    proxy = _GuardedProxy(orthanc, token)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    source = f"dicomweb+http://127.0.0.1:{proxy.server_address[1]}/dicom-web"
+    try:
+        with pytest.raises(ListingError, match="401"):
+            _load(source, tmp_path, "anonymous")
+        monkeypatch.setenv("DICOMWEB_TOKEN", token)
+        report, _ = _load(source, tmp_path, "env")
+        assert report["loaded"] == len(_files(archive))
+        monkeypatch.delenv("DICOMWEB_TOKEN")
+        (tmp_path / "token").write_text(token + "\n")
+        report, _ = _load(
+            source, tmp_path, "file", storage_options={"token_file": str(tmp_path / "token")}
+        )
+        assert report["loaded"] == len(_files(archive))
+    finally:
+        proxy.shutdown()
+    assert f"Bearer {token}" in proxy.seen
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "token"]
+    assert written and not [p for p in written if token.encode() in p.read_bytes()]
+
+
+def test_resume_skips_committed_study_shards(pacs, archive, tmp_path):
+    first, _ = _load(pacs, tmp_path, "resume", shard_size=2)
+    assert first["shards"] > 1
+    again, _ = _load(pacs, tmp_path, "resume", shard_size=2, resume=True)
+    assert again["resumed_shards"] == first["shards"]
+    assert again["loaded"] == first["loaded"] == len(_files(archive))
+
+
+def test_filters_only_for_dicomweb_and_dates_checked():
+    source = "dicomweb+https://pacs.example/dicom-web"
+    assert with_filters(source, "2024-01-31", "CT") == f"{source}?since=2024-01-31&modality=CT"
+    assert with_filters(source, None, None) == source
+    with pytest.raises(ConfigError, match="not a date"):
+        with_filters(source, "last week", None)
+    with pytest.raises(ConfigError, match="dicomweb"):
+        with_filters("/archive", "20240101", None)
+
+
+def test_scan_profiles_exports(archive, tmp_path):
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    instances = [
+        pydicom.dcmread(p, stop_before_pixels=True, force=True).to_json_dict()
+        for p in _files(archive / "real")
+    ]
+    (exports / "real.json").write_bytes(orjson.dumps(instances))
+    profile = scan(str(exports))
+    assert profile["instances"] == len(instances)
+    assert profile["modality"]["CT"] >= 1
