@@ -144,6 +144,8 @@ class _JsonDecoder:
         return Element(vr, converted[0] if len(converted) == 1 else converted, len(converted))
 
     def value(self, tag: int, vr: str, value: Any) -> Any:
+        if value is None:  # an empty value among several
+            return "" if vr in _SPLIT_TEXT or vr == "PN" else None
         if vr == "PN":
             return _person_name(value)
         if vr == "IS" or vr == "DS":
@@ -156,7 +158,7 @@ class _JsonDecoder:
             return float(value)
         if vr == "AT":
             return str(value).upper()
-        return "" if value is None else str(value).strip(" \x00")
+        return str(value).strip(" \x00")
 
     def number(self, tag: int, vr: str, value: Any) -> int | float | None:
         if value is None:
