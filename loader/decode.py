@@ -132,19 +132,44 @@ def _dictionary_vr(tag: int, pixel_representation: int) -> str:
     return vr
 
 
+INTEGER_RANGES = {  # what each integer VR can hold; IS: 64-bit, beyond the standard's 32
+    "IS": (-(1 << 63), (1 << 63) - 1),
+    "US": (0, (1 << 16) - 1),
+    "SS": (-(1 << 15), (1 << 15) - 1),
+    "UL": (0, (1 << 32) - 1),
+    "SL": (-(1 << 31), (1 << 31) - 1),
+    "UV": (0, (1 << 64) - 1),
+    "SV": (-(1 << 63), (1 << 63) - 1),
+}
+
+
 def parse_number(vr: str, text: str) -> int | float | None:
-    """An IS or DS value's number (None when empty); ValueError when it is none."""
+    """An IS or DS value's number (None when empty); ValueError when it is none,
+    or an IS no 64-bit column holds."""
     if not text:
         return None
+    if vr != "IS":
+        return float(text) + 0.0  # -0.0 is zero: one text for it
     try:
-        return int(text) if vr == "IS" else float(text) + 0.0  # -0.0 is zero: one text for it
+        number = int(text)
     except ValueError:
-        if vr != "IS":
-            raise
-    as_float = float(text)  # an IS written as 12.0
-    if not as_float.is_integer():
-        raise ValueError(text)
-    return int(as_float)
+        as_float = float(text)  # an IS written as 12.0
+        if not as_float.is_integer():
+            raise ValueError(text) from None
+        number = int(as_float)
+    return in_range(vr, number)
+
+
+class OutOfRange(ValueError):
+    """An integer its VR (or a 64-bit column) cannot hold."""
+
+
+def in_range(vr: str, number: int) -> int:
+    """`number`, when the integer VR `vr` can hold it; OutOfRange otherwise."""
+    low, high = INTEGER_RANGES[vr]
+    if not low <= number <= high:
+        raise OutOfRange(f"{number} is out of range for {vr}")
+    return number
 
 
 def implied_vr(tag: int, item: Item, pixel_representation: int) -> str:
@@ -304,8 +329,9 @@ class _Decoder:
     def number(self, tag: int, vr: str, text: str) -> int | float | None:
         try:
             return parse_number(vr, text)
-        except ValueError:
-            self.out.cast_error(tag, f"{vr} value {text[:64]!r} is not a number")
+        except ValueError as exc:
+            reason = "is out of range" if isinstance(exc, OutOfRange) else "is not a number"
+            self.out.cast_error(tag, f"{vr} value {text[:64]!r} {reason}")
             return None
 
     def numeric(self, tag: int, vr: str, value: bytes, little: bool) -> Element:

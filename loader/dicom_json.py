@@ -25,13 +25,16 @@ import orjson
 from loader.dataset_bytes import PIXEL_DATA_TAGS
 from loader.decode import (
     DEFAULT_ELEMENT_LIMIT,
+    INTEGER_RANGES,
     Binary,
     Decoded,
     Element,
     Item,
     Omitted,
+    OutOfRange,
     decode_unknown,
     implied_vr,
+    in_range,
     parse_number,
 )
 from loader.errors import HeaderParseError, NotDicomError
@@ -39,7 +42,6 @@ from loader.errors import HeaderParseError, NotDicomError
 EXPORT_SUFFIXES = (".json", ".json.gz", ".ndjson", ".ndjson.gz")
 _SPLIT_TEXT = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "UI", "SH", "LO", "UC"})
 _SINGLE_TEXT = frozenset({"ST", "LT", "UT", "UR"})
-_INTEGERS = frozenset({"US", "SS", "UL", "SL", "UV", "SV"})
 _FLOAT32 = struct.Struct("<f")
 _FIRST_PIXEL_TAG = min(PIXEL_DATA_TAGS)
 
@@ -150,8 +152,14 @@ class _JsonDecoder:
             return _person_name(value)
         if vr == "IS" or vr == "DS":
             return self.number(tag, vr, value)
-        if vr in _INTEGERS:
-            return int(value)
+        if vr in INTEGER_RANGES:
+            try:
+                return in_range(vr, int(value))
+            except (TypeError, ValueError, OverflowError):
+                self.out.cast_error(
+                    tag, f"{vr} value {str(value)[:64]!r} is not an integer it holds"
+                )
+                return None
         if vr == "FL":  # as its 4 bytes would give it
             return _FLOAT32.unpack(_FLOAT32.pack(float(value)))[0]
         if vr == "FD":
@@ -165,15 +173,14 @@ class _JsonDecoder:
             return None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if vr == "DS":
-                return float(value)
-            if float(value).is_integer():
-                return int(value)
-            value = repr(value)
+                return float(value) + 0.0  # as parse_number: -0.0 is zero
+            value = str(int(value)) if float(value).is_integer() else repr(value)
         text = str(value).strip(" \x00")
         try:
             return parse_number(vr, text)
-        except ValueError:
-            self.out.cast_error(tag, f"{vr} value {text[:64]!r} is not a number")
+        except ValueError as exc:
+            reason = "is out of range" if isinstance(exc, OutOfRange) else "is not a number"
+            self.out.cast_error(tag, f"{vr} value {text[:64]!r} {reason}")
             return None
 
     def _omitted(self, tag: int, vr: str, length: int) -> Element:

@@ -324,3 +324,26 @@ def test_element_limit_is_configurable():
     assert len(whole.root[int(text, 16)].value) == 2 << 20
     tight = decode_elements(from_pydicom(ds._dict, "x"), "x", 4, implicit=False, little=True)
     assert {text, sequence, small} <= {tag for tag, _ in tight.cast_errors}
+
+
+def test_integer_strings_no_column_holds_are_cast_errors():
+    """An IS of 25 digits would overflow every integer column and fail its shard."""
+    ds = pydicom.dcmread(real_file("CT_small.dcm"))
+    data = BytesIO()
+    ds.save_as(data, enforce_file_format=True)
+    raw = data.getvalue()
+    original = ds["InstanceNumber"].value
+    at = raw.index(b"\x20\x00\x13\x00IS")
+    length = int.from_bytes(raw[at + 6 : at + 8], "little")
+    huge = b"9" * 24
+    raw = (
+        raw[:at]
+        + b"\x20\x00\x13\x00IS"
+        + len(huge).to_bytes(2, "little")
+        + huge
+        + raw[at + 8 + length :]
+    )
+    rows, errors = extract_bytes(raw)
+    assert original and rows["dicom_instance"][0]["instance_number"] is None
+    assert [(e["error_category"], e["tag"]) for e in errors] == [("TYPE_CAST_ERROR", "00200013")]
+    assert errors[0]["error_message"] == f"IS value {'9' * 24!r} is out of range"

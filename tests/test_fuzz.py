@@ -1,4 +1,5 @@
-"""Property-based hostile inputs: real files mutated by hypothesis, one object at a time.
+"""Property-based hostile inputs: real files (and their DICOM JSON) mutated by
+hypothesis, one object at a time.
 
 Whatever the bytes, `process_object` returns rows or exactly one error row of a
 known category, never an exception and never an error of our own code; it never
@@ -9,17 +10,20 @@ the outcomes it saw.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import zlib
+from functools import partial
 from pathlib import Path
 
+import pydicom
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from loader.errors import FILE_ERROR_CATEGORIES
 from loader.listing import ObjectRef
-from loader.shard import ShardSettings, process_object
+from loader.shard import ShardSettings, export_instances, process_json_instances, process_object
 from tests.conftest import real_file, real_files
 
 KNOWN = FILE_ERROR_CATEGORIES | {"TYPE_CAST_ERROR"}
@@ -133,3 +137,62 @@ def test_a_deflated_body_that_is_not_deflate_is_a_parse_error() -> None:
     data = _deflated_body_corrupted(0, zlib.compress(b"\x00" * 4096)[:7] + b"not deflate")
     _, errors, _ = _outcome(data)
     assert [e["error_category"] for e in errors] in (["PARSE_ERROR"], ["TRUNCATED"])
+
+
+JSON_SOURCES = ("CT_small.dcm", "rtplan.dcm", "chrH31.dcm", "MR_small.dcm")
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=9), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@st.composite
+def hostile_json(draw: st.DrawFn) -> bytes:
+    """pydicom's DICOM JSON of a real file with attributes broken the ways exports
+    break: wrong or unknown VRs, values of any JSON type, bad base64, bad keys."""
+    path = real_file(draw(st.sampled_from(JSON_SOURCES)))
+    instance = pydicom.dcmread(path, stop_before_pixels=True, force=True).to_json_dict()
+    keys = sorted(instance)
+    for _ in range(draw(st.integers(1, 4))):
+        key = keys[int(draw(st.floats(0, 1)) * (len(keys) - 1))]
+        kind = draw(st.sampled_from(["vr", "value", "binary", "key", "drop", "entry"]))
+        entry = instance.get(key)
+        if kind == "vr" and isinstance(entry, dict):
+            entry["vr"] = draw(st.sampled_from(["XX", "SQ", "US", "PN", "", "AT", "FL"]))
+        elif kind == "value" and isinstance(entry, dict):
+            entry["Value"] = draw(JSON_VALUES)
+        elif kind == "binary":
+            instance[key] = {"vr": "OB", "InlineBinary": draw(st.text(max_size=9))}
+        elif kind == "key":
+            instance[draw(st.text(min_size=8, max_size=8))] = {"vr": "LO", "Value": ["x"]}
+        elif kind == "drop":
+            instance.pop(key, None)
+        else:
+            instance[key] = draw(JSON_VALUES)
+    return json.dumps(instance).encode()  # big integers too, as a hand-written export may hold
+
+
+@FUZZ
+@given(hostile_json())
+def test_mutated_dicom_json(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "export.json"
+        path.write_bytes(data)
+        ref = ObjectRef(str(path), len(data), 0.0)
+        settings = ShardSettings(folder, "fuzz", folder)
+        outcomes = list(
+            process_json_instances(ref, settings, partial(export_instances, ref), "file")
+        )
+    assert len(outcomes) == 1  # one instance, or the export's one error row
+    rows, errors, _ = outcomes[0]
+    categories = {e["error_category"] for e in errors}
+    event(", ".join(sorted(categories)) or "loaded cleanly")
+    assert categories <= KNOWN, categories
+    assert not [e for e in errors if str(e["error_message"]).startswith("unexpected")], errors
+    if categories & FILE_ERROR_CATEGORIES:
+        assert len(errors) == 1 and set(rows) <= {"dicom_raw"}
+    else:
+        assert len(rows["dicom_raw"]) == 1
