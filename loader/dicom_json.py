@@ -117,6 +117,9 @@ class _JsonDecoder:
 
     def element(self, tag: int, vr: str, entry: Mapping[str, Any]) -> Element:
         private_data = tag & 0x10000 and tag & 0xFFFF >= 0x1000
+        binary = "InlineBinary" in entry or "BulkDataURI" in entry
+        if binary and vr == "SQ":
+            vr = "UN"  # a sequence's bytes: what an unknown value's would be
         if "InlineBinary" in entry:
             length = _base64_length(entry["InlineBinary"])
             if private_data and length > self.element_limit:
