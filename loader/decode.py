@@ -191,7 +191,10 @@ def implied_vr(tag: int, item: Item, pixel_representation: int) -> str:
     return _dictionary_vr(tag, pixel_representation)
 
 
-class _Decoder:
+class DecoderBase:
+    """What decoding bytes and decoding DICOM JSON share: where warnings go, the
+    element limit, and how a value that is not what its VR says is recorded."""
+
     def __init__(
         self, path: str, out: Decoded, pixel_representation: int, element_limit: int
     ) -> None:
@@ -208,6 +211,17 @@ class _Decoder:
         )
         return Element(vr, Omitted(vr, length), 0)
 
+    def number(self, tag: int, vr: str, text: str) -> int | float | None:
+        """An IS or DS value's number; None, with a warning row, when it has none."""
+        try:
+            return parse_number(vr, text)
+        except ValueError as exc:
+            reason = "is out of range" if isinstance(exc, OutOfRange) else "is not a number"
+            self.out.cast_error(tag, f"{vr} value {text[:64]!r} {reason}")
+            return None
+
+
+class _Decoder(DecoderBase):
     def item(
         self, raw_dict: RawItem, encodings: tuple[str, ...], implicit: bool, little: bool
     ) -> Item:
@@ -325,14 +339,6 @@ class _Decoder:
             numbers = [self.number(tag, vr, p) for p in parts]
             return Element(vr, numbers[0] if len(numbers) == 1 else numbers, len(numbers))
         return Element(vr, parts[0] if len(parts) == 1 else parts, len(parts))
-
-    def number(self, tag: int, vr: str, text: str) -> int | float | None:
-        try:
-            return parse_number(vr, text)
-        except ValueError as exc:
-            reason = "is out of range" if isinstance(exc, OutOfRange) else "is not a number"
-            self.out.cast_error(tag, f"{vr} value {text[:64]!r} {reason}")
-            return None
 
     def numeric(self, tag: int, vr: str, value: bytes, little: bool) -> Element:
         code = _NUMERIC[vr]

@@ -28,14 +28,12 @@ from loader.decode import (
     INTEGER_RANGES,
     Binary,
     Decoded,
+    DecoderBase,
     Element,
     Item,
-    Omitted,
-    OutOfRange,
     decode_unknown,
     implied_vr,
     in_range,
-    parse_number,
 )
 from loader.errors import HeaderParseError, NotDicomError
 
@@ -96,15 +94,7 @@ def decode_json(
     return out
 
 
-class _JsonDecoder:
-    def __init__(
-        self, path: str, out: Decoded, pixel_representation: int, element_limit: int
-    ) -> None:
-        self.path = path
-        self.out = out
-        self.pixel_representation = pixel_representation
-        self.element_limit = element_limit
-
+class _JsonDecoder(DecoderBase):
     def item(self, attributes: Mapping[str, Any], top_level: bool = False) -> Item:
         item: Item = {}
         for tag, key in sorted((int(key, 16), key) for key in attributes):
@@ -123,7 +113,7 @@ class _JsonDecoder:
         if "InlineBinary" in entry:
             length = _base64_length(entry["InlineBinary"])
             if private_data and length > self.element_limit:
-                return self._omitted(tag, vr, length)
+                return self.omitted(tag, vr, length)
             if vr == "UN" and length:  # bytes a binary object would have decoded further
                 value = base64.b64decode(entry["InlineBinary"])
                 return decode_unknown(tag, value, self.path, self.out, self.element_limit)
@@ -139,7 +129,7 @@ class _JsonDecoder:
         if private_data and vr in _SPLIT_TEXT | _SINGLE_TEXT:
             length = sum(len(str(v).encode()) + 1 for v in values if v is not None)
             if length > self.element_limit:
-                return self._omitted(tag, vr, length)
+                return self.omitted(tag, vr, length)
         if vr in _SINGLE_TEXT:
             text = str(values[0]).rstrip(" \x00")
             return Element(vr, text or None, 1 if text else 0)
@@ -154,7 +144,7 @@ class _JsonDecoder:
         if vr == "PN":
             return _person_name(value)
         if vr == "IS" or vr == "DS":
-            return self.number(tag, vr, value)
+            return self.json_number(tag, vr, value)
         if vr in INTEGER_RANGES:
             try:
                 return in_range(vr, int(value))
@@ -171,28 +161,15 @@ class _JsonDecoder:
             return str(value).upper()
         return str(value).strip(" \x00")
 
-    def number(self, tag: int, vr: str, value: Any) -> int | float | None:
+    def json_number(self, tag: int, vr: str, value: Any) -> int | float | None:
+        """An IS or DS value given as a JSON number or string."""
         if value is None:
             return None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if vr == "DS":
                 return float(value) + 0.0  # as parse_number: -0.0 is zero
             value = str(int(value)) if float(value).is_integer() else repr(value)
-        text = str(value).strip(" \x00")
-        try:
-            return parse_number(vr, text)
-        except ValueError as exc:
-            reason = "is out of range" if isinstance(exc, OutOfRange) else "is not a number"
-            self.out.cast_error(tag, f"{vr} value {text[:64]!r} {reason}")
-            return None
-
-    def _omitted(self, tag: int, vr: str, length: int) -> Element:
-        self.out.cast_error(
-            tag,
-            f"private {vr} value of {length:,} bytes is over the {self.element_limit:,}-byte "
-            "element limit: left out of the JSON and element rows (marked omitted)",
-        )
-        return Element(vr, Omitted(vr, length), 0)
+        return self.number(tag, vr, str(value).strip(" \x00"))
 
 
 def _person_name(value: Any) -> str:

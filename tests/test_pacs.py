@@ -358,6 +358,17 @@ def test_since_lists_only_newer_studies(pacs, archive, tmp_path):
     assert 0 < len(loaded) < len(dates)
 
 
+def _forward(handler: http.server.BaseHTTPRequestHandler, upstream: str) -> None:
+    """Answer a GET with what the PACS answers."""
+    with urllib.request.urlopen(upstream + handler.path, timeout=30) as response:
+        body = response.read()
+        handler.send_response(response.status)
+        handler.send_header("Content-Type", response.headers.get("Content-Type", ""))
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+
 class _FaultyProxy(http.server.ThreadingHTTPServer):
     """Forwards to the PACS; every 3rd request gets a 503, every 7th hangs past the
     client's timeout, and one study's series metadata always fails."""
@@ -389,13 +400,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         if count % 3 == 0:
             self.send_error(503)
             return
-        with urllib.request.urlopen(self.server.upstream + self.path, timeout=30) as upstream:
-            body = upstream.read()
-            self.send_response(upstream.status)
-            self.send_header("Content-Type", upstream.headers.get("Content-Type", ""))
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+        _forward(self, self.server.upstream)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -470,12 +475,7 @@ class _GuardHandler(http.server.BaseHTTPRequestHandler):
         if self.headers.get("Authorization") != f"Bearer {self.server.token}":
             self.send_error(401)
             return
-        with urllib.request.urlopen(self.server.upstream + self.path, timeout=30) as upstream:
-            body = upstream.read()
-            self.send_response(upstream.status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+        _forward(self, self.server.upstream)
 
     def log_message(self, *args: Any) -> None:
         pass
