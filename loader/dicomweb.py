@@ -86,8 +86,9 @@ class Server:
 
     def get(
         self, session: requests.Session, path: str, params: dict[str, Any] | None = None
-    ) -> Any:
-        """The JSON of GET `path` under the root, retried when worth it."""
+    ) -> tuple[Any, int]:
+        """The JSON of GET `path` under the root, and its size in bytes; retried when
+        worth it."""
         url = f"{self.root}/{path}"
 
         def attempt() -> Any:
@@ -99,10 +100,10 @@ class Server:
             if response.status_code == 404:
                 raise FileNotFoundError(f"HTTP 404 from {url}")
             if response.status_code == 204 or not response.content:
-                return []
+                return [], 0
             if response.status_code >= 400:
                 raise ValueError(f"HTTP {response.status_code} from {url}")
-            return response.json()
+            return response.json(), len(response.content)
 
         return retry_transient(attempt)
 
@@ -139,7 +140,7 @@ def study_urls(source: str, options: dict[str, Any] | None = None) -> Iterator[s
     while True:
         page_params = {**params, "limit": server.page_size, "offset": offset}
         try:
-            page = server.get(session, "studies", page_params)
+            page, _ = server.get(session, "studies", page_params)
         except Exception as exc:  # requests' and the server's many failures
             raise ListingError(f"cannot list studies of {server.root}: {exc}") from exc
         for study in page:
@@ -153,21 +154,16 @@ def study_urls(source: str, options: dict[str, Any] | None = None) -> Iterator[s
 
 def study_instances(
     study_url: str, options: dict[str, Any] | None = None
-) -> list[tuple[str, dict[str, Any]]]:
+) -> tuple[list[tuple[str, dict[str, Any]]], int]:
     """(WADO-RS URL, DICOM JSON) of every instance of a study, in series and SOP
-    Instance UID order; raises ObjectReadError naming the study when its metadata
-    cannot be fetched."""
+    Instance UID order, and the bytes the responses held; raises ObjectReadError
+    naming the study when its metadata cannot be fetched."""
     server = Server.of(study_url, options)
     study = study_url.rstrip("/").rsplit("/studies/", 1)[1]
     session = server.session()
     try:
-        series = sorted(
-            uid
-            for uid in (
-                _value(s, _SERIES_UID) for s in server.get(session, f"studies/{study}/series")
-            )
-            if uid
-        )
+        listed, read = server.get(session, f"studies/{study}/series")
+        series = sorted(uid for uid in (_value(s, _SERIES_UID) for s in listed) if uid)
         with ThreadPoolExecutor(server.concurrency) as pool:
             responses = list(
                 pool.map(
@@ -182,9 +178,10 @@ def study_instances(
     finally:
         session.close()
     found = []
-    for uid, instances in zip(series, responses, strict=True):
+    read += sum(size for _, size in responses)
+    for uid, (instances, _) in zip(series, responses, strict=True):
         for instance in sorted(instances, key=lambda i: _value(i, _SOP_UID) or ""):
             sop = _value(instance, _SOP_UID) or ""
             url = f"{server.root}/studies/{study}/series/{uid}/instances/{sop}"
             found.append((url, instance))
-    return found
+    return found, read

@@ -145,6 +145,9 @@ def process_json_instances(
             rows, errors = extract_object(decoded, facts)
         except ObjectError as exc:
             rows, errors = {}, [error_row(facts, exc.category, exc.reason, exc.tag)]
+        except Exception as exc:  # noqa: BLE001 - one instance must never stop the run
+            message = f"unexpected {type(exc).__name__}: {exc}"[:1000]
+            rows, errors = {}, [error_row(facts, "PARSE_ERROR", message)]
         yield rows, errors, facts.bytes_read
 
 
@@ -156,9 +159,9 @@ def export_instances(ref: ObjectRef, fs: Any = None) -> tuple[JsonInstances, int
 
 
 def dicomweb_instances(ref: ObjectRef, options: dict[str, Any]) -> tuple[JsonInstances, int]:
-    """The instances of a study on a DICOMweb server (their WADO-RS URLs)."""
-    found = study_instances(ref.url, options)
-    return found, sum(len(orjson.dumps(instance)) for _, instance in found)
+    """The instances of a study on a DICOMweb server (their WADO-RS URLs) and the
+    bytes of the responses."""
+    return study_instances(ref.url, options)
 
 
 def read_whole(ref: ObjectRef, fs: Any = None) -> bytes:
