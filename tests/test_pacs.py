@@ -4,6 +4,7 @@ gives the same tables apart from storage columns."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import http.server
 import shutil
@@ -455,14 +456,14 @@ def test_pydicom_elements_and_json_agree_on_a_charset_file():
 
 
 class _GuardedProxy(http.server.ThreadingHTTPServer):
-    """Forwards to the PACS only requests carrying the bearer token; records the
-    Authorization headers it saw."""
+    """Forwards to the PACS only requests carrying the expected Authorization
+    header; records the ones it saw."""
 
     daemon_threads = True
 
-    def __init__(self, upstream: str, token: str) -> None:
+    def __init__(self, upstream: str, authorization: str) -> None:
         self.upstream = upstream
-        self.token = token
+        self.authorization = authorization
         self.seen: list[str] = []
         super().__init__(("127.0.0.1", 0), _GuardHandler)
 
@@ -472,7 +473,7 @@ class _GuardHandler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.seen.append(self.headers.get("Authorization", ""))
-        if self.headers.get("Authorization") != f"Bearer {self.server.token}":
+        if self.headers.get("Authorization") != self.server.authorization:
             self.send_error(401)
             return
         _forward(self, self.server.upstream)
@@ -485,7 +486,7 @@ def test_bearer_token_from_env_or_file_and_never_written(
     pacs, orthanc, archive, tmp_path, monkeypatch
 ):
     token = "tok-7f3a9c-not-for-reports"
-    proxy = _GuardedProxy(orthanc, token)
+    proxy = _GuardedProxy(orthanc, f"Bearer {token}")
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     source = f"dicomweb+http://127.0.0.1:{proxy.server_address[1]}/dicom-web"
     try:
@@ -536,3 +537,55 @@ def test_scan_profiles_exports(archive, tmp_path):
     profile = scan(str(exports))
     assert profile["instances"] == len(instances)
     assert profile["modality"]["CT"] >= 1
+
+
+def test_basic_auth_from_env(pacs, orthanc, archive, tmp_path, monkeypatch):
+    credentials = base64.b64encode(b"loader:pw-41c2-not-for-reports").decode()
+    proxy = _GuardedProxy(orthanc, f"Basic {credentials}")
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    monkeypatch.setenv("DICOMWEB_USER", "loader")
+    monkeypatch.setenv("DICOMWEB_PASSWORD", "pw-41c2-not-for-reports")
+    try:
+        report, _ = _load(
+            f"dicomweb+http://127.0.0.1:{proxy.server_address[1]}/dicom-web", tmp_path, "basic"
+        )
+    finally:
+        proxy.shutdown()
+    assert report["loaded"] == len(_files(archive))
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert not [p for p in written if b"pw-41c2" in p.read_bytes()]
+
+
+def test_modality_lists_only_studies_holding_it(pacs, archive, tmp_path):
+    modalities: dict[str, set[str]] = {}
+    for path in _files(archive):
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        modalities.setdefault(ds.StudyInstanceUID, set()).add(ds.get("Modality", ""))
+    _, db = _load(f"{pacs}?modality=MR", tmp_path, "mr")
+    con = duckdb.connect(str(db), read_only=True)
+    loaded = {r[0] for r in con.execute("SELECT study_instance_uid FROM dicom_study").fetchall()}
+    con.close()
+    assert loaded == {uid for uid, found in modalities.items() if "MR" in found}
+    assert 0 < len(loaded) < len(modalities)
+
+
+def test_exports_in_a_bucket(s3, archive, tmp_path):
+    import s3fs
+
+    options, traffic = s3
+    fs = s3fs.S3FileSystem(**options)
+    fs.mkdir("exports")
+    instances = [
+        pydicom.dcmread(p, stop_before_pixels=True, force=True).to_json_dict()
+        for p in _files(archive / "real")
+    ]
+    fs.pipe("exports/pacs/real.json.gz", gzip.compress(orjson.dumps(instances)))
+    traffic.reset()
+    report, db = _load("s3://exports/pacs", tmp_path, "bucket", storage_options=options)
+    assert report["validation_passed"] and report["loaded"] == len(instances)
+    con = duckdb.connect(str(db), read_only=True)
+    located = con.execute(
+        "SELECT DISTINCT storage_provider, storage_container FROM dicom_file_location"
+    ).fetchall()
+    con.close()
+    assert located == [("s3", "exports")]
