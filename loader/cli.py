@@ -219,6 +219,18 @@ def main() -> None:
     show_default=True,
     help="Private values longer than this many bytes are left out (marked, with a warning).",
 )
+@click.option(
+    "--pseudonymize-key-file",
+    default=None,
+    metavar="FILE",
+    help="Replace patient identifiers and person names by keyed HMAC pseudonyms (the key: "
+    "this file's bytes), in the workers, before anything is written.",
+)
+@click.option(
+    "--shift-dates",
+    is_flag=True,
+    help="With --pseudonymize-key-file: move every date of a patient by the same offset.",
+)
 @click.option("--report", "report_path", default=None, help="Write the JSON report here.")
 def run(
     source: str,
@@ -231,6 +243,8 @@ def run(
     incremental: bool,
     header_bytes: int | None,
     element_limit: int,
+    pseudonymize_key_file: str | None,
+    shift_dates: bool,
     report_path: str | None,
     stage_url: str | None,
     storage_integration: str | None,
@@ -257,6 +271,8 @@ def run(
             element_limit=element_limit,
             resume=resume,
             incremental=incremental,
+            pseudonymize_key_file=pseudonymize_key_file,
+            shift_dates=shift_dates,
         )
         with Progress(
             TextColumn("[bold]{task.description}"),

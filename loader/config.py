@@ -92,3 +92,9 @@ class RunSettings:
     max_in_flight: int | None = None  # shards submitted at once; default 2 per worker
     scheduler: str | None = None  # tcp://HOST:PORT or a scheduler file: an existing cluster
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)  # fsspec
+    pseudonymize_key_file: str | None = None  # PHI → keyed pseudonyms in the workers
+    shift_dates: bool = False  # with a key: every date moves by a per-patient offset
+
+    def __post_init__(self) -> None:
+        if self.shift_dates and not self.pseudonymize_key_file:
+            raise ConfigError("--shift-dates needs --pseudonymize-key-file")

@@ -26,6 +26,7 @@ from loader.listing import Shard, list_source, make_shards
 from loader.memory import peak_rss_bytes
 from loader.model import EXTRACTED
 from loader.output import OutputRoot
+from loader.pseudonymize import read_key
 from loader.shard import ShardSettings, process_shard
 from loader.warehouse.base import LoadResult, Warehouse
 
@@ -209,6 +210,7 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
             "target": str(settings.target),
             "shard_size": settings.shard_size,
             "header_bytes": settings.header_bytes,
+            "pseudonymized": settings.pseudonymize_key_file is not None,
             "started_at": dt.datetime.now(dt.UTC).isoformat(),
         },
     )
@@ -219,6 +221,8 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
         settings.header_bytes,
         settings.element_limit,
         settings.storage_options,
+        read_key(settings.pseudonymize_key_file) if settings.pseudonymize_key_file else None,
+        settings.shift_dates,
     )
     done = ledger.committed_ids(out, run_id) if settings.resume else set()
     skipped: list[str] = []

@@ -38,6 +38,7 @@ from loader.listing import ObjectRef, Shard
 from loader.memory import peak_rss_bytes
 from loader.output import OutputRoot
 from loader.parquet import ShardWriter
+from loader.pseudonymize import Pseudonymizer
 from loader.storage import (
     container_and_key,
     filesystem,
@@ -58,6 +59,13 @@ class ShardSettings:
     header_bytes: int | None = None  # None: the default of the object's location
     element_limit: int = DEFAULT_ELEMENT_LIMIT
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
+    pseudonymize_key: bytes | None = field(default=None, repr=False)
+    shift_dates: bool = False
+
+    def pseudonymizer(self) -> Pseudonymizer | None:
+        if self.pseudonymize_key is None:
+            return None
+        return Pseudonymizer(self.pseudonymize_key, self.shift_dates)
 
 
 def _facts(
@@ -95,6 +103,8 @@ def process_object(
     try:
         parsed = read_header(ref, settings.header_bytes, fs, prefetched)
         decoded = decode_header(parsed, ref.url, settings.element_limit)
+        if pseudonymizer := settings.pseudonymizer():
+            pseudonymizer.apply(decoded)
         rows, errors = extract_object(decoded, _facts(ref, settings, parsed, now))
         return rows, errors, parsed
     except ObjectError as exc:
@@ -123,6 +133,7 @@ def process_json_instances(
     `fetch` returns the instances and the bytes read to get them (counted on the
     first instance)."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    pseudonymizer = settings.pseudonymizer()
     try:
         instances, read = fetch()
     except ObjectError as exc:
@@ -142,6 +153,8 @@ def process_json_instances(
         )
         try:
             decoded = decode_json(instance, url, settings.element_limit)
+            if pseudonymizer:
+                pseudonymizer.apply(decoded)
             rows, errors = extract_object(decoded, facts)
         except ObjectError as exc:
             rows, errors = {}, [error_row(facts, exc.category, exc.reason, exc.tag)]

@@ -1,0 +1,131 @@
+"""Pseudonymisation inside the worker: `--pseudonymize-key-file`.
+
+The decoded header is rewritten before any row is built, so no clear identifier
+reaches Parquet, the ledger or the warehouse. Identifiers become keyed HMAC-SHA256
+values: the same input and key give the same pseudonym in every file and run, so
+rows still join (a patient's key is the key of its pseudonymous ID). Rewritten,
+wherever they sit (nested items and private elements included):
+
+- every person name (VR PN): the PHI name columns of MODEL.md and everyone else's;
+- identifiers: PatientID, OtherPatientIDs (and the IDs inside
+  OtherPatientIDsSequence), PatientAddress, PatientTelephoneNumbers, and the
+  request identifiers AccessionNumber, StudyID, RequestedProcedureID and
+  PerformedProcedureStepID (PS3.15 Basic Profile);
+- PatientBirthDate: its year only (YYYY0101), or, with date shifting, shifted.
+
+With `shift_dates`, every date (DA) and date-time (DT) of an object moves back by
+the same number of days (1–365, from the key and the patient's ID), so intervals
+within a patient survive; a date that does not parse is dropped. Storage paths
+are not header values and are kept: an archive whose folder names carry
+identifiers must be listed from neutral names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from loader.decode import Decoded, Element, Item
+from loader.errors import ConfigError
+
+PATIENT_ID = 0x00100020
+BIRTH_DATE = 0x00100030
+IDENTIFIER_TAGS = frozenset(  # identifiers PS3.15's Basic Profile replaces, that rows carry
+    {
+        PATIENT_ID,
+        0x00101000,  # OtherPatientIDs
+        0x00101040,  # PatientAddress
+        0x00102154,  # PatientTelephoneNumbers
+        0x00080050,  # AccessionNumber
+        0x00200010,  # StudyID (archives often reuse the patient's ID for it)
+        0x00401001,  # RequestedProcedureID
+        0x00400253,  # PerformedProcedureStepID
+    }
+)
+_DATE_VRS = frozenset({"DA", "DT"})
+
+
+def read_key(path: str) -> bytes:
+    """The secret key of a key file (its bytes, surrounding whitespace removed)."""
+    try:
+        key = Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the pseudonymisation key file: {exc.strerror}") from None
+    if len(key) < 16:
+        raise ConfigError("the pseudonymisation key file holds fewer than 16 bytes")
+    return key
+
+
+class Pseudonymizer:
+    def __init__(self, key: bytes, shift_dates: bool = False) -> None:
+        self._key = key
+        self.shift_dates = shift_dates
+
+    def __repr__(self) -> str:  # never the key
+        return f"Pseudonymizer(shift_dates={self.shift_dates})"
+
+    def _digest(self, kind: bytes, value: str) -> bytes:
+        return hmac.new(self._key, kind + b"\0" + value.encode(), hashlib.sha256).digest()
+
+    def identifier(self, value: str) -> str:
+        return "ID" + self._digest(b"id", value).hex()[:24].upper()
+
+    def name(self, value: str) -> str:
+        return "ANON^" + self._digest(b"name", value).hex()[:16].upper()
+
+    def shift_of(self, patient_id: str) -> dt.timedelta:
+        days = int.from_bytes(self._digest(b"shift", patient_id)[:4], "big") % 365 + 1
+        return dt.timedelta(days=-days)
+
+    def apply(self, decoded: Decoded) -> None:
+        """Rewrite `decoded` in place."""
+        patient = decoded.root.get(PATIENT_ID)
+        patient_id = patient.value if patient is not None and isinstance(patient.value, str) else ""
+        shift = self.shift_of(patient_id) if self.shift_dates else None
+        self._item(decoded.root, shift)
+
+    def _item(self, item: Item, shift: dt.timedelta | None) -> None:
+        for tag, element in item.items():
+            if element.value is None:
+                continue
+            if element.vr == "SQ":
+                for child in element.value:
+                    self._item(child, shift)
+            elif element.vr == "PN":
+                _rewrite(element, self.name)
+            elif tag in IDENTIFIER_TAGS:
+                _rewrite(element, self.identifier)
+            elif tag == BIRTH_DATE and shift is None:
+                _rewrite(element, _year_only)
+            elif shift is not None and element.vr in _DATE_VRS:
+                _rewrite(element, partial(_shifted, shift=shift))
+
+
+def _rewrite(element: Element, change: Callable[[str], str | None]) -> None:
+    """Each text value of `element` changed; a value changed to None is dropped."""
+    values = element.value if isinstance(element.value, list) else [element.value]
+    changed = [change(v) if isinstance(v, str) and v else v for v in values]
+    kept = [v for v in changed if v is not None]
+    element.value = None if not kept else kept[0] if len(kept) == 1 else kept
+    element.vm = len(kept)
+
+
+def _year_only(value: str) -> str | None:
+    year = value[:4]
+    return f"{year}0101" if year.isdigit() else None
+
+
+def _shifted(value: str, shift: dt.timedelta) -> str | None:
+    """A DA, or a DT's date part, moved by `shift`; None when it is no date."""
+    digits = value.replace(".", "") if len(value) == 10 and value[4] == "." else value
+    if len(digits) < 8 or not digits[:8].isdigit():
+        return None
+    try:
+        day = dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+    except ValueError:
+        return None
+    return (day + shift).strftime("%Y%m%d") + digits[8:]

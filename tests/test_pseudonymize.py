@@ -1,0 +1,161 @@
+"""Pseudonymisation in the workers: consistent pseudonyms, and no clear PHI value of
+the input anywhere in what a run writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pydicom
+import pytest
+
+from loader.config import RunSettings, Target
+from loader.decode import decode_header
+from loader.errors import ConfigError
+from loader.headers import read_local
+from loader.pipeline import run
+from loader.pseudonymize import Pseudonymizer, read_key
+from loader.synth import synthesize
+from tests.conftest import real_file
+
+KEY = b"0123456789abcdef-test-key"
+
+
+def _decoded(name: str):
+    path = real_file(name)
+    return decode_header(read_local(path, os.path.getsize(path)), path)
+
+
+def test_identifiers_and_names_become_keyed_pseudonyms():
+    first, again, other = (
+        _decoded("CT_small.dcm"),
+        _decoded("CT_small.dcm"),
+        _decoded("CT_small.dcm"),
+    )
+    clear_id, clear_name = first.root[0x00100020].value, first.root[0x00100010].value
+    Pseudonymizer(KEY).apply(first)
+    Pseudonymizer(KEY).apply(again)
+    Pseudonymizer(b"another key of 16+ bytes").apply(other)
+    pseudonym = first.root[0x00100020].value
+    assert pseudonym.startswith("ID") and clear_id not in pseudonym
+    assert (
+        first.root[0x00100010].value.startswith("ANON^")
+        and first.root[0x00100010].value != clear_name
+    )
+    assert again.root[0x00100020].value == pseudonym  # the same in every file and run
+    assert other.root[0x00100020].value != pseudonym  # and only with this key
+    born = _decoded("rtstruct.dcm")
+    assert born.root[0x00100030].value == "19691231"
+    Pseudonymizer(KEY).apply(born)
+    assert born.root[0x00100030].value == "19690101"  # a birth date keeps its year only
+
+
+def test_dates_move_together_per_patient():
+    plain, moved = _decoded("CT_small.dcm"), _decoded("CT_small.dcm")
+    Pseudonymizer(KEY, shift_dates=True).apply(moved)
+    offsets = set()
+    for tag, element in plain.root.items():
+        if element.vr == "DA" and isinstance(element.value, str):
+            before = dt.datetime.strptime(element.value, "%Y%m%d")
+            after = dt.datetime.strptime(moved.root[tag].value, "%Y%m%d")
+            offsets.add((after - before).days)
+    assert len(offsets) == 1 and -365 <= offsets.pop() <= -1
+
+
+def test_a_short_key_or_shifting_without_a_key_is_refused(tmp_path):
+    (tmp_path / "key").write_bytes(b"short")
+    with pytest.raises(ConfigError, match="16 bytes"):
+        read_key(str(tmp_path / "key"))
+    with pytest.raises(ConfigError, match="needs --pseudonymize-key-file"):
+        RunSettings(source=str(tmp_path), shift_dates=True)
+
+
+@pytest.fixture(scope="module")
+def neutral_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated archive plus real files under names that carry no identifier
+    (paths are kept as they are: they are storage facts, not header values)."""
+    built = tmp_path_factory.mktemp("phi") / "built"
+    synthesize(built, patients=4, seed=31, duplicate_fraction=0.05)
+    for name in ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "chrH31.dcm", "chrFren.dcm"):
+        shutil.copy(real_file(name), built / name)
+    neutral = built.parent / "archive"
+    neutral.mkdir()
+    for index, path in enumerate(sorted(p for p in built.rglob("*") if p.is_file())):
+        shutil.copy(path, neutral / f"object-{index:05d}.dcm")
+    return neutral
+
+
+def _clear_phi(archive: Path) -> set[str]:
+    """Every identifying value of the input, as the outputs could spell it."""
+    found: set[str] = set()
+    for path in archive.iterdir():
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        for element in ds.iterall():
+            if element.VR == "PN" and element.value:
+                for name in element.value if element.VM > 1 else [element.value]:
+                    found.add(str(name))
+            elif element.keyword in ("PatientID", "OtherPatientIDs") and element.value:
+                found.update([element.value] if element.VM == 1 else list(element.value))
+        birth = ds.get("PatientBirthDate")
+        if birth:
+            found.update({birth, f"{birth[:4]}-{birth[4:6]}-{birth[6:8]}"})
+    return {value for value in found if len(value) >= 4}
+
+
+def _everything_written(tmp_path: Path, db: Path) -> list[str]:
+    texts = []
+    for path in tmp_path.rglob("*"):
+        if path.suffix == ".parquet":
+            texts.append(json.dumps(pq.read_table(path).to_pylist(), default=str))
+        elif path.is_file() and path.suffix in (".json", ".jsonl", ""):
+            texts.append(path.read_text(errors="replace"))
+    con = duckdb.connect(str(db), read_only=True)
+    for (table,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall():
+        texts.append(repr(con.execute(f"SELECT * FROM {table}").fetchall()))
+    con.close()
+    return texts
+
+
+def test_no_clear_phi_reaches_parquet_ledger_report_or_warehouse(neutral_archive, tmp_path):
+    key_file = tmp_path / "pseudonym.key"
+    key_file.write_bytes(KEY)
+    phi = _clear_phi(neutral_archive)
+    assert len(phi) > 20 and "Yamada^Tarou=山田^太郎=やまだ^たろう" in phi
+    db = tmp_path / "w.duckdb"
+    reports = []
+    for run_id in ("first", "second"):
+        report = run(
+            RunSettings(
+                source=str(neutral_archive),
+                out=tmp_path / "pq",
+                target=Target.parse(f"duckdb:///{db}"),
+                workers=0,
+                run_id=run_id,
+                pseudonymize_key_file=str(key_file),
+                shift_dates=True,
+            )
+        )
+        (tmp_path / f"{run_id}.json").write_text(json.dumps(report, default=str))
+        reports.append(report)
+    assert reports[0]["loaded"] == reports[1]["loaded"] > 30
+    texts = _everything_written(tmp_path / "pq", db) + [
+        (tmp_path / f"{r}.json").read_text() for r in ("first", "second")
+    ]
+    leaked = sorted({value for value in phi for text in texts if value in text})
+    assert not leaked
+    con = duckdb.connect(str(db), read_only=True)
+    patients = con.execute("SELECT patient_id FROM dicom_patient").fetchall()
+    runs = con.execute("SELECT count(DISTINCT _run_id), count(*) FROM dicom_patient").fetchone()
+    orphans = con.execute(
+        "SELECT count(*) FROM dicom_study s LEFT JOIN dicom_patient p USING (patient_key) "
+        "WHERE p.patient_key IS NULL"
+    ).fetchone()
+    con.close()
+    assert all(p[0].startswith("ID") for p in patients if p[0])
+    assert runs == (1, len(patients))  # the second run's pseudonyms matched the first's
+    assert orphans == (0,)  # links between rows survive
