@@ -61,6 +61,7 @@ lint: $(BIN)/dicom-loader
 sql: $(BIN)/dicom-loader
 	$(BIN)/python -c 'from loader.model import render_ddl; open("sql/duckdb/model.sql", "w").write(render_ddl("duckdb")); open("sql/snowflake/model.sql", "w").write(render_ddl("snowflake"))'
 	$(BIN)/python -c 'from loader.warehouse.snowflake import render_stage_sql; open("sql/snowflake/stage.sql", "w").write(render_stage_sql())'
+	$(BIN)/python -c 'from loader.warehouse.patterns import write_sql_files; write_sql_files("sql/snowflake")'
 
 
 clean:

@@ -19,12 +19,13 @@ from loader import pipeline, validate
 from loader.config import DEFAULT_OUT, DEFAULT_TARGET, RunSettings, Target, env_default
 from loader.decode import DEFAULT_ELEMENT_LIMIT
 from loader.dicomweb import with_filters
-from loader.errors import LoaderError
+from loader.errors import ConfigError, LoaderError
 from loader.headers import DEFAULT_HEADER_BYTES, LOCAL_HEADER_BYTES
 from loader.listing import DEFAULT_SHARD_SIZE
 from loader.model import render_ddl
 from loader.output import OutputRoot
 from loader.storage import parse_storage_options
+from loader.warehouse.patterns import PATTERNS, Names, render
 
 console = Console(stderr=True)
 out_console = Console()
@@ -385,17 +386,98 @@ def scan(
     out_console.print_json(json.dumps(profile, default=str))
 
 
+def pattern_options(command: Any) -> Any:
+    """Where the Snowflake patterns go and what runs them."""
+    for name, default, text in reversed(
+        (
+            ("--database", None, "Database of the model (default: the session's)."),
+            ("--schema", None, "Schema of the model (default: the session's)."),
+            ("--warehouse", "COMPUTE_WH", "Warehouse that refreshes the dynamic tables."),
+            ("--lag", "10 minutes", "TARGET_LAG of the dynamic tables."),
+            ("--phi-role", "DICOM_PHI_READER", "The role that sees PHI in clear."),
+        )
+    ):
+        command = click.option(name, default=default, show_default=default is not None, help=text)(
+            command
+        )
+    return command
+
+
+def _names(
+    database: str | None, schema: str | None, warehouse: str, lag: str, phi_role: str
+) -> Names:
+    return Names(database, schema, warehouse, lag, phi_role)
+
+
 @main.command()
 @click.option(
     "--dialect", type=click.Choice(["duckdb", "snowflake"]), default="duckdb", show_default=True
 )
-def sql(dialect: str) -> None:
-    """Print the model's DDL rendered for DIALECT (Snowflake: then its stage)."""
-    click.echo(render_ddl(dialect), nl=False)
-    if dialect == "snowflake":
-        from loader.warehouse.snowflake import render_stage_sql
+@click.option(
+    "--pattern",
+    type=click.Choice([*PATTERNS, "all"]),
+    default=None,
+    help="Print a Snowflake pattern instead of the model's DDL.",
+)
+@pattern_options
+def sql(
+    dialect: str,
+    pattern: str | None,
+    database: str | None,
+    schema: str | None,
+    warehouse: str,
+    lag: str,
+    phi_role: str,
+) -> None:
+    """Print the model's DDL rendered for DIALECT (Snowflake: then its stage), or the
+    Snowflake SQL of a PATTERN, one statement after another."""
+    if pattern is None:
+        click.echo(render_ddl(dialect), nl=False)
+        if dialect == "snowflake":
+            from loader.warehouse.snowflake import render_stage_sql
 
-        click.echo("\n" + render_stage_sql(), nl=False)
+            click.echo("\n" + render_stage_sql(), nl=False)
+        return
+    try:
+        statements = render(pattern, _names(database, schema, warehouse, lag, phi_role))
+    except LoaderError as exc:
+        _fail(exc)
+    click.echo("".join(f"{statement};\n\n" for statement in statements), nl=False)
+
+
+@main.command()
+@click.option("--pattern", type=click.Choice([*PATTERNS, "all"]), required=True)
+@click.option(
+    "--target",
+    default=lambda: env_default("TARGET", DEFAULT_TARGET),
+    help="snowflake:NAME or snowflake://USER@ACCOUNT/DATABASE/SCHEMA?warehouse=WH.",
+)
+@pattern_options
+def deploy(
+    pattern: str,
+    target: str,
+    database: str | None,
+    schema: str | None,
+    warehouse: str,
+    lag: str,
+    phi_role: str,
+) -> None:
+    """Run a Snowflake PATTERN against TARGET; running it twice changes nothing."""
+    try:
+        destination = Target.parse(target)
+        if destination.kind != "snowflake":
+            raise ConfigError("deploy needs a Snowflake --target")
+        statements = render(pattern, _names(database, schema, warehouse, lag, phi_role))
+        warehouse_ = pipeline.open_warehouse(destination)
+        try:
+            warehouse_.create_model()
+            for statement in statements:
+                warehouse_.query(statement)
+        finally:
+            warehouse_.close()
+    except LoaderError as exc:
+        _fail(exc)
+    out_console.print(f"deployed {pattern}: {len(statements)} statements")
 
 
 @main.command()

@@ -1,0 +1,356 @@
+"""Snowflake SQL for keeping a migrated archive current and governed:
+`dicom-loader sql --pattern P` prints it, `dicom-loader deploy --pattern P` runs it.
+
+- `dynamic-tables`: cascading dynamic tables over `dicom_raw`: instances (one row per
+  SOP Instance UID) → series, studies, patients and equipment. Each keeps the row of
+  the greatest `_source_order` (then file path) per natural key, the loader's own rule,
+  and computes keys with the loader's expression (DESIGN.md "Keys"), so dynamic-table
+  rows join loader rows. No CURRENT_TIMESTAMP or other volatile function in a body:
+  every table can refresh incrementally.
+- `governance`: masking policies on every PHI column of the model (and on the PHI
+  keys of `dicom_raw.metadata`, and element values of PHI tags), with a role that sees
+  clear values.
+- `validation`: a validation-summary view: counts, orphans (a NULL foreign key is an
+  orphan), completeness per study, raw-vs-model distinct counts.
+
+The dynamic tables' columns are declared once and rendered for Snowflake and for
+DuckDB; the tests run the DuckDB rendering on a loaded archive. Identifiers are
+validated and quoted before any SQL exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from loader.errors import ConfigError
+from loader.identifiers import identifier, quoted
+from loader.keys import sql_key
+from loader.model import BY_NAME, ColumnType, phi_columns
+from loader.model import ColumnType as T
+
+PATTERNS = ("dynamic-tables", "governance", "validation")
+DT_PREFIX = "dt_"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Where the patterns go and what runs them; every name a plain identifier."""
+
+    database: str | None = None
+    schema: str | None = None
+    warehouse: str = "COMPUTE_WH"
+    lag: str = "10 minutes"
+    phi_role: str = "DICOM_PHI_READER"
+
+    def __post_init__(self) -> None:
+        for what, name in (
+            ("--database", self.database),
+            ("--schema", self.schema),
+            ("--warehouse", self.warehouse),
+            ("--phi-role", self.phi_role),
+        ):
+            if name is not None:
+                identifier(name, what)
+        number, _, unit = self.lag.partition(" ")
+        if not number.isdigit() or unit.rstrip("s") not in ("second", "minute", "hour", "day"):
+            raise ConfigError(f"--lag {self.lag!r} is not like '10 minutes'")
+
+    def table(self, name: str) -> str:
+        parts = [p for p in (self.database, self.schema) if p]
+        return ".".join([*(quoted(p) for p in parts), name])
+
+
+@dataclass(frozen=True)
+class Field:
+    """A dynamic-table column read from `dicom_raw.metadata` (first value of a
+    multi-valued element), typed as the model types it."""
+
+    column: str
+    keyword: str
+    type: ColumnType = T.TEXT
+
+
+INSTANCE_FIELDS = (
+    Field("sop_instance_uid", "SOPInstanceUID"),
+    Field("series_instance_uid", "SeriesInstanceUID"),
+    Field("study_instance_uid", "StudyInstanceUID"),
+    Field("sop_class_uid", "SOPClassUID"),
+    Field("instance_number", "InstanceNumber", T.INT),
+    Field("patient_id", "PatientID"),
+    Field("issuer_of_patient_id", "IssuerOfPatientID"),
+    Field("patient_name", "PatientName"),
+    Field("patient_sex", "PatientSex"),
+    Field("patient_birth_date", "PatientBirthDate", T.DATE),
+    Field("accession_number", "AccessionNumber"),
+    Field("study_id", "StudyID"),
+    Field("study_date", "StudyDate", T.DATE),
+    Field("study_description", "StudyDescription"),
+    Field("referring_physician", "ReferringPhysicianName"),
+    Field("series_number", "SeriesNumber", T.INT),
+    Field("modality", "Modality"),
+    Field("body_part_examined", "BodyPartExamined"),
+    Field("series_description", "SeriesDescription"),
+    Field("frame_of_reference_uid", "FrameOfReferenceUID"),
+    Field("manufacturer", "Manufacturer"),
+    Field("manufacturer_model_name", "ManufacturerModelName"),
+    Field("device_serial_number", "DeviceSerialNumber"),
+    Field("institution_name", "InstitutionName"),
+    Field("station_name", "StationName"),
+)
+# Each level: its key, the instance columns it keeps, the table it reads.
+LEVELS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "dicom_series": (
+        "series_key",
+        (
+            *("study_key", "series_instance_uid", "series_number", "modality"),
+            *("body_part_examined", "series_description", "frame_of_reference_uid"),
+        ),
+    ),
+    "dicom_study": (
+        "study_key",
+        (
+            *("patient_key", "study_instance_uid", "accession_number", "study_id"),
+            *("study_date", "study_description", "referring_physician"),
+        ),
+    ),
+    "dicom_patient": (
+        "patient_key",
+        ("patient_id", "issuer_of_patient_id", "patient_name", "patient_sex", "patient_birth_date"),
+    ),
+    "dicom_equipment": (
+        "series_key",
+        (
+            *("manufacturer", "manufacturer_model_name", "device_serial_number"),
+            *("institution_name", "station_name"),
+        ),
+    ),
+}
+MASKED = "'***MASKED***'"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    text: Callable[[str], str]  # keyword → its first value as text
+    cast: dict[ColumnType, Callable[[str], str]]  # text SQL → typed SQL
+
+
+SNOWFLAKE = Dialect(
+    "snowflake",
+    lambda k: f'(IFF(IS_ARRAY(metadata:"{k}"), metadata:"{k}"[0], metadata:"{k}")::STRING)',
+    {
+        T.TEXT: lambda s: s,
+        T.INT: lambda s: f"TRY_TO_NUMBER({s})",
+        T.DATE: lambda s: f"TRY_TO_DATE({s}, 'YYYYMMDD')",
+    },
+)
+DUCKDB = Dialect(
+    "duckdb",
+    lambda k: (
+        f"(CASE WHEN json_type(metadata, '$.\"{k}\"') = 'ARRAY' "
+        f"THEN json_extract_string(metadata, '$.\"{k}\"[0]') "
+        f"ELSE json_extract_string(metadata, '$.\"{k}\"') END)"
+    ),
+    {
+        T.TEXT: lambda s: s,
+        T.INT: lambda s: f"TRY_CAST({s} AS BIGINT)",
+        T.DATE: lambda s: f"CAST(try_strptime({s}, '%Y%m%d') AS DATE)",
+    },
+)
+
+
+def _winner(key: str) -> str:
+    """The loader's rule: greatest _source_order wins, then file path."""
+    order = "_source_order DESC, file_path DESC"
+    return f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {order}) = 1"
+
+
+def instance_select(dialect: Dialect, raw: str) -> str:
+    """One row per SOP Instance UID of `raw`, with the keys of every level."""
+    text = {f.column: dialect.text(f.keyword) for f in INSTANCE_FIELDS}
+    columns = [f"{dialect.cast[f.type](text[f.column])} AS {f.column}" for f in INSTANCE_FIELDS]
+    keys = {
+        "instance_key": sql_key(dialect.name, text["sop_instance_uid"]),
+        "series_key": sql_key(dialect.name, text["series_instance_uid"]),
+        "study_key": sql_key(dialect.name, text["study_instance_uid"]),
+        "patient_key": sql_key(dialect.name, text["patient_id"], text["issuer_of_patient_id"]),
+    }
+    required = " AND ".join(
+        f"{text[c]} IS NOT NULL"
+        for c in ("sop_instance_uid", "series_instance_uid", "study_instance_uid")
+    )
+    return (
+        "SELECT\n    "
+        + ",\n    ".join([*(f"{sql} AS {name}" for name, sql in keys.items()), *columns])
+        + ",\n    _source_order,\n    file_path\n"
+        + f"FROM {raw}\nWHERE {required}\n{_winner('sop_instance_uid')}"
+    )
+
+
+def level_select(level: str, instances: str) -> str:
+    key, columns = LEVELS[level]
+    listed = ", ".join([key, *columns, "_source_order", "file_path"])
+    return f"SELECT {listed}\nFROM {instances}\n{_winner(key)}"
+
+
+def dynamic_tables(names: Names) -> list[str]:
+    instances = names.table(f"{DT_PREFIX}dicom_instance")
+    bodies = {f"{DT_PREFIX}dicom_instance": instance_select(SNOWFLAKE, names.table("dicom_raw"))}
+    for level in LEVELS:
+        bodies[f"{DT_PREFIX}{level}"] = level_select(level, instances)
+    return [
+        f"CREATE DYNAMIC TABLE IF NOT EXISTS {names.table(name)}\n"
+        f"  TARGET_LAG = '{names.lag}'\n  WAREHOUSE = {quoted(names.warehouse)}\n"
+        f"  REFRESH_MODE = INCREMENTAL\nAS\n{body}"
+        for name, body in bodies.items()
+    ]
+
+
+_POLICY_TYPES = {T.TEXT: "STRING", T.DATE: "DATE", T.TEXT_ARRAY: "ARRAY"}
+_MASKS = {T.TEXT: MASKED, T.DATE: "DATE_TRUNC('YEAR', v)", T.TEXT_ARRAY: "NULL"}
+# DICOM keywords whose values are PHI, as dicom_raw.metadata and dicom_element name them.
+PHI_KEYWORDS = (
+    "PatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "OtherPatientIDs",
+    "OtherPatientIDsSequence",
+    "OtherPatientNames",
+    "ReferringPhysicianName",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+)
+
+
+def governance(names: Names) -> list[str]:
+    role = quoted(names.phi_role, "--phi-role")
+    clear = f"IS_ROLE_IN_SESSION('{names.phi_role.upper()}')"
+    statements = [f"CREATE ROLE IF NOT EXISTS {role}"]
+    policies = {}
+    for column_type, sql_type in _POLICY_TYPES.items():
+        policy = names.table(f"dicom_phi_{sql_type.lower()}")
+        policies[column_type] = policy
+        statements.append(
+            f"CREATE MASKING POLICY IF NOT EXISTS {policy} "
+            f"AS (v {sql_type}) RETURNS {sql_type} ->\n"
+            f"  CASE WHEN {clear} THEN v ELSE {_MASKS[column_type]} END"
+        )
+    keys = ", ".join(f"'{k}'" for k in PHI_KEYWORDS)
+    statements.append(
+        f"CREATE MASKING POLICY IF NOT EXISTS {names.table('dicom_phi_metadata')} "
+        f"AS (v VARIANT) RETURNS VARIANT ->\n"
+        f"  CASE WHEN {clear} THEN v ELSE OBJECT_DELETE(v, {keys}) END"
+    )
+    statements.append(
+        f"CREATE MASKING POLICY IF NOT EXISTS {names.table('dicom_phi_element')} "
+        f"AS (v STRING, name STRING) RETURNS STRING ->\n"
+        f"  CASE WHEN {clear} OR name NOT IN ({keys}) THEN v ELSE {MASKED} END"
+    )
+    types: dict[str, ColumnType] = {}
+    for table, columns in phi_columns().items():
+        for column in columns:
+            types[column] = BY_NAME[table].column(column).type
+            statements.append(
+                f"ALTER TABLE {names.table(table)} MODIFY COLUMN {column} "
+                f"SET MASKING POLICY {policies[types[column]]} FORCE"
+            )
+    for name, dt_columns in _dynamic_table_columns().items():
+        for column in dt_columns:
+            if column in types:
+                statements.append(
+                    f"ALTER DYNAMIC TABLE {names.table(name)} MODIFY COLUMN {column} "
+                    f"SET MASKING POLICY {policies[types[column]]} FORCE"
+                )
+    statements.append(
+        f"ALTER TABLE {names.table('dicom_raw')} MODIFY COLUMN metadata "
+        f"SET MASKING POLICY {names.table('dicom_phi_metadata')} FORCE"
+    )
+    statements.append(
+        f"ALTER TABLE {names.table('dicom_element')} MODIFY COLUMN value_string "
+        f"SET MASKING POLICY {names.table('dicom_phi_element')} USING (value_string, name) FORCE"
+    )
+    return statements
+
+
+def _dynamic_table_columns() -> dict[str, tuple[str, ...]]:
+    found: dict[str, tuple[str, ...]] = {
+        f"{DT_PREFIX}dicom_instance": tuple(f.column for f in INSTANCE_FIELDS)
+    }
+    found.update({f"{DT_PREFIX}{level}": columns for level, (_, columns) in LEVELS.items()})
+    return found
+
+
+def validation(names: Names) -> list[str]:
+    t = names.table
+    counts = ", ".join(
+        f"(SELECT count(*) FROM {t(name)}) AS {name.removeprefix('dicom_')}_rows"
+        for name in ("dicom_patient", "dicom_study", "dicom_series", "dicom_instance")
+    )
+    orphans = (
+        f"(SELECT count(*) FROM {t('dicom_study')} s LEFT JOIN {t('dicom_patient')} p "
+        "ON p.patient_key = s.patient_key WHERE p.patient_key IS NULL) AS orphan_studies, "
+        f"(SELECT count(*) FROM {t('dicom_series')} s LEFT JOIN {t('dicom_study')} st "
+        "ON st.study_key = s.study_key WHERE st.study_key IS NULL) AS orphan_series, "
+        f"(SELECT count(*) FROM {t('dicom_instance')} i LEFT JOIN {t('dicom_series')} s "
+        "ON s.series_key = i.series_key WHERE s.series_key IS NULL) AS orphan_instances"
+    )
+    raw = (
+        f"(SELECT count(DISTINCT sop_instance_uid) FROM {t('dicom_raw')}) AS raw_instances, "
+        f"(SELECT count(DISTINCT sop_instance_uid) FROM {t('dicom_instance')}) "
+        "AS model_instances"
+    )
+    completeness = (
+        f"CREATE OR REPLACE VIEW {t('dicom_study_completeness')} AS\n"
+        "SELECT st.study_key, st.study_instance_uid, st.number_of_instances,\n"
+        "  count(i.instance_key) AS instances_loaded,\n"
+        "  (CASE WHEN st.patient_key IS NULL THEN 0 ELSE 1 END + "
+        "CASE WHEN st.study_date IS NULL THEN 0 ELSE 1 END + "
+        "CASE WHEN st.accession_number IS NULL THEN 0 ELSE 1 END + "
+        "CASE WHEN count(i.instance_key) > 0 THEN 1 ELSE 0 END) / 4.0 AS completeness\n"
+        f"FROM {t('dicom_study')} st\n"
+        f"LEFT JOIN {t('dicom_series')} se ON se.study_key = st.study_key\n"
+        f"LEFT JOIN {t('dicom_instance')} i ON i.series_key = se.series_key\n"
+        "GROUP BY st.study_key, st.study_instance_uid, st.number_of_instances, "
+        "st.patient_key, st.study_date, st.accession_number"
+    )
+    summary = (
+        f"CREATE OR REPLACE VIEW {t('dicom_validation_summary')} AS\n"
+        f"SELECT {counts},\n  {orphans},\n  {raw},\n"
+        f"  (SELECT avg(completeness) FROM {t('dicom_study_completeness')}) AS mean_completeness"
+    )
+    return [completeness, summary]
+
+
+RENDERERS: dict[str, Callable[[Names], list[str]]] = {
+    "dynamic-tables": dynamic_tables,
+    "governance": governance,
+    "validation": validation,
+}
+
+
+def render_file(pattern: str) -> str:
+    """sql/snowflake/<pattern>.sql: the pattern with the session's database and schema."""
+    statements = render(pattern, Names())
+    header = f"-- dicom-loader sql --pattern {pattern} (rendered by `make sql`; do not edit)\n\n"
+    return header + "".join(f"{statement};\n\n" for statement in statements)
+
+
+def file_name(pattern: str) -> str:
+    return pattern.replace("-", "_") + ".sql"
+
+
+def write_sql_files(folder: str) -> None:
+    """Write every pattern's file into `folder` (`make sql`)."""
+    for pattern in PATTERNS:
+        Path(folder, file_name(pattern)).write_text(render_file(pattern))
+
+
+def render(pattern: str, names: Names) -> list[str]:
+    """The statements of `pattern` (or of every pattern: "all"), in deploy order."""
+    if pattern == "all":
+        return [s for name in PATTERNS for s in RENDERERS[name](names)]
+    if pattern not in RENDERERS:
+        raise ConfigError(f"unknown pattern {pattern!r}: one of {', '.join(PATTERNS)}, all")
+    return RENDERERS[pattern](names)
