@@ -395,6 +395,7 @@ def pattern_options(command: Any) -> Any:
             ("--warehouse", "COMPUTE_WH", "Warehouse that refreshes the dynamic tables."),
             ("--lag", "10 minutes", "TARGET_LAG of the dynamic tables."),
             ("--phi-role", "DICOM_PHI_READER", "The role that sees PHI in clear."),
+            ("--schedule", "5 MINUTE", "SCHEDULE of the root task."),
         )
     ):
         command = click.option(name, default=default, show_default=default is not None, help=text)(
@@ -404,9 +405,14 @@ def pattern_options(command: Any) -> Any:
 
 
 def _names(
-    database: str | None, schema: str | None, warehouse: str, lag: str, phi_role: str
+    database: str | None,
+    schema: str | None,
+    warehouse: str,
+    lag: str,
+    phi_role: str,
+    schedule: str,
 ) -> Names:
-    return Names(database, schema, warehouse, lag, phi_role)
+    return Names(database, schema, warehouse, lag, phi_role, schedule)
 
 
 @main.command()
@@ -428,6 +434,7 @@ def sql(
     warehouse: str,
     lag: str,
     phi_role: str,
+    schedule: str,
 ) -> None:
     """Print the model's DDL rendered for DIALECT (Snowflake: then its stage), or the
     Snowflake SQL of a PATTERN, one statement after another."""
@@ -439,7 +446,7 @@ def sql(
             click.echo("\n" + render_stage_sql(), nl=False)
         return
     try:
-        statements = render(pattern, _names(database, schema, warehouse, lag, phi_role))
+        statements = render(pattern, _names(database, schema, warehouse, lag, phi_role, schedule))
     except LoaderError as exc:
         _fail(exc)
     click.echo("".join(f"{statement};\n\n" for statement in statements), nl=False)
@@ -461,13 +468,14 @@ def deploy(
     warehouse: str,
     lag: str,
     phi_role: str,
+    schedule: str,
 ) -> None:
     """Run a Snowflake PATTERN against TARGET; running it twice changes nothing."""
     try:
         destination = Target.parse(target)
         if destination.kind != "snowflake":
             raise ConfigError("deploy needs a Snowflake --target")
-        statements = render(pattern, _names(database, schema, warehouse, lag, phi_role))
+        statements = render(pattern, _names(database, schema, warehouse, lag, phi_role, schedule))
         warehouse_ = pipeline.open_warehouse(destination)
         try:
             warehouse_.create_model()

@@ -1,0 +1,59 @@
+-- dicom-loader sql --pattern stream-task (rendered by `make sql`; do not edit)
+
+CREATE TABLE IF NOT EXISTS dicom_raw_changes (file_path VARCHAR, metadata VARIANT, _source_order VARCHAR, _run_id VARCHAR, batch_id VARCHAR, captured_at TIMESTAMP_NTZ) CHANGE_TRACKING = TRUE;
+
+CREATE STREAM IF NOT EXISTS dicom_raw_stream ON TABLE dicom_raw APPEND_ONLY = FALSE;
+
+CREATE STREAM IF NOT EXISTS dicom_changes_for_errors ON TABLE dicom_raw_changes APPEND_ONLY = TRUE;
+
+CREATE STREAM IF NOT EXISTS dicom_changes_for_studies ON TABLE dicom_raw_changes APPEND_ONLY = TRUE;
+
+CREATE TASK IF NOT EXISTS dicom_ingest_changes
+  WAREHOUSE = "COMPUTE_WH"
+  SCHEDULE = '5 MINUTE'
+  WHEN SYSTEM$STREAM_HAS_DATA('dicom_raw_stream')
+AS
+INSERT INTO dicom_raw_changes (file_path, metadata, _source_order, _run_id, batch_id, captured_at)
+SELECT file_path, metadata, _source_order, _run_id, SYSTEM$TASK_RUNTIME_INFO('CURRENT_TASK_GRAPH_RUN_GROUP_ID'), CURRENT_TIMESTAMP
+FROM dicom_raw_stream WHERE METADATA$ACTION = 'INSERT';
+
+CREATE TASK IF NOT EXISTS dicom_route_errors
+  WAREHOUSE = "COMPUTE_WH"
+  AFTER dicom_ingest_changes
+AS
+INSERT INTO dicom_ingestion_errors (file_path, error_category, error_message, tag, detected_at, bytes_read, _run_id, _loaded_at)
+SELECT DISTINCT f.file_path, f.error_category, f.error_message, f.tag, CURRENT_TIMESTAMP, NULL, SYSTEM$TASK_RUNTIME_INFO('CURRENT_TASK_GRAPH_RUN_GROUP_ID'), CURRENT_TIMESTAMP
+FROM (
+SELECT r.file_path, 'VALIDATION_ERROR' AS error_category, 'missing SOPInstanceUID, SeriesInstanceUID or StudyInstanceUID' AS error_message, CAST(NULL AS VARCHAR) AS tag FROM dicom_changes_for_errors r WHERE (IFF(IS_ARRAY(r.metadata:"SOPInstanceUID"), r.metadata:"SOPInstanceUID"[0], r.metadata:"SOPInstanceUID")::STRING) IS NULL OR (IFF(IS_ARRAY(r.metadata:"SeriesInstanceUID"), r.metadata:"SeriesInstanceUID"[0], r.metadata:"SeriesInstanceUID")::STRING) IS NULL OR (IFF(IS_ARRAY(r.metadata:"StudyInstanceUID"), r.metadata:"StudyInstanceUID"[0], r.metadata:"StudyInstanceUID")::STRING) IS NULL
+UNION ALL
+SELECT r.file_path, 'DUPLICATE', 'SOP Instance UID ' || (IFF(IS_ARRAY(r.metadata:"SOPInstanceUID"), r.metadata:"SOPInstanceUID"[0], r.metadata:"SOPInstanceUID")::STRING) || ' is loaded from another object', '00080018' FROM dicom_changes_for_errors r WHERE EXISTS (SELECT 1 FROM dicom_raw o WHERE (IFF(IS_ARRAY(o.metadata:"SOPInstanceUID"), o.metadata:"SOPInstanceUID"[0], o.metadata:"SOPInstanceUID")::STRING) = (IFF(IS_ARRAY(r.metadata:"SOPInstanceUID"), r.metadata:"SOPInstanceUID"[0], r.metadata:"SOPInstanceUID")::STRING) AND (o._source_order > r._source_order OR (o._source_order = r._source_order AND o.file_path > r.file_path)))
+UNION ALL
+SELECT r.file_path, 'TYPE_CAST_ERROR', 'StudyDate value is not valid', '00080020' FROM dicom_changes_for_errors r WHERE (IFF(IS_ARRAY(r.metadata:"StudyDate"), r.metadata:"StudyDate"[0], r.metadata:"StudyDate")::STRING) IS NOT NULL AND TRY_TO_DATE((IFF(IS_ARRAY(r.metadata:"StudyDate"), r.metadata:"StudyDate"[0], r.metadata:"StudyDate")::STRING), 'YYYYMMDD') IS NULL
+UNION ALL
+SELECT r.file_path, 'REFERENTIAL_ERROR', 'series ' || (IFF(IS_ARRAY(r.metadata:"SeriesInstanceUID"), r.metadata:"SeriesInstanceUID"[0], r.metadata:"SeriesInstanceUID")::STRING) || ' belongs to more than one study', '0020000E' FROM dicom_changes_for_errors r WHERE EXISTS (SELECT 1 FROM dicom_raw o WHERE (IFF(IS_ARRAY(o.metadata:"SeriesInstanceUID"), o.metadata:"SeriesInstanceUID"[0], o.metadata:"SeriesInstanceUID")::STRING) = (IFF(IS_ARRAY(r.metadata:"SeriesInstanceUID"), r.metadata:"SeriesInstanceUID"[0], r.metadata:"SeriesInstanceUID")::STRING) AND (IFF(IS_ARRAY(o.metadata:"StudyInstanceUID"), o.metadata:"StudyInstanceUID"[0], o.metadata:"StudyInstanceUID")::STRING) <> (IFF(IS_ARRAY(r.metadata:"StudyInstanceUID"), r.metadata:"StudyInstanceUID"[0], r.metadata:"StudyInstanceUID")::STRING))
+) f
+WHERE NOT EXISTS (SELECT 1 FROM dicom_ingestion_errors e WHERE e.file_path = f.file_path AND e.error_category = f.error_category);
+
+CREATE TASK IF NOT EXISTS dicom_merge_studies
+  WAREHOUSE = "COMPUTE_WH"
+  AFTER dicom_ingest_changes
+AS
+MERGE INTO dicom_study t
+USING (
+  SELECT MD5_NUMBER_LOWER64(coalesce(CAST((IFF(IS_ARRAY(r.metadata:"StudyInstanceUID"), r.metadata:"StudyInstanceUID"[0], r.metadata:"StudyInstanceUID")::STRING) AS VARCHAR), '')) AS study_key, (IFF(IS_ARRAY(r.metadata:"StudyInstanceUID"), r.metadata:"StudyInstanceUID"[0], r.metadata:"StudyInstanceUID")::STRING) AS study_instance_uid, MD5_NUMBER_LOWER64(coalesce(CAST((IFF(IS_ARRAY(r.metadata:"PatientID"), r.metadata:"PatientID"[0], r.metadata:"PatientID")::STRING) AS VARCHAR), '') || chr(92) || coalesce(CAST((IFF(IS_ARRAY(r.metadata:"IssuerOfPatientID"), r.metadata:"IssuerOfPatientID"[0], r.metadata:"IssuerOfPatientID")::STRING) AS VARCHAR), '')) AS patient_key, (IFF(IS_ARRAY(r.metadata:"AccessionNumber"), r.metadata:"AccessionNumber"[0], r.metadata:"AccessionNumber")::STRING) AS accession_number, (IFF(IS_ARRAY(r.metadata:"StudyID"), r.metadata:"StudyID"[0], r.metadata:"StudyID")::STRING) AS study_id, TRY_TO_DATE((IFF(IS_ARRAY(r.metadata:"StudyDate"), r.metadata:"StudyDate"[0], r.metadata:"StudyDate")::STRING), 'YYYYMMDD') AS study_date, (IFF(IS_ARRAY(r.metadata:"StudyDescription"), r.metadata:"StudyDescription"[0], r.metadata:"StudyDescription")::STRING) AS study_description, (IFF(IS_ARRAY(r.metadata:"ReferringPhysicianName"), r.metadata:"ReferringPhysicianName"[0], r.metadata:"ReferringPhysicianName")::STRING) AS referring_physician, r._source_order, r.file_path
+  FROM dicom_changes_for_studies r WHERE (IFF(IS_ARRAY(r.metadata:"SOPInstanceUID"), r.metadata:"SOPInstanceUID"[0], r.metadata:"SOPInstanceUID")::STRING) IS NOT NULL AND (IFF(IS_ARRAY(r.metadata:"SeriesInstanceUID"), r.metadata:"SeriesInstanceUID"[0], r.metadata:"SeriesInstanceUID")::STRING) IS NOT NULL AND (IFF(IS_ARRAY(r.metadata:"StudyInstanceUID"), r.metadata:"StudyInstanceUID"[0], r.metadata:"StudyInstanceUID")::STRING) IS NOT NULL
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY study_key ORDER BY _source_order DESC, file_path DESC) = 1
+) s
+ON t.study_key = s.study_key
+WHEN MATCHED AND s._source_order >= t._source_order AND (t.patient_key IS DISTINCT FROM s.patient_key OR t.accession_number IS DISTINCT FROM s.accession_number OR t.study_id IS DISTINCT FROM s.study_id OR t.study_date IS DISTINCT FROM s.study_date OR t.study_description IS DISTINCT FROM s.study_description OR t.referring_physician IS DISTINCT FROM s.referring_physician) THEN
+  UPDATE SET patient_key = s.patient_key, accession_number = s.accession_number, study_id = s.study_id, study_date = s.study_date, study_description = s.study_description, referring_physician = s.referring_physician, _source_order = s._source_order
+WHEN NOT MATCHED THEN
+  INSERT (study_key, study_instance_uid, patient_key, accession_number, study_id, study_date, study_description, referring_physician, _source_order)
+  VALUES (s.study_key, s.study_instance_uid, s.patient_key, s.accession_number, s.study_id, s.study_date, s.study_description, s.referring_physician, s._source_order);
+
+ALTER TASK dicom_route_errors RESUME;
+
+ALTER TASK dicom_merge_studies RESUME;
+
+ALTER TASK dicom_ingest_changes RESUME;
+
