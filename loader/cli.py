@@ -396,6 +396,9 @@ def pattern_options(command: Any) -> Any:
             ("--lag", "10 minutes", "TARGET_LAG of the dynamic tables."),
             ("--phi-role", "DICOM_PHI_READER", "The role that sees PHI in clear."),
             ("--schedule", "5 MINUTE", "SCHEDULE of the root task."),
+            ("--stage-url", None, "batch, snowpipe: where exports land (s3://, gcs://, azure://)."),
+            ("--storage-integration", None, "The storage integration that reads --stage-url."),
+            ("--notification-integration", None, "snowpipe on Azure or GCS: its events."),
         )
     ):
         command = click.option(name, default=default, show_default=default is not None, help=text)(
@@ -411,8 +414,21 @@ def _names(
     lag: str,
     phi_role: str,
     schedule: str,
+    stage_url: str | None,
+    storage_integration: str | None,
+    notification_integration: str | None,
 ) -> Names:
-    return Names(database, schema, warehouse, lag, phi_role, schedule)
+    return Names(
+        database,
+        schema,
+        warehouse,
+        lag,
+        phi_role,
+        schedule,
+        stage_url,
+        storage_integration,
+        notification_integration,
+    )
 
 
 @main.command()
@@ -435,6 +451,9 @@ def sql(
     lag: str,
     phi_role: str,
     schedule: str,
+    stage_url: str | None,
+    storage_integration: str | None,
+    notification_integration: str | None,
 ) -> None:
     """Print the model's DDL rendered for DIALECT (Snowflake: then its stage), or the
     Snowflake SQL of a PATTERN, one statement after another."""
@@ -446,7 +465,20 @@ def sql(
             click.echo("\n" + render_stage_sql(), nl=False)
         return
     try:
-        statements = render(pattern, _names(database, schema, warehouse, lag, phi_role, schedule))
+        statements = render(
+            pattern,
+            _names(
+                database,
+                schema,
+                warehouse,
+                lag,
+                phi_role,
+                schedule,
+                stage_url,
+                storage_integration,
+                notification_integration,
+            ),
+        )
     except LoaderError as exc:
         _fail(exc)
     click.echo("".join(f"{statement};\n\n" for statement in statements), nl=False)
@@ -469,13 +501,29 @@ def deploy(
     lag: str,
     phi_role: str,
     schedule: str,
+    stage_url: str | None,
+    storage_integration: str | None,
+    notification_integration: str | None,
 ) -> None:
     """Run a Snowflake PATTERN against TARGET; running it twice changes nothing."""
     try:
         destination = Target.parse(target)
         if destination.kind != "snowflake":
             raise ConfigError("deploy needs a Snowflake --target")
-        statements = render(pattern, _names(database, schema, warehouse, lag, phi_role, schedule))
+        statements = render(
+            pattern,
+            _names(
+                database,
+                schema,
+                warehouse,
+                lag,
+                phi_role,
+                schedule,
+                stage_url,
+                storage_integration,
+                notification_integration,
+            ),
+        )
         warehouse_ = pipeline.open_warehouse(destination)
         try:
             warehouse_.create_model()

@@ -25,9 +25,12 @@ validated and quoted before any SQL exists.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from pydicom.datadict import DicomDictionary
 
 from loader.errors import ConfigError
 from loader.identifiers import identifier, quoted
@@ -35,7 +38,8 @@ from loader.keys import sql_key
 from loader.model import BY_NAME, ColumnType, phi_columns
 from loader.model import ColumnType as T
 
-PATTERNS = ("dynamic-tables", "stream-task", "governance", "validation")
+_STAGE_URL = re.compile(r"(s3|gcs|azure)://[A-Za-z0-9._/-]+")
+PATTERNS = ("batch", "dynamic-tables", "stream-task", "snowpipe", "governance", "validation")
 DT_PREFIX = "dt_"
 
 
@@ -49,6 +53,9 @@ class Names:
     lag: str = "10 minutes"
     phi_role: str = "DICOM_PHI_READER"
     schedule: str = "5 MINUTE"
+    stage_url: str | None = None  # where exports land: s3://, gcs:// or azure://
+    storage_integration: str | None = None
+    notification_integration: str | None = None
 
     def __post_init__(self) -> None:
         for what, name in (
@@ -56,12 +63,18 @@ class Names:
             ("--schema", self.schema),
             ("--warehouse", self.warehouse),
             ("--phi-role", self.phi_role),
+            ("--storage-integration", self.storage_integration),
+            ("--notification-integration", self.notification_integration),
         ):
             if name is not None:
                 identifier(name, what)
         number, _, unit = self.lag.partition(" ")
         if not number.isdigit() or unit.rstrip("s") not in ("second", "minute", "hour", "day"):
             raise ConfigError(f"--lag {self.lag!r} is not like '10 minutes'")
+        if self.stage_url is not None and not _STAGE_URL.fullmatch(self.stage_url):
+            raise ConfigError(
+                f"--stage-url {self.stage_url!r} is not an s3://, gcs:// or azure:// URL"
+            )
         number, _, unit = self.schedule.partition(" ")
         if not number.isdigit() or unit.upper() not in ("MINUTE", "MINUTES", "SECONDS", "HOURS"):
             raise ConfigError(f"--schedule {self.schedule!r} is not like '5 MINUTE'")
@@ -466,17 +479,205 @@ def stream_task(names: Names) -> list[str]:
     return statements
 
 
+@dataclass(frozen=True)
+class JsonOps:
+    """How a dialect walks a DICOM JSON instance's attributes (`f.key`, `f.value`)."""
+
+    each: Callable[[str], str]  # instance SQL → FROM item yielding f.key, f.value
+    field: Callable[[str], str]  # "Value" → that field of f.value, as JSON
+    text: Callable[[str], str]  # "vr" → that field of f.value, as text
+    size: str  # how many values f.value's Value holds
+    first: str  # f.value's first value, as JSON
+    name_group: Callable[[str], str]  # "Alphabetic" → that group of the first name
+    attribute: Callable[[str], str]  # tag → the instance's first value of it, as text
+    binary: Callable[[str, str], str]  # (VR SQL, length SQL) → {"vr", "length"}
+    json_text: Callable[[str], str]  # text SQL → a JSON string
+    group: Callable[[str, str], str]  # (key SQL, value SQL) → their object
+    null: str  # JSON null
+
+
+JSON_OPS = {
+    "snowflake": JsonOps(
+        each=lambda i: f"LATERAL FLATTEN(input => {i}) f",
+        field=lambda k: f'f.value:"{k}"',
+        text=lambda k: f'f.value:"{k}"::STRING',
+        size='ARRAY_SIZE(f.value:"Value")',
+        first='f.value:"Value"[0]',
+        name_group=lambda g: f'f.value:"Value"[0]:"{g}"::STRING',
+        attribute=lambda tag: f'l.instance:"{tag}":"Value"[0]::STRING',
+        binary=lambda vr, n: f"OBJECT_CONSTRUCT_KEEP_NULL('vr', {vr}, 'length', {n})",
+        json_text=lambda s: f"TO_VARIANT({s})",
+        group=lambda k, v: f"OBJECT_AGG({k}, {v})",
+        null="PARSE_JSON('null')",
+    ),
+    "duckdb": JsonOps(
+        each=lambda i: f"json_each({i}) f",
+        field=lambda k: f"json_extract(f.value, '$.{k}')",
+        text=lambda k: f"json_extract_string(f.value, '$.{k}')",
+        size="json_array_length(f.value, '$.Value')",
+        first="json_extract(f.value, '$.Value[0]')",
+        name_group=lambda g: f"json_extract_string(f.value, '$.Value[0].{g}')",
+        attribute=lambda tag: f"json_extract_string(l.instance, '$.\"{tag}\".Value[0]')",
+        binary=lambda vr, n: f"json_object('vr', {vr}, 'length', {n})",
+        json_text=lambda s: f"to_json({s})",
+        group=lambda k, v: f"json_group_object({k}, {v})",
+        null="'null'::JSON",
+    ),
+}
+
+
+def converted_instances(dialect: str, landing: str, raw: str, dictionary: str, where: str) -> str:
+    """INSERT of one batch's landed DICOM JSON instances into `raw` as the loader
+    writes them: attributes keyed by keyword (the dictionary table; private tags by
+    hex), one value a scalar and several an array, person names as "A=I=P" (several
+    names keep the first), binary values as {"vr", "length"} (a BulkDataURI's length
+    null), sequences as their DICOM JSON items; the File Meta group and what follows
+    Pixel Data left out, as the binary path leaves them. `where` picks the landed
+    rows (a batch's)."""
+    j = JSON_OPS[dialect]
+    inline, vr = j.text("InlineBinary"), j.text("vr")
+    padding = f"LENGTH({inline}) - LENGTH(REGEXP_REPLACE({inline}, '=+$', ''))"
+    length = f"FLOOR(LENGTH({inline}) / 4) * 3 - ({padding})"
+    groups = ", ".join(
+        f"COALESCE({j.name_group(g)}, '')" for g in ("Alphabetic", "Ideographic", "Phonetic")
+    )
+    name = f"REGEXP_REPLACE(CONCAT_WS('=', {groups}), '=+$', '')"
+    value = (
+        f"CASE WHEN {inline} IS NOT NULL THEN {j.binary(vr, length)}\n"
+        f"    WHEN {j.text('BulkDataURI')} IS NOT NULL THEN {j.binary(vr, 'NULL')}\n"
+        f"    WHEN {j.size} IS NULL OR {j.size} = 0 THEN {j.null}\n"
+        f"    WHEN {vr} = 'SQ' THEN {j.field('Value')}\n"
+        f"    WHEN {vr} = 'PN' THEN {j.json_text(name)}\n"
+        f"    WHEN {j.size} = 1 THEN {j.first} ELSE {j.field('Value')} END"
+    )
+    path = "l.file_path || '#' || CAST(l.row_number AS VARCHAR)"
+    return (
+        f"INSERT INTO {raw} (file_path, metadata, ingested_at, sop_instance_uid, "
+        "file_size_bytes, header_bytes, transfer_syntax_uid, _source_order, _run_id, _loaded_at)\n"
+        f"SELECT {path},\n  {j.group('COALESCE(d.keyword, f.key)', value)},\n"
+        f"  max(l.loaded_at), max({j.attribute('00080018')}), NULL, NULL, "
+        f"max({j.attribute('00020010')}),\n"
+        f"  max(CAST(l.loaded_at AS VARCHAR) || chr(92) || {path}), l.batch_id, max(l.loaded_at)\n"
+        f"FROM {landing} l, {j.each('l.instance')}\n"
+        f"LEFT JOIN {dictionary} d ON d.tag = f.key\n"
+        f"WHERE ({where}) AND f.key NOT LIKE '0002%' AND f.key < '7FE00008'\n"
+        "GROUP BY l.file_path, l.row_number, l.batch_id"
+    )
+
+
+def dictionary_rows() -> list[tuple[str, str]]:
+    """(tag, keyword) of every public tag of the DICOM dictionary pydicom carries."""
+    return sorted((f"{tag:08X}", entry[4]) for tag, entry in DicomDictionary.items() if entry[4])
+
+
+def batch(names: Names) -> list[str]:
+    """JSON exports that Snowflake copies itself: stage and file format, landing table
+    (change tracking on, a per-run batch id in a session variable), COPY that rejects
+    nothing silently (every rejected row into dicom_ingestion_errors through VALIDATE),
+    then the instances converted into dicom_raw, where the stream and tasks take them."""
+    t = names.table
+    landing, dictionary = t("dicom_json_landing"), t("dicom_dictionary")
+    values = ", ".join(f"('{tag}', '{keyword}')" for tag, keyword in dictionary_rows())
+    return [
+        f"CREATE FILE FORMAT IF NOT EXISTS {t('dicom_json_format')} TYPE = JSON "
+        "STRIP_OUTER_ARRAY = TRUE",
+        _exports_stage(names),
+        f"CREATE TABLE IF NOT EXISTS {landing} (file_path VARCHAR, row_number NUMBER, "
+        "instance VARIANT, batch_id VARCHAR, loaded_at TIMESTAMP_NTZ) CHANGE_TRACKING = TRUE",
+        f"CREATE OR REPLACE TABLE {dictionary} (tag VARCHAR, keyword VARCHAR) AS "
+        f"SELECT column1, column2 FROM VALUES {values}",
+        "SET dicom_batch = UUID_STRING()",
+        f"COPY INTO {landing} (file_path, row_number, instance, batch_id, loaded_at)\n"
+        f"FROM (SELECT METADATA$FILENAME, METADATA$FILE_ROW_NUMBER, $1, $dicom_batch, "
+        f"CURRENT_TIMESTAMP FROM @{t('dicom_exports')})\n"
+        f"FILE_FORMAT = (FORMAT_NAME = {t('dicom_json_format')})\nON_ERROR = CONTINUE",
+        f"INSERT INTO {t('dicom_ingestion_errors')} (file_path, error_category, error_message, "
+        "tag, detected_at, bytes_read, _run_id, _loaded_at)\n"
+        "SELECT FILE || '#' || CAST(ROW_NUMBER AS VARCHAR), 'PARSE_ERROR', ERROR, NULL, "
+        f"CURRENT_TIMESTAMP, NULL, $dicom_batch, CURRENT_TIMESTAMP\n"
+        f"FROM TABLE(VALIDATE({landing}, JOB_ID => '_last'))",
+        converted_instances(
+            "snowflake", landing, t("dicom_raw"), dictionary, "l.batch_id = $dicom_batch"
+        ),
+    ]
+
+
+def _exports_stage(names: Names) -> str:
+    stage = names.table("dicom_exports")
+    fmt = f"FILE_FORMAT = (FORMAT_NAME = {names.table('dicom_json_format')})"
+    if not names.stage_url:
+        return f"CREATE STAGE IF NOT EXISTS {stage} {fmt}"
+    integration = quoted(names.storage_integration or "", "--storage-integration")
+    return (
+        f"CREATE STAGE IF NOT EXISTS {stage} URL = '{names.stage_url}' "
+        f"STORAGE_INTEGRATION = {integration} {fmt}"
+    )
+
+
+def snowpipe(names: Names) -> list[str]:
+    """Auto-ingest of exports as they land in the bucket: S3 through the pipe's SQS
+    queue (SNS or bucket notifications point at it), Azure Blob through an Event Grid
+    notification integration, GCS through a Pub/Sub notification integration. A
+    stream on the landing table and a task convert new instances into dicom_raw;
+    another task records files the pipe rejected (COPY_HISTORY), once each."""
+    if not names.stage_url:
+        raise ConfigError("snowpipe needs --stage-url (and --storage-integration)")
+    t = names.table
+    landing, warehouse = t("dicom_json_landing"), quoted(names.warehouse)
+    scheme = names.stage_url.split("://", 1)[0]
+    integration = ""
+    if scheme in ("azure", "gcs"):
+        if not names.notification_integration:
+            raise ConfigError(f"a {scheme}:// pipe needs --notification-integration")
+        integration = f" INTEGRATION = '{identifier(names.notification_integration).upper()}'"
+    stream = t("dicom_landing_stream")
+    return [
+        *batch(names)[:4],
+        f"CREATE PIPE IF NOT EXISTS {t('dicom_exports_pipe')} AUTO_INGEST = TRUE{integration} AS\n"
+        f"COPY INTO {landing} (file_path, row_number, instance, batch_id, loaded_at)\n"
+        "FROM (SELECT METADATA$FILENAME, METADATA$FILE_ROW_NUMBER, $1, "
+        f"'snowpipe:' || METADATA$FILENAME, CURRENT_TIMESTAMP FROM @{t('dicom_exports')})\n"
+        f"FILE_FORMAT = (FORMAT_NAME = {t('dicom_json_format')})",
+        f"CREATE STREAM IF NOT EXISTS {stream} ON TABLE {landing} APPEND_ONLY = TRUE",
+        f"CREATE TASK IF NOT EXISTS {t('dicom_convert_landed')}\n  WAREHOUSE = {warehouse}\n"
+        f"  SCHEDULE = '{names.schedule}'\n"
+        f"  WHEN SYSTEM$STREAM_HAS_DATA('{stream.replace(chr(34), '')}')\nAS\n"
+        + converted_instances("snowflake", stream, t("dicom_raw"), t("dicom_dictionary"), "TRUE"),
+        f"CREATE TASK IF NOT EXISTS {t('dicom_record_rejected_files')}\n"
+        f"  WAREHOUSE = {warehouse}\n  SCHEDULE = '{names.schedule}'\nAS\n"
+        f"INSERT INTO {t('dicom_ingestion_errors')} (file_path, error_category, error_message, "
+        "tag, detected_at, bytes_read, _run_id, _loaded_at)\n"
+        "SELECT h.file_name, 'PARSE_ERROR', h.first_error_message, NULL, CURRENT_TIMESTAMP, "
+        "NULL, 'snowpipe', CURRENT_TIMESTAMP\n"
+        "FROM TABLE(INFORMATION_SCHEMA.COPY_HISTORY(TABLE_NAME => 'DICOM_JSON_LANDING', "
+        "START_TIME => DATEADD(HOUR, -24, CURRENT_TIMESTAMP()))) h\n"
+        "WHERE h.status <> 'Loaded' AND NOT EXISTS (SELECT 1 FROM "
+        f"{t('dicom_ingestion_errors')} e WHERE e.file_path = h.file_name "
+        "AND e.error_category = 'PARSE_ERROR')",
+        f"ALTER TASK {t('dicom_convert_landed')} RESUME",
+        f"ALTER TASK {t('dicom_record_rejected_files')} RESUME",
+    ]
+
+
 RENDERERS: dict[str, Callable[[Names], list[str]]] = {
+    "batch": batch,
     "dynamic-tables": dynamic_tables,
     "stream-task": stream_task,
+    "snowpipe": snowpipe,
     "governance": governance,
     "validation": validation,
 }
 
 
+EXAMPLE = Names(  # for the files: the session's database and schema, example bucket
+    stage_url="s3://your-bucket/dicom-exports/", storage_integration="DICOM_EXPORTS_INT"
+)
+
+
 def render_file(pattern: str) -> str:
-    """sql/snowflake/<pattern>.sql: the pattern with the session's database and schema."""
-    statements = render(pattern, Names())
+    """sql/snowflake/<pattern>.sql: the pattern with the session's database and schema
+    (and, for a bucket, example names: `sql --pattern` renders yours)."""
+    statements = render(pattern, EXAMPLE)
     header = f"-- dicom-loader sql --pattern {pattern} (rendered by `make sql`; do not edit)\n\n"
     return header + "".join(f"{statement};\n\n" for statement in statements)
 
@@ -492,9 +693,11 @@ def write_sql_files(folder: str) -> None:
 
 
 def render(pattern: str, names: Names) -> list[str]:
-    """The statements of `pattern` (or of every pattern: "all"), in deploy order."""
+    """The statements of `pattern` (or of every pattern: "all"; snowpipe only with a
+    stage URL), in deploy order."""
     if pattern == "all":
-        return [s for name in PATTERNS for s in RENDERERS[name](names)]
+        chosen = [p for p in PATTERNS if p != "snowpipe" or names.stage_url]
+        return [s for name in chosen for s in RENDERERS[name](names)]
     if pattern not in RENDERERS:
         raise ConfigError(f"unknown pattern {pattern!r}: one of {', '.join(PATTERNS)}, all")
     return RENDERERS[pattern](names)
