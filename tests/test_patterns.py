@@ -428,3 +428,33 @@ def test_json_conversion_runs_as_snowflake_sql_on_the_emulator(snowflake_target)
     assert "PixelData" not in metadata and "TransferSyntaxUID" not in metadata
     private_blob = pydicom.dcmread(real_file("CT_small.dcm"))[0x00431028].value
     assert metadata["00431028"] == {"vr": "OB", "length": len(private_blob)}
+
+
+def test_deploy_twice_changes_nothing(snowflake_target, tmp_path):
+    from tests.test_cli import dicom_loader
+
+    archive = tmp_path / "archive"
+    synthesize(archive, patients=2, seed=47, duplicate_fraction=0)
+    run(
+        RunSettings(
+            source=str(archive),
+            out=tmp_path / "pq",
+            target=Target.parse(snowflake_target),
+            workers=0,
+        )
+    )
+    summaries = []
+    for _ in range(2):
+        done = dicom_loader("deploy", "--pattern", "validation", "--target", snowflake_target)
+        assert "deployed validation: 2 statements" in done.stdout
+        warehouse = open_warehouse(Target.parse(snowflake_target))
+        try:
+            summaries.append(warehouse.query("SELECT * FROM dicom_validation_summary"))
+        finally:
+            warehouse.close()
+    assert summaries[0] == summaries[1] and summaries[0][0][3] > 0
+    refused = dicom_loader(
+        "deploy", "--pattern", "validation", "--target", "duckdb:///x.duckdb", check=False
+    )
+    assert refused.returncode != 0 and "Snowflake" in refused.stderr
+    assert "password" not in refused.stderr
