@@ -18,21 +18,16 @@ from loader.config import RunSettings, Target
 from loader.errors import ConfigError
 from loader.pipeline import open_warehouse, run
 from loader.synth import synthesize
-from loader.warehouse.patterns import (
+from loader.warehouse.patterns import PATTERNS, Names, render, render_file
+from loader.warehouse.patterns.dialects import DUCKDB
+from loader.warehouse.patterns.dynamic_tables import (
     DT_PREFIX,
-    DUCKDB,
     LEVELS,
-    PATTERNS,
-    Names,
-    converted_instances,
-    dictionary_rows,
     instance_select,
     level_select,
-    render,
-    render_file,
-    routed_errors,
-    study_merge,
 )
+from loader.warehouse.patterns.exports import converted_instances, dictionary_rows
+from loader.warehouse.patterns.stream_task import routed_errors, study_merge
 from tests.conftest import real_file
 
 NAMES = Names(

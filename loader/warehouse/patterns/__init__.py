@@ -1,0 +1,65 @@
+"""Snowflake SQL for keeping a migrated archive current and governed:
+`dicom-loader sql --pattern P` prints it, `dicom-loader deploy --pattern P` runs it.
+
+One module per pattern: `exports` (batch, snowpipe), `dynamic_tables`, `stream_task`,
+`governance`, `validation`. `sql/snowflake/<pattern>.sql` is rendered from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from loader.errors import ConfigError
+from loader.warehouse.patterns.dynamic_tables import dynamic_tables
+from loader.warehouse.patterns.exports import batch, snowpipe
+from loader.warehouse.patterns.governance import governance
+from loader.warehouse.patterns.names import Names
+from loader.warehouse.patterns.stream_task import stream_task
+from loader.warehouse.patterns.validation import validation
+
+PATTERNS = ("batch", "dynamic-tables", "stream-task", "snowpipe", "governance", "validation")
+
+
+RENDERERS: dict[str, Callable[[Names], list[str]]] = {
+    "batch": batch,
+    "dynamic-tables": dynamic_tables,
+    "stream-task": stream_task,
+    "snowpipe": snowpipe,
+    "governance": governance,
+    "validation": validation,
+}
+
+
+EXAMPLE = Names(  # for the files: the session's database and schema, example bucket
+    stage_url="s3://your-bucket/dicom-exports/", storage_integration="DICOM_EXPORTS_INT"
+)
+
+
+def render_file(pattern: str) -> str:
+    """sql/snowflake/<pattern>.sql: the pattern with the session's database and schema
+    (and, for a bucket, example names: `sql --pattern` renders yours)."""
+    statements = render(pattern, EXAMPLE)
+    header = f"-- dicom-loader sql --pattern {pattern} (rendered by `make sql`; do not edit)\n\n"
+    return header + "".join(f"{statement};\n\n" for statement in statements)
+
+
+def file_name(pattern: str) -> str:
+    return pattern.replace("-", "_") + ".sql"
+
+
+def write_sql_files(folder: str) -> None:
+    """Write every pattern's file into `folder` (`make sql`)."""
+    for pattern in PATTERNS:
+        Path(folder, file_name(pattern)).write_text(render_file(pattern))
+
+
+def render(pattern: str, names: Names) -> list[str]:
+    """The statements of `pattern` (or of every pattern: "all"; snowpipe only with a
+    stage URL), in deploy order."""
+    if pattern == "all":
+        chosen = [p for p in PATTERNS if p != "snowpipe" or names.stage_url]
+        return [s for name in chosen for s in RENDERERS[name](names)]
+    if pattern not in RENDERERS:
+        raise ConfigError(f"unknown pattern {pattern!r}: one of {', '.join(PATTERNS)}, all")
+    return RENDERERS[pattern](names)

@@ -1,0 +1,54 @@
+"""Where the Snowflake patterns go and what runs them: every name checked before any
+SQL exists (identifiers plain and quoted, lag and schedule in their forms, a stage URL
+without quotes)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from loader.errors import ConfigError
+from loader.identifiers import identifier, quoted
+
+_STAGE_URL = re.compile(r"(s3|gcs|azure)://[A-Za-z0-9._/-]+")
+
+
+@dataclass(frozen=True)
+class Names:
+    """Where the patterns go and what runs them; every name a plain identifier."""
+
+    database: str | None = None
+    schema: str | None = None
+    warehouse: str = "COMPUTE_WH"
+    lag: str = "10 minutes"
+    phi_role: str = "DICOM_PHI_READER"
+    schedule: str = "5 MINUTE"
+    stage_url: str | None = None  # where exports land: s3://, gcs:// or azure://
+    storage_integration: str | None = None
+    notification_integration: str | None = None
+
+    def __post_init__(self) -> None:
+        for what, name in (
+            ("--database", self.database),
+            ("--schema", self.schema),
+            ("--warehouse", self.warehouse),
+            ("--phi-role", self.phi_role),
+            ("--storage-integration", self.storage_integration),
+            ("--notification-integration", self.notification_integration),
+        ):
+            if name is not None:
+                identifier(name, what)
+        number, _, unit = self.lag.partition(" ")
+        if not number.isdigit() or unit.rstrip("s") not in ("second", "minute", "hour", "day"):
+            raise ConfigError(f"--lag {self.lag!r} is not like '10 minutes'")
+        if self.stage_url is not None and not _STAGE_URL.fullmatch(self.stage_url):
+            raise ConfigError(
+                f"--stage-url {self.stage_url!r} is not an s3://, gcs:// or azure:// URL"
+            )
+        number, _, unit = self.schedule.partition(" ")
+        if not number.isdigit() or unit.upper() not in ("MINUTE", "MINUTES", "SECONDS", "HOURS"):
+            raise ConfigError(f"--schedule {self.schedule!r} is not like '5 MINUTE'")
+
+    def table(self, name: str) -> str:
+        parts = [p for p in (self.database, self.schema) if p]
+        return ".".join([*(quoted(p) for p in parts), name])
