@@ -19,7 +19,10 @@ SQL_KEY_EXPRESSION = {
 }
 
 
-_md5 = hashlib.md5
+try:  # CPython's own MD5 hashes short texts ~1.5x faster than OpenSSL's context set-up
+    from _md5 import md5 as fast_md5
+except ImportError:  # other interpreters
+    fast_md5 = hashlib.md5
 
 
 def key_of(*parts: str | int | None) -> int:
@@ -29,7 +32,7 @@ def key_of(*parts: str | int | None) -> int:
 
 def key_of_text(text: str) -> int:
     """`key_of` for a natural key already joined with SEPARATOR (the hot path)."""
-    return int.from_bytes(_md5(text.encode("utf-8")).digest()[8:], "big")
+    return int.from_bytes(fast_md5(text.encode("utf-8")).digest()[8:], "big")
 
 
 def sql_key(dialect: str, *part_sql: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from loader.decode import Decoded
 from loader.extract.values import Typed
@@ -36,7 +36,8 @@ class ObjectFacts:
 
 @dataclass(slots=True)
 class Extraction:
-    """The decoded header plus the keys every table of one object shares."""
+    """The decoded header plus the keys every table of one object shares (hashed
+    once: a dozen tables read them)."""
 
     decoded: Decoded
     facts: ObjectFacts
@@ -44,15 +45,11 @@ class Extraction:
     series_instance_uid: str
     study_instance_uid: str
     typed: Typed
+    instance_key: int = field(init=False)
+    series_key: int = field(init=False)
+    study_key: int = field(init=False)
 
-    @property
-    def instance_key(self) -> int:
-        return key_of(self.sop_instance_uid)
-
-    @property
-    def series_key(self) -> int:
-        return key_of(self.series_instance_uid)
-
-    @property
-    def study_key(self) -> int:
-        return key_of(self.study_instance_uid)
+    def __post_init__(self) -> None:
+        self.instance_key = key_of(self.sop_instance_uid)
+        self.series_key = key_of(self.series_instance_uid)
+        self.study_key = key_of(self.study_instance_uid)

@@ -10,14 +10,13 @@ rows are built as columns and per-tag facts are computed once per process.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
 from pydicom.datadict import private_dictionary_description
 
 from loader.decode import Binary, Item, Omitted, is_private, keyword, private_creator_of
 from loader.extract.context import Columns, Extraction
 from loader.extract.values import parse_date, parse_datetime
-from loader.keys import SEPARATOR, key_of_text
+from loader.keys import SEPARATOR, fast_md5, key_of_text
 
 PER_FRAME_GROUPS = 0x52009230
 ELEMENT_COLUMNS = (
@@ -185,7 +184,7 @@ def _columns(names: tuple[str, ...], keys: list[int], rows: list[tuple[object, .
 
 def _keys(prefix: str, paths: list[str]) -> list[int]:
     """`key_of_text(prefix + path)` of every path, in one pass."""
-    md5, from_bytes = hashlib.md5, int.from_bytes
+    md5, from_bytes = fast_md5, int.from_bytes
     return [from_bytes(md5((prefix + p).encode()).digest()[8:], "big") for p in paths]
 
 
