@@ -94,16 +94,16 @@ class Decoded:
 
 
 _vr_cache: dict[int, str] = {}
-_keyword_cache: dict[int, str] = {}
+KEYWORDS: dict[int, str] = {}  # tag → keyword (or hex), filled as tags are met
 
 
 def keyword(tag: int) -> str:
     """The DICOM keyword of a public tag, else its ggggeeee hex."""
-    name = _keyword_cache.get(tag)
+    name = KEYWORDS.get(tag)
     if name is None:
         name = "" if tag >> 16 & 1 else keyword_for_tag(tag)
         name = name or f"{tag:08X}"
-        _keyword_cache[tag] = name
+        KEYWORDS[tag] = name
     return name
 
 

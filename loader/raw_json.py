@@ -13,20 +13,22 @@ from typing import Any
 
 import orjson
 
-from loader.decode import Binary, Item, Omitted, keyword
+from loader.decode import KEYWORDS, Binary, Item, Omitted, keyword
 
 
 def item_document(item: Item) -> dict[str, Any]:
     doc: dict[str, Any] = {}
+    names = KEYWORDS
     for tag, elem in item.items():
         value = elem.value
-        if isinstance(value, Omitted):
-            value = {"vr": value.vr, "length": value.length, "omitted": True}
-        elif elem.vr == "SQ":
+        kind = type(value)
+        if kind is list and elem.vr == "SQ":
             value = [item_document(child) for child in value]
-        elif isinstance(value, Binary):
+        elif kind is Binary:
             value = {"vr": value.vr, "length": value.length}
-        doc[keyword(tag)] = value
+        elif kind is Omitted:
+            value = {"vr": value.vr, "length": value.length, "omitted": True}
+        doc[names.get(tag) or keyword(tag)] = value
     return doc
 
 
