@@ -1,7 +1,8 @@
-"""The `dicom-loader` command: run, load, scan, validate, sql, synth."""
+"""The `dicom-loader` command: run, load, scan, validate, sql, deploy, synth."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -387,48 +388,34 @@ def scan(
 
 
 def pattern_options(command: Any) -> Any:
-    """Where the Snowflake patterns go and what runs them."""
-    for name, default, text in reversed(
-        (
-            ("--database", None, "Database of the model (default: the session's)."),
-            ("--schema", None, "Schema of the model (default: the session's)."),
-            ("--warehouse", "COMPUTE_WH", "Warehouse that refreshes the dynamic tables."),
-            ("--lag", "10 minutes", "TARGET_LAG of the dynamic tables."),
-            ("--phi-role", "DICOM_PHI_READER", "The role that sees PHI in clear."),
-            ("--schedule", "5 MINUTE", "SCHEDULE of the root task."),
-            ("--stage-url", None, "batch, snowpipe: where exports land (s3://, gcs://, azure://)."),
-            ("--storage-integration", None, "The storage integration that reads --stage-url."),
-            ("--notification-integration", None, "snowpipe on Azure or GCS: its events."),
-        )
-    ):
-        command = click.option(name, default=default, show_default=default is not None, help=text)(
-            command
-        )
-    return command
+    """Where the Snowflake patterns go and what runs them, handed to the command as
+    one checked `names`."""
+    fields = {
+        "database": (None, "Database of the model (default: the session's)."),
+        "schema": (None, "Schema of the model (default: the session's)."),
+        "warehouse": ("COMPUTE_WH", "Warehouse that refreshes the dynamic tables."),
+        "lag": ("10 minutes", "TARGET_LAG of the dynamic tables."),
+        "phi_role": ("DICOM_PHI_READER", "The role that sees PHI in clear."),
+        "schedule": ("5 MINUTE", "SCHEDULE of the root task."),
+        "stage_url": (None, "batch, snowpipe: where exports land (s3://, gcs://, azure://)."),
+        "storage_integration": (None, "The storage integration that reads --stage-url."),
+        "notification_integration": (None, "snowpipe on Azure or GCS: its events."),
+    }
 
+    @functools.wraps(command)
+    def with_names(**kwargs: Any) -> Any:
+        try:
+            names = Names(**{field: kwargs.pop(field) for field in fields})
+        except LoaderError as exc:
+            _fail(exc)
+        return command(names=names, **kwargs)
 
-def _names(
-    database: str | None,
-    schema: str | None,
-    warehouse: str,
-    lag: str,
-    phi_role: str,
-    schedule: str,
-    stage_url: str | None,
-    storage_integration: str | None,
-    notification_integration: str | None,
-) -> Names:
-    return Names(
-        database,
-        schema,
-        warehouse,
-        lag,
-        phi_role,
-        schedule,
-        stage_url,
-        storage_integration,
-        notification_integration,
-    )
+    for field, (default, text) in reversed(fields.items()):
+        option = "--" + field.replace("_", "-")
+        with_names = click.option(
+            option, field, default=default, show_default=default is not None, help=text
+        )(with_names)
+    return with_names
 
 
 @main.command()
@@ -442,19 +429,7 @@ def _names(
     help="Print a Snowflake pattern instead of the model's DDL.",
 )
 @pattern_options
-def sql(
-    dialect: str,
-    pattern: str | None,
-    database: str | None,
-    schema: str | None,
-    warehouse: str,
-    lag: str,
-    phi_role: str,
-    schedule: str,
-    stage_url: str | None,
-    storage_integration: str | None,
-    notification_integration: str | None,
-) -> None:
+def sql(dialect: str, pattern: str | None, names: Names) -> None:
     """Print the model's DDL rendered for DIALECT (Snowflake: then its stage), or the
     Snowflake SQL of a PATTERN, one statement after another."""
     if pattern is None:
@@ -465,20 +440,7 @@ def sql(
             click.echo("\n" + render_stage_sql(), nl=False)
         return
     try:
-        statements = render(
-            pattern,
-            _names(
-                database,
-                schema,
-                warehouse,
-                lag,
-                phi_role,
-                schedule,
-                stage_url,
-                storage_integration,
-                notification_integration,
-            ),
-        )
+        statements = render(pattern, names)
     except LoaderError as exc:
         _fail(exc)
     click.echo("".join(f"{statement};\n\n" for statement in statements), nl=False)
@@ -492,38 +454,13 @@ def sql(
     help="snowflake:NAME or snowflake://USER@ACCOUNT/DATABASE/SCHEMA?warehouse=WH.",
 )
 @pattern_options
-def deploy(
-    pattern: str,
-    target: str,
-    database: str | None,
-    schema: str | None,
-    warehouse: str,
-    lag: str,
-    phi_role: str,
-    schedule: str,
-    stage_url: str | None,
-    storage_integration: str | None,
-    notification_integration: str | None,
-) -> None:
+def deploy(pattern: str, target: str, names: Names) -> None:
     """Run a Snowflake PATTERN against TARGET; running it twice changes nothing."""
     try:
         destination = Target.parse(target)
         if destination.kind != "snowflake":
             raise ConfigError("deploy needs a Snowflake --target")
-        statements = render(
-            pattern,
-            _names(
-                database,
-                schema,
-                warehouse,
-                lag,
-                phi_role,
-                schedule,
-                stage_url,
-                storage_integration,
-                notification_integration,
-            ),
-        )
+        statements = render(pattern, names)
         warehouse_ = pipeline.open_warehouse(destination)
         try:
             warehouse_.create_model()

@@ -384,7 +384,12 @@ class _FaultyProxy(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
 
 
-class _ProxyHandler(http.server.BaseHTTPRequestHandler):
+class _QuietHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class _ProxyHandler(_QuietHandler):
     server: _FaultyProxy
 
     def do_GET(self) -> None:
@@ -402,9 +407,6 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             self.send_error(503)
             return
         _forward(self, self.server.upstream)
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def test_pacs_faults_are_retried_and_a_lost_study_is_one_error_row(
@@ -468,7 +470,7 @@ class _GuardedProxy(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _GuardHandler)
 
 
-class _GuardHandler(http.server.BaseHTTPRequestHandler):
+class _GuardHandler(_QuietHandler):
     server: _GuardedProxy
 
     def do_GET(self) -> None:
@@ -477,9 +479,6 @@ class _GuardHandler(http.server.BaseHTTPRequestHandler):
             self.send_error(401)
             return
         _forward(self, self.server.upstream)
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def test_bearer_token_from_env_or_file_and_never_written(
