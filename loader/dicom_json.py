@@ -40,6 +40,7 @@ from loader.errors import HeaderParseError, NotDicomError
 EXPORT_SUFFIXES = (".json", ".json.gz", ".ndjson", ".ndjson.gz")
 _SPLIT_TEXT = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "UI", "SH", "LO", "UC"})
 _SINGLE_TEXT = frozenset({"ST", "LT", "UT", "UR"})
+_TEXT = _SPLIT_TEXT | _SINGLE_TEXT
 _FLOAT32 = struct.Struct("<f")
 _FIRST_PIXEL_TAG = min(PIXEL_DATA_TAGS)
 
@@ -126,7 +127,7 @@ class _JsonDecoder(DecoderBase):
             return Element("SQ", items, len(items))
         if not values:
             return Element(vr, None, 0)
-        if private_data and vr in _SPLIT_TEXT | _SINGLE_TEXT:
+        if private_data and vr in _TEXT:
             length = sum(len(str(v).encode()) + 1 for v in values if v is not None)
             if length > self.element_limit:
                 return self.omitted(tag, vr, length)

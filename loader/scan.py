@@ -14,15 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loader.decode import Item, decode_header
-from loader.dicom_json import decode_json, is_export, transfer_syntax_of
-from loader.dicomweb import is_dicomweb
+from loader.dicom_json import decode_json, transfer_syntax_of
 from loader.errors import ObjectError
 from loader.extract import REQUIRED_UIDS
 from loader.extract.values import text
 from loader.keys import key_of
 from loader.listing import ObjectRef, Shard, list_source, make_shards
 from loader.pipeline import execute
-from loader.shard import dicomweb_instances, export_instances, first_reads, read_header
+from loader.shard import first_reads, holds_instances, json_instances, read_header
 
 PROFILED_TAGS = (*REQUIRED_UIDS, "PatientID", "StudyDate", "Modality", "SOPClassUID")
 
@@ -43,12 +42,9 @@ def _headers(
     """(decoded root, transfer syntax, bytes read) of each header a listed object
     holds: its own, or every instance of a DICOM JSON export or a DICOMweb study;
     errors are counted."""
-    if is_export(ref.url) or is_dicomweb(ref.url):
+    if holds_instances(ref):
         try:
-            if is_dicomweb(ref.url):
-                instances, read = dicomweb_instances(ref, settings.storage_options)
-            else:
-                instances, read = export_instances(ref, fs)
+            instances, read = json_instances(ref, settings.storage_options, fs)
         except ObjectError as exc:
             errors[exc.category] += 1
             return

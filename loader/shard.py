@@ -13,9 +13,8 @@ import os
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import Any
 
 import orjson
@@ -111,31 +110,41 @@ def process_object(
         facts = _facts(ref, settings, parsed, now)
         return {}, [error_row(facts, exc.category, exc.reason, exc.tag)], parsed
     except Exception as exc:  # noqa: BLE001 - one object must never stop the run
-        facts = _facts(ref, settings, parsed, now)
-        message = f"unexpected {type(exc).__name__}: {exc}"[:1000]
-        return {}, [error_row(facts, "PARSE_ERROR", message)], parsed
+        return {}, [_unexpected(_facts(ref, settings, parsed, now), exc)], parsed
 
 
 JsonInstances = list[tuple[str, dict[str, Any]]]
 """(URL of the instance, its DICOM JSON) of the instances one listed object holds."""
 
 
-def process_json_instances(
-    ref: ObjectRef,
-    settings: ShardSettings,
-    fetch: Callable[[], tuple[JsonInstances, int]],
-    provider: str,
-) -> Iterator[tuple[Rows, list[Row], int]]:
-    """Rows and error rows of every DICOM JSON instance a listed object holds (an
-    export, or a study on a DICOMweb server), with the bytes read for each; an
-    object whose instances cannot be fetched or parsed is one error row.
+def holds_instances(ref: ObjectRef) -> bool:
+    """Whether a listed object holds DICOM JSON instances: an export, or a study on
+    a DICOMweb server."""
+    return is_export(ref.url) or is_dicomweb(ref.url)
 
-    `fetch` returns the instances and the bytes read to get them (counted on the
-    first instance)."""
+
+def json_instances(
+    ref: ObjectRef, storage_options: dict[str, Any], fs: Any = None
+) -> tuple[JsonInstances, int]:
+    """The instances a listed object holds (with their URLs: `export#index`, or the
+    WADO-RS URL) and the bytes read to get them."""
+    if is_dicomweb(ref.url):
+        return study_instances(ref.url, storage_options)
+    data = read_whole(ref, fs)
+    found = [(f"{ref.url}#{i}", instance) for i, instance in enumerate(instances_in(data, ref.url))]
+    return found, len(data)
+
+
+def process_json_instances(
+    ref: ObjectRef, settings: ShardSettings, fs: Any = None
+) -> Iterator[tuple[Rows, list[Row], int]]:
+    """Rows and error rows of every DICOM JSON instance a listed object holds, with
+    the bytes read for each (all counted on the first); an object whose instances
+    cannot be fetched or parsed is one error row."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     pseudonymizer = settings.pseudonymizer()
     try:
-        instances, read = fetch()
+        instances, read = json_instances(ref, settings.storage_options, fs)
     except ObjectError as exc:
         facts = _facts(ref, settings, None, now)
         yield {}, [error_row(facts, exc.category, exc.reason, exc.tag)], 0
@@ -145,7 +154,7 @@ def process_json_instances(
         facts = replace(
             _facts(replace(ref, url=url), settings, None, now),
             size=len(text),
-            storage_provider=provider,
+            storage_provider=provider_of(ref.url),  # where the export or study is
             transfer_syntax_uid=transfer_syntax_of(instance),
             header_bytes=len(text),
             bytes_read=read if index == 0 else 0,
@@ -159,22 +168,13 @@ def process_json_instances(
         except ObjectError as exc:
             rows, errors = {}, [error_row(facts, exc.category, exc.reason, exc.tag)]
         except Exception as exc:  # noqa: BLE001 - one instance must never stop the run
-            message = f"unexpected {type(exc).__name__}: {exc}"[:1000]
-            rows, errors = {}, [error_row(facts, "PARSE_ERROR", message)]
+            rows, errors = {}, [_unexpected(facts, exc)]
         yield rows, errors, facts.bytes_read
 
 
-def export_instances(ref: ObjectRef, fs: Any = None) -> tuple[JsonInstances, int]:
-    """The instances of a DICOM JSON export (`URL#index` each) and its size."""
-    data = read_whole(ref, fs)
-    found = [(f"{ref.url}#{i}", instance) for i, instance in enumerate(instances_in(data, ref.url))]
-    return found, len(data)
-
-
-def dicomweb_instances(ref: ObjectRef, options: dict[str, Any]) -> tuple[JsonInstances, int]:
-    """The instances of a study on a DICOMweb server (their WADO-RS URLs) and the
-    bytes of the responses."""
-    return study_instances(ref.url, options)
+def _unexpected(facts: ObjectFacts, exc: Exception) -> Row:
+    """The error row of a failure of our own code on one object."""
+    return error_row(facts, "PARSE_ERROR", f"unexpected {type(exc).__name__}: {exc}"[:1000])
 
 
 def read_whole(ref: ObjectRef, fs: Any = None) -> bytes:
@@ -211,7 +211,7 @@ def first_reads(
     fs, _ = filesystem(remote[0].url, storage_options)
     for start in range(0, len(objects), PREFETCH_BATCH):
         batch = objects[start : start + PREFETCH_BATCH]
-        wanted = [ref for ref in batch if ref.size > 0 and not is_export(ref.url)]
+        wanted = [ref for ref in batch if ref.size > 0 and not holds_instances(ref)]
         fetched = (
             fs.cat_ranges(
                 [path_of(ref.url) for ref in wanted],
@@ -234,13 +234,8 @@ def _outcomes(
 ) -> Iterator[tuple[Rows, list[Row], int, int]]:
     """(rows, error rows, bytes read, requests) of each object a listed one holds:
     itself, or every instance of a DICOM JSON export or a DICOMweb study."""
-    if is_dicomweb(ref.url) or is_export(ref.url):
-        if is_dicomweb(ref.url):
-            fetch = partial(dicomweb_instances, ref, settings.storage_options)
-            provider = "dicomweb"
-        else:
-            fetch, provider = partial(export_instances, ref, fs), provider_of(ref.url)
-        for rows, errors, read in process_json_instances(ref, settings, fetch, provider):
+    if holds_instances(ref):
+        for rows, errors, read in process_json_instances(ref, settings, fs):
             yield rows, errors, read, 1 if read else 0
         return
     rows, errors, parsed = process_object(ref, settings, fs, prefetched)

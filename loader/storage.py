@@ -28,6 +28,8 @@ PROVIDERS = {
     "abfss": "azure",
     "file": "file",
     "memory": "memory",
+    "dicomweb+http": "dicomweb",
+    "dicomweb+https": "dicomweb",
 }
 RETRIES = 4
 BACKOFF_SECONDS = 0.2

@@ -14,7 +14,6 @@ import json
 import os
 import tempfile
 import zlib
-from functools import partial
 from pathlib import Path
 
 import pydicom
@@ -23,7 +22,7 @@ from hypothesis import strategies as st
 
 from loader.errors import FILE_ERROR_CATEGORIES
 from loader.listing import ObjectRef
-from loader.shard import ShardSettings, export_instances, process_json_instances, process_object
+from loader.shard import ShardSettings, process_json_instances, process_object
 from tests.conftest import real_file, real_files
 
 KNOWN = FILE_ERROR_CATEGORIES | {"TYPE_CAST_ERROR"}
@@ -183,9 +182,7 @@ def test_mutated_dicom_json(data: bytes) -> None:
         path.write_bytes(data)
         ref = ObjectRef(str(path), len(data), 0.0)
         settings = ShardSettings(folder, "fuzz", folder)
-        outcomes = list(
-            process_json_instances(ref, settings, partial(export_instances, ref), "file")
-        )
+        outcomes = list(process_json_instances(ref, settings))
     assert len(outcomes) == 1  # one instance, or the export's one error row
     rows, errors, _ = outcomes[0]
     categories = {e["error_category"] for e in errors}

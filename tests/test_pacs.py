@@ -131,15 +131,7 @@ def _content(db: Path, varying: dict[str, set[str]] | None = None) -> Content:
     ]
     content = {}
     for table in tables:
-        columns = [
-            r[0]
-            for r in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-                "ORDER BY ordinal_position",
-                [table],
-            ).fetchall()
-            if r[0] not in STORAGE_COLUMNS and r[0] not in (varying or {}).get(table, ())
-        ]
+        columns = _columns(con, table, (varying or {}).get(table, set()))
         if table in BY_KEY_ONLY:
             columns = columns[:1]
         rows = con.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
@@ -161,19 +153,19 @@ def from_files(archive: Path, tmp_path_factory: pytest.TempPathFactory):
     return report, _content(db, varying), varying
 
 
+def _columns(con: Any, table: str, left_out: set[str] | None = None) -> list[str]:
+    """A table's columns in order, without storage columns nor `left_out`."""
+    found = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+        "ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return [r[0] for r in found if r[0] not in STORAGE_COLUMNS and r[0] not in (left_out or ())]
+
+
 def _columns_of(db: Path, table: str) -> list[str]:
-    con = duckdb.connect(str(db), read_only=True)
-    names = [
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-            "ORDER BY ordinal_position",
-            [table],
-        ).fetchall()
-        if r[0] not in STORAGE_COLUMNS
-    ]
-    con.close()
-    return names
+    with duckdb.connect(str(db), read_only=True) as con:
+        return _columns(con, table)
 
 
 def _assert_same_apart_from_bulk_data(db: Path, ours: Content, files: Content) -> None:
@@ -371,15 +363,17 @@ def _forward(handler: http.server.BaseHTTPRequestHandler, upstream: str) -> None
 
 
 class _FaultyProxy(http.server.ThreadingHTTPServer):
-    """Forwards to the PACS; every 3rd request gets a 503, every 7th hangs past the
-    client's timeout, and one study's series metadata always fails."""
+    """Forwards to the PACS, but each request's first attempt gets a 503, the second
+    attempt of every third request hangs past the client's timeout, and one study's
+    series metadata always fails. Faults are per request, so a request that is
+    retried as it should be always gets through by its third attempt."""
 
     daemon_threads = True
 
     def __init__(self, upstream: str, broken_study: str) -> None:
         self.upstream = upstream
         self.broken_study = broken_study
-        self.count = 0
+        self.attempts: dict[str, tuple[int, int]] = {}  # path → (its order, attempts)
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
 
@@ -394,17 +388,18 @@ class _ProxyHandler(_QuietHandler):
 
     def do_GET(self) -> None:
         with self.server.lock:
-            self.server.count += 1
-            count = self.server.count
+            request, attempt = self.server.attempts.get(self.path, (len(self.server.attempts), 0))
+            attempt += 1
+            self.server.attempts[self.path] = (request, attempt)
         if self.server.broken_study in self.path and "/metadata" in self.path:
             self.send_error(500)
             return
-        if count % 7 == 0:
+        if attempt == 1:
+            self.send_error(503)
+            return
+        if attempt == 2 and request % 3 == 0:
             time.sleep(2.5)  # past the loader's 1 s timeout: it has given up and retried
             self.send_error(504)
-            return
-        if count % 3 == 0:
-            self.send_error(503)
             return
         _forward(self, self.server.upstream)
 

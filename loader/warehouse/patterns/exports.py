@@ -9,7 +9,7 @@ from pydicom.datadict import DicomDictionary
 from loader.errors import ConfigError
 from loader.identifiers import identifier, quoted
 from loader.warehouse.patterns.dialects import JSON_OPS
-from loader.warehouse.patterns.names import Names
+from loader.warehouse.patterns.names import ERROR_COLUMNS, Names
 
 
 def converted_instances(dialect: str, landing: str, raw: str, dictionary: str, where: str) -> str:
@@ -73,12 +73,8 @@ def batch(names: Names) -> list[str]:
         f"CREATE OR REPLACE TABLE {dictionary} (tag VARCHAR, keyword VARCHAR) AS "
         f"SELECT column1, column2 FROM VALUES {values}",
         "SET dicom_batch = UUID_STRING()",
-        f"COPY INTO {landing} (file_path, row_number, instance, batch_id, loaded_at)\n"
-        f"FROM (SELECT METADATA$FILENAME, METADATA$FILE_ROW_NUMBER, $1, $dicom_batch, "
-        f"CURRENT_TIMESTAMP FROM @{t('dicom_exports')})\n"
-        f"FILE_FORMAT = (FORMAT_NAME = {t('dicom_json_format')})\nON_ERROR = CONTINUE",
-        f"INSERT INTO {t('dicom_ingestion_errors')} (file_path, error_category, error_message, "
-        "tag, detected_at, bytes_read, _run_id, _loaded_at)\n"
+        _copy_into_landing(names, "$dicom_batch") + "\nON_ERROR = CONTINUE",
+        f"INSERT INTO {t('dicom_ingestion_errors')} ({ERROR_COLUMNS})\n"
         "SELECT FILE || '#' || CAST(ROW_NUMBER AS VARCHAR), 'PARSE_ERROR', ERROR, NULL, "
         f"CURRENT_TIMESTAMP, NULL, $dicom_batch, CURRENT_TIMESTAMP\n"
         f"FROM TABLE(VALIDATE({landing}, JOB_ID => '_last'))",
@@ -86,6 +82,18 @@ def batch(names: Names) -> list[str]:
             "snowflake", landing, t("dicom_raw"), dictionary, "l.batch_id = $dicom_batch"
         ),
     ]
+
+
+def _copy_into_landing(names: Names, batch_id: str) -> str:
+    """The COPY of the exports stage into the landing table, each row with `batch_id`."""
+    t = names.table
+    return (
+        f"COPY INTO {t('dicom_json_landing')} (file_path, row_number, instance, batch_id, "
+        "loaded_at)\n"
+        f"FROM (SELECT METADATA$FILENAME, METADATA$FILE_ROW_NUMBER, $1, {batch_id}, "
+        f"CURRENT_TIMESTAMP FROM @{t('dicom_exports')})\n"
+        f"FILE_FORMAT = (FORMAT_NAME = {t('dicom_json_format')})"
+    )
 
 
 def _exports_stage(names: Names) -> str:
@@ -120,10 +128,7 @@ def snowpipe(names: Names) -> list[str]:
     return [
         *batch(names)[:4],
         f"CREATE PIPE IF NOT EXISTS {t('dicom_exports_pipe')} AUTO_INGEST = TRUE{integration} AS\n"
-        f"COPY INTO {landing} (file_path, row_number, instance, batch_id, loaded_at)\n"
-        "FROM (SELECT METADATA$FILENAME, METADATA$FILE_ROW_NUMBER, $1, "
-        f"'snowpipe:' || METADATA$FILENAME, CURRENT_TIMESTAMP FROM @{t('dicom_exports')})\n"
-        f"FILE_FORMAT = (FORMAT_NAME = {t('dicom_json_format')})",
+        + _copy_into_landing(names, "'snowpipe:' || METADATA$FILENAME"),
         f"CREATE STREAM IF NOT EXISTS {stream} ON TABLE {landing} APPEND_ONLY = TRUE",
         f"CREATE TASK IF NOT EXISTS {t('dicom_convert_landed')}\n  WAREHOUSE = {warehouse}\n"
         f"  SCHEDULE = '{names.schedule}'\n"
@@ -131,8 +136,7 @@ def snowpipe(names: Names) -> list[str]:
         + converted_instances("snowflake", stream, t("dicom_raw"), t("dicom_dictionary"), "TRUE"),
         f"CREATE TASK IF NOT EXISTS {t('dicom_record_rejected_files')}\n"
         f"  WAREHOUSE = {warehouse}\n  SCHEDULE = '{names.schedule}'\nAS\n"
-        f"INSERT INTO {t('dicom_ingestion_errors')} (file_path, error_category, error_message, "
-        "tag, detected_at, bytes_read, _run_id, _loaded_at)\n"
+        f"INSERT INTO {t('dicom_ingestion_errors')} ({ERROR_COLUMNS})\n"
         "SELECT h.file_name, 'PARSE_ERROR', h.first_error_message, NULL, CURRENT_TIMESTAMP, "
         "NULL, 'snowpipe', CURRENT_TIMESTAMP\n"
         "FROM TABLE(INFORMATION_SCHEMA.COPY_HISTORY(TABLE_NAME => 'DICOM_JSON_LANDING', "

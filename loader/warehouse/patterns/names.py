@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 from loader.errors import ConfigError
 from loader.identifiers import identifier, quoted
+from loader.model import BY_NAME
 
+ERROR_COLUMNS = ", ".join(BY_NAME["dicom_ingestion_errors"].column_names)
 _STAGE_URL = re.compile(r"(s3|gcs|azure)://[A-Za-z0-9._/-]+")
 
 

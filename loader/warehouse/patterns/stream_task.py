@@ -10,7 +10,7 @@ from loader.keys import sql_key
 from loader.model import ColumnType as T
 from loader.warehouse.patterns.dialects import SNOWFLAKE, Dialect
 from loader.warehouse.patterns.dynamic_tables import INSTANCE_FIELDS, winner
-from loader.warehouse.patterns.names import Names
+from loader.warehouse.patterns.names import ERROR_COLUMNS, Names
 
 
 def _text(dialect: Dialect, keyword: str, row: str = "r") -> str:
@@ -47,8 +47,7 @@ def routed_errors(dialect: Dialect, changes: str, raw: str, errors: str, batch: 
     ]
     union = "\nUNION ALL\n".join(found)
     return (
-        f"INSERT INTO {errors} (file_path, error_category, error_message, tag, detected_at, "
-        "bytes_read, _run_id, _loaded_at)\n"
+        f"INSERT INTO {errors} ({ERROR_COLUMNS})\n"
         "SELECT DISTINCT f.file_path, f.error_category, f.error_message, f.tag, "
         f"CURRENT_TIMESTAMP, NULL, {batch}, CURRENT_TIMESTAMP\n"
         f"FROM (\n{union}\n) f\n"
