@@ -6,6 +6,12 @@ directly into str / int / float / lists, resolving VRs, byte order and Specific
 Character Set itself, and falls back to pydicom only for what it alone decodes
 (ISO 2022 escape sequences, sequence framing). Every later stage (raw JSON,
 element rows, model rows) reads the decoded tree, never the Dataset.
+
+Most of a header repeats from object to object (a series shares all but a dozen
+values; a study, an archive's scanners, most of the rest), so a decoded element
+is remembered by its bytes and what they were decoded with: the second object
+with the same Modality bytes costs a dictionary lookup. Remembered elements are
+shared between trees and never changed in place.
 """
 
 from __future__ import annotations
@@ -74,9 +80,13 @@ DEFAULT_ELEMENT_LIMIT = 1 << 20
 
 @dataclass(slots=True)
 class Element:
+    """One decoded element. May be shared by many trees (see the module's doc):
+    replace an item's element rather than change one."""
+
     vr: str
     value: Any  # None | str | int | float | list | Binary | Omitted | list[Item]
     vm: int
+    row: tuple[object, ...] | None = field(default=None, compare=False, repr=False)  # see elements
 
 
 Item = dict[int, Element]
@@ -191,6 +201,18 @@ def implied_vr(tag: int, item: Item, pixel_representation: int) -> str:
     return _dictionary_vr(tag, pixel_representation)
 
 
+MEMO_LIMIT = 60_000  # remembered elements per process (a few tens of MB at most)
+_memo: dict[tuple[int, str, bytes, int], Element] = {}
+_contexts: dict[tuple[object, ...], int] = {}  # what else a value's decoding depends on
+
+
+def _context_of(*facts: object) -> int:
+    found = _contexts.get(facts)
+    if found is None:
+        found = _contexts[facts] = len(_contexts)
+    return found
+
+
 class DecoderBase:
     """What decoding bytes and decoding DICOM JSON share: where warnings go, the
     element limit, and how a value that is not what its VR says is recorded."""
@@ -238,18 +260,24 @@ class _Decoder(DecoderBase):
                 )
         fast = len(encodings) == 1 and "2022" not in encodings[0]
         codec = _python_codec(encodings[0]) if fast else ""
+        context = _context_of(encodings, implicit, little, self.pixel_representation)
         item: Item = {}
         limit = self.element_limit
+        memo = _memo
         for tag, elem in raw_dict.items():
             if isinstance(elem, tuple):
                 vr, value = elem
                 # Private data elements only (odd group, not a creator): cheap int tests first.
                 if tag & 0x10000 and tag & 0xFFFF >= 0x1000 and len(value) > limit:
                     item[tag] = self.omitted(tag, vr or "UN", len(value))
-                else:
-                    if vr is None:
-                        vr = implied_vr(tag, item, self.pixel_representation)
-                    item[tag] = self.raw(tag, vr, value, encodings, fast, codec, implicit, little)
+                    continue
+                if vr is None:
+                    vr = implied_vr(tag, item, self.pixel_representation)
+                key = (tag, vr, value, context)
+                found = memo.get(key)
+                if found is None:
+                    found = self.remembered(key, encodings, fast, codec, implicit, little)
+                item[tag] = found
             elif isinstance(elem, ParsedSequence):
                 if tag & 0x10000 and tag & 0xFFFF >= 0x1000 and elem.length > limit:
                     item[tag] = self.omitted(tag, "SQ", elem.length)
@@ -261,6 +289,26 @@ class _Decoder(DecoderBase):
             else:
                 item[tag] = self.converted(tag, elem, encodings)
         return item
+
+    def remembered(
+        self,
+        key: tuple[int, str, bytes, int],
+        encodings: tuple[str, ...],
+        fast: bool,
+        codec: str,
+        implicit: bool,
+        little: bool,
+    ) -> Element:
+        """Decode an element and remember it, unless it holds items (trees of their
+        own) or did not decode cleanly (its warning rows belong to every object)."""
+        tag, vr, value, _ = key
+        warnings = len(self.out.cast_errors)
+        decoded = self.raw(tag, vr, value, encodings, fast, codec, implicit, little)
+        if decoded.vr != "SQ" and len(self.out.cast_errors) == warnings:
+            if len(_memo) >= MEMO_LIMIT:
+                _memo.clear()
+            _memo[key] = decoded
+        return decoded
 
     def raw(
         self,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
+
 SEPARATOR = "\\"
 
 # The same key in SQL, for text expression `s` (used by validation and tests).
@@ -33,6 +35,15 @@ def key_of(*parts: str | int | None) -> int:
 def key_of_text(text: str) -> int:
     """`key_of` for a natural key already joined with SEPARATOR (the hot path)."""
     return int.from_bytes(fast_md5(text.encode("utf-8")).digest()[8:], "big")
+
+
+def keys_of_texts(prefix: str, suffixes: list[str]) -> list[int]:
+    """`key_of_text(prefix + s)` of every suffix: the digests are read as one array
+    of big-endian 64-bit words (every second word is a key), not one int each."""
+    md5 = fast_md5
+    digests = b"".join([md5((prefix + s).encode("utf-8")).digest() for s in suffixes])
+    keys: list[int] = np.frombuffer(digests, ">u8")[1::2].tolist()
+    return keys
 
 
 def sql_key(dialect: str, *part_sql: str) -> str:

@@ -9,6 +9,7 @@ shard leaves no file that looks finished.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,6 +21,23 @@ from loader.output import OutputRoot
 
 FLUSH_ROWS = 50_000
 _PER_SHARD = frozenset({"_run_id", "_shard_id"})  # the same for every row of a shard
+
+
+@cache
+def _stored_schema(table: str) -> pa.Schema:
+    """The columns a table's buffers hold: all but those the shard gives every row."""
+    schema = arrow_schema(BY_NAME[table])
+    return pa.schema([field for field in schema if field.name not in _PER_SHARD])
+
+
+@cache
+def _stored(table: str) -> tuple[str, ...]:
+    return tuple(_stored_schema(table).names)
+
+
+@cache
+def _ordered(table: str) -> bool:
+    return "_source_order" in _stored(table)
 
 
 def part_path(table: str, run_id: str, shard_id: str) -> str:
@@ -36,53 +54,65 @@ class FileRecord:
 
 
 class ShardWriter:
-    """Collects one shard's rows per table, as columns, and writes them as Parquet."""
+    """Collects one shard's rows per table and writes them as Parquet: row dicts
+    (one or a few per object) and columns (many rows per object) are buffered as
+    they come and converted by Arrow in one call per flush."""
 
     def __init__(self, out: OutputRoot, run_id: str, shard_id: str) -> None:
         self.out = out
         self.run_id = run_id
         self.shard_id = shard_id
-        self._buffers: dict[str, dict[str, list[object]]] = {}
+        self._rows: dict[str, list[Row]] = {}
+        self._columns: dict[str, dict[str, list[object]]] = {}
         self._buffered: dict[str, int] = {}
         self._writers: dict[str, tuple[pq.ParquetWriter, Path]] = {}
-        self._rows: dict[str, int] = {}
+        self._written: dict[str, int] = {}
 
     def add(self, table: str, rows: list[Row] | Columns, source_order: str | None) -> None:
         """Buffer one object's rows of a table: a list of row dicts, or columns."""
         if not rows:
             return
-        buffer = self._buffers.get(table)
-        if buffer is None:
-            names = arrow_schema(BY_NAME[table]).names
-            buffer = self._buffers[table] = {name: [] for name in names if name not in _PER_SHARD}
-        ordered = "_source_order" in buffer
+        ordered = _ordered(table)
         if isinstance(rows, dict):
             count = len(next(iter(rows.values())))
+            buffer = self._columns.get(table)
+            if buffer is None:
+                buffer = self._columns[table] = {name: [] for name in _stored(table)}
             for name, values in rows.items():
                 buffer[name].extend(values)
             if ordered:
                 buffer["_source_order"].extend([source_order] * count)
         else:
             count = len(rows)
-            for row in rows:
-                if ordered:
+            if ordered:
+                for row in rows:
                     row["_source_order"] = source_order
-                for name, values in buffer.items():
-                    values.append(row.get(name))
+            self._rows.setdefault(table, []).extend(rows)
         self._buffered[table] = self._buffered.get(table, 0) + count
         if self._buffered[table] >= FLUSH_ROWS:
             self._flush(table)
 
     def _flush(self, table: str) -> None:
-        buffer = self._buffers.pop(table, None)
         count = self._buffered.pop(table, 0)
-        if not buffer or not count:
+        if not count:
             return
         schema = arrow_schema(BY_NAME[table])
-        buffer["_run_id"] = [self.run_id] * count
-        if "_shard_id" in schema.names:
-            buffer["_shard_id"] = [self.shard_id] * count
-        batch = pa.Table.from_pydict(buffer, schema=schema)
+        stored = _stored_schema(table)
+        parts = []
+        rows = self._rows.pop(table, None)
+        if rows:
+            parts.append(pa.Table.from_pylist(rows, schema=stored))
+        columns = self._columns.pop(table, None)
+        if columns:
+            parts.append(pa.Table.from_pydict(columns, schema=stored))
+        batch = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+        shard_values = {"_run_id": self.run_id, "_shard_id": self.shard_id}
+        for name, value in shard_values.items():
+            if name in schema.names:
+                batch = batch.append_column(
+                    schema.field(name), pa.repeat(pa.scalar(value, pa.string()), count)
+                )
+        batch = batch.select(schema.names)
         if table not in self._writers:
             spooled = self.out.spool(part_path(table, self.run_id, self.shard_id))
             self._writers[table] = (
@@ -91,18 +121,18 @@ class ShardWriter:
             )
         writer, _ = self._writers[table]
         writer.write_table(batch, row_group_size=FLUSH_ROWS)
-        self._rows[table] = self._rows.get(table, 0) + count
+        self._written[table] = self._written.get(table, 0) + count
 
     def close(self) -> list[FileRecord]:
         """Flush and publish every file; return what was written."""
-        for table in list(self._buffers):
+        for table in list(self._buffered):
             self._flush(table)
         records = []
         for table, (writer, spooled) in self._writers.items():
             writer.close()
             relative = part_path(table, self.run_id, self.shard_id)
             size = self.out.publish(spooled, relative)
-            records.append(FileRecord(table, relative, self._rows[table], size))
+            records.append(FileRecord(table, relative, self._written[table], size))
         self._writers = {}
         return records
 

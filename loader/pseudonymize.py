@@ -96,22 +96,22 @@ class Pseudonymizer:
                 for child in element.value:
                     self._item(child, shift)
             elif element.vr == "PN":
-                _rewrite(element, self.name)
+                item[tag] = _rewritten(element, self.name)
             elif tag in IDENTIFIER_TAGS:
-                _rewrite(element, self.identifier)
+                item[tag] = _rewritten(element, self.identifier)
             elif tag == BIRTH_DATE and shift is None:
-                _rewrite(element, _year_only)
+                item[tag] = _rewritten(element, _year_only)
             elif shift is not None and element.vr in _DATE_VRS:
-                _rewrite(element, partial(_shifted, shift=shift))
+                item[tag] = _rewritten(element, partial(_shifted, shift=shift))
 
 
-def _rewrite(element: Element, change: Callable[[str], str | None]) -> None:
-    """Each text value of `element` changed; a value changed to None is dropped."""
+def _rewritten(element: Element, change: Callable[[str], str | None]) -> Element:
+    """`element` with each text value changed, a value changed to None dropped; a
+    new element, as decoded elements are shared between objects."""
     values = element.value if isinstance(element.value, list) else [element.value]
     changed = [change(v) if isinstance(v, str) and v else v for v in values]
     kept = [v for v in changed if v is not None]
-    element.value = None if not kept else kept[0] if len(kept) == 1 else kept
-    element.vm = len(kept)
+    return Element(element.vr, None if not kept else kept[0] if len(kept) == 1 else kept, len(kept))
 
 
 def _year_only(value: str) -> str | None:

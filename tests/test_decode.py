@@ -7,6 +7,7 @@ import pydicom
 import pytest
 from pydicom.multival import MultiValue
 
+from loader import decode
 from loader.decode import Binary, decode_header
 from loader.errors import ObjectError
 from loader.headers import read_local
@@ -115,6 +116,29 @@ def test_bad_integer_string_is_a_cast_error():
     decoded = _decoded(real_file("badVR.dcm"))
     assert ("00280008", "IS value '1A' is not a number") in decoded.cast_errors
     assert decoded.root[0x00280008].value is None
+
+
+def test_equal_bytes_decode_once_and_warnings_stay_per_object():
+    """A series repeats most of its header: the second object's equal bytes give the
+    first object's (shared) elements, and a value that does not decode is decoded,
+    and warned about, in every object."""
+    first, second = _decoded(real_file("badVR.dcm")), _decoded(real_file("badVR.dcm"))
+    plain = [tag for tag, e in first.root.items() if e.vr != "SQ" and tag != 0x00280008]
+    assert len(plain) > 20
+    assert all(second.root[tag] is first.root[tag] for tag in plain)
+    assert second.root[0x00280008] is not first.root[0x00280008]
+    assert ("00280008", "IS value '1A' is not a number") in second.cast_errors
+
+
+def test_remembered_elements_stay_within_the_limit(monkeypatch):
+    monkeypatch.setattr(decode, "MEMO_LIMIT", 10)
+    decode._memo.clear()
+    for path in real_files()[:5]:
+        try:
+            _decoded(path)
+        except ObjectError:
+            continue
+        assert len(decode._memo) <= 10
 
 
 def _pydicom_tree(ds) -> dict:

@@ -1,7 +1,7 @@
 import duckdb
 import pytest
 
-from loader.keys import key_of, sql_key
+from loader.keys import key_of, key_of_text, keys_of_texts, sql_key
 
 CASES = [
     ("1.2.840.113619.2.55.3.604688119.868.1249343483.504",),
@@ -34,3 +34,12 @@ def test_key_is_64_bit_and_spec_defined():
 def test_null_part_is_empty_text():
     assert key_of("A", None) == key_of("A", "")
     assert key_of("A", None) != key_of("A")
+
+
+def test_batched_keys_equal_one_by_one():
+    prefix = "1.2.840.10008.5.1.4.1.1.2\\"
+    suffixes = ["00080018", "52009230[0].00209111[0].00189074", "", "名前", "7FE00010"]
+    keys = keys_of_texts(prefix, suffixes)
+    assert keys == [key_of_text(prefix + s) for s in suffixes]
+    assert all(type(k) is int for k in keys)
+    assert keys_of_texts(prefix, []) == []

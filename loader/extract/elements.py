@@ -13,10 +13,10 @@ import datetime as dt
 
 from pydicom.datadict import private_dictionary_description
 
-from loader.decode import Binary, Item, Omitted, is_private, keyword, private_creator_of
+from loader.decode import Binary, Element, Item, Omitted, keyword, private_creator_of
 from loader.extract.context import Columns, Extraction
 from loader.extract.values import parse_date, parse_datetime
-from loader.keys import SEPARATOR, fast_md5, key_of_text
+from loader.keys import SEPARATOR, key_of_text, keys_of_texts
 
 PER_FRAME_GROUPS = 0x52009230
 ELEMENT_COLUMNS = (
@@ -45,20 +45,17 @@ ITEM_COLUMNS = (
     "item_index",
     "sequence_path",
 )
+_VALUE_COLUMNS = ELEMENT_COLUMNS[3:15]  # tag_group .. private_creator
+_PLACE_COLUMNS = ("frame_number", "sequence_item_key", "sequence_path")
 _private_names: dict[tuple[str, int], str | None] = {}
-_tag_facts: dict[int, tuple[int, int, str, str, bool]] = {}
+_tag_facts: dict[int, tuple[int, int, str, str]] = {}
+_Values = tuple[object, object, object, object]  # value_string .. value_binary_ref
 
 
-def _facts(tag: int) -> tuple[int, int, str, str, bool]:
+def _facts(tag: int) -> tuple[int, int, str, str]:
     found = _tag_facts.get(tag)
     if found is None:
-        found = _tag_facts[tag] = (
-            tag >> 16,
-            tag & 0xFFFF,
-            f"{tag:08X}",
-            keyword(tag),
-            is_private(tag),
-        )
+        found = _tag_facts[tag] = (tag >> 16, tag & 0xFFFF, f"{tag:08X}", keyword(tag))
     return found
 
 
@@ -83,81 +80,78 @@ def _as_datetime(vr: str, text: str) -> dt.datetime | None:
         return None
 
 
+def _values(elem: Element) -> _Values:
+    """value_string, value_number, value_datetime and value_binary_ref of an element."""
+    value = elem.value
+    vr = elem.vr
+    kind = type(value)
+    if kind is str:
+        return value, None, _as_datetime(vr, value) if vr == "DA" or vr == "DT" else None, None
+    if kind is int or kind is float:
+        return str(value), float(value), None, None
+    if kind is list:
+        if vr == "SQ":
+            return None, None, None, None
+        first = value[0]
+        number = float(first) if isinstance(first, (int, float)) else None
+        stamp = _as_datetime(vr, first) if vr == "DA" or vr == "DT" else None
+        return "\\".join(map(str, value)), number, stamp, None
+    if kind is Binary:
+        length = value.length
+        return None, None, None, "length unknown" if length is None else f"length={length}"
+    if kind is Omitted:
+        return None, None, None, f"omitted length={value.length}"
+    return None, None, None, None
+
+
+def _public_row(tag: int, elem: Element) -> tuple[object, ...]:
+    """A public element's columns from tag_group to private_creator, kept on the
+    element: a remembered element (see decode) gives them to every object sharing it."""
+    group, number, tag_hex, name = _facts(tag)
+    row = (group, number, tag_hex, name, elem.vr, elem.vm, *_values(elem), False, None)
+    elem.row = row
+    return row
+
+
+def _private_row(tag: int, elem: Element, item: Item) -> tuple[object, ...]:
+    """A private element's columns: its name and creator depend on its item."""
+    group, number, tag_hex, _ = _facts(tag)
+    creator = private_creator_of(tag, item)
+    name = _private_name(tag, creator) or tag_hex
+    return (group, number, tag_hex, name, elem.vr, elem.vm, *_values(elem), True, creator)
+
+
 class _ElementWalk:
-    """Element and item rows as tuples (keys left out), with the text each key
-    hashes: keys are computed at the end in one pass."""
+    """Element rows as tuples (ELEMENT_COLUMNS from tag_group to private_creator)
+    with where each sits (frame, item key, sequence path); keys are hashed at the
+    end in one pass."""
 
     def __init__(self, ex: Extraction) -> None:
         self.key_prefix = ex.sop_instance_uid + SEPARATOR
         self.instance_key = ex.instance_key
-        self.elements: list[tuple[object, ...]] = []  # ELEMENT_COLUMNS[1:]
+        self.elements: list[tuple[object, ...]] = []
+        self.places: list[tuple[int | None, int | None, str | None]] = []
         self.element_paths: list[str] = []
         self.items: list[tuple[object, ...]] = []  # ITEM_COLUMNS[1:]
         self.item_paths: list[str] = []
 
     def walk(self, item: Item, path: str, item_key: int | None, frame: int | None) -> None:
         append = self.elements.append
+        append_place = self.places.append
         append_path = self.element_paths.append
         prefix = f"{path}." if path else ""
-        instance_key = self.instance_key
-        sequence_path = path or None
-        tag_facts = _tag_facts
+        place = (frame, item_key, path or None)
         for tag, elem in item.items():
-            facts = tag_facts.get(tag)
-            if facts is None:
-                facts = _facts(tag)
-            group, number, tag_hex, name, private = facts
-            element_path = prefix + tag_hex
-            value = elem.value
-            vr = elem.vr
-            creator = None
-            if private:
-                creator = private_creator_of(tag, item)
-                name = _private_name(tag, creator) or tag_hex
-            text = number_value = stamp = binary = None
-            kind = type(value)
-            if kind is str:
-                text = value
-                if vr == "DA" or vr == "DT":
-                    stamp = _as_datetime(vr, value)
-            elif kind is int or kind is float:
-                text = str(value)
-                number_value = float(value)
-            elif kind is list:
-                if vr == "SQ":
-                    self._items(value, element_path, tag, path, frame)
-                else:
-                    first = value[0]
-                    text = "\\".join(map(str, value))
-                    if isinstance(first, (int, float)):
-                        number_value = float(first)
-                    elif vr == "DA" or vr == "DT":
-                        stamp = _as_datetime(vr, first)
-            elif kind is Binary:
-                binary = "length unknown" if value.length is None else f"length={value.length}"
-            elif kind is Omitted:
-                binary = f"omitted length={value.length}"
+            if tag & 0x10000:
+                row = _private_row(tag, elem, item)
+            else:
+                row = elem.row or _public_row(tag, elem)
+            element_path = prefix + row[2]  # type: ignore[operator]
+            if elem.vr == "SQ" and type(elem.value) is list:
+                self._items(elem.value, element_path, tag, path, frame)
             append_path(element_path)  # after the items: rows and paths stay in step
-            append(
-                (
-                    instance_key,
-                    frame,
-                    group,
-                    number,
-                    tag_hex,
-                    name,
-                    vr,
-                    elem.vm,
-                    text,
-                    number_value,
-                    stamp,
-                    binary,
-                    private,
-                    creator,
-                    item_key,
-                    sequence_path,
-                )
-            )
+            append(row)
+            append_place(place)
 
     def _items(
         self, children: list[Item], element_path: str, tag: int, path: str, frame: int | None
@@ -172,27 +166,23 @@ class _ElementWalk:
             self.walk(child, child_path, child_key, child_frame)
 
 
-def _columns(names: tuple[str, ...], keys: list[int], rows: list[tuple[object, ...]]) -> Columns:
-    """Columns named `names`: the keys first, then the rows' values."""
+def _columns(names: tuple[str, ...], rows: list[tuple[object, ...]]) -> Columns:
+    """Columns named `names` of rows of that many values."""
     if not rows:
         return {}
-    columns: Columns = {names[0]: keys}  # type: ignore[dict-item]
-    for name, values in zip(names[1:], zip(*rows, strict=True), strict=True):
-        columns[name] = list(values)
-    return columns
-
-
-def _keys(prefix: str, paths: list[str]) -> list[int]:
-    """`key_of_text(prefix + path)` of every path, in one pass."""
-    md5, from_bytes = fast_md5, int.from_bytes
-    return [from_bytes(md5((prefix + p).encode()).digest()[8:], "big") for p in paths]
+    return {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
 
 
 def elements_and_items(ex: Extraction) -> tuple[Columns, Columns]:
     """Columns of dicom_element and dicom_sequence_item for one object."""
     walk = _ElementWalk(ex)
     walk.walk(ex.decoded.root, "", None, None)
-    return (
-        _columns(ELEMENT_COLUMNS, _keys(walk.key_prefix, walk.element_paths), walk.elements),
-        _columns(ITEM_COLUMNS, _keys(walk.key_prefix, walk.item_paths), walk.items),
-    )
+    elements = _columns(_VALUE_COLUMNS, walk.elements)
+    if elements:
+        elements["element_key"] = keys_of_texts(walk.key_prefix, walk.element_paths)
+        elements["instance_key"] = [walk.instance_key] * len(walk.elements)
+        elements.update(_columns(_PLACE_COLUMNS, walk.places))
+    items = _columns(ITEM_COLUMNS[1:], walk.items)
+    if items:
+        items["sequence_item_key"] = keys_of_texts(walk.key_prefix, walk.item_paths)
+    return elements, items
