@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 from loader.decode import Decoded
 from loader.extract.values import Typed
 from loader.keys import key_of
 
 Row = dict[str, object]
-Columns = dict[str, list[object]]  # column name → values, for tables of many rows
+Columns = dict[str, list[Any]]  # column name → values, for tables of many rows
 Rows = dict[str, list[Row] | Columns]
 
 

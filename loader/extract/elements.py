@@ -10,6 +10,7 @@ rows are built as columns and per-tag facts are computed once per process.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from pydicom.datadict import private_dictionary_description
 
@@ -166,7 +167,7 @@ class _ElementWalk:
             self.walk(child, child_path, child_key, child_frame)
 
 
-def _columns(names: tuple[str, ...], rows: list[tuple[object, ...]]) -> Columns:
+def _columns(names: tuple[str, ...], rows: Sequence[tuple[object, ...]]) -> Columns:
     """Columns named `names` of rows of that many values."""
     if not rows:
         return {}
