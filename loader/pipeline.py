@@ -108,8 +108,13 @@ def execute(
     with ExitStack() as stack:
         # Dask keeps the last messages of every connection for debugging (1,000 by
         # default); each holds a shard's object list, which made the driver grow
-        # with the archive. Keep none.
-        stack.enter_context(dask.config.set({"distributed.admin.low-level-log-length": 0}))
+        # with the archive: keep none. Its statistical profiler samples every
+        # worker's stacks each 10 ms, taking the GIL from the shard it measures.
+        settings_for_dask = {
+            "distributed.admin.low-level-log-length": 0,
+            "distributed.worker.profile.enabled": False,
+        }
+        stack.enter_context(dask.config.set(settings_for_dask))
         client = _client(workers, scheduler, stack)
         if workers > 0 and not scheduler:
             client.wait_for_workers(workers)
