@@ -5,7 +5,8 @@ pydicom's reader builds a Dataset per dataset and sequence item and costs about
 This reader walks the element and item framing (PS3.5 7.1, 7.5) itself and
 yields raw elements as plain (VR, value bytes) tuples: a NamedTuple per element
 would cost nearly as much as the walk. It handles what archives
-mostly hold: a Part 10 file in explicit or implicit VR little endian, whose header
+mostly hold: a Part 10 file in explicit or implicit VR little endian (or the
+retired explicit VR big endian, still common in old CR/DX exports), whose header
 ends at Pixel Data (or at the object's end). Anything else, or anything it does
 not understand, is left to pydicom: `parse_part10` returns None and sequence
 parsing raises SequenceFormatError.
@@ -27,8 +28,9 @@ SEQUENCE_DELIMITER = 0xFFFEE0DD
 UNDEFINED = 0xFFFFFFFF
 PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
-# Transfer syntaxes whose dataset is not plain little endian: pydicom reads them.
-_LEFT_TO_PYDICOM = frozenset({"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"})
+EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+# Deflated datasets must be inflated first: pydicom reads them.
+_LEFT_TO_PYDICOM = frozenset({"1.2.840.10008.1.2.1.99"})
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"})
 _STRUCTS = {
     (little, fmt): struct.Struct(("<" if little else ">") + fmt)
@@ -77,6 +79,7 @@ class RawHeader:
     elements: RawItem  # the dataset, up to Pixel Data
     end: int  # where the dataset stopped: Pixel Data's element header or the object's end
     implicit: bool
+    little: bool
     transfer_syntax_uid: str
 
 
@@ -113,22 +116,23 @@ def _part10(data: bytes, whole: bool) -> RawHeader | None:
         if syntax in _LEFT_TO_PYDICOM:
             return None
         implicit = syntax == IMPLICIT_VR_LITTLE_ENDIAN
+        little = syntax != EXPLICIT_VR_BIG_ENDIAN
         elements, end = _dataset(
-            data, meta_end, len(data), implicit, True, delimited=False, top_level=True
+            data, meta_end, len(data), implicit, little, delimited=False, top_level=True
         )
     except (SequenceFormatError, UnicodeDecodeError):
         return None
     # Pixel Data's element header whole, so its value's offset and length are known.
-    at_pixels = end + 12 <= len(data) and _tag_at(data, end) in PIXEL_DATA_TAGS
+    at_pixels = end + 12 <= len(data) and _tag_at(data, end, little) in PIXEL_DATA_TAGS
     if not at_pixels and not whole:
         raise HeaderIncomplete(len(data) + 1)
     if not elements or not (at_pixels or end == len(data)):
         return None
-    return RawHeader(meta, elements, end, implicit, syntax)
+    return RawHeader(meta, elements, end, implicit, little, syntax)
 
 
-def _tag_at(data: bytes, pos: int) -> int:
-    group, number, _, _ = _STRUCTS[True, "HH2sH"].unpack_from(data, pos)
+def _tag_at(data: bytes, pos: int, little: bool) -> int:
+    group, number, _, _ = _STRUCTS[little, "HH2sH"].unpack_from(data, pos)
     return int(group << 16 | number)
 
 

@@ -10,8 +10,9 @@ element rows, model rows) reads the decoded tree, never the Dataset.
 Most of a header repeats from object to object (a series shares all but a dozen
 values; a study, an archive's scanners, most of the rest), so a decoded element
 is remembered by its bytes and what they were decoded with: the second object
-with the same Modality bytes costs a dictionary lookup. Remembered elements are
-shared between trees and never changed in place.
+with the same Modality bytes, or the same code sequence, costs a dictionary
+lookup. Remembered elements and their items are shared between trees and never
+changed in place.
 """
 
 from __future__ import annotations
@@ -202,6 +203,7 @@ def implied_vr(tag: int, item: Item, pixel_representation: int) -> str:
 
 
 MEMO_LIMIT = 60_000  # remembered elements per process (a few tens of MB at most)
+MEMO_VALUE_LIMIT = 16_384  # bytes: longer values (per-frame groups, vendor blobs) are rare twice
 _memo: dict[tuple[int, str, bytes, int], Element] = {}
 _contexts: dict[tuple[object, ...], int] = {}  # what else a value's decoding depends on
 
@@ -299,12 +301,12 @@ class _Decoder(DecoderBase):
         implicit: bool,
         little: bool,
     ) -> Element:
-        """Decode an element and remember it, unless it holds items (trees of their
-        own) or did not decode cleanly (its warning rows belong to every object)."""
+        """Decode an element and remember it, unless it did not decode cleanly (its
+        warning rows belong to every object) or is too long to be worth keeping."""
         tag, vr, value, _ = key
         warnings = len(self.out.cast_errors)
         decoded = self.raw(tag, vr, value, encodings, fast, codec, implicit, little)
-        if decoded.vr != "SQ" and len(self.out.cast_errors) == warnings:
+        if len(value) <= MEMO_VALUE_LIMIT and len(self.out.cast_errors) == warnings:
             if len(_memo) >= MEMO_LIMIT:
                 _memo.clear()
             _memo[key] = decoded

@@ -181,7 +181,7 @@ def parse_header(path: str, reader: HeaderReader) -> ParsedHeader:
     prefix = reader.buffer()
     if raw is not None:
         meta, elements, syntax = raw.meta, raw.elements, raw.transfer_syntax_uid
-        implicit, little = raw.implicit, True
+        implicit, little = raw.implicit, raw.little
         offset, length = _pixel_data_position(prefix, raw.end, implicit, little)
         header_bytes = raw.end if offset is not None else reader.size
     else:

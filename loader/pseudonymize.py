@@ -82,27 +82,42 @@ class Pseudonymizer:
         return dt.timedelta(days=-days)
 
     def apply(self, decoded: Decoded) -> None:
-        """Rewrite `decoded` in place."""
+        """Give `decoded` a rewritten tree. Items that change are copied, never
+        changed in place: decoded elements and items are shared between objects."""
         patient = decoded.root.get(PATIENT_ID)
         patient_id = patient.value if patient is not None and isinstance(patient.value, str) else ""
         shift = self.shift_of(patient_id) if self.shift_dates else None
-        self._item(decoded.root, shift)
+        decoded.root = self._item(decoded.root, shift)
 
-    def _item(self, item: Item, shift: dt.timedelta | None) -> None:
+    def _item(self, item: Item, shift: dt.timedelta | None) -> Item:
+        changed: Item | None = None
         for tag, element in item.items():
-            if element.value is None:
-                continue
-            if element.vr == "SQ":
-                for child in element.value:
-                    self._item(child, shift)
-            elif element.vr == "PN":
-                item[tag] = _rewritten(element, self.name)
-            elif tag in IDENTIFIER_TAGS:
-                item[tag] = _rewritten(element, self.identifier)
-            elif tag == BIRTH_DATE and shift is None:
-                item[tag] = _rewritten(element, _year_only)
-            elif shift is not None and element.vr in _DATE_VRS:
-                item[tag] = _rewritten(element, partial(_shifted, shift=shift))
+            rewritten = self._element(tag, element, shift)
+            if rewritten is not element:
+                if changed is None:
+                    changed = dict(item)
+                changed[tag] = rewritten
+        return item if changed is None else changed
+
+    def _element(self, tag: int, element: Element, shift: dt.timedelta | None) -> Element:
+        if element.value is None:
+            return element
+        if element.vr == "SQ":
+            if not isinstance(element.value, list):
+                return element  # omitted: nothing of it is kept
+            children = [self._item(child, shift) for child in element.value]
+            if all(new is old for new, old in zip(children, element.value, strict=True)):
+                return element
+            return Element("SQ", children, element.vm)
+        if element.vr == "PN":
+            return _rewritten(element, self.name)
+        if tag in IDENTIFIER_TAGS:
+            return _rewritten(element, self.identifier)
+        if tag == BIRTH_DATE and shift is None:
+            return _rewritten(element, _year_only)
+        if shift is not None and element.vr in _DATE_VRS:
+            return _rewritten(element, partial(_shifted, shift=shift))
+        return element
 
 
 def _rewritten(element: Element, change: Callable[[str], str | None]) -> Element:

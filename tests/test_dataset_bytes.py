@@ -23,12 +23,12 @@ def _both(data: bytes, path: str):
         warnings.simplefilter("ignore")
         fp = BytesIO(data)
         ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-    ours = decode_elements(raw.elements, path, implicit=raw.implicit, little=True)
+    ours = decode_elements(raw.elements, path, implicit=raw.implicit, little=raw.little)
     implicit, little = ds.original_encoding
     theirs = decode_elements(from_pydicom(ds._dict, path), path, implicit=implicit, little=little)
     assert set(raw.meta) == {int(tag) for tag in ds.file_meta._dict}
     assert raw.transfer_syntax_uid == ds.file_meta.TransferSyntaxUID
-    assert raw.implicit == ds.original_encoding[0]
+    assert (raw.implicit, raw.little) == ds.original_encoding
     return (ours, raw.end), (theirs, fp.tell())
 
 
@@ -51,7 +51,7 @@ def test_walker_equals_pydicom_on_real_files(path):
         data = fh.read()
     ours, theirs = _both(data, path)
     if ours is None:
-        return  # big endian, deflated, no preamble
+        return  # deflated, no preamble
     assert ours[0].root == theirs[0].root
     assert ours[0].cast_errors == theirs[0].cast_errors
     assert ours[1] == theirs[1]
@@ -77,7 +77,9 @@ def test_walker_steps_aside_when_cut_or_unusual(name):
     with open(real_file(name), "rb") as fh:
         data = fh.read()
     raw = parse_part10(data, whole=True)
-    if name in ("CT_small.dcm", "rtplan.dcm"):
+    if name == "MR_small_bigendian.dcm":  # retired, still in old exports: walked
+        assert raw is not None and not raw.little and not raw.implicit
+    elif name in ("CT_small.dcm", "rtplan.dcm"):
         assert raw is not None
         for cut in (140, 300, raw.end // 2, raw.end - 1):
             assert parse_part10(data[:cut], whole=True) is None, cut

@@ -67,6 +67,26 @@ def test_dates_move_together_per_patient():
     assert len(offsets) == 1 and -365 <= offsets.pop() <= -1
 
 
+def test_a_rewrite_leaves_objects_sharing_the_same_bytes_alone(tmp_path):
+    """Equal bytes decode to shared elements and items (see decode): pseudonymising
+    one object must copy what it changes, nested items included."""
+    ds = pydicom.dcmread(real_file("CT_small.dcm"))
+    other = pydicom.Dataset()
+    other.PatientID = "OTHER-ID-1"
+    other.TypeOfPatientID = "TEXT"
+    ds.OtherPatientIDsSequence = [other]
+    path = tmp_path / "with-sequence.dcm"
+    ds.save_as(path)
+    first, second = (decode_header(read_local(str(path), path.stat().st_size), "x") for _ in "12")
+    sequence = 0x00101002
+    assert second.root[sequence] is first.root[sequence]  # shared
+    Pseudonymizer(KEY).apply(first)
+    assert first.root[sequence].value[0][0x00100020].value.startswith("ID")
+    assert second.root[sequence].value[0][0x00100020].value == "OTHER-ID-1"
+    assert second.root[0x00100020].value == ds.PatientID
+    assert first.root[0x00080060] is second.root[0x00080060]  # unchanged: still shared
+
+
 def test_a_short_key_or_shifting_without_a_key_is_refused(tmp_path):
     (tmp_path / "key").write_bytes(b"short")
     with pytest.raises(ConfigError, match="16 bytes"):
