@@ -87,7 +87,9 @@ class Element:
     vr: str
     value: Any  # None | str | int | float | list | Binary | Omitted | list[Item]
     vm: int
-    row: tuple[object, ...] | None = field(default=None, compare=False, repr=False)  # see elements
+    # What later stages derive from it, kept with it as it may be shared:
+    row: tuple[object, ...] | None = field(default=None, compare=False, repr=False)  # elements
+    json: Any = field(default=None, compare=False, repr=False)  # raw_json, of a sequence
 
 
 Item = dict[int, Element]

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from loader.decode import KEYWORDS, Binary, Item, Omitted, keyword
+from loader.decode import KEYWORDS, Binary, Element, Item, Omitted, keyword
 
 
 def item_document(item: Item) -> dict[str, Any]:
@@ -23,13 +23,21 @@ def item_document(item: Item) -> dict[str, Any]:
         value = elem.value
         kind = type(value)
         if kind is list and elem.vr == "SQ":
-            value = [item_document(child) for child in value]
+            value = elem.json or _sequence_fragment(elem)
         elif kind is Binary:
             value = {"vr": value.vr, "length": value.length}
         elif kind is Omitted:
             value = {"vr": value.vr, "length": value.length, "omitted": True}
         doc[names.get(tag) or keyword(tag)] = value
     return doc
+
+
+def _sequence_fragment(sequence: Element) -> orjson.Fragment:
+    """A sequence's JSON, serialised once and kept with it: a decoded sequence is
+    shared by every object with the same bytes (see decode)."""
+    fragment = orjson.Fragment(orjson.dumps([item_document(child) for child in sequence.value]))
+    sequence.json = fragment
+    return fragment
 
 
 def metadata_json(root: Item) -> str:
