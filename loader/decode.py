@@ -210,6 +210,12 @@ _memo: dict[tuple[int, str, bytes, int], Element] = {}
 _contexts: dict[tuple[object, ...], int] = {}  # what else a value's decoding depends on
 
 
+def forget_remembered() -> None:
+    """Drop every remembered element: for measurements where no object may profit
+    from an earlier copy of itself."""
+    _memo.clear()
+
+
 def _context_of(*facts: object) -> int:
     found = _contexts.get(facts)
     if found is None:
