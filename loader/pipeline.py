@@ -108,11 +108,14 @@ def execute(
     with ExitStack() as stack:
         # Dask keeps the last messages of every connection for debugging (1,000 by
         # default); each holds a shard's object list, which made the driver grow
-        # with the archive: keep none. Its statistical profiler samples every
-        # worker's stacks each 10 ms, taking the GIL from the shard it measures.
+        # with the archive: keep none. Its statistical profiler (every 10 ms), its
+        # event-loop tick (20 ms) and system monitor (500 ms) take the GIL from the
+        # shard a worker runs: no profiler, and ticks a shard's work can afford.
         settings_for_dask = {
             "distributed.admin.low-level-log-length": 0,
             "distributed.worker.profile.enabled": False,
+            "distributed.admin.tick.interval": "1s",
+            "distributed.admin.system-monitor.interval": "2s",
         }
         stack.enter_context(dask.config.set(settings_for_dask))
         client = _client(workers, scheduler, stack)
