@@ -204,16 +204,38 @@ def implied_vr(tag: int, item: Item, pixel_representation: int) -> str:
     return _dictionary_vr(tag, pixel_representation)
 
 
-MEMO_LIMIT = 60_000  # remembered elements per process (a few tens of MB at most)
+class _Memory:
+    """Decoded elements by (tag, VR, value bytes, context), forgotten all at once
+    when they reach a bound on their number or on the bytes they came from (a
+    decoded sequence takes several times its bytes): a few tens of MB at most."""
+
+    def __init__(self, entries: int, value_bytes: int) -> None:
+        self.entries = entries
+        self.value_bytes = value_bytes
+        self.found: dict[tuple[int, str, bytes, int], Element] = {}
+        self.bytes = 0
+
+    def remember(self, key: tuple[int, str, bytes, int], element: Element) -> None:
+        size = len(key[2])
+        if len(self.found) >= self.entries or self.bytes + size > self.value_bytes:
+            self.forget()
+        self.found[key] = element
+        self.bytes += size
+
+    def forget(self) -> None:
+        self.found.clear()
+        self.bytes = 0
+
+
 MEMO_VALUE_LIMIT = 16_384  # bytes: longer values (per-frame groups, vendor blobs) are rare twice
-_memo: dict[tuple[int, str, bytes, int], Element] = {}
+_memory = _Memory(entries=60_000, value_bytes=8 << 20)
 _contexts: dict[tuple[object, ...], int] = {}  # what else a value's decoding depends on
 
 
 def forget_remembered() -> None:
     """Drop every remembered element: for measurements where no object may profit
     from an earlier copy of itself."""
-    _memo.clear()
+    _memory.forget()
 
 
 def _context_of(*facts: object) -> int:
@@ -273,7 +295,7 @@ class _Decoder(DecoderBase):
         context = _context_of(encodings, implicit, little, self.pixel_representation)
         item: Item = {}
         limit = self.element_limit
-        memo = _memo
+        memo = _memory.found
         for tag, elem in raw_dict.items():
             if isinstance(elem, tuple):
                 vr, value = elem
@@ -315,9 +337,7 @@ class _Decoder(DecoderBase):
         warnings = len(self.out.cast_errors)
         decoded = self.raw(tag, vr, value, encodings, fast, codec, implicit, little)
         if len(value) <= MEMO_VALUE_LIMIT and len(self.out.cast_errors) == warnings:
-            if len(_memo) >= MEMO_LIMIT:
-                _memo.clear()
-            _memo[key] = decoded
+            _memory.remember(key, decoded)
         return decoded
 
     def raw(

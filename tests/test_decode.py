@@ -130,15 +130,19 @@ def test_equal_bytes_decode_once_and_warnings_stay_per_object():
     assert ("00280008", "IS value '1A' is not a number") in second.cast_errors
 
 
-def test_remembered_elements_stay_within_the_limit(monkeypatch):
-    monkeypatch.setattr(decode, "MEMO_LIMIT", 10)
-    decode._memo.clear()
-    for path in real_files()[:5]:
+def test_remembered_elements_stay_within_their_bounds(monkeypatch):
+    memory = decode._Memory(entries=10, value_bytes=600)
+    monkeypatch.setattr(decode, "_memory", memory)
+    remembered = 0
+    for path in real_files()[:8]:
         try:
             _decoded(path)
         except ObjectError:
             continue
-        assert len(decode._memo) <= 10
+        remembered += len(memory.found)
+        assert len(memory.found) <= 10
+        assert memory.bytes == sum(len(key[2]) for key in memory.found) <= 600
+    assert remembered > 0
 
 
 def _pydicom_tree(ds) -> dict:
