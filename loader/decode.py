@@ -88,7 +88,7 @@ class Element:
     value: Any  # None | str | int | float | list | Binary | Omitted | list[Item]
     vm: int
     # What later stages derive from it, kept with it as it may be shared:
-    row: tuple[object, ...] | None = field(default=None, compare=False, repr=False)  # elements
+    row: Any = field(default=None, compare=False, repr=False)  # extract.elements, its columns
     json: Any = field(default=None, compare=False, repr=False)  # raw_json, of a sequence
 
 

@@ -4,7 +4,9 @@ Paths name where an element sits: `52009230[0].00209111[0].00189074` is
 FrameAcquisitionDateTime in the first Frame Content item of the first frame.
 Element and item keys hash (SOP Instance UID, path), so they are stable across
 reruns and joinable from SQL. This is the widest table (one row per element), so
-rows are built as columns and per-tag facts are computed once per process.
+rows are built as columns, per-tag facts are computed once per process, and a
+public element's values once per decoded element: objects that share it (see
+decode) share them.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ _PLACE_COLUMNS = ("frame_number", "sequence_item_key", "sequence_path")
 _private_names: dict[tuple[str, int], str | None] = {}
 _tag_facts: dict[int, tuple[int, int, str, str]] = {}
 _Values = tuple[object, object, object, object]  # value_string .. value_binary_ref
+# tag_group, tag_element, tag_hex, name, vr, vm, the four values, is_private, private_creator
+ElementRow = tuple[int, int, str, str, str, int, object, object, object, object, bool, str | None]
 
 
 def _facts(tag: int) -> tuple[int, int, str, str]:
@@ -105,7 +109,7 @@ def _values(elem: Element) -> _Values:
     return None, None, None, None
 
 
-def _public_row(tag: int, elem: Element) -> tuple[object, ...]:
+def _public_row(tag: int, elem: Element) -> ElementRow:
     """A public element's columns from tag_group to private_creator, kept on the
     element: a remembered element (see decode) gives them to every object sharing it."""
     group, number, tag_hex, name = _facts(tag)
@@ -114,7 +118,7 @@ def _public_row(tag: int, elem: Element) -> tuple[object, ...]:
     return row
 
 
-def _private_row(tag: int, elem: Element, item: Item) -> tuple[object, ...]:
+def _private_row(tag: int, elem: Element, item: Item) -> ElementRow:
     """A private element's columns: its name and creator depend on its item."""
     group, number, tag_hex, _ = _facts(tag)
     creator = private_creator_of(tag, item)
@@ -130,7 +134,7 @@ class _ElementWalk:
     def __init__(self, ex: Extraction) -> None:
         self.key_prefix = ex.sop_instance_uid + SEPARATOR
         self.instance_key = ex.instance_key
-        self.elements: list[tuple[object, ...]] = []
+        self.elements: list[ElementRow] = []
         self.places: list[tuple[int | None, int | None, str | None]] = []
         self.element_paths: list[str] = []
         self.items: list[tuple[object, ...]] = []  # ITEM_COLUMNS[1:]
@@ -147,7 +151,7 @@ class _ElementWalk:
                 row = _private_row(tag, elem, item)
             else:
                 row = elem.row or _public_row(tag, elem)
-            element_path = prefix + row[2]  # type: ignore[operator]
+            element_path = prefix + row[2]
             if elem.vr == "SQ" and type(elem.value) is list:
                 self._items(elem.value, element_path, tag, path, frame)
             append_path(element_path)  # after the items: rows and paths stay in step
