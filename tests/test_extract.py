@@ -105,6 +105,25 @@ def test_elements_cover_every_element_including_private_and_nested():
     assert len(keys) == len(set(keys))
 
 
+def test_equal_private_bytes_under_another_creator_get_that_creator():
+    """Decoded elements are shared by their bytes (see decode); a private element's
+    creator and name come from its own object's item."""
+    found = {}
+    for creator in ("GEMS_IDEN_01", "SIEMENS CSA HEADER", "GEMS_IDEN_01"):
+        ds = pydicom.dcmread(real_file("CT_small.dcm"))
+        for tag in [t for t in ds.keys() if t.group == 0x0009]:
+            del ds[tag]
+        ds.private_block(0x0009, creator, create=True).add_new(0x01, "LO", "same bytes")
+        out = BytesIO()
+        ds.save_as(out)
+        rows, _ = extract_bytes(out.getvalue())
+        (row,) = [r for r in as_rows(rows["dicom_element"]) if r["tag_hex"] == "00091001"]
+        found[creator] = (row["private_creator"], row["name"], row["value_string"])
+    gems, siemens = found["GEMS_IDEN_01"], found["SIEMENS CSA HEADER"]
+    assert gems[0] == "GEMS_IDEN_01" and siemens[0] == "SIEMENS CSA HEADER"
+    assert gems[1] != siemens[1] and gems[2] == siemens[2] == "same bytes"
+
+
 def test_sequence_items_link_to_their_parent_elements():
     rows, _ = extract_path(real_file("rtplan.dcm"))
     elements = {e["element_key"]: e for e in as_rows(rows["dicom_element"])}

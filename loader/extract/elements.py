@@ -118,12 +118,14 @@ def _public_row(tag: int, elem: Element) -> ElementRow:
     return row
 
 
-def _private_row(tag: int, elem: Element, item: Item) -> ElementRow:
-    """A private element's columns: its name and creator depend on its item."""
+def _private_row(tag: int, elem: Element, creator: str | None) -> ElementRow:
+    """A private element's columns: its name depends on its creator, which its item
+    gives; kept on the element with the creator it was named for."""
     group, number, tag_hex, _ = _facts(tag)
-    creator = private_creator_of(tag, item)
     name = _private_name(tag, creator) or tag_hex
-    return (group, number, tag_hex, name, elem.vr, elem.vm, *_values(elem), True, creator)
+    row = (group, number, tag_hex, name, elem.vr, elem.vm, *_values(elem), True, creator)
+    elem.row = row
+    return row
 
 
 class _ElementWalk:
@@ -148,7 +150,10 @@ class _ElementWalk:
         place = (frame, item_key, path or None)
         for tag, elem in item.items():
             if tag & 0x10000:
-                row = _private_row(tag, elem, item)
+                creator = private_creator_of(tag, item)
+                row = elem.row
+                if row is None or row[11] != creator:
+                    row = _private_row(tag, elem, creator)
             else:
                 row = elem.row or _public_row(tag, elem)
             element_path = prefix + row[2]
