@@ -130,8 +130,8 @@ def _private_row(tag: int, elem: Element, creator: str | None) -> ElementRow:
 
 class _ElementWalk:
     """Element rows as tuples (ELEMENT_COLUMNS from tag_group to private_creator)
-    with where each sits (frame, item key, sequence path); keys are hashed at the
-    end in one pass."""
+    with where each sits (frame, item key, sequence path); element keys are hashed
+    at the end in one pass, item keys as the items are met (their elements need them)."""
 
     def __init__(self, ex: Extraction) -> None:
         self.key_prefix = ex.sop_instance_uid + SEPARATOR
@@ -140,7 +140,7 @@ class _ElementWalk:
         self.places: list[tuple[int | None, int | None, str | None]] = []
         self.element_paths: list[str] = []
         self.items: list[tuple[object, ...]] = []  # ITEM_COLUMNS[1:]
-        self.item_paths: list[str] = []
+        self.item_keys: list[int] = []
 
     def walk(self, item: Item, path: str, item_key: int | None, frame: int | None) -> None:
         append = self.elements.append
@@ -171,7 +171,7 @@ class _ElementWalk:
             child_path = f"{element_path}[{index}]"
             child_key = key_of_text(self.key_prefix + child_path)
             self.items.append((self.instance_key, element_key, index, child_path))
-            self.item_paths.append(child_path)
+            self.item_keys.append(child_key)
             child_frame = index + 1 if tag == PER_FRAME_GROUPS and not path else frame
             self.walk(child, child_path, child_key, child_frame)
 
@@ -194,5 +194,5 @@ def elements_and_items(ex: Extraction) -> tuple[Columns, Columns]:
         elements.update(_columns(_PLACE_COLUMNS, walk.places))
     items = _columns(ITEM_COLUMNS[1:], walk.items)
     if items:
-        items["sequence_item_key"] = keys_of_texts(walk.key_prefix, walk.item_paths)
+        items["sequence_item_key"] = walk.item_keys
     return elements, items
