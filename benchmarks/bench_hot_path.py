@@ -4,8 +4,9 @@ next to a bare `pydicom.dcmread(stop_before_pixels=True)` of the same bytes.
 Run with `make bench`. Each object type's group shows both; the hot path's
 extra_info carries its ratio to the bare parse measured in the same run.
 
-A round is PER_ROUND objects of one type: the distinct objects the archive holds
-of it, repeated when there are fewer. The decoder remembers elements by their
+A round is one shard's worth of objects of one type (the loader's default shard
+size, so the shard writer's per-file costs weigh as in a run): the distinct objects
+the archive holds of it, repeated when there are fewer. The decoder remembers elements by their
 bytes (a series shares most of its header), so every repeat starts from an empty
 memory: objects profit from their siblings, as in a shard, never from an earlier
 copy of themselves.
@@ -27,6 +28,7 @@ from loader.decode import decode_header, forget_remembered
 from loader.extract import extract_object
 from loader.extract.context import ObjectFacts
 from loader.headers import DEFAULT_HEADER_BYTES, HeaderReader, parse_header, read_local
+from loader.listing import DEFAULT_SHARD_SIZE
 from loader.output import OutputRoot
 from loader.parquet import ShardWriter
 from loader.synth import synthesize
@@ -37,7 +39,7 @@ KINDS = (
     *("CT", "MR", "ENHANCED_CT", "ENHANCED_MR", "US", "MG"),
     *("SR", "DOSE_SR", "SEG", "RTSTRUCT", "RTPLAN", "RTDOSE"),
 )
-PER_ROUND = 400  # a shard holds thousands of objects: 400 amortise per-file costs as one does
+PER_ROUND = DEFAULT_SHARD_SIZE
 PATIENTS = 160  # ≈ 1,600 objects: 400+ distinct CT and MR, a few dozen of the rarer types
 BARE_SECONDS: dict[str, float] = {}
 
