@@ -308,7 +308,12 @@ class _Decoder(DecoderBase):
                 key = (tag, vr, value, context)
                 found = memo.get(key)
                 if found is None:
-                    found = self.remembered(key, encodings, fast, codec, implicit, little)
+                    warnings = len(self.out.cast_errors)
+                    found = self.raw(tag, vr, value, encodings, fast, codec, implicit, little)
+                    # Not remembered: a value whose warning rows every object must get,
+                    # or one too long to be worth keeping.
+                    if len(value) <= MEMO_VALUE_LIMIT and len(self.out.cast_errors) == warnings:
+                        _memory.remember(key, found)
                 item[tag] = found
             elif isinstance(elem, ParsedSequence):
                 if tag & 0x10000 and tag & 0xFFFF >= 0x1000 and elem.length > limit:
@@ -321,24 +326,6 @@ class _Decoder(DecoderBase):
             else:
                 item[tag] = self.converted(tag, elem, encodings)
         return item
-
-    def remembered(
-        self,
-        key: tuple[int, str, bytes, int],
-        encodings: tuple[str, ...],
-        fast: bool,
-        codec: str,
-        implicit: bool,
-        little: bool,
-    ) -> Element:
-        """Decode an element and remember it, unless it did not decode cleanly (its
-        warning rows belong to every object) or is too long to be worth keeping."""
-        tag, vr, value, _ = key
-        warnings = len(self.out.cast_errors)
-        decoded = self.raw(tag, vr, value, encodings, fast, codec, implicit, little)
-        if len(value) <= MEMO_VALUE_LIMIT and len(self.out.cast_errors) == warnings:
-            _memory.remember(key, decoded)
-        return decoded
 
     def raw(
         self,

@@ -111,7 +111,7 @@ def test_equal_private_bytes_under_another_creator_get_that_creator():
     found = {}
     for creator in ("GEMS_IDEN_01", "SIEMENS CSA HEADER", "GEMS_IDEN_01"):
         ds = pydicom.dcmread(real_file("CT_small.dcm"))
-        for tag in [t for t in ds.keys() if t.group == 0x0009]:
+        for tag in [e.tag for e in ds if e.tag.group == 0x0009]:
             del ds[tag]
         ds.private_block(0x0009, creator, create=True).add_new(0x01, "LO", "same bytes")
         out = BytesIO()

@@ -41,15 +41,9 @@ ELEMENT_COLUMNS = (
     "sequence_item_key",
     "sequence_path",
 )
-ITEM_COLUMNS = (
-    "sequence_item_key",
-    "instance_key",
-    "parent_element_key",
-    "item_index",
-    "sequence_path",
-)
 _VALUE_COLUMNS = ELEMENT_COLUMNS[3:15]  # tag_group .. private_creator
 _PLACE_COLUMNS = ("frame_number", "sequence_item_key", "sequence_path")
+_ITEM_VALUE_COLUMNS = ("item_index", "sequence_path")
 _private_names: dict[tuple[str, int], str | None] = {}
 _tag_facts: dict[int, tuple[int, int, str, str]] = {}
 _Values = tuple[object, object, object, object]  # value_string .. value_binary_ref
@@ -139,8 +133,9 @@ class _ElementWalk:
         self.elements: list[ElementRow] = []
         self.places: list[tuple[int | None, int | None, str | None]] = []
         self.element_paths: list[str] = []
-        self.items: list[tuple[object, ...]] = []  # ITEM_COLUMNS[1:]
+        self.items: list[tuple[int, str]] = []  # item_index, sequence_path
         self.item_keys: list[int] = []
+        self.item_parents: list[int] = []  # each item's sequence, as its place in elements
 
     def walk(self, item: Item, path: str, item_key: int | None, frame: int | None) -> None:
         append = self.elements.append
@@ -157,21 +152,22 @@ class _ElementWalk:
             else:
                 row = elem.row or _public_row(tag, elem)
             element_path = prefix + row[2]
-            if elem.vr == "SQ" and type(elem.value) is list:
-                self._items(elem.value, element_path, tag, path, frame)
-            append_path(element_path)  # after the items: rows and paths stay in step
+            append_path(element_path)
             append(row)
             append_place(place)
+            if elem.vr == "SQ" and type(elem.value) is list:
+                self._items(elem.value, element_path, tag, path, frame)
 
     def _items(
         self, children: list[Item], element_path: str, tag: int, path: str, frame: int | None
     ) -> None:
-        element_key = key_of_text(self.key_prefix + element_path)
+        parent = len(self.elements) - 1  # the sequence's own row, just appended
         for index, child in enumerate(children):
             child_path = f"{element_path}[{index}]"
             child_key = key_of_text(self.key_prefix + child_path)
-            self.items.append((self.instance_key, element_key, index, child_path))
+            self.items.append((index, child_path))
             self.item_keys.append(child_key)
+            self.item_parents.append(parent)
             child_frame = index + 1 if tag == PER_FRAME_GROUPS and not path else frame
             self.walk(child, child_path, child_key, child_frame)
 
@@ -188,11 +184,14 @@ def elements_and_items(ex: Extraction) -> tuple[Columns, Columns]:
     walk = _ElementWalk(ex)
     walk.walk(ex.decoded.root, "", None, None)
     elements = _columns(_VALUE_COLUMNS, walk.elements)
+    element_keys = keys_of_texts(walk.key_prefix, walk.element_paths)
     if elements:
-        elements["element_key"] = keys_of_texts(walk.key_prefix, walk.element_paths)
+        elements["element_key"] = element_keys
         elements["instance_key"] = [walk.instance_key] * len(walk.elements)
         elements.update(_columns(_PLACE_COLUMNS, walk.places))
-    items = _columns(ITEM_COLUMNS[1:], walk.items)
+    items = _columns(_ITEM_VALUE_COLUMNS, walk.items)
     if items:
         items["sequence_item_key"] = walk.item_keys
+        items["instance_key"] = [walk.instance_key] * len(walk.items)
+        items["parent_element_key"] = [element_keys[i] for i in walk.item_parents]
     return elements, items

@@ -93,7 +93,7 @@ class DuckDBWarehouse:
             raise
         finally:
             for name in EXTRACTED:
-                kind = "VIEW" if BY_NAME[name].mode is LoadMode.INSTANCE_CHILD else "TABLE"
+                kind = "VIEW" if _staged_as_view(name) else "TABLE"
                 self.con.execute(f"DROP {kind} IF EXISTS {stage_table(name)}")
         result.seconds = time.time() - started
         return result
@@ -104,7 +104,7 @@ class DuckDBWarehouse:
         element rows into a temporary table first cost a fifth of the load."""
         stage = stage_table(name)
         columns = ", ".join(arrow_schema(BY_NAME[name]).names)
-        if BY_NAME[name].mode is LoadMode.INSTANCE_CHILD:
+        if _staged_as_view(name):
             listed = ", ".join(_literal(f) for f in files)
             source = (
                 f"SELECT {columns}, {_literal(loaded_at.isoformat())}::TIMESTAMP AS _loaded_at "
@@ -125,6 +125,10 @@ class DuckDBWarehouse:
                 )
         row = self.con.execute(f"SELECT count(*) FROM {stage}").fetchone()
         return int(row[0]) if row else 0
+
+
+def _staged_as_view(name: str) -> bool:
+    return BY_NAME[name].mode is LoadMode.INSTANCE_CHILD
 
 
 def _literal(text: str) -> str:
