@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -40,6 +41,31 @@ def _ordered(table: str) -> bool:
     return "_source_order" in _stored(table)
 
 
+def _table_of_columns(columns: Columns, stored: pa.Schema) -> pa.Table:
+    arrays: dict[str, pa.Array] = {}
+    for key, values in columns.items():
+        if isinstance(key, tuple):
+            arrays.update(_shared_tuple_columns(key, values, stored))
+        else:
+            arrays[key] = pa.array(values, stored.field(key).type)
+    return pa.Table.from_arrays([arrays[name] for name in stored.names], schema=stored)
+
+
+def _shared_tuple_columns(
+    names: tuple[str, ...], rows: list[tuple[object, ...]], stored: pa.Schema
+) -> dict[str, pa.Array]:
+    """Columns of row tuples that rows share by identity: each distinct tuple is
+    converted once, then Arrow repeats it where it recurs. A series' objects share
+    nine in ten element rows, and converting Python values is the writer's cost."""
+    identities = np.fromiter(map(id, rows), np.uint64, len(rows))
+    _, first, recur = np.unique(identities, return_index=True, return_inverse=True)
+    distinct = zip(*[rows[at] for at in first.tolist()], strict=True)
+    return {
+        name: pa.array(values, stored.field(name).type).take(recur)
+        for name, values in zip(names, distinct, strict=True)
+    }
+
+
 def part_path(table: str, run_id: str, shard_id: str) -> str:
     """A shard's file of a table, relative to the output root."""
     return f"{table}/run_id={run_id}/part-{shard_id}.parquet"
@@ -63,7 +89,7 @@ class ShardWriter:
         self.run_id = run_id
         self.shard_id = shard_id
         self._rows: dict[str, list[Row]] = {}
-        self._columns: dict[str, dict[str, list[object]]] = {}
+        self._columns: dict[str, Columns] = {}
         self._buffered: dict[str, int] = {}
         self._writers: dict[str, tuple[pq.ParquetWriter, Path]] = {}
         self._written: dict[str, int] = {}
@@ -77,9 +103,11 @@ class ShardWriter:
             count = len(next(iter(rows.values())))
             buffer = self._columns.get(table)
             if buffer is None:
-                buffer = self._columns[table] = {name: [] for name in _stored(table)}
-            for name, values in rows.items():
-                buffer[name].extend(values)
+                buffer = self._columns[table] = {key: [] for key in rows}
+                if ordered:
+                    buffer["_source_order"] = []
+            for key, values in rows.items():
+                buffer[key].extend(values)
             if ordered:
                 buffer["_source_order"].extend([source_order] * count)
         else:
@@ -104,7 +132,7 @@ class ShardWriter:
             parts.append(pa.Table.from_pylist(rows, schema=stored))
         columns = self._columns.pop(table, None)
         if columns:
-            parts.append(pa.Table.from_pydict(columns, schema=stored))
+            parts.append(_table_of_columns(columns, stored))
         batch = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
         shard_values = {"_run_id": self.run_id, "_shard_id": self.shard_id}
         for name, value in shard_values.items():

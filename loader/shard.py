@@ -26,6 +26,7 @@ from loader.dicomweb import is_dicomweb, study_instances
 from loader.errors import FILE_ERROR_CATEGORIES, ObjectError, ObjectReadError
 from loader.extract import error_row, extract_object
 from loader.extract.context import ObjectFacts, Row, Rows
+from loader.gc_pause import gc_paused
 from loader.headers import (
     DEFAULT_HEADER_BYTES,
     LOCAL_HEADER_BYTES,
@@ -250,7 +251,7 @@ def process_shard(settings: ShardSettings, shard: Shard) -> dict[str, Any]:
     errors_by_category: Counter[str] = Counter()
     error_files = parsed_count = bytes_read = read_requests = 0
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), gc_paused():
             warnings.simplefilter("ignore")  # pydicom warns per odd value; errors are rows
             reads = first_reads(shard.objects, settings.header_bytes, settings.storage_options)
             for ref, fs, prefetched in reads:

@@ -11,7 +11,7 @@ import pytest
 from loader.dataset_bytes import from_pydicom
 from loader.decode import decode_elements, decode_header
 from loader.extract import extract_object
-from loader.extract.context import ObjectFacts
+from loader.extract.context import ObjectFacts, by_name
 from loader.headers import HeaderReader, parse_header
 from loader.keys import key_of
 from tests.conftest import real_file
@@ -49,8 +49,9 @@ def extract_path(path: str | Path):
 
 def as_rows(columns):
     """Columnar rows (dicom_element, dicom_sequence_item) as a list of dicts."""
-    names = list(columns)
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    named = by_name(columns)
+    names = list(named)
+    return [dict(zip(names, values, strict=True)) for values in zip(*named.values(), strict=True)]
 
 
 def one(rows, table):

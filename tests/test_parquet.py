@@ -1,5 +1,6 @@
 import pyarrow.parquet as pq
 
+from loader.extract.elements import ELEMENT_COLUMNS
 from loader.model import BY_NAME, arrow_schema
 from loader.output import OutputRoot
 from loader.parquet import ShardWriter, part_path
@@ -43,6 +44,51 @@ def test_rows_and_columns_keep_their_object_order(tmp_path):
     assert patients.schema.equals(arrow_schema(BY_NAME["dicom_patient"]))
     assert patients.column("_source_order").to_pylist() == ["order-0", "order-1", "order-2"]
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_shared_row_tuples_are_written_where_each_row_holds_them(tmp_path):
+    shared = (0x0008, 0x0060, "00080060", "Modality", "CS", 1, "CT", None, None, None, False, None)
+    equal_but_not_shared = (*shared[:6], "CT", None, None, None, False, None)
+    other = (
+        0x0009,
+        0x1001,
+        "00091001",
+        "00091001",
+        "LO",
+        2,
+        "a\\b",
+        None,
+        None,
+        None,
+        True,
+        "ACME",
+    )
+    names = ELEMENT_COLUMNS[3:15]
+    objects = [[shared, other], [equal_but_not_shared, shared], [other, other, shared]]
+    writer = ShardWriter(OutputRoot.of(tmp_path), "run1", "abc")
+    for n, tuples in enumerate(objects):
+        places = [(None, None, None)] + [(1, 99, "52009230[0]")] * (len(tuples) - 1)
+        writer.add(
+            "dicom_element",
+            {
+                names: tuples,
+                ("frame_number", "sequence_item_key", "sequence_path"): places,
+                "element_key": [n * 10 + i for i in range(len(tuples))],
+                "instance_key": [n] * len(tuples),
+            },
+            f"order-{n}",
+        )
+        if n == 0:
+            writer._flush("dicom_element")  # a row group of its own, as a full buffer gets
+    writer.close()
+    table = pq.read_table(tmp_path / part_path("dicom_element", "run1", "abc"))
+    assert table.schema.equals(arrow_schema(BY_NAME["dicom_element"]))
+    written = table.to_pylist()
+    expected = [t for tuples in objects for t in tuples]
+    assert [tuple(row[name] for name in names) for row in written] == expected
+    assert [row["element_key"] for row in written] == [0, 1, 10, 11, 20, 21, 22]
+    assert [row["frame_number"] for row in written] == [None, 1, None, 1, None, 1, 1]
+    assert [row["_source_order"] for row in written][-3:] == ["order-2"] * 3
 
 
 def test_abort_leaves_no_file(tmp_path):

@@ -11,8 +11,23 @@ from loader.extract.values import Typed
 from loader.keys import key_of
 
 Row = dict[str, object]
-Columns = dict[str, list[Any]]  # column name → values, for tables of many rows
+# Tables of many rows per object come as columns: a column's name → its values, or
+# a tuple of names → row tuples of those columns. Many rows may hold the very same
+# tuple (a remembered element's values, see decode); the writer converts it once.
+Columns = dict[str | tuple[str, ...], list[Any]]
 Rows = dict[str, list[Row] | Columns]
+
+
+def by_name(columns: Columns) -> dict[str, list[Any]]:
+    """Every column under its own name, row tuples taken apart."""
+    named: dict[str, list[Any]] = {}
+    for key, values in columns.items():
+        if isinstance(key, tuple):
+            for at, name in enumerate(key):
+                named[name] = [row[at] for row in values]
+        else:
+            named[key] = values
+    return named
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ decode) share them.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 
 from pydicom.datadict import private_dictionary_description
 
@@ -172,26 +171,27 @@ class _ElementWalk:
             self.walk(child, child_path, child_key, child_frame)
 
 
-def _columns(names: tuple[str, ...], rows: Sequence[tuple[object, ...]]) -> Columns:
-    """Columns named `names` of rows of that many values."""
-    if not rows:
-        return {}
-    return {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
-
-
 def elements_and_items(ex: Extraction) -> tuple[Columns, Columns]:
-    """Columns of dicom_element and dicom_sequence_item for one object."""
+    """Columns of dicom_element and dicom_sequence_item for one object: an element's
+    values and its place as the row tuples the walk kept (shared between the rows of
+    one item, and between objects when the element is remembered)."""
     walk = _ElementWalk(ex)
     walk.walk(ex.decoded.root, "", None, None)
-    elements = _columns(_VALUE_COLUMNS, walk.elements)
+    if not walk.elements:
+        return {}, {}
     element_keys = keys_of_texts(walk.key_prefix, walk.element_paths)
-    if elements:
-        elements["element_key"] = element_keys
-        elements["instance_key"] = [walk.instance_key] * len(walk.elements)
-        elements.update(_columns(_PLACE_COLUMNS, walk.places))
-    items = _columns(_ITEM_VALUE_COLUMNS, walk.items)
-    if items:
-        items["sequence_item_key"] = walk.item_keys
-        items["instance_key"] = [walk.instance_key] * len(walk.items)
-        items["parent_element_key"] = [element_keys[i] for i in walk.item_parents]
+    elements: Columns = {
+        _VALUE_COLUMNS: walk.elements,
+        _PLACE_COLUMNS: walk.places,
+        "element_key": element_keys,
+        "instance_key": [walk.instance_key] * len(walk.elements),
+    }
+    if not walk.items:
+        return elements, {}
+    items: Columns = {
+        _ITEM_VALUE_COLUMNS: walk.items,
+        "sequence_item_key": walk.item_keys,
+        "instance_key": [walk.instance_key] * len(walk.items),
+        "parent_element_key": [element_keys[i] for i in walk.item_parents],
+    }
     return elements, items
