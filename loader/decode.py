@@ -89,7 +89,7 @@ class Element:
     vm: int
     # What later stages derive from it, kept with it as it may be shared:
     row: Any = field(default=None, compare=False, repr=False)  # extract.elements, its columns
-    json: Any = field(default=None, compare=False, repr=False)  # raw_json, of a sequence
+    json: Any = field(default=None, compare=False, repr=False)  # raw_json, its member text
 
 
 Item = dict[int, Element]

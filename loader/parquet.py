@@ -41,6 +41,14 @@ def _ordered(table: str) -> bool:
     return "_source_order" in _stored(table)
 
 
+@cache
+def _row_schema(table: str) -> pa.Schema:
+    """What a table's row dicts hold: its stored columns but the source order, which
+    the buffer keeps beside them (a row may be shared, see extract.repeated)."""
+    stored = _stored_schema(table)
+    return stored.remove(stored.get_field_index("_source_order")) if _ordered(table) else stored
+
+
 def _table_of_columns(columns: Columns, stored: pa.Schema) -> pa.Table:
     arrays: dict[str, pa.Array] = {}
     for key, values in columns.items():
@@ -79,25 +87,23 @@ class FileRecord:
     bytes: int
 
 
-class ShardWriter:
-    """Collects one shard's rows per table and writes them as Parquet: row dicts
-    (one or a few per object) and columns (many rows per object) are buffered as
-    they come and converted by Arrow in one call per flush."""
+class ArrowBuffers:
+    """One shard's rows per table, as they come, converted to Arrow in one call per
+    table once FLUSH_ROWS of it are buffered: row dicts (one or a few per object)
+    and columns (many rows per object)."""
 
-    def __init__(self, out: OutputRoot, run_id: str, shard_id: str) -> None:
-        self.out = out
+    def __init__(self, run_id: str, shard_id: str) -> None:
         self.run_id = run_id
         self.shard_id = shard_id
         self._rows: dict[str, list[Row]] = {}
+        self._orders: dict[str, list[str | None]] = {}  # the source order of each row
         self._columns: dict[str, Columns] = {}
         self._buffered: dict[str, int] = {}
-        self._writers: dict[str, tuple[pq.ParquetWriter, Path]] = {}
-        self._written: dict[str, int] = {}
 
-    def add(self, table: str, rows: list[Row] | Columns, source_order: str | None) -> None:
-        """Buffer one object's rows of a table: a list of row dicts, or columns."""
+    def add(self, table: str, rows: list[Row] | Columns, source_order: str | None) -> bool:
+        """Buffer one object's rows of a table; True when the table's buffer is full."""
         if not rows:
-            return
+            return False
         ordered = _ordered(table)
         if isinstance(rows, dict):
             count = len(next(iter(rows.values())))
@@ -113,47 +119,72 @@ class ShardWriter:
         else:
             count = len(rows)
             if ordered:
-                for row in rows:
-                    row["_source_order"] = source_order
+                self._orders.setdefault(table, []).extend([source_order] * count)
             self._rows.setdefault(table, []).extend(rows)
-        self._buffered[table] = self._buffered.get(table, 0) + count
-        if self._buffered[table] >= FLUSH_ROWS:
-            self._flush(table)
+        buffered = self._buffered[table] = self._buffered.get(table, 0) + count
+        return buffered >= FLUSH_ROWS
 
-    def _flush(self, table: str) -> None:
-        count = self._buffered.pop(table, 0)
-        if not count:
-            return
-        schema = arrow_schema(BY_NAME[table])
+    def tables(self) -> list[str]:
+        """The tables with rows buffered."""
+        return list(self._buffered)
+
+    def take(self, table: str) -> pa.Table:
+        """A table's buffered rows as Arrow, in the table's full schema."""
+        count = self._buffered.pop(table)
         stored = _stored_schema(table)
         parts = []
         rows = self._rows.pop(table, None)
         if rows:
-            parts.append(pa.Table.from_pylist(rows, schema=stored))
+            part = pa.Table.from_pylist(rows, schema=_row_schema(table))
+            if _ordered(table):
+                orders = pa.array(self._orders.pop(table), pa.string())
+                part = part.append_column("_source_order", orders).select(stored.names)
+            parts.append(part)
         columns = self._columns.pop(table, None)
         if columns:
             parts.append(_table_of_columns(columns, stored))
         batch = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
-        shard_values = {"_run_id": self.run_id, "_shard_id": self.shard_id}
-        for name, value in shard_values.items():
+        schema = arrow_schema(BY_NAME[table])
+        for name, value in (("_run_id", self.run_id), ("_shard_id", self.shard_id)):
             if name in schema.names:
                 batch = batch.append_column(
                     schema.field(name), pa.repeat(pa.scalar(value, pa.string()), count)
                 )
-        batch = batch.select(schema.names)
+        return batch.select(schema.names)
+
+
+class ShardWriter:
+    """Writes one shard's rows as Parquet, a row group per full buffer (see
+    `ArrowBuffers`)."""
+
+    def __init__(self, out: OutputRoot, run_id: str, shard_id: str) -> None:
+        self.out = out
+        self.run_id = run_id
+        self.shard_id = shard_id
+        self._buffers = ArrowBuffers(run_id, shard_id)
+        self._writers: dict[str, tuple[pq.ParquetWriter, Path]] = {}
+        self._written: dict[str, int] = {}
+
+    def add(self, table: str, rows: list[Row] | Columns, source_order: str | None) -> None:
+        """Buffer one object's rows of a table: a list of row dicts, or columns."""
+        if self._buffers.add(table, rows, source_order):
+            self._flush(table)
+
+    def _flush(self, table: str) -> None:
+        batch = self._buffers.take(table)
         if table not in self._writers:
             spooled = self.out.spool(part_path(table, self.run_id, self.shard_id))
             self._writers[table] = (
-                pq.ParquetWriter(spooled, schema, compression="zstd", write_statistics=True),
+                pq.ParquetWriter(spooled, batch.schema, compression="zstd", write_statistics=True),
                 spooled,
             )
         writer, _ = self._writers[table]
         writer.write_table(batch, row_group_size=FLUSH_ROWS)
-        self._written[table] = self._written.get(table, 0) + count
+        self._written[table] = self._written.get(table, 0) + batch.num_rows
 
     def close(self) -> list[FileRecord]:
         """Flush and publish every file; return what was written."""
-        for table in list(self._buffered):
+        for table in self._buffers.tables():
             self._flush(table)
         records = []
         for table, (writer, spooled) in self._writers.items():

@@ -112,6 +112,16 @@ def test_keyword_keys_and_types():
     assert "PixelData" not in doc
 
 
+def test_repeating_group_elements_are_keyed_by_tag_each():
+    path = real_file("examples_overlay.dcm")
+    doc = orjson.loads(metadata_json(_decoded(path).root))
+    reference = pydicom.dcmread(path, stop_before_pixels=True)
+    overlay = [e for e in reference if e.tag.group == 0x6000]
+    assert overlay and "OverlayRows" not in doc
+    assert doc["60000010"] == reference[0x60000010].value
+    assert {f"{int(e.tag):08X}" for e in overlay} <= set(doc)
+
+
 def test_bad_integer_string_is_a_cast_error():
     decoded = _decoded(real_file("badVR.dcm"))
     assert ("00280008", "IS value '1A' is not a number") in decoded.cast_errors

@@ -8,7 +8,7 @@ from typing import Any
 
 from loader.decode import Decoded
 from loader.extract.values import Typed
-from loader.keys import key_of
+from loader.keys import key_of_text
 
 Row = dict[str, object]
 # Tables of many rows per object come as columns: a column's name → its values, or
@@ -66,6 +66,6 @@ class Extraction:
     study_key: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.instance_key = key_of(self.sop_instance_uid)
-        self.series_key = key_of(self.series_instance_uid)
-        self.study_key = key_of(self.study_instance_uid)
+        self.instance_key = key_of_text(self.sop_instance_uid)
+        self.series_key = key_of_text(self.series_instance_uid)
+        self.study_key = key_of_text(self.study_instance_uid)

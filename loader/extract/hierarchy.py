@@ -1,31 +1,36 @@
-"""Patient → study → series → instance rows, and the series' equipment."""
+"""Patient → study → series → instance rows, and the series' equipment.
+
+Patient, study, series and equipment rows are built from root elements alone and
+repeat along a series (see repeated); keys are hashed from the same elements.
+"""
 
 from __future__ import annotations
 
+from loader.decode import Item
 from loader.extract.context import Extraction, Row
-from loader.extract.values import integer, items, text, texts
+from loader.extract.repeated import repeated
+from loader.extract.values import Typed, integer, items, text, texts
 from loader.keys import key_of
 
 
-def patient_key(ex: Extraction) -> int:
-    root = ex.decoded.root
+def patient_key(root: Item) -> int:
     return key_of(text(root, "PatientID"), text(root, "IssuerOfPatientID"))
 
 
-def patient(ex: Extraction) -> Row:
-    root = ex.decoded.root
+@repeated
+def patient(root: Item, typed: Typed) -> Row:
     other_ids: list[str | None] = [
         text(i, "PatientID") for i in items(root, "OtherPatientIDsSequence")
     ]
     if not other_ids:
         other_ids = list(texts(root, "OtherPatientIDs") or [])
     return {
-        "patient_key": patient_key(ex),
+        "patient_key": patient_key(root),
         "patient_id": text(root, "PatientID"),
         "issuer_of_patient_id": text(root, "IssuerOfPatientID"),
         "patient_name": text(root, "PatientName"),
         "patient_sex": text(root, "PatientSex"),
-        "patient_birth_date": ex.typed.date(root, "PatientBirthDate"),
+        "patient_birth_date": typed.date(root, "PatientBirthDate"),
         "patient_age": text(root, "PatientAge"),
         "other_patient_ids": [i for i in other_ids if i] or None,
         "other_patient_names": texts(root, "OtherPatientNames"),
@@ -34,13 +39,14 @@ def patient(ex: Extraction) -> Row:
     }
 
 
-def study(ex: Extraction) -> Row:
-    root = ex.decoded.root
-    day, clock, stamp = ex.typed.date_time(root, "StudyDate", "StudyTime")
+@repeated
+def study(root: Item, typed: Typed) -> Row:
+    day, clock, stamp = typed.date_time(root, "StudyDate", "StudyTime")
+    uid = text(root, "StudyInstanceUID")
     return {
-        "study_key": ex.study_key,
-        "study_instance_uid": ex.study_instance_uid,
-        "patient_key": patient_key(ex),
+        "study_key": key_of(uid),
+        "study_instance_uid": uid,
+        "patient_key": patient_key(root),
         "accession_number": text(root, "AccessionNumber"),
         "study_id": text(root, "StudyID"),
         "study_datetime": stamp,
@@ -55,12 +61,13 @@ def study(ex: Extraction) -> Row:
     }
 
 
-def series(ex: Extraction) -> Row:
-    root = ex.decoded.root
+@repeated
+def series(root: Item, typed: Typed) -> Row:
+    uid = text(root, "SeriesInstanceUID")
     return {
-        "series_key": ex.series_key,
-        "series_instance_uid": ex.series_instance_uid,
-        "study_key": ex.study_key,
+        "series_key": key_of(uid),
+        "series_instance_uid": uid,
+        "study_key": key_of(text(root, "StudyInstanceUID")),
         "series_number": integer(root, "SeriesNumber"),
         "modality": text(root, "Modality"),
         "body_part_examined": text(root, "BodyPartExamined"),
@@ -70,8 +77,8 @@ def series(ex: Extraction) -> Row:
         "patient_position": text(root, "PatientPosition"),
         "performed_station_name": text(root, "PerformedStationName") or text(root, "StationName"),
         "performed_location": text(root, "PerformedLocation"),
-        "series_date": ex.typed.date(root, "SeriesDate"),
-        "series_time": ex.typed.time(root, "SeriesTime"),
+        "series_date": typed.date(root, "SeriesDate"),
+        "series_time": typed.time(root, "SeriesTime"),
         "protocol_name": text(root, "ProtocolName"),
         "number_of_instances": None,
     }
@@ -107,10 +114,10 @@ def instance(ex: Extraction) -> Row:
     }
 
 
-def equipment(ex: Extraction) -> Row | None:
-    root = ex.decoded.root
+@repeated
+def equipment(root: Item, typed: Typed) -> Row | None:
     row: Row = {
-        "series_key": ex.series_key,
+        "series_key": key_of(text(root, "SeriesInstanceUID")),
         "manufacturer": text(root, "Manufacturer"),
         "manufacturer_model_name": text(root, "ManufacturerModelName"),
         "device_serial_number": text(root, "DeviceSerialNumber"),

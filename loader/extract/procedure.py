@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from loader.decode import Item
 from loader.extract.context import Extraction, Row
-from loader.extract.values import first_item, items, number, text, value
+from loader.extract.repeated import repeated
+from loader.extract.values import Typed, first_item, items, number, text, value
 from loader.keys import key_of
 from loader.raw_json import sequence_json
 
@@ -14,14 +15,16 @@ _DLP = "113838"  # DLP of one irradiation event
 _CTDI_VOL = "113830"  # Mean CTDIvol
 
 
-def procedure_step(ex: Extraction) -> Row | None:
-    root = ex.decoded.root
+@repeated
+def procedure_step(root: Item, typed: Typed) -> Row | None:
+    """The study's procedure step, repeated by its objects (see repeated)."""
     request = first_item(root, "RequestAttributesSequence") or {}
     requested_id = text(request, "RequestedProcedureID") or text(root, "RequestedProcedureID")
     performed_id = text(root, "PerformedProcedureStepID")
+    study_uid = text(root, "StudyInstanceUID")
     row: Row = {
-        "procedure_step_key": key_of(ex.study_instance_uid, requested_id, performed_id),
-        "study_key": ex.study_key,
+        "procedure_step_key": key_of(study_uid, requested_id, performed_id),
+        "study_key": key_of(study_uid),
         "requested_procedure_id": requested_id,
         "requested_procedure_description": (
             text(request, "RequestedProcedureDescription")
