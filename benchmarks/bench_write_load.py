@@ -19,6 +19,7 @@ import pytest
 from loader import ledger
 from loader.config import RunSettings, Target
 from loader.extract.context import Row, Rows
+from loader.gc_pause import gc_paused
 from loader.listing import list_source
 from loader.output import OutputRoot
 from loader.parquet import ShardWriter
@@ -47,6 +48,11 @@ def extracted(archive: Path) -> list[tuple[Rows, list[Row]]]:
 def _write(extracted: list[tuple[Rows, list[Row]]], out: Path) -> None:
     shutil.rmtree(out, ignore_errors=True)
     root = OutputRoot.of(out)
+    with gc_paused():  # as in a shard
+        _write_shards(extracted, root)
+
+
+def _write_shards(extracted: list[tuple[Rows, list[Row]]], root: OutputRoot) -> None:
     for start in range(0, len(extracted), SHARD):
         writer = ShardWriter(root, "bench", f"shard{start:06d}")
         for index, (rows, errors) in enumerate(extracted[start : start + SHARD]):

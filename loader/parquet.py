@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loader.extract.context import Columns, Row
-from loader.model import BY_NAME, arrow_schema
+from loader.model import BY_NAME, ColumnType, LoadMode, arrow_schema
 from loader.output import OutputRoot
 
 FLUSH_ROWS = 50_000
@@ -47,6 +47,25 @@ def _row_schema(table: str) -> pa.Schema:
     the buffer keeps beside them (a row may be shared, see extract.repeated)."""
     stored = _stored_schema(table)
     return stored.remove(stored.get_field_index("_source_order")) if _ordered(table) else stored
+
+
+@cache
+def _parquet_options(table: str) -> dict[str, list[str]]:
+    """Per-column Parquet encoding. A one-column key of a table of many rows per
+    object (element, item, frame keys) is unique per row: a dictionary for it is
+    built, found too large and dropped, at a seventh of the element table's write.
+    Statistics are kept for what can prune a row group (keys, numbers, times), not
+    for text, whose min and max cost without ever excluding a group."""
+    model = BY_NAME[table]
+    unique = model.key if model.mode is LoadMode.INSTANCE_CHILD and len(model.key) == 1 else ()
+    text = {ColumnType.TEXT, ColumnType.TEXT_ARRAY, ColumnType.VARIANT}
+    names = arrow_schema(model).names
+    return {
+        "use_dictionary": [name for name in names if name not in unique],
+        "write_statistics": [
+            c.name for c in model.columns if c.type not in text and c.name in names
+        ],
+    }
 
 
 def _table_of_columns(columns: Columns, stored: pa.Schema) -> pa.Table:
@@ -175,7 +194,9 @@ class ShardWriter:
         if table not in self._writers:
             spooled = self.out.spool(part_path(table, self.run_id, self.shard_id))
             self._writers[table] = (
-                pq.ParquetWriter(spooled, batch.schema, compression="zstd", write_statistics=True),
+                pq.ParquetWriter(
+                    spooled, batch.schema, compression="zstd", **_parquet_options(table)
+                ),
                 spooled,
             )
         writer, _ = self._writers[table]

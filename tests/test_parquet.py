@@ -97,3 +97,27 @@ def test_abort_leaves_no_file(tmp_path):
     writer._flush("dicom_patient")
     writer.abort()
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_unique_keys_go_without_a_dictionary_and_text_without_statistics(tmp_path):
+    writer = ShardWriter(OutputRoot.of(tmp_path), "run1", "abc")
+    writer.add(
+        "dicom_sequence_item",
+        {
+            "sequence_item_key": [1, 2, 3],
+            "instance_key": [9, 9, 9],
+            "parent_element_key": [7, 7, 8],
+            "item_index": [0, 1, 0],
+            "sequence_path": ["00081140[0]", "00081140[1]", "00081150[0]"],
+        },
+        "order-0",
+    )
+    writer.close()
+    path = tmp_path / part_path("dicom_sequence_item", "run1", "abc")
+    chunks = pq.ParquetFile(path).metadata.row_group(0)
+    by_name = {chunks.column(i).path_in_schema: chunks.column(i) for i in range(chunks.num_columns)}
+    assert not by_name["sequence_item_key"].has_dictionary_page
+    assert by_name["instance_key"].has_dictionary_page
+    assert by_name["sequence_item_key"].statistics.min == 1
+    assert by_name["item_index"].statistics.max == 1
+    assert by_name["sequence_path"].statistics is None
