@@ -4,8 +4,9 @@ bytes.
 
 Run with `make bench`. Each object type's group shows both; the hot path's
 extra_info carries its ratio to the bare parse measured in the same run. The path
-ends where the issue's target puts it, at Arrow: encoding Parquet and writing
-files is timed per 10,000 objects in bench_write_load.
+ends at Arrow, as its target reads (extraction, JSON and Arrow within half a
+parse); encoding Parquet and writing files is timed per 10,000 objects in
+bench_write_load.
 
 A round is one shard's worth of objects of one type (the loader's default shard
 size, so the rows buffered and converted per table are a shard's): the distinct

@@ -11,7 +11,7 @@ import pytest
 from loader.dataset_bytes import from_pydicom
 from loader.decode import decode_elements, decode_header
 from loader.extract import extract_object
-from loader.extract.context import ObjectFacts, by_name
+from loader.extract.context import ObjectFacts
 from loader.headers import HeaderReader, parse_header
 from loader.keys import key_of
 from tests.conftest import real_file
@@ -48,8 +48,14 @@ def extract_path(path: str | Path):
 
 
 def as_rows(columns):
-    """Columnar rows (dicom_element, dicom_sequence_item) as a list of dicts."""
-    named = by_name(columns)
+    """Columnar rows (dicom_element, dicom_sequence_item) as a list of dicts; a key
+    that is a tuple of names holds row tuples of those columns."""
+    named = {}
+    for key, values in columns.items():
+        if isinstance(key, tuple):
+            named.update({name: [row[at] for row in values] for at, name in enumerate(key)})
+        else:
+            named[key] = values
     names = list(named)
     return [dict(zip(names, values, strict=True)) for values in zip(*named.values(), strict=True)]
 

@@ -18,18 +18,6 @@ Columns = dict[str | tuple[str, ...], list[Any]]
 Rows = dict[str, list[Row] | Columns]
 
 
-def by_name(columns: Columns) -> dict[str, list[Any]]:
-    """Every column under its own name, row tuples taken apart."""
-    named: dict[str, list[Any]] = {}
-    for key, values in columns.items():
-        if isinstance(key, tuple):
-            for at, name in enumerate(key):
-                named[name] = [row[at] for row in values]
-        else:
-            named[key] = values
-    return named
-
-
 @dataclass(frozen=True, slots=True)
 class ObjectFacts:
     """Where an object lives and what reading its header found."""
