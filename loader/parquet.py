@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loader.extract.context import Columns, Row
@@ -84,11 +85,12 @@ def _shared_tuple_columns(
     """Columns of row tuples that rows share by identity: each distinct tuple is
     converted once, then Arrow repeats it where it recurs. A series' objects share
     nine in ten element rows, and converting Python values is the writer's cost."""
-    identities = np.fromiter(map(id, rows), np.uint64, len(rows))
-    _, first, recur = np.unique(identities, return_index=True, return_inverse=True)
+    identities = pa.array(np.fromiter(map(id, rows), np.uint64, len(rows)))
+    encoded = identities.dictionary_encode()  # hashed, in order of first appearance
+    first = pc.index_in(encoded.dictionary, value_set=identities).to_numpy()
     distinct = zip(*[rows[at] for at in first.tolist()], strict=True)
     return {
-        name: pa.array(values, stored.field(name).type).take(recur)
+        name: pa.array(values, stored.field(name).type).take(encoded.indices)
         for name, values in zip(names, distinct, strict=True)
     }
 
