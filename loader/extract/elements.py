@@ -42,7 +42,6 @@ ELEMENT_COLUMNS = (
 )
 _VALUE_COLUMNS = ELEMENT_COLUMNS[3:15]  # tag_group .. private_creator
 _PLACE_COLUMNS = ("frame_number", "sequence_item_key", "sequence_path")
-_ITEM_VALUE_COLUMNS = ("item_index", "sequence_path")
 _private_names: dict[tuple[str, int], str | None] = {}
 _tag_facts: dict[int, tuple[int, int, str, str]] = {}
 _Values = tuple[object, object, object, object]  # value_string .. value_binary_ref
@@ -132,7 +131,8 @@ class _ElementWalk:
         self.elements: list[ElementRow] = []
         self.places: list[tuple[int | None, int | None, str | None]] = []
         self.element_paths: list[str] = []
-        self.items: list[tuple[int, str]] = []  # item_index, sequence_path
+        self.item_indexes: list[int] = []
+        self.item_paths: list[str] = []
         self.item_keys: list[int] = []
         self.item_parents: list[int] = []  # each item's sequence, as its place in elements
 
@@ -164,7 +164,8 @@ class _ElementWalk:
         for index, child in enumerate(children):
             child_path = f"{element_path}[{index}]"
             child_key = key_of_text(self.key_prefix + child_path)
-            self.items.append((index, child_path))
+            self.item_indexes.append(index)
+            self.item_paths.append(child_path)
             self.item_keys.append(child_key)
             self.item_parents.append(parent)
             child_frame = index + 1 if tag == PER_FRAME_GROUPS and not path else frame
@@ -186,12 +187,13 @@ def elements_and_items(ex: Extraction) -> tuple[Columns, Columns]:
         "element_key": element_keys,
         "instance_key": [walk.instance_key] * len(walk.elements),
     }
-    if not walk.items:
+    if not walk.item_keys:
         return elements, {}
     items: Columns = {
-        _ITEM_VALUE_COLUMNS: walk.items,
+        "item_index": walk.item_indexes,
+        "sequence_path": walk.item_paths,
         "sequence_item_key": walk.item_keys,
-        "instance_key": [walk.instance_key] * len(walk.items),
+        "instance_key": [walk.instance_key] * len(walk.item_keys),
         "parent_element_key": [element_keys[i] for i in walk.item_parents],
     }
     return elements, items
