@@ -7,7 +7,10 @@ from loader.memory import peak_rss_bytes
 
 
 def test_peak_is_this_process_not_its_parent():
-    ballast = b"x" * (400 << 20)  # the parent is large when it starts the child
+    # The parent is large when it starts the child. The child's own peak is its
+    # imports (100-170 MB, more on a fresh install, whose libraries are all cached
+    # and so mapped in whole): far below the ballast that ru_maxrss would report.
+    ballast = b"x" * (1 << 30)
     child = subprocess.run(
         [sys.executable, "-c", "from loader.memory import peak_rss_bytes as p; print(p())"],
         capture_output=True,
@@ -15,4 +18,4 @@ def test_peak_is_this_process_not_its_parent():
         check=True,
     )
     assert peak_rss_bytes() >= len(ballast)
-    assert int(child.stdout) < 150 << 20  # ru_maxrss would say >= 400 MB here
+    assert int(child.stdout) < 512 << 20  # ru_maxrss would say >= 1 GiB here
