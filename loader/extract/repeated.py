@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from loader.decode import Element, Item
 from loader.extract.context import Extraction, Row
@@ -21,31 +21,32 @@ from loader.extract.values import Typed
 R = TypeVar("R", bound=Row | None)
 
 
-class _Reads(dict[int, Element]):
+class _Reads:
     """A root that notes every tag asked of it (present or not). Builders read by
     tag; anything else would escape the comparison, so it is refused."""
 
+    __slots__ = ("root", "tags")
+
     def __init__(self, root: Item) -> None:
-        super().__init__(root)
+        self.root = root
         self.tags: dict[int, None] = {}
 
     def get(self, tag: int, default: Any = None) -> Any:
         self.tags[tag] = None
-        return super().get(tag, default)
+        return self.root.get(tag, default)
 
     def __getitem__(self, tag: int) -> Element:
         self.tags[tag] = None
-        return super().__getitem__(tag)
+        return self.root[tag]
 
-    def __contains__(self, tag: object) -> bool:
-        if isinstance(tag, int):
-            self.tags[tag] = None
-        return super().__contains__(tag)
+    def __contains__(self, tag: int) -> bool:
+        self.tags[tag] = None
+        return tag in self.root
 
     def __iter__(self) -> Any:
         raise TypeError("a repeated row reads its root by tag only")
 
-    keys = values = items = __iter__  # type: ignore[assignment]
+    keys = values = items = __iter__
 
 
 class RepeatedRow(Generic[R]):
@@ -68,7 +69,7 @@ class RepeatedRow(Generic[R]):
                 return row
         reads = _Reads(root)
         before = len(warnings)
-        row = self.build(reads, ex.typed)
+        row = self.build(cast(Item, reads), ex.typed)  # read like the dict it wraps
         tags = tuple(reads.tags)
         self.kept = (tags, [root.get(tag) for tag in tags], row, warnings[before:])
         return row
