@@ -206,6 +206,7 @@ def test_enhanced_multiframe_frames_and_planes(synth_archive):
         )
     planes = rows["dicom_image_plane"]
     assert len(planes) == len(frames)
+    assert [p["frame_key"] for p in planes] == [f["frame_key"] for f in frames]
     shared = ref.SharedFunctionalGroupsSequence[0]
     assert planes[0]["pixel_spacing"] == [
         float(v) for v in shared.PixelMeasuresSequence[0].PixelSpacing

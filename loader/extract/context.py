@@ -8,7 +8,7 @@ from typing import Any
 
 from loader.decode import Decoded
 from loader.extract.values import Typed
-from loader.keys import key_of_text
+from loader.keys import SEPARATOR, key_of_text, keys_of_texts
 
 Row = dict[str, object]
 # Tables of many rows per object come as columns: a column's name → its values, or
@@ -52,8 +52,17 @@ class Extraction:
     instance_key: int = field(init=False)
     series_key: int = field(init=False)
     study_key: int = field(init=False)
+    _frame_keys: list[int] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.instance_key = key_of_text(self.sop_instance_uid)
         self.series_key = key_of_text(self.series_instance_uid)
         self.study_key = key_of_text(self.study_instance_uid)
+
+    def frame_keys(self, count: int) -> list[int]:
+        """Keys of frames 1..count, hashed in one pass: dicom_frame and the frames'
+        dicom_image_plane rows both carry them."""
+        if len(self._frame_keys) < count:
+            numbers = [str(number) for number in range(1, count + 1)]
+            self._frame_keys = keys_of_texts(self.sop_instance_uid + SEPARATOR, numbers)
+        return self._frame_keys

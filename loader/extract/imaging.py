@@ -10,7 +10,6 @@ from __future__ import annotations
 from loader.decode import Item
 from loader.extract.context import Extraction, Row
 from loader.extract.values import first_item, integer, items, number, numbers, text
-from loader.keys import key_of
 
 
 def _macro(frame: Item | None, shared: Item | None, keyword: str) -> Item | None:
@@ -66,6 +65,7 @@ def image_planes(ex: Extraction) -> list[Row]:
     frames = items(root, "PerFrameFunctionalGroupsSequence")
     if frames:
         shared = first_item(root, "SharedFunctionalGroupsSequence")
+        frame_keys = ex.frame_keys(len(frames))
         rows: list[Row] = []
         for number_, frame in enumerate(frames, start=1):
             row = _plane(
@@ -74,7 +74,7 @@ def image_planes(ex: Extraction) -> list[Row]:
                 _macro(frame, shared, "PlanePositionSequence") or {},
                 _macro(frame, shared, "PlaneOrientationSequence") or {},
             )
-            row["frame_key"] = key_of(ex.sop_instance_uid, number_)
+            row["frame_key"] = frame_keys[number_ - 1]
             row["frame_number"] = number_
             rows.append(row)
         return rows
@@ -91,6 +91,7 @@ def frames(ex: Extraction) -> list[Row]:
     root = ex.decoded.root
     per_frame = items(root, "PerFrameFunctionalGroupsSequence")
     shared = first_item(root, "SharedFunctionalGroupsSequence")
+    frame_keys = ex.frame_keys(len(per_frame))
     rows: list[Row] = []
     for number_, frame in enumerate(per_frame, start=1):
         content = _macro(frame, shared, "FrameContentSequence") or {}
@@ -99,7 +100,7 @@ def frames(ex: Extraction) -> list[Row]:
         orientation = _macro(frame, shared, "PlaneOrientationSequence") or {}
         rows.append(
             {
-                "frame_key": key_of(ex.sop_instance_uid, number_),
+                "frame_key": frame_keys[number_ - 1],
                 "instance_key": ex.instance_key,
                 "sop_instance_uid": ex.sop_instance_uid,
                 "frame_number": number_,
