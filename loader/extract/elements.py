@@ -4,9 +4,9 @@ Paths name where an element sits: `52009230[0].00209111[0].00189074` is
 FrameAcquisitionDateTime in the first Frame Content item of the first frame.
 Element and item keys hash (SOP Instance UID, path), so they are stable across
 reruns and joinable from SQL. This is the widest table (one row per element), so
-rows are built as columns, per-tag facts are computed once per process, and a
-public element's values once per decoded element: objects that share it (see
-decode) share them.
+per-tag facts are computed once per process and an element's values once per
+decoded element, as a tuple kept on it: objects that share the element (see decode)
+hand the writer that same tuple, which it converts once (see parquet).
 """
 
 from __future__ import annotations
