@@ -184,7 +184,10 @@ def main() -> None:
     type=int,
     default=DEFAULT_SHARD_SIZE,
     show_default=True,
-    help="Objects per shard (one Dask task each).",
+    help=(
+        "Objects per shard (one Dask task each); the listing's last shards are cut "
+        "a quarter that size, so workers run out of work together."
+    ),
 )
 @click.option(
     "--scheduler",

@@ -10,7 +10,7 @@ import s3fs
 
 from loader.config import RunSettings, Target
 from loader.headers import DEFAULT_HEADER_BYTES
-from loader.listing import list_source
+from loader.listing import list_source, make_shards
 from loader.output import OutputRoot
 from loader.pipeline import load, run
 from loader.storage import parse_storage_options
@@ -171,7 +171,7 @@ def test_object_that_keeps_failing_is_a_read_error(small_archive, s3, tmp_path):
 
 def test_parquet_and_ledger_in_the_bucket_load_and_resume(small_archive, s3, tmp_path):
     options, _ = s3
-    root, summary = small_archive
+    root, _ = small_archive
     bucket = f"o-{uuid.uuid4().hex[:8]}"
     s3fs.S3FileSystem(**options).mkdir(bucket)
     out = f"s3://{bucket}/runs"
@@ -183,7 +183,9 @@ def test_parquet_and_ledger_in_the_bucket_load_and_resume(small_archive, s3, tmp
     fs = s3fs.S3FileSystem(**options)
     ledger_keys = fs.glob(f"{bucket}/runs/_ledger/run_id=remote/shard-*.json")
     parts = fs.glob(f"{bucket}/runs/dicom_instance/run_id=remote/part-*.parquet")
-    assert len(ledger_keys) == remote["shards"] == -(-summary.files // 20)
+    assert (
+        len(ledger_keys) == remote["shards"] == len(list(make_shards(list_source(str(root)), 20)))
+    )
     assert len(parts) == len(list((tmp_path / "local-pq/dicom_instance").glob("*/part-*")))
     assert not list(tmp_path.glob("remote-pq"))  # nothing written locally
 
