@@ -4,10 +4,9 @@ bytes.
 
 Run with `make bench`. Each object type's group shows both; the hot path's
 extra_info carries its ratio to the bare parse measured in the same run, which
-must stay within the type's ceiling (CEILINGS). The path
-ends at Arrow, as its target reads (extraction, JSON and Arrow within half a
-parse); encoding Parquet and writing files is timed per 10,000 objects in
-bench_write_load.
+must stay within the type's ceiling (CEILINGS). The path ends at Arrow, as its
+target reads (extraction, JSON and Arrow within half a parse); encoding Parquet
+and writing files is timed per 10,000 objects in bench_write_load.
 
 A round is one shard's worth of objects of one type (the loader's default shard
 size, so the rows buffered and converted per table are a shard's): the distinct
@@ -51,8 +50,18 @@ BARE_SECONDS: dict[str, float] = {}
 # 2026-11-26 and about 15 % for a shared machine's noise. A change that costs more
 # fails `make bench`.
 CEILINGS = {
-    **{"CT": 1.5, "MR": 1.5, "ENHANCED_CT": 7.2, "ENHANCED_MR": 6.5, "US": 2.0, "MG": 1.6},
-    **{"SR": 3.9, "DOSE_SR": 4.8, "SEG": 3.4, "RTSTRUCT": 3.2, "RTPLAN": 2.6, "RTDOSE": 2.2},
+    "CT": 1.5,
+    "MR": 1.5,
+    "ENHANCED_CT": 7.2,
+    "ENHANCED_MR": 6.5,
+    "US": 2.0,
+    "MG": 1.6,
+    "SR": 3.9,
+    "DOSE_SR": 4.8,
+    "SEG": 3.4,
+    "RTSTRUCT": 3.2,
+    "RTPLAN": 2.6,
+    "RTDOSE": 2.2,
 }
 
 
