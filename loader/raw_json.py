@@ -18,7 +18,7 @@ from __future__ import annotations
 import orjson
 from pydicom.datadict import tag_for_keyword
 
-from loader.decode import Binary, Element, Item, Omitted, keyword
+from loader.decode import Binary, Element, Item, Omitted, is_private, keyword
 
 _names: dict[int, bytes] = {}  # tag → its quoted JSON name and colon
 
@@ -27,7 +27,7 @@ def _name(tag: int) -> bytes:
     found = _names.get(tag)
     if found is None:
         name = keyword(tag)
-        if not (tag >> 16 & 1) and tag_for_keyword(name) != tag:
+        if not is_private(tag) and tag_for_keyword(name) != tag:
             name = f"{tag:08X}"  # a repeating group's: its keyword is not its own
         found = _names[tag] = f'"{name}":'.encode("ascii")
     return found
@@ -37,7 +37,7 @@ def _member(tag: int, elem: Element) -> bytes:
     value = elem.value
     kind = type(value)
     if kind is list and elem.vr == "SQ":
-        body = b"[" + b",".join([_document(child) for child in value]) + b"]"
+        body = _array(value)
     elif kind is Binary:
         body = orjson.dumps({"vr": value.vr, "length": value.length})
     elif kind is Omitted:
@@ -52,6 +52,10 @@ def _document(item: Item) -> bytes:
     return b"{" + b",".join([elem.json or _member(tag, elem) for tag, elem in item.items()]) + b"}"
 
 
+def _array(items: list[Item]) -> bytes:
+    return b"[" + b",".join([_document(item) for item in items]) + b"]"
+
+
 def metadata_json(root: Item) -> str:
     """The JSON text stored in dicom_raw.metadata."""
     return _document(root).decode()
@@ -61,4 +65,4 @@ def sequence_json(sequence: list[Item]) -> str | None:
     """A sequence as a JSON array of keyword-keyed objects (VARIANT columns)."""
     if not sequence:
         return None
-    return (b"[" + b",".join([_document(item) for item in sequence]) + b"]").decode()
+    return _array(sequence).decode()

@@ -14,6 +14,7 @@ from loader.dicom_json import instances_in, is_export
 from loader.errors import ObjectError
 from loader.extract.values import text
 from loader.headers import read_local
+from loader.listing import ObjectRef, make_shards
 from loader.model import BY_NAME, EXTRACTED
 from loader.pipeline import run
 
@@ -429,6 +430,8 @@ def test_incremental_reload_reads_only_new_and_changed_objects(tmp_path):
     third = run(settings(archive, tmp_path, name="inc", shard_size=30, incremental=True))
     assert third["unchanged"] == second["listed"] - first["error_files"]
     assert third["listed"] - third["unchanged"] == first["error_files"]  # only they are retried
+    retried = [ObjectRef(f"/{i}", 1, None) for i in range(first["error_files"])]
+    assert third["shards"] == len(list(make_shards(retried, 30)))
     assert third["validation_passed"], third["validation"]
 
 
