@@ -44,8 +44,8 @@ def _member(tag: int, elem: Element) -> bytes:
         body = orjson.dumps({"vr": value.vr, "length": value.length, "omitted": True})
     else:
         body = orjson.dumps(value)
-    member = elem.json = _name(tag) + body
-    return member
+    elem.json = _name(tag) + body
+    return elem.json
 
 
 def _document(item: Item) -> bytes:
