@@ -17,7 +17,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from loader import pipeline, validate
-from loader.config import DEFAULT_OUT, DEFAULT_TARGET, RunSettings, Target, env_default
+from loader.config import (
+    DEFAULT_OUT,
+    DEFAULT_STAGE_FILE_MB,
+    DEFAULT_TARGET,
+    RunSettings,
+    Target,
+    env_default,
+)
 from loader.decode import DEFAULT_ELEMENT_LIMIT
 from loader.dicomweb import with_filters
 from loader.errors import ConfigError, LoaderError
@@ -132,7 +139,14 @@ def _storage(pairs: tuple[str, ...], anon: bool) -> dict[str, Any]:
 
 
 def target_options(command: Any) -> Any:
-    """--target and the Snowflake external-stage options, for run and load."""
+    """--target and the Snowflake staging options, for run and load."""
+    command = click.option(
+        "--stage-file-mb",
+        type=click.FloatRange(0.01, 5000),
+        default=None,
+        help=f"Snowflake: the run's Parquet is compacted per table into files of about this "
+        f"size before staging [default: {DEFAULT_STAGE_FILE_MB}].",
+    )(command)
     command = click.option(
         "--storage-integration",
         default=None,
@@ -253,6 +267,7 @@ def run(
     report_path: str | None,
     stage_url: str | None,
     storage_integration: str | None,
+    stage_file_mb: float | None,
     storage_option: tuple[str, ...],
     anon: bool,
     since: str | None,
@@ -268,7 +283,7 @@ def run(
             scheduler=scheduler or scheduler_file,
             source=with_filters(source, since, modality),
             out=out,
-            target=Target.parse(target, stage_url, storage_integration),
+            target=Target.parse(target, stage_url, storage_integration, stage_file_mb),
             workers=workers,
             shard_size=shard_size,
             run_id=run_id,
@@ -320,12 +335,13 @@ def load(
     report_path: str | None,
     stage_url: str | None,
     storage_integration: str | None,
+    stage_file_mb: float | None,
     storage_option: tuple[str, ...],
     anon: bool,
 ) -> None:
     """Load an already-written run (its Parquet) into TARGET."""
     try:
-        destination = Target.parse(target, stage_url, storage_integration)
+        destination = Target.parse(target, stage_url, storage_integration, stage_file_mb)
         root = OutputRoot.of(out, _storage(storage_option, anon))
         report = pipeline.load(root, run_id, destination)
     except LoaderError as exc:

@@ -18,6 +18,8 @@ from loader.listing import DEFAULT_SHARD_SIZE
 
 DEFAULT_OUT = "./dicom-parquet"
 DEFAULT_TARGET = "duckdb:///./imaging.duckdb"
+# Snowflake recommends roughly 100–250 MB (compressed) per file a COPY loads.
+DEFAULT_STAGE_FILE_MB = 150
 
 
 def env_default(name: str, default: str) -> str:
@@ -36,13 +38,24 @@ class Target:
     # root), so it loads through an external stage, without PUT.
     stage_url: str | None = None
     storage_integration: str | None = None
+    # Snowflake only: the size the run's Parquet is compacted to before staging.
+    stage_file_mb: float = DEFAULT_STAGE_FILE_MB
 
     @classmethod
     def parse(
-        cls, text: str, stage_url: str | None = None, storage_integration: str | None = None
+        cls,
+        text: str,
+        stage_url: str | None = None,
+        storage_integration: str | None = None,
+        stage_file_mb: float | None = None,
     ) -> Target:
-        if (stage_url or storage_integration) and not text.startswith("snowflake:"):
-            raise ConfigError("--stage-url and --storage-integration apply to Snowflake only")
+        snowflake = text.startswith("snowflake:")
+        if (stage_url or storage_integration or stage_file_mb) and not snowflake:
+            raise ConfigError(
+                "--stage-url, --storage-integration and --stage-file-mb apply to Snowflake only"
+            )
+        if stage_file_mb is not None and not 0.01 <= stage_file_mb <= 5000:
+            raise ConfigError(f"--stage-file-mb {stage_file_mb} is not between 0.01 and 5000")
         if text.lower() == "none":
             return cls("none", "")
         if text.startswith("duckdb://"):
@@ -55,12 +68,13 @@ class Target:
             from loader.warehouse.snowflake import external_stage_url
             from loader.warehouse.snowflake_target import parse_snowflake_target
 
-            parsed = parse_snowflake_target(text)  # fail early, before any work
+            parse_snowflake_target(text)  # fail early, before any work
             if storage_integration:
                 identifier(storage_integration, "storage integration")
             if stage_url:
-                external_stage_url(stage_url, parsed.emulator)
-            return cls("snowflake", text, stage_url, storage_integration)
+                external_stage_url(stage_url)
+            size = stage_file_mb or DEFAULT_STAGE_FILE_MB
+            return cls("snowflake", text, stage_url, storage_integration, size)
         raise ConfigError(
             f"unknown target {text.split('://')[0]!r}: use duckdb:///PATH, snowflake:NAME, "
             "snowflake://USER@ACCOUNT/DATABASE/SCHEMA or none"

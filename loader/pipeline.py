@@ -47,7 +47,9 @@ def open_warehouse(target: Target, read_only: bool = False) -> Warehouse:
     if target.kind == "snowflake":
         from loader.warehouse.snowflake import SnowflakeWarehouse
 
-        return SnowflakeWarehouse(target.location, target.stage_url, target.storage_integration)
+        return SnowflakeWarehouse(
+            target.location, target.stage_url, target.storage_integration, target.stage_file_mb
+        )
     raise ConfigError(f"no warehouse for target {target}")
 
 
@@ -372,6 +374,7 @@ def build_report(
         "seconds": round(seconds, 3),
         "extract_seconds": round(processed_seconds, 3),
         "load_seconds": round(load.seconds, 3) if load else 0.0,
+        "staged_files": load.staged_files if load else {},
         "files_per_second": round(processed / processed_seconds, 1) if processed_seconds else 0,
         "workers": settings.workers,
         "peak_rss_bytes": {

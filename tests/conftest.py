@@ -84,10 +84,14 @@ def synth_archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Synth
 
 @pytest.fixture(scope="session")
 def fakesnow_server():
-    """A fakesnow server on 127.0.0.1, reached by the real snowflake-connector-python."""
+    """A fakesnow server on 127.0.0.1, reached by the real snowflake-connector-python,
+    with what it lacks of Snowflake supplied server-side (tests/fakesnow_gaps.py)."""
     import fakesnow
+    import fakesnow_gaps
 
-    with fakesnow.server() as connection:
+    serve = fakesnow.server  # the function, before the gaps layer imports the module
+    fakesnow_gaps.install()
+    with serve() as connection:
         yield connection
 
 
@@ -104,7 +108,6 @@ def snowflake_target(fakesnow_server, request):
     return (
         f"snowflake://{params['user']}:{params['password']}@{params['account']}/DICOM/{schema}"
         f"?host={params['host']}&port={params['port']}&protocol=http&network_timeout=5"
-        "&emulator=fakesnow"
     )
 
 

@@ -22,6 +22,8 @@ class LoadResult:
     error_files: int = 0
     # Per entity table: natural keys whose objects disagreed, and on which columns.
     conflicts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Per table, the files and bytes staged for a warehouse that loads from a stage.
+    staged_files: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds: float = 0.0
 
 

@@ -1,10 +1,14 @@
-"""Snowflake: PUT the run's Parquet to an internal stage, COPY it into transient
-staging tables, check every COPY result, then MERGE into the model (merge.py).
+"""Snowflake: compact the run's Parquet into COPY-sized files (stage_files.py), PUT
+them to an internal stage (or leave them where an external stage reads them), COPY
+them into transient staging tables, check every COPY result, then MERGE into the
+model in one transaction (merge.py).
 
 The connection comes from the real snowflake-connector-python, configured only
 through the connector's own mechanisms (snowflake_target.py). Every COPY result
 is checked file by file: a file not LOADED, or loaded with another row count
-than the run wrote, fails the load before anything is merged.
+than was staged, fails the load before anything is merged. The statements are the
+same whatever the server: the tests' emulator is completed in the test harness
+(tests/fakesnow_gaps.py), never by sending it other SQL from here.
 """
 
 from __future__ import annotations
@@ -18,9 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from loader import faults
+from loader.config import DEFAULT_STAGE_FILE_MB
 from loader.errors import ConfigError, LoadError
 from loader.identifiers import quoted
-from loader.model import BY_NAME, EXTRACTED, TABLES, ColumnType, arrow_schema, create_table
+from loader.model import (
+    BY_NAME,
+    DIALECT_TYPES,
+    EXTRACTED,
+    TABLES,
+    ColumnType,
+    arrow_schema,
+    create_table,
+)
 from loader.output import OutputRoot
 from loader.warehouse.base import LoadResult, fetch_batches
 from loader.warehouse.merge import Dialect, merge_staged, merge_upsert, stage_table
@@ -29,10 +42,14 @@ from loader.warehouse.snowflake_target import (
     SnowflakeTarget,
     parse_snowflake_target,
 )
+from loader.warehouse.stage_files import StagedFile, compact_table
 
 FILE_FORMAT = "DICOM_LOADER_PARQUET"
 FILES_PER_COPY = 1000  # Snowflake's limit for an explicit FILES list
 PUT_THREADS = 4
+# Where a run's compacted files are written under --out before staging; an
+# external stage on the --out root reads them from there.
+STAGED_FOLDER = "_snowflake_stage"
 _RUN_ID = re.compile(r"[A-Za-z0-9_.=-]{1,128}")
 
 DIALECT = Dialect(
@@ -46,11 +63,18 @@ DIALECT = Dialect(
 
 
 def setup_statements(stage: str) -> list[str]:
-    """The model's tables and the loader's stage, idempotent."""
+    """The model's tables, the Parquet file format and the loader's stage, idempotent.
+
+    The file format is replaced on every load, so a deployment made by an earlier
+    version gets these options: with logical types, DATE, TIME, TIMESTAMP and
+    DECIMAL columns reach `$1:column` as themselves, not as the integers Parquet
+    stores them as; the vectorized scanner reads only the columns a COPY selects.
+    """
     tables = [create_table(table, "snowflake") for table in TABLES]
     return [
         *tables,
-        f"CREATE FILE FORMAT IF NOT EXISTS {FILE_FORMAT} TYPE = PARQUET",
+        f"CREATE OR REPLACE FILE FORMAT {FILE_FORMAT} TYPE = PARQUET "
+        "USE_LOGICAL_TYPE = TRUE USE_VECTORIZED_SCANNER = TRUE",
         f"CREATE STAGE IF NOT EXISTS {quoted(stage, 'stage')}",
     ]
 
@@ -58,12 +82,9 @@ def setup_statements(stage: str) -> list[str]:
 _CLOUD_URL = re.compile(r"(s3|s3compat|gcs|azure)://[A-Za-z0-9._~:/=+@%-]+")
 
 
-def external_stage_url(url: str, emulator: str | None) -> str:
-    """A cloud storage URL safe to render in CREATE STAGE (local file:// for emulators)."""
-    allowed = _CLOUD_URL.fullmatch(url) or (
-        emulator is not None and re.fullmatch(r"file:///[A-Za-z0-9._~/=+@%-]+", url)
-    )
-    if not allowed:
+def external_stage_url(url: str) -> str:
+    """A cloud storage URL safe to render in CREATE STAGE."""
+    if not _CLOUD_URL.fullmatch(url):
         raise ConfigError(f"stage URL {url!r} is not an s3://, gcs:// or azure:// location")
     return url if url.endswith("/") else url + "/"
 
@@ -98,31 +119,39 @@ def render_stage_sql(stage: str = DEFAULT_STAGE) -> str:
     )
 
 
-def copy_statement(
-    table: str, stage: str, folder: str, files: Sequence[str] | None, single_file: str = ""
-) -> str:
-    """COPY one table's Parquet files from `@stage/folder` into its staging table.
+def copy_statement(table: str, stage: str, folder: str, files: Sequence[str]) -> str:
+    """COPY the named Parquet files of `@stage/folder` into the table's staging table.
 
-    Columns are mapped explicitly, VARIANT text is parsed, and a file that does not
-    load aborts the statement (bad DICOM never reaches COPY; it is already an error
-    row). FORCE reloads files a previous, interrupted load copied already: the
-    staging table is new for every load and MERGE makes the result idempotent.
+    Every column is mapped by name and cast to its model type (VARIANT text parsed),
+    and a file that does not load aborts the statement (bad DICOM never reaches COPY;
+    it is already an error row). FORCE reloads files a previous, interrupted load
+    copied already: the staging table is new for every load and MERGE makes the
+    result idempotent.
     """
-    schema = arrow_schema(BY_NAME[table])
     model = BY_NAME[table]
+    names = arrow_schema(model).names
+    types = DIALECT_TYPES["snowflake"]
     selects = [
-        f"PARSE_JSON($1:{name})" if model.column(name).type is ColumnType.VARIANT else f"$1:{name}"
-        for name in schema.names
+        f"PARSE_JSON($1:{name})"
+        if model.column(name).type is ColumnType.VARIANT
+        else f"$1:{name}::{types[model.column(name).type]}"
+        for name in names
     ]
-    files_clause = ""
-    if files is not None:
-        files_clause = " FILES = (" + ", ".join(f"'{f}'" for f in files) + ")"
+    listed = ", ".join(f"'{f}'" for f in files)
     return (
-        f"COPY INTO {stage_table(table)} ({', '.join(schema.names)}) "
-        f"FROM (SELECT {', '.join(selects)} FROM @{quoted(stage, 'stage')}/{folder}"
-        f"{single_file}){files_clause} "
+        f"COPY INTO {stage_table(table)} ({', '.join(names)}) "
+        f"FROM (SELECT {', '.join(selects)} FROM @{quoted(stage, 'stage')}/{folder}) "
+        f"FILES = ({listed}) "
         f"FILE_FORMAT = (FORMAT_NAME = '{FILE_FORMAT}') ON_ERROR = ABORT_STATEMENT FORCE = TRUE"
     )
+
+
+def copy_statements(table: str, stage: str, folder: str, names: list[str]) -> list[str]:
+    """The COPY statements of a table's staged files: FILES lists of at most 1,000."""
+    return [
+        copy_statement(table, stage, folder, names[i : i + FILES_PER_COPY])
+        for i in range(0, len(names), FILES_PER_COPY)
+    ]
 
 
 class SnowflakeWarehouse:
@@ -136,12 +165,14 @@ class SnowflakeWarehouse:
         target_text: str,
         stage_url: str | None = None,
         storage_integration: str | None = None,
+        stage_file_mb: float = DEFAULT_STAGE_FILE_MB,
     ) -> None:
         import snowflake.connector
 
         self.target: SnowflakeTarget = parse_snowflake_target(target_text)
-        self.stage_url = external_stage_url(stage_url, self.target.emulator) if stage_url else None
+        self.stage_url = external_stage_url(stage_url) if stage_url else None
         self.storage_integration = storage_integration
+        self.stage_file_bytes = int(stage_file_mb * 1024 * 1024)
         try:
             if self.target.connection_name:
                 self.con = snowflake.connector.connect(connection_name=self.target.connection_name)
@@ -150,10 +181,6 @@ class SnowflakeWarehouse:
         except Exception as exc:  # noqa: BLE001 - the connector raises many types; all fail here
             message = self.target.scrub(f"{type(exc).__name__}: {exc}")
             raise LoadError(f"cannot connect to {self.target.description}: {message}") from None
-
-    @property
-    def emulated(self) -> bool:
-        return self.target.emulator is not None
 
     def close(self) -> None:
         self.con.close()
@@ -177,58 +204,73 @@ class SnowflakeWarehouse:
             self._execute(statement)
 
     def load_run(self, out: OutputRoot, run_id: str, shards: list[dict[str, Any]]) -> LoadResult:
-        """PUT (or use the external stage), COPY and check, then MERGE; safe to repeat."""
+        """Compact, stage (PUT, or the external stage), COPY and check, then MERGE in
+        one transaction; safe to repeat."""
         if not _RUN_ID.fullmatch(run_id):
             raise ConfigError(f"run id {run_id!r} cannot name a stage path")
         started = time.time()
         self.create_model()
         loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        files = {
-            name: [
-                (s["files"][name], int(s["rows"][name]))
-                for s in shards
-                if name in s.get("files", {})
-            ]
+        staged_root = f"{STAGED_FOLDER}/run_id={run_id}"
+        compacted = {
+            name: compact_table(
+                out,
+                BY_NAME[name],
+                [s["files"][name] for s in shards if name in s.get("files", {})],
+                f"{staged_root}/{name}",
+                self.stage_file_bytes,
+            )
             for name in EXTRACTED
         }
         if self.stage_url:
             stage = f"{self.target.stage}_EXTERNAL"
             self._execute(external_stage_statement(stage, self.stage_url, self.storage_integration))
-            folders = {name: f"{name}/run_id={run_id}/" for name in EXTRACTED}
+            folders = {name: f"{staged_root}/{name}/" for name in EXTRACTED}
         else:
             stage = self.target.stage
-            self._put(out, run_id, files)
+            self._put(out, run_id, staged_root, compacted)
             folders = {name: f"{run_id}/{name}/" for name in EXTRACTED}
+        for name, files in compacted.items():
+            written = sum(int(s["rows"].get(name, 0)) for s in shards if name in s.get("files", {}))
+            if sum(f.rows for f in files) != written:
+                raise LoadError(f"{name}: compacted {sum(f.rows for f in files)} rows of {written}")
         staged = {}
         for name in EXTRACTED:
-            staged[name] = self._copy(name, stage, folders[name], files[name], loaded_at)
+            staged[name] = self._copy(name, stage, folders[name], compacted[name], loaded_at)
             faults.maybe_fail("mid-copy")
         faults.maybe_fail("after-copy")
-        # Emulators cannot run MERGE inside an explicit transaction (README gaps).
-        transactional = not self.emulated
-        if transactional:
-            self._execute("BEGIN")
+        self._execute("BEGIN")
         try:
             result = merge_staged(self._execute, DIALECT, run_id, shards, staged, loaded_at)
-            if transactional:
-                self._execute("COMMIT")
+            self._execute("COMMIT")
         except BaseException:
-            if transactional:
-                self._execute("ROLLBACK")
+            self._execute("ROLLBACK")
             raise
         for name in EXTRACTED:
             self._execute(f"DROP TABLE IF EXISTS {stage_table(name)}")
-        if not self.stage_url and not self.emulated:
+        if not self.stage_url:
             self._execute(f"REMOVE @{quoted(stage, 'stage')}/{run_id}/")
+        out.remove_folder(staged_root)
+        result.staged_files = {
+            name: {"files": len(files), "bytes": sum(f.bytes for f in files)}
+            for name, files in compacted.items()
+        }
         result.seconds = time.time() - started
         return result
 
-    def _put(self, out: OutputRoot, run_id: str, files: dict[str, list[tuple[str, int]]]) -> None:
-        """Upload every Parquet file of the run to the internal stage."""
+    def _put(
+        self,
+        out: OutputRoot,
+        run_id: str,
+        staged_root: str,
+        compacted: dict[str, list[StagedFile]],
+    ) -> None:
+        """Upload every compacted file to the internal stage, PUT_THREADS at a time
+        (each PUT on its own cursor; the connector's connection serves them alike)."""
         jobs = [
-            (table, Path(out.location(path)))
-            for table, entries in files.items()
-            for path, _ in entries
+            (table, Path(out.location(f"{staged_root}/{table}/{f.name}")))
+            for table, files in compacted.items()
+            for f in files
         ]
 
         def put(job: tuple[str, Path]) -> None:
@@ -237,8 +279,7 @@ class SnowflakeWarehouse:
             if not rows or rows[0][6] not in ("UPLOADED", "SKIPPED"):
                 raise LoadError(f"PUT of {path.name} for {table} did not upload: {rows}")
 
-        # Emulators serve one statement at a time (README gaps).
-        with ThreadPoolExecutor(1 if self.emulated else PUT_THREADS) as pool:
+        with ThreadPoolExecutor(PUT_THREADS) as pool:
             list(pool.map(put, jobs))
 
     def _copy(
@@ -246,23 +287,15 @@ class SnowflakeWarehouse:
         table: str,
         stage: str,
         folder: str,
-        files: list[tuple[str, int]],
+        files: list[StagedFile],
         loaded_at: dt.datetime,
     ) -> int:
         staging = stage_table(table)
         self._execute(f"CREATE OR REPLACE TRANSIENT TABLE {staging} LIKE {table}")
-        expected = {Path(path).name: rows for path, rows in files}
         if not files:
             return 0
-        names = sorted(expected)
-        if self.emulated and not self.stage_url:
-            # Emulators reject FILES = (...) on internal stages (README gaps).
-            statements = [copy_statement(table, stage, folder, None, name) for name in names]
-        else:
-            statements = [
-                copy_statement(table, stage, folder, names[i : i + FILES_PER_COPY])
-                for i in range(0, len(names), FILES_PER_COPY)
-            ]
+        expected = {f.name: f.rows for f in files}
+        statements = copy_statements(table, stage, folder, sorted(expected))
         results = [row for statement in statements for row in self._execute(statement)]
         check_copy_results(table, results, expected)
         self._execute(f"UPDATE {staging} SET _loaded_at = %s", [loaded_at])
@@ -275,8 +308,8 @@ def check_copy_results(
 ) -> None:
     """Every file LOADED with the rows the run wrote, and no file unaccounted for.
 
-    A COPY that reports success on nothing is a failure: an emulator (or a wrong
-    path) can return "0 files processed" and look clean.
+    A COPY that reports success on nothing is a failure: a wrong path returns
+    "Copy executed with 0 files processed." and looks clean.
     """
     seen: dict[str, int] = {}
     for row in results:

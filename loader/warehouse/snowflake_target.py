@@ -4,8 +4,9 @@ Authentication stays the connector's: a named connection from its own
 connections.toml (SNOWFLAKE_HOME honoured), or URL parameters it understands
 (authenticator, private_key_file, ...). A password may come from the URL's user
 info or SNOWFLAKE_PASSWORD; it is kept out of every repr, log line and error.
-Two parameters are the loader's own, on either form: `stage` (the internal stage
-to use) and `emulator` (a local emulator whose gaps the loader works around).
+One parameter is the loader's own, on either form: `stage` (the internal stage to
+use). There is no emulator switch: the loader sends every server the statements
+real Snowflake gets.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ CONNECTOR_PARAMETERS = frozenset(
 SECRET_PARAMETERS = frozenset({"password", "private_key_file_pwd", "token", "passcode"})
 _NUMERIC = frozenset({"port", "login_timeout", "network_timeout"})
 DEFAULT_STAGE = "DICOM_LOADER_STAGE"
-EMULATORS = frozenset({"fakesnow"})
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,6 @@ class SnowflakeTarget:
     connection_name: str | None = None
     connect_kwargs: dict[str, Any] = field(default_factory=dict, repr=False)
     stage: str = DEFAULT_STAGE
-    emulator: str | None = None
 
     def __repr__(self) -> str:
         return f"SnowflakeTarget({self.description})"
@@ -80,21 +79,17 @@ def _redacted(text: str) -> str:
     return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
-def _options(pairs: list[tuple[str, str]], connector: bool) -> tuple[str, str | None, dict]:
-    """The loader's (stage, emulator) and, when allowed, connector kwargs."""
-    stage, emulator, kwargs = DEFAULT_STAGE, None, {}
+def _options(pairs: list[tuple[str, str]], connector: bool) -> tuple[str, dict]:
+    """The loader's stage and, when allowed, connector kwargs."""
+    stage, kwargs = DEFAULT_STAGE, {}
     for key, value in pairs:
         if key == "stage":
             stage = identifier(value, "stage")
-        elif key == "emulator":
-            if value not in EMULATORS:
-                raise ConfigError(f"unknown emulator {value!r}")
-            emulator = value
         elif connector and key in CONNECTOR_PARAMETERS:
             kwargs[key] = int(value) if key in _NUMERIC else value
         else:
             raise ConfigError(f"unknown Snowflake target parameter {key!r}")
-    return stage, emulator, kwargs
+    return stage, kwargs
 
 
 def parse_snowflake_target(text: str) -> SnowflakeTarget:
@@ -103,12 +98,11 @@ def parse_snowflake_target(text: str) -> SnowflakeTarget:
         name, _, query = text[len("snowflake:") :].partition("?")
         if not name:
             raise ConfigError("snowflake:NAME needs the name of a connection")
-        stage, emulator, _ = _options(parse_qsl(query), connector=False)
+        stage, _ = _options(parse_qsl(query), connector=False)
         return SnowflakeTarget(
             description=f"snowflake:{name}" + (f"?{query}" if query else ""),
             connection_name=name,
             stage=stage,
-            emulator=emulator,
         )
     parts = urlsplit(text)
     if parts.scheme != "snowflake" or not parts.hostname:
@@ -119,7 +113,7 @@ def parse_snowflake_target(text: str) -> SnowflakeTarget:
             "a Snowflake URL names DATABASE/SCHEMA: "
             "snowflake://USER@ACCOUNT/DATABASE/SCHEMA?warehouse=WH"
         )
-    stage, emulator, kwargs = _options(parse_qsl(parts.query), connector=True)
+    stage, kwargs = _options(parse_qsl(parts.query), connector=True)
     kwargs |= {
         "account": parts.hostname,
         "database": identifier(path[0], "database"),
@@ -133,6 +127,4 @@ def parse_snowflake_target(text: str) -> SnowflakeTarget:
     for key in ("warehouse", "role"):
         if key in kwargs:
             identifier(kwargs[key], key)
-    return SnowflakeTarget(
-        description=_redacted(text), connect_kwargs=kwargs, stage=stage, emulator=emulator
-    )
+    return SnowflakeTarget(description=_redacted(text), connect_kwargs=kwargs, stage=stage)

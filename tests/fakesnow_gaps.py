@@ -1,0 +1,229 @@
+"""What fakesnow 0.12.1 lacks of Snowflake, supplied inside the fakesnow server.
+
+The loader sends the emulator exactly the statements it sends Snowflake. Where
+fakesnow cannot run one, this layer (installed in the server, which runs in the test
+process) runs it with the behaviour Snowflake documents. Each gap, with the page that
+defines the real behaviour, is listed in `sql/snowflake/README.md`; keep the two in
+step.
+
+- `BEGIN` / `COMMIT` / `ROLLBACK`: fakesnow cannot run MERGE inside an explicit
+  transaction (DuckDB refuses a transaction that writes its catalog database and the
+  data database). BEGIN snapshots the session schema's tables, ROLLBACK restores
+  them, COMMIT drops the snapshot; the statements in between run as they come.
+- `COPY … FROM (SELECT … FROM @stage/folder/) FILES = (…)` on an internal stage:
+  fakesnow rejects FILES there ("invalid URL prefix"). It runs as one COPY per
+  listed file, with the per-file results of all of them as the statement's result.
+- `REMOVE @stage/path/`: not parsed by fakesnow; the stage's files under the path are
+  deleted and listed as removed.
+- Several statements at once on one session (the loader's parallel PUT): fakesnow
+  serves a session on one DuckDB connection; they are serialised per session.
+- NULL `TIMESTAMP_NTZ` in results: fakesnow's result encoder drops the null mask and
+  returns 1970-01-01; the mask is kept.
+- `MD5_NUMBER_LOWER64`: missing; a function computing it as Snowflake documents
+  (the MD5 digest read as a big-endian 128-bit number, its lower 64 bits unsigned, as NUMBER(20,0)).
+- External stages on `s3://` URLs: fakesnow reads only local files or real buckets;
+  a stage URL under `s3://fakesnow-local/` is read from the local path after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import shutil
+from typing import Any
+
+import pyarrow as pa
+
+LOCAL_BUCKET = "s3://fakesnow-local"
+_SUCCESS = "SELECT 'Statement executed successfully.' AS \"status\""
+_SNAPSHOT_SCHEMA = "_harness_txn"
+_COPY_FILES = re.compile(
+    r"^(?P<head>COPY INTO .*? FROM \(SELECT .*? FROM @(?P<stage>[^\s)]+?)/(?P<folder>[^\s)]*?))\) "
+    r"FILES = \((?P<files>[^)]*)\) (?P<tail>.*)$",
+    re.DOTALL,
+)
+_REMOVE = re.compile(r"^REMOVE @(?P<stage>[^\s/]+)/(?P<path>\S*)\s*$", re.IGNORECASE)
+_TRANSACTION = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK)\s*;?\s*$", re.IGNORECASE)
+_LOCAL_STAGE_URL = re.compile(r"URL = '" + re.escape(LOCAL_BUCKET) + r"(/[^']*)'")
+
+
+def md5_number_lower64(text: str | None) -> int | None:
+    """Snowflake's MD5_NUMBER_LOWER64, from its documented definition."""
+    if text is None:
+        return None
+    return int.from_bytes(hashlib.md5(text.encode("utf-8")).digest()[8:], "big")
+
+
+def install() -> None:
+    """Patch the fakesnow server's cursor, routes and result encoder (once per
+    process). Take `fakesnow.server` (the function) before calling this."""
+    import importlib
+
+    import fakesnow.arrow
+    from fakesnow.cursor import FakeSnowflakeCursor
+
+    if getattr(FakeSnowflakeCursor, "_dicom_loader_gaps", False):
+        return
+    # Importing the module fakesnow.server replaces the package's server() function
+    # by the module: callers take the function before they install this layer.
+    server_module = importlib.import_module("fakesnow.server")
+    original_execute = FakeSnowflakeCursor.execute
+
+    def execute(self: Any, command: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("server"):
+            return original_execute(self, command, params, *args, **kwargs)
+        run = lambda sql: original_execute(self, sql, params, *args, **kwargs)  # noqa: E731
+        text = command.strip()
+        if match := _TRANSACTION.match(text):
+            _transaction(self, match.group(1).upper())
+            return run(_SUCCESS)
+        if match := _REMOVE.match(text):
+            return run(_removed(self, match.group("stage"), match.group("path")))
+        if (match := _COPY_FILES.match(text)) and not _is_external(self, match.group("stage")):
+            return run(_copy_file_by_file(self, match, run))
+        return run(_LOCAL_STAGE_URL.sub(lambda m: f"URL = 'file://{m.group(1)}'", command))
+
+    FakeSnowflakeCursor.execute = execute  # type: ignore[method-assign]
+    FakeSnowflakeCursor._dicom_loader_gaps = True  # type: ignore[attr-defined]
+    _serialise_sessions(server_module.app)
+    # Sessions' DuckDB connections are cursors of this one and inherit its functions;
+    # fakesnow's translation renames the function m_d5_number_lower64.
+    for name in ("md5_number_lower64", "m_d5_number_lower64"):
+        server_module.shared_fs.duck_conn.create_function(
+            name, md5_number_lower64, ["VARCHAR"], "DECIMAL(20,0)"
+        )
+
+    original_struct = fakesnow.arrow.timestamp_to_sf_struct
+
+    def timestamp_struct(ts: pa.Array | pa.ChunkedArray) -> pa.Array:
+        if isinstance(ts, pa.ChunkedArray):
+            ts = ts.combine_chunks()
+        struct = original_struct(ts)
+        if not ts.null_count:
+            return struct
+        fields = [struct.type.field(i) for i in range(struct.type.num_fields)]
+        return pa.StructArray.from_arrays(
+            [struct.field(i) for i in range(len(fields))], fields=fields, mask=ts.is_null()
+        )
+
+    fakesnow.arrow.timestamp_to_sf_struct = timestamp_struct
+
+
+def _serialise_sessions(app: Any) -> None:
+    """One query request at a time per session: fakesnow answers a session's requests
+    on one DuckDB connection, which refuses a second call while one runs (Snowflake
+    runs a session's concurrent statements, such as the loader's parallel PUTs)."""
+    from starlette.routing import Route, request_response
+
+    locks: dict[str, asyncio.Lock] = {}
+    for route in app.routes:
+        if isinstance(route, Route) and route.path == "/queries/v1/query-request":
+            endpoint = route.endpoint
+
+            async def serialised(request: Any, endpoint: Any = endpoint) -> Any:
+                token = request.headers.get("Authorization", "")
+                lock = locks.setdefault(token, asyncio.Lock())
+                async with lock:
+                    return await endpoint(request)
+
+            route.endpoint = serialised
+            route.app = request_response(serialised)
+
+
+def _schema_of(cursor: Any) -> tuple[str, str]:
+    return cursor._conn.database, cursor._conn.schema
+
+
+def _tables(cursor: Any, database: str, schema: str) -> list[str]:
+    rows = cursor._duck_conn.execute(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_catalog = ? AND table_schema = ? AND table_type = 'BASE TABLE'",
+        [database, schema],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _transaction(cursor: Any, verb: str) -> None:
+    database, schema = _schema_of(cursor)
+    duck = cursor._duck_conn
+    snap = f'"{database}"."{_SNAPSHOT_SCHEMA}"'
+    if verb == "BEGIN":
+        duck.execute(f"DROP SCHEMA IF EXISTS {snap} CASCADE")
+        duck.execute(f"CREATE SCHEMA {snap}")
+        for table in _tables(cursor, database, schema):
+            duck.execute(
+                f'CREATE TABLE {snap}."{schema}__{table}" AS '
+                f'SELECT * FROM "{database}"."{schema}"."{table}"'
+            )
+        return
+    if verb == "ROLLBACK":
+        saved = set(_tables(cursor, database, _SNAPSHOT_SCHEMA))
+        for table in _tables(cursor, database, schema):
+            if f"{schema}__{table}" in saved:
+                target = f'"{database}"."{schema}"."{table}"'
+                duck.execute(f"DELETE FROM {target}")
+                duck.execute(f'INSERT INTO {target} SELECT * FROM {snap}."{schema}__{table}"')
+    duck.execute(f"DROP SCHEMA IF EXISTS {snap} CASCADE")
+
+
+def _stage_dir(cursor: Any, stage: str, path: str) -> str:
+    from fakesnow.transforms import stage as fake_stage
+
+    database, schema = _schema_of(cursor)
+    parts = fake_stage.parts_from_var(stage, database, schema)
+    return fake_stage.internal_dir(".".join(parts), path)
+
+
+def _is_external(cursor: Any, stage: str) -> bool:
+    return not os.path.isdir(_stage_dir(cursor, stage, ""))
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, int | float):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _values(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
+    if not rows:
+        return "SELECT " + ", ".join(f"NULL AS {c}" for c in columns) + " WHERE FALSE"
+    body = ", ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in rows)
+    return f"SELECT * FROM (VALUES {body}) AS t ({', '.join(columns)})"
+
+
+def _removed(cursor: Any, stage: str, path: str) -> str:
+    directory = _stage_dir(cursor, stage, path)
+    removed = []
+    for root, _, files in os.walk(directory):
+        removed += [os.path.join(root, f) for f in files]
+    shutil.rmtree(directory, ignore_errors=True)
+    rows = [(os.path.relpath(f, _stage_dir(cursor, stage, "")), "removed") for f in removed]
+    return _values(["name", "result"], sorted(rows))
+
+
+_COPY_COLUMNS = [
+    "file",
+    "status",
+    "rows_parsed",
+    "rows_loaded",
+    "error_limit",
+    "errors_seen",
+    "first_error",
+    "first_error_line",
+    "first_error_character",
+    "first_error_column_name",
+]
+
+
+def _copy_file_by_file(cursor: Any, match: re.Match[str], run: Any) -> str:
+    files = [f.strip().strip("'") for f in match.group("files").split(",") if f.strip()]
+    results: list[tuple[Any, ...]] = []
+    for name in files:
+        head = match.group("head")
+        run(f"{head}{name}) {match.group('tail')}")
+        results += [tuple(r) for r in cursor.fetchall()]
+    return _values(_COPY_COLUMNS, results)
