@@ -27,8 +27,9 @@ from loader.config import (
 )
 from loader.decode import DEFAULT_ELEMENT_LIMIT
 from loader.dicomweb import with_filters
-from loader.errors import ConfigError, LoaderError
+from loader.errors import ConfigError, LoaderError, LoadError, StatementError
 from loader.headers import DEFAULT_HEADER_BYTES, LOCAL_HEADER_BYTES
+from loader.identifiers import quoted
 from loader.listing import DEFAULT_SHARD_SIZE
 from loader.model import render_ddl
 from loader.output import OutputRoot
@@ -415,6 +416,11 @@ def pattern_options(command: Any) -> Any:
         "warehouse": ("COMPUTE_WH", "Warehouse that refreshes the dynamic tables."),
         "lag": ("10 minutes", "TARGET_LAG of the dynamic tables."),
         "phi_role": ("DICOM_PHI_READER", "The role that sees PHI in clear."),
+        "owner_role": (
+            "DICOM_LOADER",
+            "The role that owns the loader's tables, tasks and dynamic tables (granted the "
+            "PHI role, so they never read masked values).",
+        ),
         "schedule": ("5 MINUTE", "SCHEDULE of the root task."),
         "stage_url": (None, "batch, snowpipe: where exports land (s3://, gcs://, azure://)."),
         "storage_integration": (None, "The storage integration that reads --stage-url."),
@@ -482,9 +488,19 @@ def deploy(pattern: str, target: str, names: Names) -> None:
         statements = render(pattern, names)
         warehouse_ = pipeline.open_warehouse(destination)
         try:
+            # The model's tables go where the patterns' objects go.
+            if names.database:
+                warehouse_.query(f"USE DATABASE {quoted(names.database)}")
+            if names.schema:
+                warehouse_.query(f"USE SCHEMA {quoted(names.schema)}")
             warehouse_.create_model()
-            for statement in statements:
-                warehouse_.query(statement)
+            for number, statement in enumerate(statements, 1):
+                try:
+                    warehouse_.query(statement)
+                except StatementError as exc:
+                    raise LoadError(
+                        f"deploy {pattern}: statement {number} of {len(statements)} failed: {exc}"
+                    ) from None
         finally:
             warehouse_.close()
     except LoaderError as exc:

@@ -64,6 +64,16 @@ class LoadError(Terminal):
     """The warehouse did not end with what the run wrote."""
 
 
+class StatementError(LoadError):
+    """The warehouse refused a statement: its message says which and why, in one line."""
+
+    def __init__(self, statement: str, message: str) -> None:
+        first = " ".join(statement.split())
+        shown = first if len(first) <= 100 else first[:97] + "..."
+        super().__init__(f"{' '.join(message.split())} (in: {shown})")
+        self.statement = statement
+
+
 # Categories that mean "this object was not loaded" (an error file); the others
 # (TYPE_CAST_ERROR, DUPLICATE, REFERENTIAL_ERROR) annotate loaded objects.
 FILE_ERROR_CATEGORIES = frozenset(

@@ -22,6 +22,10 @@ REQUIRED = {
 }
 
 
+# What the governance pattern's text policy returns to a role without the PHI role.
+MASKED_TEXT = "***MASKED***"
+
+
 def _one(warehouse: Warehouse, sql: str) -> Any:
     rows = warehouse.query(sql)
     return rows[0][0] if rows else None
@@ -83,6 +87,17 @@ def warehouse_checks(warehouse: Warehouse) -> dict[str, Any]:
             or 0
         ),
         "completeness": completeness,
+        # Rows whose PHI this session reads masked: the loader's MERGE then compares
+        # and writes masked values, and its conflicts are not the data's. The role
+        # that loads must hold the PHI role (sql/snowflake/README.md, "Governance").
+        "masked_phi_rows": int(
+            _one(
+                warehouse,
+                f"SELECT count(*) FROM dicom_patient WHERE patient_id = '{MASKED_TEXT}' "
+                f"OR patient_name = '{MASKED_TEXT}'",
+            )
+            or 0
+        ),
     }
 
 
@@ -107,5 +122,6 @@ def passed(checks: dict[str, Any]) -> bool:
         and checks.get("orphan_instances", 0) == 0
         and checks.get("orphan_studies", 0) == 0
         and checks.get("duplicate_natural_keys", 0) == 0
+        and checks.get("masked_phi_rows", 0) == 0
         and checks.get("accounting", {}).get("balanced", True)
     )

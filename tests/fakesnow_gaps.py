@@ -81,6 +81,12 @@ def install() -> None:
             return run(_SUCCESS)
         if match := _REMOVE.match(text):
             return run(_removed(self, match.group("stage"), match.group("path")))
+        if (ddl := _catalog_ddl(self, text)) is not None:
+            return run(ddl)
+        if text.startswith("COPY INTO") and "METADATA$" in text:
+            return run(_copy_with_file_metadata(self, text))
+        if _RESULT_SCAN in text:
+            return run(_result_scan(self, text))
         if (match := _COPY_FILES.match(text)) and not _is_external(self, match.group("stage")):
             return run(_copy_file_by_file(self, match, run))
         return run(_LOCAL_STAGE_URL.sub(lambda m: f"URL = 'file://{m.group(1)}'", command))
@@ -219,6 +225,10 @@ _COPY_COLUMNS = [
 ]
 
 
+_RESULT_SCAN = "TABLE(RESULT_SCAN(LAST_QUERY_ID()))"
+LAST_COPY: dict[int, list[tuple[Any, ...]]] = {}  # per session: the last COPY's result
+
+
 def _copy_file_by_file(cursor: Any, match: re.Match[str], run: Any) -> str:
     files = [f.strip().strip("'") for f in match.group("files").split(",") if f.strip()]
     results: list[tuple[Any, ...]] = []
@@ -226,4 +236,182 @@ def _copy_file_by_file(cursor: Any, match: re.Match[str], run: Any) -> str:
         head = match.group("head")
         run(f"{head}{name}) {match.group('tail')}")
         results += [tuple(r) for r in cursor.fetchall()]
+    LAST_COPY[id(cursor._conn)] = results
     return _values(_COPY_COLUMNS, results)
+
+
+def _copy_with_file_metadata(cursor: Any, text: str) -> str:
+    """A COPY selecting METADATA$ columns from an internal stage. With no file there,
+    Snowflake's answer; with files, refused (not supplied: the conversion that
+    follows it is tested on rows inserted directly)."""
+    stage = re.search(r"FROM @([^\s)]+)", text)
+    directory = _stage_dir(cursor, stage.group(1), "") if stage else ""
+    if any(files for _, _, files in os.walk(directory)):
+        _refuse("the test harness does not supply COPY of METADATA$ columns from files")
+    LAST_COPY[id(cursor._conn)] = []
+    return "SELECT 'Copy executed with 0 files processed.' AS \"status\""
+
+
+def _result_scan(cursor: Any, text: str) -> str:
+    """RESULT_SCAN of the session's last COPY, as Snowflake keeps its per-file rows."""
+    rows = LAST_COPY.get(id(cursor._conn), [])
+    columns = ", ".join(f'"{c}"' for c in _COPY_COLUMNS)
+    if rows:
+        body = ", ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in rows)
+        scan = f"(SELECT * FROM (VALUES {body}) AS t ({columns}))"
+    else:
+        numbers = {"rows_parsed", "rows_loaded", "error_limit", "errors_seen"}
+        numbers |= {"first_error_line", "first_error_character"}
+        typed = ", ".join(
+            f'CAST(NULL AS {"BIGINT" if c in numbers else "VARCHAR"}) AS "{c}"'
+            for c in _COPY_COLUMNS
+        )
+        scan = f"(SELECT {typed} WHERE FALSE)"
+    return text.replace(_RESULT_SCAN, scan)
+
+
+# --- Objects fakesnow cannot create, kept in a catalog with Snowflake's rules -------
+#
+# Roles, grants, masking policies and their assignment, streams, tasks and pipes are
+# kept per session schema with the checks Snowflake makes when they are created or
+# changed: a policy exists before it is set or altered, the column it is set on
+# exists, a task's predecessor exists, a stream's table exists, ALTER TASK finds its
+# task. What they do at run time (masking, scheduling, change tracking) is not
+# emulated: their bodies are tested translated to DuckDB (tests/test_patterns.py). A
+# dynamic table is created as a view of its query, which fakesnow runs: the same
+# rows, computed when read.
+
+
+class Catalog:
+    """What the harness created that fakesnow cannot: for the tests to inspect."""
+
+    def __init__(self) -> None:
+        self.roles: set[str] = set()
+        self.grants: set[tuple[str, str]] = set()
+        self.bodies: dict[tuple[str, str, str], str] = {}  # (schema, kind, name) → SQL
+        self.created: dict[tuple[str, str, str], int] = {}  # times created or replaced
+        self.masked: dict[tuple[str, str, str], str] = {}  # (schema, table, column) → policy
+        self.resumed: set[tuple[str, str]] = set()
+
+    def schema(self, schema: str, kind: str) -> dict[str, str]:
+        return {n: b for (s, k, n), b in self.bodies.items() if s == schema and k == kind}
+
+
+CATALOG = Catalog()
+_NAME = r'((?:"[^"]+"\.)*(?:"[^"]+"|\w+))'
+_FLAGS = re.IGNORECASE | re.DOTALL
+
+
+def _re(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, _FLAGS)
+
+
+_DDL = (
+    ("role", _re(r'^CREATE ROLE IF NOT EXISTS "?(\w+)"?$')),
+    ("grant", _re(r'^GRANT ROLE "?(\w+)"? TO ROLE "?(\w+)"?$')),
+    ("policy", _re(rf"^CREATE MASKING POLICY IF NOT EXISTS {_NAME} AS (.*)$")),
+    ("policy_body", _re(rf"^ALTER MASKING POLICY {_NAME} SET BODY (.*)$")),
+    (
+        "set_policy",
+        _re(
+            rf"^ALTER (?:DYNAMIC )?TABLE IF EXISTS {_NAME} MODIFY COLUMN (\w+) "
+            rf"SET MASKING POLICY {_NAME}(?: USING \(([\w, ]+)\))? FORCE$"
+        ),
+    ),
+    ("stream", _re(rf"^CREATE STREAM IF NOT EXISTS {_NAME} ON TABLE {_NAME}")),
+    ("task", _re(rf"^CREATE OR REPLACE TASK {_NAME}\n(.*?)\nAS\n(.*)$")),
+    ("alter_task", _re(rf"^ALTER TASK (IF EXISTS )?{_NAME} (RESUME|SUSPEND)$")),
+    ("dynamic_table", _re(rf"^CREATE OR REPLACE DYNAMIC TABLE {_NAME}\n.*?\nAS\n(.*)$")),
+    ("pipe", _re(rf"^CREATE PIPE IF NOT EXISTS {_NAME} (.*)$")),
+)
+
+
+def _last(name: str) -> str:
+    """An object's own name from a possibly qualified one, as Snowflake stores it."""
+    part = name.rsplit(".", 1)[-1]
+    return part.strip('"') if part.startswith('"') else part.upper()
+
+
+def _refuse(message: str) -> Any:
+    import snowflake.connector.errors
+
+    raise snowflake.connector.errors.ProgrammingError(msg=message, errno=2003, sqlstate="02000")
+
+
+def _columns(cursor: Any, table: str) -> set[str] | None:
+    database, schema = _schema_of(cursor)
+    rows = cursor._duck_conn.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_catalog = ? AND table_schema = ? AND lower(table_name) = lower(?)",
+        [database, schema, table],
+    ).fetchall()
+    return {r[0].lower() for r in rows} or None
+
+
+def _catalog_ddl(cursor: Any, text: str) -> str | None:
+    """The SQL fakesnow should run for a DDL statement it lacks (a success message,
+    or a view for a dynamic table), or None when the statement is not one of them."""
+    _, schema = _schema_of(cursor)
+    found = next(((k, m) for k, p in _DDL if (m := p.match(text))), None)
+    if found is None:
+        return None
+    kind, match = found
+    c = CATALOG
+    if kind == "role":
+        c.roles.add(match.group(1).upper())
+    elif kind == "grant":
+        if match.group(1).upper() not in c.roles:
+            _refuse(f"Role '{match.group(1).upper()}' does not exist or not authorized.")
+        c.grants.add((match.group(1).upper(), match.group(2).upper()))
+    elif kind == "policy":
+        c.bodies.setdefault((schema, "policy", _last(match.group(1))), match.group(2))
+    elif kind == "policy_body":
+        key = (schema, "policy", _last(match.group(1)))
+        if key not in c.bodies:
+            _refuse(f"Masking policy '{_last(match.group(1))}' does not exist or not authorized.")
+        signature = c.bodies[key].split("->", 1)[0]
+        c.bodies[key] = f"{signature}{match.group(2)}"
+    elif kind == "set_policy":
+        table, column, policy = _last(match.group(1)), match.group(2), _last(match.group(3))
+        if (schema, "policy", policy) not in c.bodies:
+            _refuse(f"Masking policy '{policy}' does not exist or not authorized.")
+        columns = _columns(cursor, table)
+        if columns is not None:  # IF EXISTS: a missing table is no error
+            for needed in [column, *(match.group(4) or "").replace(" ", "").split(",")]:
+                if needed and needed.lower() not in columns:
+                    _refuse(f"invalid identifier '{needed.upper()}' of table {table}")
+            c.masked[(schema, table.lower(), column.lower())] = policy
+    elif kind == "stream":
+        if _columns(cursor, _last(match.group(2))) is None:
+            _refuse(f"Table '{_last(match.group(2))}' does not exist or not authorized.")
+        c.bodies.setdefault((schema, "stream", _last(match.group(1))), text)
+        c.created.setdefault((schema, "stream", _last(match.group(1))), 1)
+    elif kind == "task":
+        name, options = _last(match.group(1)), match.group(2)
+        after = re.search(r"AFTER " + _NAME, options)
+        if after and (schema, "task", _last(after.group(1))) not in c.bodies:
+            _refuse(f"Task '{_last(after.group(1))}' does not exist or not authorized.")
+        c.bodies[(schema, "task", name)] = text
+        c.created[(schema, "task", name)] = c.created.get((schema, "task", name), 0) + 1
+        c.resumed.discard((schema, name))  # a replaced task is suspended
+    elif kind == "alter_task":
+        name = _last(match.group(2))
+        if (schema, "task", name) not in c.bodies:
+            if match.group(1):
+                return _SUCCESS
+            _refuse(f"Task '{name}' does not exist or not authorized.")
+        if match.group(3).upper() == "RESUME":
+            c.resumed.add((schema, name))
+        else:
+            c.resumed.discard((schema, name))
+    elif kind == "dynamic_table":
+        name = _last(match.group(1))
+        c.bodies[(schema, "dynamic_table", name)] = text
+        c.created[(schema, "dynamic_table", name)] = (
+            c.created.get((schema, "dynamic_table", name), 0) + 1
+        )
+        return f"CREATE OR REPLACE VIEW {match.group(1)} AS\n{match.group(2)}"
+    elif kind == "pipe":
+        c.bodies.setdefault((schema, "pipe", _last(match.group(1))), text)
+        c.created.setdefault((schema, "pipe", _last(match.group(1))), 1)
+    return _SUCCESS

@@ -160,3 +160,30 @@ def test_bad_target_fails_before_work(tmp_path):
     done = dicom_loader("run", str(tmp_path), "--target", "postgres://x", check=False)
     assert done.returncode == 1
     assert "unknown target" in done.stderr
+
+
+def test_validate_fails_when_the_session_reads_masked_phi(tmp_path):
+    """A warehouse whose PHI the session reads masked (the loading role lacks the PHI
+    role) fails validation, exit 3, naming the check: its MERGE would compare and
+    write masked values."""
+    import duckdb
+
+    archive, db = tmp_path / "archive", tmp_path / "w.duckdb"
+    dicom_loader("synth", str(archive), "--patients", "3", "--seed", "8")
+    dicom_loader(
+        "run",
+        str(archive),
+        "--workers",
+        "0",
+        "--out",
+        str(tmp_path / "pq"),
+        "--target",
+        f"duckdb:///{db}",
+    )
+    assert dicom_loader("validate", "--target", f"duckdb:///{db}").returncode == 0
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE dicom_patient SET patient_name = '***MASKED***'")
+    con.close()
+    refused = dicom_loader("validate", "--target", f"duckdb:///{db}", check=False)
+    assert refused.returncode == 3
+    assert json.loads(refused.stdout)["masked_phi_rows"] > 0

@@ -16,6 +16,7 @@ from sqlglot import exp
 
 from loader.config import RunSettings, Target
 from loader.errors import ConfigError
+from loader.model import phi_columns
 from loader.pipeline import open_warehouse, run
 from loader.synth import synthesize
 from loader.warehouse.patterns import PATTERNS, Names, render, render_file
@@ -39,8 +40,8 @@ NAMES = Names(
     storage_integration="EXPORTS_INT",
 )
 _SET_POLICY = re.compile(
-    r'ALTER (DYNAMIC )?TABLE "IMAGING"\."DICOM"\.\w+ MODIFY COLUMN \w+ '
-    r'SET MASKING POLICY "IMAGING"\."DICOM"\.dicom_phi_\w+( USING \(value_string, name\))? FORCE'
+    r'ALTER (DYNAMIC )?TABLE IF EXISTS "IMAGING"\."DICOM"\.\w+ MODIFY COLUMN (\w+) '
+    r'SET MASKING POLICY "IMAGING"\."DICOM"\.dicom_phi_\w+( USING \(\2, name\))? FORCE'
 )
 
 
@@ -48,7 +49,7 @@ _STREAM = re.compile(
     r'CREATE STREAM IF NOT EXISTS "IMAGING"\."DICOM"\.\w+ ON TABLE "IMAGING"\."DICOM"\.\w+ '
     r"APPEND_ONLY = (TRUE|FALSE)"
 )
-_RESUME = re.compile(r'ALTER TASK "IMAGING"\."DICOM"\.\w+ RESUME')
+_RESUME = re.compile(r'ALTER TASK (IF EXISTS )?"IMAGING"\."DICOM"\.\w+ (RESUME|SUSPEND)')
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
@@ -61,7 +62,7 @@ def test_every_statement_parses_as_snowflake(pattern):
             body = sqlglot.parse_one(statement.split(" AS\n", 1)[1], read="snowflake")
             assert isinstance(body, exp.Copy), statement
         # Statements sqlglot knows only by name: their parts and shape are checked.
-        elif statement.startswith("CREATE TASK"):
+        elif statement.startswith("CREATE OR REPLACE TASK"):
             body = sqlglot.parse_one(statement.split("\nAS\n", 1)[1], read="snowflake")
             assert isinstance(body, (exp.Insert, exp.Merge)), statement
         elif " -> " in statement.replace("\n", " "):
@@ -74,12 +75,18 @@ def test_every_statement_parses_as_snowflake(pattern):
         elif statement.startswith("CREATE STREAM"):
             assert _STREAM.fullmatch(statement), statement
         else:
-            assert statement == 'CREATE ROLE IF NOT EXISTS "DICOM_PHI_READER"', statement
+            assert statement in (
+                'CREATE ROLE IF NOT EXISTS "DICOM_PHI_READER"',
+                'GRANT ROLE "DICOM_PHI_READER" TO ROLE "DICOM_LOADER"',
+            ), statement
     assert render("all", NAMES)[: len(render(PATTERNS[0], NAMES))] == render(PATTERNS[0], NAMES)
 
 
 def test_dynamic_tables_refresh_incrementally_and_pick_one_row_per_key():
-    for statement in render("dynamic-tables", NAMES):
+    statements = render("dynamic-tables", NAMES)
+    tables = [s for s in statements if s.startswith("CREATE OR REPLACE DYNAMIC TABLE")]
+    assert len(tables) == 5
+    for statement in tables:
         assert "REFRESH_MODE = INCREMENTAL" in statement and "TARGET_LAG = '5 minutes'" in statement
         assert "QUALIFY ROW_NUMBER() OVER (PARTITION BY" in statement
         assert "CURRENT_TIMESTAMP" not in statement.upper() and "GROUP BY" not in statement
@@ -97,11 +104,54 @@ def test_every_phi_column_is_masked():
         ("dicom_study", "referring_physician"),
         ("dicom_raw", "metadata"),
         ("dicom_element", "value_string"),
+        ("dicom_element", "value_number"),
+        ("dicom_element", "value_datetime"),
+        ("dicom_raw_changes", "metadata"),
+        ("dicom_json_landing", "instance"),
         ("dt_dicom_patient", "patient_name"),
         ("dt_dicom_instance", "patient_id"),
     ):
         assert f'"DICOM".{table} MODIFY COLUMN {column} SET MASKING POLICY' in statements
     assert "IS_ROLE_IN_SESSION('DICOM_PHI_READER')" in statements
+    # Tasks and dynamic tables read as their owner, which holds the PHI role.
+    assert 'GRANT ROLE "DICOM_PHI_READER" TO ROLE "DICOM_LOADER"' in statements
+
+
+@pytest.mark.parametrize(
+    ("pattern", "holders"),
+    [
+        ("batch", ["dicom_json_landing"]),
+        ("stream-task", ["dicom_raw_changes"]),
+        ("dynamic-tables", ["dt_dicom_patient", "dt_dicom_instance", "dt_dicom_study"]),
+    ],
+)
+def test_a_pattern_that_copies_phi_masks_its_copies(pattern, holders):
+    """Deployed alone, in any order, a pattern leaves no PHI copy unmasked: its
+    statements end with the policies and their setting on what it created."""
+    statements = render(pattern, NAMES)
+    created = max(i for i, s in enumerate(statements) if s.startswith("CREATE"))
+    masking = "\n".join(statements[created:])
+    for holder in holders:
+        assert f'"DICOM".{holder} MODIFY COLUMN' in masking, holder
+
+
+def test_masking_bodies_follow_a_redeploy():
+    """Each policy is created once and its body set on every deploy, so a changed
+    body is deployed; tasks and dynamic tables are replaced, streams and pipes never
+    (a stream's offset and a pipe's load history survive)."""
+    statements = render("all", NAMES)
+    created = [s for s in statements if s.startswith("CREATE MASKING POLICY IF NOT EXISTS")]
+    for create in created:
+        name = create.split()[6]
+        body = create.split("->", 1)[1]
+        assert f"ALTER MASKING POLICY {name} SET BODY ->{body}" in statements
+    for statement in statements:
+        if " TASK " in statement[:30] and statement.startswith("CREATE"):
+            assert statement.startswith("CREATE OR REPLACE TASK")
+        if "DYNAMIC TABLE" in statement[:30] and statement.startswith("CREATE"):
+            assert statement.startswith("CREATE OR REPLACE DYNAMIC TABLE")
+        if statement.startswith(("CREATE STREAM", "CREATE PIPE")):
+            assert " IF NOT EXISTS " in statement[:30]
 
 
 @pytest.mark.parametrize(
@@ -179,41 +229,80 @@ def test_validation_views_on_duckdb(loaded):
     con.close()
 
 
-# What fakesnow 0.12.1 cannot run of the patterns (sql/snowflake/README.md says why).
-EMULATOR_GAPS = (
-    "ALTER ",
-    "COPY INTO",
-    "CREATE DYNAMIC TABLE",
-    "CREATE MASKING POLICY",
-    "CREATE ROLE",
-    "CREATE STREAM",
-    "CREATE TASK",
-    "INSERT INTO dicom_ingestion_errors",  # FROM TABLE(VALIDATE(...))
-)
+def test_deploy_all_runs_on_a_fresh_schema_and_again_on_a_deployed_one(snowflake_target, tmp_path):
+    """`deploy --pattern all` through the CLI, twice, on the emulator completed by the
+    test harness (tests/fakesnow_gaps.py): both exit 0; the second replaces every
+    task and dynamic table and sets every policy's body again, keeps streams; every
+    PHI holder is masked; the dynamic tables (Snowflake SQL, run by the emulator as
+    views) hold the loader's own rows."""
+    from fakesnow_gaps import CATALOG
 
+    from tests.test_cli import dicom_loader
 
-def test_deploy_on_the_emulator_runs_all_it_can(snowflake_target, tmp_path):
     archive = tmp_path / "archive"
-    synthesize(archive, patients=2, seed=43, duplicate_fraction=0)
+    synthesize(archive, patients=3, seed=43, duplicate_fraction=0.2)
     target = Target.parse(snowflake_target)
     run(RunSettings(source=str(archive), out=tmp_path / "pq", target=target, workers=0))
+    schema = snowflake_target.split("/")[4].split("?")[0]
+    for attempt in (1, 2):
+        done = dicom_loader("deploy", "--pattern", "all", "--target", snowflake_target, check=False)
+        assert done.returncode == 0, done.stderr
+        assert f"deployed all: {len(render('all', Names()))} statements" in done.stdout
+        tasks = CATALOG.schema(schema, "task")
+        assert {CATALOG.created[(schema, "task", t)] for t in tasks} == {attempt}
+        tables = CATALOG.schema(schema, "dynamic_table")
+        assert len(tables) == 5
+        assert {CATALOG.created[(schema, "dynamic_table", t)] for t in tables} == {attempt}
+    streams = CATALOG.schema(schema, "stream")
+    assert len(streams) == 3 and {CATALOG.created[(schema, "stream", s)] for s in streams} == {1}
+    assert {(schema, t) for t in tasks} <= CATALOG.resumed
+    assert ("DICOM_PHI_READER", "DICOM_LOADER") in CATALOG.grants
+    masked = {(t, c) for (s, t, c) in CATALOG.masked if s == schema}
+    for table, columns in phi_columns().items():
+        assert {(table, c) for c in columns} <= masked, table
+    assert {
+        ("dicom_raw", "metadata"),
+        ("dicom_raw_changes", "metadata"),
+        ("dicom_json_landing", "instance"),
+        ("dicom_element", "value_string"),
+        ("dicom_element", "value_number"),
+        ("dicom_element", "value_datetime"),
+        ("dt_dicom_patient", "patient_name"),
+    } <= masked
     warehouse = open_warehouse(target)
-    failed, ran = [], []
     try:
-        for statement in render("all", Names()):
-            try:
-                warehouse.query(statement)
-                ran.append(statement)
-            except Exception:  # noqa: BLE001 - what the emulator lacks is what is listed
-                failed.append(statement)
+        for level, (key, columns) in LEVELS.items():
+            listed = ", ".join([key, *columns])
+            dynamic = warehouse.query(f"SELECT {listed} FROM {DT_PREFIX}{level} ORDER BY 1")
+            loader = warehouse.query(f"SELECT {listed} FROM {level} ORDER BY 1")
+            if level == "dicom_equipment":  # the loader writes no row for a series without
+                dynamic = [row for row in dynamic if any(v is not None for v in row[1:])]
+            assert dynamic == loader, level
         summary = warehouse.query("SELECT * FROM dicom_validation_summary")
         instances = warehouse.query("SELECT count(*) FROM dicom_instance")
     finally:
         warehouse.close()
-    assert {s for s in failed if not s.startswith(EMULATOR_GAPS)} == set()
-    assert sum(s.startswith("CREATE OR REPLACE VIEW") for s in ran) == 2
-    assert any(s.startswith("INSERT INTO dicom_raw") for s in ran)  # the JSON conversion
     assert summary[0][3] == instances[0][0]  # instance_rows
+
+
+def test_a_failing_deploy_statement_is_one_line(snowflake_target):
+    from tests.test_cli import dicom_loader
+
+    failed = dicom_loader(
+        "deploy",
+        "--pattern",
+        "validation",
+        "--target",
+        snowflake_target,
+        "--database",
+        "NO_SUCH_DATABASE",
+        check=False,
+    )
+    assert failed.returncode == 1
+    lines = failed.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), failed.stderr
+    assert "NO_SUCH_DATABASE" in lines[0] and "Traceback" not in failed.stderr
+    assert "snow" not in lines[0].split("(in:")[0].lower() or "password" not in lines[0]
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
@@ -229,7 +318,7 @@ def test_sql_files_are_rendered_from_the_code(pattern):
 
 def test_tasks_read_streams_and_resume_children_first():
     statements = render("stream-task", NAMES)
-    tasks = [s for s in statements if s.startswith("CREATE TASK")]
+    tasks = [s for s in statements if s.startswith("CREATE OR REPLACE TASK")]
     root = next(s for s in tasks if "SCHEDULE" in s)
     assert "WHEN SYSTEM$STREAM_HAS_DATA('IMAGING.DICOM.dicom_raw_stream')" in root
     assert 'FROM "IMAGING"."DICOM".dicom_raw_stream' in root
@@ -238,8 +327,18 @@ def test_tasks_read_streams_and_resume_children_first():
         consumed = re.findall(r'FROM "IMAGING"\."DICOM"\.(dicom_changes_for_\w+) r', child)
         assert consumed and len(set(consumed)) == 1  # its own stream, never a time window
         assert "DATEADD" not in child and "CURRENT_DATE" not in child
-    resumed = [s.split(".")[-1].split()[0] for s in statements if s.startswith("ALTER TASK")]
-    assert resumed == ["dicom_route_errors", "dicom_merge_studies", "dicom_ingest_changes"]
+    altered = [
+        (s.split(".")[-1].split()[0], s.split()[-1])
+        for s in statements
+        if s.startswith("ALTER TASK")
+    ]
+    assert altered == [  # the root suspended before the graph is replaced
+        ("dicom_ingest_changes", "SUSPEND"),
+        ("dicom_route_errors", "RESUME"),
+        ("dicom_merge_studies", "RESUME"),
+        ("dicom_ingest_changes", "RESUME"),
+    ]
+    assert statements.index(tasks[0]) > [s.endswith("SUSPEND") for s in statements].index(True)
 
 
 def test_error_routing_on_duckdb_matches_the_loader_and_routes_once(loaded):
@@ -325,7 +424,10 @@ def test_batch_captures_rejected_rows_and_has_a_batch_id():
     assert "ON_ERROR = CONTINUE" in copy and "$dicom_batch" in copy
     assert "SET dicom_batch = UUID_STRING()" in statements
     capture = statements[statements.index(copy) + 1]
-    assert "FROM TABLE(VALIDATE(dicom_json_landing, JOB_ID => '_last'))" in capture
+    # VALIDATE cannot follow a COPY that transforms: the COPY's own per-file result.
+    assert "FROM TABLE(RESULT_SCAN(LAST_QUERY_ID()))" in capture and "VALIDATE" not in capture
+    assert "WHERE \"status\" <> 'LOADED'" in capture
+    assert "CURRENT_TIMESTAMP" not in copy and "METADATA$FILE_LAST_MODIFIED" in copy
 
 
 def test_json_exports_convert_like_the_loaders_raw_rows(loaded, tmp_path):
@@ -453,3 +555,105 @@ def test_deploy_twice_changes_nothing(snowflake_target, tmp_path):
     )
     assert refused.returncode != 0 and "Snowflake" in refused.stderr
     assert "password" not in refused.stderr
+
+
+def test_rejected_pipe_files_follow_copy_history_on_duckdb():
+    """The snowpipe task's MERGE over COPY_HISTORY rows (translated: a table of them):
+    only this pipe's files, one row per file at its latest finished load; a file in
+    progress is not recorded, a failed file that later loaded loses its row, a file
+    that failed again has its row updated."""
+    from loader.warehouse.patterns.exports import rejected_files
+
+    names = Names(database="IMAGING", schema="DICOM")
+    merge = rejected_files(names).replace('"IMAGING"."DICOM".', "")
+    merge = re.sub(r"FROM TABLE\(.*?\)\)\) h", "FROM history h", merge)
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE history (file_name VARCHAR, status VARCHAR, error_count BIGINT, "
+        "first_error_message VARCHAR, last_load_time TIMESTAMP, pipe_catalog_name VARCHAR, "
+        "pipe_schema_name VARCHAR, pipe_name VARCHAR)"
+    )
+    con.execute(
+        "CREATE TABLE dicom_ingestion_errors AS SELECT * FROM (SELECT "
+        + ", ".join(
+            f"CAST(NULL AS {t}) AS {c}"
+            for c, t in (
+                ("file_path", "VARCHAR"),
+                ("error_category", "VARCHAR"),
+                ("error_message", "VARCHAR"),
+                ("tag", "VARCHAR"),
+                ("detected_at", "TIMESTAMP"),
+                ("bytes_read", "BIGINT"),
+                ("_run_id", "VARCHAR"),
+                ("_loaded_at", "TIMESTAMP"),
+            )
+        )
+        + ") WHERE false"
+    )
+
+    def history(*rows):
+        con.execute("DELETE FROM history")
+        for name, status, minute, pipe in rows:
+            con.execute(
+                "INSERT INTO history VALUES (?, ?, 2, 'bad JSON', "
+                "TIMESTAMP '2026-11-30 10:00:00' + INTERVAL (?) MINUTE, 'IMAGING', 'DICOM', ?)",
+                [name, status, minute, pipe],
+            )
+        con.execute(merge)
+        return dict(
+            con.execute(
+                "SELECT file_path, error_message FROM dicom_ingestion_errors ORDER BY 1"
+            ).fetchall()
+        )
+
+    pipe, other = "DICOM_EXPORTS_PIPE", "SOMEONE_ELSES_PIPE"
+    first = history(
+        ("a.json", "Load in progress", 1, pipe),
+        ("b.json", "Load failed", 1, pipe),
+        ("c.json", "Partially loaded", 1, pipe),
+        ("d.json", "Load failed", 1, other),
+        ("e.json", "Loaded", 1, pipe),
+    )
+    assert set(first) == {"b.json", "c.json"}
+    assert first["c.json"].startswith("Partially loaded: 2 rows rejected, first: bad JSON")
+    second = history(
+        ("a.json", "Load in progress", 1, pipe),
+        ("a.json", "Load failed", 5, pipe),  # the load that was in progress failed
+        ("b.json", "Load failed", 1, pipe),
+        ("b.json", "Loaded", 9, pipe),  # fixed and loaded again
+        ("c.json", "Partially loaded", 1, pipe),
+        ("c.json", "Load failed", 7, pipe),
+    )
+    assert set(second) == {"a.json", "c.json"}
+    assert second["c.json"].startswith("Load failed: ")
+    assert history() == second  # nothing new: nothing changes
+    con.close()
+
+
+@pytest.mark.parametrize(
+    "stamp", ["2026-11-30 08:05:09.000000", "2026-01-02 23:59:59.123456", "1999-12-31 00:00:00.5"]
+)
+def test_source_order_text_is_the_same_in_python_and_sql(stamp, snowflake_target):
+    """`_source_order` compares texts: SQL renders a timestamp exactly as the loader's
+    Python does (isoformat with microseconds), through an explicit format, never the
+    session's TIMESTAMP_OUTPUT_FORMAT (whose default drops the microseconds)."""
+    import datetime as dt
+
+    from loader.listing import ObjectRef
+    from loader.warehouse.patterns.dialects import JSON_OPS
+
+    moment = dt.datetime.fromisoformat(stamp)
+    path = "s3://bucket/exports/a.json#3"
+    python = ObjectRef(path, 1, moment.replace(tzinfo=dt.UTC).timestamp()).source_order
+    sql = "SELECT {} || chr(92) || '" + path + "'"
+    literal = f"CAST('{stamp}' AS TIMESTAMP)"
+    duck = duckdb.connect().execute(sql.format(JSON_OPS["duckdb"].timestamp_text(literal)))
+    assert duck.fetchone()[0] == python
+    warehouse = open_warehouse(Target.parse(snowflake_target))
+    try:
+        text = warehouse.query(
+            sql.format(JSON_OPS["snowflake"].timestamp_text(f"CAST('{stamp}' AS TIMESTAMP_NTZ)"))
+        )
+    finally:
+        warehouse.close()
+    assert text[0][0] == python

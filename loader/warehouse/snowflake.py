@@ -23,7 +23,7 @@ from typing import Any
 
 from loader import faults
 from loader.config import DEFAULT_STAGE_FILE_MB
-from loader.errors import ConfigError, LoadError
+from loader.errors import ConfigError, LoadError, StatementError
 from loader.identifiers import quoted
 from loader.model import (
     BY_NAME,
@@ -186,10 +186,15 @@ class SnowflakeWarehouse:
         self.con.close()
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; Snowflake's refusal becomes a StatementError naming it."""
+        from snowflake.connector.errors import Error
+
         cursor = self.con.cursor()
         try:
             cursor.execute(sql, tuple(params) or None)
             return list(cursor.fetchall()) if cursor.description else []
+        except Error as exc:
+            raise StatementError(sql, self.target.scrub(str(exc.msg or exc))) from None
         finally:
             cursor.close()
 

@@ -11,13 +11,14 @@ CREATE OR REPLACE TABLE dicom_dictionary (tag VARCHAR, keyword VARCHAR) AS SELEC
 SET dicom_batch = UUID_STRING();
 
 COPY INTO dicom_json_landing (file_path, row_number, instance, batch_id, loaded_at)
-FROM (SELECT METADATA$FILENAME, METADATA$FILE_ROW_NUMBER, $1, $dicom_batch, CURRENT_TIMESTAMP FROM @dicom_exports)
+FROM (SELECT METADATA$FILENAME, METADATA$FILE_ROW_NUMBER, $1, $dicom_batch, METADATA$FILE_LAST_MODIFIED FROM @dicom_exports)
 FILE_FORMAT = (FORMAT_NAME = dicom_json_format)
 ON_ERROR = CONTINUE;
 
 INSERT INTO dicom_ingestion_errors (file_path, error_category, error_message, tag, detected_at, bytes_read, _run_id, _loaded_at)
-SELECT FILE || '#' || CAST(ROW_NUMBER AS VARCHAR), 'PARSE_ERROR', ERROR, NULL, CURRENT_TIMESTAMP, NULL, $dicom_batch, CURRENT_TIMESTAMP
-FROM TABLE(VALIDATE(dicom_json_landing, JOB_ID => '_last'));
+SELECT "file", 'PARSE_ERROR', "status" || ': ' || "errors_seen" || ' rows rejected, first at line ' || COALESCE(CAST("first_error_line" AS VARCHAR), '?') || ': ' || COALESCE("first_error", ''), NULL, CURRENT_TIMESTAMP, NULL, $dicom_batch, CURRENT_TIMESTAMP
+FROM TABLE(RESULT_SCAN(LAST_QUERY_ID()))
+WHERE "status" <> 'LOADED';
 
 INSERT INTO dicom_raw (file_path, metadata, ingested_at, sop_instance_uid, file_size_bytes, header_bytes, transfer_syntax_uid, _source_order, _run_id, _loaded_at)
 SELECT l.file_path || '#' || CAST(l.row_number AS VARCHAR),
@@ -28,9 +29,65 @@ SELECT l.file_path || '#' || CAST(l.row_number AS VARCHAR),
     WHEN f.value:"vr"::STRING = 'PN' THEN TO_VARIANT(REGEXP_REPLACE(CONCAT_WS('=', COALESCE(f.value:"Value"[0]:"Alphabetic"::STRING, ''), COALESCE(f.value:"Value"[0]:"Ideographic"::STRING, ''), COALESCE(f.value:"Value"[0]:"Phonetic"::STRING, '')), '=+$', ''))
     WHEN ARRAY_SIZE(f.value:"Value") = 1 THEN f.value:"Value"[0] ELSE f.value:"Value" END),
   max(l.loaded_at), max(l.instance:"00080018":"Value"[0]::STRING), NULL, NULL, max(l.instance:"00020010":"Value"[0]::STRING),
-  max(CAST(l.loaded_at AS VARCHAR) || chr(92) || l.file_path || '#' || CAST(l.row_number AS VARCHAR)), l.batch_id, max(l.loaded_at)
+  max(TO_VARCHAR(l.loaded_at, 'YYYY-MM-DD"T"HH24:MI:SS.FF6') || chr(92) || l.file_path || '#' || CAST(l.row_number AS VARCHAR)), l.batch_id, max(l.loaded_at)
 FROM dicom_json_landing l, LATERAL FLATTEN(input => l.instance) f
 LEFT JOIN dicom_dictionary d ON d.tag = f.key
 WHERE (l.batch_id = $dicom_batch) AND f.key NOT LIKE '0002%' AND f.key < '7FE00008'
 GROUP BY l.file_path, l.row_number, l.batch_id;
+
+CREATE ROLE IF NOT EXISTS "DICOM_PHI_READER";
+
+GRANT ROLE "DICOM_PHI_READER" TO ROLE "DICOM_LOADER";
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_string AS (v STRING) RETURNS STRING ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE '***MASKED***' END;
+
+ALTER MASKING POLICY dicom_phi_string SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE '***MASKED***' END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_date AS (v DATE) RETURNS DATE ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE DATE_TRUNC('YEAR', v) END;
+
+ALTER MASKING POLICY dicom_phi_date SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE DATE_TRUNC('YEAR', v) END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_array AS (v ARRAY) RETURNS ARRAY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE NULL END;
+
+ALTER MASKING POLICY dicom_phi_array SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE NULL END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_metadata AS (v VARIANT) RETURNS VARIANT ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE OBJECT_DELETE(v, 'PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') END;
+
+ALTER MASKING POLICY dicom_phi_metadata SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE OBJECT_DELETE(v, 'PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_dicom_json AS (v VARIANT) RETURNS VARIANT ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE OBJECT_DELETE(v, '00100020', '00100010', '00100030', '00100032', '00101000', '00101002', '00101001', '00101005', '00101060', '00080090', '00101040', '00102154') END;
+
+ALTER MASKING POLICY dicom_phi_dicom_json SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE OBJECT_DELETE(v, '00100020', '00100010', '00100030', '00100032', '00101000', '00101002', '00101001', '00101005', '00101060', '00080090', '00101040', '00102154') END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_element_string AS (v STRING, name STRING) RETURNS STRING ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE '***MASKED***' END;
+
+ALTER MASKING POLICY dicom_phi_element_string SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE '***MASKED***' END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_element_number AS (v FLOAT, name STRING) RETURNS FLOAT ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE NULL END;
+
+ALTER MASKING POLICY dicom_phi_element_number SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE NULL END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_element_datetime AS (v TIMESTAMP_NTZ, name STRING) RETURNS TIMESTAMP_NTZ ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE NULL END;
+
+ALTER MASKING POLICY dicom_phi_element_datetime SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE NULL END;
+
+ALTER TABLE IF EXISTS dicom_raw_changes MODIFY COLUMN metadata SET MASKING POLICY dicom_phi_metadata FORCE;
+
+ALTER TABLE IF EXISTS dicom_json_landing MODIFY COLUMN instance SET MASKING POLICY dicom_phi_dicom_json FORCE;
 

@@ -10,12 +10,16 @@ CREATE OR REPLACE TABLE dicom_dictionary (tag VARCHAR, keyword VARCHAR) AS SELEC
 
 CREATE PIPE IF NOT EXISTS dicom_exports_pipe AUTO_INGEST = TRUE AS
 COPY INTO dicom_json_landing (file_path, row_number, instance, batch_id, loaded_at)
-FROM (SELECT METADATA$FILENAME, METADATA$FILE_ROW_NUMBER, $1, 'snowpipe:' || METADATA$FILENAME, CURRENT_TIMESTAMP FROM @dicom_exports)
+FROM (SELECT METADATA$FILENAME, METADATA$FILE_ROW_NUMBER, $1, 'snowpipe:' || METADATA$FILENAME, METADATA$FILE_LAST_MODIFIED FROM @dicom_exports)
 FILE_FORMAT = (FORMAT_NAME = dicom_json_format);
 
 CREATE STREAM IF NOT EXISTS dicom_landing_stream ON TABLE dicom_json_landing APPEND_ONLY = TRUE;
 
-CREATE TASK IF NOT EXISTS dicom_convert_landed
+ALTER TASK IF EXISTS dicom_convert_landed SUSPEND;
+
+ALTER TASK IF EXISTS dicom_record_rejected_files SUSPEND;
+
+CREATE OR REPLACE TASK dicom_convert_landed
   WAREHOUSE = "COMPUTE_WH"
   SCHEDULE = '5 MINUTE'
   WHEN SYSTEM$STREAM_HAS_DATA('dicom_landing_stream')
@@ -29,22 +33,89 @@ SELECT l.file_path || '#' || CAST(l.row_number AS VARCHAR),
     WHEN f.value:"vr"::STRING = 'PN' THEN TO_VARIANT(REGEXP_REPLACE(CONCAT_WS('=', COALESCE(f.value:"Value"[0]:"Alphabetic"::STRING, ''), COALESCE(f.value:"Value"[0]:"Ideographic"::STRING, ''), COALESCE(f.value:"Value"[0]:"Phonetic"::STRING, '')), '=+$', ''))
     WHEN ARRAY_SIZE(f.value:"Value") = 1 THEN f.value:"Value"[0] ELSE f.value:"Value" END),
   max(l.loaded_at), max(l.instance:"00080018":"Value"[0]::STRING), NULL, NULL, max(l.instance:"00020010":"Value"[0]::STRING),
-  max(CAST(l.loaded_at AS VARCHAR) || chr(92) || l.file_path || '#' || CAST(l.row_number AS VARCHAR)), l.batch_id, max(l.loaded_at)
+  max(TO_VARCHAR(l.loaded_at, 'YYYY-MM-DD"T"HH24:MI:SS.FF6') || chr(92) || l.file_path || '#' || CAST(l.row_number AS VARCHAR)), l.batch_id, max(l.loaded_at)
 FROM dicom_landing_stream l, LATERAL FLATTEN(input => l.instance) f
 LEFT JOIN dicom_dictionary d ON d.tag = f.key
 WHERE (TRUE) AND f.key NOT LIKE '0002%' AND f.key < '7FE00008'
 GROUP BY l.file_path, l.row_number, l.batch_id;
 
-CREATE TASK IF NOT EXISTS dicom_record_rejected_files
+CREATE OR REPLACE TASK dicom_record_rejected_files
   WAREHOUSE = "COMPUTE_WH"
   SCHEDULE = '5 MINUTE'
 AS
-INSERT INTO dicom_ingestion_errors (file_path, error_category, error_message, tag, detected_at, bytes_read, _run_id, _loaded_at)
-SELECT h.file_name, 'PARSE_ERROR', h.first_error_message, NULL, CURRENT_TIMESTAMP, NULL, 'snowpipe', CURRENT_TIMESTAMP
-FROM TABLE(INFORMATION_SCHEMA.COPY_HISTORY(TABLE_NAME => 'DICOM_JSON_LANDING', START_TIME => DATEADD(HOUR, -24, CURRENT_TIMESTAMP()))) h
-WHERE h.status <> 'Loaded' AND NOT EXISTS (SELECT 1 FROM dicom_ingestion_errors e WHERE e.file_path = h.file_name AND e.error_category = 'PARSE_ERROR');
+MERGE INTO dicom_ingestion_errors e
+USING (
+  SELECT h.file_name, h.status, h.error_count, h.first_error_message, h.last_load_time
+  FROM TABLE(INFORMATION_SCHEMA.COPY_HISTORY(TABLE_NAME => 'DICOM_JSON_LANDING', START_TIME => DATEADD(HOUR, -24, CURRENT_TIMESTAMP()))) h
+  WHERE h.pipe_catalog_name = CURRENT_DATABASE() AND h.pipe_schema_name = CURRENT_SCHEMA()
+    AND h.pipe_name = 'DICOM_EXPORTS_PIPE'
+    AND h.status IN ('Loaded', 'Load failed', 'Partially loaded')
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY h.file_name ORDER BY h.last_load_time DESC) = 1
+) h
+ON e.file_path = h.file_name AND e.error_category = 'PARSE_ERROR' AND e._run_id = 'snowpipe'
+WHEN MATCHED AND h.status = 'Loaded' THEN DELETE
+WHEN MATCHED THEN UPDATE SET error_message = h.status || ': ' || COALESCE(CAST(h.error_count AS VARCHAR), '?') || ' rows rejected, first: ' || COALESCE(h.first_error_message, ''), detected_at = h.last_load_time
+WHEN NOT MATCHED AND h.status IN ('Load failed', 'Partially loaded') THEN
+  INSERT (file_path, error_category, error_message, tag, detected_at, bytes_read, _run_id, _loaded_at)
+  VALUES (h.file_name, 'PARSE_ERROR', h.status || ': ' || COALESCE(CAST(h.error_count AS VARCHAR), '?') || ' rows rejected, first: ' || COALESCE(h.first_error_message, ''), NULL, h.last_load_time, NULL, 'snowpipe', h.last_load_time);
 
 ALTER TASK dicom_convert_landed RESUME;
 
 ALTER TASK dicom_record_rejected_files RESUME;
+
+CREATE ROLE IF NOT EXISTS "DICOM_PHI_READER";
+
+GRANT ROLE "DICOM_PHI_READER" TO ROLE "DICOM_LOADER";
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_string AS (v STRING) RETURNS STRING ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE '***MASKED***' END;
+
+ALTER MASKING POLICY dicom_phi_string SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE '***MASKED***' END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_date AS (v DATE) RETURNS DATE ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE DATE_TRUNC('YEAR', v) END;
+
+ALTER MASKING POLICY dicom_phi_date SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE DATE_TRUNC('YEAR', v) END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_array AS (v ARRAY) RETURNS ARRAY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE NULL END;
+
+ALTER MASKING POLICY dicom_phi_array SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE NULL END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_metadata AS (v VARIANT) RETURNS VARIANT ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE OBJECT_DELETE(v, 'PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') END;
+
+ALTER MASKING POLICY dicom_phi_metadata SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE OBJECT_DELETE(v, 'PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_dicom_json AS (v VARIANT) RETURNS VARIANT ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE OBJECT_DELETE(v, '00100020', '00100010', '00100030', '00100032', '00101000', '00101002', '00101001', '00101005', '00101060', '00080090', '00101040', '00102154') END;
+
+ALTER MASKING POLICY dicom_phi_dicom_json SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE OBJECT_DELETE(v, '00100020', '00100010', '00100030', '00100032', '00101000', '00101002', '00101001', '00101005', '00101060', '00080090', '00101040', '00102154') END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_element_string AS (v STRING, name STRING) RETURNS STRING ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE '***MASKED***' END;
+
+ALTER MASKING POLICY dicom_phi_element_string SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE '***MASKED***' END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_element_number AS (v FLOAT, name STRING) RETURNS FLOAT ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE NULL END;
+
+ALTER MASKING POLICY dicom_phi_element_number SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE NULL END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_element_datetime AS (v TIMESTAMP_NTZ, name STRING) RETURNS TIMESTAMP_NTZ ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE NULL END;
+
+ALTER MASKING POLICY dicom_phi_element_datetime SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE NULL END;
+
+ALTER TABLE IF EXISTS dicom_raw_changes MODIFY COLUMN metadata SET MASKING POLICY dicom_phi_metadata FORCE;
+
+ALTER TABLE IF EXISTS dicom_json_landing MODIFY COLUMN instance SET MASKING POLICY dicom_phi_dicom_json FORCE;
 

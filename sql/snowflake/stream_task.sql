@@ -8,7 +8,9 @@ CREATE STREAM IF NOT EXISTS dicom_changes_for_errors ON TABLE dicom_raw_changes 
 
 CREATE STREAM IF NOT EXISTS dicom_changes_for_studies ON TABLE dicom_raw_changes APPEND_ONLY = TRUE;
 
-CREATE TASK IF NOT EXISTS dicom_ingest_changes
+ALTER TASK IF EXISTS dicom_ingest_changes SUSPEND;
+
+CREATE OR REPLACE TASK dicom_ingest_changes
   WAREHOUSE = "COMPUTE_WH"
   SCHEDULE = '5 MINUTE'
   WHEN SYSTEM$STREAM_HAS_DATA('dicom_raw_stream')
@@ -17,31 +19,31 @@ INSERT INTO dicom_raw_changes (file_path, metadata, _source_order, _run_id, batc
 SELECT file_path, metadata, _source_order, _run_id, SYSTEM$TASK_RUNTIME_INFO('CURRENT_TASK_GRAPH_RUN_GROUP_ID'), CURRENT_TIMESTAMP
 FROM dicom_raw_stream WHERE METADATA$ACTION = 'INSERT';
 
-CREATE TASK IF NOT EXISTS dicom_route_errors
+CREATE OR REPLACE TASK dicom_route_errors
   WAREHOUSE = "COMPUTE_WH"
   AFTER dicom_ingest_changes
 AS
 INSERT INTO dicom_ingestion_errors (file_path, error_category, error_message, tag, detected_at, bytes_read, _run_id, _loaded_at)
 SELECT DISTINCT f.file_path, f.error_category, f.error_message, f.tag, CURRENT_TIMESTAMP, NULL, SYSTEM$TASK_RUNTIME_INFO('CURRENT_TASK_GRAPH_RUN_GROUP_ID'), CURRENT_TIMESTAMP
 FROM (
-SELECT r.file_path, 'VALIDATION_ERROR' AS error_category, 'missing SOPInstanceUID, SeriesInstanceUID or StudyInstanceUID' AS error_message, CAST(NULL AS VARCHAR) AS tag FROM dicom_changes_for_errors r WHERE (IFF(IS_ARRAY(r.metadata:"SOPInstanceUID"), r.metadata:"SOPInstanceUID"[0], r.metadata:"SOPInstanceUID")::STRING) IS NULL OR (IFF(IS_ARRAY(r.metadata:"SeriesInstanceUID"), r.metadata:"SeriesInstanceUID"[0], r.metadata:"SeriesInstanceUID")::STRING) IS NULL OR (IFF(IS_ARRAY(r.metadata:"StudyInstanceUID"), r.metadata:"StudyInstanceUID"[0], r.metadata:"StudyInstanceUID")::STRING) IS NULL
+SELECT r.file_path, 'VALIDATION_ERROR' AS error_category, 'missing SOPInstanceUID, SeriesInstanceUID or StudyInstanceUID' AS error_message, CAST(NULL AS VARCHAR) AS tag FROM dicom_changes_for_errors r WHERE IFF(IS_ARRAY(r.metadata:"SOPInstanceUID"), r.metadata:"SOPInstanceUID"[0]::STRING, r.metadata:"SOPInstanceUID"::STRING) IS NULL OR IFF(IS_ARRAY(r.metadata:"SeriesInstanceUID"), r.metadata:"SeriesInstanceUID"[0]::STRING, r.metadata:"SeriesInstanceUID"::STRING) IS NULL OR IFF(IS_ARRAY(r.metadata:"StudyInstanceUID"), r.metadata:"StudyInstanceUID"[0]::STRING, r.metadata:"StudyInstanceUID"::STRING) IS NULL
 UNION ALL
-SELECT r.file_path, 'DUPLICATE', 'SOP Instance UID ' || (IFF(IS_ARRAY(r.metadata:"SOPInstanceUID"), r.metadata:"SOPInstanceUID"[0], r.metadata:"SOPInstanceUID")::STRING) || ' is loaded from another object', '00080018' FROM dicom_changes_for_errors r WHERE EXISTS (SELECT 1 FROM dicom_raw o WHERE (IFF(IS_ARRAY(o.metadata:"SOPInstanceUID"), o.metadata:"SOPInstanceUID"[0], o.metadata:"SOPInstanceUID")::STRING) = (IFF(IS_ARRAY(r.metadata:"SOPInstanceUID"), r.metadata:"SOPInstanceUID"[0], r.metadata:"SOPInstanceUID")::STRING) AND (o._source_order > r._source_order OR (o._source_order = r._source_order AND o.file_path > r.file_path)))
+SELECT r.file_path, 'DUPLICATE', 'SOP Instance UID ' || IFF(IS_ARRAY(r.metadata:"SOPInstanceUID"), r.metadata:"SOPInstanceUID"[0]::STRING, r.metadata:"SOPInstanceUID"::STRING) || ' is loaded from another object', '00080018' FROM dicom_changes_for_errors r WHERE EXISTS (SELECT 1 FROM dicom_raw o WHERE IFF(IS_ARRAY(o.metadata:"SOPInstanceUID"), o.metadata:"SOPInstanceUID"[0]::STRING, o.metadata:"SOPInstanceUID"::STRING) = IFF(IS_ARRAY(r.metadata:"SOPInstanceUID"), r.metadata:"SOPInstanceUID"[0]::STRING, r.metadata:"SOPInstanceUID"::STRING) AND (o._source_order > r._source_order OR (o._source_order = r._source_order AND o.file_path > r.file_path)))
 UNION ALL
-SELECT r.file_path, 'TYPE_CAST_ERROR', 'StudyDate value is not valid', '00080020' FROM dicom_changes_for_errors r WHERE (IFF(IS_ARRAY(r.metadata:"StudyDate"), r.metadata:"StudyDate"[0], r.metadata:"StudyDate")::STRING) IS NOT NULL AND TRY_TO_DATE((IFF(IS_ARRAY(r.metadata:"StudyDate"), r.metadata:"StudyDate"[0], r.metadata:"StudyDate")::STRING), 'YYYYMMDD') IS NULL
+SELECT r.file_path, 'TYPE_CAST_ERROR', 'StudyDate value is not valid', '00080020' FROM dicom_changes_for_errors r WHERE IFF(IS_ARRAY(r.metadata:"StudyDate"), r.metadata:"StudyDate"[0]::STRING, r.metadata:"StudyDate"::STRING) IS NOT NULL AND TRY_TO_DATE(IFF(IS_ARRAY(r.metadata:"StudyDate"), r.metadata:"StudyDate"[0]::STRING, r.metadata:"StudyDate"::STRING), 'YYYYMMDD') IS NULL
 UNION ALL
-SELECT r.file_path, 'REFERENTIAL_ERROR', 'series ' || (IFF(IS_ARRAY(r.metadata:"SeriesInstanceUID"), r.metadata:"SeriesInstanceUID"[0], r.metadata:"SeriesInstanceUID")::STRING) || ' belongs to more than one study', '0020000E' FROM dicom_changes_for_errors r WHERE EXISTS (SELECT 1 FROM dicom_raw o WHERE (IFF(IS_ARRAY(o.metadata:"SeriesInstanceUID"), o.metadata:"SeriesInstanceUID"[0], o.metadata:"SeriesInstanceUID")::STRING) = (IFF(IS_ARRAY(r.metadata:"SeriesInstanceUID"), r.metadata:"SeriesInstanceUID"[0], r.metadata:"SeriesInstanceUID")::STRING) AND (IFF(IS_ARRAY(o.metadata:"StudyInstanceUID"), o.metadata:"StudyInstanceUID"[0], o.metadata:"StudyInstanceUID")::STRING) <> (IFF(IS_ARRAY(r.metadata:"StudyInstanceUID"), r.metadata:"StudyInstanceUID"[0], r.metadata:"StudyInstanceUID")::STRING))
+SELECT r.file_path, 'REFERENTIAL_ERROR', 'series ' || IFF(IS_ARRAY(r.metadata:"SeriesInstanceUID"), r.metadata:"SeriesInstanceUID"[0]::STRING, r.metadata:"SeriesInstanceUID"::STRING) || ' belongs to more than one study', '0020000E' FROM dicom_changes_for_errors r WHERE EXISTS (SELECT 1 FROM dicom_raw o WHERE IFF(IS_ARRAY(o.metadata:"SeriesInstanceUID"), o.metadata:"SeriesInstanceUID"[0]::STRING, o.metadata:"SeriesInstanceUID"::STRING) = IFF(IS_ARRAY(r.metadata:"SeriesInstanceUID"), r.metadata:"SeriesInstanceUID"[0]::STRING, r.metadata:"SeriesInstanceUID"::STRING) AND IFF(IS_ARRAY(o.metadata:"StudyInstanceUID"), o.metadata:"StudyInstanceUID"[0]::STRING, o.metadata:"StudyInstanceUID"::STRING) <> IFF(IS_ARRAY(r.metadata:"StudyInstanceUID"), r.metadata:"StudyInstanceUID"[0]::STRING, r.metadata:"StudyInstanceUID"::STRING))
 ) f
 WHERE NOT EXISTS (SELECT 1 FROM dicom_ingestion_errors e WHERE e.file_path = f.file_path AND e.error_category = f.error_category);
 
-CREATE TASK IF NOT EXISTS dicom_merge_studies
+CREATE OR REPLACE TASK dicom_merge_studies
   WAREHOUSE = "COMPUTE_WH"
   AFTER dicom_ingest_changes
 AS
 MERGE INTO dicom_study t
 USING (
-  SELECT MD5_NUMBER_LOWER64(coalesce(CAST((IFF(IS_ARRAY(r.metadata:"StudyInstanceUID"), r.metadata:"StudyInstanceUID"[0], r.metadata:"StudyInstanceUID")::STRING) AS VARCHAR), '')) AS study_key, (IFF(IS_ARRAY(r.metadata:"StudyInstanceUID"), r.metadata:"StudyInstanceUID"[0], r.metadata:"StudyInstanceUID")::STRING) AS study_instance_uid, MD5_NUMBER_LOWER64(coalesce(CAST((IFF(IS_ARRAY(r.metadata:"PatientID"), r.metadata:"PatientID"[0], r.metadata:"PatientID")::STRING) AS VARCHAR), '') || chr(92) || coalesce(CAST((IFF(IS_ARRAY(r.metadata:"IssuerOfPatientID"), r.metadata:"IssuerOfPatientID"[0], r.metadata:"IssuerOfPatientID")::STRING) AS VARCHAR), '')) AS patient_key, (IFF(IS_ARRAY(r.metadata:"AccessionNumber"), r.metadata:"AccessionNumber"[0], r.metadata:"AccessionNumber")::STRING) AS accession_number, (IFF(IS_ARRAY(r.metadata:"StudyID"), r.metadata:"StudyID"[0], r.metadata:"StudyID")::STRING) AS study_id, TRY_TO_DATE((IFF(IS_ARRAY(r.metadata:"StudyDate"), r.metadata:"StudyDate"[0], r.metadata:"StudyDate")::STRING), 'YYYYMMDD') AS study_date, (IFF(IS_ARRAY(r.metadata:"StudyDescription"), r.metadata:"StudyDescription"[0], r.metadata:"StudyDescription")::STRING) AS study_description, (IFF(IS_ARRAY(r.metadata:"ReferringPhysicianName"), r.metadata:"ReferringPhysicianName"[0], r.metadata:"ReferringPhysicianName")::STRING) AS referring_physician, r._source_order, r.file_path
-  FROM dicom_changes_for_studies r WHERE (IFF(IS_ARRAY(r.metadata:"SOPInstanceUID"), r.metadata:"SOPInstanceUID"[0], r.metadata:"SOPInstanceUID")::STRING) IS NOT NULL AND (IFF(IS_ARRAY(r.metadata:"SeriesInstanceUID"), r.metadata:"SeriesInstanceUID"[0], r.metadata:"SeriesInstanceUID")::STRING) IS NOT NULL AND (IFF(IS_ARRAY(r.metadata:"StudyInstanceUID"), r.metadata:"StudyInstanceUID"[0], r.metadata:"StudyInstanceUID")::STRING) IS NOT NULL
+  SELECT MD5_NUMBER_LOWER64(coalesce(CAST(IFF(IS_ARRAY(r.metadata:"StudyInstanceUID"), r.metadata:"StudyInstanceUID"[0]::STRING, r.metadata:"StudyInstanceUID"::STRING) AS VARCHAR), '')) AS study_key, IFF(IS_ARRAY(r.metadata:"StudyInstanceUID"), r.metadata:"StudyInstanceUID"[0]::STRING, r.metadata:"StudyInstanceUID"::STRING) AS study_instance_uid, MD5_NUMBER_LOWER64(coalesce(CAST(IFF(IS_ARRAY(r.metadata:"PatientID"), r.metadata:"PatientID"[0]::STRING, r.metadata:"PatientID"::STRING) AS VARCHAR), '') || chr(92) || coalesce(CAST(IFF(IS_ARRAY(r.metadata:"IssuerOfPatientID"), r.metadata:"IssuerOfPatientID"[0]::STRING, r.metadata:"IssuerOfPatientID"::STRING) AS VARCHAR), '')) AS patient_key, IFF(IS_ARRAY(r.metadata:"AccessionNumber"), r.metadata:"AccessionNumber"[0]::STRING, r.metadata:"AccessionNumber"::STRING) AS accession_number, IFF(IS_ARRAY(r.metadata:"StudyID"), r.metadata:"StudyID"[0]::STRING, r.metadata:"StudyID"::STRING) AS study_id, TRY_TO_DATE(IFF(IS_ARRAY(r.metadata:"StudyDate"), r.metadata:"StudyDate"[0]::STRING, r.metadata:"StudyDate"::STRING), 'YYYYMMDD') AS study_date, IFF(IS_ARRAY(r.metadata:"StudyDescription"), r.metadata:"StudyDescription"[0]::STRING, r.metadata:"StudyDescription"::STRING) AS study_description, IFF(IS_ARRAY(r.metadata:"ReferringPhysicianName"), r.metadata:"ReferringPhysicianName"[0]::STRING, r.metadata:"ReferringPhysicianName"::STRING) AS referring_physician, r._source_order, r.file_path
+  FROM dicom_changes_for_studies r WHERE IFF(IS_ARRAY(r.metadata:"SOPInstanceUID"), r.metadata:"SOPInstanceUID"[0]::STRING, r.metadata:"SOPInstanceUID"::STRING) IS NOT NULL AND IFF(IS_ARRAY(r.metadata:"SeriesInstanceUID"), r.metadata:"SeriesInstanceUID"[0]::STRING, r.metadata:"SeriesInstanceUID"::STRING) IS NOT NULL AND IFF(IS_ARRAY(r.metadata:"StudyInstanceUID"), r.metadata:"StudyInstanceUID"[0]::STRING, r.metadata:"StudyInstanceUID"::STRING) IS NOT NULL
   QUALIFY ROW_NUMBER() OVER (PARTITION BY study_key ORDER BY _source_order DESC, file_path DESC) = 1
 ) s
 ON t.study_key = s.study_key
@@ -56,4 +58,60 @@ ALTER TASK dicom_route_errors RESUME;
 ALTER TASK dicom_merge_studies RESUME;
 
 ALTER TASK dicom_ingest_changes RESUME;
+
+CREATE ROLE IF NOT EXISTS "DICOM_PHI_READER";
+
+GRANT ROLE "DICOM_PHI_READER" TO ROLE "DICOM_LOADER";
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_string AS (v STRING) RETURNS STRING ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE '***MASKED***' END;
+
+ALTER MASKING POLICY dicom_phi_string SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE '***MASKED***' END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_date AS (v DATE) RETURNS DATE ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE DATE_TRUNC('YEAR', v) END;
+
+ALTER MASKING POLICY dicom_phi_date SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE DATE_TRUNC('YEAR', v) END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_array AS (v ARRAY) RETURNS ARRAY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE NULL END;
+
+ALTER MASKING POLICY dicom_phi_array SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE NULL END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_metadata AS (v VARIANT) RETURNS VARIANT ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE OBJECT_DELETE(v, 'PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') END;
+
+ALTER MASKING POLICY dicom_phi_metadata SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE OBJECT_DELETE(v, 'PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_dicom_json AS (v VARIANT) RETURNS VARIANT ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE OBJECT_DELETE(v, '00100020', '00100010', '00100030', '00100032', '00101000', '00101002', '00101001', '00101005', '00101060', '00080090', '00101040', '00102154') END;
+
+ALTER MASKING POLICY dicom_phi_dicom_json SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE OBJECT_DELETE(v, '00100020', '00100010', '00100030', '00100032', '00101000', '00101002', '00101001', '00101005', '00101060', '00080090', '00101040', '00102154') END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_element_string AS (v STRING, name STRING) RETURNS STRING ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE '***MASKED***' END;
+
+ALTER MASKING POLICY dicom_phi_element_string SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE '***MASKED***' END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_element_number AS (v FLOAT, name STRING) RETURNS FLOAT ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE NULL END;
+
+ALTER MASKING POLICY dicom_phi_element_number SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE NULL END;
+
+CREATE MASKING POLICY IF NOT EXISTS dicom_phi_element_datetime AS (v TIMESTAMP_NTZ, name STRING) RETURNS TIMESTAMP_NTZ ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE NULL END;
+
+ALTER MASKING POLICY dicom_phi_element_datetime SET BODY ->
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE NULL END;
+
+ALTER TABLE IF EXISTS dicom_raw_changes MODIFY COLUMN metadata SET MASKING POLICY dicom_phi_metadata FORCE;
+
+ALTER TABLE IF EXISTS dicom_json_landing MODIFY COLUMN instance SET MASKING POLICY dicom_phi_dicom_json FORCE;
 

@@ -13,7 +13,12 @@ from pathlib import Path
 from loader.errors import ConfigError
 from loader.warehouse.patterns.dynamic_tables import dynamic_tables
 from loader.warehouse.patterns.exports import batch, snowpipe
-from loader.warehouse.patterns.governance import governance
+from loader.warehouse.patterns.governance import (
+    dynamic_table_masking,
+    governance,
+    header_copy_masking,
+    policies,
+)
 from loader.warehouse.patterns.names import Names
 from loader.warehouse.patterns.stream_task import stream_task
 from loader.warehouse.patterns.validation import validation
@@ -21,11 +26,21 @@ from loader.warehouse.patterns.validation import validation
 PATTERNS = ("batch", "dynamic-tables", "stream-task", "snowpipe", "governance", "validation")
 
 
+def _masked(render: Callable[[Names], list[str]], *masking: Callable[[Names], list[str]]):
+    """A pattern followed by the masking of the PHI its objects hold: whichever
+    pattern is deployed, and in whatever order, no copy of PHI is left unmasked."""
+
+    def rendered(names: Names) -> list[str]:
+        return [*render(names), *policies(names), *(s for m in masking for s in m(names))]
+
+    return rendered
+
+
 RENDERERS: dict[str, Callable[[Names], list[str]]] = {
-    "batch": batch,
-    "dynamic-tables": dynamic_tables,
-    "stream-task": stream_task,
-    "snowpipe": snowpipe,
+    "batch": _masked(batch, header_copy_masking),
+    "dynamic-tables": _masked(dynamic_tables, dynamic_table_masking),
+    "stream-task": _masked(stream_task, header_copy_masking),
+    "snowpipe": _masked(snowpipe, header_copy_masking),
     "governance": governance,
     "validation": validation,
 }

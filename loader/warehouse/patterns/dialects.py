@@ -20,7 +20,8 @@ class Dialect:
 
 SNOWFLAKE = Dialect(
     "snowflake",
-    lambda k: f'(IFF(IS_ARRAY(metadata:"{k}"), metadata:"{k}"[0], metadata:"{k}")::STRING)',
+    # Each branch casts a path: a VARIANT string cast to STRING is the bare text.
+    lambda k: f'IFF(IS_ARRAY(metadata:"{k}"), metadata:"{k}"[0]::STRING, metadata:"{k}"::STRING)',
     {
         T.TEXT: lambda s: s,
         T.INT: lambda s: f"TRY_TO_NUMBER({s})",
@@ -57,6 +58,9 @@ class JsonOps:
     json_text: Callable[[str], str]  # text SQL → a JSON string
     group: Callable[[str, str], str]  # (key SQL, value SQL) → their object
     null: str  # JSON null
+    # timestamp SQL → text as Python's isoformat(timespec="microseconds") writes it,
+    # whatever the session's output format (`_source_order` compares these texts)
+    timestamp_text: Callable[[str], str]
 
 
 JSON_OPS = {
@@ -72,6 +76,7 @@ JSON_OPS = {
         json_text=lambda s: f"TO_VARIANT({s})",
         group=lambda k, v: f"OBJECT_AGG({k}, {v})",
         null="PARSE_JSON('null')",
+        timestamp_text=lambda s: f"TO_VARCHAR({s}, 'YYYY-MM-DD\"T\"HH24:MI:SS.FF6')",
     ),
     "duckdb": JsonOps(
         each=lambda i: f"json_each({i}) f",
@@ -85,5 +90,6 @@ JSON_OPS = {
         json_text=lambda s: f"to_json({s})",
         group=lambda k, v: f"json_group_object({k}, {v})",
         null="'null'::JSON",
+        timestamp_text=lambda s: f"strftime({s}, '%Y-%m-%dT%H:%M:%S.%f')",
     ),
 }

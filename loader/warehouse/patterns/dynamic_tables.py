@@ -125,7 +125,7 @@ def dynamic_tables(names: Names) -> list[str]:
     for level in LEVELS:
         bodies[f"{DT_PREFIX}{level}"] = level_select(level, instances)
     return [
-        f"CREATE DYNAMIC TABLE IF NOT EXISTS {names.table(name)}\n"
+        f"CREATE OR REPLACE DYNAMIC TABLE {names.table(name)}\n"
         f"  TARGET_LAG = '{names.lag}'\n  WAREHOUSE = {quoted(names.warehouse)}\n"
         f"  REFRESH_MODE = INCREMENTAL\nAS\n{body}"
         for name, body in bodies.items()

@@ -19,7 +19,9 @@ def converted_instances(dialect: str, landing: str, raw: str, dictionary: str, w
     names keep the first), binary values as {"vr", "length"} (a BulkDataURI's length
     null), sequences as their DICOM JSON items; the File Meta group and what follows
     Pixel Data left out, as the binary path leaves them. `where` picks the landed
-    rows (a batch's)."""
+    rows (a batch's). A landed row's `loaded_at` is its file's last-modified time, so
+    `_source_order` orders it as the loader orders a file: that time as Python's
+    isoformat writes it, a backslash, the path."""
     j = JSON_OPS[dialect]
     inline, vr = j.text("InlineBinary"), j.text("vr")
     padding = f"LENGTH({inline}) - LENGTH(REGEXP_REPLACE({inline}, '=+$', ''))"
@@ -37,13 +39,14 @@ def converted_instances(dialect: str, landing: str, raw: str, dictionary: str, w
         f"    WHEN {j.size} = 1 THEN {j.first} ELSE {j.field('Value')} END"
     )
     path = "l.file_path || '#' || CAST(l.row_number AS VARCHAR)"
+    order = f"{j.timestamp_text('l.loaded_at')} || chr(92) || {path}"
     return (
         f"INSERT INTO {raw} (file_path, metadata, ingested_at, sop_instance_uid, "
         "file_size_bytes, header_bytes, transfer_syntax_uid, _source_order, _run_id, _loaded_at)\n"
         f"SELECT {path},\n  {j.group('COALESCE(d.keyword, f.key)', value)},\n"
         f"  max(l.loaded_at), max({j.attribute('00080018')}), NULL, NULL, "
         f"max({j.attribute('00020010')}),\n"
-        f"  max(CAST(l.loaded_at AS VARCHAR) || chr(92) || {path}), l.batch_id, max(l.loaded_at)\n"
+        f"  max({order}), l.batch_id, max(l.loaded_at)\n"
         f"FROM {landing} l, {j.each('l.instance')}\n"
         f"LEFT JOIN {dictionary} d ON d.tag = f.key\n"
         f"WHERE ({where}) AND f.key NOT LIKE '0002%' AND f.key < '7FE00008'\n"
@@ -59,8 +62,13 @@ def dictionary_rows() -> list[tuple[str, str]]:
 def batch(names: Names) -> list[str]:
     """JSON exports that Snowflake copies itself: stage and file format, landing table
     (change tracking on, a per-run batch id in a session variable), COPY that rejects
-    nothing silently (every rejected row into dicom_ingestion_errors through VALIDATE),
-    then the instances converted into dicom_raw, where the stream and tasks take them."""
+    nothing silently, then the instances converted into dicom_raw, where the stream and
+    tasks take them.
+
+    VALIDATE cannot follow a COPY that transforms (its usage notes), and the landing
+    COPY must (file name, row number). The COPY's own result names every file that
+    was not wholly loaded, with its rejected-row count and first error: read with
+    RESULT_SCAN right after it, each such file becomes a PARSE_ERROR row."""
     t = names.table
     landing, dictionary = t("dicom_json_landing"), t("dicom_dictionary")
     values = ", ".join(f"('{tag}', '{keyword}')" for tag, keyword in dictionary_rows())
@@ -75,9 +83,13 @@ def batch(names: Names) -> list[str]:
         "SET dicom_batch = UUID_STRING()",
         _copy_into_landing(names, "$dicom_batch") + "\nON_ERROR = CONTINUE",
         f"INSERT INTO {t('dicom_ingestion_errors')} ({ERROR_COLUMNS})\n"
-        "SELECT FILE || '#' || CAST(ROW_NUMBER AS VARCHAR), 'PARSE_ERROR', ERROR, NULL, "
-        f"CURRENT_TIMESTAMP, NULL, $dicom_batch, CURRENT_TIMESTAMP\n"
-        f"FROM TABLE(VALIDATE({landing}, JOB_ID => '_last'))",
+        'SELECT "file", \'PARSE_ERROR\', "status" || \': \' || "errors_seen" || '
+        "' rows rejected, first at line ' || "
+        "COALESCE(CAST(\"first_error_line\" AS VARCHAR), '?') || ': ' || "
+        "COALESCE(\"first_error\", ''), NULL, CURRENT_TIMESTAMP, NULL, $dicom_batch, "
+        "CURRENT_TIMESTAMP\n"
+        "FROM TABLE(RESULT_SCAN(LAST_QUERY_ID()))\n"
+        "WHERE \"status\" <> 'LOADED'",
         converted_instances(
             "snowflake", landing, t("dicom_raw"), dictionary, "l.batch_id = $dicom_batch"
         ),
@@ -85,13 +97,15 @@ def batch(names: Names) -> list[str]:
 
 
 def _copy_into_landing(names: Names, batch_id: str) -> str:
-    """The COPY of the exports stage into the landing table, each row with `batch_id`."""
+    """The COPY of the exports stage into the landing table, each row with `batch_id`
+    and its file's last-modified time (never CURRENT_TIMESTAMP: in a pipe it is the
+    pipe's creation time or the COPY's compile time, hours from the load)."""
     t = names.table
     return (
         f"COPY INTO {t('dicom_json_landing')} (file_path, row_number, instance, batch_id, "
         "loaded_at)\n"
         f"FROM (SELECT METADATA$FILENAME, METADATA$FILE_ROW_NUMBER, $1, {batch_id}, "
-        f"CURRENT_TIMESTAMP FROM @{t('dicom_exports')})\n"
+        f"METADATA$FILE_LAST_MODIFIED FROM @{t('dicom_exports')})\n"
         f"FILE_FORMAT = (FORMAT_NAME = {t('dicom_json_format')})"
     )
 
@@ -113,7 +127,9 @@ def snowpipe(names: Names) -> list[str]:
     queue (SNS or bucket notifications point at it), Azure Blob through an Event Grid
     notification integration, GCS through a Pub/Sub notification integration. A
     stream on the landing table and a task convert new instances into dicom_raw;
-    another task records files the pipe rejected (COPY_HISTORY), once each."""
+    another task keeps one error row per file the pipe did not wholly load
+    (rejected_files). The pipe is created once: replacing it would forget which
+    files it loaded. The tasks are replaced, so a changed body reaches them."""
     if not names.stage_url:
         raise ConfigError("snowpipe needs --stage-url (and --storage-integration)")
     t = names.table
@@ -127,23 +143,60 @@ def snowpipe(names: Names) -> list[str]:
     stream = t("dicom_landing_stream")
     return [
         *batch(names)[:4],
-        f"CREATE PIPE IF NOT EXISTS {t('dicom_exports_pipe')} AUTO_INGEST = TRUE{integration} AS\n"
+        f"CREATE PIPE IF NOT EXISTS {t(PIPE)} AUTO_INGEST = TRUE{integration} AS\n"
         + _copy_into_landing(names, "'snowpipe:' || METADATA$FILENAME"),
         f"CREATE STREAM IF NOT EXISTS {stream} ON TABLE {landing} APPEND_ONLY = TRUE",
-        f"CREATE TASK IF NOT EXISTS {t('dicom_convert_landed')}\n  WAREHOUSE = {warehouse}\n"
+        f"ALTER TASK IF EXISTS {t('dicom_convert_landed')} SUSPEND",
+        f"ALTER TASK IF EXISTS {t('dicom_record_rejected_files')} SUSPEND",
+        f"CREATE OR REPLACE TASK {t('dicom_convert_landed')}\n  WAREHOUSE = {warehouse}\n"
         f"  SCHEDULE = '{names.schedule}'\n"
         f"  WHEN SYSTEM$STREAM_HAS_DATA('{stream.replace(chr(34), '')}')\nAS\n"
         + converted_instances("snowflake", stream, t("dicom_raw"), t("dicom_dictionary"), "TRUE"),
-        f"CREATE TASK IF NOT EXISTS {t('dicom_record_rejected_files')}\n"
-        f"  WAREHOUSE = {warehouse}\n  SCHEDULE = '{names.schedule}'\nAS\n"
-        f"INSERT INTO {t('dicom_ingestion_errors')} ({ERROR_COLUMNS})\n"
-        "SELECT h.file_name, 'PARSE_ERROR', h.first_error_message, NULL, CURRENT_TIMESTAMP, "
-        "NULL, 'snowpipe', CURRENT_TIMESTAMP\n"
-        "FROM TABLE(INFORMATION_SCHEMA.COPY_HISTORY(TABLE_NAME => 'DICOM_JSON_LANDING', "
-        "START_TIME => DATEADD(HOUR, -24, CURRENT_TIMESTAMP()))) h\n"
-        "WHERE h.status <> 'Loaded' AND NOT EXISTS (SELECT 1 FROM "
-        f"{t('dicom_ingestion_errors')} e WHERE e.file_path = h.file_name "
-        "AND e.error_category = 'PARSE_ERROR')",
+        f"CREATE OR REPLACE TASK {t('dicom_record_rejected_files')}\n"
+        f"  WAREHOUSE = {warehouse}\n  SCHEDULE = '{names.schedule}'\nAS\n" + rejected_files(names),
         f"ALTER TASK {t('dicom_convert_landed')} RESUME",
         f"ALTER TASK {t('dicom_record_rejected_files')} RESUME",
     ]
+
+
+PIPE = "dicom_exports_pipe"
+REJECTED = ("Load failed", "Partially loaded")
+
+
+def rejected_files(names: Names) -> str:
+    """One PARSE_ERROR row per file the pipe did not wholly load, from COPY_HISTORY:
+    only this pipe's files, each at its latest finished load. A file still loading
+    is not recorded until its load ends; a file that failed and then loaded has its
+    error row removed; a file that failed again has it updated."""
+    t = names.table
+    database, schema = names.in_schema()
+    landing = ".".join(p.upper() for p in (names.database, names.schema) if p)
+    landing = f"{landing}.DICOM_JSON_LANDING" if landing else "DICOM_JSON_LANDING"
+    catalog = "INFORMATION_SCHEMA"
+    if names.database:
+        catalog = f"{quoted(names.database)}.{catalog}"
+    rejected = ", ".join(f"'{s}'" for s in REJECTED)
+    message = (
+        "h.status || ': ' || COALESCE(CAST(h.error_count AS VARCHAR), '?') || "
+        "' rows rejected, first: ' || COALESCE(h.first_error_message, '')"
+    )
+    return (
+        f"MERGE INTO {t('dicom_ingestion_errors')} e\nUSING (\n"
+        "  SELECT h.file_name, h.status, h.error_count, h.first_error_message, h.last_load_time\n"
+        f"  FROM TABLE({catalog}.COPY_HISTORY(TABLE_NAME => '{landing}', "
+        "START_TIME => DATEADD(HOUR, -24, CURRENT_TIMESTAMP()))) h\n"
+        f"  WHERE h.pipe_catalog_name = {database} AND h.pipe_schema_name = {schema}\n"
+        f"    AND h.pipe_name = '{PIPE.upper()}'\n"
+        f"    AND h.status IN ('Loaded', {rejected})\n"
+        "  QUALIFY ROW_NUMBER() OVER (PARTITION BY h.file_name "
+        "ORDER BY h.last_load_time DESC) = 1\n"
+        ") h\nON e.file_path = h.file_name AND e.error_category = 'PARSE_ERROR' "
+        "AND e._run_id = 'snowpipe'\n"
+        "WHEN MATCHED AND h.status = 'Loaded' THEN DELETE\n"
+        f"WHEN MATCHED THEN UPDATE SET error_message = {message}, "
+        "detected_at = h.last_load_time\n"
+        f"WHEN NOT MATCHED AND h.status IN ({rejected}) THEN\n"
+        f"  INSERT ({ERROR_COLUMNS})\n"
+        f"  VALUES (h.file_name, 'PARSE_ERROR', {message}, NULL, h.last_load_time, NULL, "
+        "'snowpipe', h.last_load_time)"
+    )

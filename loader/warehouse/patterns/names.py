@@ -24,6 +24,9 @@ class Names:
     warehouse: str = "COMPUTE_WH"
     lag: str = "10 minutes"
     phi_role: str = "DICOM_PHI_READER"
+    # The role that owns the loader's tables, tasks and dynamic tables: it is granted
+    # the PHI role, so what they read through a masking policy is never masked.
+    owner_role: str = "DICOM_LOADER"
     schedule: str = "5 MINUTE"
     stage_url: str | None = None  # where exports land: s3://, gcs:// or azure://
     storage_integration: str | None = None
@@ -35,6 +38,7 @@ class Names:
             ("--schema", self.schema),
             ("--warehouse", self.warehouse),
             ("--phi-role", self.phi_role),
+            ("--owner-role", self.owner_role),
             ("--storage-integration", self.storage_integration),
             ("--notification-integration", self.notification_integration),
         ):
@@ -50,6 +54,12 @@ class Names:
         number, _, unit = self.schedule.partition(" ")
         if not number.isdigit() or unit.upper() not in ("MINUTE", "MINUTES", "SECONDS", "HOURS"):
             raise ConfigError(f"--schedule {self.schedule!r} is not like '5 MINUTE'")
+
+    def in_schema(self) -> tuple[str, str]:
+        """SQL of the database and schema the patterns' objects are in."""
+        database = f"'{self.database.upper()}'" if self.database else "CURRENT_DATABASE()"
+        schema = f"'{self.schema.upper()}'" if self.schema else "CURRENT_SCHEMA()"
+        return database, schema
 
     def table(self, name: str) -> str:
         parts = [p for p in (self.database, self.schema) if p]

@@ -1,7 +1,11 @@
 """A stream on `dicom_raw` and a task tree: the root (gated by SYSTEM$STREAM_HAS_DATA)
 moves new rows into a change log; each child reads its own stream on the log, never
 a time window: error routing (every category SQL can tell from a header, once per
-object) and the CDC MERGE of amended studies. Children resume before the root."""
+object) and the CDC MERGE of amended studies. Children resume before the root.
+
+A re-deploy suspends the root, replaces every task (so a changed body reaches it)
+and resumes them; streams and the change log are created once, so their offsets
+and rows survive it."""
 
 from __future__ import annotations
 
@@ -129,7 +133,8 @@ def stream_task(names: Names) -> list[str]:
             f"CREATE STREAM IF NOT EXISTS {t(stream)} ON TABLE {log} APPEND_ONLY = TRUE"
             for stream, _ in children.values()
         ),
-        f"CREATE TASK IF NOT EXISTS {root}\n  WAREHOUSE = {warehouse}\n"
+        f"ALTER TASK IF EXISTS {root} SUSPEND",
+        f"CREATE OR REPLACE TASK {root}\n  WAREHOUSE = {warehouse}\n"
         f"  SCHEDULE = '{names.schedule}'\n"
         f"  WHEN SYSTEM$STREAM_HAS_DATA('{raw_stream.replace(chr(34), '')}')\nAS\n"
         f"INSERT INTO {log} (file_path, metadata, _source_order, _run_id, batch_id, captured_at)\n"
@@ -138,7 +143,7 @@ def stream_task(names: Names) -> list[str]:
     ]
     for task, (stream, body) in children.items():
         statements.append(
-            f"CREATE TASK IF NOT EXISTS {t(task)}\n  WAREHOUSE = {warehouse}\n"
+            f"CREATE OR REPLACE TASK {t(task)}\n  WAREHOUSE = {warehouse}\n"
             f"  AFTER {root}\nAS\n{body(t(stream))}"
         )
     statements += [f"ALTER TASK {t(task)} RESUME" for task in children]
