@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 ARCHIVE ?= ./demo-archive
 PATIENTS ?= 40
 
-.PHONY: demo test fuzz bench bench-e2e lint typecheck sql clean
+.PHONY: demo test fuzz bench bench-e2e bench-snowflake lint typecheck sql clean
 
 $(BIN)/dicom-loader: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ $(VENV)/.bench: $(BIN)/dicom-loader pyproject.toml
 # (BENCH_OBJECTS, default 20,000), plus the cost curve: see benchmarks/README.md.
 bench-e2e: $(VENV)/.bench
 	$(BIN)/python benchmarks/e2e.py
+
+# What a Snowflake load stages before and after compaction, and its time on the
+# fakesnow server against DuckDB's (BENCH_SNOWFLAKE_OBJECTS, default 20,000).
+bench-snowflake: $(BIN)/dicom-loader
+	$(BIN)/python benchmarks/snowflake_load.py
 
 lint: $(BIN)/dicom-loader
 	$(BIN)/ruff check loader tests benchmarks scripts
