@@ -657,3 +657,40 @@ def test_source_order_text_is_the_same_in_python_and_sql(stamp, snowflake_target
     finally:
         warehouse.close()
     assert text[0][0] == python
+
+
+def test_deploy_puts_the_model_where_the_patterns_go(snowflake_target):
+    """With --database and --schema, the model's tables are created in that schema,
+    next to the patterns' objects, not in the connection's."""
+    from tests.test_cli import dicom_loader
+
+    warehouse = open_warehouse(Target.parse(snowflake_target))
+    try:
+        warehouse.query("CREATE SCHEMA IF NOT EXISTS DICOM.ELSEWHERE")
+    finally:
+        warehouse.close()
+    done = dicom_loader(
+        "deploy",
+        "--pattern",
+        "validation",
+        "--target",
+        snowflake_target,
+        "--database",
+        "DICOM",
+        "--schema",
+        "ELSEWHERE",
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    warehouse = open_warehouse(Target.parse(snowflake_target))
+    try:
+        there = warehouse.query("SELECT * FROM DICOM.ELSEWHERE.dicom_validation_summary")
+        models = warehouse.query(
+            "SELECT table_schema FROM information_schema.tables "
+            "WHERE lower(table_name) = 'dicom_instance'"
+        )
+    finally:
+        warehouse.close()
+    assert there[0][3] == 0
+    schemas = {r[0] for r in models}
+    assert "ELSEWHERE" in schemas and snowflake_target.split("/")[4].split("?")[0] not in schemas

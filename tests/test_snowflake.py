@@ -14,6 +14,7 @@ from fakesnow_gaps import LOCAL_BUCKET
 from loader.config import RunSettings, Target
 from loader.errors import ConfigError, LoadError
 from loader.faults import InjectedFault
+from loader.keys import SQL_KEY_EXPRESSION
 from loader.model import BY_NAME, EXTRACTED, TABLES
 from loader.pipeline import load, run
 from loader.warehouse.merge import merge_upsert
@@ -371,7 +372,7 @@ def test_every_value_equal_in_duckdb_and_snowflake(written_run, snowflake_target
 def test_keys_above_two_to_the_63_load_exactly(written_run, snowflake_target):
     """About half of all keys are ≥ 2^63; they reach both warehouses unchanged and equal
     MD5_NUMBER_LOWER64 of their natural key (Snowflake's documented function) and
-    the lower 64 bits of Python's MD5."""
+    the lower 64 bits of Python's MD5; in DuckDB, the loader's key expression."""
     import hashlib
 
     out, db, _ = written_run
@@ -383,9 +384,13 @@ def test_keys_above_two_to_the_63_load_exactly(written_run, snowflake_target):
             "SELECT sop_instance_uid, instance_key, MD5_NUMBER_LOWER64(sop_instance_uid) "
             "FROM dicom_instance"
         )
-        duck = dict(
-            con.execute("SELECT sop_instance_uid, instance_key FROM dicom_instance").fetchall()
-        )
+        expression = SQL_KEY_EXPRESSION["duckdb"].format(s="sop_instance_uid")
+        duck = {
+            uid: (key, computed)
+            for uid, key, computed in con.execute(
+                f"SELECT sop_instance_uid, instance_key, {expression} FROM dicom_instance"
+            ).fetchall()
+        }
     finally:
         snow.close()
         con.close()
@@ -393,4 +398,4 @@ def test_keys_above_two_to_the_63_load_exactly(written_run, snowflake_target):
     assert high and len(high) < len(flake)
     for uid, key, function in flake:
         digest = int.from_bytes(hashlib.md5(uid.encode()).digest()[8:], "big")
-        assert int(key) == int(function) == digest == duck[uid]
+        assert int(key) == int(function) == digest == duck[uid][0] == duck[uid][1]
