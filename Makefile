@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 ARCHIVE ?= ./demo-archive
 PATIENTS ?= 40
 
-.PHONY: demo test fuzz bench bench-e2e bench-snowflake lint typecheck sql clean
+.PHONY: demo test check fuzz bench bench-e2e bench-snowflake lint typecheck sql clean
 
 $(BIN)/dicom-loader: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ $(ORTHANC_DICOMWEB):
 
 test: $(BIN)/dicom-loader node_modules/.bin/azurite-blob $(ORTHANC_DICOMWEB)
 	$(BIN)/python -m pytest tests -q
+
+# The edit-test loop: every test that starts no server (unit, DuckDB, Dask workers),
+# about a minute; `make test` runs them all.
+check: $(BIN)/dicom-loader
+	$(BIN)/python -m pytest tests -q -m "not server"
 
 # Hostile inputs: hypothesis mutations of real files with fresh randomness, many more
 # examples than make test runs; prints the outcome categories seen.
@@ -67,6 +72,7 @@ sql: $(BIN)/dicom-loader
 	$(BIN)/python -c 'from loader.model import render_ddl; open("sql/duckdb/model.sql", "w").write(render_ddl("duckdb")); open("sql/snowflake/model.sql", "w").write(render_ddl("snowflake"))'
 	$(BIN)/python -c 'from loader.warehouse.snowflake import render_stage_sql; open("sql/snowflake/stage.sql", "w").write(render_stage_sql())'
 	$(BIN)/python -c 'from loader.warehouse.patterns import write_sql_files; write_sql_files("sql/snowflake")'
+	$(BIN)/python -c 'from loader.model import render_model_doc; open("docs/MODEL.md", "w").write(render_model_doc())'
 
 
 clean:

@@ -1,7 +1,7 @@
 """Deterministic surrogate keys that Python, DuckDB and Snowflake compute alike.
 
 A key is the lower 64 bits of the MD5 of the natural key's text, read as an
-unsigned big-endian integer (DESIGN.md "Keys"). Composite natural keys join their
+unsigned big-endian integer (docs/MODEL.md "Keys"). Composite natural keys join their
 parts with a backslash, DICOM's value delimiter, which no single DICOM string
 value can contain; NULL parts become empty text.
 """

@@ -49,7 +49,7 @@ class ObjectRef:
     @property
     def source_order(self) -> str:
         """Orders objects for conflict resolution: most recently written wins,
-        ties broken by URL (MODEL.md "Uniqueness"; stored as `_source_order`)."""
+        ties broken by URL (docs/MODEL.md "Uniqueness and conflicts"; stored as `_source_order`)."""
         stamp = self.modified_at.isoformat(timespec="microseconds") if self.modified_at else ""
         return f"{stamp}\\{self.url}"
 

@@ -1,7 +1,8 @@
 """The one declarative warehouse model: tables, columns, types, PHI flags, keys.
 
-Arrow schemas (Parquet) and every dialect's DDL are rendered from here, so the
-three cannot drift. Table and column names follow MODEL.md, which is a contract.
+Arrow schemas (Parquet), every dialect's DDL and docs/MODEL.md are rendered from
+here, so they cannot drift. Table and column names are a contract: users' queries,
+the Snowflake patterns and validation depend on them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pyarrow as pa
 
 
 class ColumnType(Enum):
-    KEY = "key"  # deterministic unsigned 64-bit hash (DESIGN.md "Keys")
+    KEY = "key"  # deterministic unsigned 64-bit hash (keys.py, docs/MODEL.md "Keys")
     TEXT = "text"
     INT = "int"
     FLOAT = "float"
@@ -53,6 +54,7 @@ class Table:
     # Columns the warehouse computes after loading (Parquet carries NULL).
     computed: tuple[str, ...] = ()
     change_tracking: bool = False  # Snowflake streams read it (dicom_raw)
+    doc: str = ""  # what one row is, for docs/MODEL.md
 
     @property
     def column_names(self) -> list[str]:
@@ -88,9 +90,12 @@ def _table(
     *columns: Column,
     computed: tuple[str, ...] = (),
     change_tracking: bool = False,
+    doc: str = "",
 ) -> Table:
     extra = (SOURCE_ORDER,) if mode in (LoadMode.ENTITY, LoadMode.INSTANCE_CHILD) else ()
-    return Table(name, tuple(columns) + extra + AUDIT, key, mode, computed, change_tracking)
+    return Table(
+        name, tuple(columns) + extra + AUDIT, key, mode, computed, change_tracking, doc
+    )
 
 
 E, CHILD = LoadMode.ENTITY, LoadMode.INSTANCE_CHILD
@@ -102,12 +107,23 @@ TABLES: tuple[Table, ...] = (
         _c("file_path"), _c("metadata", T.VARIANT), _c("ingested_at", T.TIMESTAMP),
         _c("sop_instance_uid"), _c("file_size_bytes", T.INT), _c("header_bytes", T.INT),
         _c("transfer_syntax_uid"), change_tracking=True,
+        doc=(
+            'One row per parsed object: the whole header as keyword-keyed JSON (private and '
+            'unknown tags by `ggggeeee`, sequences as arrays of objects, binary values as '
+            '`{"vr", "length"}`). Change tracking is on in Snowflake: streams read it.'
+        ),
     ),
     _table(
         "dicom_ingestion_errors", ("file_path", "error_category", "tag"),
         LoadMode.OBJECT_ERRORS,
         _c("file_path"), _c("error_category"), _c("error_message"), _c("tag"),
         _c("detected_at", T.TIMESTAMP), _c("bytes_read", T.INT),
+        doc=(
+            'The dead-letter table: one row per object and category (`NOT_DICOM`, '
+            '`PARSE_ERROR`, `TRUNCATED`, `READ_ERROR`, `VALIDATION_ERROR` for a missing SOP, '
+            'Series or Study Instance UID; `DUPLICATE`, `TYPE_CAST_ERROR` for a value kept as'
+            ' NULL, `REFERENTIAL_ERROR` annotate loaded objects), with the tag when known.'
+        ),
     ),
     _table(
         "dicom_load_history", ("run_id", "shard_id"), LoadMode.HISTORY,
@@ -117,6 +133,10 @@ TABLES: tuple[Table, ...] = (
         _c("bytes_listed", T.INT), _c("bytes_read", T.INT), _c("read_requests", T.INT),
         _c("seconds", T.FLOAT), _c("started_at", T.TIMESTAMP),
         _c("finished_at", T.TIMESTAMP),
+        doc=(
+            'One row per run and shard: objects listed, parsed, duplicates, errors, rows per '
+            'table, bytes and requests read, seconds.'
+        ),
     ),
     _table(
         "dicom_patient", ("patient_key",), E,
@@ -126,6 +146,10 @@ TABLES: tuple[Table, ...] = (
         _c("other_patient_ids", T.TEXT_ARRAY, phi=True),
         _c("other_patient_names", T.TEXT_ARRAY, phi=True), _c("comments"),
         _c("source_system"),
+        doc=(
+            'One row per patient, keyed by (PatientID, IssuerOfPatientID); objects with '
+            'neither share the patient of the empty natural key.'
+        ),
     ),
     _table(
         "dicom_study", ("study_key",), E,
@@ -136,6 +160,10 @@ TABLES: tuple[Table, ...] = (
         _c("number_of_series", T.INT), _c("number_of_instances", T.INT),
         _c("modalities_in_study", T.TEXT_ARRAY),
         computed=("number_of_series", "number_of_instances", "modalities_in_study"),
+        doc=(
+            'One row per study. The series and instance counts and the modalities are '
+            'computed from what was loaded, never read from headers.'
+        ),
     ),
     _table(
         "dicom_series", ("series_key",), E,
@@ -146,6 +174,9 @@ TABLES: tuple[Table, ...] = (
         _c("series_date", T.DATE), _c("series_time", T.TIME), _c("protocol_name"),
         _c("number_of_instances", T.INT),
         computed=("number_of_instances",),
+        doc=(
+            'One row per series; its instance count is computed from what was loaded.'
+        ),
     ),
     _table(
         "dicom_instance", ("instance_key",), E,
@@ -158,6 +189,10 @@ TABLES: tuple[Table, ...] = (
         _c("specific_character_set"), _c("burned_in_annotation"),
         _c("presentation_intent"), _c("file_path"), _c("file_size_bytes", T.INT),
         _c("transfer_syntax_uid"),
+        doc=(
+            "One row per SOP instance, whichever objects hold it (the winning object's "
+            'values).'
+        ),
     ),
     _table(
         "dicom_frame", ("frame_key",), CHILD,
@@ -166,12 +201,18 @@ TABLES: tuple[Table, ...] = (
         _c("image_position_patient", T.FLOAT_ARRAY),
         _c("image_orientation_patient", T.FLOAT_ARRAY), _c("slice_location", T.FLOAT),
         _c("temporal_position_index", T.INT), _c("cardiac_cycle_position", T.FLOAT),
+        doc=(
+            'One row per frame of a multi-frame object, from its per-frame functional groups.'
+        ),
     ),
     _table(
         "dicom_equipment", ("series_key",), E,
         _c("series_key", T.KEY), _c("manufacturer"), _c("manufacturer_model_name"),
         _c("device_serial_number"), _c("software_versions"), _c("institution_name"),
         _c("institution_address"), _c("station_name"), _c("institutional_dept_name"),
+        doc=(
+            'One row per series that names its equipment.'
+        ),
     ),
     _table(
         "dicom_image_pixel", ("instance_key",), CHILD,
@@ -182,6 +223,9 @@ TABLES: tuple[Table, ...] = (
         _c("pixel_representation", T.INT), _c("planar_configuration", T.INT),
         _c("rescale_intercept", T.FLOAT), _c("rescale_slope", T.FLOAT),
         _c("window_center", T.FLOAT_ARRAY), _c("window_width", T.FLOAT_ARRAY),
+        doc=(
+            'The image pixel module of an instance (never the pixels).'
+        ),
     ),
     _table(
         "dicom_image_plane", ("instance_key", "frame_number"), CHILD,
@@ -190,6 +234,10 @@ TABLES: tuple[Table, ...] = (
         _c("image_position_patient", T.FLOAT_ARRAY),
         _c("image_orientation_patient", T.FLOAT_ARRAY),
         _c("spacing_between_slices", T.FLOAT), _c("position_reference_indicator"),
+        doc=(
+            'Image plane per instance, and per frame of a multi-frame object (`frame_key` '
+            'NULL for a single frame).'
+        ),
     ),
     _table(
         "dicom_procedure_step", ("procedure_step_key",), E,
@@ -198,6 +246,9 @@ TABLES: tuple[Table, ...] = (
         _c("requested_procedure_code_seq", T.VARIANT),
         _c("performed_procedure_step_id"), _c("performed_procedure_description"),
         _c("performed_procedure_type"), _c("performed_procedure_code_seq", T.VARIANT),
+        doc=(
+            'Requested and performed procedure steps of a study.'
+        ),
     ),
     _table(
         "dicom_dose_summary", ("series_key",), E,
@@ -205,6 +256,9 @@ TABLES: tuple[Table, ...] = (
         _c("dose_length_product", T.FLOAT), _c("exposure_time", T.FLOAT),
         _c("kvp", T.FLOAT), _c("xray_tube_current", T.FLOAT), _c("exposure", T.FLOAT),
         _c("acquisition_protocol"),
+        doc=(
+            'CT dose and exposure values per series.'
+        ),
     ),
     _table(
         "dicom_segmentation_metadata", ("instance_key", "segment_number"), CHILD,
@@ -215,12 +269,19 @@ TABLES: tuple[Table, ...] = (
         _c("anatomic_region_code_seq", T.VARIANT),
         _c("property_category_code_seq", T.VARIANT),
         _c("property_type_code_seq", T.VARIANT),
+        doc=(
+            'One row per segment of a segmentation (SEG) instance.'
+        ),
     ),
     _table(
         "dicom_structured_report_header", ("instance_key",), CHILD,
         _c("instance_key", T.KEY), _c("completion_flag"), _c("verification_flag"),
         _c("document_title"), _c("coding_scheme_identification", T.VARIANT),
         _c("referenced_instance_keys", T.KEY_ARRAY),
+        doc=(
+            'The document header of a structured report instance, with the instances it '
+            'references.'
+        ),
     ),
     _table(
         "dicom_file_location", ("location_key",), E,
@@ -230,6 +291,11 @@ TABLES: tuple[Table, ...] = (
         _c("header_bytes", T.INT), _c("pixel_data_offset", T.INT),
         _c("pixel_data_length", T.INT), _c("file_size_bytes", T.INT),
         _c("modified_at", T.TIMESTAMP), SHARD_ID,
+        doc=(
+            'One row per stored object of an instance (an instance stored twice has two): '
+            'where it is, its size, ETag or checksum, and where Pixel Data starts and how '
+            'long it is, when known, so pixels can be fetched with one ranged read.'
+        ),
     ),
     _table(
         "dicom_element", ("element_key",), CHILD,
@@ -239,28 +305,45 @@ TABLES: tuple[Table, ...] = (
         _c("value_datetime", T.TIMESTAMP), _c("value_binary_ref"),
         _c("is_private", T.BOOL), _c("private_creator"), _c("sequence_item_key", T.KEY),
         _c("sequence_path"),
+        doc=(
+            'One row per data element, private tags and sequence items included: typed value '
+            'columns, binary values by length only (never bytes).'
+        ),
     ),
     _table(
         "dicom_sequence_item", ("sequence_item_key",), CHILD,
         _c("sequence_item_key", T.KEY), _c("instance_key", T.KEY),
         _c("parent_element_key", T.KEY), _c("item_index", T.INT), _c("sequence_path"),
+        doc=(
+            'One row per item of a sequence, with its parent element and path.'
+        ),
     ),
     _table(
         "image_embedding", ("embedding_key",), LoadMode.EMPTY,
         _c("embedding_key", T.KEY), _c("instance_key", T.KEY), _c("frame_key", T.KEY),
         _c("model_key", T.KEY), _c("embedding", T.FLOAT_ARRAY), _c("created_at", T.TIMESTAMP),
+        doc=(
+            'Created empty with the model, for downstream embedding jobs; the loader does not'
+            ' fill it.'
+        ),
     ),
     _table(
         "embedding_model", ("model_key",), LoadMode.EMPTY,
         _c("model_key", T.KEY), _c("model_name"), _c("model_version"),
         _c("dimensions", T.INT), _c("modality_scope", T.TEXT_ARRAY),
         _c("parameters", T.VARIANT), _c("created_at", T.TIMESTAMP),
+        doc=(
+            'Created empty with the model, for downstream embedding jobs.'
+        ),
     ),
     _table(
         "embedding_evaluation", ("evaluation_key",), LoadMode.EMPTY,
         _c("evaluation_key", T.KEY), _c("model_key", T.KEY), _c("dataset_name"),
         _c("metric_name"), _c("metric_value", T.FLOAT), _c("details", T.VARIANT),
         _c("evaluated_at", T.TIMESTAMP),
+        doc=(
+            'Created empty with the model, for downstream embedding jobs.'
+        ),
     ),
 )
 # fmt: on
@@ -361,3 +444,76 @@ def render_ddl(dialect: str) -> str:
         f"{dialect}`. Do not edit by hand.\n\n"
     )
     return header + "\n".join(statements)
+
+
+_MODE_DOCS = {
+    LoadMode.ENTITY: "upserted on its key; the row of the greatest `_source_order` wins",
+    LoadMode.INSTANCE_CHILD: "replaced with its instance's winning object",
+    LoadMode.OBJECT_ERRORS: "replaced per object a run processes",
+    LoadMode.HISTORY: "one row per run and shard, upserted",
+    LoadMode.EMPTY: "created empty",
+}
+
+MODEL_DOC_PREFACE = """\
+# The warehouse model
+
+Rendered from `loader/model.py` by `make sql`; `tests/test_model.py` fails when this file
+and the code differ. Do not edit by hand: change the model, then render.
+
+Table and column names are the contract: users' queries, the Snowflake patterns
+(`sql/snowflake/`) and validation depend on them. Every table also has `_run_id`
+(the run that wrote the row) and `_loaded_at` (when the load wrote it); tables whose
+rows come from an object have `_source_order` (below).
+
+## Keys
+
+A `*_key` column is the lower 64 bits of the MD5 of its natural key's UTF-8 text, read
+as an unsigned big-endian integer: every worker, rerun and warehouse computes the same
+key without a lookup, so parallel loads and MERGE stay idempotent. A composite natural
+key joins its parts with a backslash (`\\`, DICOM's value delimiter, which no single
+value contains); a NULL part is empty text.
+
+| engine | key of text `s` | type |
+| --- | --- | --- |
+| Python (`loader/keys.py`) | `int.from_bytes(md5(s).digest()[8:], "big")` | int |
+| DuckDB | `('0x' \\|\\| substr(md5(s), 17, 16))::UBIGINT` | UBIGINT |
+| Snowflake | `MD5_NUMBER_LOWER64(s)` | NUMBER(20,0) |
+| Parquet, shards | UINT64 | |
+| Parquet, staged for Snowflake | DECIMAL(20,0): Snowflake refuses UINT64 above 2^63 − 1 | |
+
+## Uniqueness and conflicts
+
+Natural keys are unique after every load: `sop_instance_uid`, `series_instance_uid`,
+`study_instance_uid`, (`patient_id`, `issuer_of_patient_id`). The same SOP instance in
+two objects is one instance, two `dicom_file_location` rows and one `DUPLICATE` row for
+the object that lost. Among the objects a row could come from, the most recently
+modified wins, ties broken by URL: `_source_order` is `<modified, ISO 8601 with
+microseconds>\\<url>`, and the greatest wins, whatever the load order.
+
+## PHI
+
+Columns marked PHI identify a person: the governance pattern masks them (and the PHI
+attributes of whole headers and element rows), and `--pseudonymize-key-file` replaces
+them in the workers before anything is written.
+"""
+
+
+def render_model_doc() -> str:
+    """docs/MODEL.md: every table and column of the model, with its types and rules."""
+    parts = [MODEL_DOC_PREFACE]
+    snowflake, duckdb = DIALECT_TYPES["snowflake"], DIALECT_TYPES["duckdb"]
+    for number, table in enumerate(TABLES, 1):
+        parts.append(f"\n## {number}. {table.name}\n\n{table.doc}\n")
+        parts.append(
+            f"\nKey: ({', '.join(table.key)}). Load: {_MODE_DOCS[table.mode]}."
+            + (f" Computed on load: {', '.join(table.computed)}." if table.computed else "")
+            + "\n\n| column | Snowflake | DuckDB | Parquet | PHI |\n"
+            + "| --- | --- | --- | --- | --- |\n"
+        )
+        parquet = {f.name: str(f.type) for f in arrow_schema(table)}
+        for column in table.columns:
+            parts.append(
+                f"| `{column.name}` | {snowflake[column.type]} | {duckdb[column.type]} | "
+                f"{parquet.get(column.name, 'set on load')} | {'PHI' if column.phi else ''} |\n"
+            )
+    return "".join(parts)

@@ -6,7 +6,7 @@ values: the same input and key give the same pseudonym in every file and run, so
 rows still join (a patient's key is the key of its pseudonymous ID). Rewritten,
 wherever they sit (nested items and private elements included):
 
-- every person name (VR PN): the PHI name columns of MODEL.md and everyone else's;
+- every person name (VR PN): the PHI name columns of the model and everyone else's;
 - identifiers: PatientID, OtherPatientIDs (and the IDs inside
   OtherPatientIDsSequence), PatientAddress, PatientTelephoneNumbers, and the
   request identifiers AccessionNumber, StudyID, RequestedProcedureID and

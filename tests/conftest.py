@@ -302,3 +302,29 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory):
             process.kill()
             process.wait()
         log.close()
+
+
+# Tests that start a server (a fixture above, asked for by name or by a parameter) are
+# marked `server`. `make check` runs the others, unit and DuckDB tests (Dask worker
+# processes included), for the edit-test loop.
+SERVER_FIXTURES = frozenset(
+    {
+        "fakesnow_server",
+        "snowflake_target",
+        "s3_server",
+        "s3",
+        "gcs_server",
+        "azure_server",
+        "orthanc",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        named = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None:
+            named |= {v for v in callspec.params.values() if isinstance(v, str)}
+        if SERVER_FIXTURES & named:
+            item.add_marker(pytest.mark.server)

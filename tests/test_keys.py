@@ -23,7 +23,7 @@ def test_python_key_equals_duckdb_sql(parts):
 
 
 def test_key_is_64_bit_and_spec_defined():
-    # DESIGN.md: int(md5(s).hexdigest()[16:], 16)
+    # docs/MODEL.md "Keys": the lower 64 bits of the MD5, as hex digits 17-32
     import hashlib
 
     text = "1.2.3\\4"

@@ -4,28 +4,78 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from loader.model import BY_NAME, EXTRACTED, TABLES, arrow_schema, phi_columns, render_ddl
+from loader.model import (
+    BY_NAME,
+    EXTRACTED,
+    TABLES,
+    arrow_schema,
+    phi_columns,
+    render_ddl,
+    render_model_doc,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL_MD = ROOT.parent / "shared" / "MODEL.md"
+
+# The contract: table names, in their documented order, and their natural keys. Users'
+# queries, the Snowflake patterns and validation depend on them; changing one is a
+# breaking change, made here on purpose.
+CONTRACT = {
+    "dicom_raw": ("file_path",),
+    "dicom_ingestion_errors": ("file_path", "error_category", "tag"),
+    "dicom_load_history": ("run_id", "shard_id"),
+    "dicom_patient": ("patient_key",),
+    "dicom_study": ("study_key",),
+    "dicom_series": ("series_key",),
+    "dicom_instance": ("instance_key",),
+    "dicom_frame": ("frame_key",),
+    "dicom_equipment": ("series_key",),
+    "dicom_image_pixel": ("instance_key",),
+    "dicom_image_plane": ("instance_key", "frame_number"),
+    "dicom_procedure_step": ("procedure_step_key",),
+    "dicom_dose_summary": ("series_key",),
+    "dicom_segmentation_metadata": ("instance_key", "segment_number"),
+    "dicom_structured_report_header": ("instance_key",),
+    "dicom_file_location": ("location_key",),
+    "dicom_element": ("element_key",),
+    "dicom_sequence_item": ("sequence_item_key",),
+    "image_embedding": ("embedding_key",),
+    "embedding_model": ("model_key",),
+    "embedding_evaluation": ("evaluation_key",),
+}
 
 
 def test_sql_file_is_rendered_from_model():
     assert (ROOT / "sql" / "duckdb" / "model.sql").read_text() == render_ddl("duckdb")
 
 
-def test_every_model_md_table_and_column_exists():
-    text = MODEL_MD.read_text()
-    tables = set(re.findall(r"\*\*([a-z_]+)\*\*", text))
-    assert tables <= set(BY_NAME), tables - set(BY_NAME)
-    # Columns named in MODEL.md's table entries exist in the model.
-    for name in tables:
-        entry = text.split(f"**{name}**", 1)[1].split("**", 1)[0].split("\n#", 1)[0]
-        wanted = set(re.findall(r"`([a-z_]+)(?:\s[A-Z][A-Z0-9_(),]*)?`", entry))
-        wanted -= {name}
-        have = set(BY_NAME[name].column_names)
-        missing = {w for w in wanted if w not in have and not w.startswith("_")}
-        assert not missing, (name, missing)
+def test_model_doc_is_rendered_from_model():
+    assert (ROOT / "docs" / "MODEL.md").read_text() == render_model_doc(), "run make sql"
+
+
+def test_tables_and_keys_are_the_contract():
+    assert {t.name: t.key for t in TABLES} == CONTRACT
+    assert list(CONTRACT) == [t.name for t in TABLES]
+    for table in TABLES:
+        assert table.doc, table.name  # docs/MODEL.md says what a row is
+
+
+def test_nothing_refers_outside_the_repository():
+    """A clone has nothing beside it: no tracked file points at a sibling folder."""
+    import subprocess
+
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    outside = re.compile(r"\.\./shared|shared/(?:MODEL|DESIGN|STYLE)\.md")
+    found = [
+        name
+        for name in tracked
+        if name.endswith((".py", ".md", ".toml", ".txt", ".sql", "Makefile", ".cfg", ".json"))
+        and name != "package-lock.json"
+        and outside.search((ROOT / name).read_text(errors="replace"))
+        and name != "tests/test_model.py"
+    ]
+    assert found == []
 
 
 def test_every_table_has_audit_columns():
@@ -46,7 +96,7 @@ def test_arrow_schema_and_duckdb_ddl_agree():
         con.unregister("empty_batch")
 
 
-def test_phi_columns_follow_model_md():
+def test_phi_columns_are_the_contract():
     phi = phi_columns()
     assert phi["dicom_patient"] == [
         "patient_id",

@@ -1,7 +1,7 @@
 """Cascading dynamic tables over `dicom_raw`: instances (one row per SOP Instance UID)
 → series, studies, patients and equipment. Each keeps the row of the greatest
 `_source_order` (then file path) per natural key, the loader's own rule, and computes
-keys with the loader's expression (DESIGN.md "Keys"), so their rows join the
+keys with the loader's expression (docs/MODEL.md "Keys"), so their rows join the
 loader's. No volatile function in a body: every table refreshes incrementally."""
 
 from __future__ import annotations
