@@ -27,7 +27,7 @@ import pyarrow as pa
 import pydicom
 import pytest
 
-from loader.decode import decode_header, forget_remembered
+from loader.decode import decode_header
 from loader.extract import extract_object
 from loader.extract.context import ObjectFacts
 from loader.gc_pause import gc_paused
@@ -36,6 +36,7 @@ from loader.listing import DEFAULT_SHARD_SIZE
 from loader.parquet import ArrowBuffers
 from loader.synth import synthesize
 from loader.synth.iods import SOP_CLASSES
+from loader.value_store import ValueStore
 
 # Object types by SOP Class; the enhanced ones carry per-frame functional groups.
 KINDS = (
@@ -117,12 +118,13 @@ def _shard(distinct: list[Sample]) -> dict[str, list[pa.Table]]:
     now = dt.datetime(2026, 1, 1)
     buffers = ArrowBuffers("bench", "shard")
     converted: dict[str, list[pa.Table]] = {}
+    store = ValueStore()  # the worker's, as in a shard
     for index, sample in enumerate(_round(distinct)):
         if index % len(distinct) == 0:
-            forget_remembered()
+            store.forget()  # no object profits from an earlier copy of itself
         size = sample.size
         parsed = parse_header("bench", HeaderReader(sample.fetch, size))
-        decoded = decode_header(parsed, "bench")
+        decoded = decode_header(parsed, "bench", store=store)
         facts = ObjectFacts(
             uri=f"/bench/{index}.dcm",
             size=size,

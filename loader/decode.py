@@ -7,12 +7,11 @@ Character Set itself, and falls back to pydicom only for what it alone decodes
 (ISO 2022 escape sequences, sequence framing). Every later stage (raw JSON,
 element rows, model rows) reads the decoded tree, never the Dataset.
 
-Most of a header repeats from object to object (a series shares all but a dozen
-values; a study, an archive's scanners, most of the rest), so a decoded element
-is remembered by its bytes and what they were decoded with: the second object
-with the same Modality bytes, or the same code sequence, costs a dictionary
-lookup. Remembered elements and their items are shared between trees and never
-changed in place.
+Most of a header repeats from object to object, so a decoded element is kept in
+the worker's ValueStore (value_store.py: owned, bounded, counted) by its bytes and
+what they were decoded with: the second object with the same Modality bytes, or the
+same code sequence, costs a dictionary lookup. Stored elements and their items are
+shared between trees and never changed in place.
 """
 
 from __future__ import annotations
@@ -45,6 +44,7 @@ from loader.dataset_bytes import (
 )
 from loader.errors import HeaderParseError
 from loader.headers import ParsedHeader
+from loader.value_store import ValueStore
 
 _NUMERIC = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "UV": "Q", "SV": "q"}
 _SIZES = {code: struct.calcsize("<" + code) for code in _NUMERIC.values()}
@@ -204,38 +204,7 @@ def implied_vr(tag: int, item: Item, pixel_representation: int) -> str:
     return _dictionary_vr(tag, pixel_representation)
 
 
-class _Memory:
-    """Decoded elements by (tag, VR, value bytes, context), forgotten all at once
-    when they reach a bound on their number or on the bytes they came from (a
-    decoded sequence takes several times its bytes): a few tens of MB at most."""
-
-    def __init__(self, entries: int, value_bytes: int) -> None:
-        self.entries = entries
-        self.value_bytes = value_bytes
-        self.found: dict[tuple[int, str, bytes, int], Element] = {}
-        self.bytes = 0
-
-    def remember(self, key: tuple[int, str, bytes, int], element: Element) -> None:
-        size = len(key[2])
-        if len(self.found) >= self.entries or self.bytes + size > self.value_bytes:
-            self.forget()
-        self.found[key] = element
-        self.bytes += size
-
-    def forget(self) -> None:
-        self.found.clear()
-        self.bytes = 0
-
-
-MEMO_VALUE_LIMIT = 16_384  # bytes: longer values (per-frame groups, vendor blobs) are rare twice
-_memory = _Memory(entries=60_000, value_bytes=8 << 20)
 _contexts: dict[tuple[object, ...], int] = {}  # what else a value's decoding depends on
-
-
-def forget_remembered() -> None:
-    """Drop every remembered element: for measurements where no object may profit
-    from an earlier copy of itself."""
-    _memory.forget()
 
 
 def _context_of(*facts: object) -> int:
@@ -276,6 +245,17 @@ class DecoderBase:
 
 
 class _Decoder(DecoderBase):
+    def __init__(
+        self,
+        path: str,
+        out: Decoded,
+        pixel_representation: int,
+        element_limit: int,
+        store: ValueStore,
+    ) -> None:
+        super().__init__(path, out, pixel_representation, element_limit)
+        self.store = store
+
     def item(
         self, raw_dict: RawItem, encodings: tuple[str, ...], implicit: bool, little: bool
     ) -> Item:
@@ -295,27 +275,32 @@ class _Decoder(DecoderBase):
         context = _context_of(encodings, implicit, little, self.pixel_representation)
         item: Item = {}
         limit = self.element_limit
-        memo = _memory.found
+        store = self.store
+        memo = store.found
+        # Only the rare branches count: every other element was a lookup that hit.
+        misses = not_looked_up = 0
         for tag, elem in raw_dict.items():
             if isinstance(elem, tuple):
                 vr, value = elem
                 # Private data elements only (odd group, not a creator): cheap int tests first.
                 if tag & 0x10000 and tag & 0xFFFF >= 0x1000 and len(value) > limit:
                     item[tag] = self.omitted(tag, vr or "UN", len(value))
+                    not_looked_up += 1
                     continue
                 if vr is None:
                     vr = implied_vr(tag, item, self.pixel_representation)
                 key = (tag, vr, value, context)
                 found = memo.get(key)
                 if found is None:
+                    misses += 1
                     warnings = len(self.out.cast_errors)
                     found = self.raw(tag, vr, value, encodings, fast, codec, implicit, little)
-                    # Not remembered: a value whose warning rows every object must get,
-                    # or one too long to be worth keeping.
-                    if len(value) <= MEMO_VALUE_LIMIT and len(self.out.cast_errors) == warnings:
-                        _memory.remember(key, found)
+                    # Not kept: a value whose warning rows every object must get.
+                    if len(self.out.cast_errors) == warnings:
+                        store.remember(key, found)
                 item[tag] = found
             elif isinstance(elem, ParsedSequence):
+                not_looked_up += 1
                 if tag & 0x10000 and tag & 0xFFFF >= 0x1000 and elem.length > limit:
                     item[tag] = self.omitted(tag, "SQ", elem.length)
                     continue
@@ -324,7 +309,10 @@ class _Decoder(DecoderBase):
                 ]
                 item[tag] = Element("SQ", items, len(items))
             else:
+                not_looked_up += 1
                 item[tag] = self.converted(tag, elem, encodings)
+        store.counts.hits += len(raw_dict) - misses - not_looked_up
+        store.counts.misses += misses
         return item
 
     def raw(
@@ -494,16 +482,18 @@ def decode_elements(
     *,
     implicit: bool,
     little: bool,
+    store: ValueStore | None = None,
 ) -> Decoded:
     """Decode a header's raw elements, encoded as `implicit` and `little` say, nested
     sequences included; private values longer than `element_limit` bytes are kept
-    as `Omitted`."""
+    as `Omitted`. Elements are looked up in, and kept in, `store` (the worker's);
+    without one, this header shares nothing with any other."""
     out = Decoded(root={})
     raw_pr = elements.get(0x00280103)
     pixel_representation = 0
     if isinstance(raw_pr, tuple) and len(raw_pr[1]) == 2:
         pixel_representation = struct.unpack("<H" if little else ">H", raw_pr[1])[0]
-    decoder = _Decoder(path, out, pixel_representation, element_limit)
+    decoder = _Decoder(path, out, pixel_representation, element_limit, store or ValueStore())
     out.root = decoder.item(elements, DEFAULT_ENCODINGS, implicit, little)
     return out
 
@@ -514,14 +504,22 @@ def decode_unknown(
     """A UN value's element as an implicit VR little endian file would give it: a
     known tag's own VR, a sequence when its bytes are item framing, else binary
     (PS3.5 6.2.2). For DICOM JSON, whose InlineBinary UN values carry the bytes."""
-    decoder = _Decoder(path, out, 0, element_limit)
+    decoder = _Decoder(path, out, 0, element_limit, ValueStore())
     return decoder.raw(tag, "UN", value, DEFAULT_ENCODINGS, True, "latin-1", True, True)
 
 
 def decode_header(
-    parsed: ParsedHeader, path: str, element_limit: int = DEFAULT_ELEMENT_LIMIT
+    parsed: ParsedHeader,
+    path: str,
+    element_limit: int = DEFAULT_ELEMENT_LIMIT,
+    store: ValueStore | None = None,
 ) -> Decoded:
     """`decode_elements` of what `parse_header` read."""
     return decode_elements(
-        parsed.elements, path, element_limit, implicit=parsed.implicit, little=parsed.little
+        parsed.elements,
+        path,
+        element_limit,
+        implicit=parsed.implicit,
+        little=parsed.little,
+        store=store,
     )

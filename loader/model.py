@@ -93,9 +93,7 @@ def _table(
     doc: str = "",
 ) -> Table:
     extra = (SOURCE_ORDER,) if mode in (LoadMode.ENTITY, LoadMode.INSTANCE_CHILD) else ()
-    return Table(
-        name, tuple(columns) + extra + AUDIT, key, mode, computed, change_tracking, doc
-    )
+    return Table(name, tuple(columns) + extra + AUDIT, key, mode, computed, change_tracking, doc)
 
 
 E, CHILD = LoadMode.ENTITY, LoadMode.INSTANCE_CHILD

@@ -28,6 +28,7 @@ from loader.model import EXTRACTED
 from loader.output import OutputRoot
 from loader.pseudonymize import read_key
 from loader.shard import ShardSettings, process_shard
+from loader.value_store import ValueStore
 from loader.warehouse.base import LoadResult, Warehouse
 
 Progress = Callable[[dict[str, Any]], None]
@@ -83,7 +84,7 @@ def _client(workers: int, scheduler: str | None, stack: ExitStack) -> Any:
 
 
 def execute(
-    task: Callable[[Any, Shard], dict[str, Any]],
+    task: Callable[..., dict[str, Any]],
     settings: Any,
     shards: Iterator[Shard],
     workers: int,
@@ -101,8 +102,9 @@ def execute(
     """
     if workers <= 0 and not scheduler:
         started = time.time()
+        store = ValueStore()  # this process is the run's one worker: it owns the store
         for shard in shards:
-            progress(task(settings, shard))
+            progress(task(settings, shard, store))
         return time.time() - started
     import dask
     from distributed import as_completed

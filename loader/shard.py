@@ -47,6 +47,7 @@ from loader.storage import (
     provider_of,
     with_retries,
 )
+from loader.value_store import ValueStore
 
 PREFETCH_BATCH = 64  # first reads issued together on object stores
 
@@ -91,18 +92,23 @@ def _facts(
 
 
 def process_object(
-    ref: ObjectRef, settings: ShardSettings, fs: Any = None, prefetched: bytes | None = None
+    ref: ObjectRef,
+    settings: ShardSettings,
+    fs: Any = None,
+    prefetched: bytes | None = None,
+    store: ValueStore | None = None,
 ) -> tuple[Rows, list[Row], ParsedHeader | None]:
     """Rows, error rows and the read facts of one object; never raises for bad input.
 
     `fs` is the object store's filesystem (None for local files); `prefetched` the
-    object's first read when it was fetched together with others.
+    object's first read when it was fetched together with others; `store` the
+    worker's decoded elements (none: this object shares nothing).
     """
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     parsed = None
     try:
         parsed = read_header(ref, settings.header_bytes, fs, prefetched)
-        decoded = decode_header(parsed, ref.url, settings.element_limit)
+        decoded = decode_header(parsed, ref.url, settings.element_limit, store)
         if pseudonymizer := settings.pseudonymizer():
             pseudonymizer.apply(decoded)
         rows, errors = extract_object(decoded, _facts(ref, settings, parsed, now))
@@ -231,7 +237,11 @@ def first_reads(
 
 
 def _outcomes(
-    ref: ObjectRef, settings: ShardSettings, fs: Any, prefetched: bytes | None
+    ref: ObjectRef,
+    settings: ShardSettings,
+    fs: Any,
+    prefetched: bytes | None,
+    store: ValueStore,
 ) -> Iterator[tuple[Rows, list[Row], int, int]]:
     """(rows, error rows, bytes read, requests) of each object a listed one holds:
     itself, or every instance of a DICOM JSON export or a DICOMweb study."""
@@ -239,13 +249,20 @@ def _outcomes(
         for rows, errors, read in process_json_instances(ref, settings, fs):
             yield rows, errors, read, 1 if read else 0
         return
-    rows, errors, parsed = process_object(ref, settings, fs, prefetched)
+    rows, errors, parsed = process_object(ref, settings, fs, prefetched, store)
     yield rows, errors, parsed.bytes_read if parsed else 0, parsed.read_requests if parsed else 0
 
 
-def process_shard(settings: ShardSettings, shard: Shard) -> dict[str, Any]:
-    """Process one shard and commit its ledger record; return that record."""
+def process_shard(
+    settings: ShardSettings, shard: Shard, store: ValueStore | None = None
+) -> dict[str, Any]:
+    """Process one shard and commit its ledger record; return that record.
+
+    `store` holds the decoded elements this shard shares with the worker's other
+    shards: by default the Dask worker's own (ValueStore.of_worker)."""
     started = time.time()
+    store = store if store is not None else ValueStore.of_worker()
+    counted_from = store.snapshot()
     out = OutputRoot.of(settings.out, settings.storage_options)
     writer = ShardWriter(out, settings.run_id, shard.shard_id)
     errors_by_category: Counter[str] = Counter()
@@ -255,7 +272,8 @@ def process_shard(settings: ShardSettings, shard: Shard) -> dict[str, Any]:
             warnings.simplefilter("ignore")  # pydicom warns per odd value; errors are rows
             reads = first_reads(shard.objects, settings.header_bytes, settings.storage_options)
             for ref, fs, prefetched in reads:
-                for rows, errors, read, requests in _outcomes(ref, settings, fs, prefetched):
+                outcomes = _outcomes(ref, settings, fs, prefetched, store)
+                for rows, errors, read, requests in outcomes:
                     bytes_read += read
                     read_requests += requests
                     order = ref.source_order
@@ -292,6 +310,7 @@ def process_shard(settings: ShardSettings, shard: Shard) -> dict[str, Any]:
         "finished_at": dt.datetime.fromtimestamp(finished, dt.UTC).replace(tzinfo=None).isoformat(),
         "worker_pid": os.getpid(),
         "worker_peak_rss_bytes": peak_rss_bytes(),
+        "value_store": store.counted_since(counted_from).as_dict(),
     }
     ledger.commit_shard(out, settings.run_id, record)
     return record

@@ -7,17 +7,17 @@ import pydicom
 import pytest
 from pydicom.multival import MultiValue
 
-from loader import decode
 from loader.decode import Binary, decode_header
 from loader.errors import ObjectError
 from loader.headers import read_local
 from loader.raw_json import metadata_json
+from loader.value_store import ValueStore
 from tests.conftest import real_file, real_files
 
 
-def _decoded(path: str):
+def _decoded(path: str, store: ValueStore | None = None):
     parsed = read_local(path, os.path.getsize(path))
-    return decode_header(parsed, path)
+    return decode_header(parsed, path, store=store)
 
 
 def _normal(value):
@@ -132,27 +132,33 @@ def test_equal_bytes_decode_once_and_warnings_stay_per_object():
     """A series repeats most of its header: the second object's equal bytes give the
     first object's (shared) elements, and a value that does not decode is decoded,
     and warned about, in every object."""
-    first, second = _decoded(real_file("badVR.dcm")), _decoded(real_file("badVR.dcm"))
+    store = ValueStore()
+    first = _decoded(real_file("badVR.dcm"), store)
+    misses = store.counts.misses
+    second = _decoded(real_file("badVR.dcm"), store)
     plain = [tag for tag, e in first.root.items() if e.vr != "SQ" and tag != 0x00280008]
     assert len(plain) > 20
     assert all(second.root[tag] is first.root[tag] for tag in plain)
+    assert store.counts.hits >= len(plain) and store.counts.misses - misses == 1  # the bad IS
+    # Without a shared store, nothing is shared.
+    alone = _decoded(real_file("badVR.dcm"))
+    assert not any(alone.root[tag] is first.root[tag] for tag in plain)
     assert second.root[0x00280008] is not first.root[0x00280008]
     assert ("00280008", "IS value '1A' is not a number") in second.cast_errors
 
 
-def test_remembered_elements_stay_within_their_bounds(monkeypatch):
-    memory = decode._Memory(entries=10, value_bytes=600)
-    monkeypatch.setattr(decode, "_memory", memory)
+def test_remembered_elements_stay_within_their_bounds():
+    store = ValueStore(entries=10, value_bytes=600)
     remembered = 0
     for path in real_files()[:8]:
         try:
-            _decoded(path)
+            _decoded(path, store)
         except ObjectError:
             continue
-        remembered += len(memory.found)
-        assert len(memory.found) <= 10
-        assert memory.bytes == sum(len(key[2]) for key in memory.found) <= 600
-    assert remembered > 0
+        remembered += len(store.found)
+        assert len(store.found) <= 10
+        assert store.bytes == sum(len(key[2]) for key in store.found) <= 600
+    assert remembered > 0 and store.counts.evictions > 0
 
 
 def _pydicom_tree(ds) -> dict:

@@ -8,6 +8,7 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
+from loader import ledger
 from loader.config import RunSettings, Target
 from loader.decode import decode_header
 from loader.dicom_json import instances_in, is_export
@@ -16,6 +17,7 @@ from loader.extract.values import text
 from loader.headers import read_local
 from loader.listing import ObjectRef, make_shards
 from loader.model import BY_NAME, EXTRACTED
+from loader.output import OutputRoot
 from loader.pipeline import run
 
 AUDIT = {"_run_id", "_loaded_at", "ingested_at", "detected_at"}
@@ -194,6 +196,18 @@ def test_synth_archive_on_dask_cluster(synth_archive, tmp_path):
         r[0] for r in con.execute("SELECT DISTINCT _run_id FROM dicom_load_history").fetchall()
     }
     assert workers == {"dask"}
+    # Each worker's value store is its own, kept across its shards, and counted.
+    records = list(ledger.committed_shards(OutputRoot.of(tmp_path / "w-parquet"), "dask"))
+    counts = [r["value_store"] for r in records]
+    assert len(records) > 2 and all(c["hits"] + c["misses"] > 0 for c in counts)
+    assert sum(c["hits"] for c in counts) > sum(c["misses"] for c in counts)
+    by_worker: dict[int, list[int]] = {}
+    for r in sorted(records, key=lambda r: r["started_at"]):
+        by_worker.setdefault(r["worker_pid"], []).append(r["value_store"]["misses"])
+    assert len(by_worker) == 2
+    for misses in by_worker.values():  # a worker's later shards find its first's elements
+        if len(misses) > 1:
+            assert sum(misses[1:]) / len(misses[1:]) < misses[0]
 
 
 def test_rerun_leaves_identical_tables(synth_archive, tmp_path):
