@@ -45,13 +45,17 @@ from loader.dataset_bytes import (
 from loader.errors import HeaderParseError
 from loader.headers import ParsedHeader
 from loader.value_store import ValueStore
+from loader.vr import (
+    ASCII_MULTI,
+    BINARY,
+    CHARSET_MULTI,
+    CHARSET_SINGLE,
+    NUMERIC_FORMATS,
+    is_private,
+    is_private_data,
+)
 
-_NUMERIC = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "UV": "Q", "SV": "q"}
-_SIZES = {code: struct.calcsize("<" + code) for code in _NUMERIC.values()}
-_BINARY = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
-_ASCII_SPLIT = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"})
-_CHARSET_TEXT = frozenset({"SH", "LO", "UC"})  # multi-valued, Specific Character Set
-_CHARSET_SINGLE = frozenset({"ST", "LT", "UT"})  # one value, may hold backslashes
+_SIZES = {code: struct.calcsize("<" + code) for code in NUMERIC_FORMATS.values()}
 _UNDEFINED = 0xFFFFFFFF
 _ITEM_TAG_LE = b"\xfe\xff\x00\xe0"
 DEFAULT_ENCODINGS = ("iso8859",)
@@ -118,10 +122,6 @@ def keyword(tag: int) -> str:
         name = name or f"{tag:08X}"
         KEYWORDS[tag] = name
     return name
-
-
-def is_private(tag: int) -> bool:
-    return bool(tag >> 16 & 1)
 
 
 def private_creator_of(tag: int, item: Item) -> str | None:
@@ -283,7 +283,7 @@ class _Decoder(DecoderBase):
             if isinstance(elem, tuple):
                 vr, value = elem
                 # Private data elements only (odd group, not a creator): cheap int tests first.
-                if tag & 0x10000 and tag & 0xFFFF >= 0x1000 and len(value) > limit:
+                if len(value) > limit and is_private_data(tag):
                     item[tag] = self.omitted(tag, vr or "UN", len(value))
                     not_looked_up += 1
                     continue
@@ -301,7 +301,7 @@ class _Decoder(DecoderBase):
                 item[tag] = found
             elif isinstance(elem, ParsedSequence):
                 not_looked_up += 1
-                if tag & 0x10000 and tag & 0xFFFF >= 0x1000 and elem.length > limit:
+                if elem.length > limit and is_private_data(tag):
                     item[tag] = self.omitted(tag, "SQ", elem.length)
                     continue
                 items = [
@@ -326,7 +326,7 @@ class _Decoder(DecoderBase):
         implicit: bool,
         little: bool,
     ) -> Element:
-        if vr in _ASCII_SPLIT:  # the most common case, first
+        if vr in ASCII_MULTI:  # the most common case, first
             return self.split(tag, vr, value.decode("latin-1")) if value else Element(vr, None, 0)
         if vr == "UN" and not is_private(tag):
             known = _dictionary_vr(tag, self.pixel_representation)
@@ -336,25 +336,26 @@ class _Decoder(DecoderBase):
             return self.sequence(tag, value, implicit, little, encodings)
         if not value:
             return Element(vr, None, 0)
-        if vr in _NUMERIC:
+        if vr in NUMERIC_FORMATS:
             return self.numeric(tag, vr, value, little)
-        if vr in _BINARY:
+        if vr in BINARY:
             return Element(vr, Binary(vr, len(value)), 1)
         if vr == "PN":
             return self.person_names(value, encodings, fast, codec)
-        if vr in _CHARSET_TEXT or vr in _CHARSET_SINGLE:
+        if vr in CHARSET_MULTI or vr in CHARSET_SINGLE:
             text = (
                 value.decode(codec, "replace")
                 if fast
                 else decode_bytes(value, list(encodings), TEXT_VR_DELIMS)
             )
-            if vr in _CHARSET_TEXT:
+            if vr in CHARSET_MULTI:
                 return self.split(tag, vr, text)
             text = text.rstrip(" \x00")
             return Element(vr, text or None, 1 if text else 0)
         if vr == "AT":
             return self.tags(value, little)
-        text = value.decode("latin-1").rstrip(" \x00")  # UR and unknown VRs: one value
+        # ASCII_SINGLE (UR) and VRs no table names: one value in the default repertoire.
+        text = value.decode("latin-1").rstrip(" \x00")
         return Element(vr, text or None, 1 if text else 0)
 
     def sequence(
@@ -394,7 +395,7 @@ class _Decoder(DecoderBase):
         return Element(vr, parts[0] if len(parts) == 1 else parts, len(parts))
 
     def numeric(self, tag: int, vr: str, value: bytes, little: bool) -> Element:
-        code = _NUMERIC[vr]
+        code = NUMERIC_FORMATS[vr]
         size = _SIZES[code]
         count = len(value) // size
         if len(value) % size:

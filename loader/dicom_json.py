@@ -36,11 +36,11 @@ from loader.decode import (
     in_range,
 )
 from loader.errors import HeaderParseError, NotDicomError
+from loader.vr import MULTI_TEXT, NUMBER_STRINGS, SINGLE_TEXT, TEXT, is_private_data
 
 EXPORT_SUFFIXES = (".json", ".json.gz", ".ndjson", ".ndjson.gz")
-_SPLIT_TEXT = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "UI", "SH", "LO", "UC"})
-_SINGLE_TEXT = frozenset({"ST", "LT", "UT", "UR"})
-_TEXT = _SPLIT_TEXT | _SINGLE_TEXT
+# Text values DICOM JSON gives as strings (DS and IS come as JSON numbers).
+_SPLIT_TEXT = MULTI_TEXT - NUMBER_STRINGS
 _FLOAT32 = struct.Struct("<f")
 _FIRST_PIXEL_TAG = min(PIXEL_DATA_TAGS)
 
@@ -107,7 +107,7 @@ class _JsonDecoder(DecoderBase):
         return item
 
     def element(self, tag: int, vr: str, entry: Mapping[str, Any]) -> Element:
-        private_data = tag & 0x10000 and tag & 0xFFFF >= 0x1000
+        private_data = is_private_data(tag)
         binary = "InlineBinary" in entry or "BulkDataURI" in entry
         if binary and vr == "SQ":
             vr = "UN"  # a sequence's bytes: what an unknown value's would be
@@ -127,11 +127,11 @@ class _JsonDecoder(DecoderBase):
             return Element("SQ", items, len(items))
         if not values:
             return Element(vr, None, 0)
-        if private_data and vr in _TEXT:
+        if private_data and vr in TEXT:
             length = sum(len(str(v).encode()) + 1 for v in values if v is not None)
             if length > self.element_limit:
                 return self.omitted(tag, vr, length)
-        if vr in _SINGLE_TEXT:
+        if vr in SINGLE_TEXT:
             text = str(values[0]).rstrip(" \x00")
             return Element(vr, text or None, 1 if text else 0)
         converted = [self.value(tag, vr, v) for v in values]

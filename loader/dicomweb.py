@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
 
-from loader.errors import ConfigError, ListingError, ObjectReadError
+from loader.errors import ConfigError, ListingError, ObjectReadError, Transient
 from loader.storage import retry_transient
 
 SCHEMES = ("dicomweb+http://", "dicomweb+https://")
@@ -41,7 +41,7 @@ def is_dicomweb(url: str) -> bool:
     return url.startswith(SCHEMES)
 
 
-class TransientHttpError(ConnectionError):
+class TransientHttpError(Transient, ConnectionError):
     """A status worth retrying: 5xx or 429."""
 
 

@@ -1,11 +1,28 @@
 """Typed errors: one root, one class per ingestion error category.
 
 The category a failed object lands in is decided by the class of the error,
-never by its message. Transient errors may be retried; terminal ones become a row
-in dicom_ingestion_errors at once.
+never by its message, and so is whether to retry: a `Transient` error (or one of
+the storage clients' transient classes, `storage.TRANSIENT`) is retried with
+backoff; anything else is terminal and becomes a row in dicom_ingestion_errors at
+once. Every category's name is written in one place: `Category`.
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Category(StrEnum):
+    """The error categories of dicom_ingestion_errors (docs/MODEL.md)."""
+
+    NOT_DICOM = "NOT_DICOM"
+    PARSE_ERROR = "PARSE_ERROR"
+    TRUNCATED = "TRUNCATED"
+    READ_ERROR = "READ_ERROR"
+    VALIDATION_ERROR = "VALIDATION_ERROR"  # a missing SOP, Series or Study Instance UID
+    DUPLICATE = "DUPLICATE"
+    TYPE_CAST_ERROR = "TYPE_CAST_ERROR"  # a value kept as NULL
+    REFERENTIAL_ERROR = "REFERENTIAL_ERROR"
 
 
 class LoaderError(Exception):
@@ -23,7 +40,7 @@ class Terminal(LoaderError):
 class ObjectError(Terminal):
     """One object cannot be loaded; the run goes on and records it."""
 
-    category = "PARSE_ERROR"
+    category = Category.PARSE_ERROR
 
     def __init__(self, path: str, reason: str, tag: str | None = None) -> None:
         super().__init__(f"{path}: {reason}")
@@ -33,23 +50,19 @@ class ObjectError(Terminal):
 
 
 class NotDicomError(ObjectError):
-    category = "NOT_DICOM"
+    category = Category.NOT_DICOM
 
 
 class TruncatedError(ObjectError):
-    category = "TRUNCATED"
+    category = Category.TRUNCATED
 
 
 class HeaderParseError(ObjectError):
-    category = "PARSE_ERROR"
+    category = Category.PARSE_ERROR
 
 
 class ObjectReadError(ObjectError):
-    category = "READ_ERROR"
-
-
-class MissingIdentifierError(ObjectError):
-    category = "VALIDATION_ERROR"
+    category = Category.READ_ERROR
 
 
 class ConfigError(Terminal):
@@ -77,5 +90,11 @@ class StatementError(LoadError):
 # Categories that mean "this object was not loaded" (an error file); the others
 # (TYPE_CAST_ERROR, DUPLICATE, REFERENTIAL_ERROR) annotate loaded objects.
 FILE_ERROR_CATEGORIES = frozenset(
-    {"NOT_DICOM", "PARSE_ERROR", "TRUNCATED", "READ_ERROR", "VALIDATION_ERROR"}
+    {
+        Category.NOT_DICOM,
+        Category.PARSE_ERROR,
+        Category.TRUNCATED,
+        Category.READ_ERROR,
+        Category.VALIDATION_ERROR,
+    }
 )

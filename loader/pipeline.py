@@ -20,7 +20,7 @@ import duckdb
 
 from loader import ledger, validate
 from loader.config import RunSettings, Target
-from loader.errors import ConfigError
+from loader.errors import Category, ConfigError
 from loader.incremental import IDENTITY_SQL, KnownObjects, changed_only
 from loader.listing import Shard, list_source, make_shards
 from loader.memory import peak_rss_bytes
@@ -92,7 +92,8 @@ def execute(
     max_in_flight: int | None = None,
     scheduler: str | None = None,
 ) -> float:
-    """Run `task(settings, shard)` for every shard, one Dask task per shard; return
+    """Run `task(settings, shard)` for every shard, one Dask task per shard (in
+    process: `task(settings, shard, store)`, with the run's one ValueStore); return
     the seconds spent once the cluster was up (its start-up is not throughput).
 
     `workers=0` (and no scheduler) runs in this process, for debugging; otherwise
@@ -339,13 +340,13 @@ def build_report(
     error_files = sum(r["error_files"] for r in records)
     if load is not None:
         loaded, duplicates, new_instances = load.loaded, load.duplicates, load.new_instances
-        errors["DUPLICATE"] = duplicates
+        errors[Category.DUPLICATE] = duplicates
         error_files = load.error_files
     else:
         loaded, duplicates = parquet_accounting(out, records)
         new_instances = loaded
-    if not errors["DUPLICATE"]:
-        del errors["DUPLICATE"]
+    if not errors[Category.DUPLICATE]:
+        del errors[Category.DUPLICATE]
     seconds = time.time() - started
     bytes_read = sum(r["bytes_read"] for r in records)
     requests = sum(r["read_requests"] for r in records)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import orjson
 from pydicom.datadict import tag_for_keyword
 
-from loader.decode import Binary, Element, Item, Omitted, is_private, keyword
+from loader.decode import Binary, Element, Item, Omitted, keyword
+from loader.vr import is_private
 
 _names: dict[int, bytes] = {}  # tag → its quoted JSON name and colon
 

@@ -22,6 +22,7 @@ from loader.keys import key_of
 from loader.listing import ObjectRef, Shard, list_source, make_shards
 from loader.pipeline import execute
 from loader.shard import first_reads, holds_instances, json_instances, read_header
+from loader.value_store import ValueStore
 
 PROFILED_TAGS = (*REQUIRED_UIDS, "PatientID", "StudyDate", "Modality", "SOPClassUID")
 
@@ -38,6 +39,7 @@ def _headers(
     fs: Any,
     prefetched: bytes | None,
     errors: Counter[str],
+    store: ValueStore,
 ) -> Iterator[tuple[Item, str | None, int]]:
     """(decoded root, transfer syntax, bytes read) of each header a listed object
     holds: its own, or every instance of a DICOM JSON export or a DICOMweb study;
@@ -60,14 +62,18 @@ def _headers(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             parsed = read_header(ref, settings.header_bytes, fs, prefetched)
-            root = decode_header(parsed, ref.url).root
+            root = decode_header(parsed, ref.url, store=store).root
     except ObjectError as exc:
         errors[exc.category] += 1
         return
     yield root, parsed.transfer_syntax_uid, parsed.bytes_read
 
 
-def scan_shard(settings: ScanSettings, shard: Shard) -> dict[str, Any]:
+def scan_shard(
+    settings: ScanSettings, shard: Shard, store: ValueStore | None = None
+) -> dict[str, Any]:
+    """Profile one shard; `store` as for process_shard (the worker's by default)."""
+    store = store if store is not None else ValueStore.of_worker()
     counters: dict[str, Counter[str]] = {
         name: Counter()
         for name in (
@@ -89,7 +95,7 @@ def scan_shard(settings: ScanSettings, shard: Shard) -> dict[str, Any]:
     headers = (
         header
         for ref, fs, prefetched in reads
-        for header in _headers(ref, settings, fs, prefetched, counters["errors"])
+        for header in _headers(ref, settings, fs, prefetched, counters["errors"], store)
     )
     for root, syntax, read in headers:
         bytes_read += read

@@ -23,7 +23,7 @@ from loader import ledger
 from loader.decode import DEFAULT_ELEMENT_LIMIT, decode_header
 from loader.dicom_json import decode_json, instances_in, is_export, transfer_syntax_of
 from loader.dicomweb import is_dicomweb, study_instances
-from loader.errors import FILE_ERROR_CATEGORIES, ObjectError, ObjectReadError
+from loader.errors import FILE_ERROR_CATEGORIES, Category, ObjectError, ObjectReadError
 from loader.extract import error_row, extract_object
 from loader.extract.context import ObjectFacts, Row, Rows
 from loader.gc_pause import gc_paused
@@ -181,7 +181,7 @@ def process_json_instances(
 
 def _unexpected(facts: ObjectFacts, exc: Exception) -> Row:
     """The error row of a failure of our own code on one object."""
-    return error_row(facts, "PARSE_ERROR", f"unexpected {type(exc).__name__}: {exc}"[:1000])
+    return error_row(facts, Category.PARSE_ERROR, f"unexpected {type(exc).__name__}: {exc}"[:1000])
 
 
 def read_whole(ref: ObjectRef, fs: Any = None) -> bytes:

@@ -7,6 +7,8 @@ options, which is also where credentials live: they are passed on, never printed
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import random
 import time
@@ -16,7 +18,7 @@ from typing import Any, TypeVar
 import fsspec
 from fsspec.core import split_protocol
 
-from loader.errors import ConfigError, ObjectReadError
+from loader.errors import ConfigError, ObjectReadError, Terminal, Transient
 
 PROVIDERS = {
     "s3": "s3",
@@ -99,14 +101,42 @@ def container_and_key(url: str) -> tuple[str | None, str]:
     return bucket, key
 
 
+# The storage clients' exception classes for a timeout or a dropped connection, by
+# module: imported when first needed (a run that never retries never loads them).
+_CLIENT_TRANSIENT = (
+    (
+        "botocore.exceptions",
+        ("ConnectionError", "HTTPClientError", "ReadTimeoutError", "ConnectTimeoutError"),
+    ),
+    ("aiohttp", ("ClientConnectionError", "ClientPayloadError", "ServerTimeoutError")),
+    ("requests.exceptions", ("ConnectionError", "Timeout", "ChunkedEncodingError")),
+    ("urllib3.exceptions", ("ProtocolError", "TimeoutError")),
+    ("azure.core.exceptions", ("ServiceRequestError", "ServiceResponseError")),
+    ("google.auth.exceptions", ("TransportError",)),
+)
+
+
+@functools.cache
+def transient_classes() -> tuple[type[BaseException], ...]:
+    """Exception classes that mean "try again": the loader's `Transient`, the standard
+    library's timeouts and dropped connections, and the storage clients' own."""
+    found: list[type[BaseException]] = [Transient, TimeoutError, ConnectionError]
+    for module_name, names in _CLIENT_TRANSIENT:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        found += [getattr(module, name) for name in names if hasattr(module, name)]
+    return tuple(found)
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Throttling, 5xx, timeouts and dropped connections are worth retrying; a missing
-    object or a refused permission is not."""
-    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+    """Decided by the exception's class: throttling and 5xx (which the fsspec stores
+    raise as OSError), timeouts and dropped connections are worth retrying; a missing
+    object, a refused permission or any terminal error of the loader's is not."""
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, Terminal)):
         return False
-    return isinstance(exc, (OSError, TimeoutError, ConnectionError)) or any(
-        name in type(exc).__name__ for name in ("Timeout", "Throttl", "Connection", "ServerError")
-    )
+    return isinstance(exc, (OSError, *transient_classes()))
 
 
 def retry_transient(action: Callable[[], T], attempts: int = RETRIES) -> T:

@@ -236,3 +236,76 @@ def test_generated_archive_decodes_like_pydicom(synth_archive):
                 ours[tag] = value
         assert ours == theirs
     assert len(checked) > 15
+
+
+def test_the_vr_table_covers_every_vr_once():
+    """One table groups every VR of PS3.5 6.2 by how its value decodes; no VR is in
+    two groups, and the JSON decoder's text VRs are the binary decoder's."""
+    from loader import vr
+
+    every = {
+        "AE",
+        "AS",
+        "AT",
+        "CS",
+        "DA",
+        "DS",
+        "DT",
+        "FL",
+        "FD",
+        "IS",
+        "LO",
+        "LT",
+        "OB",
+        "OD",
+        "OF",
+        "OL",
+        "OV",
+        "OW",
+        "PN",
+        "SH",
+        "SL",
+        "SQ",
+        "SS",
+        "ST",
+        "SV",
+        "TM",
+        "UC",
+        "UI",
+        "UL",
+        "UN",
+        "UR",
+        "US",
+        "UT",
+        "UV",
+    }
+    groups = [
+        set(vr.NUMERIC_FORMATS),
+        vr.BINARY,
+        vr.ASCII_MULTI,
+        vr.CHARSET_MULTI,
+        vr.CHARSET_SINGLE,
+        vr.ASCII_SINGLE,
+        {"PN", "SQ", "AT"},
+    ]
+    assert sum(len(g) for g in groups) == len(set().union(*groups)) == len(every)
+    assert set().union(*groups) == every
+    assert "UR" in vr.SINGLE_TEXT and vr.TEXT == vr.MULTI_TEXT | vr.SINGLE_TEXT
+
+
+@pytest.mark.parametrize(
+    ("tag", "private", "data"),
+    [
+        (0x00100010, False, False),
+        (0x00090010, True, False),
+        (0x00091001, True, True),
+        (0x000910FF, True, True),
+        (0x00290FFF, True, False),
+        (0x7FE00010, False, False),
+    ],
+)
+def test_one_private_tag_test(tag, private, data):
+    """Odd groups are private; their elements from 0x1000 are data, below are creators."""
+    from loader.vr import is_private, is_private_data
+
+    assert (is_private(tag), is_private_data(tag)) == (private, data)

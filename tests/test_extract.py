@@ -14,6 +14,7 @@ from loader.extract import extract_object
 from loader.extract.context import ObjectFacts
 from loader.headers import HeaderReader, parse_header
 from loader.keys import key_of
+from loader.value_store import ValueStore
 from tests.conftest import real_file
 
 NOW = dt.datetime(2026, 1, 1)
@@ -38,9 +39,13 @@ def facts(uri: str, size: int = 0) -> ObjectFacts:
     )
 
 
+# The tests' worker: objects extracted here share decoded elements, as a worker's do.
+STORE = ValueStore()
+
+
 def extract_bytes(data: bytes, uri: str = "mem://x"):
     parsed = parse_header(uri, HeaderReader(lambda start, end: data[start:end], len(data)))
-    return extract_object(decode_header(parsed, uri), facts(uri, len(data)))
+    return extract_object(decode_header(parsed, uri, store=STORE), facts(uri, len(data)))
 
 
 def extract_path(path: str | Path):

@@ -59,3 +59,36 @@ def test_every_object_once_in_order_whole_shards_then_the_tail(count, shard_size
     assert sum(tail) == count - whole * shard_size
     assert tail[:-1] == [tail_size] * (len(tail) - 1)
     assert all(0 < size <= tail_size for size in tail)
+
+
+def test_retries_are_decided_by_exception_class():
+    """Transient by class (ours, the standard library's, the storage clients'),
+    never by the words of a class's name."""
+    import botocore.exceptions
+
+    from loader.dicomweb import TransientHttpError
+    from loader.errors import ConfigError, ObjectReadError
+    from loader.storage import is_transient
+
+    for transient in (
+        TimeoutError("slow"),
+        ConnectionResetError("reset"),
+        OSError("503 SlowDown"),
+        TransientHttpError("HTTP 503"),
+        botocore.exceptions.ReadTimeoutError(endpoint_url="http://127.0.0.1"),
+        botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1"),
+    ):
+        assert is_transient(transient), transient
+
+    class ThrottlingTimeoutConnectionServerError(ValueError):  # a name that says "retry"
+        pass
+
+    for terminal in (
+        FileNotFoundError("gone"),
+        PermissionError("denied"),
+        ValueError("bad"),
+        ConfigError("bad setting"),
+        ObjectReadError("s3://b/k", "read failed"),
+        ThrottlingTimeoutConnectionServerError("but is not"),
+    ):
+        assert not is_transient(terminal), terminal

@@ -7,6 +7,7 @@ into rows, and the Parquet writer persists them.
 from __future__ import annotations
 
 from loader.decode import Decoded
+from loader.errors import Category
 from loader.extract import derived, hierarchy, imaging, procedure, storage
 from loader.extract.context import Extraction, ObjectFacts, Row, Rows
 from loader.extract.elements import elements_and_items
@@ -15,7 +16,7 @@ from loader.extract.values import Typed, text
 REQUIRED_UIDS = ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
 
 
-def error_row(facts: ObjectFacts, category: str, message: str, tag: str | None = None) -> Row:
+def error_row(facts: ObjectFacts, category: Category, message: str, tag: str | None = None) -> Row:
     return {
         "file_path": facts.uri,
         "error_category": category,
@@ -38,7 +39,7 @@ def extract_object(decoded: Decoded, facts: ObjectFacts) -> tuple[Rows, list[Row
     missing = [name for name, uid in uids.items() if not uid]
     if missing:
         message = "missing " + ", ".join(missing)
-        return {"dicom_raw": [raw_row]}, [error_row(facts, "VALIDATION_ERROR", message)]
+        return {"dicom_raw": [raw_row]}, [error_row(facts, Category.VALIDATION_ERROR, message)]
 
     ex = Extraction(
         decoded=decoded,
@@ -77,5 +78,5 @@ def extract_object(decoded: Decoded, facts: ObjectFacts) -> tuple[Rows, list[Row
     for tag, message in decoded.cast_errors:
         if tag not in seen:
             seen.add(tag)
-            errors.append(error_row(facts, "TYPE_CAST_ERROR", message, tag))
+            errors.append(error_row(facts, Category.TYPE_CAST_ERROR, message, tag))
     return rows, errors

@@ -19,6 +19,7 @@ from loader.decode import Binary, Element, Item, Omitted, keyword, private_creat
 from loader.extract.context import Columns, Extraction
 from loader.extract.values import parse_date, parse_datetime
 from loader.keys import SEPARATOR, key_of_text, keys_of_texts
+from loader.vr import PRIVATE_GROUP_BIT
 
 PER_FRAME_GROUPS = 0x52009230
 ELEMENT_COLUMNS = (
@@ -143,7 +144,7 @@ class _ElementWalk:
         prefix = f"{path}." if path else ""
         place = (frame, item_key, path or None)
         for tag, elem in item.items():
-            if tag & 0x10000:
+            if tag & PRIVATE_GROUP_BIT:  # vr.is_private, inlined: the loop runs per element
                 creator = private_creator_of(tag, item)
                 row = elem.row
                 if row is None or row[11] != creator:

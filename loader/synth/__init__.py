@@ -31,6 +31,7 @@ from pydicom.uid import (
     JPEG2000Lossless,
 )
 
+from loader.errors import Category
 from loader.synth import iods
 from loader.synth.iods import SOP_CLASSES, Person, uid
 
@@ -364,7 +365,7 @@ def _bad_files(w: _Writer, root: Path, count: int, seed: int) -> None:
     for index in range(count):
         kind = index % 6
         path = folder / f"bad_{index:05d}.dcm"
-        category = "NOT_DICOM"
+        category = Category.NOT_DICOM
         if kind == 0:
             path.write_bytes(b"")
         elif kind == 1:
@@ -377,12 +378,12 @@ def _bad_files(w: _Writer, root: Path, count: int, seed: int) -> None:
             data = sources[index % len(sources)].read_bytes()
             cut = data.find(b"\x10\x00\x10\x00")  # cut inside the patient module
             path.write_bytes(data[: max(cut + 12, 200)])
-            category = "TRUNCATED"
+            category = Category.TRUNCATED
         elif kind == 4:
             preamble = sources[index % len(sources)].read_bytes()[:132]
             # A meta element declaring more bytes than the file has.
             path.write_bytes(preamble + b"\x02\x00\x10\x00UI\xff\x7f" + b"1.2.3")
-            category = "TRUNCATED"
+            category = Category.TRUNCATED
         else:
             ds = Dataset()
             ds.SOPClassUID = SOP_CLASSES["CT"]
@@ -396,7 +397,7 @@ def _bad_files(w: _Writer, root: Path, count: int, seed: int) -> None:
             meta.TransferSyntaxUID = ExplicitVRLittleEndian
             ds.file_meta = meta
             ds.save_as(path, enforce_file_format=True)
-            category = "VALIDATION_ERROR"
+            category = Category.VALIDATION_ERROR
         os.utime(path, (BAD_FILE_MTIME, BAD_FILE_MTIME))
         w.summary.files += 1
         w.summary.bad[category] = w.summary.bad.get(category, 0) + 1

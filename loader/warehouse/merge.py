@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loader import faults
-from loader.errors import FILE_ERROR_CATEGORIES, LoadError
+from loader.errors import FILE_ERROR_CATEGORIES, Category, LoadError
 from loader.model import BY_NAME, EXTRACTED, TABLES, ColumnType, LoadMode, Table
 from loader.warehouse.base import LoadResult
 
@@ -213,7 +213,7 @@ def _mark_duplicates(execute: Execute, p: str, loaded_at: dt.datetime) -> None:
     """One DUPLICATE row per location that is not its instance's loaded file."""
     touched = f"SELECT DISTINCT instance_key FROM {stage_table('dicom_file_location')}"
     execute(
-        "DELETE FROM dicom_ingestion_errors WHERE error_category = 'DUPLICATE' "
+        f"DELETE FROM dicom_ingestion_errors WHERE error_category = '{Category.DUPLICATE}' "
         "AND file_path IN (SELECT storage_uri FROM dicom_file_location "
         f"WHERE instance_key IN ({touched}))",
         [],
@@ -221,7 +221,7 @@ def _mark_duplicates(execute: Execute, p: str, loaded_at: dt.datetime) -> None:
     execute(
         "INSERT INTO dicom_ingestion_errors (file_path, error_category, error_message, "
         "tag, detected_at, bytes_read, _run_id, _loaded_at) "
-        "SELECT l.storage_uri, 'DUPLICATE', 'SOP Instance UID ' || i.sop_instance_uid "
+        f"SELECT l.storage_uri, '{Category.DUPLICATE}', 'SOP Instance UID ' || i.sop_instance_uid "
         f"|| ' is loaded from ' || i.file_path, '00080018', {p}, l.header_bytes, "
         f"l._run_id, {p} FROM dicom_file_location l JOIN dicom_instance i "
         f"ON l.instance_key = i.instance_key WHERE l.instance_key IN ({touched}) "

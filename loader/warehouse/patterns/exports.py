@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydicom.datadict import DicomDictionary
 
-from loader.errors import ConfigError
+from loader.errors import Category, ConfigError
 from loader.identifiers import identifier, quoted
 from loader.warehouse.patterns.dialects import JSON_OPS
 from loader.warehouse.patterns.names import ERROR_COLUMNS, Names
@@ -83,7 +83,7 @@ def batch(names: Names) -> list[str]:
         "SET dicom_batch = UUID_STRING()",
         _copy_into_landing(names, "$dicom_batch") + "\nON_ERROR = CONTINUE",
         f"INSERT INTO {t('dicom_ingestion_errors')} ({ERROR_COLUMNS})\n"
-        'SELECT "file", \'PARSE_ERROR\', "status" || \': \' || "errors_seen" || '
+        f'SELECT "file", \'{Category.PARSE_ERROR}\', "status" || \': \' || "errors_seen" || '
         "' rows rejected, first at line ' || "
         "COALESCE(CAST(\"first_error_line\" AS VARCHAR), '?') || ': ' || "
         "COALESCE(\"first_error\", ''), NULL, CURRENT_TIMESTAMP, NULL, $dicom_batch, "
@@ -190,13 +190,13 @@ def rejected_files(names: Names) -> str:
         f"    AND h.status IN ('Loaded', {rejected})\n"
         "  QUALIFY ROW_NUMBER() OVER (PARTITION BY h.file_name "
         "ORDER BY h.last_load_time DESC) = 1\n"
-        ") h\nON e.file_path = h.file_name AND e.error_category = 'PARSE_ERROR' "
+        f") h\nON e.file_path = h.file_name AND e.error_category = '{Category.PARSE_ERROR}' "
         "AND e._run_id = 'snowpipe'\n"
         "WHEN MATCHED AND h.status = 'Loaded' THEN DELETE\n"
         f"WHEN MATCHED THEN UPDATE SET error_message = {message}, "
         "detected_at = h.last_load_time\n"
         f"WHEN NOT MATCHED AND h.status IN ({rejected}) THEN\n"
         f"  INSERT ({ERROR_COLUMNS})\n"
-        f"  VALUES (h.file_name, 'PARSE_ERROR', {message}, NULL, h.last_load_time, NULL, "
-        "'snowpipe', h.last_load_time)"
+        f"  VALUES (h.file_name, '{Category.PARSE_ERROR}', {message}, NULL, h.last_load_time, "
+        "NULL, 'snowpipe', h.last_load_time)"
     )

@@ -9,6 +9,7 @@ and rows survive it."""
 
 from __future__ import annotations
 
+from loader.errors import Category
 from loader.identifiers import quoted
 from loader.keys import sql_key
 from loader.model import ColumnType as T
@@ -32,18 +33,21 @@ def routed_errors(dialect: Dialect, changes: str, raw: str, errors: str, batch: 
     other = {k: _text(dialect, k, "o") for k in keywords}
     date = _text(dialect, "StudyDate")
     found = [
-        "SELECT r.file_path, 'VALIDATION_ERROR' AS error_category, "
+        f"SELECT r.file_path, '{Category.VALIDATION_ERROR}' AS error_category, "
         "'missing SOPInstanceUID, SeriesInstanceUID or StudyInstanceUID' AS error_message, "
         f"CAST(NULL AS VARCHAR) AS tag FROM {changes} r WHERE {missing}",
-        f"SELECT r.file_path, 'DUPLICATE', 'SOP Instance UID ' || {uid['SOPInstanceUID']} "
+        f"SELECT r.file_path, '{Category.DUPLICATE}', "
+        f"'SOP Instance UID ' || {uid['SOPInstanceUID']} "
         f"|| ' is loaded from another object', '00080018' FROM {changes} r "
         f"WHERE EXISTS (SELECT 1 FROM {raw} o "
         f"WHERE {other['SOPInstanceUID']} = {uid['SOPInstanceUID']} "
         "AND (o._source_order > r._source_order OR "
         "(o._source_order = r._source_order AND o.file_path > r.file_path)))",
-        "SELECT r.file_path, 'TYPE_CAST_ERROR', 'StudyDate value is not valid', '00080020' "
+        f"SELECT r.file_path, '{Category.TYPE_CAST_ERROR}', 'StudyDate value is not valid', "
+        "'00080020' "
         f"FROM {changes} r WHERE {date} IS NOT NULL AND {dialect.cast[T.DATE](date)} IS NULL",
-        f"SELECT r.file_path, 'REFERENTIAL_ERROR', 'series ' || {uid['SeriesInstanceUID']} "
+        f"SELECT r.file_path, '{Category.REFERENTIAL_ERROR}', "
+        f"'series ' || {uid['SeriesInstanceUID']} "
         f"|| ' belongs to more than one study', '0020000E' FROM {changes} r "
         f"WHERE EXISTS (SELECT 1 FROM {raw} o "
         f"WHERE {other['SeriesInstanceUID']} = {uid['SeriesInstanceUID']} "
