@@ -62,7 +62,7 @@ def _staging(out: OutputRoot, run_id: str, listed: int) -> dict[str, Any]:
     before: dict[str, dict[str, int]] = {}
     after: dict[str, dict[str, int]] = {}
     for name in EXTRACTED:
-        sources = [r["files"][name] for r in records if name in r.get("files", {})]
+        sources = [r.files[name] for r in records if name in r.files]
         size = sum(Path(out.location(s)).stat().st_size for s in sources)
         before[name] = {"files": len(sources), "bytes": size}
         files = compact_table(

@@ -23,6 +23,7 @@ from loader.config import (
     DEFAULT_TARGET,
     RunSettings,
     Target,
+    TargetKind,
     env_default,
 )
 from loader.decode import DEFAULT_ELEMENT_LIMIT
@@ -30,6 +31,7 @@ from loader.dicomweb import with_filters
 from loader.errors import ConfigError, LoaderError, LoadError, StatementError
 from loader.headers import DEFAULT_HEADER_BYTES, LOCAL_HEADER_BYTES
 from loader.identifiers import quoted
+from loader.ledger import ShardRecord
 from loader.listing import DEFAULT_SHARD_SIZE
 from loader.model import render_ddl
 from loader.output import OutputRoot
@@ -308,9 +310,9 @@ def run(
 
             read = [0]
 
-            def progress(record: dict[str, Any]) -> None:
-                bar.advance(task, record["listed"])
-                read[0] += record["bytes_read"]
+            def progress(record: ShardRecord) -> None:
+                bar.advance(task, record.listed)
+                read[0] += record.bytes_read
                 elapsed = bar.tasks[0].elapsed or 0
                 done = bar.tasks[0].completed
                 if elapsed:
@@ -483,7 +485,7 @@ def deploy(pattern: str, target: str, names: Names) -> None:
     """Run a Snowflake PATTERN against TARGET; running it twice changes nothing."""
     try:
         destination = Target.parse(target)
-        if destination.kind != "snowflake":
+        if destination.kind is not TargetKind.SNOWFLAKE:
             raise ConfigError("deploy needs a Snowflake --target")
         statements = render(pattern, names)
         warehouse_ = pipeline.open_warehouse(destination)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,19 @@ def env_default(name: str, default: str) -> str:
     return os.environ.get(f"DICOM_LOADER_{name}", default)
 
 
+class TargetKind(StrEnum):
+    DUCKDB = "duckdb"
+    SNOWFLAKE = "snowflake"
+    NONE = "none"  # Parquet only
+
+
 @dataclass(frozen=True)
 class Target:
     """Where a run is loaded: `duckdb:///PATH`, `snowflake:NAME`, `snowflake://…`, or
     `none` for Parquet only. A Snowflake location may hold a password: it is never
     part of str() or repr()."""
 
-    kind: str  # "duckdb" | "snowflake" | "none"
+    kind: TargetKind
     location: str = field(repr=False)
     # Snowflake only: the run's Parquet already sits at this cloud URL (the --out
     # root), so it loads through an external stage, without PUT.
@@ -57,13 +64,13 @@ class Target:
         if stage_file_mb is not None and not 0.01 <= stage_file_mb <= 5000:
             raise ConfigError(f"--stage-file-mb {stage_file_mb} is not between 0.01 and 5000")
         if text.lower() == "none":
-            return cls("none", "")
+            return cls(TargetKind.NONE, "")
         if text.startswith("duckdb://"):
             path = text[len("duckdb://") :]
             path = path.removeprefix("/")  # duckdb:///rel/path, duckdb:////abs/path
             if not path:
                 raise ConfigError("duckdb target needs a path: duckdb:///imaging.duckdb")
-            return cls("duckdb", path)
+            return cls(TargetKind.DUCKDB, path)
         if text.startswith("snowflake:"):
             from loader.warehouse.snowflake import external_stage_url
             from loader.warehouse.snowflake_target import parse_snowflake_target
@@ -74,18 +81,18 @@ class Target:
             if stage_url:
                 external_stage_url(stage_url)
             size = stage_file_mb or DEFAULT_STAGE_FILE_MB
-            return cls("snowflake", text, stage_url, storage_integration, size)
+            return cls(TargetKind.SNOWFLAKE, text, stage_url, storage_integration, size)
         raise ConfigError(
             f"unknown target {text.split('://')[0]!r}: use duckdb:///PATH, snowflake:NAME, "
             "snowflake://USER@ACCOUNT/DATABASE/SCHEMA or none"
         )
 
     def __str__(self) -> str:
-        if self.kind == "snowflake":
+        if self.kind is TargetKind.SNOWFLAKE:
             from loader.warehouse.snowflake_target import parse_snowflake_target
 
             return parse_snowflake_target(self.location).description
-        return "none" if self.kind == "none" else f"{self.kind}:///{self.location}"
+        return "none" if self.kind is TargetKind.NONE else f"{self.kind}:///{self.location}"
 
     def __repr__(self) -> str:
         return f"Target({str(self)!r})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from loader.output import OutputRoot
@@ -22,12 +23,49 @@ def run_dir(run_id: str) -> str:
     return f"{LEDGER_DIR}/run_id={run_id}"
 
 
+@dataclass(frozen=True)
+class ShardRecord:
+    """What one committed shard did: the contract between a shard (shard.py), the
+    load (warehouse/) and the report (pipeline.py), kept as JSON in the ledger."""
+
+    run_id: str
+    shard_id: str
+    status: str  # "committed"
+    listed: int  # objects accounted for (an export counts once per instance)
+    parsed: int
+    error_files: int
+    errors: dict[str, int]  # error rows by category
+    rows: dict[str, int]  # rows written per table
+    files: dict[str, str]  # Parquet file per table, relative to the output root
+    parquet_bytes: int
+    bytes_listed: int
+    bytes_read: int
+    read_requests: int
+    seconds: float
+    started_at: str  # ISO 8601, UTC
+    finished_at: str
+    worker_pid: int
+    worker_peak_rss_bytes: int
+    value_store: dict[str, int] = field(default_factory=dict)  # hits, misses, evictions
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> ShardRecord:
+        """A record as committed; keys a later version added are ignored, and those
+        an earlier one lacked take their defaults."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in document.items() if k in names})
+
+
 def _encode(document: dict[str, Any]) -> bytes:
     return json.dumps(document, indent=1, sort_keys=True, default=str).encode()
 
 
-def commit_shard(out: OutputRoot, run_id: str, record: dict[str, Any]) -> None:
-    out.write_bytes(f"{run_dir(run_id)}/{_PREFIX}{record['shard_id']}{_SUFFIX}", _encode(record))
+def commit_shard(out: OutputRoot, run_id: str, record: ShardRecord) -> None:
+    path = f"{run_dir(run_id)}/{_PREFIX}{record.shard_id}{_SUFFIX}"
+    out.write_bytes(path, _encode(record.to_json()))
 
 
 def committed_ids(out: OutputRoot, run_id: str) -> set[str]:
@@ -35,11 +73,11 @@ def committed_ids(out: OutputRoot, run_id: str) -> set[str]:
     return {name[len(_PREFIX) : -len(_SUFFIX)] for name in names}
 
 
-def committed_shards(out: OutputRoot, run_id: str) -> Iterator[dict[str, Any]]:
+def committed_shards(out: OutputRoot, run_id: str) -> Iterator[ShardRecord]:
     folder = run_dir(run_id)
     names = out.names(folder, _PREFIX, _SUFFIX)
     for data in out.read_many([f"{folder}/{name}" for name in names]):
-        yield json.loads(data)
+        yield ShardRecord.from_json(json.loads(data))
 
 
 def write_run(out: OutputRoot, run_id: str, document: dict[str, Any]) -> None:

@@ -156,7 +156,13 @@ class ArrowBuffers:
         parts = []
         rows = self._rows.pop(table, None)
         if rows:
-            part = pa.Table.from_pylist(rows, schema=_row_schema(table))
+            row_schema = _row_schema(table)
+            # from_pylist drops a key the schema lacks: a misspelled column would
+            # be a NULL column, silently. The keys of all rows, in one C-level union.
+            unknown = set().union(*rows).difference(row_schema.names)
+            if unknown:
+                raise KeyError(f"{table} rows name columns the model lacks: {sorted(unknown)}")
+            part = pa.Table.from_pylist(rows, schema=row_schema)
             if _ordered(table):
                 orders = pa.array(self._orders.pop(table), pa.string())
                 part = part.append_column("_source_order", orders).select(stored.names)

@@ -19,9 +19,10 @@ from typing import Any
 import duckdb
 
 from loader import ledger, validate
-from loader.config import RunSettings, Target
+from loader.config import RunSettings, Target, TargetKind
 from loader.errors import Category, ConfigError
 from loader.incremental import IDENTITY_SQL, KnownObjects, changed_only
+from loader.ledger import ShardRecord
 from loader.listing import Shard, list_source, make_shards
 from loader.memory import peak_rss_bytes
 from loader.model import EXTRACTED
@@ -31,7 +32,7 @@ from loader.shard import ShardSettings, process_shard
 from loader.value_store import ValueStore
 from loader.warehouse.base import LoadResult, Warehouse
 
-Progress = Callable[[dict[str, Any]], None]
+Progress = Callable[[Any], None]  # called with what each shard's task returned
 log = logging.getLogger(__name__)
 
 
@@ -41,11 +42,11 @@ def new_run_id() -> str:
 
 
 def open_warehouse(target: Target, read_only: bool = False) -> Warehouse:
-    if target.kind == "duckdb":
+    if target.kind is TargetKind.DUCKDB:
         from loader.warehouse.duckdb import DuckDBWarehouse
 
         return DuckDBWarehouse(target.location, read_only=read_only)
-    if target.kind == "snowflake":
+    if target.kind is TargetKind.SNOWFLAKE:
         from loader.warehouse.snowflake import SnowflakeWarehouse
 
         return SnowflakeWarehouse(
@@ -84,7 +85,7 @@ def _client(workers: int, scheduler: str | None, stack: ExitStack) -> Any:
 
 
 def execute(
-    task: Callable[..., dict[str, Any]],
+    task: Callable[..., Any],
     settings: Any,
     shards: Iterator[Shard],
     workers: int,
@@ -154,7 +155,7 @@ def execute(
 
 def check_target_reads(out: OutputRoot, target: Target) -> None:
     """Refuse, before any work, a target that could not read the run's Parquet."""
-    if out.remote and target.kind == "snowflake" and not target.stage_url:
+    if out.remote and target.kind is TargetKind.SNOWFLAKE and not target.stage_url:
         raise ConfigError(
             f"the run's Parquet goes to {out.url}: give --stage-url (that location as "
             "Snowflake names it: s3://…, gcs://…, azure://ACCOUNT.blob.core.windows.net/…) "
@@ -164,7 +165,7 @@ def check_target_reads(out: OutputRoot, target: Target) -> None:
 
 def known_objects(target: Target) -> KnownObjects:
     """The identities of every object `target` already holds (for --incremental)."""
-    if target.kind == "none":
+    if target.kind is TargetKind.NONE:
         raise ConfigError("--incremental compares the listing with a warehouse: give --target")
     warehouse = open_warehouse(target)
     try:
@@ -185,12 +186,12 @@ def validate_target(target: Target) -> dict[str, Any]:
         warehouse.close()
 
 
-def parquet_accounting(out: OutputRoot, shards: list[dict[str, Any]]) -> tuple[int, int]:
+def parquet_accounting(out: OutputRoot, shards: list[ShardRecord]) -> tuple[int, int]:
     """Loaded and duplicate objects of a Parquet-only run, from its location files."""
     files = [
-        out.location(s["files"]["dicom_file_location"])
+        out.location(s.files["dicom_file_location"])
         for s in shards
-        if "dicom_file_location" in s.get("files", {})
+        if "dicom_file_location" in s.files
     ]
     if not files:
         return 0, 0
@@ -257,9 +258,9 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
         out,
         run_id,
         settings.target,
-        settings,
-        started,
-        processed_seconds,
+        settings=settings,
+        started=started,
+        processed_seconds=processed_seconds,
         resumed_shards=len(skipped),
         unchanged=unchanged[0],
     )
@@ -269,6 +270,7 @@ def load(
     out: OutputRoot | str | Path,
     run_id: str,
     target: Target,
+    *,
     settings: RunSettings | None = None,
     started: float | None = None,
     processed_seconds: float | None = None,
@@ -294,7 +296,7 @@ def load(
         )
     load_result: LoadResult | None = None
     checks: dict[str, Any] = {}
-    if target.kind != "none":
+    if target.kind is not TargetKind.NONE:
         warehouse = open_warehouse(target)
         try:
             load_result = warehouse.load_run(out, run_id, records) if records else None
@@ -302,25 +304,26 @@ def load(
         finally:
             warehouse.close()
     if processed_seconds is None:
-        processed_seconds = sum(r["seconds"] for r in records)
+        processed_seconds = sum(r.seconds for r in records)
     return build_report(
-        run_id,
-        settings,
-        records,
-        load_result,
-        checks,
-        out,
-        started,
-        processed_seconds,
-        resumed_shards,
-        unchanged,
+        run_id=run_id,
+        settings=settings,
+        records=records,
+        load=load_result,
+        checks=checks,
+        out=out,
+        started=started,
+        processed_seconds=processed_seconds,
+        resumed_shards=resumed_shards,
+        unchanged=unchanged,
     )
 
 
 def build_report(
+    *,
     run_id: str,
     settings: RunSettings,
-    records: list[dict[str, Any]],
+    records: list[ShardRecord],
     load: LoadResult | None,
     checks: dict[str, Any],
     out: OutputRoot,
@@ -330,14 +333,14 @@ def build_report(
     unchanged: int = 0,
 ) -> dict[str, Any]:
     """The run report: what was listed, loaded, refused, read, and how fast."""
-    processed = sum(r["listed"] for r in records)
+    processed = sum(r.listed for r in records)
     listed = processed + unchanged
     errors: Counter[str] = Counter()
     rows: Counter[str] = Counter()
     for r in records:
-        errors.update(r.get("errors", {}))
-        rows.update(r.get("rows", {}))
-    error_files = sum(r["error_files"] for r in records)
+        errors.update(r.errors)
+        rows.update(r.rows)
+    error_files = sum(r.error_files for r in records)
     if load is not None:
         loaded, duplicates, new_instances = load.loaded, load.duplicates, load.new_instances
         errors[Category.DUPLICATE] = duplicates
@@ -348,8 +351,8 @@ def build_report(
     if not errors[Category.DUPLICATE]:
         del errors[Category.DUPLICATE]
     seconds = time.time() - started
-    bytes_read = sum(r["bytes_read"] for r in records)
-    requests = sum(r["read_requests"] for r in records)
+    bytes_read = sum(r.bytes_read for r in records)
+    requests = sum(r.read_requests for r in records)
     checks = dict(checks)
     checks["accounting"] = validate.accounting(listed, loaded, duplicates, error_files, unchanged)
     if load is not None:
@@ -369,7 +372,7 @@ def build_report(
         "error_files": error_files,
         "errors": dict(sorted(errors.items())),
         "rows": dict(sorted(rows.items())),
-        "bytes_listed": sum(r["bytes_listed"] for r in records),
+        "bytes_listed": sum(r.bytes_listed for r in records),
         "bytes_read": bytes_read,
         "read_requests": requests,
         "bytes_read_per_object": round(bytes_read / processed, 1) if processed else 0,
@@ -382,7 +385,7 @@ def build_report(
         "workers": settings.workers,
         "peak_rss_bytes": {
             "driver": peak_rss_bytes(),
-            "worker": max((r.get("worker_peak_rss_bytes", 0) for r in records), default=0),
+            "worker": max((r.worker_peak_rss_bytes for r in records), default=0),
         },
         "validation": checks,
         "validation_passed": validate.passed(checks),

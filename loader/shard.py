@@ -255,7 +255,7 @@ def _outcomes(
 
 def process_shard(
     settings: ShardSettings, shard: Shard, store: ValueStore | None = None
-) -> dict[str, Any]:
+) -> ledger.ShardRecord:
     """Process one shard and commit its ledger record; return that record.
 
     `store` holds the decoded elements this shard shares with the worker's other
@@ -291,26 +291,26 @@ def process_shard(
         writer.abort()
         raise
     finished = time.time()
-    record: dict[str, Any] = {
-        "run_id": settings.run_id,
-        "shard_id": shard.shard_id,
-        "status": "committed",
-        "listed": parsed_count + error_files,  # an export counts once per instance
-        "parsed": parsed_count,
-        "error_files": error_files,
-        "errors": dict(errors_by_category),
-        "rows": {f.table: f.rows for f in files},
-        "files": {f.table: f.path for f in files},
-        "parquet_bytes": sum(f.bytes for f in files),
-        "bytes_listed": sum(r.size for r in shard.objects),
-        "bytes_read": bytes_read,
-        "read_requests": read_requests,
-        "seconds": finished - started,
-        "started_at": dt.datetime.fromtimestamp(started, dt.UTC).replace(tzinfo=None).isoformat(),
-        "finished_at": dt.datetime.fromtimestamp(finished, dt.UTC).replace(tzinfo=None).isoformat(),
-        "worker_pid": os.getpid(),
-        "worker_peak_rss_bytes": peak_rss_bytes(),
-        "value_store": store.counted_since(counted_from).as_dict(),
-    }
+    record = ledger.ShardRecord(
+        run_id=settings.run_id,
+        shard_id=shard.shard_id,
+        status="committed",
+        listed=parsed_count + error_files,  # an export counts once per instance
+        parsed=parsed_count,
+        error_files=error_files,
+        errors={str(k): v for k, v in errors_by_category.items()},
+        rows={f.table: f.rows for f in files},
+        files={f.table: f.path for f in files},
+        parquet_bytes=sum(f.bytes for f in files),
+        bytes_listed=sum(r.size for r in shard.objects),
+        bytes_read=bytes_read,
+        read_requests=read_requests,
+        seconds=finished - started,
+        started_at=dt.datetime.fromtimestamp(started, dt.UTC).replace(tzinfo=None).isoformat(),
+        finished_at=dt.datetime.fromtimestamp(finished, dt.UTC).replace(tzinfo=None).isoformat(),
+        worker_pid=os.getpid(),
+        worker_peak_rss_bytes=peak_rss_bytes(),
+        value_store=store.counted_since(counted_from).as_dict(),
+    )
     ledger.commit_shard(out, settings.run_id, record)
     return record

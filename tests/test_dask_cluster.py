@@ -9,6 +9,7 @@ import pytest
 from distributed import Client
 
 from loader.config import RunSettings, Target
+from loader.ledger import ShardRecord
 from loader.pipeline import run
 from tests.test_pipeline import snapshot
 
@@ -85,10 +86,10 @@ def test_run_on_an_existing_cluster_survives_a_killed_worker(synth_archive, clus
     )
     killed = []
 
-    def kill_a_worker(record: dict) -> None:
+    def kill_a_worker(record: ShardRecord) -> None:
         if not killed:
             processes[1].kill()  # worker w1 dies with shards in flight
-            killed.append(record["shard_id"])
+            killed.append(record.shard_id)
 
     report = run(
         RunSettings(

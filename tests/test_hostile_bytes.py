@@ -54,11 +54,11 @@ def test_mutated_files_never_escape(tmp_path):
         (archive / f"m{index:05d}.dcm").write_bytes(data)
     (shard,) = make_shards(list_source(str(archive)), 10_000)
     record = process_shard(ShardSettings(str(tmp_path / "out"), "fuzz", str(archive)), shard)
-    assert record["listed"] == 1500
-    assert record["parsed"] + record["error_files"] == 1500
-    assert set(record["errors"]) <= KNOWN
-    assert record["errors"].get("TRUNCATED", 0) > 100  # the suite does reach the parser
-    errors = pq.read_table(tmp_path / "out" / record["files"]["dicom_ingestion_errors"])
+    assert record.listed == 1500
+    assert record.parsed + record.error_files == 1500
+    assert set(record.errors) <= KNOWN
+    assert record.errors.get("TRUNCATED", 0) > 100  # the suite does reach the parser
+    errors = pq.read_table(tmp_path / "out" / record.files["dicom_ingestion_errors"])
     messages = errors.column("error_message").to_pylist()
     assert not [m for m in messages if m.startswith("unexpected")], "an error of our own code"
 

@@ -1,4 +1,5 @@
 import pyarrow.parquet as pq
+import pytest
 
 from loader.extract.elements import ELEMENT_COLUMNS
 from loader.model import BY_NAME, arrow_schema
@@ -121,3 +122,13 @@ def test_unique_keys_go_without_a_dictionary_and_text_without_statistics(tmp_pat
     assert by_name["sequence_item_key"].statistics.min == 1
     assert by_name["item_index"].statistics.max == 1
     assert by_name["sequence_path"].statistics is None
+
+
+def test_a_row_naming_a_column_the_model_lacks_fails_at_once():
+    """A misspelled column must fail, not become a NULL column."""
+    from loader.parquet import ArrowBuffers
+
+    buffers = ArrowBuffers("run", "shard")
+    buffers.add("dicom_patient", [{"patient_key": 1, "patient_nmae": "Doe^John"}], "o")
+    with pytest.raises(KeyError, match="patient_nmae"):
+        buffers.take("dicom_patient")

@@ -198,12 +198,12 @@ def test_synth_archive_on_dask_cluster(synth_archive, tmp_path):
     assert workers == {"dask"}
     # Each worker's value store is its own, kept across its shards, and counted.
     records = list(ledger.committed_shards(OutputRoot.of(tmp_path / "w-parquet"), "dask"))
-    counts = [r["value_store"] for r in records]
+    counts = [r.value_store for r in records]
     assert len(records) > 2 and all(c["hits"] + c["misses"] > 0 for c in counts)
     assert sum(c["hits"] for c in counts) > sum(c["misses"] for c in counts)
     by_worker: dict[int, list[int]] = {}
-    for r in sorted(records, key=lambda r: r["started_at"]):
-        by_worker.setdefault(r["worker_pid"], []).append(r["value_store"]["misses"])
+    for r in sorted(records, key=lambda r: r.started_at):
+        by_worker.setdefault(r.worker_pid, []).append(r.value_store["misses"])
     assert len(by_worker) == 2
     for misses in by_worker.values():  # a worker's later shards find its first's elements
         if len(misses) > 1:

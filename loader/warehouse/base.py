@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from loader.ledger import ShardRecord
     from loader.output import OutputRoot
 
 
@@ -29,16 +30,10 @@ class LoadResult:
 
 class Warehouse(Protocol):
     dialect: str
-    # Capabilities the pipeline may rely on.
-    supports_merge: bool
-    supports_internal_stage: bool
-    supports_external_stage: bool
 
     def create_model(self) -> None: ...
 
-    def load_run(
-        self, out: OutputRoot, run_id: str, shards: list[dict[str, Any]]
-    ) -> LoadResult: ...
+    def load_run(self, out: OutputRoot, run_id: str, shards: list[ShardRecord]) -> LoadResult: ...
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]: ...
 

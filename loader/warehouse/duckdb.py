@@ -17,6 +17,7 @@ import duckdb
 
 from loader import faults
 from loader.errors import LoadError
+from loader.ledger import ShardRecord
 from loader.model import BY_NAME, EXTRACTED, TABLES, LoadMode, arrow_schema, create_table
 from loader.output import OutputRoot
 from loader.warehouse.base import LoadResult, fetch_batches
@@ -34,9 +35,6 @@ DIALECT = Dialect(
 
 class DuckDBWarehouse:
     dialect = "duckdb"
-    supports_merge = True
-    supports_internal_stage = False
-    supports_external_stage = False
 
     def __init__(self, path: str, read_only: bool = False) -> None:
         if path != ":memory:" and not read_only:
@@ -66,7 +64,7 @@ class DuckDBWarehouse:
         for table in TABLES:
             self.con.execute(create_table(table, "duckdb"))
 
-    def load_run(self, out: OutputRoot, run_id: str, shards: list[dict[str, Any]]) -> LoadResult:
+    def load_run(self, out: OutputRoot, run_id: str, shards: list[ShardRecord]) -> LoadResult:
         """Load every committed shard of a run; idempotent, all or nothing.
 
         Parquet on an object store is read in place through the same fsspec
@@ -81,9 +79,7 @@ class DuckDBWarehouse:
         try:
             staged = {}
             for name in EXTRACTED:
-                files = [
-                    out.location(s["files"][name]) for s in shards if name in s.get("files", {})
-                ]
+                files = [out.location(s.files[name]) for s in shards if name in s.files]
                 staged[name] = self._stage(name, files, loaded_at)
                 faults.maybe_fail("mid-copy")
             result = merge_staged(self._execute, DIALECT, run_id, shards, staged, loaded_at)

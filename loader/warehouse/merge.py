@@ -20,6 +20,7 @@ from typing import Any
 
 from loader import faults
 from loader.errors import FILE_ERROR_CATEGORIES, Category, LoadError
+from loader.ledger import ShardRecord
 from loader.model import BY_NAME, EXTRACTED, TABLES, ColumnType, LoadMode, Table
 from loader.warehouse.base import LoadResult
 
@@ -86,7 +87,7 @@ def merge_staged(
     execute: Execute,
     dialect: Dialect,
     run_id: str,
-    shards: list[dict[str, Any]],
+    shards: list[ShardRecord],
     staged: dict[str, int],
     loaded_at: dt.datetime,
 ) -> LoadResult:
@@ -153,10 +154,10 @@ def _conflicts(execute: Execute, table: Table) -> dict[str, Any]:
     return {"keys": counts[-1], "columns": by_column}
 
 
-def check_staged(staged: dict[str, int], shards: list[dict[str, Any]]) -> None:
+def check_staged(staged: dict[str, int], shards: list[ShardRecord]) -> None:
     """A load is not done until it is checked: staged rows = rows the run wrote."""
     for name in EXTRACTED:
-        written = sum(int(s.get("rows", {}).get(name, 0)) for s in shards)
+        written = sum(s.rows.get(name, 0) for s in shards)
         if staged.get(name, 0) != written:
             raise LoadError(
                 f"{name}: staged {staged.get(name, 0)} rows but the run wrote {written}"
@@ -258,7 +259,7 @@ def _record_history(
     execute: Execute,
     dialect: Dialect,
     run_id: str,
-    shards: list[dict[str, Any]],
+    shards: list[ShardRecord],
     loaded_at: dt.datetime,
 ) -> None:
     p = dialect.placeholder
@@ -277,20 +278,20 @@ def _record_history(
     for s in shards:
         values = {
             "run_id": run_id,
-            "shard_id": s["shard_id"],
+            "shard_id": s.shard_id,
             "status": "loaded",
-            "listed": s["listed"],
-            "parsed": s["parsed"],
-            "duplicates": duplicates.get(s["shard_id"], 0),
-            "errors": sum(s.get("errors", {}).values()),
-            "error_files": s["error_files"],
-            "rows_per_table": json.dumps(s.get("rows", {}), sort_keys=True),
-            "bytes_listed": s["bytes_listed"],
-            "bytes_read": s["bytes_read"],
-            "read_requests": s["read_requests"],
-            "seconds": s["seconds"],
-            "started_at": dt.datetime.fromisoformat(s["started_at"]),
-            "finished_at": dt.datetime.fromisoformat(s["finished_at"]),
+            "listed": s.listed,
+            "parsed": s.parsed,
+            "duplicates": duplicates.get(s.shard_id, 0),
+            "errors": sum(s.errors.values()),
+            "error_files": s.error_files,
+            "rows_per_table": json.dumps(s.rows, sort_keys=True),
+            "bytes_listed": s.bytes_listed,
+            "bytes_read": s.bytes_read,
+            "read_requests": s.read_requests,
+            "seconds": s.seconds,
+            "started_at": dt.datetime.fromisoformat(s.started_at),
+            "finished_at": dt.datetime.fromisoformat(s.finished_at),
             "_run_id": run_id,
             "_loaded_at": loaded_at,
         }

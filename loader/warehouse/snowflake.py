@@ -25,6 +25,7 @@ from loader import faults
 from loader.config import DEFAULT_STAGE_FILE_MB
 from loader.errors import ConfigError, LoadError, StatementError
 from loader.identifiers import quoted
+from loader.ledger import ShardRecord
 from loader.model import (
     BY_NAME,
     DIALECT_TYPES,
@@ -156,9 +157,6 @@ def copy_statements(table: str, stage: str, folder: str, names: list[str]) -> li
 
 class SnowflakeWarehouse:
     dialect = "snowflake"
-    supports_merge = True
-    supports_internal_stage = True
-    supports_external_stage = True
 
     def __init__(
         self,
@@ -208,7 +206,7 @@ class SnowflakeWarehouse:
         for statement in setup_statements(self.target.stage):
             self._execute(statement)
 
-    def load_run(self, out: OutputRoot, run_id: str, shards: list[dict[str, Any]]) -> LoadResult:
+    def load_run(self, out: OutputRoot, run_id: str, shards: list[ShardRecord]) -> LoadResult:
         """Compact, stage (PUT, or the external stage), COPY and check, then MERGE in
         one transaction; safe to repeat."""
         if not _RUN_ID.fullmatch(run_id):
@@ -221,7 +219,7 @@ class SnowflakeWarehouse:
             name: compact_table(
                 out,
                 BY_NAME[name],
-                [s["files"][name] for s in shards if name in s.get("files", {})],
+                [s.files[name] for s in shards if name in s.files],
                 f"{staged_root}/{name}",
                 self.stage_file_bytes,
             )
@@ -236,7 +234,7 @@ class SnowflakeWarehouse:
             self._put(out, run_id, staged_root, compacted)
             folders = {name: f"{run_id}/{name}/" for name in EXTRACTED}
         for name, files in compacted.items():
-            written = sum(int(s["rows"].get(name, 0)) for s in shards if name in s.get("files", {}))
+            written = sum(s.rows.get(name, 0) for s in shards if name in s.files)
             if sum(f.rows for f in files) != written:
                 raise LoadError(f"{name}: compacted {sum(f.rows for f in files)} rows of {written}")
         staged = {}
