@@ -102,7 +102,8 @@ def _finish(report: dict[str, Any], report_path: str | None) -> None:
     _write_report(report, report_path)
     out_console.print(_summary(report))
     if not report["validation_passed"]:
-        console.print("[red]validation failed[/red]: " + json.dumps(report["validation"]))
+        failures = ", ".join(report["validation_failed"])
+        console.print(f"[red]validation failed[/red]: {failures}", markup=True)
         sys.exit(EXIT_INVALID)
 
 
@@ -172,11 +173,24 @@ def target_options(command: Any) -> Any:
 
 @click.group()
 @click.version_option(package_name="dicom-loader")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Show Dask's own log lines (--log-level INFO).")
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default=None,
+    help="Level of Dask's log lines (default WARNING: a run shows its progress and summary).",
+)
+def main(verbose: bool, log_level: str | None) -> None:
     """Load DICOM header metadata from archives into a warehouse (headers only)."""
     handler = RichHandler(console=console, show_time=False, show_path=False, markup=False)
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s")
     logging.getLogger("loader").setLevel(logging.INFO)
+    level = (log_level or ("INFO" if verbose else "WARNING")).lower()
+    # Dask's nannies, scheduler and workers log every start and connection at INFO.
+    # Its logging is configured when distributed is first imported (later, lazily),
+    # in this process and in the worker processes it starts, which inherit this.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", level)
+    logging.getLogger("distributed").setLevel(level.upper())
 
 
 @main.command()
@@ -366,7 +380,8 @@ def validate_command(target: str) -> None:
     except LoaderError as exc:
         _fail(exc)
     out_console.print_json(json.dumps(checks, default=str))
-    if not validate.passed(checks):
+    if failures := validate.failed(checks):
+        console.print(f"[red]validation failed[/red]: {', '.join(failures)}", markup=True)
         sys.exit(EXIT_INVALID)
 
 

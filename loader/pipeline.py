@@ -7,7 +7,9 @@ record of each finished shard, so its memory does not grow with the archive.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
+import os
 import secrets
 import time
 from collections import Counter
@@ -23,7 +25,7 @@ from loader.config import RunSettings, Target, TargetKind
 from loader.errors import Category, ConfigError
 from loader.incremental import IDENTITY_SQL, KnownObjects, changed_only
 from loader.ledger import ShardRecord
-from loader.listing import Shard, list_source, make_shards
+from loader.listing import ObjectRef, Shard, list_source, make_shards
 from loader.memory import peak_rss_bytes
 from loader.model import EXTRACTED
 from loader.output import OutputRoot
@@ -163,6 +165,26 @@ def check_target_reads(out: OutputRoot, target: Target) -> None:
         )
 
 
+def check_target_writable(target: Target) -> None:
+    """Refuse, before any work, a DuckDB file whose folder cannot be made or written."""
+    if target.kind is not TargetKind.DUCKDB:
+        return
+    folder = Path(target.location).resolve().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--target {target}: cannot create {folder} ({exc.strerror})") from None
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"--target {target}: {folder} is not writable")
+
+
+def listed_first(objects: Iterator[ObjectRef]) -> Iterator[ObjectRef]:
+    """`objects`, its first one listed now: a source that cannot be listed fails here,
+    with one line, before a cluster starts."""
+    first = next(objects, None)
+    return objects if first is None else itertools.chain([first], objects)
+
+
 def known_objects(target: Target) -> KnownObjects:
     """The identities of every object `target` already holds (for --incremental)."""
     if target.kind is TargetKind.NONE:
@@ -211,23 +233,27 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
     run_id = settings.run_id or new_run_id()
     out = OutputRoot.of(settings.out, settings.storage_options)
     check_target_reads(out, settings.target)
-    if not settings.resume:
-        ledger.clear_run(out, run_id, list(EXTRACTED))
-    elif ledger.read_run(out, run_id) is None:
-        raise ConfigError(f"--resume: no run {run_id} under {out}")
-    ledger.write_run(
-        out,
-        run_id,
-        {
-            "run_id": run_id,
-            "source": settings.source,
-            "target": str(settings.target),
-            "shard_size": settings.shard_size,
-            "header_bytes": settings.header_bytes,
-            "pseudonymized": settings.pseudonymize_key_file is not None,
-            "started_at": dt.datetime.now(dt.UTC).isoformat(),
-        },
-    )
+    check_target_writable(settings.target)
+    try:
+        if not settings.resume:
+            ledger.clear_run(out, run_id, list(EXTRACTED))
+        elif ledger.read_run(out, run_id) is None:
+            raise ConfigError(f"--resume: no run {run_id} under {out}")
+        ledger.write_run(
+            out,
+            run_id,
+            {
+                "run_id": run_id,
+                "source": settings.source,
+                "target": str(settings.target),
+                "shard_size": settings.shard_size,
+                "header_bytes": settings.header_bytes,
+                "pseudonymized": settings.pseudonymize_key_file is not None,
+                "started_at": dt.datetime.now(dt.UTC).isoformat(),
+            },
+        )
+    except OSError as exc:  # a file where a folder must be, no permission, a full disk
+        raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
     shard_settings = ShardSettings(
         out.url,
         run_id,
@@ -241,7 +267,7 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
     done = ledger.committed_ids(out, run_id) if settings.resume else set()
     skipped: list[str] = []
     unchanged = [0]
-    objects = list_source(settings.source, settings.storage_options)
+    objects = listed_first(list_source(settings.source, settings.storage_options))
     if settings.incremental:
         objects = changed_only(objects, known_objects(settings.target), unchanged)
     shards = _pending(make_shards(objects, settings.shard_size), done, skipped)
@@ -355,6 +381,7 @@ def build_report(
     requests = sum(r.read_requests for r in records)
     checks = dict(checks)
     checks["accounting"] = validate.accounting(listed, loaded, duplicates, error_files, unchanged)
+    failed = validate.failed(checks, warehouse=settings.target.kind is not TargetKind.NONE)
     if load is not None:
         checks["conflicts"] = load.conflicts
     return {
@@ -388,5 +415,6 @@ def build_report(
             "worker": max((r.worker_peak_rss_bytes for r in records), default=0),
         },
         "validation": checks,
-        "validation_passed": validate.passed(checks),
+        "validation_passed": not failed,
+        "validation_failed": failed,
     }

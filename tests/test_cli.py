@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 CLI = [sys.executable, "-m", "loader"]
 
@@ -150,10 +151,48 @@ def test_scan_profiles_without_loading(tmp_path):
     assert not list(tmp_path.glob("*.duckdb"))
 
 
+def _one_line_before_any_work(done: subprocess.CompletedProcess, words: str) -> None:
+    """Exit 1 with one `error:` line naming the problem: no traceback, no cluster."""
+    assert done.returncode == 1, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert words in lines[0]
+    assert "Traceback" not in done.stderr and "Scheduler" not in done.stderr
+
+
 def test_bad_source_fails_with_message(tmp_path):
-    done = dicom_loader("run", str(tmp_path / "missing"), "--target", "none", check=False)
-    assert done.returncode == 1
-    assert "neither a folder nor a manifest" in done.stderr
+    done = dicom_loader("run", str(tmp_path / "missing"), "--workers", "2", check=False)
+    _one_line_before_any_work(done, "neither a folder nor a manifest")
+
+
+def test_unwritable_out_and_target_fail_before_work(tmp_path):
+    archive = tmp_path / "archive"
+    dicom_loader("synth", str(archive), "--patients", "1")
+    (tmp_path / "a-file").write_text("not a folder")
+    out = dicom_loader(
+        "run",
+        str(archive),
+        "--workers",
+        "2",
+        "--target",
+        "none",
+        "--out",
+        str(tmp_path / "a-file" / "out"),
+        check=False,
+    )
+    _one_line_before_any_work(out, "--out")
+    target = dicom_loader(
+        "run",
+        str(archive),
+        "--workers",
+        "2",
+        "--out",
+        str(tmp_path / "pq"),
+        "--target",
+        f"duckdb:///{tmp_path / 'a-file' / 'w.duckdb'}",
+        check=False,
+    )
+    _one_line_before_any_work(target, "--target")
 
 
 def test_bad_target_fails_before_work(tmp_path):
@@ -187,3 +226,106 @@ def test_validate_fails_when_the_session_reads_masked_phi(tmp_path):
     refused = dicom_loader("validate", "--target", f"duckdb:///{db}", check=False)
     assert refused.returncode == 3
     assert json.loads(refused.stdout)["masked_phi_rows"] > 0
+
+
+@pytest.mark.parametrize(
+    ("tampering", "check"),
+    [
+        (
+            "DELETE FROM dicom_series WHERE series_key IN (SELECT series_key FROM dicom_series "
+            "LIMIT 1)",
+            "orphan_instances",
+        ),
+        ("DELETE FROM dicom_patient", "orphan_studies"),
+        ("INSERT INTO dicom_study SELECT * FROM dicom_study LIMIT 1", "duplicate_natural_keys"),
+    ],
+)
+def test_validate_fails_on_a_tampered_warehouse(tmp_path, tampering, check):
+    """Orphans and duplicate natural keys fail validation: exit 3, naming the check."""
+    import duckdb
+
+    archive, db = tmp_path / "archive", tmp_path / "w.duckdb"
+    dicom_loader("synth", str(archive), "--patients", "3", "--seed", "8")
+    dicom_loader(
+        "run",
+        str(archive),
+        "--workers",
+        "0",
+        "--out",
+        str(tmp_path / "pq"),
+        "--target",
+        f"duckdb:///{db}",
+    )
+    con = duckdb.connect(str(db))
+    con.execute(tampering)
+    con.close()
+    refused = dicom_loader("validate", "--target", f"duckdb:///{db}", check=False)
+    assert refused.returncode == 3
+    assert json.loads(refused.stdout)[check] > 0
+    assert f"validation failed: {check}" in " ".join(refused.stderr.split())
+
+
+def test_a_run_whose_accounting_does_not_balance_exits_3(tmp_path):
+    """A run's report names the failed checks; unbalanced accounting is one. A
+    tampered ledger (a shard record claiming one more object than it holds) makes
+    the load's accounting not balance."""
+    archive, out = tmp_path / "archive", tmp_path / "pq"
+    dicom_loader("synth", str(archive), "--patients", "2", "--seed", "9")
+    dicom_loader(
+        "run",
+        str(archive),
+        "--workers",
+        "0",
+        "--out",
+        str(out),
+        "--run-id",
+        "t",
+        "--target",
+        "none",
+    )
+    record = next((out / "_ledger" / "run_id=t").glob("shard-*.json"))
+    document = json.loads(record.read_text())
+    document["listed"] += 1
+    record.write_text(json.dumps(document))
+    report = tmp_path / "report.json"
+    done = dicom_loader(
+        "load",
+        "--run-id",
+        "t",
+        "--out",
+        str(out),
+        "--report",
+        str(report),
+        "--target",
+        f"duckdb:///{tmp_path / 'w.duckdb'}",
+        check=False,
+    )
+    assert done.returncode == 3
+    written = json.loads(report.read_text())
+    assert written["validation_failed"] == ["accounting"]
+    assert written["validation"]["accounting"]["balanced"] is False
+
+
+def test_quiet_by_default_and_dask_lines_with_verbose(tmp_path):
+    """A run shows its summary, not Dask's lines about nannies and workers (those come
+    with -v); synth does not log the bad values it writes on purpose."""
+    archive = tmp_path / "archive"
+    made = dicom_loader("synth", str(archive), "--patients", "4", "--bad-fraction", "0.3")
+    assert "Invalid value" not in made.stderr and made.stderr.strip() == ""
+    quiet = dicom_loader(
+        "run", str(archive), "--workers", "2", "--out", str(tmp_path / "a"), "--target", "none"
+    )
+    assert "listed = loaded + duplicates + errors" in quiet.stdout
+    assert "Nanny" not in quiet.stderr and "Register worker" not in quiet.stderr
+    loud = dicom_loader(
+        "-v",
+        "run",
+        str(archive),
+        "--workers",
+        "2",
+        "--out",
+        str(tmp_path / "b"),
+        "--target",
+        "none",
+    )
+    assert "Nanny" in loud.stderr

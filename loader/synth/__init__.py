@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import logging
 import os
 import random
 import shutil
@@ -427,6 +428,24 @@ def synthesize(
     """Write a deterministic archive of `patients` patients under `out`."""
     if pixels not in ("tiny", "realistic"):
         raise ValueError("pixels must be 'tiny' or 'realistic'")
+    # The bad values are written on purpose: pydicom's log line for each is noise.
+    pydicom_log = logging.getLogger("pydicom")
+    level = pydicom_log.level
+    pydicom_log.setLevel(logging.ERROR)
+    try:
+        return _synthesize(Path(out), patients, seed, pixels, bad_fraction, duplicate_fraction)
+    finally:
+        pydicom_log.setLevel(level)
+
+
+def _synthesize(
+    out: Path,
+    patients: int,
+    seed: int,
+    pixels: str,
+    bad_fraction: float,
+    duplicate_fraction: float,
+) -> SynthSummary:
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
