@@ -63,6 +63,7 @@ def _summary(report: dict[str, Any]) -> Table:
     for label, key in (
         ("objects listed", "listed"),
         ("unchanged (skipped)", "unchanged"),
+        ("repeated entries (read once)", "repeated_entries"),
         ("loaded", "loaded"),
         ("new instances", "new_instances"),
         ("duplicates", "duplicates"),
@@ -92,7 +93,7 @@ def _summary(report: dict[str, Any]) -> Table:
             table.add_row(key.replace("_", " "), str(checks[key]))
     balance = checks.get("accounting", {})
     table.add_row(
-        "listed = loaded + duplicates + errors + unchanged",
+        "listed = loaded + duplicates + errors + unchanged + repeated",
         "[green]yes[/green]" if balance.get("balanced") else "[red]NO[/red]",
     )
     return table

@@ -30,6 +30,7 @@ from loader.memory import peak_rss_bytes
 from loader.model import EXTRACTED
 from loader.output import OutputRoot
 from loader.pseudonymize import read_key
+from loader.repeats import unique_objects
 from loader.shard import ShardSettings, process_shard
 from loader.value_store import ValueStore
 from loader.warehouse.base import LoadResult, Warehouse
@@ -266,8 +267,9 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
     )
     done = ledger.committed_ids(out, run_id) if settings.resume else set()
     skipped: list[str] = []
-    unchanged = [0]
-    objects = listed_first(list_source(settings.source, settings.storage_options))
+    unchanged, repeated = [0], [0]
+    listed = listed_first(list_source(settings.source, settings.storage_options))
+    objects = unique_objects(listed, repeated)
     if settings.incremental:
         objects = changed_only(objects, known_objects(settings.target), unchanged)
     shards = _pending(make_shards(objects, settings.shard_size), done, skipped)
@@ -289,6 +291,7 @@ def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, An
         processed_seconds=processed_seconds,
         resumed_shards=len(skipped),
         unchanged=unchanged[0],
+        repeated=repeated[0],
     )
 
 
@@ -302,6 +305,7 @@ def load(
     processed_seconds: float | None = None,
     resumed_shards: int = 0,
     unchanged: int = 0,
+    repeated: int = 0,
 ) -> dict[str, Any]:
     """Load a written run (its committed shards) into `target`, validate, report.
 
@@ -342,6 +346,7 @@ def load(
         processed_seconds=processed_seconds,
         resumed_shards=resumed_shards,
         unchanged=unchanged,
+        repeated=repeated,
     )
 
 
@@ -357,10 +362,11 @@ def build_report(
     processed_seconds: float,
     resumed_shards: int,
     unchanged: int = 0,
+    repeated: int = 0,
 ) -> dict[str, Any]:
     """The run report: what was listed, loaded, refused, read, and how fast."""
     processed = sum(r.listed for r in records)
-    listed = processed + unchanged
+    listed = processed + unchanged + repeated
     errors: Counter[str] = Counter()
     rows: Counter[str] = Counter()
     for r in records:
@@ -380,7 +386,9 @@ def build_report(
     bytes_read = sum(r.bytes_read for r in records)
     requests = sum(r.read_requests for r in records)
     checks = dict(checks)
-    checks["accounting"] = validate.accounting(listed, loaded, duplicates, error_files, unchanged)
+    checks["accounting"] = validate.accounting(
+        listed, loaded, duplicates, error_files, unchanged=unchanged, repeated=repeated
+    )
     failed = validate.failed(checks, warehouse=settings.target.kind is not TargetKind.NONE)
     if load is not None:
         checks["conflicts"] = load.conflicts
@@ -393,6 +401,7 @@ def build_report(
         "resumed_shards": resumed_shards,
         "listed": listed,
         "unchanged": unchanged,
+        "repeated_entries": repeated,
         "loaded": loaded,
         "new_instances": new_instances,
         "duplicates": duplicates,

@@ -102,17 +102,25 @@ def warehouse_checks(warehouse: Warehouse) -> dict[str, Any]:
 
 
 def accounting(
-    listed: int, loaded: int, duplicates: int, error_files: int, unchanged: int = 0
+    listed: int,
+    loaded: int,
+    duplicates: int,
+    error_files: int,
+    *,
+    unchanged: int = 0,
+    repeated: int = 0,
 ) -> dict[str, Any]:
-    """The invariant: every listed object is loaded, a duplicate, or an error file
-    (or, with --incremental, unchanged since an earlier load)."""
+    """The invariant: every listed entry is a loaded object, a duplicate, an error
+    file, (with --incremental) unchanged since an earlier load, or a repeat of an
+    entry listed before it in the same listing (read once)."""
     return {
         "listed": listed,
         "loaded": loaded,
         "duplicates": duplicates,
         "error_files": error_files,
         "unchanged": unchanged,
-        "balanced": listed == loaded + duplicates + error_files + unchanged,
+        "repeated_entries": repeated,
+        "balanced": listed == loaded + duplicates + error_files + unchanged + repeated,
     }
 
 
