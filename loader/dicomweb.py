@@ -152,36 +152,73 @@ def study_urls(source: str, options: dict[str, Any] | None = None) -> Iterator[s
         offset += len(page)
 
 
-def study_instances(
-    study_url: str, options: dict[str, Any] | None = None
-) -> tuple[list[tuple[str, dict[str, Any]]], int]:
-    """(WADO-RS URL, DICOM JSON) of every instance of a study, in series and SOP
-    Instance UID order, and the bytes the responses held; raises ObjectReadError
-    naming the study when its metadata cannot be fetched."""
+@dataclass
+class StudyContents:
+    """What a study's metadata requests gave: every instance served (WADO-RS URL,
+    DICOM JSON), the bytes read, and the objects that could not be read with why
+    (an instance's URL, or a series' when its instances cannot be known)."""
+
+    instances: list[tuple[str, dict[str, Any]]]
+    read: int
+    unread: list[tuple[str, str]]
+
+
+def _failure(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def study_instances(study_url: str, options: dict[str, Any] | None = None) -> StudyContents:
+    """Every instance of a study, in series and SOP Instance UID order. A series
+    whose metadata the server does not serve leaves its instances unread (listed
+    with QIDO-RS, so each is accounted for) and the study's other series are read;
+    raises ObjectReadError naming the study when its series cannot be listed."""
     server = Server.of(study_url, options)
     study = study_url.rstrip("/").rsplit("/studies/", 1)[1]
     session = server.session()
+
+    def metadata(uid: str) -> tuple[Any, int] | BaseException:
+        try:
+            return server.get(session, f"studies/{study}/series/{uid}/metadata")
+        except Exception as exc:  # noqa: BLE001 - requests' and the server's many failures
+            return exc
+
     try:
-        listed, read = server.get(session, f"studies/{study}/series")
+        try:
+            listed, read = server.get(session, f"studies/{study}/series")
+        except Exception as exc:  # requests' and the server's many failures
+            raise ObjectReadError(
+                study_url, f"study metadata not fetched: {_failure(exc)}"
+            ) from exc
         series = sorted(uid for uid in (_value(s, _SERIES_UID) for s in listed) if uid)
         with ThreadPoolExecutor(server.concurrency) as pool:
-            responses = list(
-                pool.map(
-                    lambda uid: server.get(session, f"studies/{study}/series/{uid}/metadata"),
-                    series,
-                )
-            )
-    except Exception as exc:  # requests' and the server's many failures
-        raise ObjectReadError(
-            study_url, f"study metadata not fetched: {type(exc).__name__}: {exc}"
-        ) from exc
+            responses = list(pool.map(metadata, series))
+        found: list[tuple[str, dict[str, Any]]] = []
+        unread: list[tuple[str, str]] = []
+        for uid, response in zip(series, responses, strict=True):
+            series_url = f"{server.root}/studies/{study}/series/{uid}"
+            if isinstance(response, BaseException):
+                unread += _unread_series(server, session, study, uid, _failure(response))
+                continue
+            instances, size = response
+            read += size
+            for instance in sorted(instances, key=lambda i: _value(i, _SOP_UID) or ""):
+                sop = _value(instance, _SOP_UID) or ""
+                found.append((f"{series_url}/instances/{sop}", instance))
     finally:
         session.close()
-    found = []
-    read += sum(size for _, size in responses)
-    for uid, (instances, _) in zip(series, responses, strict=True):
-        for instance in sorted(instances, key=lambda i: _value(i, _SOP_UID) or ""):
-            sop = _value(instance, _SOP_UID) or ""
-            url = f"{server.root}/studies/{study}/series/{uid}/instances/{sop}"
-            found.append((url, instance))
-    return found, read
+    return StudyContents(found, read, unread)
+
+
+def _unread_series(
+    server: Server, session: requests.Session, study: str, uid: str, why: str
+) -> list[tuple[str, str]]:
+    """The objects of a series whose metadata failed: its instances, as QIDO-RS
+    lists them, or the series itself when they cannot be listed either."""
+    series_url = f"{server.root}/studies/{study}/series/{uid}"
+    reason = f"series metadata not fetched: {why}"
+    try:
+        listed, _ = server.get(session, f"studies/{study}/series/{uid}/instances")
+    except Exception:  # noqa: BLE001 - the series is then one object
+        return [(series_url, reason)]
+    sops = sorted(sop for sop in (_value(i, _SOP_UID) for i in listed) if sop)
+    return [(f"{series_url}/instances/{sop}", reason) for sop in sops] or [(series_url, reason)]

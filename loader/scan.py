@@ -15,7 +15,7 @@ from typing import Any
 
 from loader.decode import Item, decode_header
 from loader.dicom_json import decode_json, transfer_syntax_of
-from loader.errors import ObjectError
+from loader.errors import Category, ObjectError
 from loader.extract import REQUIRED_UIDS
 from loader.extract.values import text
 from loader.keys import key_of
@@ -46,10 +46,12 @@ def _headers(
     errors are counted."""
     if holds_instances(ref):
         try:
-            instances, read = json_instances(ref, settings.storage_options, fs)
+            contents = json_instances(ref, settings.storage_options, fs)
         except ObjectError as exc:
             errors[exc.category] += 1
             return
+        instances, read = contents.instances, contents.read
+        errors[Category.READ_ERROR] += len(contents.unread)
         for index, (url, instance) in enumerate(instances):
             try:
                 root = decode_json(instance, url).root

@@ -22,7 +22,7 @@ import orjson
 from loader import ledger
 from loader.decode import DEFAULT_ELEMENT_LIMIT, decode_header
 from loader.dicom_json import decode_json, instances_in, is_export, transfer_syntax_of
-from loader.dicomweb import is_dicomweb, study_instances
+from loader.dicomweb import StudyContents, is_dicomweb, study_instances
 from loader.errors import FILE_ERROR_CATEGORIES, Category, ObjectError, ObjectReadError
 from loader.extract import error_row, extract_object
 from loader.extract.context import ObjectFacts, Row, Rows
@@ -120,10 +120,6 @@ def process_object(
         return {}, [_unexpected(_facts(ref, settings, parsed, now), exc)], parsed
 
 
-JsonInstances = list[tuple[str, dict[str, Any]]]
-"""(URL of the instance, its DICOM JSON) of the instances one listed object holds."""
-
-
 def holds_instances(ref: ObjectRef) -> bool:
     """Whether a listed object holds DICOM JSON instances: an export, or a study on
     a DICOMweb server."""
@@ -132,14 +128,14 @@ def holds_instances(ref: ObjectRef) -> bool:
 
 def json_instances(
     ref: ObjectRef, storage_options: dict[str, Any], fs: Any = None
-) -> tuple[JsonInstances, int]:
+) -> StudyContents:
     """The instances a listed object holds (with their URLs: `export#index`, or the
-    WADO-RS URL) and the bytes read to get them."""
+    WADO-RS URL), the bytes read to get them, and what could not be read."""
     if is_dicomweb(ref.url):
         return study_instances(ref.url, storage_options)
     data = read_whole(ref, fs)
     found = [(f"{ref.url}#{i}", instance) for i, instance in enumerate(instances_in(data, ref.url))]
-    return found, len(data)
+    return StudyContents(found, len(data), [])
 
 
 def process_json_instances(
@@ -151,11 +147,15 @@ def process_json_instances(
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     pseudonymizer = settings.pseudonymizer()
     try:
-        instances, read = json_instances(ref, settings.storage_options, fs)
+        contents = json_instances(ref, settings.storage_options, fs)
     except ObjectError as exc:
         facts = _facts(ref, settings, None, now)
         yield {}, [error_row(facts, exc.category, exc.reason, exc.tag)], 0
         return
+    instances, read = contents.instances, contents.read
+    for url, reason in contents.unread:  # one READ_ERROR row per object not served
+        facts = replace(_facts(replace(ref, url=url), settings, None, now), bytes_read=0)
+        yield {}, [error_row(facts, Category.READ_ERROR, reason)], 0
     for index, (url, instance) in enumerate(instances):
         text = orjson.dumps(instance)
         facts = replace(

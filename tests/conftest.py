@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
@@ -248,10 +250,10 @@ ORTHANC = "/usr/sbin/Orthanc"
 ORTHANC_DICOMWEB = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 
 
-@pytest.fixture(scope="session")
-def orthanc(tmp_path_factory: pytest.TempPathFactory):
+@contextlib.contextmanager
+def running_orthanc(folder: Path) -> Iterator[str]:
     """Orthanc (Debian's `orthanc` and `orthanc-dicomweb`, installed by `make test`)
-    on 127.0.0.1 with a temporary storage folder; yields its HTTP root."""
+    on 127.0.0.1 with its storage in `folder`; yields its HTTP root."""
     import json
     import subprocess
     import urllib.request
@@ -262,7 +264,6 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory):
             f"Orthanc is missing ({', '.join(missing)}): `apt-get install orthanc "
             "orthanc-dicomweb` (make test does)"
         )
-    folder = tmp_path_factory.mktemp("orthanc")
     port, dicom_port = free_port(), free_port()
     config = {
         "Name": "dicom-loader-tests",
@@ -302,6 +303,13 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory):
             process.kill()
             process.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The tests' PACS: Orthanc with its DICOMweb plugin; yields its HTTP root."""
+    with running_orthanc(tmp_path_factory.mktemp("orthanc")) as root:
+        yield root
 
 
 # Tests that start a server (a fixture above, asked for by name or by a parameter) are

@@ -201,10 +201,8 @@ def test_bad_target_fails_before_work(tmp_path):
     assert "unknown target" in done.stderr
 
 
-def test_validate_fails_when_the_session_reads_masked_phi(tmp_path):
-    """A warehouse whose PHI the session reads masked (the loading role lacks the PHI
-    role) fails validation, exit 3, naming the check: its MERGE would compare and
-    write masked values."""
+def _tampered(tmp_path: Path, tampering: str) -> subprocess.CompletedProcess:
+    """`validate` of a loaded DuckDB warehouse that passed, after `tampering` with it."""
     import duckdb
 
     archive, db = tmp_path / "archive", tmp_path / "w.duckdb"
@@ -221,9 +219,16 @@ def test_validate_fails_when_the_session_reads_masked_phi(tmp_path):
     )
     assert dicom_loader("validate", "--target", f"duckdb:///{db}").returncode == 0
     con = duckdb.connect(str(db))
-    con.execute("UPDATE dicom_patient SET patient_name = '***MASKED***'")
+    con.execute(tampering)
     con.close()
-    refused = dicom_loader("validate", "--target", f"duckdb:///{db}", check=False)
+    return dicom_loader("validate", "--target", f"duckdb:///{db}", check=False)
+
+
+def test_validate_fails_when_the_session_reads_masked_phi(tmp_path):
+    """A warehouse whose PHI the session reads masked (the loading role lacks the PHI
+    role) fails validation, exit 3, naming the check: its MERGE would compare and
+    write masked values."""
+    refused = _tampered(tmp_path, "UPDATE dicom_patient SET patient_name = '***MASKED***'")
     assert refused.returncode == 3
     assert json.loads(refused.stdout)["masked_phi_rows"] > 0
 
@@ -242,24 +247,7 @@ def test_validate_fails_when_the_session_reads_masked_phi(tmp_path):
 )
 def test_validate_fails_on_a_tampered_warehouse(tmp_path, tampering, check):
     """Orphans and duplicate natural keys fail validation: exit 3, naming the check."""
-    import duckdb
-
-    archive, db = tmp_path / "archive", tmp_path / "w.duckdb"
-    dicom_loader("synth", str(archive), "--patients", "3", "--seed", "8")
-    dicom_loader(
-        "run",
-        str(archive),
-        "--workers",
-        "0",
-        "--out",
-        str(tmp_path / "pq"),
-        "--target",
-        f"duckdb:///{db}",
-    )
-    con = duckdb.connect(str(db))
-    con.execute(tampering)
-    con.close()
-    refused = dicom_loader("validate", "--target", f"duckdb:///{db}", check=False)
+    refused = _tampered(tmp_path, tampering)
     assert refused.returncode == 3
     assert json.loads(refused.stdout)[check] > 0
     assert f"validation failed: {check}" in " ".join(refused.stderr.split())

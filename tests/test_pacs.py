@@ -30,7 +30,7 @@ from loader.headers import read_local
 from loader.pipeline import run
 from loader.scan import scan
 from loader.synth import synthesize
-from tests.conftest import real_file
+from tests.conftest import real_file, running_orthanc
 
 REAL = (
     "CT_small.dcm",
@@ -88,16 +88,21 @@ def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 
 
-@pytest.fixture(scope="module")
-def pacs(orthanc: str, archive: Path) -> str:
-    """The archive stored in Orthanc; the DICOMweb source URL."""
-    for path in _files(archive):
+def _stored(orthanc: str, files: list[Path]) -> str:
+    """`files` stored in Orthanc (its REST API); the DICOMweb source URL."""
+    for path in files:
         request = urllib.request.Request(
             f"{orthanc}/instances", data=path.read_bytes(), method="POST"
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 200, path
     return "dicomweb+" + orthanc.removeprefix("http://").join(("http://", "/dicom-web"))
+
+
+@pytest.fixture(scope="module")
+def pacs(orthanc: str, archive: Path) -> str:
+    """The archive stored in Orthanc; the DICOMweb source URL."""
+    return _stored(orthanc, _files(archive))
 
 
 def _load(source: str, tmp_path: Path, name: str, **kw: Any) -> tuple[dict[str, Any], Path]:
@@ -404,7 +409,7 @@ class _ProxyHandler(_QuietHandler):
         _forward(self, self.server.upstream)
 
 
-def test_pacs_faults_are_retried_and_a_lost_study_is_one_error_row(
+def test_pacs_faults_are_retried_and_a_lost_series_is_an_error_row_per_instance(
     pacs, orthanc, archive, tmp_path
 ):
     studies = sorted(
@@ -431,16 +436,18 @@ def test_pacs_faults_are_retried_and_a_lost_study_is_one_error_row(
         proxy.shutdown()
     assert report["validation_passed"]
     assert report["loaded"] == len(_files(archive)) - broken_instances
-    assert report["error_files"] == 1
+    assert report["error_files"] == broken_instances
     con = duckdb.connect(str(db), read_only=True)
     errors = con.execute(
         "SELECT file_path, error_category, error_message FROM dicom_ingestion_errors"
     ).fetchall()
     con.close()
-    assert len(errors) == 1
-    path, category, message = errors[0]
-    assert path.endswith(f"/studies/{broken}") and category == "READ_ERROR"
-    assert "500" in message
+    # The study's series are listed; the series whose metadata keeps failing gives one
+    # READ_ERROR row per instance QIDO-RS lists for it.
+    assert len(errors) == broken_instances
+    for path, category, message in errors:
+        assert f"/studies/{broken}/series/" in path and "/instances/" in path
+        assert category == "READ_ERROR" and "500" in message
 
 
 def test_pydicom_elements_and_json_agree_on_a_charset_file():
@@ -583,3 +590,53 @@ def test_exports_in_a_bucket(s3, archive, tmp_path):
     ).fetchall()
     con.close()
     assert located == [("s3", "exports")]
+
+
+@pytest.mark.server
+def test_a_series_uid_shared_by_two_studies_is_accounted_for(tmp_path):
+    """Two studies holding a series of the same UID: Orthanc does not serve that
+    series' metadata in either (HTTP 404). Each of its instances is one READ_ERROR
+    row, the studies' other series load, and the accounting balances. Orthanc runs
+    on its own here: the shared UID would change every other PACS test's content."""
+    generated = tmp_path / "generated"
+    synthesize(generated, patients=6, seed=31, duplicate_fraction=0)
+    by_study: dict[str, dict[str, list[Path]]] = {}
+    for path in sorted(p for p in generated.rglob("*") if p.is_file()):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        by_study.setdefault(ds.StudyInstanceUID, {}).setdefault(ds.SeriesInstanceUID, []).append(
+            path
+        )
+    first, second = [study for study in by_study.values() if len(study) >= 2][:2]
+    shared = "2.25.1234567890123456789012345678901234"
+    files = tmp_path / "files"
+    files.mkdir()
+    expected_lost = 0
+    for study in (first, second):
+        lost_series = sorted(study)[0]  # each study's first series takes the shared UID
+        for uid, paths in study.items():
+            for path in paths:
+                ds = pydicom.dcmread(path)
+                if uid == lost_series:
+                    ds.SeriesInstanceUID = shared
+                    expected_lost += 1
+                ds.save_as(files / f"{ds.SOPInstanceUID}.dcm", enforce_file_format=True)
+    uploaded = sorted(files.iterdir())
+    (tmp_path / "orthanc").mkdir()
+    with running_orthanc(tmp_path / "orthanc") as root:
+        source = _stored(root, uploaded)
+        report, db = _load(source, tmp_path, "shared")
+    assert report["listed"] == len(uploaded)
+    assert report["loaded"] == len(uploaded) - expected_lost
+    assert report["error_files"] == expected_lost
+    assert report["errors"] == {"READ_ERROR": expected_lost}
+    assert report["validation"]["accounting"]["balanced"] and report["validation_passed"]
+    con = duckdb.connect(str(db), read_only=True)
+    paths = [
+        r[0]
+        for r in con.execute(
+            "SELECT file_path FROM dicom_ingestion_errors WHERE error_category = 'READ_ERROR'"
+        ).fetchall()
+    ]
+    con.close()
+    assert len(paths) == len(set(paths)) == expected_lost
+    assert all(f"/series/{shared}/instances/" in p for p in paths)
