@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from loader.ledger import ShardRecord
 from loader.listing import DEFAULT_SHARD_SIZE
 from loader.model import render_ddl
 from loader.output import OutputRoot
+from loader.report import RunReport
 from loader.storage import parse_storage_options
 from loader.warehouse.patterns import PATTERNS, Names, render
 
@@ -50,13 +52,13 @@ def _fail(exc: LoaderError) -> None:
     sys.exit(EXIT_FAILED)
 
 
-def _write_report(report: dict[str, Any], path: str | None) -> None:
+def _write_report(report: Mapping[str, Any], path: str | None) -> None:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-def _summary(report: dict[str, Any]) -> Table:
+def _summary(report: RunReport) -> Table:
     table = Table(title=f"dicom-loader run {report['run_id']}", show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
@@ -99,7 +101,7 @@ def _summary(report: dict[str, Any]) -> Table:
     return table
 
 
-def _finish(report: dict[str, Any], report_path: str | None) -> None:
+def _finish(report: RunReport, report_path: str | None) -> None:
     _write_report(report, report_path)
     out_console.print(_summary(report))
     if not report["validation_passed"]:

@@ -31,6 +31,7 @@ from loader.model import EXTRACTED
 from loader.output import OutputRoot
 from loader.pseudonymize import read_key
 from loader.repeats import unique_objects
+from loader.report import RunReport
 from loader.shard import ShardSettings, process_shard
 from loader.value_store import ValueStore
 from loader.warehouse.base import LoadResult, Warehouse
@@ -228,7 +229,7 @@ def parquet_accounting(out: OutputRoot, shards: list[ShardRecord]) -> tuple[int,
     return distinct, total - distinct
 
 
-def run(settings: RunSettings, progress: Progress | None = None) -> dict[str, Any]:
+def run(settings: RunSettings, progress: Progress | None = None) -> RunReport:
     """Run the whole job and return its report (see `build_report`)."""
     started = time.time()
     run_id = settings.run_id or new_run_id()
@@ -306,7 +307,7 @@ def load(
     resumed_shards: int = 0,
     unchanged: int = 0,
     repeated: int = 0,
-) -> dict[str, Any]:
+) -> RunReport:
     """Load a written run (its committed shards) into `target`, validate, report.
 
     An incremental run that found nothing new has no shards: there is nothing to
@@ -363,7 +364,7 @@ def build_report(
     resumed_shards: int,
     unchanged: int = 0,
     repeated: int = 0,
-) -> dict[str, Any]:
+) -> RunReport:
     """The run report: what was listed, loaded, refused, read, and how fast."""
     processed = sum(r.listed for r in records)
     listed = processed + unchanged + repeated

@@ -562,3 +562,15 @@ def test_driver_dying_mid_merge_leaves_duckdb_as_before(synth_archive, tmp_path)
     assert first["loaded"] + 1 == sum(
         1 for _ in snapshot(tmp_path / "crash.duckdb")["dicom_instance"]
     )
+
+
+def test_the_report_has_exactly_the_typed_keys(synth_archive, tmp_path):
+    """The JSON report a run writes and loader.report.RunReport name the same keys."""
+    from typing import get_type_hints
+
+    from loader.report import RunReport
+
+    root, _ = synth_archive
+    report = run(settings(root, tmp_path, name="typed"))
+    assert set(report) == set(get_type_hints(RunReport))
+    assert set(report["peak_rss_bytes"]) == {"driver", "worker"}

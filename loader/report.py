@@ -1,0 +1,45 @@
+"""The run report: the JSON document a run and a load end with (`--report FILE`),
+typed, so that the code that writes it and the code that reads it agree on its keys.
+Its accounting invariant is docs/ARCHITECTURE.md's "Nothing is lost"."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+
+class PeakMemory(TypedDict):
+    driver: int  # bytes: this process's peak resident set, DuckDB included
+    worker: int  # bytes: the largest peak of any worker that ran a shard
+
+
+class RunReport(TypedDict):
+    run_id: str
+    source: str
+    target: str  # printable: no secrets
+    out: str
+    shards: int
+    resumed_shards: int  # committed by an earlier attempt, skipped (--resume)
+    listed: int  # entries listed: = loaded + duplicates + error_files + unchanged + repeated
+    unchanged: int  # --incremental: held by the target as they are
+    repeated_entries: int  # entries naming an object listed before them (read once)
+    loaded: int
+    new_instances: int
+    duplicates: int
+    error_files: int
+    errors: dict[str, int]  # error rows by category
+    rows: dict[str, int]  # rows written per table
+    bytes_listed: int
+    bytes_read: int
+    read_requests: int
+    bytes_read_per_object: float
+    read_requests_per_object: float
+    seconds: float  # the whole command
+    extract_seconds: float  # shards' work once the cluster was up
+    load_seconds: float
+    staged_files: dict[str, dict[str, int]]  # Snowflake: files and bytes staged per table
+    files_per_second: float
+    workers: int
+    peak_rss_bytes: PeakMemory
+    validation: dict[str, Any]  # validate.warehouse_checks, accounting, conflicts
+    validation_passed: bool
+    validation_failed: list[str]  # the names of the checks that failed
