@@ -126,7 +126,9 @@ def _value(attributes: dict[str, Any], tag: str) -> str | None:
 
 
 def study_urls(source: str, options: dict[str, Any] | None = None) -> Iterator[str]:
-    """The URL of every study the source's filters select."""
+    """The URL of every study the source's filters select, page by page until an
+    empty one (a server may cap a page below `page_size`); a server that answers a
+    later offset with a page it sent before stops the listing with a ListingError."""
     server = Server.of(source, options)
     query = parse_qs(urlsplit(source).query)
     params: dict[str, Any] = {"includefield": _UID}
@@ -137,17 +139,26 @@ def study_urls(source: str, options: dict[str, Any] | None = None) -> Iterator[s
     session = server.session()
     offset = 0
     scheme = source.split("://", 1)[0]
+    pages_seen: set[int] = set()  # a hash per page: a few thousand ints for a big PACS
     while True:
         page_params = {**params, "limit": server.page_size, "offset": offset}
         try:
             page, _ = server.get(session, "studies", page_params)
         except Exception as exc:  # requests' and the server's many failures
             raise ListingError(f"cannot list studies of {server.root}: {exc}") from exc
-        for study in page:
-            uid = _value(study, _UID)
-            if uid:
-                yield f"{scheme}://{server.root.split('://', 1)[1]}/studies/{uid}"
-        if len(page) < server.page_size:
+        uids = tuple(uid for uid in (_value(study, _UID) for study in page) if uid)
+        if uids and hash(uids) in pages_seen:
+            # A server that ignores `offset` answers every page with the first one:
+            # paging on would loop, and stopping would load part of the PACS.
+            raise ListingError(
+                f"{server.root} answered studies at offset {offset} with a page it had "
+                "already sent: it ignores QIDO-RS offset; raise --storage-option "
+                "page_size above its number of studies, or list it by --since ranges"
+            )
+        pages_seen.add(hash(uids))
+        for uid in uids:
+            yield f"{scheme}://{server.root.split('://', 1)[1]}/studies/{uid}"
+        if not page:
             return
         offset += len(page)
 

@@ -10,6 +10,7 @@ import http.server
 import shutil
 import threading
 import time
+import urllib.parse
 import urllib.request
 import warnings
 from pathlib import Path
@@ -640,3 +641,54 @@ def test_a_series_uid_shared_by_two_studies_is_accounted_for(tmp_path):
     con.close()
     assert len(paths) == len(set(paths)) == expected_lost
     assert all(f"/series/{shared}/instances/" in p for p in paths)
+
+
+class _PagingProxy(http.server.ThreadingHTTPServer):
+    """Forwards to the PACS, but answers QIDO-RS study queries as a server may:
+    `ignore_offset` sends the first page for every offset; otherwise pages are cut
+    to `cap` studies whatever `limit` asks."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str, ignore_offset: bool, cap: int) -> None:
+        self.upstream, self.ignore_offset, self.cap = upstream, ignore_offset, cap
+        super().__init__(("127.0.0.1", 0), _PagingHandler)
+
+
+class _PagingHandler(_QuietHandler):
+    server: _PagingProxy
+
+    def do_GET(self) -> None:
+        parts = urllib.parse.urlsplit(self.path)
+        if not parts.path.endswith("/studies"):
+            _forward(self, self.server.upstream)
+            return
+        query = dict(urllib.parse.parse_qsl(parts.query))
+        if self.server.ignore_offset:
+            query["offset"] = "0"
+        query["limit"] = str(min(int(query.get("limit", self.server.cap)), self.server.cap))
+        self.path = f"{parts.path}?{urllib.parse.urlencode(query)}"
+        _forward(self, self.server.upstream)
+
+
+@pytest.mark.parametrize("ignore_offset", [True, False])
+def test_a_server_that_caps_pages_or_ignores_offset(
+    pacs, orthanc, archive, tmp_path, ignore_offset
+):
+    """Pages cut below page_size are followed to the end (every study is loaded); a
+    server that ignores offset stops the run with one clear error instead of a loop
+    or a partial load."""
+    proxy = _PagingProxy(orthanc, ignore_offset=ignore_offset, cap=2)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        source = f"dicomweb+http://127.0.0.1:{proxy.server_address[1]}/dicom-web"
+        if ignore_offset:
+            with pytest.raises(ListingError, match="ignores QIDO-RS offset"):
+                _load(source, tmp_path, "paging", storage_options={"page_size": 5})
+            return
+        report, _ = _load(source, tmp_path, "paging", storage_options={"page_size": 5})
+    finally:
+        proxy.shutdown()
+    assert report["loaded"] == len(_files(archive))
+    assert report["validation_passed"]
