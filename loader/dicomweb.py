@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,42 +125,123 @@ def _value(attributes: dict[str, Any], tag: str) -> str | None:
     return str(values[0]) if values else None
 
 
-def study_urls(source: str, options: dict[str, Any] | None = None) -> Iterator[str]:
-    """The URL of every study the source's filters select, page by page until an
-    empty one (a server may cap a page below `page_size`); a server that answers a
-    later offset with a page it sent before stops the listing with a ListingError."""
+def _study_pages(
+    source: str, options: dict[str, Any] | None, fields: tuple[str, ...] = ()
+) -> Iterator[list[dict[str, Any]]]:
+    """The QIDO-RS pages of the studies the source's filters select, with `fields`
+    included, until an empty page (a server may cap a page below `page_size`); a
+    server that answers a later offset with a page it sent before stops the listing
+    with a ListingError."""
     server = Server.of(source, options)
     query = parse_qs(urlsplit(source).query)
-    params: dict[str, Any] = {"includefield": _UID}
+    params: dict[str, Any] = {"includefield": ",".join((_UID, *fields))}
     for name, tag in FILTERS.items():
         if name in query:
             value = query[name][-1]
             params[tag] = f"{value.replace('-', '')}-" if name == "since" else value
     session = server.session()
     offset = 0
-    scheme = source.split("://", 1)[0]
     pages_seen: set[int] = set()  # a hash per page: a few thousand ints for a big PACS
-    while True:
-        page_params = {**params, "limit": server.page_size, "offset": offset}
-        try:
-            page, _ = server.get(session, "studies", page_params)
-        except Exception as exc:  # requests' and the server's many failures
-            raise ListingError(f"cannot list studies of {server.root}: {exc}") from exc
-        uids = tuple(uid for uid in (_value(study, _UID) for study in page) if uid)
-        if uids and hash(uids) in pages_seen:
-            # A server that ignores `offset` answers every page with the first one:
-            # paging on would loop, and stopping would load part of the PACS.
-            raise ListingError(
-                f"{server.root} answered studies at offset {offset} with a page it had "
-                "already sent: it ignores QIDO-RS offset; raise --storage-option "
-                "page_size above its number of studies, or list it by --since ranges"
-            )
-        pages_seen.add(hash(uids))
-        for uid in uids:
-            yield f"{scheme}://{server.root.split('://', 1)[1]}/studies/{uid}"
-        if not page:
-            return
-        offset += len(page)
+    try:
+        while True:
+            page_params = {**params, "limit": server.page_size, "offset": offset}
+            try:
+                page, _ = server.get(session, "studies", page_params)
+            except Exception as exc:  # requests' and the server's many failures
+                raise ListingError(f"cannot list studies of {server.root}: {exc}") from exc
+            uids = tuple(uid for uid in (_value(study, _UID) for study in page) if uid)
+            if uids and hash(uids) in pages_seen:
+                # A server that ignores `offset` answers every page with the first
+                # one: paging on would loop, and stopping would load part of the PACS.
+                raise ListingError(
+                    f"{server.root} answered studies at offset {offset} with a page it had "
+                    "already sent: it ignores QIDO-RS offset; raise --storage-option "
+                    "page_size above its number of studies, or list it by --since ranges"
+                )
+            pages_seen.add(hash(uids))
+            if not page:
+                return
+            yield page
+            offset += len(page)
+    finally:
+        session.close()
+
+
+def study_urls(source: str, options: dict[str, Any] | None = None) -> Iterator[str]:
+    """The URL of every study the source's filters select (see `_study_pages`)."""
+    root = Server.of(source, options).root
+    scheme = source.split("://", 1)[0]
+    for page in _study_pages(source, options):
+        for study in page:
+            uid = _value(study, _UID)
+            if uid:
+                yield f"{scheme}://{root.split('://', 1)[1]}/studies/{uid}"
+
+
+_STUDY_INSTANCES = "00201208"  # NumberOfStudyRelatedInstances
+_SERIES_INSTANCES = "00201209"  # NumberOfSeriesRelatedInstances
+SHORT_EXAMPLES = 100  # studies that fall short, listed with their series
+
+
+def incomplete_studies(
+    source: str,
+    options: dict[str, Any] | None,
+    loaded: Callable[[list[str]], dict[str, int]],
+    loaded_series: Callable[[str], dict[str, int]],
+) -> dict[str, Any]:
+    """Studies whose loaded instances fall short of the count the server reports
+    (NumberOfStudyRelatedInstances): how many, and the first SHORT_EXAMPLES with
+    the series that fall short (NumberOfSeriesRelatedInstances). `loaded` gives the
+    loaded instances of a page's study UIDs, `loaded_series` those of a study's
+    series; the server is listed again, a page at a time, so nothing grows with the
+    PACS."""
+    count, examples = 0, list[dict[str, Any]]()
+    server = Server.of(source, options)
+    for page in _study_pages(source, options, (_STUDY_INSTANCES,)):
+        reported = {
+            uid: int(_value(study, _STUDY_INSTANCES) or 0)
+            for study in page
+            if (uid := _value(study, _UID))
+        }
+        found = loaded(list(reported))
+        for uid, expected in reported.items():
+            if found.get(uid, 0) >= expected:
+                continue
+            count += 1
+            if len(examples) < SHORT_EXAMPLES:
+                examples.append(
+                    {
+                        "study": uid,
+                        "reported": expected,
+                        "loaded": found.get(uid, 0),
+                        "series": _short_series(server, uid, loaded_series(uid)),
+                    }
+                )
+    return {"count": count, "examples": examples}
+
+
+def _short_series(server: Server, study: str, loaded: dict[str, int]) -> list[dict[str, Any]]:
+    """The series of a short study whose loaded instances fall short of the count the
+    server reports."""
+    session = server.session()
+    try:
+        listed, _ = server.get(
+            session, f"studies/{study}/series", {"includefield": _SERIES_INSTANCES}
+        )
+    except Exception:  # noqa: BLE001 - the study's shortfall is reported all the same
+        return []
+    finally:
+        session.close()
+    reported = {
+        uid: int(_value(s, _SERIES_INSTANCES) or 0)
+        for s in listed
+        if (uid := _value(s, _SERIES_UID))
+    }
+    return [
+        {"series": uid, "reported": n, "loaded": loaded.get(uid, 0)}
+        for uid, n in sorted(reported.items())
+        if loaded.get(uid, 0) < n
+    ]
 
 
 @dataclass

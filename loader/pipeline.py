@@ -22,6 +22,7 @@ import duckdb
 
 from loader import ledger, validate
 from loader.config import RunSettings, Target, TargetKind
+from loader.dicomweb import incomplete_studies, is_dicomweb
 from loader.errors import Category, ConfigError
 from loader.incremental import IDENTITY_SQL, KnownObjects, changed_only
 from loader.ledger import ShardRecord
@@ -187,6 +188,33 @@ def listed_first(objects: Iterator[ObjectRef]) -> Iterator[ObjectRef]:
     return objects if first is None else itertools.chain([first], objects)
 
 
+def pacs_completeness(settings: RunSettings, warehouse: Warehouse) -> dict[str, Any]:
+    """The studies of a DICOMweb source whose loaded instances fall short of what the
+    server reports (dicomweb.incomplete_studies), from the warehouse's counts."""
+    mark = "?" if warehouse.dialect == "duckdb" else "%s"
+
+    def loaded(uids: list[str]) -> dict[str, int]:
+        if not uids:
+            return {}
+        rows = warehouse.query(
+            "SELECT study_instance_uid, number_of_instances FROM dicom_study "
+            f"WHERE study_instance_uid IN ({', '.join(mark for _ in uids)})",
+            uids,
+        )
+        return {str(uid): int(n or 0) for uid, n in rows}
+
+    def loaded_series(study: str) -> dict[str, int]:
+        rows = warehouse.query(
+            "SELECT se.series_instance_uid, se.number_of_instances FROM dicom_series se "
+            "JOIN dicom_study st ON st.study_key = se.study_key "
+            f"WHERE st.study_instance_uid = {mark}",
+            [study],
+        )
+        return {str(uid): int(n or 0) for uid, n in rows}
+
+    return incomplete_studies(settings.source, settings.storage_options, loaded, loaded_series)
+
+
 def known_objects(target: Target) -> KnownObjects:
     """The identities of every object `target` already holds (for --incremental)."""
     if target.kind is TargetKind.NONE:
@@ -332,6 +360,8 @@ def load(
         try:
             load_result = warehouse.load_run(out, run_id, records) if records else None
             checks = validate.warehouse_checks(warehouse)
+            if is_dicomweb(settings.source):
+                checks["incomplete_studies"] = pacs_completeness(settings, warehouse)
         finally:
             warehouse.close()
     if processed_seconds is None:

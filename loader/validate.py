@@ -141,6 +141,8 @@ def failed(checks: dict[str, Any], warehouse: bool = True) -> list[str]:
     names = [name for name in ZERO_CHECKS if checks.get(name) != 0] if warehouse else []
     if "accounting" in checks and not checks["accounting"].get("balanced"):
         names.append("accounting")
+    if checks.get("incomplete_studies", {}).get("count"):  # a DICOMweb source's
+        names.append("incomplete_studies")
     return names
 
 

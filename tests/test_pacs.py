@@ -435,7 +435,13 @@ def test_pacs_faults_are_retried_and_a_lost_series_is_an_error_row_per_instance(
         )
     finally:
         proxy.shutdown()
-    assert report["validation_passed"]
+    # The study falls short of the instances the server reports: named, exit 3.
+    assert report["validation_failed"] == ["incomplete_studies"]
+    short = report["validation"]["incomplete_studies"]
+    assert short["count"] == 1 and short["examples"][0]["study"] == broken
+    assert short["examples"][0]["loaded"] == 0
+    assert short["examples"][0]["reported"] == broken_instances
+    assert sum(s["reported"] for s in short["examples"][0]["series"]) == broken_instances
     assert report["loaded"] == len(_files(archive)) - broken_instances
     assert report["error_files"] == broken_instances
     con = duckdb.connect(str(db), read_only=True)
@@ -630,7 +636,13 @@ def test_a_series_uid_shared_by_two_studies_is_accounted_for(tmp_path):
     assert report["loaded"] == len(uploaded) - expected_lost
     assert report["error_files"] == expected_lost
     assert report["errors"] == {"READ_ERROR": expected_lost}
-    assert report["validation"]["accounting"]["balanced"] and report["validation_passed"]
+    assert report["validation"]["accounting"]["balanced"]
+    # Both studies fall short of what Orthanc reports for them, by the lost series.
+    assert report["validation_failed"] == ["incomplete_studies"]
+    short = report["validation"]["incomplete_studies"]
+    assert short["count"] == 2
+    assert sum(e["reported"] - e["loaded"] for e in short["examples"]) == expected_lost
+    assert {s["series"] for e in short["examples"] for s in e["series"]} == {shared}
     con = duckdb.connect(str(db), read_only=True)
     paths = [
         r[0]
