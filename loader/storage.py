@@ -36,7 +36,11 @@ PROVIDERS = {
 RETRIES = 4
 BACKOFF_SECONDS = 0.2
 S3_PROTOCOLS = frozenset({"s3", "s3a"})
-S3_TIMEOUTS = {"connect_timeout": 10, "read_timeout": 20}
+# botocore's client settings on S3 unless the user's own `config_kwargs` say otherwise:
+# timeouts that suit small ranged reads, and no retries of its own (its default retries
+# several times with backoff), so that with_retries' policy is the only one and the
+# two never multiply into minutes per object.
+S3_TIMEOUTS = {"connect_timeout": 10, "read_timeout": 20, "retries": {"max_attempts": 1}}
 T = TypeVar("T")
 
 
@@ -65,9 +69,10 @@ def filesystem(
 ) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem of `url` and the path within it (fsspec caches instances).
 
-    On S3, botocore's timeouts default to bounds that suit small ranged reads (the
-    user's own `config_kwargs` win), and s3fs's internal retries are off: nested
-    inside `with_retries` they would turn one hung request into minutes of waiting.
+    On S3, botocore's timeouts default to bounds that suit small ranged reads and its
+    own retries are off (the user's own `config_kwargs` win), and so are s3fs's:
+    nested inside `with_retries` they would turn one hung request into minutes of
+    waiting.
     """
     protocol = split_protocol(url)[0]
     options = dict(storage_options or {})

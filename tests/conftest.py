@@ -121,7 +121,8 @@ class S3Traffic:
         self.reset()
 
     def reset(self) -> None:
-        self.gets: dict[str, int] = {}
+        self.gets: dict[str, int] = {}  # reads answered, per object
+        self.attempts: dict[str, int] = {}  # reads asked for, answered or not
         self.bytes: dict[str, int] = {}
         self.fail_every = 0
         self.always_fail: set[str] = set()
@@ -141,6 +142,7 @@ class S3Traffic:
         )
         if reading:
             self._seen += 1
+            self.attempts[path] = self.attempts.get(path, 0) + 1
             failing = any(part in path for part in self.always_fail) or (
                 self.fail_every and self._seen % self.fail_every == 0
             )
@@ -183,8 +185,8 @@ def s3_server():
         "key": "testing",
         "secret": "testing",
         "endpoint_url": f"http://127.0.0.1:{server.server_port}",
-        # No botocore retries, so the loader's own retry policy is what is tested.
-        "config_kwargs": {"retries": {"max_attempts": 1}},
+        # botocore's configuration is the loader's own defaults (storage.S3_TIMEOUTS):
+        # what users get, retries included.
     }
     try:
         yield options, traffic

@@ -13,7 +13,7 @@ from loader.headers import DEFAULT_HEADER_BYTES
 from loader.listing import list_source, make_shards
 from loader.output import OutputRoot
 from loader.pipeline import load, run
-from loader.storage import parse_storage_options
+from loader.storage import RETRIES, parse_storage_options
 from loader.synth import synthesize
 
 
@@ -156,9 +156,16 @@ def test_object_that_keeps_failing_is_a_read_error(small_archive, s3, tmp_path):
         for p in sorted(root.rglob("*.dcm"))
         if "bad" not in p.parts and "duplicates" not in p.parts
     )
-    traffic.always_fail = {"/archive/" + str(victim.relative_to(root))}
+    victim_path = "/archive/" + str(victim.relative_to(root))
+    traffic.always_fail = {victim_path}
     report = _run(url, tmp_path, "broken", options)
     assert report["errors"].get("READ_ERROR") == 1
+    # botocore's configuration is the loader's default (the fixture sets none): its
+    # own retries are off, so the loader's policy alone decides and the two never
+    # multiply. The batch's first read, then the reader's RETRIES, each at most two
+    # requests: 10 here, where botocore's default retries made it 25.
+    attempts = sum(n for path, n in traffic.attempts.items() if path.endswith(victim_path))
+    assert 1 < attempts <= 2 * (RETRIES + 1), attempts
     assert report["listed"] == summary.files
     assert report["validation"]["accounting"]["balanced"]
     con = duckdb.connect(str(tmp_path / "broken.duckdb"), read_only=True)
