@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,21 +115,31 @@ def snowflake_target(fakesnow_server, request):
 
 
 class S3Traffic:
-    """Counts object reads on the server side and injects failures and hangs on demand."""
+    """Counts object reads on the server side and injects failures and holds on demand.
+
+    A held read gets no answer until the test calls `release()` (reset does too): a
+    client's timeout then fires for certain, with no race between a sleep here and a
+    timeout there."""
 
     def __init__(self, app):
         self.app = app
+        self.released = threading.Event()
         self.reset()
 
+    def release(self) -> None:
+        """Answer every held read (they fail or are ignored: their client gave up)."""
+        self.released.set()
+
     def reset(self) -> None:
+        self.release()
+        self.released = threading.Event()
         self.gets: dict[str, int] = {}  # reads answered, per object
         self.attempts: dict[str, int] = {}  # reads asked for, answered or not
         self.bytes: dict[str, int] = {}
         self.fail_every = 0
         self.always_fail: set[str] = set()
-        self.hang_every = 0  # every n-th read answers only after hang_seconds
-        self.always_hang: set[str] = set()
-        self.hang_seconds = 0.0
+        self.hold_every = 0  # every n-th read is held until release()
+        self.always_hold: set[str] = set()
         self.list_delay = 0.0  # seconds each listing request takes
         self.lists_in_flight = self.max_lists_in_flight = 0
         self._seen = 0
@@ -149,10 +160,10 @@ class S3Traffic:
             if failing:
                 start_response("503 Slow Down", [("Content-Type", "application/xml")])
                 return [b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"]
-            if any(part in path for part in self.always_hang) or (
-                self.hang_every and self._seen % self.hang_every == 0
+            if any(part in path for part in self.always_hold) or (
+                self.hold_every and self._seen % self.hold_every == 0
             ):
-                time.sleep(self.hang_seconds)
+                self.released.wait(120)  # a bound only for a test that forgets release()
         listing = "list-type" in environ.get("QUERY_STRING", "")
         if listing:
             self.lists_in_flight += 1

@@ -132,10 +132,12 @@ def test_hanging_requests_time_out_and_are_retried(small_archive, s3, tmp_path):
     url = _upload(options, root, f"h-{uuid.uuid4().hex[:8]}")
     victim = sorted(p for p in root.glob("PAT*/**/*.dcm"))[0]
     options = {**options, "config_kwargs": {"retries": {"max_attempts": 1}, "read_timeout": 1}}
-    traffic.hang_seconds = 3
-    traffic.hang_every = 7
-    traffic.always_hang = {"/archive/" + str(victim.relative_to(root))}
-    report = _run(url, tmp_path, "hung", options)
+    traffic.hold_every = 7  # held until the run is over: the 1 s read timeout fires
+    traffic.always_hold = {"/archive/" + str(victim.relative_to(root))}
+    try:
+        report = _run(url, tmp_path, "hung", options)
+    finally:
+        traffic.release()
     assert report["listed"] == summary.files
     assert report["errors"].get("READ_ERROR") == 1  # the object that never answers
     assert report["validation"]["accounting"]["balanced"]

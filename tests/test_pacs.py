@@ -9,7 +9,6 @@ import gzip
 import http.server
 import shutil
 import threading
-import time
 import urllib.parse
 import urllib.request
 import warnings
@@ -370,9 +369,10 @@ def _forward(handler: http.server.BaseHTTPRequestHandler, upstream: str) -> None
 
 class _FaultyProxy(http.server.ThreadingHTTPServer):
     """Forwards to the PACS, but each request's first attempt gets a 503, the second
-    attempt of every third request hangs past the client's timeout, and one study's
-    series metadata always fails. Faults are per request, so a request that is
-    retried as it should be always gets through by its third attempt."""
+    attempt of every third request is held until the test releases it (the client's
+    timeout fires for certain), and one study's series metadata always fails. Faults
+    are per request, so a request that is retried as it should be always gets
+    through by its third attempt."""
 
     daemon_threads = True
 
@@ -381,6 +381,7 @@ class _FaultyProxy(http.server.ThreadingHTTPServer):
         self.broken_study = broken_study
         self.attempts: dict[str, tuple[int, int]] = {}  # path → (its order, attempts)
         self.lock = threading.Lock()
+        self.released = threading.Event()
         super().__init__(("127.0.0.1", 0), _ProxyHandler)
 
 
@@ -404,7 +405,7 @@ class _ProxyHandler(_QuietHandler):
             self.send_error(503)
             return
         if attempt == 2 and request % 3 == 0:
-            time.sleep(2.5)  # past the loader's 1 s timeout: it has given up and retried
+            self.server.released.wait(120)  # the loader's 1 s timeout fires, it retries
             self.send_error(504)
             return
         _forward(self, self.server.upstream)
@@ -434,6 +435,7 @@ def test_pacs_faults_are_retried_and_a_lost_series_is_an_error_row_per_instance(
             source, tmp_path, "faulty", storage_options={"timeout": 1, "page_size": 4}
         )
     finally:
+        proxy.released.set()
         proxy.shutdown()
     # The study falls short of the instances the server reports: named, exit 3.
     assert report["validation_failed"] == ["incomplete_studies"]
