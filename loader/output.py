@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import fsspec
 
@@ -96,6 +96,12 @@ class OutputRoot:
             return Path(self.location(relative)).read_bytes()
         except FileNotFoundError:
             return None
+
+    def open(self, relative: str) -> BinaryIO:
+        """A file under the root, open for reading as a stream (never read whole)."""
+        if self.remote:
+            return self.filesystem().open(path_of(self.location(relative)), "rb")  # type: ignore[no-any-return]
+        return open(self.location(relative), "rb")
 
     def read_many(self, relatives: list[str]) -> Iterator[bytes]:
         """Several small files, fetched concurrently from an object store."""

@@ -191,7 +191,7 @@ def listed_first(objects: Iterator[ObjectRef]) -> Iterator[ObjectRef]:
 def pacs_completeness(settings: RunSettings, warehouse: Warehouse) -> dict[str, Any]:
     """The studies of a DICOMweb source whose loaded instances fall short of what the
     server reports (dicomweb.incomplete_studies), from the warehouse's counts."""
-    mark = "?" if warehouse.dialect == "duckdb" else "%s"
+    mark = warehouse.placeholder
 
     def loaded(uids: list[str]) -> dict[str, int]:
         if not uids:

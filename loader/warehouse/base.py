@@ -30,6 +30,7 @@ class LoadResult:
 
 class Warehouse(Protocol):
     dialect: str
+    placeholder: str  # how a statement marks a bound value ("?", "%s")
 
     def create_model(self) -> None: ...
 

@@ -35,6 +35,7 @@ DIALECT = Dialect(
 
 class DuckDBWarehouse:
     dialect = "duckdb"
+    placeholder = DIALECT.placeholder
 
     def __init__(self, path: str, read_only: bool = False) -> None:
         if path != ":memory:" and not read_only:

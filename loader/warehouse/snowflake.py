@@ -6,9 +6,7 @@ model in one transaction (merge.py).
 The connection comes from the real snowflake-connector-python, configured only
 through the connector's own mechanisms (snowflake_target.py). Every COPY result
 is checked file by file: a file not LOADED, or loaded with another row count
-than was staged, fails the load before anything is merged. The statements are the
-same whatever the server: the tests' emulator is completed in the test harness
-(tests/fakesnow_gaps.py), never by sending it other SQL from here.
+than was staged, fails the load before anything is merged.
 """
 
 from __future__ import annotations
@@ -157,6 +155,7 @@ def copy_statements(table: str, stage: str, folder: str, names: list[str]) -> li
 
 class SnowflakeWarehouse:
     dialect = "snowflake"
+    placeholder = DIALECT.placeholder
 
     def __init__(
         self,
@@ -233,10 +232,8 @@ class SnowflakeWarehouse:
             stage = self.target.stage
             self._put(out, run_id, staged_root, compacted)
             folders = {name: f"{run_id}/{name}/" for name in EXTRACTED}
-        for name, files in compacted.items():
-            written = sum(s.rows.get(name, 0) for s in shards if name in s.files)
-            if sum(f.rows for f in files) != written:
-                raise LoadError(f"{name}: compacted {sum(f.rows for f in files)} rows of {written}")
+        # Each COPY's rows are checked against the compacted files, and the staged
+        # totals against the ledger (merge.check_staged): a lost row fails either way.
         staged = {}
         for name in EXTRACTED:
             staged[name] = self._copy(name, stage, folders[name], compacted[name], loaded_at)

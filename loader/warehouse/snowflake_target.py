@@ -5,8 +5,7 @@ connections.toml (SNOWFLAKE_HOME honoured), or URL parameters it understands
 (authenticator, private_key_file, ...). A password may come from the URL's user
 info or SNOWFLAKE_PASSWORD; it is kept out of every repr, log line and error.
 One parameter is the loader's own, on either form: `stage` (the internal stage to
-use). There is no emulator switch: the loader sends every server the statements
-real Snowflake gets.
+use).
 """
 
 from __future__ import annotations

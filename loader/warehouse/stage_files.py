@@ -20,17 +20,14 @@ it goes: neither a table nor a whole file is held in memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loader.model import ColumnType, Table, arrow_schema
 from loader.output import OutputRoot
-from loader.storage import path_of
 
 KEY_DECIMAL = pa.decimal128(20, 0)  # 2^64 − 1 has 20 digits
 READ_BATCH_ROWS = 131_072  # one row group of the staged file per batch read
@@ -56,16 +53,6 @@ def staged_schema(table: Table) -> pa.Schema:
             field = field.with_type(pa.list_(KEY_DECIMAL))
         fields.append(field)
     return pa.schema(fields)
-
-
-@contextmanager
-def _opened(out: OutputRoot, relative: str) -> Iterator[Any]:
-    if out.remote:
-        with out.filesystem().open(path_of(out.location(relative)), "rb") as fh:
-            yield fh
-    else:
-        with open(out.location(relative), "rb") as fh:
-            yield fh
 
 
 class _RollingWriter:
@@ -123,7 +110,7 @@ def compact_table(
     writer = _RollingWriter(out, folder, schema, target_bytes)
     try:
         for relative in sources:
-            with _opened(out, relative) as fh:
+            with out.open(relative) as fh:
                 parquet = pq.ParquetFile(fh)
                 for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS):
                     if batch.num_rows:

@@ -74,7 +74,17 @@ def render(pattern: str, names: Names) -> list[str]:
     stage URL), in deploy order."""
     if pattern == "all":
         chosen = [p for p in PATTERNS if p != "snowpipe" or names.stage_url]
-        return [s for name in chosen for s in RENDERERS[name](names)]
+        # Every pattern that copies PHI creates the policies it sets; deployed
+        # together, each policy statement runs once (the first time it is met).
+        policy, created = set(policies(names)), set()
+        statements: list[str] = []
+        for statement in (s for name in chosen for s in RENDERERS[name](names)):
+            if statement in policy:
+                if statement in created:
+                    continue
+                created.add(statement)
+            statements.append(statement)
+        return statements
     if pattern not in RENDERERS:
         raise ConfigError(f"unknown pattern {pattern!r}: one of {', '.join(PATTERNS)}, all")
     return RENDERERS[pattern](names)
