@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 ARCHIVE ?= ./demo-archive
 PATIENTS ?= 40
 
-.PHONY: demo test check fuzz bench bench-e2e bench-snowflake lint typecheck sql clean
+.PHONY: demo test check fuzz bench bench-e2e bench-scale bench-snowflake lint typecheck sql clean
 
 $(BIN)/dicom-loader: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ $(VENV)/.bench: $(BIN)/dicom-loader pyproject.toml
 # (BENCH_OBJECTS, default 20,000), plus the cost curve: see benchmarks/README.md.
 bench-e2e: $(VENV)/.bench
 	$(BIN)/python benchmarks/e2e.py
+
+# The whole run into DuckDB at 10k, 100k, 200k and 1M objects (BENCH_SCALE_SIZES):
+# files/s, phases, peak memory, against a bare parse: see benchmarks/README.md.
+bench-scale: $(VENV)/.bench
+	$(BIN)/python benchmarks/scale.py
 
 # What a Snowflake load stages before and after compaction, and its time on the
 # fakesnow server against DuckDB's (BENCH_SNOWFLAKE_OBJECTS, default 20,000).

@@ -19,9 +19,13 @@ from rich.table import Table
 
 from loader import pipeline, validate
 from loader.config import (
+    DEFAULT_CLUSTER_MIN_OBJECTS,
+    DEFAULT_DUCKDB_MEMORY_LIMIT,
+    DEFAULT_LOAD_BATCH_OBJECTS,
     DEFAULT_OUT,
     DEFAULT_STAGE_FILE_MB,
     DEFAULT_TARGET,
+    DuckDBOptions,
     RunSettings,
     Target,
     TargetKind,
@@ -146,7 +150,27 @@ def _storage(pairs: tuple[str, ...], anon: bool) -> dict[str, Any]:
 
 
 def target_options(command: Any) -> Any:
-    """--target and the Snowflake staging options, for run and load."""
+    """--target, the Snowflake staging options and the DuckDB ones, for run and load."""
+    command = click.option(
+        "--load-batch-objects",
+        type=click.IntRange(min=1),
+        default=DEFAULT_LOAD_BATCH_OBJECTS,
+        show_default=True,
+        help="DuckDB: objects per load transaction; each batch of finished shards is "
+        "loaded while later ones are extracted.",
+    )(command)
+    command = click.option(
+        "--duckdb-temp-dir",
+        default=None,
+        help="DuckDB: where the load spills what exceeds its memory limit "
+        "[default: the database file's name + .tmp].",
+    )(command)
+    command = click.option(
+        "--duckdb-memory-limit",
+        default=lambda: env_default("DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT),
+        show_default=DEFAULT_DUCKDB_MEMORY_LIMIT,
+        help="DuckDB: the most memory the load may use (512MB, 2GB…); beyond it, it spills.",
+    )(command)
     command = click.option(
         "--stage-file-mb",
         type=click.FloatRange(0.01, 5000),
@@ -214,6 +238,14 @@ def main(verbose: bool, log_level: str | None) -> None:
     help="Dask worker processes; 0 runs in this process.  [default: cores]",
 )
 @click.option(
+    "--cluster-min-objects",
+    type=click.IntRange(min=0),
+    default=DEFAULT_CLUSTER_MIN_OBJECTS,
+    show_default=True,
+    help="A source listing fewer objects runs in this process, without starting a "
+    "cluster (that costs more than it saves); 0 always starts one.",
+)
+@click.option(
     "--shard-size",
     type=int,
     default=DEFAULT_SHARD_SIZE,
@@ -276,6 +308,7 @@ def run(
     out: str,
     target: str,
     workers: int,
+    cluster_min_objects: int,
     shard_size: int,
     run_id: str | None,
     resume: bool,
@@ -288,6 +321,9 @@ def run(
     stage_url: str | None,
     storage_integration: str | None,
     stage_file_mb: float | None,
+    duckdb_memory_limit: str,
+    duckdb_temp_dir: str | None,
+    load_batch_objects: int,
     storage_option: tuple[str, ...],
     anon: bool,
     since: str | None,
@@ -303,8 +339,15 @@ def run(
             scheduler=scheduler or scheduler_file,
             source=with_filters(source, since, modality),
             out=out,
-            target=Target.parse(target, stage_url, storage_integration, stage_file_mb),
+            target=Target.parse(
+                target,
+                stage_url,
+                storage_integration,
+                stage_file_mb,
+                DuckDBOptions(duckdb_memory_limit, duckdb_temp_dir, load_batch_objects),
+            ),
             workers=workers,
+            cluster_min_objects=cluster_min_objects,
             shard_size=shard_size,
             run_id=run_id,
             header_bytes=header_bytes,
@@ -356,12 +399,21 @@ def load(
     stage_url: str | None,
     storage_integration: str | None,
     stage_file_mb: float | None,
+    duckdb_memory_limit: str,
+    duckdb_temp_dir: str | None,
+    load_batch_objects: int,
     storage_option: tuple[str, ...],
     anon: bool,
 ) -> None:
     """Load an already-written run (its Parquet) into TARGET."""
     try:
-        destination = Target.parse(target, stage_url, storage_integration, stage_file_mb)
+        destination = Target.parse(
+            target,
+            stage_url,
+            storage_integration,
+            stage_file_mb,
+            DuckDBOptions(duckdb_memory_limit, duckdb_temp_dir, load_batch_objects),
+        )
         root = OutputRoot.of(out, _storage(storage_option, anon))
         report = pipeline.load(root, run_id, destination)
     except LoaderError as exc:

@@ -7,6 +7,7 @@ configuration and warehouse credentials with the warehouse's connector.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -21,6 +22,16 @@ DEFAULT_OUT = "./dicom-parquet"
 DEFAULT_TARGET = "duckdb:///./imaging.duckdb"
 # Snowflake recommends roughly 100–250 MB (compressed) per file a COPY loads.
 DEFAULT_STAGE_FILE_MB = 150
+# The driver's DuckDB, bounded so the driver stays under 1 GB whatever the archive
+# (benchmarks/README.md, scale): DuckDB spills what does not fit to its temp folder.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "512MB"
+# Objects per DuckDB load transaction. Measured at 200,000 objects: ... (see
+# warehouse/batches.py); each batch is loaded while later shards are extracted.
+DEFAULT_LOAD_BATCH_OBJECTS = 50_000
+# A run that lists fewer objects runs in the driver process: starting and stopping
+# a cluster of worker processes (≈ 2 s here) costs more than a second core saves.
+DEFAULT_CLUSTER_MIN_OBJECTS = 8_000
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 
 def env_default(name: str, default: str) -> str:
@@ -31,6 +42,23 @@ class TargetKind(StrEnum):
     DUCKDB = "duckdb"
     SNOWFLAKE = "snowflake"
     NONE = "none"  # Parquet only
+
+
+@dataclass(frozen=True)
+class DuckDBOptions:
+    """How the embedded warehouse may use the driver's machine."""
+
+    memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT  # DuckDB's own spelling: 512MB, 2GB
+    temp_directory: str | None = None  # where it spills; None: next to the database file
+    load_batch_objects: int = DEFAULT_LOAD_BATCH_OBJECTS
+
+    def __post_init__(self) -> None:
+        if not _MEMORY.fullmatch(self.memory_limit.strip()):
+            raise ConfigError(
+                f"--duckdb-memory-limit {self.memory_limit!r}: give a size such as 512MB or 2GB"
+            )
+        if self.load_batch_objects < 1:
+            raise ConfigError("--load-batch-objects must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -47,6 +75,7 @@ class Target:
     storage_integration: str | None = None
     # Snowflake only: the size the run's Parquet is compacted to before staging.
     stage_file_mb: float = DEFAULT_STAGE_FILE_MB
+    duckdb: DuckDBOptions = field(default_factory=DuckDBOptions)
 
     @classmethod
     def parse(
@@ -55,6 +84,7 @@ class Target:
         stage_url: str | None = None,
         storage_integration: str | None = None,
         stage_file_mb: float | None = None,
+        duckdb: DuckDBOptions | None = None,
     ) -> Target:
         snowflake = text.startswith("snowflake:")
         if (stage_url or storage_integration or stage_file_mb) and not snowflake:
@@ -70,7 +100,7 @@ class Target:
             path = path.removeprefix("/")  # duckdb:///rel/path, duckdb:////abs/path
             if not path:
                 raise ConfigError("duckdb target needs a path: duckdb:///imaging.duckdb")
-            return cls(TargetKind.DUCKDB, path)
+            return cls(TargetKind.DUCKDB, path, duckdb=duckdb or DuckDBOptions())
         if text.startswith("snowflake:"):
             from loader.warehouse.snowflake import external_stage_url
             from loader.warehouse.snowflake_target import parse_snowflake_target
@@ -111,6 +141,8 @@ class RunSettings:
     element_limit: int = DEFAULT_ELEMENT_LIMIT  # private values longer than this are omitted
     incremental: bool = False  # skip objects the target holds unchanged (url, size, mtime, etag)
     max_in_flight: int | None = None  # shards submitted at once; default 2 per worker
+    # Fewer objects listed: the run stays in this process (0: always start the cluster).
+    cluster_min_objects: int = DEFAULT_CLUSTER_MIN_OBJECTS
     scheduler: str | None = None  # tcp://HOST:PORT or a scheduler file: an existing cluster
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)  # fsspec
     pseudonymize_key_file: str | None = None  # PHI → keyed pseudonyms in the workers

@@ -6,6 +6,7 @@ record of each finished shard, so its memory does not grow with the archive.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import logging
@@ -32,10 +33,11 @@ from loader.model import EXTRACTED
 from loader.output import OutputRoot
 from loader.pseudonymize import read_key
 from loader.repeats import unique_objects
-from loader.report import RunReport
+from loader.report import Phases, RunReport
 from loader.shard import ShardSettings, process_shard
 from loader.value_store import ValueStore
 from loader.warehouse.base import LoadResult, Warehouse
+from loader.warehouse.batches import BatchedLoad
 
 Progress = Callable[[Any], None]  # called with what each shard's task returned
 log = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ def open_warehouse(target: Target, read_only: bool = False) -> Warehouse:
     if target.kind is TargetKind.DUCKDB:
         from loader.warehouse.duckdb import DuckDBWarehouse
 
-        return DuckDBWarehouse(target.location, read_only=read_only)
+        return DuckDBWarehouse(target.location, read_only=read_only, options=target.duckdb)
     if target.kind is TargetKind.SNOWFLAKE:
         from loader.warehouse.snowflake import SnowflakeWarehouse
 
@@ -181,6 +183,13 @@ def check_target_writable(target: Target) -> None:
         raise ConfigError(f"--target {target}: {folder} is not writable")
 
 
+def fewer_than(objects: Iterator[ObjectRef], limit: int) -> tuple[Iterator[ObjectRef], bool]:
+    """`objects` whole, and whether the listing ends before `limit` of them: a run
+    that small runs faster in this process than on a cluster it must start first."""
+    ahead = list(itertools.islice(objects, limit))
+    return itertools.chain(ahead, objects), len(ahead) < limit
+
+
 def listed_first(objects: Iterator[ObjectRef]) -> Iterator[ObjectRef]:
     """`objects`, its first one listed now: a source that cannot be listed fails here,
     with one line, before a cluster starts."""
@@ -301,27 +310,50 @@ def run(settings: RunSettings, progress: Progress | None = None) -> RunReport:
     objects = unique_objects(listed, repeated)
     if settings.incremental:
         objects = changed_only(objects, known_objects(settings.target), unchanged)
+    workers = settings.workers
+    if workers > 0 and not settings.scheduler and settings.cluster_min_objects:
+        objects, small = fewer_than(objects, settings.cluster_min_objects)
+        if small:
+            workers = 0
+            settings = dataclasses.replace(settings, workers=0)  # the report says so
     shards = _pending(make_shards(objects, settings.shard_size), done, skipped)
-    processed_seconds = execute(
-        process_shard,
-        shard_settings,
-        shards,
-        settings.workers,
-        progress or (lambda record: None),
-        settings.max_in_flight,
-        settings.scheduler,
-    )
-    return load(
-        out,
-        run_id,
-        settings.target,
-        settings=settings,
-        started=started,
-        processed_seconds=processed_seconds,
-        resumed_shards=len(skipped),
-        unchanged=unchanged[0],
-        repeated=repeated[0],
-    )
+    with ExitStack() as stack:
+        loading = None
+        if settings.target.kind is not TargetKind.NONE:
+            warehouse = open_warehouse(settings.target)
+            stack.callback(warehouse.close)
+            loading = BatchedLoad(warehouse, out, run_id)
+            stack.callback(loading.close)
+        shown = progress or (lambda record: None)
+
+        def finished(record: ShardRecord) -> None:
+            if loading is not None:
+                loading.add(record)  # a full batch loads while later shards are extracted
+            shown(record)
+
+        processed_seconds = execute(
+            process_shard,
+            shard_settings,
+            shards,
+            workers,
+            finished,
+            settings.max_in_flight,
+            settings.scheduler,
+        )
+        startup = time.time() - processed_seconds - started
+        return load(
+            out,
+            run_id,
+            settings.target,
+            settings=settings,
+            started=started,
+            processed_seconds=processed_seconds,
+            resumed_shards=len(skipped),
+            unchanged=unchanged[0],
+            repeated=repeated[0],
+            loading=loading,
+            startup_seconds=startup,
+        )
 
 
 def load(
@@ -335,11 +367,15 @@ def load(
     resumed_shards: int = 0,
     unchanged: int = 0,
     repeated: int = 0,
+    loading: BatchedLoad | None = None,
+    startup_seconds: float = 0.0,
 ) -> RunReport:
     """Load a written run (its committed shards) into `target`, validate, report.
 
-    An incremental run that found nothing new has no shards: there is nothing to
-    load, and the target is only validated.
+    `loading` holds the batches a run already loaded during its extraction (and the
+    warehouse it loaded them into); what is left is loaded here. An incremental run
+    that found nothing new has no shards: there is nothing to load, and the target
+    is only validated.
     """
     started = started if started is not None else time.time()
     if not isinstance(out, OutputRoot):
@@ -355,17 +391,32 @@ def load(
         )
     load_result: LoadResult | None = None
     checks: dict[str, Any] = {}
+    phases: Phases = {
+        "startup": round(startup_seconds, 3),
+        "extraction": 0.0,
+        "load_after_extraction": 0.0,
+        "validation": 0.0,
+    }
+    batches = (0, 0)
     if target.kind is not TargetKind.NONE:
-        warehouse = open_warehouse(target)
-        try:
-            load_result = warehouse.load_run(out, run_id, records) if records else None
+        with ExitStack() as stack:
+            if loading is None:
+                warehouse = open_warehouse(target)
+                stack.callback(warehouse.close)
+                loading = BatchedLoad(warehouse, out, run_id, background=False)
+            warehouse = loading.warehouse
+            tail_started = time.time()
+            load_result = loading.finish(records) if records else None
+            phases["load_after_extraction"] = round(time.time() - tail_started, 3)
+            batches = (loading.batches, loading.batches_during_extraction)
+            validation_started = time.time()
             checks = validate.warehouse_checks(warehouse)
             if is_dicomweb(settings.source):
                 checks["incomplete_studies"] = pacs_completeness(settings, warehouse)
-        finally:
-            warehouse.close()
+            phases["validation"] = round(time.time() - validation_started, 3)
     if processed_seconds is None:
         processed_seconds = sum(r.seconds for r in records)
+    phases["extraction"] = round(processed_seconds, 3)
     return build_report(
         run_id=run_id,
         settings=settings,
@@ -378,6 +429,8 @@ def load(
         resumed_shards=resumed_shards,
         unchanged=unchanged,
         repeated=repeated,
+        phases=phases,
+        load_batches=batches,
     )
 
 
@@ -394,8 +447,11 @@ def build_report(
     resumed_shards: int,
     unchanged: int = 0,
     repeated: int = 0,
+    phases: Phases,
+    load_batches: tuple[int, int],
 ) -> RunReport:
-    """The run report: what was listed, loaded, refused, read, and how fast."""
+    """The run report: what was listed, loaded, refused, read, and how fast.
+    `load_batches`: load transactions, and how many of them ran during extraction."""
     processed = sum(r.listed for r in records)
     listed = processed + unchanged + repeated
     errors: Counter[str] = Counter()
@@ -447,6 +503,9 @@ def build_report(
         "seconds": round(seconds, 3),
         "extract_seconds": round(processed_seconds, 3),
         "load_seconds": round(load.seconds, 3) if load else 0.0,
+        "load_batches": load_batches[0],
+        "load_batches_during_extraction": load_batches[1],
+        "phases": phases,
         "staged_files": load.staged_files if load else {},
         "files_per_second": round(processed / processed_seconds, 1) if processed_seconds else 0,
         "workers": settings.workers,

@@ -12,6 +12,16 @@ class PeakMemory(TypedDict):
     worker: int  # bytes: the largest peak of any worker that ran a shard
 
 
+class Phases(TypedDict):
+    """Where a run's wall time went, in seconds; the load of batches finished during
+    the extraction overlaps it (`load_seconds` is all of the load's work)."""
+
+    startup: float  # the command's start to the first shard submitted: cluster, listing
+    extraction: float  # first shard submitted to last shard done
+    load_after_extraction: float  # the batches left, and the run's accounting
+    validation: float
+
+
 class RunReport(TypedDict):
     run_id: str
     source: str
@@ -33,9 +43,12 @@ class RunReport(TypedDict):
     read_requests: int
     bytes_read_per_object: float
     read_requests_per_object: float
-    seconds: float  # the whole command
+    seconds: float  # the whole run, from the command's start
     extract_seconds: float  # shards' work once the cluster was up
-    load_seconds: float
+    load_seconds: float  # the load's own work, overlapped with the extraction or not
+    load_batches: int  # load transactions
+    load_batches_during_extraction: int
+    phases: Phases
     staged_files: dict[str, dict[str, int]]  # Snowflake: files and bytes staged per table
     files_per_second: float
     workers: int

@@ -102,6 +102,8 @@ def test_load_written_run_into_another_target(tmp_path):
         "none",
         "--workers",
         "1",
+        "--cluster-min-objects",
+        "0",
         "--run-id",
         "keep",
     )
@@ -301,8 +303,9 @@ def test_quiet_by_default_and_dask_lines_with_verbose(tmp_path):
     made = dicom_loader("synth", str(archive), "--patients", "4", "--bad-fraction", "0.3")
     assert "Invalid value" not in made.stderr and made.stderr.strip() == ""
     quiet = dicom_loader(
-        "run", str(archive), "--workers", "2", "--out", str(tmp_path / "a"), "--target", "none"
-    )
+        "run", str(archive), "--workers", "2", "--cluster-min-objects", "0",
+        "--out", str(tmp_path / "a"), "--target", "none",
+    )  # fmt: skip
     assert "listed = loaded + duplicates + errors" in quiet.stdout
     assert "Nanny" not in quiet.stderr and "Register worker" not in quiet.stderr
     loud = dicom_loader(
@@ -311,6 +314,8 @@ def test_quiet_by_default_and_dask_lines_with_verbose(tmp_path):
         str(archive),
         "--workers",
         "2",
+        "--cluster-min-objects",
+        "0",
         "--out",
         str(tmp_path / "b"),
         "--target",

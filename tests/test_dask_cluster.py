@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from distributed import Client
 
-from loader.config import RunSettings, Target
+from loader.config import DuckDBOptions, RunSettings, Target
 from loader.ledger import ShardRecord
 from loader.pipeline import run
 from tests.test_pipeline import snapshot
@@ -99,11 +99,16 @@ def test_run_on_an_existing_cluster_survives_a_killed_worker(synth_archive, clus
             shard_size=20,
             run_id="d",
             scheduler=address,
-            target=Target.parse(f"duckdb:///{tmp_path / 'dask.duckdb'}"),
+            # Batches of two shards load while the others are extracted and rescheduled.
+            target=Target.parse(
+                f"duckdb:///{tmp_path / 'dask.duckdb'}",
+                duckdb=DuckDBOptions(load_batch_objects=40),
+            ),
         ),
         kill_a_worker,
     )
     assert killed
+    assert report["load_batches_during_extraction"] >= 1
     assert report["listed"] == summary.files == clean["listed"]
     assert report["shards"] == clean["shards"]
     assert snapshot(tmp_path / "dask.duckdb") == snapshot(tmp_path / "clean.duckdb")

@@ -169,7 +169,9 @@ def test_japanese_name_loads_as_unicode(real_run):
 
 def test_synth_archive_on_dask_cluster(synth_archive, tmp_path):
     root, summary = synth_archive
-    report = run(settings(root, tmp_path, workers=2, shard_size=60, run_id="dask"))
+    report = run(
+        settings(root, tmp_path, workers=2, cluster_min_objects=0, shard_size=60, run_id="dask")
+    )
     assert report["listed"] == summary.files
     assert report["loaded"] == summary.instances
     assert report["duplicates"] == summary.duplicates

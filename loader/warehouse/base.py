@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,10 +28,25 @@ class LoadResult:
     staged_files: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds: float = 0.0
 
+    def absorb(self, batch: LoadResult) -> None:
+        """Add what one load batch changed. A natural key whose objects disagree
+        is counted once per batch that brings it a disagreeing value."""
+        for name, rows in batch.rows_staged.items():
+            self.rows_staged[name] = self.rows_staged.get(name, 0) + rows
+        self.new_instances += batch.new_instances
+        for table, found in batch.conflicts.items():
+            mine = self.conflicts.setdefault(table, {"keys": 0, "columns": {}})
+            mine["keys"] += found["keys"]
+            for column, n in found["columns"].items():
+                mine["columns"][column] = mine["columns"].get(column, 0) + n
+
 
 class Warehouse(Protocol):
     dialect: str
     placeholder: str  # how a statement marks a bound value ("?", "%s")
+    # Objects per load transaction for a warehouse that loads a run in batches while
+    # it is extracted (`BatchLoading`); None: the whole run at once, by load_run.
+    load_batch_objects: int | None
 
     def create_model(self) -> None: ...
 
@@ -53,3 +69,24 @@ def fetch_batches(cursor: Any, sql: str, size: int) -> Iterator[list[tuple[Any, 
             yield list(rows)
     finally:
         cursor.close()
+
+
+class BatchLoading(Warehouse, Protocol):
+    """A warehouse that loads a run batch by batch (see warehouse/batches.py)."""
+
+    def load_batch(
+        self, out: OutputRoot, run_id: str, shards: list[ShardRecord], loaded_at: dt.datetime
+    ) -> LoadResult:
+        """Merge these shards in one transaction; safe to repeat."""
+        ...
+
+    def finish_run(
+        self,
+        out: OutputRoot,
+        run_id: str,
+        shards: list[ShardRecord],
+        loaded_at: dt.datetime,
+        result: LoadResult,
+    ) -> LoadResult:
+        """Once every batch is merged: the run's history and accounting, in `result`."""
+        ...

@@ -1,8 +1,12 @@
 """The embedded default warehouse: DuckDB, loaded straight from the run's Parquet.
 
-Staging reads the run's Parquet files into temporary tables; `merge.merge_staged`
-then applies them in the same transaction, so a load is all or nothing and a
-rerun leaves identical tables.
+A run loads in batches of shards (`load_batch`, driven by warehouse/batches.py while
+later shards are extracted): staging reads a batch's Parquet files into temporary
+tables and views, and `merge.merge_staged` applies them in the same transaction, so
+a batch is all or nothing and reloading it leaves identical tables. `finish_run`
+then accounts for the whole run. DuckDB runs in the driver, under an explicit
+memory limit, spilling to its temp folder beyond it: the driver's memory does not
+grow with the archive.
 """
 
 from __future__ import annotations
@@ -16,12 +20,20 @@ from typing import Any
 import duckdb
 
 from loader import faults
+from loader.config import DuckDBOptions
 from loader.errors import LoadError
 from loader.ledger import ShardRecord
 from loader.model import BY_NAME, EXTRACTED, TABLES, LoadMode, arrow_schema, create_table
 from loader.output import OutputRoot
 from loader.warehouse.base import LoadResult, fetch_batches
-from loader.warehouse.merge import Dialect, delete_insert_upsert, merge_staged, stage_table
+from loader.warehouse.batches import BatchedLoad
+from loader.warehouse.merge import (
+    Dialect,
+    account_staged,
+    delete_insert_upsert,
+    merge_staged,
+    stage_table,
+)
 
 DIALECT = Dialect(
     placeholder="?",
@@ -37,12 +49,22 @@ class DuckDBWarehouse:
     dialect = "duckdb"
     placeholder = DIALECT.placeholder
 
-    def __init__(self, path: str, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str, read_only: bool = False, options: DuckDBOptions | None = None
+    ) -> None:
+        options = options or DuckDBOptions()
         if path != ":memory:" and not read_only:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.load_batch_objects: int | None = options.load_batch_objects
+        spill = options.temp_directory or (f"{path}.tmp" if path != ":memory:" else None)
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "memory_limit": options.memory_limit
+        }
+        if spill:
+            config["temp_directory"] = spill
         try:
-            self.con = duckdb.connect(path, read_only=read_only)
+            self.con = duckdb.connect(path, read_only=read_only, config=config)
         except duckdb.Error as exc:
             raise LoadError(f"cannot open DuckDB database {path}: {exc}") from exc
         # Rows have no order that means anything; inserting unordered runs in parallel.
@@ -66,22 +88,24 @@ class DuckDBWarehouse:
             self.con.execute(create_table(table, "duckdb"))
 
     def load_run(self, out: OutputRoot, run_id: str, shards: list[ShardRecord]) -> LoadResult:
-        """Load every committed shard of a run; idempotent, all or nothing.
+        """Load every committed shard of a run, batch by batch; idempotent."""
+        return BatchedLoad(self, out, run_id, background=False).finish(shards)
+
+    def load_batch(
+        self, out: OutputRoot, run_id: str, shards: list[ShardRecord], loaded_at: dt.datetime
+    ) -> LoadResult:
+        """Merge these shards in one transaction; all or nothing, safe to repeat.
 
         Parquet on an object store is read in place through the same fsspec
         filesystem the run wrote it with (no httpfs extension to download).
         """
         started = time.time()
-        self.create_model()
-        if out.remote:
-            self.con.register_filesystem(out.filesystem())
-        loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        self._prepare(out)
         self.con.execute("BEGIN TRANSACTION")
         try:
             staged = {}
             for name in EXTRACTED:
-                files = [out.location(s.files[name]) for s in shards if name in s.files]
-                staged[name] = self._stage(name, files, loaded_at)
+                staged[name] = self._stage(name, self._files(out, shards, name), loaded_at)
                 faults.maybe_fail("mid-copy")
             result = merge_staged(self._execute, DIALECT, run_id, shards, staged, loaded_at)
             self.con.execute("COMMIT")
@@ -89,19 +113,62 @@ class DuckDBWarehouse:
             self.con.execute("ROLLBACK")
             raise
         finally:
-            for name in EXTRACTED:
-                kind = "VIEW" if _staged_as_view(name) else "TABLE"
-                self.con.execute(f"DROP {kind} IF EXISTS {stage_table(name)}")
+            self._drop_staged(EXTRACTED)
         result.seconds = time.time() - started
         return result
 
-    def _stage(self, name: str, files: list[str], loaded_at: dt.datetime) -> int:
+    def finish_run(
+        self,
+        out: OutputRoot,
+        run_id: str,
+        shards: list[ShardRecord],
+        loaded_at: dt.datetime,
+        result: LoadResult,
+    ) -> LoadResult:
+        """The run's load history and accounting, from all of its locations and errors."""
+        self._prepare(out)
+        whole_run = ("dicom_file_location", "dicom_ingestion_errors")
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for name in whole_run:
+                self._stage(name, self._files(out, shards, name), loaded_at, as_view=True)
+            account_staged(self._execute, DIALECT, run_id, shards, loaded_at, result)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self._drop_staged(whole_run, as_view=True)
+        return result
+
+    def _prepare(self, out: OutputRoot) -> None:
+        """The model exists, and DuckDB reads the run's object store (once per connection)."""
+        self.create_model()
+        if out.remote:
+            filesystem = out.filesystem()
+            protocol = filesystem.protocol
+            name = protocol[0] if isinstance(protocol, tuple | list) else protocol
+            if not self.con.filesystem_is_registered(name):
+                self.con.register_filesystem(filesystem)
+
+    @staticmethod
+    def _files(out: OutputRoot, shards: list[ShardRecord], name: str) -> list[str]:
+        return [out.location(s.files[name]) for s in shards if name in s.files]
+
+    def _drop_staged(self, names: tuple[str, ...], as_view: bool = False) -> None:
+        for name in names:
+            kind = "VIEW" if as_view or _staged_as_view(name) else "TABLE"
+            self.con.execute(f"DROP {kind} IF EXISTS {stage_table(name)}")
+
+    def _stage(
+        self, name: str, files: list[str], loaded_at: dt.datetime, as_view: bool = False
+    ) -> int:
         """Stage a table's files. Child tables, read once by the merge and by far
         the largest, are staged as a view over the files: copying millions of
         element rows into a temporary table first cost a fifth of the load."""
         stage = stage_table(name)
         columns = ", ".join(arrow_schema(BY_NAME[name]).names)
-        if _staged_as_view(name):
+        if as_view or _staged_as_view(name):
             listed = ", ".join(_literal(f) for f in files)
             source = (
                 f"SELECT {columns}, {_literal(loaded_at.isoformat())}::TIMESTAMP AS _loaded_at "

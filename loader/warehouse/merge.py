@@ -1,13 +1,16 @@
 """From staged rows to the model tables: the one load algorithm every warehouse runs.
 
-A backend stages a run's Parquet into `dl_stage_<table>` tables (DuckDB reads the
-files, Snowflake PUTs and COPYs them), then `merge_staged` applies them in one
-transaction: entities upserted on natural keys (the row of the greatest
-`_source_order` wins, whatever the load order), the child rows of every instance
-whose winning object is in the load replaced, error rows replaced per object,
-duplicates recomputed, study/series counts recomputed, the load history written
-and the run's objects accounted for. Only the few statements whose spelling
-differs between engines come from the backend's `Dialect`.
+A backend stages a batch of a run's Parquet into `dl_stage_<table>` tables (DuckDB
+reads the files, Snowflake PUTs and COPYs them), then `merge_staged` applies them in
+one transaction: entities upserted on natural keys (the row of the greatest
+`_source_order` wins, whatever the load order, so batches may come in any order),
+the child rows of every instance whose winning object is in the batch replaced,
+error rows replaced per object, duplicates and study/series counts recomputed.
+Once every batch is in, `account_staged` writes the load history and accounts for
+the run's objects from its staged locations and errors (the whole run's: an object
+of a later batch can take an earlier batch's object's place). Snowflake loads a run
+as one batch and does both in one transaction. Only the few statements whose
+spelling differs between engines come from the backend's `Dialect`.
 """
 
 from __future__ import annotations
@@ -91,28 +94,44 @@ def merge_staged(
     staged: dict[str, int],
     loaded_at: dt.datetime,
 ) -> LoadResult:
-    """Apply the staged rows of a run; the caller holds the transaction."""
+    """Apply the staged rows of one batch of `shards`; the caller holds the transaction.
+    The result's accounting (loaded, duplicates, error files) is `account_staged`'s."""
     check_staged(staged, shards)
     p = dialect.placeholder
     result = LoadResult(run_id, rows_staged=dict(staged))
-    result.new_instances = _count(
-        execute(
-            f"SELECT count(DISTINCT instance_key) FROM {stage_table('dicom_instance')} s "
-            "WHERE NOT EXISTS (SELECT 1 FROM dicom_instance i "
-            "WHERE i.instance_key = s.instance_key)",
-            [],
-        )
+    rows = execute(
+        f"SELECT count(DISTINCT s.instance_key), count(DISTINCT CASE WHEN i.instance_key IS "
+        f"NULL THEN s.instance_key END) FROM {stage_table('dicom_instance')} s "
+        "LEFT JOIN dicom_instance i ON i.instance_key = s.instance_key",
+        [],
     )
+    staged_instances, result.new_instances = (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
     result.conflicts = {name: _conflicts(execute, BY_NAME[name]) for name in CONFLICT_TABLES}
     for table in TABLES:
         if table.mode is LoadMode.ENTITY:
             for statement in dialect.upsert(table):
                 execute(statement, [])
     faults.maybe_fail("mid-merge")
-    _replace_children(execute)
+    # Child rows exist only for loaded instances: when every staged instance is new
+    # there is nothing to delete, and the delete's scan of the child tables (hundreds
+    # of millions of element rows at scale, once per batch) is skipped.
+    _replace_children(execute, delete_first=result.new_instances < staged_instances)
     _replace_errors(execute)
     _mark_duplicates(execute, p, loaded_at)
     _recount(execute, dialect)
+    return result
+
+
+def account_staged(
+    execute: Execute,
+    dialect: Dialect,
+    run_id: str,
+    shards: list[ShardRecord],
+    loaded_at: dt.datetime,
+    result: LoadResult,
+) -> LoadResult:
+    """Write the run's load history and its accounting into `result`, once every batch
+    is merged; the staged location and error rows must be the whole run's."""
     _record_history(execute, dialect, run_id, shards, loaded_at)
     _account(execute, result)
     return result
@@ -168,7 +187,7 @@ def _count(rows: list[tuple[Any, ...]]) -> int:
     return int(rows[0][0] or 0) if rows else 0
 
 
-def _replace_children(execute: Execute) -> None:
+def _replace_children(execute: Execute, delete_first: bool = True) -> None:
     """Child rows follow their instance's winning object, when that object is staged.
 
     The winners are a subquery, not a temporary table: DDL would commit Snowflake's
@@ -184,11 +203,12 @@ def _replace_children(execute: Execute) -> None:
             continue
         cols = ", ".join(table.column_names)
         prefixed = ", ".join(f"s.{c}" for c in table.column_names)
-        execute(
-            f"DELETE FROM {table.name} WHERE instance_key IN "
-            f"(SELECT instance_key FROM ({winners}) w)",
-            [],
-        )
+        if delete_first:
+            execute(
+                f"DELETE FROM {table.name} WHERE instance_key IN "
+                f"(SELECT instance_key FROM ({winners}) w)",
+                [],
+            )
         execute(
             f"INSERT INTO {table.name} ({cols}) SELECT {prefixed} FROM "
             f"{stage_table(table.name)} s JOIN ({winners}) w "

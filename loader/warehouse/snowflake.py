@@ -35,7 +35,13 @@ from loader.model import (
 )
 from loader.output import OutputRoot
 from loader.warehouse.base import LoadResult, fetch_batches
-from loader.warehouse.merge import Dialect, merge_staged, merge_upsert, stage_table
+from loader.warehouse.merge import (
+    Dialect,
+    account_staged,
+    merge_staged,
+    merge_upsert,
+    stage_table,
+)
 from loader.warehouse.snowflake_target import (
     DEFAULT_STAGE,
     SnowflakeTarget,
@@ -205,6 +211,10 @@ class SnowflakeWarehouse:
         for statement in setup_statements(self.target.stage):
             self._execute(statement)
 
+    # A run loads as one batch, after its extraction: its COPYs want few large files
+    # (stage_files), and the driver holds none of the rows.
+    load_batch_objects: int | None = None
+
     def load_run(self, out: OutputRoot, run_id: str, shards: list[ShardRecord]) -> LoadResult:
         """Compact, stage (PUT, or the external stage), COPY and check, then MERGE in
         one transaction; safe to repeat."""
@@ -242,6 +252,7 @@ class SnowflakeWarehouse:
         self._execute("BEGIN")
         try:
             result = merge_staged(self._execute, DIALECT, run_id, shards, staged, loaded_at)
+            account_staged(self._execute, DIALECT, run_id, shards, loaded_at, result)
             self._execute("COMMIT")
         except BaseException:
             self._execute("ROLLBACK")

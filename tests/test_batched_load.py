@@ -1,0 +1,108 @@
+"""A run loaded into DuckDB in batches of shards (warehouse/batches.py) holds exactly
+what one transaction would, accounts for every object across batches, and a load
+that dies between batches is completed by loading the run again."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from loader.config import DuckDBOptions, RunSettings, Target
+from loader.pipeline import run
+from loader.warehouse.duckdb import DuckDBWarehouse
+from tests.test_pipeline import snapshot
+
+COUNTED = ("listed", "loaded", "duplicates", "error_files", "new_instances", "errors", "rows")
+
+
+def _settings(
+    root: Path, tmp_path: Path, name: str, batch: int | None = None, parquet_only: bool = False
+) -> RunSettings:
+    options = DuckDBOptions(load_batch_objects=batch) if batch else None
+    target = "none" if parquet_only else f"duckdb:///{tmp_path / name}.duckdb"
+    return RunSettings(
+        source=str(root),
+        out=tmp_path / f"{name}-pq",
+        target=Target.parse(target, duckdb=options),
+        workers=0,
+        shard_size=20,
+        run_id=name,
+    )
+
+
+@pytest.fixture(scope="module")
+def whole(synth_archive, tmp_path_factory):
+    """The synth archive loaded in one batch (the default batch outsizes it)."""
+    tmp = tmp_path_factory.mktemp("whole")
+    root, _ = synth_archive
+    report = run(_settings(root, tmp, "whole"))
+    assert report["load_batches"] == 1
+    return report, snapshot(tmp / "whole.duckdb")
+
+
+def test_batches_hold_what_one_transaction_holds(synth_archive, whole, tmp_path):
+    root, summary = synth_archive
+    one, tables = whole
+    report = run(_settings(root, tmp_path, "batched", batch=30))
+    assert report["load_batches"] >= 5
+    # The archive's copies sit in their own folder, listed apart from their originals:
+    # a copy and its original fall in different batches, and still count once.
+    assert report["duplicates"] == summary.duplicates > 0
+    assert {k: report[k] for k in COUNTED} == {k: one[k] for k in COUNTED}
+    assert report["validation_passed"], report["validation_failed"]
+    assert snapshot(tmp_path / "batched.duckdb") == tables
+
+
+def test_a_load_dying_in_its_third_batch_is_completed_by_loading_again(
+    synth_archive, whole, tmp_path
+):
+    root, _ = synth_archive
+    _, tables = whole
+    run(_settings(root, tmp_path, "crash", parquet_only=True))
+    command = [
+        *(sys.executable, "-m", "loader", "load", "--run-id", "crash"),
+        *("--out", str(tmp_path / "crash-pq"), "--load-batch-objects", "40"),
+        *("--target", f"duckdb:///{tmp_path / 'crash.duckdb'}"),
+    ]
+    died = subprocess.run(
+        command,
+        env={**os.environ, "DICOM_LOADER_FAIL_AT": "mid-merge#3:crash"},
+        capture_output=True,
+        check=False,
+    )
+    assert died.returncode == 70, died.stderr
+    with duckdb.connect(str(tmp_path / "crash.duckdb"), read_only=True) as con:
+        partial = con.execute("SELECT count(*) FROM dicom_instance").fetchone()[0]
+    assert 0 < partial < len(tables["dicom_instance"])  # two batches committed, not three
+    again = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert snapshot(tmp_path / "crash.duckdb") == tables
+
+
+def test_duckdb_gets_its_memory_limit_and_spill_folder(tmp_path):
+    options = DuckDBOptions(memory_limit="300MB", temp_directory=str(tmp_path / "spill"))
+    warehouse = DuckDBWarehouse(str(tmp_path / "w.duckdb"), options=options)
+    try:
+        limit, spill = warehouse.query(
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+        )[0]
+    finally:
+        warehouse.close()
+    assert limit in ("286.1 MiB", "300.0 MB")  # DuckDB prints the limit in its own unit
+    assert spill == str(tmp_path / "spill")
+
+
+def test_a_memory_limit_duckdb_cannot_read_is_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "loader", "run", str(tmp_path), "--duckdb-memory-limit", "lots"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: --duckdb-memory-limit 'lots': give a size such as 512MB or 2GB"
+    ]
