@@ -16,8 +16,15 @@
    `dcmread(stop_before_pixels=True)` loop over the same manifest; twice its files/s
    is the two-core parse ceiling the whole run is measured against.
 
+5. The same ceiling ratio on an archive of the mix the issue was measured on, built
+   from pydicom's test files (pydicom_mix.py: 60 % CT, 20 % MR, 20 % RT, SR and
+   multi-frame), and small runs of it (BENCH_SMALL, default 3000,20000): dicom-loader
+   (median of BENCH_REPEATS runs, default 3) against the naive whole-file loop and
+   dlt (baselines.py) on the same objects.
+
 Results: benchmarks/results/<date>-scale.json, .md and .png (files/s and peak RSS
 against objects, and each run's time split into its phases).
+BENCH_SKIP: any of curve, mix, small.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from e2e import archive, baseline, machine, manifest, warm  # run as a script: its folder
+import pydicom_mix  # run as a script: its folder is on the path
+from e2e import archive, baseline, machine, manifest, median_run, warm
 
 HERE = Path(__file__).resolve().parent
 DRIVER_LIMIT_MB = 1024  # the driver's peak RSS, DuckDB included, at 1M objects
@@ -86,7 +94,7 @@ def run_loader(source: Path, out: Path) -> dict[str, Any]:
     return measured
 
 
-def verdicts(points: list[dict[str, Any]], ceiling: dict[str, Any] | None) -> list[str]:
+def verdicts(points: list[dict[str, Any]], ceilings: dict[str, dict[str, Any]] | None) -> list[str]:
     by_size = {p["objects"]: p for p in points}
     largest = max(points, key=lambda p: p["objects"])
     lines = [
@@ -102,13 +110,13 @@ def verdicts(points: list[dict[str, Any]], ceiling: dict[str, Any] | None) -> li
             f"{growth:.2f} (target ≤ {DRIVER_GROWTH}: "
             f"{'met' if growth <= DRIVER_GROWTH else 'NOT met'})."
         )
-    if ceiling:
-        point = ceiling["point"]
-        ratio = point["files_per_second"] / (2 * ceiling["bare_files_per_second"])
-        extraction = point["extraction_files_per_second"] / (2 * ceiling["bare_files_per_second"])
+    for name, found in (ceilings or {}).items():
+        point = found["point"]
+        ratio = point["files_per_second"] / (2 * found["bare_files_per_second"])
+        extraction = point["extraction_files_per_second"] / (2 * found["bare_files_per_second"])
         lines.append(
-            f"- Whole run at {point['objects']:,} objects ÷ two-core parse ceiling "
-            f"(2 × {ceiling['bare_files_per_second']:,.0f} files/s): {ratio:.2f}, "
+            f"- {name}: whole run at {point['objects']:,} objects ÷ two-core parse ceiling "
+            f"(2 × {found['bare_files_per_second']:,.0f} files/s): {ratio:.2f}, "
             f"extraction alone {extraction:.2f} (target ≥ {CEILING_TARGET}: "
             f"{'met' if ratio >= CEILING_TARGET else 'NOT met'})."
         )
@@ -149,8 +157,27 @@ def markdown(record: dict[str, Any]) -> str:
         "finished during the extraction overlaps it; *load after extraction* is what is "
         "left when the last shard is done, the run's accounting included.",
         "",
-        *verdicts(record["points"], record.get("ceiling")),
+        *verdicts(record["points"], record.get("ceilings")),
     ]
+    if record.get("small"):
+        lines += [
+            "",
+            "Small runs (pydicom-test-file mix), each pipeline in its own process; "
+            "dicom-loader timed from its command's start, the baselines after their imports:",
+            "",
+            "| objects | dicom-loader files/s | naive files/s | dlt files/s | ÷ naive "
+            "(target ≥ 1.0) | ÷ dlt (target ≥ 5) | dicom-loader start-up + shutdown s |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for row in record["small"]:
+            ours = row["dicom_loader"]
+            lines.append(
+                f"| {row['objects']:,} | {ours['files_per_second']:,.0f} | "
+                f"{row['naive']['files_per_second']:,.0f} | "
+                f"{row['dlt']['files_per_second']:,.0f} | "
+                f"{row['versus_naive']:.2f} | {row['versus_dlt']:.2f} | "
+                f"{ours['fixed_seconds']:.2f} |"
+            )
     if record.get("plot"):
         lines += ["", f"![files/s, memory and phases against objects]({record['plot']})"]
     return "\n".join(lines) + "\n"
@@ -201,22 +228,66 @@ def plot(points: list[dict[str, Any]], path: Path) -> str | None:
     return path.name
 
 
+def small_runs(paths: list[str], sizes: list[int], runs: Path, repeats: int) -> list[Any]:
+    """dicom-loader against the naive loop and dlt on the first N objects."""
+    rows = []
+    for size in sizes:
+        listed = manifest(paths[:size], runs / f"small-{size}.txt")
+        ours = median_run(lambda: run_loader(listed, runs / f"small-{size}"), repeats)  # noqa: B023
+        phases = ours["phases"]
+        ours["fixed_seconds"] = round(
+            ours["seconds"] - phases["extraction"] - phases["load_after_extraction"], 2
+        )
+        naive = baseline("naive", listed, runs / "small-naive")
+        dlt = baseline("dlt", listed, runs / "small-dlt")
+        rows.append(
+            {
+                "objects": size,
+                "dicom_loader": ours,
+                "naive": naive,
+                "dlt": dlt,
+                "versus_naive": round(ours["files_per_second"] / naive["files_per_second"], 2),
+                "versus_dlt": round(ours["files_per_second"] / dlt["files_per_second"], 2),
+            }
+        )
+    return rows
+
+
+def ceiling_at(listed: Path, runs: Path, name: str) -> dict[str, Any]:
+    point = run_loader(listed, runs / f"ceiling-{name}")
+    bare = baseline("bare", listed, runs / f"ceiling-{name}-bare")
+    return {"point": point, "bare_files_per_second": bare["files_per_second"]}
+
+
 def main() -> None:
     work = Path(os.environ.get("BENCH_WORK", "bench-work")).resolve()
     sizes = [int(n) for n in os.environ.get("BENCH_SCALE_SIZES", DEFAULT_SIZES).split(",")]
-    ceiling_at = int(os.environ.get("BENCH_SCALE_CEILING", "200000"))
-    paths = archive(work, max(sizes), "tiny")
-    warm(paths[: max(sizes)])
+    ceiling_size = int(os.environ.get("BENCH_SCALE_CEILING", "200000"))
+    small = [int(n) for n in os.environ.get("BENCH_SMALL", "3000,20000").split(",")]
+    repeats = max(1, int(os.environ.get("BENCH_REPEATS", "3")))
+    skip = set(filter(None, os.environ.get("BENCH_SKIP", "").split(",")))
     runs = work / "runs"
-    points = []
-    ceiling = None
-    for size in sizes:
-        listed = manifest(paths[:size], runs / f"scale-{size}.txt")
-        point = run_loader(listed, runs / f"scale-{size}")
-        points.append(point)
-        if size == ceiling_at:
-            bare = baseline("bare", listed, runs / "scale-bare")
-            ceiling = {"point": point, "bare_files_per_second": bare["files_per_second"]}
+    points: list[dict[str, Any]] = []
+    ceilings: dict[str, dict[str, Any]] = {}
+    small_rows: list[Any] = []
+    if "curve" not in skip:
+        paths = archive(work, max(sizes), "tiny")
+        warm(paths[: max(sizes)])
+        for size in sizes:
+            listed = manifest(paths[:size], runs / f"scale-{size}.txt")
+            if size == ceiling_size:
+                ceilings["synth mix"] = ceiling_at(listed, runs, "synth")
+                points.append(ceilings["synth mix"]["point"])
+            else:
+                points.append(run_loader(listed, runs / f"scale-{size}"))
+    if not {"mix", "small"} <= skip:
+        mix = pydicom_mix.build(work / f"pydicom-mix-{ceiling_size}", ceiling_size)
+        warm(mix)
+        if "mix" not in skip:
+            listed = manifest(mix, runs / f"mix-{ceiling_size}.txt")
+            ceilings["pydicom-test-file mix"] = ceiling_at(listed, runs, "mix")
+        if "small" not in skip:
+            small_rows = small_runs(mix, small, runs, repeats)
     today = dt.date.today().isoformat()
     target = HERE / "results"
     target.mkdir(exist_ok=True)
@@ -224,8 +295,9 @@ def main() -> None:
         "date": today,
         "machine": machine(),
         "points": points,
-        "ceiling": ceiling,
-        "plot": plot(points, target / f"{today}-scale.png"),
+        "ceilings": ceilings,
+        "small": small_rows,
+        "plot": plot(points, target / f"{today}-scale.png") if points else None,
     }
     (target / f"{today}-scale.json").write_text(json.dumps(record, indent=2) + "\n")
     text = markdown(record)

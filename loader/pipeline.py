@@ -322,7 +322,12 @@ def run(settings: RunSettings, progress: Progress | None = None) -> RunReport:
         if settings.target.kind is not TargetKind.NONE:
             warehouse = open_warehouse(settings.target)
             stack.callback(warehouse.close)
-            loading = BatchedLoad(warehouse, out, run_id)
+            # Loading batches while the workers extract pays where the driver has a
+            # core to itself. Where the workers take every core, the load competes
+            # with them: at 200,000 objects on 2 cores the run took 65 s overlapped,
+            # 62 s with the batches loaded after the extraction.
+            spare_core = bool(settings.scheduler) or workers < (os.cpu_count() or 1)
+            loading = BatchedLoad(warehouse, out, run_id, background=spare_core)
             stack.callback(loading.close)
         shown = progress or (lambda record: None)
 
