@@ -267,6 +267,12 @@ def main(verbose: bool, log_level: str | None) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="Run the shards on the Dask cluster this scheduler file describes.",
 )
+@click.option(
+    "--dashboard",
+    is_flag=True,
+    default=lambda: env_default("DASHBOARD", "") == "1",
+    help="Serve Dask's dashboard for the run's LocalCluster and print its link.",
+)
 @click.option("--run-id", default=None, help="Name of the run (default: time-stamped).")
 @click.option("--resume", is_flag=True, help="Skip the shards --run-id already committed.")
 @click.option(
@@ -330,6 +336,7 @@ def run(
     modality: str | None,
     scheduler: str | None,
     scheduler_file: str | None,
+    dashboard: bool,
 ) -> None:
     """List SOURCE (a folder, a bucket prefix, a manifest, DICOM JSON exports or a
     dicomweb+http(s):// PACS), extract every header, load TARGET."""
@@ -337,6 +344,7 @@ def run(
         settings = RunSettings(
             storage_options=_storage(storage_option, anon),
             scheduler=scheduler or scheduler_file,
+            dashboard=dashboard,
             source=with_filters(source, since, modality),
             out=out,
             target=Target.parse(

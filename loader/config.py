@@ -145,6 +145,7 @@ class RunSettings:
     # Fewer objects listed: the run stays in this process (0: always start the cluster).
     cluster_min_objects: int = DEFAULT_CLUSTER_MIN_OBJECTS
     scheduler: str | None = None  # tcp://HOST:PORT or a scheduler file: an existing cluster
+    dashboard: bool = False  # a LocalCluster with Dask's dashboard (its link is printed)
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)  # fsspec
     pseudonymize_key_file: str | None = None  # PHI → keyed pseudonyms in the workers
     shift_dates: bool = False  # with a key: every date moves by a per-patient offset

@@ -104,6 +104,7 @@ def test_load_written_run_into_another_target(tmp_path):
         "1",
         "--cluster-min-objects",
         "0",
+        "--dashboard",
         "--run-id",
         "keep",
     )

@@ -78,7 +78,7 @@ def test_secrets_reach_no_output_report_file_or_table(s3, snowflake_target, tmp_
     report = tmp_path / "report.json"
     done = _cli(
         "run", f"s3://{bucket}/archive", "--out", str(out), "--target", target,
-        "--workers", "1", "--cluster-min-objects", "0", "--report", str(report),
+        "--workers", "1", "--cluster-min-objects", "0", "--dashboard", "--report", str(report),
         *_storage_flags(options),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
