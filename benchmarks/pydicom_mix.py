@@ -6,8 +6,9 @@ weigh more against a bare parse, which skips the sequences they are made of: the
 archives give different ratios to the parse ceiling, and the benchmarks report both.
 
 Every object is a template with fresh UIDs (grouped: 200 objects per study, two
-studies per patient, series per kind) and pixels cut to 8 × 8 per frame: header reads
-do not depend on pixel size.
+studies per patient, series per kind). Pixels are 8 × 8 per frame (`tiny`: header
+reads do not depend on pixel size) or, for CT and MR, the sizes of real images
+(`realistic`: 512 × 512 and 256 × 256), which the naive whole-file baseline must read.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ def _uid(*parts: object) -> str:
     return f"2.25.{int.from_bytes(digest[:15], 'big')}"
 
 
-def _template(name: str) -> pydicom.Dataset:
+REALISTIC = {CT: 512, MR: 256}  # rows and columns of a real image of the kind
+
+
+def _template(name: str, pixels: str) -> pydicom.Dataset:
     path = get_testdata_file(name)
     if path is None:
         raise SystemExit(f"pydicom's test file {name} is missing")
@@ -45,8 +49,9 @@ def _template(name: str) -> pydicom.Dataset:
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         samples = int(ds.get("SamplesPerPixel", 1) or 1)
         bits = int(ds.get("BitsAllocated", 16) or 16)
-        ds.Rows = ds.Columns = 8
-        ds.PixelData = bytes(8 * 8 * frames * samples * max(bits // 8, 1))
+        side = REALISTIC.get(name, 8) if pixels == "realistic" else 8
+        ds.Rows = ds.Columns = side
+        ds.PixelData = bytes(side * side * frames * samples * max(bits // 8, 1))
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     return ds
@@ -62,10 +67,10 @@ def _kind(position: int) -> tuple[str, int]:
     return OTHERS[other], 3 + other
 
 
-def _write_chunk(args: tuple[str, int, int, int]) -> int:
-    root, start, stop, seed = args
+def _write_chunk(args: tuple[str, int, int, int, str]) -> int:
+    root, start, stop, seed, pixels = args
     warnings.simplefilter("ignore")  # rtplan's UIDs are longer than DICOM allows
-    templates = {name: _template(name) for name in (CT, MR, *OTHERS)}
+    templates = {name: _template(name, pixels) for name in (CT, MR, *OTHERS)}
     for index in range(start, stop):
         study, position = divmod(index, STUDY_SIZE)
         name, series = _kind(position)
@@ -83,13 +88,13 @@ def _write_chunk(args: tuple[str, int, int, int]) -> int:
     return stop - start
 
 
-def build(root: Path, objects: int, seed: int = 1) -> list[str]:
+def build(root: Path, objects: int, seed: int = 1, pixels: str = "tiny") -> list[str]:
     """Sorted paths of an archive of `objects` objects at `root`, built once (two
     processes) and kept: a `.complete` marker says it is whole."""
     done = root / ".complete"
     if not done.exists():
         chunks = [
-            (str(root), start, min(start + CHUNK, objects), seed)
+            (str(root), start, min(start + CHUNK, objects), seed, pixels)
             for start in range(0, objects, CHUNK)
         ]
         with ProcessPoolExecutor(2) as pool:

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 
@@ -62,6 +62,11 @@ def open_warehouse(target: Target, read_only: bool = False) -> Warehouse:
     raise ConfigError(f"no warehouse for target {target}")
 
 
+class Extraction(NamedTuple):
+    seconds: float  # the first shard submitted to the last one done
+    shutdown_seconds: float  # closing the cluster this run started
+
+
 def _pending(shards: Iterator[Shard], done: set[str], skipped: list[str]) -> Iterator[Shard]:
     for shard in shards:
         if shard.shard_id in done:
@@ -101,10 +106,11 @@ def execute(
     max_in_flight: int | None = None,
     scheduler: str | None = None,
     dashboard: bool = False,
-) -> float:
+) -> Extraction:
     """Run `task(settings, shard)` for every shard, one Dask task per shard (in
     process: `task(settings, shard, store)`, with the run's one ValueStore); return
-    the seconds spent once the cluster was up (its start-up is not throughput).
+    the seconds spent once the cluster was up (its start-up is not throughput) and
+    the seconds its shutdown took.
 
     `workers=0` (and no scheduler) runs in this process, for debugging; otherwise
     the cluster gets at most `max_in_flight` shards at a time, so neither the driver
@@ -116,7 +122,7 @@ def execute(
         store = ValueStore()  # this process is the run's one worker: it owns the store
         for shard in shards:
             progress(task(settings, shard, store))
-        return time.time() - started
+        return Extraction(time.time() - started, 0.0)
     import dask
     from distributed import as_completed
 
@@ -137,7 +143,7 @@ def execute(
         if workers > 0 and not scheduler:
             client.wait_for_workers(workers)
         started = time.time()
-        if client.dashboard_link:
+        if (dashboard or scheduler) and client.dashboard_link:
             log.info("Dask dashboard: %s", client.dashboard_link)
         slots = max(1, len(client.scheduler_info().get("workers", {})) or workers)
         in_flight = max_in_flight or 2 * slots
@@ -159,7 +165,8 @@ def execute(
             progress(future.result())
             future.release()
             submit_next()
-        return time.time() - started
+        ended = time.time()
+    return Extraction(ended - started, time.time() - ended)  # the cluster closed between
 
 
 def check_target_reads(out: OutputRoot, target: Target) -> None:
@@ -338,7 +345,7 @@ def run(settings: RunSettings, progress: Progress | None = None) -> RunReport:
                 loading.add(record)  # a full batch loads while later shards are extracted
             shown(record)
 
-        processed_seconds = execute(
+        extraction = execute(
             process_shard,
             shard_settings,
             shards,
@@ -348,7 +355,8 @@ def run(settings: RunSettings, progress: Progress | None = None) -> RunReport:
             settings.scheduler,
             settings.dashboard,
         )
-        startup = time.time() - processed_seconds - started
+        processed_seconds = extraction.seconds
+        startup = time.time() - started - processed_seconds - extraction.shutdown_seconds
         return load(
             out,
             run_id,
@@ -361,6 +369,7 @@ def run(settings: RunSettings, progress: Progress | None = None) -> RunReport:
             repeated=repeated[0],
             loading=loading,
             startup_seconds=startup,
+            shutdown_seconds=extraction.shutdown_seconds,
         )
 
 
@@ -377,6 +386,7 @@ def load(
     repeated: int = 0,
     loading: BatchedLoad | None = None,
     startup_seconds: float = 0.0,
+    shutdown_seconds: float = 0.0,
 ) -> RunReport:
     """Load a written run (its committed shards) into `target`, validate, report.
 
@@ -402,6 +412,7 @@ def load(
     phases: Phases = {
         "startup": round(startup_seconds, 3),
         "extraction": 0.0,
+        "shutdown": round(shutdown_seconds, 3),
         "load_after_extraction": 0.0,
         "validation": 0.0,
     }

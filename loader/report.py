@@ -16,8 +16,9 @@ class Phases(TypedDict):
     """Where a run's wall time went, in seconds; the load of batches finished during
     the extraction overlaps it (`load_seconds` is all of the load's work)."""
 
-    startup: float  # the command's start to the first shard submitted: cluster, listing
+    startup: float  # run() called to the first shard submitted: listing, cluster start
     extraction: float  # first shard submitted to last shard done
+    shutdown: float  # closing the cluster the run started
     load_after_extraction: float  # the batches left, and the run's accounting
     validation: float
 
