@@ -17,7 +17,9 @@ on the same archive, in one invocation.
    warmed the same way. Whole-run files/s include the fixed start-up (cluster,
    imports); files/s between two points is the cost of each further object.
 
-Results go to benchmarks/results/<date>.json and .md and are printed. dicom-loader
+Results go to benchmarks/results/<date>.json, .md and .png (each pipeline's files/s
+and peak memory side by side, and the cost curve) and are printed;
+`python benchmarks/e2e.py --plot results/<date>.json` draws a saved record again. dicom-loader
 is timed from its command's start to its end (cluster start-up, listing, load and
 validation included); baselines from after their imports.
 Sizes: BENCH_OBJECTS (default 20,000), BENCH_CURVE (default 10000,50000,200000),
@@ -233,7 +235,51 @@ def markdown(record: dict[str, Any]) -> str:
                     f"\nFastest ÷ slowest files/s, {label}: {spread:.2f} "
                     f"(target ≤ 1.15, {verdict})."
                 )
+    if record.get("plot"):
+        lines += ["", f"![files/s, memory and cost curve]({record['plot']})"]
     return "\n".join(lines) + "\n"
+
+
+def plot(record: dict[str, Any], path: Path) -> str | None:
+    """Files/s and peak RSS of each pipeline side by side, and dicom-loader's cost
+    curve: files/s against objects, whole runs and between points."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is missing (pip install -e '.[bench]'): no plot", flush=True)
+        return None
+    results = record["results"]
+    names = list(results)
+    labels = [n.replace("_", "-") for n in names]
+    fig, (rate, memory, curve) = plt.subplots(1, 3, figsize=(15, 4.2))
+    bars = rate.bar(labels, [results[n]["files_per_second"] for n in names])
+    rate.bar_label(bars, fmt="{:,.0f}")
+    rate.set(ylabel="files/s", title=f"{record['objects']:,} objects, real image sizes")
+    peaks = [max(results[n]["peak_rss_bytes"].values()) / 2**20 for n in names]
+    bars = memory.bar(labels, peaks, color="tab:orange")
+    memory.bar_label(bars, fmt="{:,.0f}")
+    memory.set(ylabel="peak RSS of its largest process (MB)", title="Memory")
+    points = record.get("curve") or []
+    if points:
+        sizes = [p["objects"] for p in points]
+        curve.plot(sizes, [p["files_per_second"] for p in points], "o-", label="whole run")
+        marginal = [p for p in points if p.get("marginal_files_per_second")]
+        curve.plot(
+            [p["objects"] for p in marginal],
+            [p["marginal_files_per_second"] for p in marginal],
+            "s--",
+            label="since the previous point",
+        )
+        curve.set(xscale="log", xlabel="objects", ylabel="files/s", title="dicom-loader cost curve")
+        curve.set_ylim(bottom=0)
+        curve.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
 
 
 def _spread(rates: list[float]) -> float | None:
@@ -242,6 +288,10 @@ def _spread(rates: list[float]) -> float | None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--plot"]:
+        saved = Path(sys.argv[2])
+        print(plot(json.loads(saved.read_text()), saved.with_suffix(".png")))
+        return
     objects = int(os.environ.get("BENCH_OBJECTS", "20000"))
     curve = [int(n) for n in os.environ.get("BENCH_CURVE", "10000,50000,200000").split(",")]
     skip = set(filter(None, os.environ.get("BENCH_SKIP", "").split(",")))
@@ -290,6 +340,7 @@ def main() -> None:
     target = HERE / "results"
     target.mkdir(exist_ok=True)
     (target / f"{today}.json").write_text(json.dumps(record, indent=2) + "\n")
+    record["plot"] = plot(record, target / f"{today}.png")
     text = markdown(record)
     (target / f"{today}.md").write_text(text)
     print(text)

@@ -30,8 +30,10 @@ DEFAULT_DUCKDB_MEMORY_LIMIT = "512MB"
 # bounds the driver (the same 730–750 MB peak at 200,000 objects in 1 or 4 batches).
 DEFAULT_LOAD_BATCH_OBJECTS = 200_000
 # A run that lists fewer objects runs in the driver process: starting and stopping
-# a cluster of worker processes (≈ 2 s here) costs more than a second core saves.
-DEFAULT_CLUSTER_MIN_OBJECTS = 8_000
+# a cluster costs more than a second core saves. Measured on 2 cores (pydicom-test-file
+# mix, real image sizes), in this process against a LocalCluster: 5,000 objects 3.8 s
+# against 3.9 s, 8,000 objects 5.5 s against 5.0 s.
+DEFAULT_CLUSTER_MIN_OBJECTS = 5_000
 _MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 
