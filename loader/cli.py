@@ -156,8 +156,8 @@ def target_options(command: Any) -> Any:
         type=click.IntRange(min=1),
         default=DEFAULT_LOAD_BATCH_OBJECTS,
         show_default=True,
-        help="DuckDB: objects per load transaction; each batch of finished shards is "
-        "loaded while later ones are extracted.",
+        help="DuckDB: objects per load transaction; where the driver has a core the "
+        "workers do not use, each batch loads while later shards are extracted.",
     )(command)
     command = click.option(
         "--duckdb-temp-dir",
