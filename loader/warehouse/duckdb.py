@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,20 +100,12 @@ class DuckDBWarehouse:
         filesystem the run wrote it with (no httpfs extension to download).
         """
         started = time.time()
-        self._prepare(out)
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with self._staging(out, EXTRACTED):
             staged = {}
             for name in EXTRACTED:
                 staged[name] = self._stage(name, self._files(out, shards, name), loaded_at)
                 faults.maybe_fail("mid-copy")
             result = merge_staged(self._execute, DIALECT, run_id, shards, staged, loaded_at)
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        finally:
-            self._drop_staged(EXTRACTED)
         result.seconds = time.time() - started
         return result
 
@@ -125,20 +118,27 @@ class DuckDBWarehouse:
         result: LoadResult,
     ) -> LoadResult:
         """The run's load history and accounting, from all of its locations and errors."""
-        self._prepare(out)
         whole_run = ("dicom_file_location", "dicom_ingestion_errors")
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with self._staging(out, whole_run):
             for name in whole_run:
                 self._stage(name, self._files(out, shards, name), loaded_at)
             account_staged(self._execute, DIALECT, run_id, shards, loaded_at, result)
+        return result
+
+    @contextmanager
+    def _staging(self, out: OutputRoot, names: tuple[str, ...]) -> Iterator[None]:
+        """One transaction, committed if the block ends and rolled back if it raises;
+        the views staged for `names` are dropped either way."""
+        self._prepare(out)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
         finally:
-            self._drop_staged(whole_run)
-        return result
+            self._drop_staged(names)
 
     def _prepare(self, out: OutputRoot) -> None:
         """The model exists, and DuckDB reads the run's object store (once per connection)."""
