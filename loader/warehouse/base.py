@@ -78,7 +78,6 @@ class BatchLoading(Warehouse, Protocol):
         self, out: OutputRoot, run_id: str, shards: list[ShardRecord], loaded_at: dt.datetime
     ) -> LoadResult:
         """Merge these shards in one transaction; safe to repeat."""
-        ...
 
     def finish_run(
         self,
@@ -89,4 +88,3 @@ class BatchLoading(Warehouse, Protocol):
         result: LoadResult,
     ) -> LoadResult:
         """Once every batch is merged: the run's history and accounting, in `result`."""
-        ...

@@ -69,6 +69,7 @@ class BatchedLoad:
         self.loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         self.result = LoadResult(run_id)
         self._pending: list[ShardRecord] = []
+        self._pending_objects = 0
         self._loaded: dict[str, ShardRecord] = {}  # shard id → the record loaded
         self._futures: list[Future[LoadResult]] = []
         self._pool = (
@@ -85,8 +86,9 @@ class BatchedLoad:
         if self._pool is None or self.batch_objects is None:
             return  # loaded by finish()
         self._pending.append(record)
-        if sum(r.listed for r in self._pending) >= self.batch_objects:
-            batch, self._pending = self._pending, []
+        self._pending_objects += record.listed
+        if self._pending_objects >= self.batch_objects:
+            batch, self._pending, self._pending_objects = self._pending, [], 0
             self._futures.append(self._pool.submit(self._load, batch))
             self.batches_during_extraction += 1
 
