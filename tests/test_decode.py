@@ -7,12 +7,15 @@ import pydicom
 import pytest
 from pydicom.multival import MultiValue
 
-from loader.decode import Binary, decode_header
+from loader.decode import Binary, Element, decode_header
 from loader.errors import ObjectError
+from loader.extract import extract_object
 from loader.headers import read_local
+from loader.pseudonymize import Pseudonymizer
 from loader.raw_json import metadata_json
 from loader.value_store import ValueStore
 from tests.conftest import real_file, real_files
+from tests.test_extract import facts
 
 
 def _decoded(path: str, store: ValueStore | None = None):
@@ -309,3 +312,37 @@ def test_one_private_tag_test(tag, private, data):
     from loader.vr import is_private, is_private_data
 
     assert (is_private(tag), is_private_data(tag)) == (private, data)
+
+
+def _frozen(value):
+    """An element's decoded content as plain, comparable data (derived caches aside)."""
+    if isinstance(value, Element):
+        return (value.vr, value.vm, _frozen(value.value))
+    if isinstance(value, dict):
+        return tuple(sorted((tag, _frozen(element)) for tag, element in value.items()))
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def test_no_stage_changes_an_element_other_objects_share():
+    """Shared elements are immutable by rule (see value_store): decoding every real file
+    again through the same store, pseudonymising it (dates shifted) and extracting
+    every table from it leaves each remembered element exactly as it was decoded."""
+    store = ValueStore()
+    parseable = _parseable()
+    for path in parseable:
+        _decoded(path, store)
+    assert store.counts.evictions == 0 and len(store.found) > 1000
+    before = {key: _frozen(element) for key, element in store.found.items()}
+    hits = store.counts.hits
+    pseudonymizer = Pseudonymizer(b"0123456789abcdef-test-key", shift_dates=True)
+    changed = 0
+    for path in parseable:
+        decoded = _decoded(path, store)
+        plain = dict(decoded.root)
+        pseudonymizer.apply(decoded)
+        changed += sum(decoded.root[tag] is not plain[tag] for tag in plain)
+        extract_object(decoded, facts(path, os.path.getsize(path)))
+    assert store.counts.hits - hits > 1000 and changed > 100  # shared, and rewritten
+    assert {key: _frozen(element) for key, element in store.found.items()} == before
