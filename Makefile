@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 ARCHIVE ?= ./demo-archive
 PATIENTS ?= 40
 
-.PHONY: demo test check fuzz bench bench-e2e bench-scale bench-snowflake lint typecheck sql clean
+.PHONY: demo test check fuzz bench bench-latency bench-e2e bench-scale bench-snowflake lint typecheck sql clean
 
 $(BIN)/dicom-loader: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,14 @@ fuzz: $(BIN)/dicom-loader
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 $(BIN)/python -m pytest tests/test_fuzz.py -q \
 		-p no:cacheprovider --hypothesis-show-statistics
 
-bench: $(BIN)/dicom-loader
+# The hot path against a bare parse (pytest-benchmark), then reads under latency.
+bench: $(BIN)/dicom-loader bench-latency
 	$(BIN)/python -m pytest benchmarks -q --benchmark-only --benchmark-columns=min,median,ops
+
+# Extraction files/s from S3, GCS, Azure and DICOMweb servers with 100 ms injected
+# before every object read, against none (LATENCY_MS, LATENCY_OBJECTS, LATENCY_SERVICES).
+bench-latency: $(BIN)/dicom-loader node_modules/.bin/azurite-blob $(ORTHANC_DICOMWEB)
+	$(BIN)/python benchmarks/latency.py
 
 # The baselines' own dependencies (dlt), kept out of the loader's.
 $(VENV)/.bench: $(BIN)/dicom-loader pyproject.toml

@@ -17,6 +17,8 @@ from loader.decode import DEFAULT_ELEMENT_LIMIT
 from loader.errors import ConfigError
 from loader.identifiers import identifier
 from loader.listing import DEFAULT_SHARD_SIZE
+from loader.read_ahead import DEFAULT_READ_AHEAD_BYTES
+from loader.storage import DEFAULT_READ_CONCURRENCY
 
 DEFAULT_OUT = "./dicom-parquet"
 DEFAULT_TARGET = "duckdb:///./imaging.duckdb"
@@ -142,6 +144,8 @@ class RunSettings:
     header_bytes: int | None = None  # first read per object; None: by location (headers.py)
     resume: bool = False
     element_limit: int = DEFAULT_ELEMENT_LIMIT  # private values longer than this are omitted
+    read_concurrency: int = DEFAULT_READ_CONCURRENCY  # object stores: first reads in flight
+    read_ahead_bytes: int = DEFAULT_READ_AHEAD_BYTES  # and the most of them held per worker
     incremental: bool = False  # skip objects the target holds unchanged (url, size, mtime, etag)
     max_in_flight: int | None = None  # shards submitted at once; default 2 per worker
     # Fewer objects listed: the run stays in this process (0: always start the cluster).

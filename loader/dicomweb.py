@@ -8,7 +8,9 @@ series' metadata (DICOM JSON, never pixel data), a few series at a time, with
 retries and backoff on 5xx, 429, timeouts and dropped connections.
 
 Options come as storage options (`--storage-option`): `timeout` (seconds, default
-30), `concurrency` (series requests in flight per worker, default 4), `page_size`
+30), `concurrency` (series requests in flight per study, default 4), `studies_ahead`
+(studies a worker fetches while it parses earlier ones, default 32, as long as
+those fetched hold less than `--read-ahead-mb`), `page_size`
 (QIDO-RS limit, default 500), `token_file`. Credentials come from the environment:
 DICOMWEB_TOKEN (a bearer token), or DICOMWEB_USER and DICOMWEB_PASSWORD (basic);
 they are never logged or written.
@@ -53,6 +55,7 @@ class Server:
     timeout: float = 30.0
     concurrency: int = 4
     page_size: int = 500
+    studies_ahead: int = 32
     token_file: str | None = None
 
     @classmethod
@@ -67,6 +70,7 @@ class Server:
                 timeout=float(settings.get("timeout", cls.timeout)),
                 concurrency=max(1, int(settings.get("concurrency", cls.concurrency))),
                 page_size=max(1, int(settings.get("page_size", cls.page_size))),
+                studies_ahead=max(1, int(settings.get("studies_ahead", cls.studies_ahead))),
                 token_file=settings.get("token_file"),
             )
         except (TypeError, ValueError) as exc:

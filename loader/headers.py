@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,7 @@ class HeaderReader:
         self._buf = b""
         self._pos = 0
         self.requests = 0
+        self.seconds = 0.0  # spent waiting for fetches
         self.partial_read = False  # a read that got less than it asked for
         if prefetched is not None:  # the first read, already fetched with others
             self._buf = prefetched
@@ -96,7 +98,9 @@ class HeaderReader:
         end = min(end, self.size)
         if end <= len(self._buf):
             return
+        started = time.perf_counter()
         chunk = self._fetch(len(self._buf), end)
+        self.seconds += time.perf_counter() - started
         self.requests += 1
         self._buf += chunk
         if len(chunk) < end - (len(self._buf) - len(chunk)):
@@ -146,6 +150,7 @@ class ParsedHeader:
     header_bytes: int  # bytes before Pixel Data (the whole object if it has none)
     bytes_read: int
     read_requests: int
+    read_seconds: float  # waiting for this worker's own reads (not those read ahead)
     pixel_data_offset: int | None  # where the Pixel Data value starts
     pixel_data_length: int | None  # None when encapsulated (undefined length)
     checksum: str  # MD5 of the header bytes
@@ -203,6 +208,7 @@ def parse_header(path: str, reader: HeaderReader) -> ParsedHeader:
         header_bytes=header_bytes,
         bytes_read=reader.bytes_read,
         read_requests=reader.requests,
+        read_seconds=reader.seconds,
         pixel_data_offset=offset,
         pixel_data_length=length,
         checksum=hashlib.md5(

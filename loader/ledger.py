@@ -47,6 +47,9 @@ class ShardRecord:
     worker_pid: int
     worker_peak_rss_bytes: int
     value_store: dict[str, int] = field(default_factory=dict)  # hits, misses, evictions
+    read_wait_seconds: float = 0.0  # the worker waiting for reads rather than working
+    throttled_reads: int = 0  # first reads the store throttled (503 SlowDown, 429)
+    lowest_read_window: int = 0  # the fewest reads in flight it backed off to
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -303,14 +303,18 @@ def run(settings: RunSettings, progress: Progress | None = None) -> RunReport:
     except OSError as exc:  # a file where a folder must be, no permission, a full disk
         raise ConfigError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
     shard_settings = ShardSettings(
-        out.url,
-        run_id,
-        settings.source,
-        settings.header_bytes,
-        settings.element_limit,
-        settings.storage_options,
-        read_key(settings.pseudonymize_key_file) if settings.pseudonymize_key_file else None,
-        settings.shift_dates,
+        out=out.url,
+        run_id=run_id,
+        source=settings.source,
+        header_bytes=settings.header_bytes,
+        element_limit=settings.element_limit,
+        storage_options=settings.storage_options,
+        pseudonymize_key=(
+            read_key(settings.pseudonymize_key_file) if settings.pseudonymize_key_file else None
+        ),
+        shift_dates=settings.shift_dates,
+        read_concurrency=settings.read_concurrency,
+        read_ahead_bytes=settings.read_ahead_bytes,
     )
     done = ledger.committed_ids(out, run_id) if settings.resume else set()
     skipped: list[str] = []
@@ -491,6 +495,8 @@ def build_report(
     seconds = time.time() - started
     bytes_read = sum(r.bytes_read for r in records)
     requests = sum(r.read_requests for r in records)
+    waited = sum(r.read_wait_seconds for r in records)
+    busy = sum(r.seconds for r in records)
     checks = dict(checks)
     checks["accounting"] = validate.accounting(
         listed, loaded, duplicates, error_files, unchanged=unchanged, repeated=repeated
@@ -527,6 +533,15 @@ def build_report(
         "phases": phases,
         "staged_files": load.staged_files if load else {},
         "files_per_second": round(processed / processed_seconds, 1) if processed_seconds else 0,
+        "worker_time": {
+            "read_wait_seconds": round(waited, 3),
+            "processing_seconds": round(max(0.0, busy - waited), 3),
+            "read_wait_share": round(waited / busy, 3) if busy else 0.0,
+            "throttled_reads": sum(r.throttled_reads for r in records),
+            "lowest_read_window": min(
+                (r.lowest_read_window for r in records if r.lowest_read_window), default=0
+            ),
+        },
         "workers": settings.workers,
         "peak_rss_bytes": {
             "driver": peak_rss_bytes(),

@@ -23,6 +23,18 @@ class Phases(TypedDict):
     validation: float
 
 
+class WorkerTime(TypedDict):
+    """Whether the shards were bound by the network or by the CPU: the seconds their
+    workers spent waiting for reads, the seconds they spent on everything else
+    (decoding, extraction, writing), summed over shards, and the waiting share."""
+
+    read_wait_seconds: float
+    processing_seconds: float
+    read_wait_share: float  # 0..1: near 1, the reads bound the run
+    throttled_reads: int  # first reads the store throttled (503 SlowDown, 429)
+    lowest_read_window: int  # the fewest reads in flight a worker backed off to
+
+
 class RunReport(TypedDict):
     run_id: str
     source: str
@@ -52,6 +64,7 @@ class RunReport(TypedDict):
     phases: Phases
     staged_files: dict[str, dict[str, int]]  # Snowflake: files and bytes staged per table
     files_per_second: float
+    worker_time: WorkerTime
     workers: int
     peak_rss_bytes: PeakMemory
     validation: dict[str, Any]  # validate.warehouse_checks, accounting, conflicts

@@ -19,9 +19,10 @@ from loader.errors import Category, ObjectError
 from loader.extract import REQUIRED_UIDS
 from loader.extract.values import text
 from loader.keys import key_of
-from loader.listing import ObjectRef, Shard, list_source, make_shards
+from loader.listing import Shard, list_source, make_shards
 from loader.pipeline import execute
-from loader.shard import first_reads, holds_instances, json_instances, read_header
+from loader.read_ahead import Ahead
+from loader.shard import holds_instances, json_instances, read_header, reads_ahead
 from loader.value_store import ValueStore
 
 PROFILED_TAGS = (*REQUIRED_UIDS, "PatientID", "StudyDate", "Modality", "SOPClassUID")
@@ -34,19 +35,17 @@ class ScanSettings:
 
 
 def _headers(
-    ref: ObjectRef,
-    settings: ScanSettings,
-    fs: Any,
-    prefetched: bytes | None,
-    errors: Counter[str],
-    store: ValueStore,
+    ahead: Ahead, settings: ScanSettings, errors: Counter[str], store: ValueStore
 ) -> Iterator[tuple[Item, str | None, int]]:
     """(decoded root, transfer syntax, bytes read) of each header a listed object
     holds: its own, or every instance of a DICOM JSON export or a DICOMweb study;
     errors are counted."""
+    ref, fs = ahead.ref, ahead.fs
     if holds_instances(ref):
         try:
-            contents = json_instances(ref, settings.storage_options, fs)
+            if isinstance(ahead.whole, BaseException):
+                raise ahead.whole
+            contents = ahead.whole or json_instances(ref, settings.storage_options, fs)
         except ObjectError as exc:
             errors[exc.category] += 1
             return
@@ -63,7 +62,7 @@ def _headers(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            parsed = read_header(ref, settings.header_bytes, fs, prefetched)
+            parsed = read_header(ref, settings.header_bytes, fs, ahead.first)
             root = decode_header(parsed, ref.url, store=store).root
     except ObjectError as exc:
         errors[exc.category] += 1
@@ -93,11 +92,9 @@ def scan_shard(
     patients: set[int] = set()
     dates: list[str] = []
     bytes_read = 0
-    reads = first_reads(shard.objects, settings.header_bytes, settings.storage_options)
+    reads = reads_ahead(shard.objects, settings.header_bytes, settings.storage_options)
     headers = (
-        header
-        for ref, fs, prefetched in reads
-        for header in _headers(ref, settings, fs, prefetched, counters["errors"], store)
+        header for ahead in reads for header in _headers(ahead, settings, counters["errors"], store)
     )
     for root, syntax, read in headers:
         bytes_read += read

@@ -22,7 +22,7 @@ import orjson
 from loader import ledger
 from loader.decode import DEFAULT_ELEMENT_LIMIT, decode_header
 from loader.dicom_json import decode_json, instances_in, is_export, transfer_syntax_of
-from loader.dicomweb import StudyContents, is_dicomweb, study_instances
+from loader.dicomweb import Server, StudyContents, is_dicomweb, study_instances
 from loader.errors import FILE_ERROR_CATEGORIES, Category, ObjectError, ObjectReadError
 from loader.extract import error_row, extract_object
 from loader.extract.context import ObjectFacts, Row, Rows
@@ -39,7 +39,14 @@ from loader.memory import peak_rss_bytes
 from loader.output import OutputRoot
 from loader.parquet import ShardWriter
 from loader.pseudonymize import Pseudonymizer
+from loader.read_ahead import (
+    AHEAD_WHOLE,
+    DEFAULT_READ_AHEAD_BYTES,
+    Ahead,
+    ReadAhead,
+)
 from loader.storage import (
+    DEFAULT_READ_CONCURRENCY,
     container_and_key,
     filesystem,
     is_remote,
@@ -48,8 +55,6 @@ from loader.storage import (
     with_retries,
 )
 from loader.value_store import ValueStore
-
-PREFETCH_BATCH = 64  # first reads issued together on object stores
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,8 @@ class ShardSettings:
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
     pseudonymize_key: bytes | None = field(default=None, repr=False)
     shift_dates: bool = False
+    read_concurrency: int = DEFAULT_READ_CONCURRENCY  # first reads in flight (read_ahead)
+    read_ahead_bytes: int = DEFAULT_READ_AHEAD_BYTES  # first reads held at most
 
     def pseudonymizer(self) -> Pseudonymizer | None:
         if self.pseudonymize_key is None:
@@ -139,15 +146,20 @@ def json_instances(
 
 
 def process_json_instances(
-    ref: ObjectRef, settings: ShardSettings, fs: Any = None
+    ref: ObjectRef, settings: ShardSettings, fs: Any = None, fetched: Any = None
 ) -> Iterator[tuple[Rows, list[Row], int]]:
     """Rows and error rows of every DICOM JSON instance a listed object holds, with
     the bytes read for each (all counted on the first); an object whose instances
-    cannot be fetched or parsed is one error row."""
+    cannot be fetched or parsed is one error row. `fetched` is what fetching it
+    ahead gave (its contents, or the exception), None to fetch it here."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     pseudonymizer = settings.pseudonymizer()
     try:
-        contents = json_instances(ref, settings.storage_options, fs)
+        if isinstance(fetched, BaseException):
+            raise fetched
+        contents = (
+            fetched if fetched is not None else json_instances(ref, settings.storage_options, fs)
+        )
     except ObjectError as exc:
         facts = _facts(ref, settings, None, now)
         yield {}, [error_row(facts, exc.category, exc.reason, exc.tag)], 0
@@ -205,52 +217,58 @@ def read_header(
     return read_remote(fs, ref.url, path_of(ref.url), ref.size, first, prefetched)
 
 
-def first_reads(
-    objects: Sequence[ObjectRef], header_bytes: int | None, storage_options: dict[str, Any]
-) -> Iterator[tuple[ObjectRef, Any, bytes | None]]:
-    """Objects with their filesystem and, on object stores, their first read fetched
-    concurrently in batches: latency, not bandwidth, bounds small reads."""
-    remote = [ref for ref in objects if is_remote(ref.url) and not is_dicomweb(ref.url)]
-    if not remote:
-        for ref in objects:
-            yield ref, None, None
-        return
-    fs, _ = filesystem(remote[0].url, storage_options)
-    for start in range(0, len(objects), PREFETCH_BATCH):
-        batch = objects[start : start + PREFETCH_BATCH]
-        wanted = [ref for ref in batch if ref.size > 0 and not holds_instances(ref)]
-        fetched = (
-            fs.cat_ranges(
-                [path_of(ref.url) for ref in wanted],
-                [0] * len(wanted),
-                [min(header_bytes or DEFAULT_HEADER_BYTES, ref.size) for ref in wanted],
-                on_error="return",
-            )
-            if wanted
-            else []
-        )
-        first = {ref.url: data for ref, data in zip(wanted, fetched, strict=True)}
-        for ref in batch:
-            data = first.get(ref.url, b"")
-            # A failed first read is retried, by the reader itself, with backoff.
-            yield ref, fs, data if isinstance(data, bytes) else None
+def reads_ahead(
+    objects: Sequence[ObjectRef],
+    header_bytes: int | None,
+    options: dict[str, Any],
+    concurrency: int = DEFAULT_READ_CONCURRENCY,
+    max_bytes: int = DEFAULT_READ_AHEAD_BYTES,
+) -> ReadAhead:
+    """A shard's objects with their first reads fetched ahead of parsing on object
+    stores (see read_ahead), and DICOM JSON exports and DICOMweb studies fetched
+    whole a few ahead."""
+    systems: dict[str, Any] = {}
+
+    def filesystem_of(ref: ObjectRef) -> Any:
+        if not is_remote(ref.url) or is_dicomweb(ref.url):
+            return None
+        protocol = ref.url.split("://", 1)[0]
+        if protocol not in systems:
+            systems[protocol] = filesystem(ref.url, options, concurrency)[0]
+        return systems[protocol]
+
+    def fetch_whole(ref: ObjectRef, fs: Any) -> StudyContents:
+        return json_instances(ref, options, fs)
+
+    dicomweb = next((ref.url for ref in objects if is_dicomweb(ref.url)), None)
+    return ReadAhead(
+        objects,
+        filesystem_of,
+        header_bytes or DEFAULT_HEADER_BYTES,
+        holds_instances,
+        fetch_whole,
+        concurrency=concurrency,
+        max_bytes=max_bytes,
+        ahead_whole=Server.of(dicomweb, options).studies_ahead if dicomweb else AHEAD_WHOLE,
+    )
 
 
 def _outcomes(
-    ref: ObjectRef,
-    settings: ShardSettings,
-    fs: Any,
-    prefetched: bytes | None,
-    store: ValueStore,
-) -> Iterator[tuple[Rows, list[Row], int, int]]:
-    """(rows, error rows, bytes read, requests) of each object a listed one holds:
-    itself, or every instance of a DICOM JSON export or a DICOMweb study."""
+    ahead: Ahead, settings: ShardSettings, store: ValueStore
+) -> Iterator[tuple[Rows, list[Row], int, int, float]]:
+    """(rows, error rows, bytes read, requests, seconds spent reading) of each object
+    a listed one holds: itself, or every instance of a DICOM JSON export or a
+    DICOMweb study."""
+    ref = ahead.ref
     if holds_instances(ref):
-        for rows, errors, read in process_json_instances(ref, settings, fs):
-            yield rows, errors, read, 1 if read else 0
+        for rows, errors, read in process_json_instances(ref, settings, ahead.fs, ahead.whole):
+            yield rows, errors, read, 1 if read else 0, 0.0
         return
-    rows, errors, parsed = process_object(ref, settings, fs, prefetched, store)
-    yield rows, errors, parsed.bytes_read if parsed else 0, parsed.read_requests if parsed else 0
+    rows, errors, parsed = process_object(ref, settings, ahead.fs, ahead.first, store)
+    if parsed is None:
+        yield rows, errors, 0, 0, 0.0
+    else:
+        yield rows, errors, parsed.bytes_read, parsed.read_requests, parsed.read_seconds
 
 
 def process_shard(
@@ -267,16 +285,23 @@ def process_shard(
     writer = ShardWriter(out, settings.run_id, shard.shard_id)
     errors_by_category: Counter[str] = Counter()
     error_files = parsed_count = bytes_read = read_requests = 0
+    read_seconds = 0.0  # reads the worker waited for itself (longer headers, retries)
+    reads = reads_ahead(
+        shard.objects,
+        settings.header_bytes,
+        settings.storage_options,
+        settings.read_concurrency,
+        settings.read_ahead_bytes,
+    )
     try:
         with warnings.catch_warnings(), gc_paused():
             warnings.simplefilter("ignore")  # pydicom warns per odd value; errors are rows
-            reads = first_reads(shard.objects, settings.header_bytes, settings.storage_options)
-            for ref, fs, prefetched in reads:
-                outcomes = _outcomes(ref, settings, fs, prefetched, store)
-                for rows, errors, read, requests in outcomes:
+            for ahead in reads:
+                order = ahead.ref.source_order
+                for rows, errors, read, requests, seconds in _outcomes(ahead, settings, store):
                     bytes_read += read
                     read_requests += requests
-                    order = ref.source_order
+                    read_seconds += seconds
                     for table, table_rows in rows.items():
                         writer.add(table, table_rows, order)
                     writer.add("dicom_ingestion_errors", errors, None)
@@ -311,6 +336,9 @@ def process_shard(
         worker_pid=os.getpid(),
         worker_peak_rss_bytes=peak_rss_bytes(),
         value_store=store.counted_since(counted_from).as_dict(),
+        read_wait_seconds=round(reads.counts.wait_seconds + read_seconds, 6),
+        throttled_reads=reads.counts.throttled,
+        lowest_read_window=reads.counts.lowest_window,
     )
     ledger.commit_shard(out, settings.run_id, record)
     return record

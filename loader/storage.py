@@ -7,6 +7,7 @@ options, which is also where credentials live: they are passed on, never printed
 
 from __future__ import annotations
 
+import errno
 import functools
 import importlib
 import json
@@ -37,10 +38,19 @@ RETRIES = 4
 BACKOFF_SECONDS = 0.2
 S3_PROTOCOLS = frozenset({"s3", "s3a"})
 # botocore's client settings on S3 unless the user's own `config_kwargs` say otherwise:
-# timeouts that suit small ranged reads, and no retries of its own (its default retries
-# several times with backoff), so that with_retries' policy is the only one and the
-# two never multiply into minutes per object.
-S3_TIMEOUTS = {"connect_timeout": 10, "read_timeout": 20, "retries": {"max_attempts": 1}}
+# timeouts that suit small ranged reads, and one attempt per request (its default
+# retries several times with backoff; its `max_attempts` counts retries, so 1 would
+# still mean two requests): with_retries' policy is the only one, the two never
+# multiply into minutes per object, and a throttled read reaches read_ahead's window.
+S3_TIMEOUTS = {"connect_timeout": 10, "read_timeout": 20, "retries": {"total_max_attempts": 1}}
+# Reads a worker keeps in flight (read_ahead): 100 ms of first-byte latency at the
+# ~1,300 objects/s a worker parses is 130 reads, and a read also waits for the
+# worker's event loop to take its answer, so twice that. S3's and GCS's connection
+# pools are sized to match (botocore's default, 10, and aiohttp's, 100, would cap
+# it); adlfs keeps the Azure SDK's aiohttp pool of 100.
+DEFAULT_READ_CONCURRENCY = 256
+GCS_PROTOCOLS = frozenset({"gs", "gcs"})
+THROTTLE_STATUSES = frozenset({429, 503})
 T = TypeVar("T")
 
 
@@ -65,26 +75,48 @@ def parse_storage_options(pairs: Iterable[str]) -> dict[str, Any]:
 
 
 def filesystem(
-    url: str, storage_options: dict[str, Any] | None = None
+    url: str,
+    storage_options: dict[str, Any] | None = None,
+    connections: int = DEFAULT_READ_CONCURRENCY,
 ) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem of `url` and the path within it (fsspec caches instances).
 
-    On S3, botocore's timeouts default to bounds that suit small ranged reads and its
-    own retries are off (the user's own `config_kwargs` win), and so are s3fs's:
-    nested inside `with_retries` they would turn one hung request into minutes of
-    waiting.
+    On S3, botocore's timeouts default to bounds that suit small ranged reads, its
+    connection pool to `connections` (the reads a worker keeps in flight) and its own
+    retries are off (the user's own `config_kwargs` win), and so are s3fs's: nested
+    inside `with_retries` they would turn one hung request into minutes of waiting.
     """
     protocol = split_protocol(url)[0]
     options = dict(storage_options or {})
     if protocol in S3_PROTOCOLS:
-        options["config_kwargs"] = {**S3_TIMEOUTS, **(options.get("config_kwargs") or {})}
+        defaults = {**S3_TIMEOUTS, "max_pool_connections": connections}
+        options["config_kwargs"] = {**defaults, **(options.get("config_kwargs") or {})}
     try:
         fs, path = fsspec.core.url_to_fs(url, **options)
     except (ImportError, ValueError) as exc:
         raise ConfigError(f"cannot open {protocol}:// storage: {exc}") from None
     if protocol in S3_PROTOCOLS:
         fs.retries = 1
+    if protocol in GCS_PROTOCOLS:
+        _size_gcs_pool(fs, connections)
     return fs, path
+
+
+def _size_gcs_pool(fs: Any, connections: int) -> None:
+    """gcsfs's aiohttp session pools 100 connections; its documented `session_kwargs`
+    may bring a connector, so bring one that pools `connections`, made on gcsfs's own
+    event loop (aiohttp binds a connector to the loop that makes it). A connector of
+    the user's own, or one set by an earlier call (instances are cached), is kept."""
+    kwargs = getattr(fs, "session_kwargs", None)
+    if not isinstance(kwargs, dict) or "connector" in kwargs or connections <= 100:
+        return
+    import aiohttp
+    from fsspec.asyn import sync
+
+    async def connector() -> aiohttp.TCPConnector:
+        return aiohttp.TCPConnector(limit=connections)
+
+    fs.session_kwargs = {**kwargs, "connector": sync(fs.loop, connector)}
 
 
 def path_of(url: str) -> str:
@@ -142,6 +174,19 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, Terminal)):
         return False
     return isinstance(exc, (OSError, *transient_classes()))
+
+
+def is_throttled(exc: BaseException) -> bool:
+    """Whether the store asked for fewer requests (503 SlowDown, 429): s3fs raises
+    these as OSError(EBUSY); gcsfs's HttpError and Azure's HttpResponseError carry
+    the HTTP status."""
+    if isinstance(exc, OSError) and exc.errno == errno.EBUSY:
+        return True
+    for name in ("status_code", "code", "status"):
+        status = getattr(exc, name, None)
+        if isinstance(status, int) and status in THROTTLE_STATUSES:
+            return True
+    return False
 
 
 def retry_transient(action: Callable[[], T], attempts: int = RETRIES) -> T:

@@ -119,7 +119,10 @@ class S3Traffic:
 
     A held read gets no answer until the test calls `release()` (reset does too): a
     client's timeout then fires for certain, with no race between a sleep here and a
-    timeout there."""
+    timeout there. A gate (`gate = n`) holds the first reads until n of them wait
+    together, then answers them all: a client that never keeps n reads in flight
+    stays held until `release()`, so a test of concurrency waits on no timer.
+    `throttle_first` answers the first reads with S3's 503 SlowDown."""
 
     def __init__(self, app):
         self.app = app
@@ -129,6 +132,8 @@ class S3Traffic:
     def release(self) -> None:
         """Answer every held read (they fail or are ignored: their client gave up)."""
         self.released.set()
+        if gate := getattr(self, "_gate_open", None):
+            gate.set()
 
     def reset(self) -> None:
         self.release()
@@ -142,7 +147,24 @@ class S3Traffic:
         self.always_hold: set[str] = set()
         self.list_delay = 0.0  # seconds each listing request takes
         self.lists_in_flight = self.max_lists_in_flight = 0
+        self.read_delay = 0.0  # seconds before each read is answered
+        self.gate = 0  # the first reads wait until this many wait together
+        self.throttle_first = 0  # the first reads are answered 503 SlowDown
+        self.reads_in_flight = self.max_reads_in_flight = 0
+        self.in_flight_at_arrival: list[int] = []  # per read, in arrival order
+        self._waiting = 0
+        self._gate_open = threading.Event()
+        self._lock = threading.Lock()
         self._seen = 0
+
+    def _through_gate(self) -> None:
+        with self._lock:
+            if not self.gate or self._gate_open.is_set():
+                return
+            self._waiting += 1
+            if self._waiting >= self.gate:
+                self._gate_open.set()
+        self._gate_open.wait(120)  # release() opens it too; a bound for a forgetful test
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -152,18 +174,40 @@ class S3Traffic:
             and not (environ.get("QUERY_STRING"))
         )
         if reading:
-            self._seen += 1
-            self.attempts[path] = self.attempts.get(path, 0) + 1
-            failing = any(part in path for part in self.always_fail) or (
-                self.fail_every and self._seen % self.fail_every == 0
-            )
-            if failing:
-                start_response("503 Slow Down", [("Content-Type", "application/xml")])
-                return [b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"]
-            if any(part in path for part in self.always_hold) or (
-                self.hold_every and self._seen % self.hold_every == 0
-            ):
-                self.released.wait(120)  # a bound only for a test that forgets release()
+            with self._lock:
+                self._seen += 1
+                seen = self._seen
+                self.attempts[path] = self.attempts.get(path, 0) + 1
+                self.reads_in_flight += 1
+                self.max_reads_in_flight = max(self.max_reads_in_flight, self.reads_in_flight)
+                self.in_flight_at_arrival.append(self.reads_in_flight)
+            try:
+                return self._read(environ, start_response, path, seen)
+            finally:
+                with self._lock:
+                    self.reads_in_flight -= 1
+        return self._answer(environ, start_response, path, reading)
+
+    def _read(self, environ, start_response, path: str, seen: int):
+        self._through_gate()
+        if self.read_delay:
+            time.sleep(self.read_delay)
+        if seen <= self.throttle_first:
+            start_response("503 Slow Down", [("Content-Type", "application/xml")])
+            return [b"<Error><Code>SlowDown</Code><Message>throttled</Message></Error>"]
+        failing = any(part in path for part in self.always_fail) or (
+            self.fail_every and seen % self.fail_every == 0
+        )
+        if failing:
+            start_response("503 Slow Down", [("Content-Type", "application/xml")])
+            return [b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"]
+        if any(part in path for part in self.always_hold) or (
+            self.hold_every and seen % self.hold_every == 0
+        ):
+            self.released.wait(120)  # a bound only for a test that forgets release()
+        return self._answer(environ, start_response, path, True)
+
+    def _answer(self, environ, start_response, path: str, reading: bool):
         listing = "list-type" in environ.get("QUERY_STRING", "")
         if listing:
             self.lists_in_flight += 1

@@ -13,7 +13,7 @@ from loader.headers import DEFAULT_HEADER_BYTES
 from loader.listing import list_source, make_shards
 from loader.output import OutputRoot
 from loader.pipeline import load, run
-from loader.storage import RETRIES, parse_storage_options
+from loader.storage import DEFAULT_READ_CONCURRENCY, RETRIES, parse_storage_options
 from loader.synth import synthesize
 
 
@@ -162,12 +162,12 @@ def test_object_that_keeps_failing_is_a_read_error(small_archive, s3, tmp_path):
     traffic.always_fail = {victim_path}
     report = _run(url, tmp_path, "broken", options)
     assert report["errors"].get("READ_ERROR") == 1
-    # botocore's configuration is the loader's default (the fixture sets none): its
-    # own retries are off, so the loader's policy alone decides and the two never
-    # multiply. The batch's first read, then the reader's RETRIES, each at most two
-    # requests: 10 here, where botocore's default retries made it 25.
+    # botocore's configuration is the loader's default (the fixture sets none): one
+    # attempt per request, so the loader's policy alone decides and the two never
+    # multiply. The first read fetched ahead, then the reader's RETRIES: 5 requests
+    # here, where botocore's default retries made it 25.
     attempts = sum(n for path, n in traffic.attempts.items() if path.endswith(victim_path))
-    assert 1 < attempts <= 2 * (RETRIES + 1), attempts
+    assert attempts == RETRIES + 1, attempts
     assert report["listed"] == summary.files
     assert report["validation"]["accounting"]["balanced"]
     con = duckdb.connect(str(tmp_path / "broken.duckdb"), read_only=True)
@@ -294,3 +294,63 @@ def test_snowflake_needs_a_stage_for_parquet_in_a_bucket(small_archive, tmp_path
     target = Target.parse("snowflake://loader@acct/IMAGING/DICOM?warehouse=WH")
     with pytest.raises(ConfigError, match="--stage-url"):
         run(RunSettings(source=str(root), out="s3://runs/out", target=target, workers=0))
+
+
+def test_reads_run_ahead_with_many_requests_in_flight(small_archive, s3, tmp_path):
+    """A worker keeps its first reads in flight while it parses (read_ahead): the
+    server holds every read until 64 wait together, which a worker that fetched a
+    batch, waited and parsed (or one capped by botocore's pool of 10) never reaches:
+    it would stay held until release() and the assertion below would fail."""
+    options, traffic = s3
+    root, summary = small_archive
+    url = _upload(options, root, f"a-{uuid.uuid4().hex[:8]}")
+    clean = _run(url, tmp_path, "clean", options)
+    traffic.reset()
+    traffic.gate = 64
+    try:
+        ahead = _run(url, tmp_path, "ahead", options)
+    finally:
+        traffic.release()
+    assert traffic.max_reads_in_flight >= 64
+    assert traffic.max_reads_in_flight <= DEFAULT_READ_CONCURRENCY + 1  # and a reader's own read
+    for key in ("listed", "loaded", "duplicates", "error_files", "errors", "bytes_read"):
+        assert ahead[key] == clean[key], key
+    assert ahead["listed"] == summary.files
+    # The same bound holds when set lower: never more reads in flight than asked for.
+    traffic.reset()
+    traffic.gate = 8
+    try:
+        _run(url, tmp_path, "eight", options, read_concurrency=8)
+    finally:
+        traffic.release()
+    assert 8 <= traffic.max_reads_in_flight <= 8 + 1
+
+
+def test_a_throttling_store_gets_fewer_reads_in_flight(small_archive, s3, tmp_path):
+    """S3 answers 503 SlowDown when a prefix gets too many requests
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/optimizing-performance.html):
+    the first 32 reads, all in flight together, are throttled; the worker then keeps
+    at most half as many in flight, retries each throttled read itself, and loses
+    nothing. Each read waits 0.2 s, so a worker that did not back off would have 32
+    in flight again at once."""
+    options, traffic = s3
+    root, summary = small_archive
+    url = _upload(options, root, f"t-{uuid.uuid4().hex[:8]}")
+    clean = _run(url, tmp_path, "clean", options)
+    traffic.reset()
+    traffic.gate = traffic.throttle_first = 32
+    traffic.read_delay = 0.2
+    try:
+        throttled = _run(url, tmp_path, "throttled", options, read_concurrency=32)
+    finally:
+        traffic.release()
+    for key in ("listed", "loaded", "duplicates", "error_files", "errors"):
+        assert throttled[key] == clean[key], key
+    assert throttled["worker_time"]["throttled_reads"] == 32
+    assert throttled["worker_time"]["lowest_read_window"] == 16
+    wave, after = traffic.in_flight_at_arrival[:32], traffic.in_flight_at_arrival[32:]
+    assert max(wave) == 32
+    # Until the window has grown back (a quarter per window of successes), at most 16
+    # first reads and the reader's own retry are in flight.
+    assert max(after[:32]) <= 16 + 1, after[:32]
+    assert len(after) >= summary.files - 32

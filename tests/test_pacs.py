@@ -706,3 +706,60 @@ def test_a_server_that_caps_pages_or_ignores_offset(
         proxy.shutdown()
     assert report["loaded"] == len(_files(archive))
     assert report["validation_passed"]
+
+
+class _GateProxy(http.server.ThreadingHTTPServer):
+    """Forwards to the PACS, holding each study's series request until `gate` of them
+    wait together: a worker that fetched one study at a time would stay held (until
+    the test ends), so the test waits on no timer. Counts them in flight."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str, gate: int) -> None:
+        self.upstream = upstream
+        self.gate = gate
+        self.waiting = self.in_flight = self.most_in_flight = 0
+        self.lock = threading.Lock()
+        self.opened = threading.Event()
+        super().__init__(("127.0.0.1", 0), _GateHandler)
+
+
+class _GateHandler(_QuietHandler):
+    server: _GateProxy
+
+    def do_GET(self) -> None:
+        proxy = self.server
+        if not self.path.split("?")[0].endswith("/series"):
+            _forward(self, proxy.upstream)
+            return
+        with proxy.lock:
+            proxy.in_flight += 1
+            proxy.most_in_flight = max(proxy.most_in_flight, proxy.in_flight)
+            proxy.waiting += 1
+            if proxy.waiting >= proxy.gate:
+                proxy.opened.set()
+        try:
+            proxy.opened.wait(120)  # set by the test at its end, too
+            _forward(self, proxy.upstream)
+        finally:
+            with proxy.lock:
+                proxy.in_flight -= 1
+
+
+def test_studies_are_fetched_ahead_while_earlier_ones_are_parsed(pacs, orthanc, tmp_path):
+    """Each study costs round trips (its series, their metadata): a worker keeps many
+    in flight. The proxy holds the series requests until 4 studies ask together."""
+    proxy = _GateProxy(orthanc, gate=4)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        source = f"dicomweb+http://127.0.0.1:{proxy.server_address[1]}/dicom-web"
+        ahead, _ = _load(source, tmp_path, "ahead")
+    finally:
+        proxy.opened.set()
+        proxy.shutdown()
+    direct, _ = _load(pacs, tmp_path, "direct")
+    assert proxy.most_in_flight >= 4
+    for key in ("listed", "loaded", "error_files", "errors", "rows"):
+        assert ahead[key] == direct[key], key
+    assert ahead["validation_passed"]
