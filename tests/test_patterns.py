@@ -456,14 +456,16 @@ def test_json_exports_convert_like_the_loaders_raw_rows(loaded, tmp_path):
     con.execute(
         converted_instances("duckdb", "landing", "converted", "dictionary", "l.batch_id = 'b1'")
     )
+    # By object (an amended copy shares its original's SOP Instance UID); a converted
+    # row's path is its export's and its line's: `path#row`.
     ours = {
-        r[0]: json.loads(r[1])
-        for r in con.execute("SELECT sop_instance_uid, metadata FROM converted").fetchall()
+        r[0].rsplit("#", 1)[0]: json.loads(r[1])
+        for r in con.execute("SELECT file_path, metadata FROM converted").fetchall()
     }
     loaders = {
         r[0]: json.loads(r[1])
         for r in con.execute(
-            "SELECT sop_instance_uid, metadata FROM dicom_raw WHERE file_path IN "
+            "SELECT file_path, metadata FROM dicom_raw WHERE file_path IN "
             f"({', '.join('?' for _ in paths)})",
             paths,
         ).fetchall()
