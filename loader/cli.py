@@ -334,6 +334,12 @@ def main(verbose: bool, log_level: str | None) -> None:
     is_flag=True,
     help="With --pseudonymize-key-file: move every date of a patient by the same offset.",
 )
+@click.option(
+    "--pseudonymize-uids",
+    is_flag=True,
+    help="With --pseudonymize-key-file: replace study, series, instance and frame of "
+    "reference UIDs (and references to them) by keyed UIDs under 2.25.",
+)
 @click.option("--report", "report_path", default=None, help="Write the JSON report here.")
 def run(
     source: str,
@@ -351,6 +357,7 @@ def run(
     read_ahead_mb: float,
     pseudonymize_key_file: str | None,
     shift_dates: bool,
+    pseudonymize_uids: bool,
     report_path: str | None,
     stage_url: str | None,
     storage_integration: str | None,
@@ -394,6 +401,7 @@ def run(
             incremental=incremental,
             pseudonymize_key_file=pseudonymize_key_file,
             shift_dates=shift_dates,
+            pseudonymize_uids=pseudonymize_uids,
         )
         with Progress(
             TextColumn("[bold]{task.description}"),

@@ -155,7 +155,10 @@ class RunSettings:
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)  # fsspec
     pseudonymize_key_file: str | None = None  # PHI → keyed pseudonyms in the workers
     shift_dates: bool = False  # with a key: every date moves by a per-patient offset
+    pseudonymize_uids: bool = False  # with a key: instance UIDs → keyed UIDs under 2.25
 
     def __post_init__(self) -> None:
         if self.shift_dates and not self.pseudonymize_key_file:
             raise ConfigError("--shift-dates needs --pseudonymize-key-file")
+        if self.pseudonymize_uids and not self.pseudonymize_key_file:
+            raise ConfigError("--pseudonymize-uids needs --pseudonymize-key-file")

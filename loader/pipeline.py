@@ -33,7 +33,7 @@ from loader.model import EXTRACTED
 from loader.output import OutputRoot
 from loader.pseudonymize import read_key
 from loader.repeats import unique_objects
-from loader.report import Phases, RunReport
+from loader.report import Phases, Pseudonymized, RunReport
 from loader.shard import ShardSettings, process_shard
 from loader.value_store import ValueStore
 from loader.warehouse.base import LoadResult, Warehouse
@@ -296,7 +296,7 @@ def run(settings: RunSettings, progress: Progress | None = None) -> RunReport:
                 "target": str(settings.target),
                 "shard_size": settings.shard_size,
                 "header_bytes": settings.header_bytes,
-                "pseudonymized": settings.pseudonymize_key_file is not None,
+                "pseudonymized": _pseudonymized(settings),
                 "started_at": dt.datetime.now(dt.UTC).isoformat(),
             },
         )
@@ -313,6 +313,7 @@ def run(settings: RunSettings, progress: Progress | None = None) -> RunReport:
             read_key(settings.pseudonymize_key_file) if settings.pseudonymize_key_file else None
         ),
         shift_dates=settings.shift_dates,
+        pseudonymize_uids=settings.pseudonymize_uids,
         read_concurrency=settings.read_concurrency,
         read_ahead_bytes=settings.read_ahead_bytes,
     )
@@ -457,6 +458,15 @@ def load(
     )
 
 
+def _pseudonymized(settings: RunSettings) -> Pseudonymized:
+    keyed = settings.pseudonymize_key_file is not None
+    return {
+        "identifiers": keyed,
+        "dates_shifted": keyed and settings.shift_dates,
+        "uids": keyed and settings.pseudonymize_uids,
+    }
+
+
 def build_report(
     *,
     run_id: str,
@@ -542,6 +552,7 @@ def build_report(
                 (r.lowest_read_window for r in records if r.lowest_read_window), default=0
             ),
         },
+        "pseudonymized": _pseudonymized(settings),
         "workers": settings.workers,
         "peak_rss_bytes": {
             "driver": peak_rss_bytes(),

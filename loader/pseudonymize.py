@@ -15,9 +15,19 @@ wherever they sit (nested items and private elements included):
 
 With `shift_dates`, every date (DA) and date-time (DT) of an object moves back by
 the same number of days (1–365, from the key and the patient's ID), so intervals
-within a patient survive; a date that does not parse is dropped. Storage paths
-are not header values and are kept: an archive whose folder names carry
-identifiers must be listed from neutral names.
+within a patient survive; a date that does not parse is dropped.
+
+With `uids` (`--pseudonymize-uids`), the instance UIDs PS3.15's Basic Profile
+replaces (study, series, SOP instance, frame of reference, and every reference to
+them inside sequences, `UID_TAGS`) become keyed UIDs under the `2.25.` root (an
+integer of 128 bits from the key and the UID, PS3.5 B.2): the same UID gives the
+same pseudonym in every object, file and run, so a reference still names what it
+referred to and the model's keys, derived from the new UIDs, still join. UIDs that
+name no instance (SOP classes, transfer syntaxes, coding schemes) are kept.
+
+Storage paths are not header values and are kept: an archive whose folder names
+carry identifiers must be listed from neutral names, and a DICOMweb source's URLs
+carry the study, series and instance UIDs the PACS knows them by.
 """
 
 from __future__ import annotations
@@ -46,6 +56,35 @@ IDENTIFIER_TAGS = frozenset(  # identifiers PS3.15's Basic Profile replaces, tha
         0x00400253,  # PerformedProcedureStepID
     }
 )
+# Instance UIDs PS3.15 Table E.1-1 replaces ("U"): each names one study, series,
+# instance, frame of reference or other instance, wherever it is referenced.
+UID_TAGS = frozenset(
+    {
+        0x00080014,  # InstanceCreatorUID
+        0x00080018,  # SOPInstanceUID
+        0x00081155,  # ReferencedSOPInstanceUID
+        0x00081195,  # TransactionUID
+        0x00083010,  # IrradiationEventUID
+        0x0020000D,  # StudyInstanceUID
+        0x0020000E,  # SeriesInstanceUID
+        0x00200052,  # FrameOfReferenceUID
+        0x00200200,  # SynchronizationFrameOfReferenceUID
+        0x00209161,  # ConcatenationUID
+        0x00209164,  # DimensionOrganizationUID
+        0x00281199,  # PaletteColorLookupTableUID
+        0x00281214,  # LargePaletteColorLookupTableUID
+        0x0040A124,  # UID (SR)
+        0x0040A171,  # ObservationUID
+        0x0040A402,  # ObservationSubjectUID
+        0x00880140,  # StorageMediaFileSetUID
+        0x30060024,  # ReferencedFrameOfReferenceUID
+        0x300600C2,  # RelatedFrameOfReferenceUID
+        0x300A0013,  # DoseReferenceUID
+        0x00041511,  # ReferencedSOPInstanceUIDInFile
+        0x00620021,  # TrackingUID
+    }
+)
+UID_ROOT = "2.25."
 _DATE_VRS = frozenset({"DA", "DT"})
 
 
@@ -61,12 +100,13 @@ def read_key(path: str) -> bytes:
 
 
 class Pseudonymizer:
-    def __init__(self, key: bytes, shift_dates: bool = False) -> None:
+    def __init__(self, key: bytes, shift_dates: bool = False, uids: bool = False) -> None:
         self._key = key
         self.shift_dates = shift_dates
+        self.uids = uids
 
     def __repr__(self) -> str:  # never the key
-        return f"Pseudonymizer(shift_dates={self.shift_dates})"
+        return f"Pseudonymizer(shift_dates={self.shift_dates}, uids={self.uids})"
 
     def _digest(self, kind: bytes, value: str) -> bytes:
         return hmac.new(self._key, kind + b"\0" + value.encode(), hashlib.sha256).digest()
@@ -76,6 +116,11 @@ class Pseudonymizer:
 
     def name(self, value: str) -> str:
         return "ANON^" + self._digest(b"name", value).hex()[:16].upper()
+
+    def uid(self, value: str) -> str:
+        """A keyed UID under 2.25 (at most 44 characters): 128 bits of the HMAC of
+        the UID, so two UIDs collide with negligible probability."""
+        return UID_ROOT + str(int.from_bytes(self._digest(b"uid", value.strip())[:16], "big"))
 
     def shift_of(self, patient_id: str) -> dt.timedelta:
         days = int.from_bytes(self._digest(b"shift", patient_id)[:4], "big") % 365 + 1
@@ -113,6 +158,8 @@ class Pseudonymizer:
             return _rewritten(element, self.name)
         if tag in IDENTIFIER_TAGS:
             return _rewritten(element, self.identifier)
+        if self.uids and tag in UID_TAGS:
+            return _rewritten(element, self.uid)
         if tag == BIRTH_DATE and shift is None:
             return _rewritten(element, _year_only)
         if shift is not None and element.vr in _DATE_VRS:

@@ -35,6 +35,14 @@ class WorkerTime(TypedDict):
     lowest_read_window: int  # the fewest reads in flight a worker backed off to
 
 
+class Pseudonymized(TypedDict):
+    """What the workers replaced before anything was written (--pseudonymize-key-file)."""
+
+    identifiers: bool  # names, IDs, accession, study and procedure IDs, address, telephone
+    dates_shifted: bool  # every date moved by a per-patient offset (--shift-dates)
+    uids: bool  # instance UIDs → keyed UIDs under 2.25 (--pseudonymize-uids)
+
+
 class RunReport(TypedDict):
     run_id: str
     source: str
@@ -65,6 +73,7 @@ class RunReport(TypedDict):
     staged_files: dict[str, dict[str, int]]  # Snowflake: files and bytes staged per table
     files_per_second: float
     worker_time: WorkerTime
+    pseudonymized: Pseudonymized
     workers: int
     peak_rss_bytes: PeakMemory
     validation: dict[str, Any]  # validate.warehouse_checks, accounting, conflicts

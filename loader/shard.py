@@ -67,13 +67,14 @@ class ShardSettings:
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
     pseudonymize_key: bytes | None = field(default=None, repr=False)
     shift_dates: bool = False
+    pseudonymize_uids: bool = False
     read_concurrency: int = DEFAULT_READ_CONCURRENCY  # first reads in flight (read_ahead)
     read_ahead_bytes: int = DEFAULT_READ_AHEAD_BYTES  # first reads held at most
 
     def pseudonymizer(self) -> Pseudonymizer | None:
         if self.pseudonymize_key is None:
             return None
-        return Pseudonymizer(self.pseudonymize_key, self.shift_dates)
+        return Pseudonymizer(self.pseudonymize_key, self.shift_dates, self.pseudonymize_uids)
 
 
 def _facts(

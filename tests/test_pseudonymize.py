@@ -222,3 +222,96 @@ def test_no_clear_phi_reaches_parquet_ledger_report_or_warehouse(neutral_archive
     assert all(p[0].startswith("ID") for p in patients if p[0])
     assert runs == (1, len(patients))  # the second run's pseudonyms matched the first's
     assert orphans == (0,)  # links between rows survive
+
+
+# The instance UIDs the issue and PS3.15's Basic Profile name, read by pydicom.
+INSTANCE_UIDS = (
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPInstanceUID",
+    "FrameOfReferenceUID",
+    "ReferencedSOPInstanceUID",
+    "ReferencedFrameOfReferenceUID",
+)
+
+
+def _clear_uids(archive: Path) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {keyword: set() for keyword in INSTANCE_UIDS}
+    for path in archive.iterdir():
+        for element in pydicom.dcmread(path, stop_before_pixels=True, force=True).iterall():
+            if element.keyword in found and element.value:
+                found[element.keyword].add(str(element.value))
+    return found
+
+
+def test_a_keyed_uid_is_a_valid_uid_under_2_25():
+    pseudonymizer = Pseudonymizer(KEY, uids=True)
+    uid = pseudonymizer.uid("1.2.840.113619.2.1.1.322987881.621.736170080.681")
+    assert uid.startswith("2.25.") and len(uid) <= 64
+    assert all(part.isdigit() and (part == "0" or part[0] != "0") for part in uid.split("."))
+    assert uid == Pseudonymizer(KEY, uids=True).uid(
+        "1.2.840.113619.2.1.1.322987881.621.736170080.681"
+    )
+    assert uid != Pseudonymizer(b"another key of 16+ bytes", uids=True).uid("1.2.3")
+    with pytest.raises(ConfigError, match="needs --pseudonymize-key-file"):
+        RunSettings(source=".", pseudonymize_uids=True)
+
+
+def test_pseudonymized_uids_leave_no_clear_uid_and_the_model_still_joins(neutral_archive, tmp_path):
+    key_file = tmp_path / "pseudonym.key"
+    key_file.write_bytes(KEY)
+    clear = _clear_uids(neutral_archive)
+    assert all(clear.values()), {k: len(v) for k, v in clear.items()}
+    references = clear["ReferencedSOPInstanceUID"] & clear["SOPInstanceUID"]
+    assert references  # the archive refers to its own instances
+    db = tmp_path / "w.duckdb"
+    reports = []
+    for run_id, workers in (("first", 0), ("second", 2)):
+        report = run(
+            RunSettings(
+                source=str(neutral_archive),
+                out=tmp_path / "pq",
+                target=Target.parse(f"duckdb:///{db}"),
+                workers=workers,
+                cluster_min_objects=0,
+                run_id=run_id,
+                pseudonymize_key_file=str(key_file),
+                pseudonymize_uids=True,
+            )
+        )
+        (tmp_path / f"{run_id}.json").write_text(json.dumps(report, default=str))
+        reports.append(report)
+    assert reports[0]["pseudonymized"] == {
+        "identifiers": True,
+        "dates_shifted": False,
+        "uids": True,
+    }
+    assert all(r["validation_passed"] for r in reports)  # no orphans: keys still join
+    texts = _everything_written(tmp_path / "pq", db) + [
+        (tmp_path / f"{r}.json").read_text() for r in ("first", "second")
+    ]
+    every_clear = set().union(*clear.values())
+    leaked = sorted({uid for uid in every_clear for text in texts if uid in text})
+    assert not leaked, leaked[:5]
+    with duckdb.connect(str(db), read_only=True) as con:
+        stored = {
+            column: {r[0] for r in con.execute(f"SELECT {column} FROM {table}").fetchall()}
+            for column, table in (
+                ("study_instance_uid", "dicom_study"),
+                ("series_instance_uid", "dicom_series"),
+                ("sop_instance_uid", "dicom_instance"),
+            )
+        }
+        referenced = {
+            r[0]
+            for r in con.execute(
+                "SELECT value_string FROM dicom_element WHERE name = 'ReferencedSOPInstanceUID'"
+            ).fetchall()
+        }
+        runs = con.execute("SELECT count(DISTINCT _run_id) FROM dicom_instance").fetchone()
+    assert len(stored["sop_instance_uid"]) == len(clear["SOPInstanceUID"])
+    for values in stored.values():
+        assert values and all(v.startswith("2.25.") and len(v) <= 64 for v in values)
+    # A reference names the same pseudonym as the instance it refers to.
+    assert len(referenced & stored["sop_instance_uid"]) == len(references)
+    assert runs == (1,)  # the second run's UIDs (and keys) matched the first's
