@@ -27,6 +27,7 @@ from pydicom.datadict import (
     _dictionary_vr_fast,
     keyword_for_tag,
     private_dictionary_VR,
+    tag_for_keyword,
 )
 from pydicom.dataelem import DataElement
 from pydicom.filereader import read_sequence
@@ -81,6 +82,41 @@ class Omitted:
 
 
 DEFAULT_ELEMENT_LIMIT = 1 << 20
+# Sequences extract/ builds rows from: never left out for their size (a 3,000-frame
+# enhanced CT's per-frame groups, or a dose report's content tree, run to megabytes).
+# test_decode checks that every sequence extract/ names is here.
+EXTRACTED_SEQUENCES = frozenset(
+    tag_for_keyword(keyword)
+    for keyword in (
+        "AnatomicRegionSequence",
+        "CTExposureSequence",
+        "CardiacSynchronizationSequence",
+        "CodingSchemeIdentificationSequence",
+        "ConceptNameCodeSequence",
+        "ContentSequence",
+        "CurrentRequestedProcedureEvidenceSequence",
+        "FrameContentSequence",
+        "FrameVOILUTSequence",
+        "MeasuredValueSequence",
+        "OtherPatientIDsSequence",
+        "PerFrameFunctionalGroupsSequence",
+        "PerformedProtocolCodeSequence",
+        "PertinentOtherEvidenceSequence",
+        "PixelMeasuresSequence",
+        "PixelValueTransformationSequence",
+        "PlaneOrientationSequence",
+        "PlanePositionSequence",
+        "ProcedureCodeSequence",
+        "ReferencedSOPSequence",
+        "ReferencedSeriesSequence",
+        "RequestAttributesSequence",
+        "RequestedProcedureCodeSequence",
+        "SegmentSequence",
+        "SegmentedPropertyCategoryCodeSequence",
+        "SegmentedPropertyTypeCodeSequence",
+        "SharedFunctionalGroupsSequence",
+    )
+)
 
 
 @dataclass(slots=True)
@@ -227,12 +263,26 @@ class DecoderBase:
         self.element_limit = element_limit
 
     def omitted(self, tag: int, vr: str, length: int) -> Element:
+        kind = "private" if is_private(tag) else "public"
         self.out.cast_error(
             tag,
-            f"private {vr} value of {length:,} bytes is over the {self.element_limit:,}-byte "
+            f"{kind} {vr} value of {length:,} bytes is over the {self.element_limit:,}-byte "
             "element limit: left out of the JSON and element rows (marked omitted)",
         )
         return Element(vr, Omitted(vr, length), 0)
+
+    def oversized(self, tag: int, vr: str | None, length: int, item: Item) -> Element | None:
+        """A value longer than the element limit: a public binary one keeps its length,
+        as every binary value does; a sequence the model reads is decoded (None); any
+        other (a private value, a contour's numbers, a long text, a structure set's
+        contours) is left out, marked, with a warning row."""
+        if tag in EXTRACTED_SEQUENCES:
+            return None
+        if vr is None:
+            vr = implied_vr(tag, item, self.pixel_representation)
+        if vr in BINARY and vr != "UN" and not is_private_data(tag):
+            return Element(vr, Binary(vr, length), 1)
+        return self.omitted(tag, vr or "UN", length)
 
     def number(self, tag: int, vr: str, text: str) -> int | float | None:
         """An IS or DS value's number; None, with a warning row, when it has none."""
@@ -282,11 +332,12 @@ class _Decoder(DecoderBase):
         for tag, elem in raw_dict.items():
             if isinstance(elem, tuple):
                 vr, value = elem
-                # Private data elements only (odd group, not a creator): cheap int tests first.
-                if len(value) > limit and is_private_data(tag):
-                    item[tag] = self.omitted(tag, vr or "UN", len(value))
-                    not_looked_up += 1
-                    continue
+                if len(value) > limit:
+                    oversized = self.oversized(tag, vr, len(value), item)
+                    if oversized is not None:
+                        item[tag] = oversized
+                        not_looked_up += 1
+                        continue
                 if vr is None:
                     vr = implied_vr(tag, item, self.pixel_representation)
                 key = (tag, vr, value, context)
@@ -301,7 +352,7 @@ class _Decoder(DecoderBase):
                 item[tag] = found
             elif isinstance(elem, ParsedSequence):
                 not_looked_up += 1
-                if elem.length > limit and is_private_data(tag):
+                if elem.length > limit and tag not in EXTRACTED_SEQUENCES:
                     item[tag] = self.omitted(tag, "SQ", elem.length)
                     continue
                 items = [
@@ -486,9 +537,10 @@ def decode_elements(
     store: ValueStore | None = None,
 ) -> Decoded:
     """Decode a header's raw elements, encoded as `implicit` and `little` say, nested
-    sequences included; private values longer than `element_limit` bytes are kept
-    as `Omitted`. Elements are looked up in, and kept in, `store` (the worker's);
-    without one, this header shares nothing with any other."""
+    sequences included; values longer than `element_limit` bytes are kept as
+    `Omitted` (public binary ones as their length, sequences the model reads whole).
+    Elements are looked up in, and kept in, `store` (the worker's); without one,
+    this header shares nothing with any other."""
     out = Decoded(root={})
     raw_pr = elements.get(0x00280103)
     pixel_representation = 0

@@ -36,11 +36,27 @@ from loader.decode import (
     in_range,
 )
 from loader.errors import HeaderParseError, NotDicomError
-from loader.vr import MULTI_TEXT, NUMBER_STRINGS, SINGLE_TEXT, TEXT, is_private_data
+from loader.vr import MULTI_TEXT, NUMBER_STRINGS, NUMERIC_FORMATS, SINGLE_TEXT, is_private_data
 
 EXPORT_SUFFIXES = (".json", ".json.gz", ".ndjson", ".ndjson.gz")
 # Text values DICOM JSON gives as strings (DS and IS come as JSON numbers).
 _SPLIT_TEXT = MULTI_TEXT - NUMBER_STRINGS
+_FEW_VALUES = 256  # fewer values, none a long text, cannot reach an element limit
+
+
+def _long_text(values: list[Any]) -> bool:
+    return isinstance(values[0], str) and len(values[0]) > 4096
+
+
+def _encoded_length(vr: str, values: list[Any]) -> int:
+    """About the bytes the values take in a binary object: what the element limit
+    is measured against, as the binary decoder measures its value bytes."""
+    size = NUMERIC_FORMATS.get(vr)
+    if size is not None:
+        return len(values) * struct.calcsize("<" + size)
+    return sum(len(str(v).encode()) + 1 for v in values if v is not None)
+
+
 _FLOAT32 = struct.Struct("<f")
 _FIRST_PIXEL_TAG = min(PIXEL_DATA_TAGS)
 
@@ -127,8 +143,8 @@ class _JsonDecoder(DecoderBase):
             return Element("SQ", items, len(items))
         if not values:
             return Element(vr, None, 0)
-        if private_data and vr in TEXT:
-            length = sum(len(str(v).encode()) + 1 for v in values if v is not None)
+        if len(values) > _FEW_VALUES or private_data or _long_text(values):
+            length = _encoded_length(vr, values)
             if length > self.element_limit:
                 return self.omitted(tag, vr, length)
         if vr in SINGLE_TEXT:

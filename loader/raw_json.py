@@ -5,7 +5,7 @@ are the tags of repeating groups (overlays 60xx, curves 50xx, ...): one keyword
 names a whole family of them, and one item may hold several. Single values are
 scalars, multiple values arrays, sequences arrays of objects, empty values null.
 Binary values never enter the document: only their VR and length do, as
-{"vr": "OB", "length": 1234}. A private value over the element limit is marked
+{"vr": "OB", "length": 1234}. A value over the element limit is marked
 {"vr": "UT", "length": 5000000, "omitted": true}.
 
 An element's `"name":value` text is rendered once and kept with it: a decoded

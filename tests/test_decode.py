@@ -1,20 +1,22 @@
 """Raw element bytes decoded directly must equal what pydicom's value classes give."""
 
 import os
+import re
 
 import orjson
 import pydicom
 import pytest
+from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 
-from loader.decode import Binary, Element, decode_header
+from loader.decode import EXTRACTED_SEQUENCES, Binary, Element, Omitted, decode_header
 from loader.errors import ObjectError
 from loader.extract import extract_object
 from loader.headers import read_local
 from loader.pseudonymize import Pseudonymizer
 from loader.raw_json import metadata_json
 from loader.value_store import ValueStore
-from tests.conftest import real_file, real_files
+from tests.conftest import REPO, real_file, real_files
 from tests.test_extract import facts
 
 
@@ -346,3 +348,42 @@ def test_no_stage_changes_an_element_other_objects_share():
         extract_object(decoded, facts(path, os.path.getsize(path)))
     assert store.counts.hits - hits > 1000 and changed > 100  # shared, and rewritten
     assert {key: _frozen(element) for key, element in store.found.items()} == before
+
+
+def test_public_values_over_the_element_limit_are_left_out_but_binary_keep_lengths():
+    """With a 256-byte limit, every top-level value pydicom reads as longer is
+    omitted (public binary values keep their length, as all binary values do), the
+    sequences the model reads are decoded whole, and every shorter value is kept."""
+    limit = 256
+    checked = omitted = 0
+    for path in _parseable():
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        decoded = decode_header(read_local(path, os.path.getsize(path)), path, limit)
+        for tag in list(ds.keys()):
+            raw = ds.get_item(tag)
+            ours = decoded.root.get(int(tag))
+            if not isinstance(raw, RawDataElement) or ours is None or raw.length == 0xFFFFFFFF:
+                continue  # converted on reading (its length unknown here), or undefined
+            checked += 1
+            if int(tag) in EXTRACTED_SEQUENCES or raw.length <= limit:
+                assert not isinstance(ours.value, Omitted), (path, tag)
+            elif ours.vr in ("OB", "OW", "OD", "OF", "OL", "OV") and not tag.is_private:
+                assert ours.value == Binary(ours.vr, raw.length), (path, tag)
+            else:
+                assert ours.value == Omitted(ours.vr, raw.length), (path, tag)
+                assert f"{int(tag):08X}" in {t for t, _ in decoded.cast_errors}
+                omitted += 1
+    assert checked > 5000 and omitted > 30
+
+
+def test_every_sequence_the_extraction_reads_is_never_omitted():
+    """A sequence extract/ names (as "…Sequence") must be in EXTRACTED_SEQUENCES, or a
+    large object would lose the rows built from it."""
+    from pydicom.datadict import tag_for_keyword
+
+    named = set()
+    for module in (REPO / "loader" / "extract").glob("*.py"):
+        named |= set(re.findall(r'"([A-Za-z]+Sequence)"', module.read_text()))
+    assert len(named) > 20
+    missing = sorted(k for k in named if tag_for_keyword(k) not in EXTRACTED_SEQUENCES)
+    assert not missing
