@@ -304,7 +304,8 @@ def main(verbose: bool, log_level: str | None) -> None:
     type=click.IntRange(min=1),
     default=DEFAULT_ELEMENT_LIMIT,
     show_default=True,
-    help="Private values longer than this many bytes are left out (marked, with a warning).",
+    help="Values longer than this many bytes, public or private, are left out (marked, "
+    "with a warning); binary values keep their length, the sequences the model reads stay.",
 )
 @click.option(
     "--read-concurrency",

@@ -171,27 +171,38 @@ def _everything_written(tmp_path: Path, db: Path) -> list[str]:
     return texts
 
 
+def _in_process_then_in_workers(
+    archive: Path, tmp_path: Path, db: Path, key_file: Path, **pseudonymize: bool
+) -> list[dict]:
+    """Two runs of `archive` into `db` with the key: in this process, then in two Dask
+    worker processes (the cluster started whatever the archive's size); each report
+    is also written as JSON under `tmp_path`."""
+    reports = []
+    for run_id, workers in (("first", 0), ("second", 2)):
+        report = run(
+            RunSettings(
+                source=str(archive),
+                out=tmp_path / "pq",
+                target=Target.parse(f"duckdb:///{db}"),
+                workers=workers,
+                cluster_min_objects=0,
+                run_id=run_id,
+                pseudonymize_key_file=str(key_file),
+                **pseudonymize,
+            )
+        )
+        (tmp_path / f"{run_id}.json").write_text(json.dumps(report, default=str))
+        reports.append(report)
+    return reports
+
+
 def test_no_clear_phi_reaches_parquet_ledger_report_or_warehouse(neutral_archive, tmp_path):
     key_file = tmp_path / "pseudonym.key"
     key_file.write_bytes(KEY)
     phi = _clear_phi(neutral_archive)
     assert len(phi) > 20 and "Yamada^Tarou=山田^太郎=やまだ^たろう" in phi
     db = tmp_path / "w.duckdb"
-    reports = []
-    for run_id, workers in (("first", 0), ("second", 2)):  # in process, then Dask workers
-        report = run(
-            RunSettings(
-                source=str(neutral_archive),
-                out=tmp_path / "pq",
-                target=Target.parse(f"duckdb:///{db}"),
-                workers=workers,
-                run_id=run_id,
-                pseudonymize_key_file=str(key_file),
-                shift_dates=True,
-            )
-        )
-        (tmp_path / f"{run_id}.json").write_text(json.dumps(report, default=str))
-        reports.append(report)
+    reports = _in_process_then_in_workers(neutral_archive, tmp_path, db, key_file, shift_dates=True)
     assert reports[0]["loaded"] == reports[1]["loaded"] > 30
     texts = _everything_written(tmp_path / "pq", db) + [
         (tmp_path / f"{r}.json").read_text() for r in ("first", "second")
@@ -265,22 +276,9 @@ def test_pseudonymized_uids_leave_no_clear_uid_and_the_model_still_joins(neutral
     references = clear["ReferencedSOPInstanceUID"] & clear["SOPInstanceUID"]
     assert references  # the archive refers to its own instances
     db = tmp_path / "w.duckdb"
-    reports = []
-    for run_id, workers in (("first", 0), ("second", 2)):
-        report = run(
-            RunSettings(
-                source=str(neutral_archive),
-                out=tmp_path / "pq",
-                target=Target.parse(f"duckdb:///{db}"),
-                workers=workers,
-                cluster_min_objects=0,
-                run_id=run_id,
-                pseudonymize_key_file=str(key_file),
-                pseudonymize_uids=True,
-            )
-        )
-        (tmp_path / f"{run_id}.json").write_text(json.dumps(report, default=str))
-        reports.append(report)
+    reports = _in_process_then_in_workers(
+        neutral_archive, tmp_path, db, key_file, pseudonymize_uids=True
+    )
     assert reports[0]["pseudonymized"] == {
         "identifiers": True,
         "dates_shifted": False,
