@@ -16,7 +16,14 @@ from loader.headers import read_local
 from loader.pseudonymize import Pseudonymizer
 from loader.raw_json import metadata_json
 from loader.value_store import ValueStore
-from tests.conftest import REPO, real_file, real_files
+from tests.conftest import (
+    REAL_FILES_AT_LEAST,
+    REJECTED_REAL_FILES,
+    REPO,
+    loadable_real_files,
+    real_file,
+    real_files,
+)
 from tests.test_extract import facts
 
 
@@ -40,14 +47,35 @@ def _normal(value):
 
 
 def _parseable() -> list[str]:
-    found = []
-    for path in real_files():
+    """Real files the loader must read (a refused one fails the test below)."""
+    return loadable_real_files()
+
+
+def test_real_files_come_installed_and_only_the_known_bad_ones_are_refused():
+    """pydicom's extra test files come from the installed pydicom-data package (no
+    download), and the loader refuses exactly the files known to be bad, as said."""
+    from pydicom.data.data_manager import external_data_sources
+    from pydicom.errors import InvalidDicomError
+
+    assert "pydicom-data" in external_data_sources()
+    paths = real_files()
+    assert len(paths) >= REAL_FILES_AT_LEAST
+    refused = {}
+    for path in paths:
         try:
             _decoded(path)
-        except ObjectError:
-            continue
-        found.append(path)
-    return found
+        except ObjectError as exc:
+            refused[os.path.basename(path)] = str(exc.category)
+    assert refused == {name: category for name, (category, _) in REJECTED_REAL_FILES.items()}
+    for path in paths:
+        name = os.path.basename(path)
+        if REJECTED_REAL_FILES.get(name, ("",))[0] == "NOT_DICOM":
+            with pytest.raises(InvalidDicomError):  # pydicom, without force, agrees
+                pydicom.dcmread(path)
+    truncated, whole = real_file("rtplan_truncated.dcm"), real_file("rtplan.dcm")
+    with open(truncated, "rb") as cut, open(whole, "rb") as full:
+        data = cut.read()
+        assert full.read(len(data)) == data and os.path.getsize(whole) > len(data)
 
 
 @pytest.mark.parametrize("path", _parseable(), ids=os.path.basename)
