@@ -192,13 +192,15 @@ def incomplete_studies(
     options: dict[str, Any] | None,
     loaded: Callable[[list[str]], dict[str, int]],
     loaded_series: Callable[[str], dict[str, int]],
+    stored_uid: Callable[[str], str] = str,
 ) -> dict[str, Any]:
     """Studies whose loaded instances fall short of the count the server reports
     (NumberOfStudyRelatedInstances): how many, and the first SHORT_EXAMPLES with
     the series that fall short (NumberOfSeriesRelatedInstances). `loaded` gives the
     loaded instances of a page's study UIDs, `loaded_series` those of a study's
-    series; the server is listed again, a page at a time, so nothing grows with the
-    PACS."""
+    series, both by UID as stored; `stored_uid` turns the server's UID into it (a
+    keyed UID with --pseudonymize-uids), and the report names stored UIDs only. The
+    server is listed again, a page at a time, so nothing grows with the PACS."""
     count, examples = 0, list[dict[str, Any]]()
     server = Server.of(source, options)
     for page in _study_pages(source, options, (_STUDY_INSTANCES,)):
@@ -207,26 +209,30 @@ def incomplete_studies(
             for study in page
             if (uid := _value(study, _UID))
         }
-        found = loaded(list(reported))
+        found = loaded([stored_uid(uid) for uid in reported])
         for uid, expected in reported.items():
-            if found.get(uid, 0) >= expected:
+            stored = stored_uid(uid)
+            if found.get(stored, 0) >= expected:
                 continue
             count += 1
             if len(examples) < SHORT_EXAMPLES:
+                series = _short_series(server, uid, loaded_series(stored), stored_uid)
                 examples.append(
                     {
-                        "study": uid,
+                        "study": stored,
                         "reported": expected,
-                        "loaded": found.get(uid, 0),
-                        "series": _short_series(server, uid, loaded_series(uid)),
+                        "loaded": found.get(stored, 0),
+                        "series": series,
                     }
                 )
     return {"count": count, "examples": examples}
 
 
-def _short_series(server: Server, study: str, loaded: dict[str, int]) -> list[dict[str, Any]]:
+def _short_series(
+    server: Server, study: str, loaded: dict[str, int], stored_uid: Callable[[str], str]
+) -> list[dict[str, Any]]:
     """The series of a short study whose loaded instances fall short of the count the
-    server reports."""
+    server reports, by stored UID."""
     session = server.session()
     try:
         listed, _ = server.get(
@@ -241,10 +247,11 @@ def _short_series(server: Server, study: str, loaded: dict[str, int]) -> list[di
         for s in listed
         if (uid := _value(s, _SERIES_UID))
     }
+    stored = {uid: stored_uid(uid) for uid in reported}
     return [
-        {"series": uid, "reported": n, "loaded": loaded.get(uid, 0)}
+        {"series": stored[uid], "reported": n, "loaded": loaded.get(stored[uid], 0)}
         for uid, n in sorted(reported.items())
-        if loaded.get(uid, 0) < n
+        if loaded.get(stored[uid], 0) < n
     ]
 
 

@@ -31,7 +31,7 @@ from loader.listing import ObjectRef, Shard, list_source, make_shards
 from loader.memory import peak_rss_bytes
 from loader.model import EXTRACTED
 from loader.output import OutputRoot
-from loader.pseudonymize import read_key
+from loader.pseudonymize import Pseudonymizer, read_key
 from loader.repeats import unique_objects
 from loader.report import Phases, Pseudonymized, RunReport
 from loader.shard import ShardSettings, process_shard
@@ -208,7 +208,8 @@ def listed_first(objects: Iterator[ObjectRef]) -> Iterator[ObjectRef]:
 
 def pacs_completeness(settings: RunSettings, warehouse: Warehouse) -> dict[str, Any]:
     """The studies of a DICOMweb source whose loaded instances fall short of what the
-    server reports (dicomweb.incomplete_studies), from the warehouse's counts."""
+    server reports (dicomweb.incomplete_studies), from the warehouse's counts; with
+    --pseudonymize-uids the server's UIDs are compared as the workers stored them."""
     mark = warehouse.placeholder
 
     def loaded(uids: list[str]) -> dict[str, int]:
@@ -230,7 +231,12 @@ def pacs_completeness(settings: RunSettings, warehouse: Warehouse) -> dict[str, 
         )
         return {str(uid): int(n or 0) for uid, n in rows}
 
-    return incomplete_studies(settings.source, settings.storage_options, loaded, loaded_series)
+    stored_uid: Callable[[str], str] = str
+    if settings.pseudonymize_uids and settings.pseudonymize_key_file:
+        stored_uid = Pseudonymizer(read_key(settings.pseudonymize_key_file), uids=True).uid
+    return incomplete_studies(
+        settings.source, settings.storage_options, loaded, loaded_series, stored_uid
+    )
 
 
 def known_objects(target: Target) -> KnownObjects:

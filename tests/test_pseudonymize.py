@@ -313,3 +313,98 @@ def test_pseudonymized_uids_leave_no_clear_uid_and_the_model_still_joins(neutral
     # A reference names the same pseudonym as the instance it refers to.
     assert len(referenced & stored["sop_instance_uid"]) == len(references)
     assert runs == (1,)  # the second run's UIDs (and keys) matched the first's
+
+
+def _phi_and_its_parts(archive: Path) -> set[str]:
+    """`_clear_phi`, plus each component group of a name (a DICOM JSON name is split
+    into its Alphabetic, Ideographic and Phonetic parts)."""
+    phi = _clear_phi(archive)
+    return phi | {part for value in phi for part in value.split("=") if len(part) >= 4}
+
+
+def _as_exports(archive: Path, folder: Path) -> Path:
+    """The archive as DICOM JSON exports (pydicom's JSON of each object), 10 per file."""
+    folder.mkdir()
+    paths = sorted(archive.iterdir())
+    for start in range(0, len(paths), 10):
+        lines = [
+            json.dumps(pydicom.dcmread(p, stop_before_pixels=True, force=True).to_json_dict())
+            for p in paths[start : start + 10]
+        ]
+        (folder / f"export-{start:04d}.ndjson").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def _swept(tmp_path: Path, source: str, target: str, phi: set[str]) -> tuple[dict, list[str]]:
+    """A pseudonymised run of `source` into `target`, and every text it wrote."""
+    key_file = tmp_path / "pseudonym.key"
+    key_file.write_bytes(KEY)
+    report = run(
+        RunSettings(
+            source=source,
+            out=tmp_path / "pq",
+            target=Target.parse(target),
+            workers=2,
+            cluster_min_objects=0,
+            run_id="sweep",
+            pseudonymize_key_file=str(key_file),
+            shift_dates=True,
+            pseudonymize_uids=True,
+        )
+    )
+    texts = [json.dumps(report, default=str)]
+    for path in (tmp_path / "pq").rglob("*"):
+        if path.suffix == ".parquet":
+            texts.append(json.dumps(pq.read_table(path).to_pylist(), default=str))
+        elif path.is_file():
+            texts.append(path.read_text(errors="replace"))
+    assert report["loaded"] > 30 and KEY.decode() not in "".join(texts)
+    return report, texts
+
+
+def _leaks(phi: set[str], texts: list[str]) -> list[str]:
+    return sorted({value for value in phi for text in texts if value in text})
+
+
+def test_no_clear_phi_from_dicom_json_exports(neutral_archive, tmp_path):
+    phi = _phi_and_its_parts(neutral_archive)
+    exports = _as_exports(neutral_archive, tmp_path / "exports")
+    db = tmp_path / "w.duckdb"
+    report, texts = _swept(tmp_path, str(exports), f"duckdb:///{db}", phi)
+    texts += _everything_written(tmp_path / "none", db)
+    assert report["validation_failed"] == [], report["validation_failed"]
+    assert not _leaks(phi, texts)
+
+
+@pytest.mark.server
+def test_no_clear_phi_from_a_pacs(neutral_archive, tmp_path):
+    """Through DICOMweb, from an Orthanc of its own (the tests' shared one holds the
+    PACS tests' archive)."""
+    from tests.conftest import running_orthanc
+    from tests.test_pacs import _stored
+
+    phi = _phi_and_its_parts(neutral_archive)
+    (tmp_path / "orthanc").mkdir()
+    with running_orthanc(tmp_path / "orthanc") as orthanc:
+        source = _stored(orthanc, sorted(neutral_archive.iterdir()))
+        db = tmp_path / "w.duckdb"
+        report, texts = _swept(tmp_path, source, f"duckdb:///{db}", phi)
+    texts += _everything_written(tmp_path / "none", db)
+    assert report["validation_failed"] == [], report["validation_failed"]
+    assert not _leaks(phi, texts)
+
+
+def test_no_clear_phi_reaches_snowflake(neutral_archive, snowflake_target, tmp_path):
+    from loader.model import TABLES
+    from loader.warehouse.snowflake import SnowflakeWarehouse
+
+    phi = _phi_and_its_parts(neutral_archive)
+    report, texts = _swept(tmp_path, str(neutral_archive), snowflake_target, phi)
+    warehouse = SnowflakeWarehouse(snowflake_target)
+    try:
+        for table in TABLES:
+            texts.append(repr(warehouse.query(f"SELECT * FROM {table.name}")))
+    finally:
+        warehouse.close()
+    assert report["validation_failed"] == [], report["validation_failed"]
+    assert not _leaks(phi, texts)
