@@ -366,18 +366,41 @@ def _leaks(phi: set[str], texts: list[str]) -> list[str]:
     return sorted({value for value in phi for text in texts if value in text})
 
 
-def test_no_clear_phi_from_dicom_json_exports(neutral_archive, tmp_path):
+def test_no_clear_phi_from_dicom_json_exports(neutral_archive, tmp_path, caplog):
     phi = _phi_and_its_parts(neutral_archive)
     exports = _as_exports(neutral_archive, tmp_path / "exports")
     db = tmp_path / "w.duckdb"
     report, texts = _swept(tmp_path, str(exports), f"duckdb:///{db}", phi)
-    texts += _everything_written(tmp_path / "none", db)
+    texts += [*_everything_written(tmp_path / "none", db), caplog.text]
+    # No object keeps any of its own dates: each is shifted, or dropped.
+    stored_uid = Pseudonymizer(KEY, uids=True).uid  # how to find the object's rows
+    shifted = 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        for path in sorted(neutral_archive.iterdir()):
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            clear = {
+                dt.datetime.strptime(e.value[:8], "%Y%m%d").date()
+                for e in ds.iterall()
+                if e.VR == "DA" and isinstance(e.value, str) and e.value[:8].isdigit()
+            }
+            stored = {
+                r[0].date()
+                for r in con.execute(
+                    "SELECT e.value_datetime FROM dicom_element e JOIN dicom_instance i "
+                    "USING (instance_key) WHERE i.sop_instance_uid = ? AND e.vr = 'DA' "
+                    "AND e.value_datetime IS NOT NULL",
+                    [stored_uid(str(ds.SOPInstanceUID))],
+                ).fetchall()
+            }
+            assert not clear & stored, path.name
+            shifted += bool(stored)
+    assert shifted > 30
     assert report["validation_failed"] == [], report["validation_failed"]
     assert not _leaks(phi, texts)
 
 
 @pytest.mark.server
-def test_no_clear_phi_from_a_pacs(neutral_archive, tmp_path):
+def test_no_clear_phi_from_a_pacs(neutral_archive, tmp_path, caplog):
     """Through DICOMweb, from an Orthanc of its own (the tests' shared one holds the
     PACS tests' archive)."""
     from tests.conftest import running_orthanc
@@ -389,12 +412,12 @@ def test_no_clear_phi_from_a_pacs(neutral_archive, tmp_path):
         source = _stored(orthanc, sorted(neutral_archive.iterdir()))
         db = tmp_path / "w.duckdb"
         report, texts = _swept(tmp_path, source, f"duckdb:///{db}", phi)
-    texts += _everything_written(tmp_path / "none", db)
+    texts += [*_everything_written(tmp_path / "none", db), caplog.text]
     assert report["validation_failed"] == [], report["validation_failed"]
     assert not _leaks(phi, texts)
 
 
-def test_no_clear_phi_reaches_snowflake(neutral_archive, snowflake_target, tmp_path):
+def test_no_clear_phi_reaches_snowflake(neutral_archive, snowflake_target, tmp_path, caplog):
     from loader.model import TABLES
     from loader.warehouse.snowflake import SnowflakeWarehouse
 
@@ -406,5 +429,6 @@ def test_no_clear_phi_reaches_snowflake(neutral_archive, snowflake_target, tmp_p
             texts.append(repr(warehouse.query(f"SELECT * FROM {table.name}")))
     finally:
         warehouse.close()
+    texts.append(caplog.text)
     assert report["validation_failed"] == [], report["validation_failed"]
     assert not _leaks(phi, texts)
