@@ -21,6 +21,7 @@ from typing import Any
 from pydicom.dataelem import DataElement, RawDataElement
 
 from loader.errors import TruncatedError
+from loader.extracted_sequences import EXTRACTED_SEQUENCES
 
 ITEM = 0xFFFEE000
 ITEM_DELIMITER = 0xFFFEE00D
@@ -54,6 +55,28 @@ class HeaderIncomplete(Exception):
         self.needed = needed
 
 
+class HeaderSkip(Exception):
+    """A top-level value runs past the bytes read and is longer than the element
+    limit: read on after it rather than through it. `at` is where its value starts
+    in the bytes read, `length` its length."""
+
+    def __init__(self, at: int, length: int) -> None:
+        super().__init__(f"skip {length} bytes at {at}")
+        self.at = at
+        self.length = length
+
+
+class SkippedValue:
+    """A top-level value the reader skipped with a ranged read past it: its VR (None
+    when implicit) and length only. The decoder marks it omitted."""
+
+    __slots__ = ("length", "vr")
+
+    def __init__(self, vr: str | None, length: int) -> None:
+        self.vr = vr
+        self.length = length
+
+
 class ParsedSequence:
     """An undefined-length sequence met inside a dataset, already split into items."""
 
@@ -68,7 +91,7 @@ class ParsedSequence:
 
 RawElement = tuple[str | None, bytes]
 """(VR, or None in implicit VR; the value's bytes)."""
-RawItem = dict[int, "RawElement | ParsedSequence | DataElement"]
+RawItem = dict[int, "RawElement | ParsedSequence | SkippedValue | DataElement"]
 """A dataset or item: tag → raw element, an undefined-length sequence, or (from
 pydicom's reader) an element it already converted."""
 
@@ -83,21 +106,30 @@ class RawHeader:
     transfer_syntax_uid: str
 
 
-def parse_part10(data: bytes, whole: bool) -> RawHeader | None:
+def parse_part10(
+    data: bytes,
+    whole: bool,
+    skip_over: int | None = None,
+    gaps: dict[int, int] | None = None,
+) -> RawHeader | None:
     """The header of a Part 10 object from its first bytes `data`, or None when it
     is not the common case (no preamble, big endian or deflated, odd framing).
     `whole` says `data` is the whole object, so a header without Pixel Data may end
     where the object ends; otherwise a header that goes on past `data` raises
-    HeaderIncomplete."""
+    HeaderIncomplete, or HeaderSkip for a top-level value longer than `skip_over`
+    (an explicit VR, not a sequence the model reads). `gaps` are the values skipped
+    so far: where each one's value was in `data`, and its length."""
     try:
-        return _part10(data, whole)
-    except HeaderIncomplete:
+        return _part10(data, whole, skip_over, gaps)
+    except (HeaderIncomplete, HeaderSkip):
         if whole:
             return None  # cut short: pydicom's path says where
         raise
 
 
-def _part10(data: bytes, whole: bool) -> RawHeader | None:
+def _part10(
+    data: bytes, whole: bool, skip_over: int | None, gaps: dict[int, int] | None
+) -> RawHeader | None:
     if len(data) < 144:
         raise HeaderIncomplete(144)
     if data[128:132] != b"DICM" or data[132:140] != _META_GROUP_LENGTH:
@@ -118,7 +150,15 @@ def _part10(data: bytes, whole: bool) -> RawHeader | None:
         implicit = syntax == IMPLICIT_VR_LITTLE_ENDIAN
         little = syntax != EXPLICIT_VR_BIG_ENDIAN
         elements, end = _dataset(
-            data, meta_end, len(data), implicit, little, delimited=False, top_level=True
+            data,
+            meta_end,
+            len(data),
+            implicit,
+            little,
+            delimited=False,
+            top_level=True,
+            skip_over=skip_over,
+            gaps=gaps,
         )
     except (SequenceFormatError, UnicodeDecodeError):
         return None
@@ -217,9 +257,12 @@ def _dataset(
     little: bool,
     delimited: bool,
     top_level: bool = False,
+    skip_over: int | None = None,
+    gaps: dict[int, int] | None = None,
 ) -> tuple[RawItem, int]:
     """Elements from `pos` until `end`, an item delimiter (`delimited`) or, at the
-    top level, Pixel Data; returns them and where reading stopped."""
+    top level, Pixel Data; returns them and where reading stopped. At the top level,
+    a value in `gaps` was skipped (see parse_part10)."""
     implicit_header = _STRUCTS[little, "HHL"]
     explicit_header = _STRUCTS[little, "HH2sH"]
     long_length = _STRUCTS[little, "L"]
@@ -250,6 +293,12 @@ def _dataset(
             return elements, pos + 8
         if top_level and tag in PIXEL_DATA_TAGS:
             return elements, pos
+        if gaps is not None and value_pos in gaps:
+            if gaps[value_pos] != length:
+                raise SequenceFormatError(f"({group:04X},{number:04X}) changed its length")
+            elements[tag] = SkippedValue(vr, length)
+            pos = value_pos  # the bytes read go on after the value
+            continue
         if length == UNDEFINED:
             if vr not in (None, "SQ", "UN"):
                 raise SequenceFormatError(f"undefined length {vr} inside an item")
@@ -262,6 +311,14 @@ def _dataset(
             continue
         if value_pos + length > end:
             if end == len(data):
+                if (
+                    skip_over is not None
+                    and length > skip_over
+                    and vr is not None
+                    and vr != "UN"
+                    and tag not in EXTRACTED_SEQUENCES
+                ):
+                    raise HeaderSkip(value_pos, length)
                 raise HeaderIncomplete(value_pos + length + 8)
             raise SequenceFormatError(f"({group:04X},{number:04X}) runs past its dataset")
         elements[tag] = (vr, data[value_pos : value_pos + length])

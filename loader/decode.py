@@ -27,7 +27,6 @@ from pydicom.datadict import (
     _dictionary_vr_fast,
     keyword_for_tag,
     private_dictionary_VR,
-    tag_for_keyword,
 )
 from pydicom.dataelem import DataElement
 from pydicom.filereader import read_sequence
@@ -39,11 +38,13 @@ from loader.dataset_bytes import (
     RawElement,
     RawItem,
     SequenceFormatError,
+    SkippedValue,
     encoding_of,
     from_pydicom,
     parse_sequence,
 )
 from loader.errors import HeaderParseError
+from loader.extracted_sequences import EXTRACTED_SEQUENCES
 from loader.headers import ParsedHeader
 from loader.value_store import ValueStore
 from loader.vr import (
@@ -82,41 +83,6 @@ class Omitted:
 
 
 DEFAULT_ELEMENT_LIMIT = 1 << 20
-# Sequences extract/ builds rows from: never left out for their size (a 3,000-frame
-# enhanced CT's per-frame groups, or a dose report's content tree, run to megabytes).
-# test_decode checks that every sequence extract/ names is here.
-EXTRACTED_SEQUENCES = frozenset(
-    tag_for_keyword(keyword)
-    for keyword in (
-        "AnatomicRegionSequence",
-        "CTExposureSequence",
-        "CardiacSynchronizationSequence",
-        "CodingSchemeIdentificationSequence",
-        "ConceptNameCodeSequence",
-        "ContentSequence",
-        "CurrentRequestedProcedureEvidenceSequence",
-        "FrameContentSequence",
-        "FrameVOILUTSequence",
-        "MeasuredValueSequence",
-        "OtherPatientIDsSequence",
-        "PerFrameFunctionalGroupsSequence",
-        "PerformedProtocolCodeSequence",
-        "PertinentOtherEvidenceSequence",
-        "PixelMeasuresSequence",
-        "PixelValueTransformationSequence",
-        "PlaneOrientationSequence",
-        "PlanePositionSequence",
-        "ProcedureCodeSequence",
-        "ReferencedSOPSequence",
-        "ReferencedSeriesSequence",
-        "RequestAttributesSequence",
-        "RequestedProcedureCodeSequence",
-        "SegmentSequence",
-        "SegmentedPropertyCategoryCodeSequence",
-        "SegmentedPropertyTypeCodeSequence",
-        "SharedFunctionalGroupsSequence",
-    )
-)
 
 
 @dataclass(slots=True)
@@ -359,6 +325,11 @@ class _Decoder(DecoderBase):
                     self.item(child, encodings, elem.implicit, elem.little) for child in elem.items
                 ]
                 item[tag] = Element("SQ", items, len(items))
+            elif isinstance(elem, SkippedValue):  # skipped unread: over the limit
+                not_looked_up += 1
+                item[tag] = self.oversized(tag, elem.vr, elem.length, item) or self.omitted(
+                    tag, elem.vr or "UN", elem.length
+                )
             else:
                 not_looked_up += 1
                 item[tag] = self.converted(tag, elem, encodings)
@@ -506,7 +477,9 @@ class UnusableCharsetError(ValueError):
     """A Specific Character Set no codec answers to."""
 
 
-def _encodings_of(charset: RawElement | ParsedSequence | DataElement) -> tuple[str, ...]:
+def _encodings_of(
+    charset: RawElement | ParsedSequence | SkippedValue | DataElement,
+) -> tuple[str, ...]:
     value = charset[1] if isinstance(charset, tuple) else getattr(charset, "value", None)
     if isinstance(value, (bytes, bytearray)):
         terms: Any = [t.strip(" \x00") for t in bytes(value).decode("latin-1").split("\\")]

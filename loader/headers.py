@@ -24,6 +24,7 @@ from loader.dataset_bytes import (
     PIXEL_DATA_TAGS,
     UNDEFINED,
     HeaderIncomplete,
+    HeaderSkip,
     RawHeader,
     RawItem,
     encoding_of,
@@ -57,6 +58,12 @@ class HeaderReader:
     of what is already held, so a long header costs few requests while the bytes
     read stay within ~1.25x of what the parser consumed. A huge declared length
     never allocates more than the object's size.
+
+    A value longer than the element limit can be skipped (`skip`): the buffer then
+    leaves it out, `gaps` says where it was, and reading goes on after it, so a
+    500 MB structure set before Pixel Data costs its header, not its contours. The
+    buffer's positions are then the object's less `skipped`; pydicom's path, which
+    reads through the file interface, starts again without gaps (`restart`).
     """
 
     def __init__(
@@ -68,22 +75,35 @@ class HeaderReader:
     ):
         self._fetch = fetch
         self.size = size
+        self.first_bytes = first_bytes
         self._buf = b""
         self._pos = 0
         self.requests = 0
         self.seconds = 0.0  # spent waiting for fetches
+        self.bytes_read = 0
+        self.skipped = 0  # bytes of values skipped, not read
+        self.gaps: dict[int, int] | None = None  # buffer position → bytes skipped there
         self.partial_read = False  # a read that got less than it asked for
         if prefetched is not None:  # the first read, already fetched with others
             self._buf = prefetched
             self.requests = 1
+            self.bytes_read = len(prefetched)
             if len(prefetched) < min(first_bytes, size):
                 self.size = len(prefetched)  # the object is shorter than listed
         else:
             self.ensure(min(first_bytes, size))
 
-    @property
-    def bytes_read(self) -> int:
-        return len(self._buf)
+    def skip(self, at: int, length: int) -> None:
+        """Leave out the value whose `length` bytes start at buffer position `at`:
+        the bytes of it already read are dropped, and reading goes on after it."""
+        self._buf = self._buf[:at]
+        self.gaps = {**(self.gaps or {}), at: length}
+        self.skipped += length
+
+    def restart(self) -> None:
+        """Read again from the start without gaps (bytes and requests still count)."""
+        self._buf, self._pos, self.gaps, self.skipped = b"", 0, None, 0
+        self.ensure(min(self.first_bytes, self.size))
 
     def buffer(self) -> bytes:
         return self._buf
@@ -94,17 +114,19 @@ class HeaderReader:
         return self._buf[:n]
 
     def ensure(self, end: int) -> None:
-        """Hold the object's bytes up to `end` (or its end)."""
-        end = min(end, self.size)
+        """Hold the object's bytes up to buffer position `end` (or its end)."""
+        skipped = self.skipped
+        end = min(end, self.size - skipped)
         if end <= len(self._buf):
             return
         started = time.perf_counter()
-        chunk = self._fetch(len(self._buf), end)
+        chunk = self._fetch(len(self._buf) + skipped, end + skipped)
         self.seconds += time.perf_counter() - started
         self.requests += 1
+        self.bytes_read += len(chunk)
         self._buf += chunk
         if len(chunk) < end - (len(self._buf) - len(chunk)):
-            self.size = len(self._buf)  # the object is shorter than listed
+            self.size = len(self._buf) + skipped  # the object is shorter than listed
 
     def read(self, n: int = -1) -> bytes:
         end = self.size if n is None or n < 0 else self._pos + n
@@ -173,8 +195,11 @@ def looks_like_dicom(prefix: bytes) -> bool:
     return length < 1 << 20
 
 
-def parse_header(path: str, reader: HeaderReader) -> ParsedHeader:
-    """Parse the header served by `reader`; raise the error matching what is wrong."""
+def parse_header(path: str, reader: HeaderReader, skip_over: int | None = None) -> ParsedHeader:
+    """Parse the header served by `reader`; raise the error matching what is wrong.
+    A top-level value longer than `skip_over` that the bytes read do not hold yet is
+    skipped with a ranged read past it (the decoder marks it omitted); the checksum
+    then covers the header without it."""
     if reader.size == 0:
         raise NotDicomError(path, "empty object (0 bytes)")
     if not looks_like_dicom(reader.peek(132)):
@@ -182,13 +207,19 @@ def parse_header(path: str, reader: HeaderReader) -> ParsedHeader:
     meta: RawItem
     elements: RawItem
     syntax: str | None
-    raw = _walk(reader)
+    raw = _walk(reader, skip_over)
+    if raw is None and reader.gaps:
+        reader.restart()  # pydicom reads through the file interface: no gaps
     prefix = reader.buffer()
+    checked = len(prefix)  # the header's bytes as held (skipped values left out)
     if raw is not None:
         meta, elements, syntax = raw.meta, raw.elements, raw.transfer_syntax_uid
         implicit, little = raw.implicit, raw.little
         offset, length = _pixel_data_position(prefix, raw.end, implicit, little)
-        header_bytes = raw.end if offset is not None else reader.size
+        if offset is not None:
+            offset += reader.skipped
+            checked = raw.end
+        header_bytes = raw.end + reader.skipped if offset is not None else reader.size
     else:
         ds = _parse_with_pydicom(path, reader)
         implicit, little = encoding_of(ds)
@@ -198,6 +229,7 @@ def parse_header(path: str, reader: HeaderReader) -> ParsedHeader:
         if not ds._dict:
             raise NotDicomError(path, "no data elements after the file meta information")
         header_bytes = reader.tell() if offset is not None else reader.size
+        checked = header_bytes
         meta = from_pydicom(ds.file_meta._dict, path)
         elements, syntax = from_pydicom(ds._dict, path), _transfer_syntax(ds)
     return ParsedHeader(
@@ -212,21 +244,27 @@ def parse_header(path: str, reader: HeaderReader) -> ParsedHeader:
         pixel_data_offset=offset,
         pixel_data_length=length,
         checksum=hashlib.md5(
-            memoryview(reader.buffer())[:header_bytes], usedforsecurity=False
+            memoryview(reader.buffer())[:checked], usedforsecurity=False
         ).hexdigest(),
         transfer_syntax_uid=syntax,
     )
 
 
-def _walk(reader: HeaderReader) -> RawHeader | None:
+def _walk(reader: HeaderReader, skip_over: int | None) -> RawHeader | None:
     """The header walked from the bytes read so far, reading on while it goes on
-    past them (by what the element that ran past needs, at least a quarter more);
-    None leaves the object to pydicom."""
+    past them (by what the element that ran past needs, at least a quarter more) or
+    after a value it skips; None leaves the object to pydicom."""
     while True:
         prefix = reader.buffer()
-        whole = reader.size <= len(prefix)
+        whole = reader.size <= len(prefix) + reader.skipped
         try:
-            return parse_part10(prefix, whole)
+            return parse_part10(prefix, whole, skip_over, reader.gaps)
+        except HeaderSkip as exc:
+            if reader.skipped + exc.at + exc.length > reader.size:  # runs past the end:
+                reader.ensure(exc.at + exc.length)  # read to it, and find it truncated
+                continue
+            reader.skip(exc.at, exc.length)
+            reader.ensure(exc.at + _MIN_GROWTH)
         except HeaderIncomplete as exc:
             reader.ensure(max(exc.needed, len(prefix) + max(len(prefix) // 4, _MIN_GROWTH)))
 
@@ -283,17 +321,22 @@ def read_remote(
     size: int,
     first_bytes: int = DEFAULT_HEADER_BYTES,
     prefetched: bytes | None = None,
+    skip_over: int | None = None,
 ) -> ParsedHeader:
-    """Parse the header of an object-store object with ranged reads that retry."""
+    """Parse the header of an object-store object with ranged reads that retry,
+    skipping values longer than `skip_over` (see parse_header)."""
 
     def fetch(start: int, end: int) -> bytes:
         return with_retries(url, lambda: fs.cat_file(path, start=start, end=end))
 
-    return parse_header(url, HeaderReader(fetch, size, first_bytes, prefetched))
+    return parse_header(url, HeaderReader(fetch, size, first_bytes, prefetched), skip_over)
 
 
-def read_local(path: str, size: int, first_bytes: int = LOCAL_HEADER_BYTES) -> ParsedHeader:
-    """Parse the header of a local file, reading only what the header needs."""
+def read_local(
+    path: str, size: int, first_bytes: int = LOCAL_HEADER_BYTES, skip_over: int | None = None
+) -> ParsedHeader:
+    """Parse the header of a local file, reading only what the header needs (values
+    longer than `skip_over` not at all, see parse_header)."""
     try:
         fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the `with` below
     except OSError as exc:
@@ -307,4 +350,4 @@ def read_local(path: str, size: int, first_bytes: int = LOCAL_HEADER_BYTES) -> P
             except OSError as exc:
                 raise ObjectReadError(path, f"read failed: {exc.strerror or exc}") from exc
 
-        return parse_header(path, HeaderReader(fetch, size, first_bytes))
+        return parse_header(path, HeaderReader(fetch, size, first_bytes), skip_over)

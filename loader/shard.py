@@ -115,7 +115,7 @@ def process_object(
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     parsed = None
     try:
-        parsed = read_header(ref, settings.header_bytes, fs, prefetched)
+        parsed = read_header(ref, settings.header_bytes, fs, prefetched, settings.element_limit)
         decoded = decode_header(parsed, ref.url, settings.element_limit, store)
         if pseudonymizer := settings.pseudonymizer():
             pseudonymizer.apply(decoded)
@@ -209,13 +209,18 @@ def read_whole(ref: ObjectRef, fs: Any = None) -> bytes:
 
 
 def read_header(
-    ref: ObjectRef, header_bytes: int | None, fs: Any = None, prefetched: bytes | None = None
+    ref: ObjectRef,
+    header_bytes: int | None,
+    fs: Any = None,
+    prefetched: bytes | None = None,
+    skip_over: int | None = None,
 ) -> ParsedHeader:
-    """The parsed header of one object, local or on an object store."""
+    """The parsed header of one object, local or on an object store; values longer
+    than `skip_over` (the element limit) are skipped, not read."""
     if fs is None:
-        return read_local(ref.url, ref.size, header_bytes or LOCAL_HEADER_BYTES)
+        return read_local(ref.url, ref.size, header_bytes or LOCAL_HEADER_BYTES, skip_over)
     first = header_bytes or DEFAULT_HEADER_BYTES
-    return read_remote(fs, ref.url, path_of(ref.url), ref.size, first, prefetched)
+    return read_remote(fs, ref.url, path_of(ref.url), ref.size, first, prefetched, skip_over)
 
 
 def reads_ahead(

@@ -126,3 +126,44 @@ def test_huge_declared_length_allocates_nothing_big():
     with pytest.raises(TruncatedError):
         parse_header("huge", reader)
     assert reader.bytes_read == len(data)
+
+
+def with_long_values(path: Path, text_bytes: int = 5 << 20, document_bytes: int = 3 << 20) -> Path:
+    """CT_small with a public UT of `text_bytes` and an encapsulated document (OB) of
+    `document_bytes`, both before Pixel Data."""
+    ds = pydicom.dcmread(real_file("CT_small.dcm"))
+    ds.add_new(0x0040A160, "UT", "t" * text_bytes)  # TextValue
+    ds.add_new(0x00420011, "OB", b"\x01" * document_bytes)  # EncapsulatedDocument
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_values_over_the_limit_are_skipped_with_a_ranged_read(tmp_path):
+    """A 5 MB text and a 3 MB document before Pixel Data cost neither read nor memory:
+    the reader reads on after each; Pixel Data's offset is where the bytes say."""
+    from loader.decode import Binary, Omitted, decode_header
+
+    path = with_long_values(tmp_path / "long.dcm")
+    size = path.stat().st_size
+    data = path.read_bytes()
+    pixels = data.rindex(b"\xe0\x7f\x10\x00OW\x00\x00") + 12  # explicit VR little endian
+    skipped = read_local(str(path), size, skip_over=1 << 20)
+    assert skipped.bytes_read < 100_000 and skipped.read_requests <= 4
+    assert skipped.pixel_data_offset == pixels and skipped.header_bytes == pixels - 12
+    assert skipped.pixel_data_length == len(pydicom.dcmread(path).PixelData)
+    whole = read_local(str(path), size)  # no skipping: every byte up to Pixel Data
+    assert whole.bytes_read >= 8 << 20 and whole.pixel_data_offset == pixels
+    ours = decode_header(skipped, str(path), 1 << 20).root
+    theirs = decode_header(whole, str(path), 1 << 20).root
+    assert ours[0x0040A160].value == Omitted("UT", 5 << 20)
+    assert ours[0x00420011].value == Binary("OB", 3 << 20)
+    assert ours.keys() == theirs.keys()
+    assert all(ours[t] == theirs[t] for t in ours if t not in (0x0040A160, 0x00420011))
+
+
+def test_a_skipped_length_past_the_end_is_still_truncated(tmp_path):
+    path = with_long_values(tmp_path / "long.dcm")
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(path.read_bytes()[: 2 << 20])  # ends inside the 5 MB text
+    with pytest.raises(TruncatedError):
+        read_local(str(cut), cut.stat().st_size, skip_over=1 << 20)

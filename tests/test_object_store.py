@@ -1,6 +1,7 @@
 """Object-store sources: s3fs against a moto S3 server on 127.0.0.1."""
 
 import io
+import json
 import uuid
 
 import duckdb
@@ -354,3 +355,29 @@ def test_a_throttling_store_gets_fewer_reads_in_flight(small_archive, s3, tmp_pa
     # first reads and the reader's own retry are in flight.
     assert max(after[:32]) <= 16 + 1, after[:32]
     assert len(after) >= summary.files - 32
+
+
+def test_values_over_the_element_limit_are_never_fetched(s3, tmp_path):
+    """An 8 MB object whose header holds a 5 MB text and a 3 MB document costs the
+    server its header only: the reader skips past both with ranged reads."""
+    from tests.test_headers import with_long_values
+
+    options, traffic = s3
+    folder = tmp_path / "long"
+    folder.mkdir()
+    with_long_values(folder / "long.dcm")
+    url = _upload(options, folder, f"l-{uuid.uuid4().hex[:8]}")
+    traffic.reset()
+    report = _run(url, tmp_path, "long", options)
+    assert report["loaded"] == 1 and report["errors"] == {"TYPE_CAST_ERROR": 1}
+    served = sum(traffic.bytes.values())
+    assert served == report["bytes_read"] < 200_000
+    con = duckdb.connect(str(tmp_path / "long.duckdb"), read_only=True)
+    (metadata,) = con.execute("SELECT metadata FROM dicom_raw").fetchone()
+    (offset,) = con.execute("SELECT pixel_data_offset FROM dicom_file_location").fetchone()
+    con.close()
+    data = (folder / "long.dcm").read_bytes()
+    assert offset == data.rindex(b"\xe0\x7f\x10\x00OW\x00\x00") + 12
+    document = json.loads(metadata)
+    assert document["TextValue"] == {"vr": "UT", "length": 5 << 20, "omitted": True}
+    assert document["EncapsulatedDocument"] == {"vr": "OB", "length": 3 << 20}
