@@ -318,8 +318,10 @@ def test_pseudonymized_uids_leave_no_clear_uid_and_the_model_still_joins(neutral
 def _phi_and_its_parts(archive: Path) -> set[str]:
     """`_clear_phi`, plus each component group of a name (a DICOM JSON name is split
     into its Alphabetic, Ideographic and Phonetic parts)."""
-    phi = _clear_phi(archive)
-    return phi | {part for value in phi for part in value.split("=") if len(part) >= 4}
+    phi = _clear_phi(archive) | {
+        part for value in _clear_phi(archive) for part in value.split("=") if len(part) >= 4
+    }
+    return {value for value in phi if any(c.isalnum() for c in value)}  # not "^^^^"
 
 
 def _as_exports(archive: Path, folder: Path) -> Path:
