@@ -17,6 +17,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from loader import log_file as log_file_config
 from loader import pipeline, validate
 from loader.config import (
     DEFAULT_CLUSTER_MIN_OBJECTS,
@@ -217,17 +218,25 @@ def target_options(command: Any) -> Any:
     default=None,
     help="Level of Dask's log lines (default WARNING: a run shows its progress and summary).",
 )
-def main(verbose: bool, log_level: str | None) -> None:
+@click.option(
+    "--log-file",
+    default=lambda: env_default("LOG_FILE", "") or None,
+    metavar="PATH",
+    help="Also keep every log line at INFO in this file (the driver's and the Dask "
+    "workers'), e.g. OUT/run.log; the terminal stays at --log-level.",
+)
+def main(verbose: bool, log_level: str | None, log_file: str | None) -> None:
     """Load DICOM header metadata from archives into a warehouse (headers only)."""
     handler = RichHandler(console=console, show_time=False, show_path=False, markup=False)
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s")
     logging.getLogger("loader").setLevel(logging.INFO)
     level = (log_level or ("INFO" if verbose else "WARNING")).lower()
-    # Dask's nannies, scheduler and workers log every start and connection at INFO.
-    # Its logging is configured when distributed is first imported (later, lazily),
-    # in this process and in the worker processes it starts, which inherit this.
-    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", level)
-    logging.getLogger("distributed").setLevel(level.upper())
+    # Dask's nannies, scheduler and workers log every start and connection at INFO:
+    # to the terminal only at --log-level, to --log-file always (log_file.py).
+    try:
+        log_file_config.configure(level, log_file)
+    except LoaderError as exc:
+        _fail(exc)
 
 
 @main.command()

@@ -79,8 +79,13 @@ def _client(workers: int, scheduler: str | None, stack: ExitStack, dashboard: bo
     """A Dask client: on an existing cluster (`tcp://…` or a scheduler file), or on a
     LocalCluster of `workers` single-threaded worker processes, with Dask's dashboard
     if asked (starting it takes 0.3 s, a third of the cluster's start-up)."""
+    import dask
     from distributed import Client, LocalCluster
 
+    # Handlers with levels of their own (log_file.py's dictConfig: a terminal at its
+    # level, a file at INFO) are left alone; silencing would set every stream
+    # handler, the file's included, to ERROR.
+    silence = False if dask.config.get("logging.version", None) else logging.ERROR
     if scheduler:
         if scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
             return stack.enter_context(Client(scheduler))
@@ -91,7 +96,7 @@ def _client(workers: int, scheduler: str | None, stack: ExitStack, dashboard: bo
             threads_per_worker=1,
             processes=True,
             dashboard_address=":0" if dashboard else None,
-            silence_logs=logging.ERROR,
+            silence_logs=silence,
         )
     )
     return stack.enter_context(Client(cluster))

@@ -323,3 +323,25 @@ def test_quiet_by_default_and_dask_lines_with_verbose(tmp_path):
         "none",
     )
     assert "Nanny" in loud.stderr
+
+
+def test_a_log_file_keeps_dask_lines_from_every_process_while_the_terminal_is_quiet(tmp_path):
+    archive = tmp_path / "archive"
+    dicom_loader("synth", str(archive), "--patients", "3")
+    log = tmp_path / "out" / "run.log"
+    quiet = dicom_loader(
+        "--log-file", str(log), "run", str(archive), "--workers", "2",
+        "--cluster-min-objects", "0", "--out", str(tmp_path / "out"), "--target", "none",
+    )  # fmt: skip
+    assert "listed = loaded + duplicates + errors" in quiet.stdout
+    assert "Nanny" not in quiet.stderr and "Start worker" not in quiet.stderr
+    lines = log.read_text().splitlines()
+    assert any("Start Nanny" in line for line in lines)
+    assert sum("Start worker" in line for line in lines) == 2  # from each worker process
+    assert len({line.split()[2] for line in lines}) >= 3  # the driver's and two workers'
+    (tmp_path / "a-file").write_text("")
+    unwritable = dicom_loader(
+        "--log-file", str(tmp_path / "a-file" / "run.log"), "run", str(archive), check=False
+    )
+    assert unwritable.returncode == 1 and unwritable.stderr.startswith("error: cannot write")
+    assert len(unwritable.stderr.strip().splitlines()) == 1
