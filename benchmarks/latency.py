@@ -243,9 +243,7 @@ def azure_service(archive: Path, files: list[Path]) -> Iterator[tuple[str, str, 
 
 
 @contextmanager
-def dicomweb_service(
-    archive: Path, files: list[Path]
-) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def dicomweb_service(archive: Path, files: list[Path]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     with tempfile.TemporaryDirectory() as folder, running_orthanc(Path(folder)) as root:
         for path in files:
             request = urllib.request.Request(
