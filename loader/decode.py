@@ -237,15 +237,18 @@ class DecoderBase:
         )
         return Element(vr, Omitted(vr, length), 0)
 
-    def oversized(self, tag: int, vr: str | None, length: int, item: Item) -> Element | None:
-        """A value longer than the element limit: a public binary one keeps its length,
-        as every binary value does; a sequence the model reads is decoded (None); any
-        other (a private value, a contour's numbers, a long text, a structure set's
-        contours) is left out, marked, with a warning row."""
+    def oversized(
+        self, tag: int, vr: str | None, length: int, item: Item | None = None
+    ) -> Element | None:
+        """A value longer than the element limit, by both decoders: a public binary
+        one keeps its length, as every binary value does; a sequence the model reads
+        is decoded (None); any other (a private value, a contour's numbers, a long
+        text, a structure set's contours) is left out, marked, with a warning row.
+        `item` (the elements before it) implies an implicit VR."""
         if tag in EXTRACTED_SEQUENCES:
             return None
         if vr is None:
-            vr = implied_vr(tag, item, self.pixel_representation)
+            vr = implied_vr(tag, item or {}, self.pixel_representation)
         if vr in BINARY and vr != "UN" and not is_private_data(tag):
             return Element(vr, Binary(vr, length), 1)
         return self.omitted(tag, vr or "UN", length)
@@ -318,8 +321,8 @@ class _Decoder(DecoderBase):
                 item[tag] = found
             elif isinstance(elem, ParsedSequence):
                 not_looked_up += 1
-                if elem.length > limit and tag not in EXTRACTED_SEQUENCES:
-                    item[tag] = self.omitted(tag, "SQ", elem.length)
+                if elem.length > limit and (left_out := self.oversized(tag, "SQ", elem.length)):
+                    item[tag] = left_out
                     continue
                 items = [
                     self.item(child, encodings, elem.implicit, elem.little) for child in elem.items

@@ -129,8 +129,8 @@ class _JsonDecoder(DecoderBase):
             vr = "UN"  # a sequence's bytes: what an unknown value's would be
         if "InlineBinary" in entry:
             length = _base64_length(entry["InlineBinary"])
-            if private_data and length > self.element_limit:
-                return self.omitted(tag, vr, length)
+            if length > self.element_limit and (left_out := self.oversized(tag, vr, length)):
+                return left_out
             if vr == "UN" and length:  # bytes a binary object would have decoded further
                 value = base64.b64decode(entry["InlineBinary"])
                 return decode_unknown(tag, value, self.path, self.out, self.element_limit)
@@ -145,8 +145,8 @@ class _JsonDecoder(DecoderBase):
             return Element(vr, None, 0)
         if len(values) > _FEW_VALUES or private_data or _long_text(values):
             length = _encoded_length(vr, values)
-            if length > self.element_limit:
-                return self.omitted(tag, vr, length)
+            if length > self.element_limit and (left_out := self.oversized(tag, vr, length)):
+                return left_out
         if vr in SINGLE_TEXT:
             text = str(values[0]).rstrip(" \x00")
             return Element(vr, text or None, 1 if text else 0)
