@@ -87,16 +87,6 @@ class Ahead:
 
 
 @dataclass
-class ReadAheadCounts:
-    """What a shard's read-ahead did: seconds the worker waited for it, reads the
-    store throttled, and the smallest window it came down to."""
-
-    wait_seconds: float = 0.0
-    throttled: int = 0
-    lowest_window: int = 0
-
-
-@dataclass
 class _Pending:
     ref: ObjectRef
     fs: Any
@@ -115,6 +105,9 @@ class ReadAhead:
     in flight (the window) and reads fetched but not yet taken (`max_bytes`). While
     the worker waits for the object it needs next, the reads that complete meanwhile
     are replaced at once, not when the worker moves on.
+
+    A shard reports `wait_seconds` (the worker waiting for it), and the `window`'s
+    throttled reads and lowest width.
     """
 
     def __init__(
@@ -137,7 +130,7 @@ class ReadAhead:
         self.window = Window(min(concurrency, self.max_firsts))
         self.ahead_whole = max(1, ahead_whole)
         self.max_bytes = max_bytes
-        self.counts = ReadAheadCounts(lowest_window=self.window.limit)
+        self.wait_seconds = 0.0  # the worker waiting for the object it needs next
         self._threads: ThreadPoolExecutor | None = None
         self._whole_threads: ThreadPoolExecutor | None = None
         self._pending: deque[_Pending] = deque()
@@ -167,8 +160,6 @@ class ReadAhead:
             for pool in (self._threads, self._whole_threads):
                 if pool is not None:
                     pool.shutdown(wait=False, cancel_futures=True)
-            self.counts.throttled = self.window.throttled
-            self.counts.lowest_window = self.window.lowest
 
     def _wait_for(self, future: Future[Any]) -> None:
         """Block until `future` is done, sending a read for each one completed meanwhile."""
@@ -180,7 +171,7 @@ class ReadAhead:
                     self._changed.wait()
                 seen = self._completions
             self._top_up()
-        self.counts.wait_seconds += time.perf_counter() - started
+        self.wait_seconds += time.perf_counter() - started
 
     def _top_up(self) -> None:
         """Send reads for the next objects while the bounds allow."""

@@ -22,7 +22,7 @@ from loader.keys import key_of
 from loader.listing import Shard, list_source, make_shards
 from loader.pipeline import execute
 from loader.read_ahead import Ahead
-from loader.shard import holds_instances, json_instances, read_header, reads_ahead
+from loader.shard import holds_instances, instances_fetched, read_header, reads_ahead
 from loader.value_store import ValueStore
 
 PROFILED_TAGS = (*REQUIRED_UIDS, "PatientID", "StudyDate", "Modality", "SOPClassUID")
@@ -43,9 +43,7 @@ def _headers(
     ref, fs = ahead.ref, ahead.fs
     if holds_instances(ref):
         try:
-            if isinstance(ahead.whole, BaseException):
-                raise ahead.whole
-            contents = ahead.whole or json_instances(ref, settings.storage_options, fs)
+            contents = instances_fetched(ref, settings.storage_options, fs, ahead.whole)
         except ObjectError as exc:
             errors[exc.category] += 1
             return

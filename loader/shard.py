@@ -146,6 +146,16 @@ def json_instances(
     return StudyContents(found, len(data), [])
 
 
+def instances_fetched(
+    ref: ObjectRef, storage_options: dict[str, Any], fs: Any = None, fetched: Any = None
+) -> StudyContents:
+    """`json_instances` of `ref`, as fetching it ahead gave them (`fetched`: the
+    contents, or the exception raised again here), or fetched now (None)."""
+    if isinstance(fetched, BaseException):
+        raise fetched
+    return fetched if fetched is not None else json_instances(ref, storage_options, fs)
+
+
 def process_json_instances(
     ref: ObjectRef, settings: ShardSettings, fs: Any = None, fetched: Any = None
 ) -> Iterator[tuple[Rows, list[Row], int]]:
@@ -156,11 +166,7 @@ def process_json_instances(
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     pseudonymizer = settings.pseudonymizer()
     try:
-        if isinstance(fetched, BaseException):
-            raise fetched
-        contents = (
-            fetched if fetched is not None else json_instances(ref, settings.storage_options, fs)
-        )
+        contents = instances_fetched(ref, settings.storage_options, fs, fetched)
     except ObjectError as exc:
         facts = _facts(ref, settings, None, now)
         yield {}, [error_row(facts, exc.category, exc.reason, exc.tag)], 0
@@ -342,9 +348,9 @@ def process_shard(
         worker_pid=os.getpid(),
         worker_peak_rss_bytes=peak_rss_bytes(),
         value_store=store.counted_since(counted_from).as_dict(),
-        read_wait_seconds=round(reads.counts.wait_seconds + read_seconds, 6),
-        throttled_reads=reads.counts.throttled,
-        lowest_read_window=reads.counts.lowest_window,
+        read_wait_seconds=round(reads.wait_seconds + read_seconds, 6),
+        throttled_reads=reads.window.throttled,
+        lowest_read_window=reads.window.lowest,
     )
     ledger.commit_shard(out, settings.run_id, record)
     return record

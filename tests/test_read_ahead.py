@@ -84,7 +84,7 @@ def test_objects_come_in_order_with_their_first_bytes_within_the_bounds():
     assert taken[7].first is None  # the reader reads it again itself (and fails there)
     assert all(a.first == bytes([i]) * 1000 for i, a in enumerate(taken) if i != 7)
     assert fs.most == 4  # the barrier proves four in flight at once; the bytes cap four
-    assert reads.counts.throttled == 0
+    assert reads.window.throttled == 0
 
 
 def test_objects_holding_instances_are_fetched_whole_and_failures_handed_on():
