@@ -38,7 +38,13 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))  # the tests' server helpers (Orthanc, ports, Azurite's key)
 
 from loader.synth import synthesize  # noqa: E402
-from tests.conftest import AZURITE_KEY, free_port, running_orthanc, wait_for_port  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    azurite_connection,
+    free_port,
+    running_orthanc,
+    stored_in_orthanc,
+    wait_for_port,
+)
 
 OBJECTS_PER_PATIENT = 10.3  # what synth writes on average
 TARGET_RATIO = 0.8
@@ -226,17 +232,14 @@ def azure_service(archive: Path, files: list[Path]) -> Iterator[tuple[str, str, 
         try:
             wait_for_port(port, process)
             upstream = f"http://127.0.0.1:{port}"
-
-            def connection(root: str) -> str:
-                return (
-                    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-                    f"AccountKey={AZURITE_KEY};BlobEndpoint={root}/devstoreaccount1;"
-                )
-
-            fs = adlfs.AzureBlobFileSystem(connection_string=connection(upstream))
+            fs = adlfs.AzureBlobFileSystem(connection_string=azurite_connection(upstream))
             fs.mkdir("bench")
             fs.put(str(archive) + "/", "bench/archive/", recursive=True)
-            yield upstream, "az://bench/archive", {"connection_string": connection("{root}")}
+            yield (
+                upstream,
+                "az://bench/archive",
+                {"connection_string": azurite_connection("{root}")},
+            )
         finally:
             process.kill()
             process.wait()
@@ -245,12 +248,7 @@ def azure_service(archive: Path, files: list[Path]) -> Iterator[tuple[str, str, 
 @contextmanager
 def dicomweb_service(archive: Path, files: list[Path]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     with tempfile.TemporaryDirectory() as folder, running_orthanc(Path(folder)) as root:
-        for path in files:
-            request = urllib.request.Request(
-                f"{root}/instances", data=path.read_bytes(), method="POST"
-            )
-            with urllib.request.urlopen(request, timeout=60):
-                pass
+        stored_in_orthanc(root, files)
         yield root, "dicomweb+{root}/dicom-web", {}
 
 

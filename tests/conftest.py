@@ -299,6 +299,14 @@ def gcs_server():
         server.stop()
 
 
+def azurite_connection(root: str) -> str:
+    """The connection string of Azurite's development account at `root` (http://HOST:PORT)."""
+    return (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={AZURITE_KEY};BlobEndpoint={root}/devstoreaccount1;"
+    )
+
+
 @pytest.fixture(scope="session")
 def azure_server(tmp_path_factory: pytest.TempPathFactory):
     """Azurite's Blob service on 127.0.0.1, for adlfs (installed by `npm ci`)."""
@@ -318,13 +326,7 @@ def azure_server(tmp_path_factory: pytest.TempPathFactory):
     )  # fmt: skip
     try:
         wait_for_port(port, process)
-        yield {
-            "connection_string": (
-                "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-                f"AccountKey={AZURITE_KEY};"
-                f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
-            )
-        }
+        yield {"connection_string": azurite_connection(f"http://127.0.0.1:{port}")}
     finally:
         process.kill()  # its data folder is temporary; a graceful stop waits on clients
         process.wait()
@@ -388,6 +390,19 @@ def running_orthanc(folder: Path) -> Iterator[str]:
             process.kill()
             process.wait()
         log.close()
+
+
+def stored_in_orthanc(orthanc: str, files: list[Path]) -> str:
+    """`files` stored in Orthanc (its REST API); the DICOMweb source URL."""
+    import urllib.request
+
+    for path in files:
+        request = urllib.request.Request(
+            f"{orthanc}/instances", data=path.read_bytes(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.status == 200, path
+    return "dicomweb+" + orthanc.removeprefix("http://").join(("http://", "/dicom-web"))
 
 
 @pytest.fixture(scope="session")

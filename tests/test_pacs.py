@@ -30,7 +30,7 @@ from loader.headers import read_local
 from loader.pipeline import run
 from loader.scan import scan
 from loader.synth import synthesize
-from tests.conftest import real_file, running_orthanc
+from tests.conftest import real_file, running_orthanc, stored_in_orthanc
 
 REAL = (
     "CT_small.dcm",
@@ -88,21 +88,10 @@ def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 
 
-def _stored(orthanc: str, files: list[Path]) -> str:
-    """`files` stored in Orthanc (its REST API); the DICOMweb source URL."""
-    for path in files:
-        request = urllib.request.Request(
-            f"{orthanc}/instances", data=path.read_bytes(), method="POST"
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            assert response.status == 200, path
-    return "dicomweb+" + orthanc.removeprefix("http://").join(("http://", "/dicom-web"))
-
-
 @pytest.fixture(scope="module")
 def pacs(orthanc: str, archive: Path) -> str:
     """The archive stored in Orthanc; the DICOMweb source URL."""
-    return _stored(orthanc, _files(archive))
+    return stored_in_orthanc(orthanc, _files(archive))
 
 
 def _load(source: str, tmp_path: Path, name: str, **kw: Any) -> tuple[dict[str, Any], Path]:
@@ -632,7 +621,7 @@ def test_a_series_uid_shared_by_two_studies_is_accounted_for(tmp_path):
     uploaded = sorted(files.iterdir())
     (tmp_path / "orthanc").mkdir()
     with running_orthanc(tmp_path / "orthanc") as root:
-        source = _stored(root, uploaded)
+        source = stored_in_orthanc(root, uploaded)
         report, db = _load(source, tmp_path, "shared")
     assert report["listed"] == len(uploaded)
     assert report["loaded"] == len(uploaded) - expected_lost

@@ -157,18 +157,26 @@ def _clear_values(archive: Path, keyword: str) -> set[str]:
     return values
 
 
-def _everything_written(tmp_path: Path, db: Path) -> list[str]:
+def _files_written(folder: Path) -> list[str]:
+    """Every file a run wrote under `folder` as text: Parquet rows, ledger and the rest."""
     texts = []
-    for path in tmp_path.rglob("*"):
+    for path in folder.rglob("*"):
         if path.suffix == ".parquet":
             texts.append(json.dumps(pq.read_table(path).to_pylist(), default=str))
-        elif path.is_file() and path.suffix in (".json", ".jsonl", ""):
+        elif path.is_file():
             texts.append(path.read_text(errors="replace"))
-    con = duckdb.connect(str(db), read_only=True)
-    for (table,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall():
-        texts.append(repr(con.execute(f"SELECT * FROM {table}").fetchall()))
-    con.close()
     return texts
+
+
+def _warehouse_texts(db: Path) -> list[str]:
+    """Every row of every table of a DuckDB warehouse, as text."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        tables = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        return [repr(con.execute(f"SELECT * FROM {table}").fetchall()) for (table,) in tables]
+
+
+def _everything_written(folder: Path, db: Path) -> list[str]:
+    return _files_written(folder) + _warehouse_texts(db)
 
 
 def _in_process_then_in_workers(
@@ -354,12 +362,7 @@ def _swept(tmp_path: Path, source: str, target: str, phi: set[str]) -> tuple[dic
             pseudonymize_uids=True,
         )
     )
-    texts = [json.dumps(report, default=str)]
-    for path in (tmp_path / "pq").rglob("*"):
-        if path.suffix == ".parquet":
-            texts.append(json.dumps(pq.read_table(path).to_pylist(), default=str))
-        elif path.is_file():
-            texts.append(path.read_text(errors="replace"))
+    texts = [json.dumps(report, default=str), *_files_written(tmp_path / "pq")]
     assert report["loaded"] > 30 and KEY.decode() not in "".join(texts)
     return report, texts
 
@@ -373,7 +376,7 @@ def test_no_clear_phi_from_dicom_json_exports(neutral_archive, tmp_path, caplog)
     exports = _as_exports(neutral_archive, tmp_path / "exports")
     db = tmp_path / "w.duckdb"
     report, texts = _swept(tmp_path, str(exports), f"duckdb:///{db}", phi)
-    texts += [*_everything_written(tmp_path / "none", db), caplog.text]
+    texts += [*_warehouse_texts(db), caplog.text]
     # No object keeps any of its own dates: each is shifted, or dropped.
     stored_uid = Pseudonymizer(KEY, uids=True).uid  # how to find the object's rows
     shifted = 0
@@ -405,16 +408,15 @@ def test_no_clear_phi_from_dicom_json_exports(neutral_archive, tmp_path, caplog)
 def test_no_clear_phi_from_a_pacs(neutral_archive, tmp_path, caplog):
     """Through DICOMweb, from an Orthanc of its own (the tests' shared one holds the
     PACS tests' archive)."""
-    from tests.conftest import running_orthanc
-    from tests.test_pacs import _stored
+    from tests.conftest import running_orthanc, stored_in_orthanc
 
     phi = _phi_and_its_parts(neutral_archive)
     (tmp_path / "orthanc").mkdir()
     with running_orthanc(tmp_path / "orthanc") as orthanc:
-        source = _stored(orthanc, sorted(neutral_archive.iterdir()))
+        source = stored_in_orthanc(orthanc, sorted(neutral_archive.iterdir()))
         db = tmp_path / "w.duckdb"
         report, texts = _swept(tmp_path, source, f"duckdb:///{db}", phi)
-    texts += [*_everything_written(tmp_path / "none", db), caplog.text]
+    texts += [*_warehouse_texts(db), caplog.text]
     assert report["validation_failed"] == [], report["validation_failed"]
     assert not _leaks(phi, texts)
 
