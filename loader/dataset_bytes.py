@@ -58,12 +58,17 @@ class HeaderIncomplete(Exception):
 class HeaderSkip(Exception):
     """A top-level value runs past the bytes read and is longer than the element
     limit: read on after it rather than through it. `at` is where its value starts
-    in the bytes read, `length` its length."""
+    in the bytes read, `length` its length, or None for a sequence of undefined
+    length whose end must be found first (encoded as `implicit` and `little` say)."""
 
-    def __init__(self, at: int, length: int) -> None:
+    def __init__(
+        self, at: int, length: int | None, implicit: bool = False, little: bool = True
+    ) -> None:
         super().__init__(f"skip {length} bytes at {at}")
         self.at = at
         self.length = length
+        self.implicit = implicit
+        self.little = little
 
 
 class SkippedValue:
@@ -117,8 +122,9 @@ def parse_part10(
     `whole` says `data` is the whole object, so a header without Pixel Data may end
     where the object ends; otherwise a header that goes on past `data` raises
     HeaderIncomplete, or HeaderSkip for a top-level value longer than `skip_over`
-    (an explicit VR, not a sequence the model reads). `gaps` are the values skipped
-    so far: where each one's value was in `data`, and its length."""
+    (of an explicit VR, or a sequence of undefined length, and not a sequence the
+    model reads). `gaps` are the values skipped so far: where each one's value was
+    in `data`, and its length."""
     try:
         return _part10(data, whole, skip_over, gaps)
     except (HeaderIncomplete, HeaderSkip):
@@ -294,9 +300,9 @@ def _dataset(
         if top_level and tag in PIXEL_DATA_TAGS:
             return elements, pos
         if gaps is not None and value_pos in gaps:
-            if gaps[value_pos] != length:
+            if gaps[value_pos] != length and length != UNDEFINED:
                 raise SequenceFormatError(f"({group:04X},{number:04X}) changed its length")
-            elements[tag] = SkippedValue(vr, length)
+            elements[tag] = SkippedValue(vr, gaps[value_pos])
             pos = value_pos  # the bytes read go on after the value
             continue
         if length == UNDEFINED:
@@ -304,9 +310,20 @@ def _dataset(
                 raise SequenceFormatError(f"undefined length {vr} inside an item")
             nested_implicit = implicit or vr == "UN"  # UN sequences are implicit VR LE
             nested_little = little or vr == "UN"
-            items, pos = _items(
-                data, value_pos, end, nested_implicit, nested_little, delimited=True
-            )
+            try:
+                items, pos = _items(
+                    data, value_pos, end, nested_implicit, nested_little, delimited=True
+                )
+            except HeaderIncomplete:
+                # Held past the limit and still going: find its end without holding it.
+                if (
+                    top_level
+                    and skip_over is not None
+                    and end - value_pos > skip_over
+                    and tag not in EXTRACTED_SEQUENCES
+                ):
+                    raise HeaderSkip(value_pos, None, nested_implicit, nested_little) from None
+                raise
             elements[tag] = ParsedSequence(items, pos - value_pos, nested_implicit, nested_little)
             continue
         if value_pos + length > end:

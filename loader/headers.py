@@ -27,6 +27,7 @@ from loader.dataset_bytes import (
     HeaderSkip,
     RawHeader,
     RawItem,
+    SequenceFormatError,
     encoding_of,
     from_pydicom,
     parse_part10,
@@ -38,6 +39,7 @@ from loader.errors import (
     ObjectReadError,
     TruncatedError,
 )
+from loader.sequence_end import sequence_end
 from loader.storage import with_retries
 
 # First reads: on object stores a request's latency dwarfs its bytes, so one read
@@ -61,7 +63,9 @@ class HeaderReader:
 
     A value longer than the element limit can be skipped (`skip`): the buffer then
     leaves it out, `gaps` says where it was, and reading goes on after it, so a
-    500 MB structure set before Pixel Data costs its header, not its contours. The
+    500 MB document before Pixel Data costs its header, not its bytes. A sequence of
+    undefined length must be walked to find its end (`sequence_length`), but through
+    a window of a few MB, so a 500 MB structure set's contours are read, never held. The
     buffer's positions are then the object's less `skipped`; pydicom's path, which
     reads through the file interface, starts again without gaps (`restart`).
     """
@@ -99,6 +103,23 @@ class HeaderReader:
         self._buf = self._buf[:at]
         self.gaps = {**(self.gaps or {}), at: length}
         self.skipped += length
+
+    def sequence_length(self, at: int, implicit: bool, little: bool, path: str) -> int:
+        """The length of the undefined-length sequence whose value starts at buffer
+        position `at`, delimiter included, found by walking its framing through a
+        bounded window (see sequence_end); its bytes count as read, none are kept."""
+
+        def counted(start: int, end: int) -> bytes:
+            started = time.perf_counter()
+            chunk = self._fetch(start, end)
+            self.seconds += time.perf_counter() - started
+            self.requests += 1
+            self.bytes_read += len(chunk)
+            return chunk
+
+        start = at + self.skipped
+        held, self._buf = self._buf[at:], self._buf[:at]  # the window starts with them
+        return sequence_end(counted, self.size, start, implicit, little, path, held) - start
 
     def restart(self) -> None:
         """Read again from the start without gaps (bytes and requests still count)."""
@@ -207,7 +228,7 @@ def parse_header(path: str, reader: HeaderReader, skip_over: int | None = None) 
     meta: RawItem
     elements: RawItem
     syntax: str | None
-    raw = _walk(reader, skip_over)
+    raw = _walk(path, reader, skip_over)
     if raw is None and reader.gaps:
         reader.restart()  # pydicom reads through the file interface: no gaps
     prefix = reader.buffer()
@@ -250,7 +271,7 @@ def parse_header(path: str, reader: HeaderReader, skip_over: int | None = None) 
     )
 
 
-def _walk(reader: HeaderReader, skip_over: int | None) -> RawHeader | None:
+def _walk(path: str, reader: HeaderReader, skip_over: int | None) -> RawHeader | None:
     """The header walked from the bytes read so far, reading on while it goes on
     past them (by what the element that ran past needs, at least a quarter more) or
     after a value it skips; None leaves the object to pydicom."""
@@ -260,10 +281,16 @@ def _walk(reader: HeaderReader, skip_over: int | None) -> RawHeader | None:
         try:
             return parse_part10(prefix, whole, skip_over, reader.gaps)
         except HeaderSkip as exc:
-            if reader.skipped + exc.at + exc.length > reader.size:  # runs past the end:
-                reader.ensure(exc.at + exc.length)  # read to it, and find it truncated
+            length = exc.length
+            if length is None:  # a sequence of undefined length: where does it end?
+                try:
+                    length = reader.sequence_length(exc.at, exc.implicit, exc.little, path)
+                except SequenceFormatError:
+                    return None  # framing pydicom may understand, as for the walk
+            elif reader.skipped + exc.at + length > reader.size:  # runs past the end:
+                reader.ensure(exc.at + length)  # read to it, and find it truncated
                 continue
-            reader.skip(exc.at, exc.length)
+            reader.skip(exc.at, length)
             reader.ensure(exc.at + _MIN_GROWTH)
         except HeaderIncomplete as exc:
             reader.ensure(max(exc.needed, len(prefix) + max(len(prefix) // 4, _MIN_GROWTH)))

@@ -7,7 +7,7 @@ import pydicom
 import pytest
 
 from loader.errors import NotDicomError, ObjectReadError, TruncatedError
-from loader.headers import HeaderReader, parse_header, read_local
+from loader.headers import HeaderReader, ParsedHeader, parse_header, read_local
 from loader.synth import synthesize
 from tests.conftest import real_file
 
@@ -167,3 +167,143 @@ def test_a_skipped_length_past_the_end_is_still_truncated(tmp_path):
     cut.write_bytes(path.read_bytes()[: 2 << 20])  # ends inside the 5 MB text
     with pytest.raises(TruncatedError):
         read_local(str(cut), cut.stat().st_size, skip_over=1 << 20)
+
+
+def with_structure_set(path: Path, rois: int = 150, points: int = 6000) -> Path:
+    """CT_small with an ROI Contour Sequence before Pixel Data (about 0.8 MB per ten
+    ROIs), of undefined length as treatment planning systems commonly write it: items
+    of undefined length, each holding a nested Contour Sequence of undefined length."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = pydicom.dcmread(real_file("CT_small.dcm"))
+    rois_written = []
+    for roi in range(rois):
+        polygon = Dataset()
+        polygon.ContourGeometricType = "CLOSED_PLANAR"
+        polygon.NumberOfContourPoints = points // 3
+        polygon.ContourData = [f"{roi}.{n % 1000:03d}" for n in range(points)]
+        polygon.is_undefined_length_sequence_item = True
+        item = Dataset()
+        item.ReferencedROINumber = roi + 1
+        item.ContourSequence = Sequence([polygon, polygon])
+        item["ContourSequence"].is_undefined_length = True
+        item.is_undefined_length_sequence_item = True
+        rois_written.append(item)
+    ds.ROIContourSequence = Sequence(rois_written)
+    ds["ROIContourSequence"].is_undefined_length = True
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _sequence_value_length(path: Path) -> int:
+    """The ROI Contour Sequence's bytes, delimiters included, as pydicom wrote them:
+    the object's size with it less its size without it, less its element header."""
+    from io import BytesIO
+
+    ds = pydicom.dcmread(path)
+    del ds.ROIContourSequence
+    without = BytesIO()
+    ds.save_as(without, enforce_file_format=True)
+    return path.stat().st_size - len(without.getvalue()) - 12
+
+
+def test_an_undefined_length_sequence_over_the_limit_is_walked_not_held(tmp_path):
+    """A 13 MB structure set before Pixel Data: its end is found by walking its
+    framing through a bounded window, so the reader holds a few MB of it where reading
+    through holds all of it; the decoder marks it omitted, the same way either way,
+    and everything else reads as without the skip."""
+    import tracemalloc
+
+    from loader.decode import Omitted, decode_header
+    from loader.sequence_end import LARGEST_WINDOW
+
+    path = with_structure_set(tmp_path / "rtstruct.dcm")
+    data = path.read_bytes()
+    length = _sequence_value_length(path)
+    assert length > 12 << 20
+    limit = 1 << 20
+
+    def read(skip_over: int | None) -> tuple[ParsedHeader, list[tuple[int, int]], int]:
+        reader, calls = _reader_over(data, first=64 * 1024)
+        tracemalloc.start()
+        try:
+            parsed = parse_header(str(path), reader, skip_over)
+            return parsed, calls, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    skipped, calls, peak = read(skip_over=limit)
+    whole, _, whole_peak = read(skip_over=None)  # the sequence read and held
+    assert peak < LARGEST_WINDOW + 4 * limit < length < whole_peak, (peak, whole_peak)
+    assert max(end - start for start, end in calls) <= LARGEST_WINDOW
+    assert skipped.pixel_data_offset == data.rindex(b"\xe0\x7f\x10\x00OW\x00\x00") + 12
+    assert skipped.pixel_data_length == len(pydicom.dcmread(path).PixelData)
+    ours = decode_header(skipped, str(path), 1 << 20)
+    theirs = decode_header(whole, str(path), 1 << 20)
+    assert ours.root[0x30060039].value == Omitted("SQ", length)
+    assert theirs.root[0x30060039].value == Omitted("SQ", length)  # the same row either way
+    assert [tag for tag, _ in ours.cast_errors] == ["30060039"]
+    assert ours.root.keys() == theirs.root.keys()
+    assert all(ours.root[t] == theirs.root[t] for t in ours.root if t != 0x30060039)
+
+
+def test_a_sequence_the_model_reads_is_never_skipped(tmp_path):
+    """Over the limit or not, and of undefined length, per-frame functional groups are
+    read through: the frame rows come from them."""
+    from io import BytesIO
+
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from loader.dataset_bytes import ParsedSequence, parse_sequence
+
+    ds = pydicom.dcmread(real_file("CT_small.dcm"))
+    frames = []
+    for n in range(2000):
+        content = Dataset()
+        content.FrameAcquisitionNumber = n
+        frame = Dataset()
+        frame.FrameContentSequence = Sequence([content])
+        frame.is_undefined_length_sequence_item = True
+        frames.append(frame)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    ds["PerFrameFunctionalGroupsSequence"].is_undefined_length = True
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    data = out.getvalue()
+    reader, _ = _reader_over(data, first=4096)
+    parsed = parse_header("frames", reader, skip_over=1024)
+    frames_read = parsed.elements[0x52009230]
+    assert isinstance(frames_read, ParsedSequence) and frames_read.length > 50 * 1024
+    contents = [parse_sequence(item[0x00209111][1], False, True) for item in frames_read.items]
+    numbers = [content[0][0x00209156][1] for content in contents]
+    assert [int.from_bytes(n, "little") for n in numbers] == list(range(2000))
+
+
+@pytest.mark.parametrize("inside", ["an item", "the sequence's delimiter"])
+def test_an_object_cut_inside_a_walked_sequence_is_truncated(tmp_path, inside):
+    data = with_structure_set(tmp_path / "rtstruct.dcm", rois=20).read_bytes()
+    delimiter = data.rindex(b"\xe0\x7f\x10\x00OW") - 8
+    assert data[delimiter : delimiter + 4] == b"\xfe\xff\xdd\xe0"
+    cut = data[: len(data) // 2 if inside == "an item" else delimiter + 4]
+    reader, _ = _reader_over(cut, first=64 * 1024)
+    with pytest.raises(TruncatedError):
+        parse_header("cut", reader, skip_over=1 << 20)
+
+
+def test_framing_the_walk_does_not_understand_is_left_to_pydicom(tmp_path):
+    """An Item tag where the last Contour Sequence should be, past what the reader
+    held when it began the walk: the walk gives up there, and the object reads as
+    pydicom reads it (which takes the stray item in its stride), without gaps."""
+    from io import BytesIO
+
+    data = bytearray(with_structure_set(tmp_path / "rtstruct.dcm", rois=20).read_bytes())
+    at = data.rindex(b"\x06\x30\x40\x00")  # the last Contour Sequence's tag ...
+    assert at > 1.25 * (1 << 20)
+    data[at : at + 4] = b"\xfe\xff\x00\xe0"  # ... made an Item tag inside an item
+    reader, _ = _reader_over(bytes(data), first=64 * 1024)
+    parsed = parse_header("odd", reader, skip_over=1 << 20)
+    theirs = pydicom.dcmread(BytesIO(bytes(data)), stop_before_pixels=True, force=True)
+    assert reader.skipped == 0 and list(parsed.elements) == list(theirs._dict)
+    assert parsed.pixel_data_offset == data.rindex(b"\xe0\x7f\x10\x00OW") + 12

@@ -381,3 +381,30 @@ def test_values_over_the_element_limit_are_never_fetched(s3, tmp_path):
     document = json.loads(metadata)
     assert document["TextValue"] == {"vr": "UT", "length": 5 << 20, "omitted": True}
     assert document["EncapsulatedDocument"] == {"vr": "OB", "length": 3 << 20}
+
+
+def test_a_structure_set_over_the_limit_is_walked_from_the_server(s3, tmp_path):
+    """A 13 MB ROI Contour Sequence of undefined length: its end can only be found by
+    reading it, so the server serves it once (in windows of a few MB), and the row
+    records it omitted with its length while the rest of the header loads."""
+    from tests.test_headers import _sequence_value_length, with_structure_set
+
+    options, traffic = s3
+    folder = tmp_path / "rt"
+    folder.mkdir()
+    path = with_structure_set(folder / "rtstruct.dcm")
+    length = _sequence_value_length(path)
+    url = _upload(options, folder, f"rt-{uuid.uuid4().hex[:8]}")
+    traffic.reset()
+    report = _run(url, tmp_path, "rt", options)
+    assert report["loaded"] == 1 and report["errors"] == {"TYPE_CAST_ERROR": 1}
+    served = sum(traffic.bytes.values())
+    assert served == report["bytes_read"] < length + 200_000
+    con = duckdb.connect(str(tmp_path / "rt.duckdb"), read_only=True)
+    (metadata,) = con.execute("SELECT metadata FROM dicom_raw").fetchone()
+    (offset,) = con.execute("SELECT pixel_data_offset FROM dicom_file_location").fetchone()
+    con.close()
+    assert offset == path.read_bytes().rindex(b"\xe0\x7f\x10\x00OW\x00\x00") + 12
+    document = json.loads(metadata)
+    assert document["ROIContourSequence"] == {"vr": "SQ", "length": length, "omitted": True}
+    assert document["PatientName"] == str(pydicom.dcmread(path).PatientName)
