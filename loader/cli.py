@@ -33,6 +33,7 @@ from loader.config import (
     env_default,
 )
 from loader.decode import DEFAULT_ELEMENT_LIMIT
+from loader.deletions import NOT_INCREMENTAL
 from loader.dicomweb import with_filters
 from loader.errors import ConfigError, LoaderError, LoadError, StatementError
 from loader.headers import DEFAULT_HEADER_BYTES, LOCAL_HEADER_BYTES
@@ -96,6 +97,12 @@ def _summary(report: RunReport) -> Table:
             table.add_row("  reads throttled by the store", f"{time_split['throttled_reads']:,}")
     for category, count in report["errors"].items():
         table.add_row(f"  {category}", f"{count:,}")
+    deleted = report.get("deleted")
+    if deleted and deleted["checked"]:
+        table.add_row("deleted from the archive", f"{deleted['objects']:,}")
+        table.add_row("  instances with no copy left", f"{deleted['instances']:,}")
+    elif deleted and deleted["reason"] != NOT_INCREMENTAL:
+        table.add_row("deletions not checked", deleted["reason"])
     checks = report.get("validation", {})
     for key in (
         "unique_patients",

@@ -5,7 +5,8 @@ modification time and, on object stores, the ETag. `dicom_file_location` keeps
 all four for every loaded object (duplicates included). They are held on the
 driver as sorted 128-bit digests, 16 bytes an object (16 MB per million), so a
 periodic reload of a large archive reads only what is new or changed. Objects
-that ended as error rows are not in `dicom_file_location`: they are tried again.
+that ended as error rows are not in `dicom_file_location`: they are tried again, as
+are objects recorded deleted that are back (deletions.py).
 A digest collision can only make an unchanged object look changed (it is read
 again, and loads are idempotent), never the reverse.
 """
@@ -25,7 +26,7 @@ from loader.listing import ObjectRef
 BATCH = 8192
 IDENTITY_SQL = (
     "SELECT storage_uri, file_size_bytes, modified_at, checksum, storage_provider "
-    "FROM dicom_file_location"
+    "FROM dicom_file_location WHERE deleted_at IS NULL"
 )
 
 

@@ -60,17 +60,19 @@ class Shard:
     objects: tuple[ObjectRef, ...]
 
 
-def _walk(root: str) -> Iterator[ObjectRef]:
+def _walk(root: str, unreadable: list[str]) -> Iterator[ObjectRef]:
     """Files under `root`, depth first, names sorted; symlinked directories skipped
-    (they can loop); unreadable directories skipped (nothing in them is listed)."""
+    (they can loop); unreadable directories skipped (nothing in them is listed) and
+    added to `unreadable`, so that nothing under them is taken for deleted."""
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except OSError:
+        unreadable.append(root)
         return
     for entry in entries:
         try:
             if entry.is_dir(follow_symlinks=False):
-                yield from _walk(entry.path)
+                yield from _walk(entry.path, unreadable)
             elif entry.is_file():
                 st = entry.stat()
                 yield ObjectRef(entry.path, st.st_size, st.st_mtime)
@@ -189,8 +191,13 @@ def _walk_entries(
             yield _remote_ref(entry, protocol)
 
 
-def list_source(source: str, storage_options: dict[str, Any] | None = None) -> Iterator[ObjectRef]:
+def list_source(
+    source: str,
+    storage_options: dict[str, Any] | None = None,
+    unreadable: list[str] | None = None,
+) -> Iterator[ObjectRef]:
     """Every object of a source: a folder or prefix (recursive), a manifest, or one file.
+    Local folders that cannot be read are added to `unreadable`.
 
     A DICOMweb root (`dicomweb+http(s)://`) lists its studies (see `dicomweb`).
     A manifest is a Parquet file with a `path` column (and optionally `size`,
@@ -208,7 +215,7 @@ def list_source(source: str, storage_options: dict[str, Any] | None = None) -> I
         return
     path = Path(source.removeprefix("file://"))
     if path.is_dir():
-        yield from _walk(str(path.resolve()))
+        yield from _walk(str(path.resolve()), [] if unreadable is None else unreadable)
     elif path.is_file():
         if _is_dicom_file(path) or is_export(path.name):
             yield _stat(str(path.resolve()))

@@ -104,11 +104,14 @@ TABLES: tuple[Table, ...] = (
         "dicom_raw", ("file_path",), E,
         _c("file_path"), _c("metadata", T.VARIANT), _c("ingested_at", T.TIMESTAMP),
         _c("sop_instance_uid"), _c("file_size_bytes", T.INT), _c("header_bytes", T.INT),
-        _c("transfer_syntax_uid"), change_tracking=True,
+        _c("transfer_syntax_uid"), _c("deleted_at", T.TIMESTAMP),
+        computed=("deleted_at",), change_tracking=True,
         doc=(
             'One row per parsed object: the whole header as keyword-keyed JSON (private and '
             'unknown tags by `ggggeeee`, sequences as arrays of objects, binary values as '
-            '`{"vr", "length"}`). Change tracking is on in Snowflake: streams read it.'
+            '`{"vr", "length"}`). Change tracking is on in Snowflake: streams read it. '
+            '`deleted_at`: when an incremental run found the object gone from its archive '
+            '(NULL while it is there).'
         ),
     ),
     _table(
@@ -186,10 +189,12 @@ TABLES: tuple[Table, ...] = (
         _c("content_time", T.TIME), _c("number_of_frames", T.INT),
         _c("specific_character_set"), _c("burned_in_annotation"),
         _c("presentation_intent"), _c("file_path"), _c("file_size_bytes", T.INT),
-        _c("transfer_syntax_uid"),
+        _c("transfer_syntax_uid"), _c("deleted_at", T.TIMESTAMP),
+        computed=("deleted_at",),
         doc=(
             "One row per SOP instance, whichever objects hold it (the winning object's "
-            'values).'
+            'values). `deleted_at`: when the last object holding it was found gone from its '
+            'archive; while another copy remains, `file_path` names the newest one left.'
         ),
     ),
     _table(
@@ -288,11 +293,14 @@ TABLES: tuple[Table, ...] = (
         _c("transfer_syntax_uid"), _c("checksum"), _c("ingestion_source"),
         _c("header_bytes", T.INT), _c("pixel_data_offset", T.INT),
         _c("pixel_data_length", T.INT), _c("file_size_bytes", T.INT),
-        _c("modified_at", T.TIMESTAMP), SHARD_ID,
+        _c("modified_at", T.TIMESTAMP), _c("deleted_at", T.TIMESTAMP), SHARD_ID,
+        computed=("deleted_at",),
         doc=(
             'One row per stored object of an instance (an instance stored twice has two): '
             'where it is, its size, ETag or checksum, and where Pixel Data starts and how '
-            'long it is, when known, so pixels can be fetched with one ranged read.'
+            'long it is, when known, so pixels can be fetched with one ranged read. '
+            '`deleted_at`: when an incremental run found the object gone from the prefix it '
+            'listed (the row is kept; NULL while the object is there).'
         ),
     ),
     _table(
@@ -436,6 +444,21 @@ def create_table(table: Table, dialect: str) -> str:
     tracked = table.change_tracking and dialect == "snowflake"
     options = " CHANGE_TRACKING = TRUE" if tracked else ""
     return f"CREATE TABLE IF NOT EXISTS {table.name} (\n{cols}\n){options}"
+
+
+def added_columns(dialect: str, existing: set[tuple[str, str]]) -> list[str]:
+    """ALTER TABLE statements that give tables an earlier version created the columns
+    the model has since gained (`existing`: lower-case table and column names, of
+    the tables that exist), so a warehouse carries on across upgrades."""
+    types = DIALECT_TYPES[dialect]
+    tables = {table for table, _ in existing}
+    return [
+        f"ALTER TABLE {table.name} ADD COLUMN {column.name} {types[column.type]}"
+        for table in TABLES
+        if table.name in tables
+        for column in table.columns
+        if (table.name, column.name) not in existing
+    ]
 
 
 def render_ddl(dialect: str) -> str:

@@ -23,6 +23,13 @@ import duckdb
 
 from loader import ledger, validate
 from loader.config import RunSettings, Target, TargetKind
+from loader.deletions import (
+    NOT_INCREMENTAL,
+    Deletions,
+    DeletionScope,
+    record_deletions,
+    scope_of,
+)
 from loader.dicomweb import incomplete_studies, is_dicomweb
 from loader.errors import Category, ConfigError
 from loader.incremental import IDENTITY_SQL, KnownObjects, changed_only
@@ -32,8 +39,8 @@ from loader.memory import peak_rss_bytes
 from loader.model import EXTRACTED
 from loader.output import OutputRoot
 from loader.pseudonymize import Pseudonymizer, read_key
-from loader.repeats import unique_objects
-from loader.report import Phases, Pseudonymized, RunReport
+from loader.repeats import SeenKeys, unique_objects
+from loader.report import DeletedReport, Phases, Pseudonymized, RunReport
 from loader.shard import ShardSettings, process_shard
 from loader.value_store import ValueStore
 from loader.warehouse.base import LoadResult, Warehouse
@@ -331,10 +338,14 @@ def run(settings: RunSettings, progress: Progress | None = None) -> RunReport:
     done = ledger.committed_ids(out, run_id) if settings.resume else set()
     skipped: list[str] = []
     unchanged, repeated = [0], [0]
-    listed = listed_first(list_source(settings.source, settings.storage_options))
-    objects = unique_objects(listed, repeated)
+    unreadable: list[str] = []  # folders the listing could not read
+    listed_keys = SeenKeys()  # every URL listed, for the deletion check
+    listed = listed_first(list_source(settings.source, settings.storage_options, unreadable))
+    objects = unique_objects(listed, repeated, listed_keys)
+    deletion_check = None
     if settings.incremental:
         objects = changed_only(objects, known_objects(settings.target), unchanged)
+        deletion_check = DeletionCheck(scope_of(settings.source), listed_keys, unreadable)
     workers = settings.workers
     if workers > 0 and not settings.scheduler and settings.cluster_min_objects:
         objects, small = fewer_than(objects, settings.cluster_min_objects)
@@ -386,7 +397,17 @@ def run(settings: RunSettings, progress: Progress | None = None) -> RunReport:
             loading=loading,
             startup_seconds=startup,
             shutdown_seconds=extraction.shutdown_seconds,
+            deletion_check=deletion_check,
         )
+
+
+class DeletionCheck(NamedTuple):
+    """What an incremental run hands the load to find deletions with, once its
+    listing has ended: where, which URLs were listed, which folders were not."""
+
+    scope: DeletionScope
+    listed: SeenKeys
+    unreadable: list[str]
 
 
 def load(
@@ -403,8 +424,11 @@ def load(
     loading: BatchedLoad | None = None,
     startup_seconds: float = 0.0,
     shutdown_seconds: float = 0.0,
+    deletion_check: DeletionCheck | None = None,
 ) -> RunReport:
     """Load a written run (its committed shards) into `target`, validate, report.
+    With `deletion_check` (an incremental run), objects gone from the listed prefix
+    are then recorded as deleted (loader/deletions.py), before validation.
 
     `loading` holds the batches a run already loaded during its extraction (and the
     warehouse it loaded them into); what is left is loaded here. An incremental run
@@ -433,6 +457,7 @@ def load(
         "validation": 0.0,
     }
     batches = (0, 0)
+    deleted: Deletions | None = None
     if target.kind is not TargetKind.NONE:
         with ExitStack() as stack:
             if loading is None:
@@ -442,6 +467,8 @@ def load(
             warehouse = loading.warehouse
             tail_started = time.time()
             load_result = loading.finish(records) if records else None
+            if deletion_check is not None:
+                deleted = record_deletions(warehouse, *deletion_check)
             phases["load_after_extraction"] = round(time.time() - tail_started, 3)
             batches = (loading.batches, loading.batches_during_extraction)
             validation_started = time.time()
@@ -466,7 +493,19 @@ def load(
         repeated=repeated,
         phases=phases,
         load_batches=batches,
+        deleted=deleted,
     )
+
+
+def _deleted_report(deleted: Deletions | None) -> DeletedReport:
+    if deleted is None:
+        return {"checked": False, "reason": NOT_INCREMENTAL, "objects": 0, "instances": 0}
+    return {
+        "checked": deleted.checked,
+        "reason": deleted.reason,
+        "objects": deleted.objects,
+        "instances": deleted.instances,
+    }
 
 
 def _pseudonymized(settings: RunSettings) -> Pseudonymized:
@@ -493,6 +532,7 @@ def build_report(
     repeated: int = 0,
     phases: Phases,
     load_batches: tuple[int, int],
+    deleted: Deletions | None = None,
 ) -> RunReport:
     """The run report: what was listed, loaded, refused, read, and how fast.
     `load_batches`: load transactions, and how many of them ran during extraction."""
@@ -535,6 +575,7 @@ def build_report(
         "listed": listed,
         "unchanged": unchanged,
         "repeated_entries": repeated,
+        "deleted": _deleted_report(deleted),
         "loaded": loaded,
         "new_instances": new_instances,
         "duplicates": duplicates,

@@ -54,10 +54,13 @@ class SeenKeys:
             self.runs[-1] = np.sort(np.concatenate([self.runs[-1], last]), kind="mergesort")
 
 
-def unique_objects(objects: Iterable[ObjectRef], repeated: list[int]) -> Iterator[ObjectRef]:
+def unique_objects(
+    objects: Iterable[ObjectRef], repeated: list[int], seen: SeenKeys | None = None
+) -> Iterator[ObjectRef]:
     """`objects` without an entry whose URL was listed before; `repeated[0]` counts
-    the entries dropped."""
-    seen = SeenKeys()
+    the entries dropped. `seen` ends holding the key of every URL listed (the
+    deletion check compares the target's locations with them)."""
+    seen = SeenKeys() if seen is None else seen
     batch: list[ObjectRef] = []
     for ref in objects:
         batch.append(ref)

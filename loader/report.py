@@ -43,6 +43,17 @@ class Pseudonymized(TypedDict):
     uids: bool  # instance UIDs → keyed UIDs under 2.25 (--pseudonymize-uids)
 
 
+class DeletedReport(TypedDict):
+    """Objects an --incremental run found gone from the prefix it listed: stamped
+    `deleted_at`, never dropped (loader/deletions.py). Not listed, so outside the
+    listing's accounting; validation checks that instances follow their live copies."""
+
+    checked: bool  # False: the run could not tell (see reason) and deleted nothing
+    reason: str  # the prefix checked, or why nothing was checked
+    objects: int  # locations stamped deleted by this run
+    instances: int  # instances left with no live copy, stamped deleted
+
+
 class RunReport(TypedDict):
     run_id: str
     source: str
@@ -53,6 +64,7 @@ class RunReport(TypedDict):
     listed: int  # entries listed: = loaded + duplicates + error_files + unchanged + repeated
     unchanged: int  # --incremental: held by the target as they are
     repeated_entries: int  # entries naming an object listed before them (read once)
+    deleted: DeletedReport  # --incremental: what the listing no longer holds
     loaded: int
     new_instances: int
     duplicates: int

@@ -33,7 +33,9 @@ def _one(warehouse: Warehouse, sql: str) -> Any:
 
 def warehouse_checks(warehouse: Warehouse) -> dict[str, Any]:
     """Counts, date range, orphans and completeness of what the warehouse holds."""
-    instances = int(_one(warehouse, "SELECT count(*) FROM dicom_instance") or 0)
+    instances = int(
+        _one(warehouse, "SELECT count(*) FROM dicom_instance WHERE deleted_at IS NULL") or 0
+    )
     first, last = warehouse.query("SELECT min(study_date), max(study_date) FROM dicom_study")[0]
     completeness = {}
     for label, column in REQUIRED.items():
@@ -43,7 +45,7 @@ def warehouse_checks(warehouse: Warehouse) -> dict[str, Any]:
             "JOIN dicom_series se ON se.series_key = i.series_key "
             "JOIN dicom_study st ON st.study_key = se.study_key "
             "JOIN dicom_patient p ON p.patient_key = st.patient_key "
-            f"WHERE {column} IS NOT NULL",
+            f"WHERE {column} IS NOT NULL AND i.deleted_at IS NULL",
         )
         completeness[label] = round(int(present or 0) / instances, 4) if instances else None
     return {
@@ -83,6 +85,22 @@ def warehouse_checks(warehouse: Warehouse) -> dict[str, Any]:
                 "SELECT (SELECT count(*) - count(DISTINCT sop_instance_uid) FROM dicom_instance) + "
                 "(SELECT count(*) - count(DISTINCT series_instance_uid) FROM dicom_series) + "
                 "(SELECT count(*) - count(DISTINCT study_instance_uid) FROM dicom_study)",
+            )
+            or 0
+        ),
+        "deleted_instances": int(
+            _one(warehouse, "SELECT count(*) FROM dicom_instance WHERE deleted_at IS NOT NULL") or 0
+        ),
+        # An instance is deleted exactly when none of its objects is left, and a live
+        # one's loaded file is one of them (deletions.py, merge.follow_live_locations).
+        "instances_not_following_their_files": int(
+            _one(
+                warehouse,
+                "SELECT count(*) FROM dicom_instance i WHERE (i.deleted_at IS NOT NULL AND EXISTS "
+                "(SELECT 1 FROM dicom_file_location l WHERE l.instance_key = i.instance_key "
+                "AND l.deleted_at IS NULL)) OR (i.deleted_at IS NULL AND NOT EXISTS ("
+                "SELECT 1 FROM dicom_file_location l WHERE l.storage_uri = i.file_path "
+                "AND l.instance_key = i.instance_key AND l.deleted_at IS NULL))",
             )
             or 0
         ),
@@ -131,6 +149,7 @@ ZERO_CHECKS = (
     "orphan_studies",
     "duplicate_natural_keys",
     "masked_phi_rows",
+    "instances_not_following_their_files",
 )
 
 

@@ -150,7 +150,8 @@ class S3Traffic:
     timeout there. A gate (`gate = n`) holds the first reads until n of them wait
     together, then answers them all: a client that never keeps n reads in flight
     stays held until `release()`, so a test of concurrency waits on no timer.
-    `throttle_first` answers the first reads with S3's 503 SlowDown."""
+    `throttle_first` answers the first reads with S3's 503 SlowDown, `fail_lists`
+    every listing request."""
 
     def __init__(self, app):
         self.app = app
@@ -170,6 +171,7 @@ class S3Traffic:
         self.attempts: dict[str, int] = {}  # reads asked for, answered or not
         self.bytes: dict[str, int] = {}
         self.fail_every = 0
+        self.fail_lists = False  # every listing request answered 503
         self.always_fail: set[str] = set()
         self.hold_every = 0  # every n-th read is held until release()
         self.always_hold: set[str] = set()
@@ -237,6 +239,9 @@ class S3Traffic:
 
     def _answer(self, environ, start_response, path: str, reading: bool):
         listing = "list-type" in environ.get("QUERY_STRING", "")
+        if listing and self.fail_lists:
+            start_response("503 Slow Down", [("Content-Type", "application/xml")])
+            return [b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"]
         if listing:
             self.lists_in_flight += 1
             self.max_lists_in_flight = max(self.max_lists_in_flight, self.lists_in_flight)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+from loader.model import TABLES, added_columns
 
 if TYPE_CHECKING:
     from loader.ledger import ShardRecord
     from loader.output import OutputRoot
+    from loader.warehouse.deletions import Deleted
 
 
 @dataclass
@@ -55,16 +58,37 @@ class Warehouse(Protocol):
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]: ...
 
     # A large result in batches of rows, so it never sits in memory whole.
-    def batches(self, sql: str, size: int = 100_000) -> Iterator[list[tuple[Any, ...]]]: ...
+    def batches(
+        self, sql: str, size: int = 100_000, params: list[Any] | None = None
+    ) -> Iterator[list[tuple[Any, ...]]]: ...
+
+    # Objects found gone from the archive: stamped, followed through, one transaction.
+    def record_deletions(self, location_keys: Iterable[list[int]], at: dt.datetime) -> Deleted: ...
 
     def close(self) -> None: ...
 
 
-def fetch_batches(cursor: Any, sql: str, size: int) -> Iterator[list[tuple[Any, ...]]]:
+# Both engines answer this for the schema a session works in.
+EXISTING_COLUMNS_SQL = (
+    "SELECT lower(table_name), lower(column_name) FROM information_schema.columns "
+    "WHERE table_schema = current_schema() AND lower(table_name) IN ({tables})"
+)
+
+
+def upgrade_statements(query: Callable[[str], list[tuple[Any, ...]]], dialect: str) -> list[str]:
+    """The ALTER TABLEs a warehouse made by an earlier version needs (model.added_columns)."""
+    tables = ", ".join(f"'{t.name}'" for t in TABLES)
+    rows = query(EXISTING_COLUMNS_SQL.format(tables=tables))
+    return added_columns(dialect, {(str(t), str(c)) for t, c in rows})
+
+
+def fetch_batches(
+    cursor: Any, sql: str, size: int, params: list[Any] | None = None
+) -> Iterator[list[tuple[Any, ...]]]:
     """`Warehouse.batches` over a DB-API cursor (DuckDB's and Snowflake's alike);
     the cursor is closed when the batches end or the caller stops early."""
     try:
-        cursor.execute(sql)
+        cursor.execute(sql, params) if params else cursor.execute(sql)
         while rows := cursor.fetchmany(size):
             yield list(rows)
     finally:

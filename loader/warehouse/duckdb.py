@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,9 @@ from loader.errors import LoadError
 from loader.ledger import ShardRecord
 from loader.model import BY_NAME, EXTRACTED, TABLES, arrow_schema, create_table
 from loader.output import OutputRoot
-from loader.warehouse.base import LoadResult, fetch_batches
+from loader.warehouse.base import LoadResult, fetch_batches, upgrade_statements
 from loader.warehouse.batches import BatchedLoad
+from loader.warehouse.deletions import Deleted, record_deletions
 from loader.warehouse.merge import (
     Dialect,
     account_staged,
@@ -76,8 +77,21 @@ class DuckDBWarehouse:
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, params or []).fetchall()
 
-    def batches(self, sql: str, size: int = 100_000) -> Iterator[list[tuple[Any, ...]]]:
-        return fetch_batches(self.con.cursor(), sql, size)
+    def batches(
+        self, sql: str, size: int = 100_000, params: list[Any] | None = None
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        return fetch_batches(self.con.cursor(), sql, size, params)
+
+    def record_deletions(self, location_keys: Iterable[list[int]], at: dt.datetime) -> Deleted:
+        """Stamp these locations deleted and follow through, in one transaction."""
+        self._execute("BEGIN TRANSACTION", [])
+        try:
+            found = record_deletions(self._execute, DIALECT, location_keys, at)
+            self._execute("COMMIT", [])
+        except BaseException:
+            self._execute("ROLLBACK", [])
+            raise
+        return found
 
     def _execute(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
         cursor = self.con.execute(sql, list(params))
@@ -86,6 +100,8 @@ class DuckDBWarehouse:
     def create_model(self) -> None:
         for table in TABLES:
             self.con.execute(create_table(table, "duckdb"))
+        for statement in upgrade_statements(self.query, "duckdb"):
+            self.con.execute(statement)
 
     def load_run(self, out: OutputRoot, run_id: str, shards: list[ShardRecord]) -> LoadResult:
         """Load every committed shard of a run, batch by batch; idempotent."""

@@ -30,6 +30,8 @@ from loader.warehouse.base import LoadResult
 T = ColumnType
 _FILE_ERRORS_SQL = ", ".join(f"'{c}'" for c in sorted(FILE_ERROR_CATEGORIES))
 Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+Keys = tuple[str, list[Any]]
+"""SQL that selects keys (of instances, series or studies), and the values it binds."""
 HISTORY_ROWS_PER_INSERT = 200
 
 
@@ -141,8 +143,20 @@ def merge_staged(
         all_winners=result.new_instances == instances == objects,
     )
     _replace_errors(execute)
-    _mark_duplicates(execute, p, loaded_at)
-    _recount(execute, dialect)
+    touched: Keys = (f"SELECT DISTINCT instance_key FROM {stage_table('dicom_file_location')}", [])
+    if ever_deleted(execute):  # a loaded file may be gone: instances follow live copies
+        follow_live_locations(execute, touched)
+    mark_duplicates(execute, p, loaded_at, touched)
+    recount(
+        execute,
+        dialect,
+        (f"SELECT series_key FROM {stage_table('dicom_series')}", []),
+        (
+            f"SELECT study_key FROM {stage_table('dicom_study')} "
+            f"UNION SELECT study_key FROM {stage_table('dicom_series')}",
+            [],
+        ),
+    )
     return result
 
 
@@ -255,14 +269,15 @@ def _replace_errors(execute: Execute) -> None:
     execute(f"INSERT INTO dicom_ingestion_errors ({cols}) SELECT {cols} FROM {errors}", [])
 
 
-def _mark_duplicates(execute: Execute, p: str, loaded_at: dt.datetime) -> None:
-    """One DUPLICATE row per location that is not its instance's loaded file."""
-    touched = f"SELECT DISTINCT instance_key FROM {stage_table('dicom_file_location')}"
+def mark_duplicates(execute: Execute, p: str, loaded_at: dt.datetime, touched: Keys) -> None:
+    """One DUPLICATE row per live location that is not its instance's loaded file,
+    for the instances `touched`; a deleted location has none."""
+    touched_sql, bound = touched
     execute(
         f"DELETE FROM dicom_ingestion_errors WHERE error_category = '{Category.DUPLICATE}' "
         "AND file_path IN (SELECT storage_uri FROM dicom_file_location "
-        f"WHERE instance_key IN ({touched}))",
-        [],
+        f"WHERE instance_key IN ({touched_sql}))",
+        bound,
     )
     execute(
         "INSERT INTO dicom_ingestion_errors (file_path, error_category, error_message, "
@@ -270,33 +285,71 @@ def _mark_duplicates(execute: Execute, p: str, loaded_at: dt.datetime) -> None:
         f"SELECT l.storage_uri, '{Category.DUPLICATE}', 'SOP Instance UID ' || i.sop_instance_uid "
         f"|| ' is loaded from ' || i.file_path, '00080018', {p}, l.header_bytes, "
         f"l._run_id, {p} FROM dicom_file_location l JOIN dicom_instance i "
-        f"ON l.instance_key = i.instance_key WHERE l.instance_key IN ({touched}) "
-        "AND l.storage_uri <> i.file_path",
-        [loaded_at, loaded_at],
+        f"ON l.instance_key = i.instance_key WHERE l.instance_key IN ({touched_sql}) "
+        "AND l.storage_uri <> i.file_path AND l.deleted_at IS NULL",
+        [loaded_at, loaded_at, *bound],
     )
 
 
-def _recount(execute: Execute, dialect: Dialect) -> None:
-    """Study and series counts come from what is loaded, never from headers."""
+def ever_deleted(execute: Execute) -> bool:
+    """Whether any object of the warehouse was ever found deleted (one row read)."""
+    return bool(
+        execute("SELECT 1 FROM dicom_file_location WHERE deleted_at IS NOT NULL LIMIT 1", [])
+    )
+
+
+def follow_live_locations(execute: Execute, touched: Keys) -> None:
+    """An instance of `touched` whose loaded file was found
+    deleted while another copy remains is re-pointed to the newest remaining copy
+    (its file columns and `_source_order`: a later copy can still win), and an
+    instance with a live copy is not deleted. Its header values stay those of the
+    copy read first: the copies of one SOP instance carry one header."""
+    live = "SELECT 1 FROM dicom_file_location l WHERE l.deleted_at IS NULL AND "
+    touched_sql, bound = touched
+    execute(
+        "UPDATE dicom_instance SET file_path = w.storage_uri, "
+        "file_size_bytes = w.file_size_bytes, transfer_syntax_uid = w.transfer_syntax_uid, "
+        "_source_order = w._source_order, deleted_at = NULL FROM ("
+        "SELECT instance_key, storage_uri, file_size_bytes, transfer_syntax_uid, _source_order "
+        f"FROM dicom_file_location WHERE deleted_at IS NULL AND instance_key IN ({touched_sql}) "
+        "QUALIFY row_number() OVER (PARTITION BY instance_key ORDER BY _source_order DESC) = 1"
+        ") w WHERE dicom_instance.instance_key = w.instance_key "
+        f"AND NOT EXISTS ({live}l.storage_uri = dicom_instance.file_path)",
+        bound,
+    )
+    execute(
+        "UPDATE dicom_instance SET deleted_at = NULL WHERE deleted_at IS NOT NULL "
+        f"AND instance_key IN ({touched_sql}) "
+        f"AND EXISTS ({live}l.instance_key = dicom_instance.instance_key)",
+        bound,
+    )
+
+
+def recount(execute: Execute, dialect: Dialect, series: Keys, studies: Keys) -> None:
+    """Study and series counts come from the live instances loaded, never from
+    headers: for the series and studies `series` and `studies`. A study's
+    modalities are those of its series that still have an instance."""
     execute(
         "UPDATE dicom_series SET number_of_instances = c.n FROM ("
         "SELECT se.series_key, count(i.instance_key) AS n FROM dicom_series se "
-        "LEFT JOIN dicom_instance i ON i.series_key = se.series_key "
-        f"WHERE se.series_key IN (SELECT series_key FROM {stage_table('dicom_series')}) "
+        "LEFT JOIN dicom_instance i ON i.series_key = se.series_key AND i.deleted_at IS NULL "
+        f"WHERE se.series_key IN ({series[0]}) "
         "GROUP BY se.series_key) c WHERE dicom_series.series_key = c.series_key",
-        [],
+        series[1],
     )
-    modalities = dialect.sorted_distinct_list("se.modality")
+    modalities = dialect.sorted_distinct_list(
+        "CASE WHEN se.number_of_instances > 0 THEN se.modality END"
+    )
     execute(
         "UPDATE dicom_study SET number_of_series = c.series, "
         "number_of_instances = c.instances, modalities_in_study = c.modalities FROM ("
-        "SELECT st.study_key, count(DISTINCT se.series_key) AS series, "
+        "SELECT st.study_key, "
+        "count(DISTINCT CASE WHEN se.number_of_instances > 0 THEN se.series_key END) AS series, "
         f"coalesce(sum(se.number_of_instances), 0) AS instances, {modalities} AS modalities "
         "FROM dicom_study st LEFT JOIN dicom_series se ON se.study_key = st.study_key "
-        f"WHERE st.study_key IN (SELECT study_key FROM {stage_table('dicom_study')} "
-        f"UNION SELECT study_key FROM {stage_table('dicom_series')}) "
+        f"WHERE st.study_key IN ({studies[0]}) "
         "GROUP BY st.study_key) c WHERE dicom_study.study_key = c.study_key",
-        [],
+        studies[1],
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,8 @@ from loader.model import (
     create_table,
 )
 from loader.output import OutputRoot
-from loader.warehouse.base import LoadResult, fetch_batches
+from loader.warehouse.base import LoadResult, fetch_batches, upgrade_statements
+from loader.warehouse.deletions import Deleted, record_deletions
 from loader.warehouse.merge import (
     Dialect,
     account_staged,
@@ -204,11 +205,26 @@ class SnowflakeWarehouse:
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self._execute(sql, params or ())
 
-    def batches(self, sql: str, size: int = 100_000) -> Iterator[list[tuple[Any, ...]]]:
-        return fetch_batches(self.con.cursor(), sql, size)
+    def batches(
+        self, sql: str, size: int = 100_000, params: list[Any] | None = None
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        return fetch_batches(self.con.cursor(), sql, size, params)
+
+    def record_deletions(self, location_keys: Iterable[list[int]], at: dt.datetime) -> Deleted:
+        """Stamp these locations deleted and follow through, in one transaction."""
+        self._execute("BEGIN", [])
+        try:
+            found = record_deletions(self._execute, DIALECT, location_keys, at)
+            self._execute("COMMIT", [])
+        except BaseException:
+            self._execute("ROLLBACK", [])
+            raise
+        return found
 
     def create_model(self) -> None:
         for statement in setup_statements(self.target.stage):
+            self._execute(statement)
+        for statement in upgrade_statements(self.query, "snowflake"):
             self._execute(statement)
 
     # A run loads as one batch, after its extraction: its COPYs want few large files

@@ -10,6 +10,7 @@ CREATE TABLE IF NOT EXISTS dicom_raw (
     file_size_bytes BIGINT,
     header_bytes BIGINT,
     transfer_syntax_uid VARCHAR,
+    deleted_at TIMESTAMP,
     _source_order VARCHAR,
     _run_id VARCHAR,
     _loaded_at TIMESTAMP
@@ -131,6 +132,7 @@ CREATE TABLE IF NOT EXISTS dicom_instance (
     file_path VARCHAR,
     file_size_bytes BIGINT,
     transfer_syntax_uid VARCHAR,
+    deleted_at TIMESTAMP,
     _source_order VARCHAR,
     _run_id VARCHAR,
     _loaded_at TIMESTAMP
@@ -286,6 +288,7 @@ CREATE TABLE IF NOT EXISTS dicom_file_location (
     pixel_data_length BIGINT,
     file_size_bytes BIGINT,
     modified_at TIMESTAMP,
+    deleted_at TIMESTAMP,
     _shard_id VARCHAR,
     _source_order VARCHAR,
     _run_id VARCHAR,

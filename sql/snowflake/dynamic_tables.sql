@@ -38,7 +38,7 @@ SELECT
     _source_order,
     file_path
 FROM dicom_raw
-WHERE IFF(IS_ARRAY(metadata:"SOPInstanceUID"), metadata:"SOPInstanceUID"[0]::STRING, metadata:"SOPInstanceUID"::STRING) IS NOT NULL AND IFF(IS_ARRAY(metadata:"SeriesInstanceUID"), metadata:"SeriesInstanceUID"[0]::STRING, metadata:"SeriesInstanceUID"::STRING) IS NOT NULL AND IFF(IS_ARRAY(metadata:"StudyInstanceUID"), metadata:"StudyInstanceUID"[0]::STRING, metadata:"StudyInstanceUID"::STRING) IS NOT NULL
+WHERE IFF(IS_ARRAY(metadata:"SOPInstanceUID"), metadata:"SOPInstanceUID"[0]::STRING, metadata:"SOPInstanceUID"::STRING) IS NOT NULL AND IFF(IS_ARRAY(metadata:"SeriesInstanceUID"), metadata:"SeriesInstanceUID"[0]::STRING, metadata:"SeriesInstanceUID"::STRING) IS NOT NULL AND IFF(IS_ARRAY(metadata:"StudyInstanceUID"), metadata:"StudyInstanceUID"[0]::STRING, metadata:"StudyInstanceUID"::STRING) IS NOT NULL AND deleted_at IS NULL
 QUALIFY ROW_NUMBER() OVER (PARTITION BY sop_instance_uid ORDER BY _source_order DESC, file_path DESC) = 1;
 
 CREATE OR REPLACE DYNAMIC TABLE dt_dicom_series

@@ -10,6 +10,7 @@ CREATE TABLE IF NOT EXISTS dicom_raw (
     file_size_bytes NUMBER(38,0),
     header_bytes NUMBER(38,0),
     transfer_syntax_uid VARCHAR,
+    deleted_at TIMESTAMP_NTZ,
     _source_order VARCHAR,
     _run_id VARCHAR,
     _loaded_at TIMESTAMP_NTZ
@@ -131,6 +132,7 @@ CREATE TABLE IF NOT EXISTS dicom_instance (
     file_path VARCHAR,
     file_size_bytes NUMBER(38,0),
     transfer_syntax_uid VARCHAR,
+    deleted_at TIMESTAMP_NTZ,
     _source_order VARCHAR,
     _run_id VARCHAR,
     _loaded_at TIMESTAMP_NTZ
@@ -286,6 +288,7 @@ CREATE TABLE IF NOT EXISTS dicom_file_location (
     pixel_data_length NUMBER(38,0),
     file_size_bytes NUMBER(38,0),
     modified_at TIMESTAMP_NTZ,
+    deleted_at TIMESTAMP_NTZ,
     _shard_id VARCHAR,
     _source_order VARCHAR,
     _run_id VARCHAR,

@@ -92,7 +92,9 @@ def winner(key: str) -> str:
 
 
 def instance_select(dialect: Dialect, raw: str) -> str:
-    """One row per SOP Instance UID of `raw`, with the keys of every level."""
+    """One row per SOP Instance UID of `raw`, with the keys of every level. Objects
+    an incremental run found deleted are left out, so an instance whose every copy is
+    gone leaves the instance table, and its series and study their counts."""
     text = {f.column: dialect.text(f.keyword) for f in INSTANCE_FIELDS}
     columns = [f"{dialect.cast[f.type](text[f.column])} AS {f.column}" for f in INSTANCE_FIELDS]
     keys = {
@@ -109,7 +111,7 @@ def instance_select(dialect: Dialect, raw: str) -> str:
         "SELECT\n    "
         + ",\n    ".join([*(f"{sql} AS {name}" for name, sql in keys.items()), *columns])
         + ",\n    _source_order,\n    file_path\n"
-        + f"FROM {raw}\nWHERE {required}\n{winner('sop_instance_uid')}"
+        + f"FROM {raw}\nWHERE {required} AND deleted_at IS NULL\n{winner('sop_instance_uid')}"
     )
 
 

@@ -1,7 +1,8 @@
 """A stream on `dicom_raw` and a task tree: the root (gated by SYSTEM$STREAM_HAS_DATA)
-moves new rows into a change log; each child reads its own stream on the log, never
-a time window: error routing (every category SQL can tell from a header, once per
-object) and the CDC MERGE of amended studies. Children resume before the root.
+moves new rows into a change log (not the rows an incremental run stamps deleted);
+each child reads its own stream on the log, never a time window: error routing
+(every category SQL can tell from a header, once per object) and the CDC MERGE of
+amended studies. Children resume before the root.
 
 A re-deploy suspends the root, replaces every task (so a changed body reaches it)
 and resumes them; streams and the change log are created once, so their offsets
@@ -25,7 +26,8 @@ def _text(dialect: Dialect, keyword: str, row: str = "r") -> str:
 def routed_errors(dialect: Dialect, changes: str, raw: str, errors: str, batch: str) -> str:
     """Error rows for the changed raw rows `changes`, of every category SQL can tell
     from a header (validation, duplicate, type cast, referential), each object and
-    category at most once: rows `errors` already holds are not routed again.
+    category at most once: rows `errors` already holds are not routed again. Only
+    objects still in the archive count as the other copy (`deleted_at` NULL).
     `batch` is the SQL of the routing run's id."""
     keywords = ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
     uid = {k: _text(dialect, k) for k in keywords}
@@ -39,8 +41,8 @@ def routed_errors(dialect: Dialect, changes: str, raw: str, errors: str, batch: 
         f"SELECT r.file_path, '{Category.DUPLICATE}', "
         f"'SOP Instance UID ' || {uid['SOPInstanceUID']} "
         f"|| ' is loaded from another object', '00080018' FROM {changes} r "
-        f"WHERE EXISTS (SELECT 1 FROM {raw} o "
-        f"WHERE {other['SOPInstanceUID']} = {uid['SOPInstanceUID']} "
+        f"WHERE EXISTS (SELECT 1 FROM {raw} o WHERE o.deleted_at IS NULL "
+        f"AND {other['SOPInstanceUID']} = {uid['SOPInstanceUID']} "
         "AND (o._source_order > r._source_order OR "
         "(o._source_order = r._source_order AND o.file_path > r.file_path)))",
         f"SELECT r.file_path, '{Category.TYPE_CAST_ERROR}', 'StudyDate value is not valid', "
@@ -49,8 +51,8 @@ def routed_errors(dialect: Dialect, changes: str, raw: str, errors: str, batch: 
         f"SELECT r.file_path, '{Category.REFERENTIAL_ERROR}', "
         f"'series ' || {uid['SeriesInstanceUID']} "
         f"|| ' belongs to more than one study', '0020000E' FROM {changes} r "
-        f"WHERE EXISTS (SELECT 1 FROM {raw} o "
-        f"WHERE {other['SeriesInstanceUID']} = {uid['SeriesInstanceUID']} "
+        f"WHERE EXISTS (SELECT 1 FROM {raw} o WHERE o.deleted_at IS NULL "
+        f"AND {other['SeriesInstanceUID']} = {uid['SeriesInstanceUID']} "
         f"AND {other['StudyInstanceUID']} <> {uid['StudyInstanceUID']})",
     ]
     union = "\nUNION ALL\n".join(found)
@@ -143,7 +145,7 @@ def stream_task(names: Names) -> list[str]:
         f"  WHEN SYSTEM$STREAM_HAS_DATA('{raw_stream.replace(chr(34), '')}')\nAS\n"
         f"INSERT INTO {log} (file_path, metadata, _source_order, _run_id, batch_id, captured_at)\n"
         f"SELECT file_path, metadata, _source_order, _run_id, {batch}, CURRENT_TIMESTAMP\n"
-        f"FROM {raw_stream} WHERE METADATA$ACTION = 'INSERT'",
+        f"FROM {raw_stream} WHERE METADATA$ACTION = 'INSERT' AND deleted_at IS NULL",
     ]
     for task, (stream, body) in children.items():
         statements.append(

@@ -1,0 +1,86 @@
+"""Objects gone from the archive → `deleted_at` on their rows, in one transaction.
+
+The driver finds them (loader/deletions.py): live locations under the listed prefix
+that the listing no longer holds. Here their `dicom_file_location` and `dicom_raw`
+rows are stamped, an instance whose loaded file went is re-pointed to its newest
+remaining copy, an instance with no copy left is stamped too, and the counts of the
+series and studies they belong to are recomputed from live instances. Nothing is
+dropped: a deleted object's rows stay, and a later load of it (restored, or moved
+back) makes them live again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from loader.warehouse.merge import (
+    Dialect,
+    Execute,
+    Keys,
+    follow_live_locations,
+    mark_duplicates,
+    recount,
+)
+
+KEYS_PER_STATEMENT = 1000  # bound values per UPDATE: Snowflake allows 16,384
+
+
+@dataclass
+class Deleted:
+    """What one run found deleted."""
+
+    objects: int = 0  # locations stamped
+    instances: int = 0  # instances with no live copy left, stamped
+
+
+def record_deletions(
+    execute: Execute, dialect: Dialect, location_keys: Iterable[list[int]], at: dt.datetime
+) -> Deleted:
+    """Stamp the locations `location_keys` (batches of keys) deleted `at`, and follow
+    through; the caller holds the transaction."""
+    p = dialect.placeholder
+    found = Deleted()
+    for batch in location_keys:
+        for start in range(0, len(batch), KEYS_PER_STATEMENT):
+            keys = batch[start : start + KEYS_PER_STATEMENT]
+            execute(
+                f"UPDATE dicom_file_location SET deleted_at = {p} WHERE deleted_at IS NULL "
+                f"AND location_key IN ({', '.join(p for _ in keys)})",
+                [at, *keys],
+            )
+    stamped = f"SELECT storage_uri FROM dicom_file_location WHERE deleted_at = {p}"
+    found.objects = _count(execute(f"SELECT count(*) FROM ({stamped}) s", [at]))
+    if not found.objects:
+        return found
+    execute(f"UPDATE dicom_raw SET deleted_at = {p} WHERE file_path IN ({stamped})", [at, at])
+    touched: Keys = (
+        f"SELECT DISTINCT instance_key FROM dicom_file_location WHERE deleted_at = {p}",
+        [at],
+    )
+    follow_live_locations(execute, touched)
+    execute(
+        f"UPDATE dicom_instance SET deleted_at = {p} WHERE deleted_at IS NULL "
+        f"AND instance_key IN ({touched[0]}) AND NOT EXISTS (SELECT 1 FROM dicom_file_location l "
+        "WHERE l.instance_key = dicom_instance.instance_key AND l.deleted_at IS NULL)",
+        [at, *touched[1]],
+    )
+    found.instances = _count(
+        execute(f"SELECT count(*) FROM dicom_instance WHERE deleted_at = {p}", [at])
+    )
+    mark_duplicates(execute, p, at, touched)
+    series: Keys = (
+        f"SELECT series_key FROM dicom_instance WHERE instance_key IN ({touched[0]})",
+        touched[1],
+    )
+    studies: Keys = (
+        f"SELECT study_key FROM dicom_series WHERE series_key IN ({series[0]})",
+        series[1],
+    )
+    recount(execute, dialect, series, studies)
+    return found
+
+
+def _count(rows: list[tuple[object, ...]]) -> int:
+    return int(rows[0][0] or 0) if rows else 0  # type: ignore[call-overload]

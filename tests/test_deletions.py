@@ -1,0 +1,310 @@
+"""--incremental records what the archive no longer holds: locations and instances
+stamped `deleted_at`, instances re-pointed to a copy that remains, counts recomputed
+from live instances, and nothing deleted when the listing cannot be trusted.
+
+Expectations come from pydicom reading the files left in the archive."""
+
+import os
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import s3fs
+
+from loader.config import RunSettings, Target
+from loader.deletions import DeletionScope, record_deletions, scope_of
+from loader.errors import ConfigError, ListingError
+from loader.pipeline import open_warehouse, run
+from loader.repeats import SeenKeys
+from loader.synth import synthesize
+from loader.warehouse.duckdb import DuckDBWarehouse
+
+
+def _run(source, tmp_path: Path, name: str = "sync", options=None, target=None, **kw):
+    return run(
+        RunSettings(
+            source=str(source),
+            out=tmp_path / f"{name}-pq",
+            target=Target.parse(target or f"duckdb:///{tmp_path / name}.duckdb"),
+            workers=kw.pop("workers", 0),
+            storage_options=options or {},
+            **kw,
+        )
+    )
+
+
+@pytest.fixture(params=["duckdb", "snowflake"])
+def target(request, tmp_path) -> str:
+    """Both warehouses: DuckDB, and Snowflake through its connector and fakesnow."""
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path / 'sync.duckdb'}"
+    return request.getfixturevalue("snowflake_target")
+
+
+def _ask(target: str, sql: str, params=None) -> list[tuple]:
+    """Rows of `sql` (marks written `?`) from the warehouse `target` names."""
+    warehouse = open_warehouse(Target.parse(target))
+    try:
+        return warehouse.query(sql.replace("?", warehouse.placeholder), params or [])
+    finally:
+        warehouse.close()
+
+
+def _instances(paths: list[Path]) -> dict[str, list[Path]]:
+    """SOP Instance UID → the files holding it, as pydicom reads them."""
+    found: dict[str, list[Path]] = {}
+    for path in paths:
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            uid = str(ds.SOPInstanceUID)
+        except Exception:  # noqa: BLE001 - synth's bad objects: error rows, not instances
+            continue
+        found.setdefault(uid, []).append(path)
+    return found
+
+
+def _series_counts(paths: list[Path]) -> Counter:
+    """Live instances per Series Instance UID, as pydicom reads the files left."""
+    counts: Counter = Counter()
+    for files in _instances(paths).values():
+        ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+        counts[str(ds.SeriesInstanceUID)] += 1
+    return counts
+
+
+@pytest.fixture
+def archive(tmp_path) -> Path:
+    root = tmp_path / "archive"
+    synthesize(root, patients=4, seed=33, bad_fraction=0.03, duplicate_fraction=0.1)
+    return root
+
+
+def _located(target: str, where: str = "") -> set[Path]:
+    rows = _ask(target, f"SELECT storage_uri FROM dicom_file_location {where}")
+    return {Path(uri) for (uri,) in rows}
+
+
+def test_deleted_objects_are_stamped_and_instances_follow_their_copies(archive, tmp_path, target):
+    files = sorted(p.resolve() for p in archive.rglob("*") if p.is_file())
+    first = _run(archive, tmp_path, target=target, incremental=True)
+    assert first["deleted"]["checked"] and first["deleted"]["objects"] == 0
+    located_before = _located(target)
+    by_uid = _instances(files)
+    # Three kinds of going: a whole series, the loaded copy of a duplicated instance
+    # (its other copy remains), and one file of an instance on its own.
+    copies = next(paths for paths in by_uid.values() if len(paths) > 1)
+    series_dir = next(
+        p.parent for p in files[len(files) // 2 :] if p.parent not in {c.parent for c in copies}
+    )
+    whole_series = [p for p in files if p.parent == series_dir]
+    uid = str(pydicom.dcmread(copies[0], stop_before_pixels=True).SOPInstanceUID)
+    ((loaded_copy,),) = _ask(
+        target, "SELECT file_path FROM dicom_instance WHERE sop_instance_uid = ?", [uid]
+    )
+    lone = next(
+        paths[0]
+        for paths in by_uid.values()
+        if len(paths) == 1 and paths[0].parent != series_dir and paths[0] not in copies
+    )
+    lone_bytes, lone_stat = lone.read_bytes(), lone.stat()
+    gone = {*whole_series, Path(loaded_copy), lone}
+    for path in gone:
+        path.unlink()
+    left = [p for p in files if p not in gone]
+    left_uids = set(_instances(left))
+
+    second = _run(archive, tmp_path, target=target, incremental=True)
+    assert second["deleted"] == {
+        "checked": True,
+        "reason": f"{archive.resolve()}/",
+        "objects": len(gone & located_before),
+        "instances": len(set(by_uid) - left_uids),
+    }
+    assert second["loaded"] == 0 and second["unchanged"] == len(left) - first["error_files"]
+    assert second["validation_passed"], second["validation_failed"]
+    assert second["validation"]["total_records"] == len(left_uids)
+    assert second["validation"]["deleted_instances"] == len(set(by_uid) - left_uids)
+    stamped = _located(target, "WHERE deleted_at IS NOT NULL")
+    assert stamped == gone & located_before
+    raw = {
+        Path(p)
+        for (p,) in _ask(target, "SELECT file_path FROM dicom_raw WHERE deleted_at IS NOT NULL")
+    }
+    assert raw == stamped
+    deleted_uids = {
+        u
+        for (u,) in _ask(
+            target, "SELECT sop_instance_uid FROM dicom_instance WHERE deleted_at IS NOT NULL"
+        )
+    }
+    assert deleted_uids == set(by_uid) - left_uids
+    # The duplicated instance lives on in its remaining copy, now its loaded file and
+    # no longer a duplicate; the deleted copy is no duplicate either.
+    ((path, deleted_at),) = _ask(
+        target, "SELECT file_path, deleted_at FROM dicom_instance WHERE sop_instance_uid = ?", [uid]
+    )
+    assert Path(path) in set(copies) - gone and deleted_at is None
+    duplicates = {
+        Path(p)
+        for (p,) in _ask(
+            target,
+            "SELECT file_path FROM dicom_ingestion_errors WHERE error_category = 'DUPLICATE'",
+        )
+    }
+    assert not duplicates & (gone | {Path(path)})
+    # Series counts are those of the files left, as pydicom reads them.
+    counts = dict(_ask(target, "SELECT series_instance_uid, number_of_instances FROM dicom_series"))
+    expected = _series_counts(left)
+    assert {s: n for s, n in counts.items() if n} == dict(expected)
+    ((study_instances,),) = _ask(target, "SELECT sum(number_of_instances) FROM dicom_study")
+    assert study_instances == len(left_uids)
+
+    # The lone file comes back as it was: it is read again and lives again.
+    lone.write_bytes(lone_bytes)
+    os.utime(lone, (lone_stat.st_atime, lone_stat.st_mtime))
+    third = _run(archive, tmp_path, target=target, incremental=True)
+    assert third["loaded"] == 1 and third["deleted"]["objects"] == 0
+    assert third["validation_passed"], third["validation_failed"]
+    assert lone not in _located(target, "WHERE deleted_at IS NOT NULL")
+    lone_uid = str(pydicom.dcmread(lone, stop_before_pixels=True).SOPInstanceUID)
+    assert _ask(
+        target, "SELECT deleted_at FROM dicom_instance WHERE sop_instance_uid = ?", [lone_uid]
+    ) == [(None,)]
+    ((study_instances,),) = _ask(target, "SELECT sum(number_of_instances) FROM dicom_study")
+    assert study_instances == len(left_uids) + 1
+
+
+def test_a_listing_that_finds_nothing_deletes_nothing(archive, tmp_path):
+    """An unmounted volume is an empty folder: the run stops with one line and stamps
+    nothing (record_deletions refuses an empty listing too, below)."""
+    _run(archive, tmp_path, incremental=True)
+    for path in [p for p in archive.rglob("*") if p.is_file()]:
+        path.unlink()
+    with pytest.raises(ConfigError, match="no committed shards"):
+        _run(archive, tmp_path, incremental=True)
+    assert (
+        _located(f"duckdb:///{tmp_path / 'sync.duckdb'}", "WHERE deleted_at IS NOT NULL") == set()
+    )
+
+
+def test_a_folder_that_could_not_be_read_deletes_nothing(tmp_path):
+    """Objects the target holds that the listing did not name are kept live when a
+    folder of the listing could not be read."""
+    archive = tmp_path / "archive"
+    synthesize(archive, patients=1, seed=5)
+    _run(archive, tmp_path)
+    warehouse = DuckDBWarehouse(str(tmp_path / "sync.duckdb"))
+    try:
+        scope = scope_of(str(archive))
+        listed = SeenKeys()  # the listing named nothing it held...
+        listed.add(np.array([1], dtype=np.uint64))
+        found = record_deletions(warehouse, scope, listed, [f"{archive}/unreadable"])
+        assert not found.checked and "could not be listed" in found.reason
+        (n,) = warehouse.query(
+            "SELECT count(*) FROM dicom_file_location WHERE deleted_at IS NOT NULL"
+        )[0]
+        assert n == 0
+        assert not record_deletions(warehouse, scope, SeenKeys(), []).checked  # none listed
+        # ...and with every folder read, the same listing deletes them all.
+        everything = record_deletions(warehouse, scope, listed, [])
+        (held,) = warehouse.query("SELECT count(*) FROM dicom_file_location")[0]
+        assert everything.checked and everything.objects == held > 0
+    finally:
+        warehouse.close()
+
+
+def test_sources_that_are_not_a_prefix_delete_nothing(tmp_path):
+    manifest = tmp_path / "objects.txt"
+    manifest.write_text("a.dcm\n")
+    assert scope_of(str(manifest)) == DeletionScope(
+        None, "a manifest or a single file names objects, not a prefix"
+    )
+    assert scope_of("dicomweb+http://127.0.0.1:1/dicom-web").prefix is None
+    assert scope_of("s3://bucket/archive/") == DeletionScope("s3://bucket/archive/")
+
+
+def test_deletions_on_the_s3_server_and_a_listing_that_fails(s3, tmp_path):
+    options, traffic = s3
+    local = tmp_path / "archive"
+    synthesize(local, patients=2, seed=8)
+    bucket = f"del-{uuid.uuid4().hex[:8]}"
+    fs = s3fs.S3FileSystem(**options)
+    fs.mkdir(bucket)
+    fs.put(str(local) + "/", f"{bucket}/archive/", recursive=True)
+    url = f"s3://{bucket}/archive"
+    first = _run(url, tmp_path, "s3sync", options, incremental=True)
+    db = f"duckdb:///{tmp_path / 's3sync.duckdb'}"
+    keys = sorted(fs.find(f"{bucket}/archive"))
+    victim = keys[len(keys) // 2]
+    fs.rm(victim)
+    # A listing the server fails does not delete: the run stops before its load.
+    traffic.fail_lists = True
+    with pytest.raises(ListingError):
+        _run(url, tmp_path, "s3sync", options, incremental=True)
+    traffic.fail_lists = False
+    assert _ask(db, "SELECT count(*) FROM dicom_file_location WHERE deleted_at IS NOT NULL") == [
+        (0,)
+    ]
+    second = _run(url, tmp_path, "s3sync", options, incremental=True)
+    assert second["deleted"]["objects"] == 1 and second["deleted"]["reason"] == f"{url}/"
+    stamped = _ask(db, "SELECT storage_uri FROM dicom_file_location WHERE deleted_at IS NOT NULL")
+    assert stamped == [(f"s3://{victim}",)]
+    assert second["validation_passed"], second["validation_failed"]
+    assert second["unchanged"] == first["loaded"] + first["duplicates"] - 1
+
+
+def test_the_dynamic_tables_leave_deleted_objects_out_as_the_loader_does(archive, tmp_path):
+    """The dynamic-table pattern's instance logic (run on DuckDB) over dicom_raw after
+    deletions: the live instances the loader keeps, each from the copy it points to."""
+    from loader.warehouse.patterns.dialects import DUCKDB
+    from loader.warehouse.patterns.dynamic_tables import instance_select
+
+    target = f"duckdb:///{tmp_path / 'sync.duckdb'}"
+    _run(archive, tmp_path, target=target, incremental=True)
+    files = sorted(p.resolve() for p in archive.rglob("*") if p.is_file())
+    by_uid = _instances(files)
+    copies = next(paths for paths in by_uid.values() if len(paths) > 1)
+    uid = str(pydicom.dcmread(copies[0], stop_before_pixels=True).SOPInstanceUID)
+    ((loaded_copy,),) = _ask(
+        target, "SELECT file_path FROM dicom_instance WHERE sop_instance_uid = ?", [uid]
+    )
+    lone = next(paths[0] for paths in by_uid.values() if len(paths) == 1)
+    for path in (Path(loaded_copy), lone):
+        path.unlink()
+    report = _run(archive, tmp_path, target=target, incremental=True)
+    assert report["deleted"]["objects"] == 2 and report["deleted"]["instances"] == 1
+    dynamic = _ask(
+        target, f"SELECT instance_key, file_path FROM ({instance_select(DUCKDB, 'dicom_raw')})"
+    )
+    live = _ask(
+        target, "SELECT instance_key, file_path FROM dicom_instance WHERE deleted_at IS NULL"
+    )
+    assert sorted(dynamic) == sorted(live)
+    assert len(live) == len(_instances([p for p in files if p.exists()]))
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "snowflake"])
+def test_a_warehouse_made_before_deletions_gains_their_columns(kind, tmp_path, request):
+    """A table an earlier version created lacks `deleted_at`: opening the warehouse
+    adds it, and keeps the rows already there."""
+    from loader.model import DIALECT_TYPES, ColumnType
+
+    target = (
+        f"duckdb:///{tmp_path / 'old.duckdb'}"
+        if kind == "duckdb"
+        else request.getfixturevalue("snowflake_target")
+    )
+    warehouse = open_warehouse(Target.parse(target))
+    try:
+        text = DIALECT_TYPES[kind][ColumnType.TEXT]
+        warehouse.query(f"CREATE TABLE dicom_raw (file_path {text}, sop_instance_uid {text})")
+        warehouse.query("INSERT INTO dicom_raw VALUES ('/a.dcm', '1.2.3')")
+        warehouse.create_model()
+        rows = warehouse.query("SELECT file_path, sop_instance_uid, deleted_at FROM dicom_raw")
+        assert [tuple(r) for r in rows] == [("/a.dcm", "1.2.3", None)]
+        warehouse.create_model()  # and once there, nothing more to add
+    finally:
+        warehouse.close()
