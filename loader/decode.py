@@ -96,6 +96,8 @@ class Element:
     # What later stages derive from it, kept with it as it may be shared:
     row: Any = field(default=None, compare=False, repr=False)  # extract.elements, its columns
     json: Any = field(default=None, compare=False, repr=False)  # raw_json, its member text
+    # stored_headers.vr_note, decided with `row` (so for `row`'s private creator)
+    note: Any = field(default=None, compare=False, repr=False)
 
 
 Item = dict[int, Element]

@@ -102,14 +102,19 @@ E, CHILD = LoadMode.ENTITY, LoadMode.INSTANCE_CHILD
 TABLES: tuple[Table, ...] = (
     _table(
         "dicom_raw", ("file_path",), E,
-        _c("file_path"), _c("metadata", T.VARIANT), _c("ingested_at", T.TIMESTAMP),
+        _c("file_path"), _c("metadata", T.VARIANT), _c("metadata_vr", T.VARIANT),
+        _c("ingested_at", T.TIMESTAMP),
         _c("sop_instance_uid"), _c("file_size_bytes", T.INT), _c("header_bytes", T.INT),
         _c("transfer_syntax_uid"), _c("deleted_at", T.TIMESTAMP),
         computed=("deleted_at",), change_tracking=True,
         doc=(
             'One row per parsed object: the whole header as keyword-keyed JSON (private and '
             'unknown tags by `ggggeeee`, sequences as arrays of objects, binary values as '
-            '`{"vr", "length"}`). Change tracking is on in Snowflake: streams read it. '
+            '`{"vr", "length"}`). `metadata_vr`: the VR of each value whose tag does not '
+            'imply it (private and unknown tags, a VR the object says otherwise), and the VM '
+            'of a value that could not be typed, by path (`{"ggggeeee/0/ggggeeee": "SH"}`): '
+            'with it, `dicom-loader rebuild` derives every table from the stored headers. '
+            'Change tracking is on in Snowflake: streams read it. '
             '`deleted_at`: when an incremental run found the object gone from its archive '
             '(NULL while it is there).'
         ),

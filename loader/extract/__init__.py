@@ -12,6 +12,7 @@ from loader.extract import derived, hierarchy, imaging, procedure, storage
 from loader.extract.context import Extraction, ObjectFacts, Row, Rows
 from loader.extract.elements import elements_and_items
 from loader.extract.values import Typed, text
+from loader.stored_headers import notes_text
 
 REQUIRED_UIDS = ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
 
@@ -49,7 +50,8 @@ def extract_object(decoded: Decoded, facts: ObjectFacts) -> tuple[Rows, list[Row
         study_instance_uid=uids["StudyInstanceUID"] or "",
         typed=Typed(decoded),
     )
-    elements, sequence_items = elements_and_items(ex)
+    elements, sequence_items, vr_notes = elements_and_items(ex)
+    raw_row["metadata_vr"] = notes_text(vr_notes)
     rows: Rows = {
         "dicom_raw": [raw_row],
         "dicom_patient": [hierarchy.patient(ex)],

@@ -12,6 +12,7 @@ hand the writer that same tuple, which it converts once (see parquet).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pydicom.datadict import private_dictionary_description
 
@@ -19,6 +20,7 @@ from loader.decode import Binary, Element, Item, Omitted, keyword, private_creat
 from loader.extract.context import Columns, Extraction
 from loader.extract.values import parse_date, parse_datetime
 from loader.keys import SEPARATOR, key_of_text, keys_of_texts
+from loader.stored_headers import pixel_representation_of, vr_note
 from loader.vr import PRIVATE_GROUP_BIT
 
 PER_FRAME_GROUPS = 0x52009230
@@ -127,6 +129,8 @@ class _ElementWalk:
     at the end in one pass, item keys as the items are met (their elements need them)."""
 
     def __init__(self, ex: Extraction) -> None:
+        self.pixel_representation = pixel_representation_of(ex.decoded.root)
+        self.notes: dict[str, Any] = {}  # dicom_raw.metadata_vr, by element path
         self.key_prefix = ex.sop_instance_uid + SEPARATOR
         self.instance_key = ex.instance_key
         self.elements: list[ElementRow] = []
@@ -143,15 +147,22 @@ class _ElementWalk:
         append_path = self.element_paths.append
         prefix = f"{path}." if path else ""
         place = (frame, item_key, path or None)
+        notes = self.notes
         for tag, elem in item.items():
             if tag & PRIVATE_GROUP_BIT:  # vr.is_private, inlined: the loop runs per element
                 creator = private_creator_of(tag, item)
                 row = elem.row
                 if row is None or row[11] != creator:
                     row = _private_row(tag, elem, creator)
+                    elem.note = vr_note(tag, elem, item, self.pixel_representation)
             else:
-                row = elem.row or _public_row(tag, elem)
+                row = elem.row
+                if row is None:
+                    row = _public_row(tag, elem)
+                    elem.note = vr_note(tag, elem, item, self.pixel_representation)
             element_path = prefix + row[2]
+            if elem.note:
+                notes[element_path] = elem.note
             append_path(element_path)
             append(row)
             append_place(place)
@@ -173,14 +184,15 @@ class _ElementWalk:
             self.walk(child, child_path, child_key, child_frame)
 
 
-def elements_and_items(ex: Extraction) -> tuple[Columns, Columns]:
+def elements_and_items(ex: Extraction) -> tuple[Columns, Columns, dict[str, Any]]:
     """Columns of dicom_element and dicom_sequence_item for one object: an element's
     values and its place as the row tuples the walk kept (shared between the rows of
-    one item, and between objects when the element is remembered)."""
+    one item, and between objects when the element is remembered); and the VR notes
+    of dicom_raw.metadata_vr (stored_headers), by element path."""
     walk = _ElementWalk(ex)
     walk.walk(ex.decoded.root, "", None, None)
     if not walk.elements:
-        return {}, {}
+        return {}, {}, walk.notes
     element_keys = keys_of_texts(walk.key_prefix, walk.element_paths)
     elements: Columns = {
         _VALUE_COLUMNS: walk.elements,
@@ -189,7 +201,7 @@ def elements_and_items(ex: Extraction) -> tuple[Columns, Columns]:
         "instance_key": [walk.instance_key] * len(walk.elements),
     }
     if not walk.item_keys:
-        return elements, {}
+        return elements, {}, walk.notes
     items: Columns = {
         "item_index": walk.item_indexes,
         "sequence_path": walk.item_paths,
@@ -197,4 +209,4 @@ def elements_and_items(ex: Extraction) -> tuple[Columns, Columns]:
         "instance_key": [walk.instance_key] * len(walk.item_keys),
         "parent_element_key": [element_keys[i] for i in walk.item_parents],
     }
-    return elements, items
+    return elements, items, walk.notes

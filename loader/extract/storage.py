@@ -12,6 +12,7 @@ def raw(decoded: Decoded, facts: ObjectFacts, sop_instance_uid: str | None) -> R
     return {
         "file_path": facts.uri,
         "metadata": metadata_json(decoded.root),
+        "metadata_vr": None,  # the element walk's notes, when it has any (stored_headers)
         "ingested_at": facts.ingested_at,
         "sop_instance_uid": sop_instance_uid,
         "file_size_bytes": facts.size,

@@ -5,6 +5,7 @@
 CREATE TABLE IF NOT EXISTS dicom_raw (
     file_path VARCHAR,
     metadata JSON USING COMPRESSION zstd,
+    metadata_vr JSON USING COMPRESSION zstd,
     ingested_at TIMESTAMP,
     sop_instance_uid VARCHAR,
     file_size_bytes BIGINT,

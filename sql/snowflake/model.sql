@@ -5,6 +5,7 @@
 CREATE TABLE IF NOT EXISTS dicom_raw (
     file_path VARCHAR,
     metadata VARIANT,
+    metadata_vr VARIANT,
     ingested_at TIMESTAMP_NTZ,
     sop_instance_uid VARCHAR,
     file_size_bytes NUMBER(38,0),
