@@ -43,6 +43,7 @@ from loader.listing import DEFAULT_SHARD_SIZE
 from loader.model import render_ddl
 from loader.output import OutputRoot
 from loader.read_ahead import DEFAULT_READ_AHEAD_BYTES
+from loader.rebuild import rebuild as rebuild_tables
 from loader.report import RunReport
 from loader.storage import DEFAULT_READ_CONCURRENCY, parse_storage_options
 from loader.warehouse.patterns import PATTERNS, Names, render
@@ -479,6 +480,67 @@ def load(
         )
         root = OutputRoot.of(out, _storage(storage_option, anon))
         report = pipeline.load(root, run_id, destination)
+    except LoaderError as exc:
+        _fail(exc)
+    _finish(report, report_path)
+
+
+@main.command()
+@click.option("--run-id", "from_run", default=None, help="Rebuild the objects this run loaded.")
+@click.option("--all", "everything", is_flag=True, help="Rebuild every object the target holds.")
+@click.option(
+    "--out",
+    default=lambda: env_default("OUT", DEFAULT_OUT),
+    show_default=DEFAULT_OUT,
+    help="Folder or object-store URL for the rebuild's Parquet and ledger.",
+)
+@target_options
+@storage_options
+@click.option(
+    "--workers",
+    type=int,
+    default=lambda: int(env_default("WORKERS", str(os.cpu_count() or 1))),
+    help="Dask worker processes; 0 runs in this process.  [default: cores]",
+)
+@click.option("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, show_default=True)
+@click.option("--report", "report_path", default=None, help="Write the JSON report here.")
+def rebuild(
+    from_run: str | None,
+    everything: bool,
+    out: str,
+    target: str,
+    workers: int,
+    shard_size: int,
+    report_path: str | None,
+    stage_url: str | None,
+    storage_integration: str | None,
+    stage_file_mb: float | None,
+    duckdb_memory_limit: str,
+    duckdb_temp_dir: str | None,
+    load_batch_objects: int,
+    storage_option: tuple[str, ...],
+    anon: bool,
+) -> None:
+    """Derive every table again from the headers TARGET stores (after a change to the
+    model or the extraction), without reading the archive, and load them."""
+    try:
+        if everything == (from_run is not None):
+            raise ConfigError("rebuild: give --run-id ID or --all (one of them)")
+        destination = Target.parse(
+            target,
+            stage_url,
+            storage_integration,
+            stage_file_mb,
+            DuckDBOptions(duckdb_memory_limit, duckdb_temp_dir, load_batch_objects),
+        )
+        report = rebuild_tables(
+            destination,
+            out,
+            from_run=from_run,
+            workers=workers,
+            shard_size=shard_size,
+            storage_options=_storage(storage_option, anon),
+        )
     except LoaderError as exc:
         _fail(exc)
     _finish(report, report_path)

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import duckdb
 
@@ -109,10 +109,17 @@ def _client(workers: int, scheduler: str | None, stack: ExitStack, dashboard: bo
     return stack.enter_context(Client(cluster))
 
 
+class Sharded(Protocol):
+    """What `execute` hands a task: a shard of a run, or a part of a rebuild."""
+
+    @property
+    def shard_id(self) -> str: ...
+
+
 def execute(
     task: Callable[..., Any],
     settings: Any,
-    shards: Iterator[Shard],
+    shards: Iterator[Sharded],
     workers: int,
     progress: Progress,
     max_in_flight: int | None = None,

@@ -1,0 +1,160 @@
+"""`dicom-loader rebuild`: tables derived again from the stored headers equal those
+a load made, without one archive read; a change to the extraction reaches them."""
+
+import shutil
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from loader.config import RunSettings, Target
+from loader.errors import ConfigError
+from loader.model import AUDIT, BY_NAME, EXTRACTED
+from loader.pipeline import open_warehouse, run
+from loader.rebuild import rebuild
+from loader.synth import synthesize
+from tests.conftest import real_file
+
+PER_RUN = {"_shard_id", "detected_at"}  # a DUPLICATE row is detected by each load
+
+
+def _snapshot(target: str) -> dict[str, list[tuple]]:
+    """Every extracted table, sorted, without the columns a run stamps."""
+    warehouse = open_warehouse(Target.parse(target))
+    try:
+        tables = {}
+        for name in EXTRACTED:
+            columns = [
+                c
+                for c in BY_NAME[name].column_names
+                if c not in PER_RUN and c not in {a.name for a in AUDIT}
+            ]
+            rows = warehouse.query(f"SELECT {', '.join(columns)} FROM {name}")
+            tables[name] = sorted((tuple(r) for r in rows), key=repr)
+        return tables
+    finally:
+        warehouse.close()
+
+
+@pytest.fixture
+def archive(tmp_path) -> Path:
+    root = tmp_path / "archive"
+    synthesize(root, patients=3, seed=17, bad_fraction=0.05, duplicate_fraction=0.1)
+    real = root / "real"
+    real.mkdir()
+    for name in ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "badVR.dcm"):
+        shutil.copy(real_file(name), real / name)
+    return root
+
+
+@pytest.fixture(params=["duckdb", "snowflake"])
+def target(request, tmp_path) -> str:
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path / 'rebuild.duckdb'}"
+    return request.getfixturevalue("snowflake_target")
+
+
+def _load(archive: Path, tmp_path: Path, target: str, **kw):
+    return run(
+        RunSettings(
+            source=str(archive),
+            out=tmp_path / "pq",
+            target=Target.parse(target),
+            workers=kw.pop("workers", 0),
+            **kw,
+        )
+    )
+
+
+def test_a_rebuild_equals_the_load_and_reads_nothing(archive, tmp_path, target):
+    loaded = _load(archive, tmp_path, target)
+    before = _snapshot(target)
+    shutil.rmtree(archive)  # not one object can be read now
+    report = rebuild(Target.parse(target), str(tmp_path / "rebuilt"), from_run=None, workers=2)
+    assert report["bytes_read"] == 0 and report["read_requests"] == 0
+    assert report["listed"] == len(before["dicom_raw"])
+    assert report["loaded"] == loaded["loaded"] and report["duplicates"] == loaded["duplicates"]
+    assert report["validation_passed"], report["validation_failed"]
+    assert _snapshot(target) == before
+
+
+def test_a_change_to_the_extraction_reaches_every_rebuilt_row(archive, tmp_path, monkeypatch):
+    """A deliberate change (series descriptions upper-cased) carried by a rebuild in
+    this process, with the archive gone: every series shows it, as pydicom reads the
+    description the object held."""
+    from loader.extract import hierarchy
+
+    target = f"duckdb:///{tmp_path / 'rebuild.duckdb'}"
+    _load(archive, tmp_path, target)
+    descriptions = {}
+    for path in archive.rglob("*.dcm"):
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            descriptions[str(ds.SeriesInstanceUID)] = str(ds.get("SeriesDescription", "")) or None
+        except Exception:  # noqa: BLE001 - the archive's bad objects
+            continue
+    shutil.rmtree(archive)
+    series = hierarchy.series
+
+    def shouting(ex):
+        row = series(ex)
+        if row.get("series_description"):
+            row["series_description"] = row["series_description"].upper()
+        return row
+
+    monkeypatch.setattr(hierarchy, "series", shouting)
+    report = rebuild(Target.parse(target), str(tmp_path / "rebuilt"), from_run=None)
+    assert report["bytes_read"] == 0 and report["validation_passed"]
+    warehouse = open_warehouse(Target.parse(target))
+    try:
+        rows = dict(
+            warehouse.query("SELECT series_instance_uid, series_description FROM dicom_series")
+        )
+    finally:
+        warehouse.close()
+    expected = {uid: d.upper() if d else None for uid, d in descriptions.items()}
+    assert {uid: rows[uid] for uid in expected} == expected
+    assert any(d and d != d.lower() for d in rows.values())
+
+
+def test_a_rebuild_of_one_run_takes_only_its_headers(archive, tmp_path):
+    target = f"duckdb:///{tmp_path / 'rebuild.duckdb'}"
+    first = _load(archive, tmp_path, target, run_id="first")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    shutil.copy(real_file("CT_small.dcm"), extra / "ct.dcm")
+    _load(extra, tmp_path, target, run_id="second")
+    report = rebuild(Target.parse(target), str(tmp_path / "rebuilt"), from_run="second")
+    assert report["listed"] == 1 and report["loaded"] == 1
+    with pytest.raises(ConfigError, match="no headers loaded by run nothing"):
+        rebuild(Target.parse(target), str(tmp_path / "rebuilt"), from_run="nothing")
+    assert first["loaded"] > 1
+
+
+def test_rebuild_from_the_command_line(archive, tmp_path):
+    import json
+
+    from tests.test_cli import dicom_loader
+
+    target = f"duckdb:///{tmp_path / 'cli.duckdb'}"
+    dicom_loader("run", str(archive), "--out", str(tmp_path / "pq"), "--target", target)
+    neither = dicom_loader("rebuild", "--target", target, check=False)
+    assert neither.returncode == 1 and neither.stderr.strip().count("\n") == 0
+    assert "give --run-id ID or --all" in neither.stderr
+    report = tmp_path / "rebuild.json"
+    done = dicom_loader(
+        "rebuild",
+        "--all",
+        "--target",
+        target,
+        "--out",
+        str(tmp_path / "rebuilt"),
+        "--workers",
+        "0",
+        "--report",
+        str(report),
+    )
+    assert "bytes read" in done.stdout
+    written = json.loads(report.read_text())
+    assert written["bytes_read"] == 0 and written["validation_passed"]
+    assert written["run_id"].startswith("rebuild-")
