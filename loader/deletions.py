@@ -30,6 +30,7 @@ import numpy as np
 
 from loader.dicom_json import is_export
 from loader.dicomweb import is_dicomweb
+from loader.keys import keys_of_texts
 from loader.repeats import SeenKeys
 from loader.storage import is_remote
 from loader.warehouse.base import Warehouse
@@ -71,16 +72,24 @@ class Deletions:
 
 
 def gone_keys(warehouse: Warehouse, prefix: str, listed: SeenKeys) -> np.ndarray:
-    """The keys of the live locations under `prefix` that `listed` does not hold."""
+    """The keys of the live locations under `prefix` that `listed` does not hold. An
+    instance of a DICOM JSON export is located at `<export URL>#<index>`: it is
+    there while its export is listed."""
     mark = warehouse.placeholder
     found = []
     sql = (
-        "SELECT location_key FROM dicom_file_location WHERE deleted_at IS NULL "
+        "SELECT location_key, storage_uri FROM dicom_file_location WHERE deleted_at IS NULL "
         f"AND substr(storage_uri, 1, {mark}) = {mark}"
     )
     for batch in warehouse.batches(sql, SCAN_BATCH, [len(prefix), prefix]):
         keys = np.array([int(row[0]) for row in batch], dtype=np.uint64)
-        found.append(keys[~listed.seen(keys)])
+        unlisted = ~listed.seen(keys)
+        holders = [str(row[1]).rpartition("#")[0] for row in batch]
+        held = [i for i in np.flatnonzero(unlisted) if holders[i]]
+        if held:
+            holder_keys = np.array(keys_of_texts("", [holders[i] for i in held]), dtype=np.uint64)
+            unlisted[np.array(held)[listed.seen(holder_keys)]] = False
+        found.append(keys[unlisted])
     return np.concatenate(found) if found else np.zeros(0, dtype=np.uint64)
 
 

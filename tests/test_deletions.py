@@ -21,6 +21,7 @@ from loader.pipeline import open_warehouse, run
 from loader.repeats import SeenKeys
 from loader.synth import synthesize
 from loader.warehouse.duckdb import DuckDBWarehouse
+from tests.conftest import real_file
 
 
 def _run(source, tmp_path: Path, name: str = "sync", options=None, target=None, **kw):
@@ -308,3 +309,33 @@ def test_a_warehouse_made_before_deletions_gains_their_columns(kind, tmp_path, r
         warehouse.create_model()  # and once there, nothing more to add
     finally:
         warehouse.close()
+
+
+def test_the_instances_of_an_export_live_while_the_export_is_listed(tmp_path):
+    """A DICOM JSON export's instances are located at `export#index`: listed with it,
+    deleted with it."""
+    import json
+
+    archive = tmp_path / "archive"
+    synthesize(archive / "files", patients=1, seed=2)
+    export = archive / "study.ndjson"
+    export.write_text(
+        "".join(
+            json.dumps(pydicom.dcmread(p, stop_before_pixels=True).to_json_dict()) + "\n"
+            for p in (real_file("CT_small.dcm"), real_file("MR_small.dcm"))
+        )
+    )
+    target = f"duckdb:///{tmp_path / 'sync.duckdb'}"
+    first = _run(archive, tmp_path, target=target, incremental=True)
+    assert first["loaded"] > 0
+    again = _run(archive, tmp_path, target=target, incremental=True)
+    assert again["deleted"]["objects"] == 0, again["deleted"]
+    exported = _ask(
+        target,
+        "SELECT count(*) FROM dicom_file_location WHERE storage_uri LIKE ?",
+        [f"{export.resolve()}#%"],
+    )[0][0]
+    assert exported > 0
+    export.unlink()
+    gone = _run(archive, tmp_path, target=target, incremental=True)
+    assert gone["deleted"]["objects"] == exported
