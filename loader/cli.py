@@ -32,6 +32,7 @@ from loader.config import (
     TargetKind,
     env_default,
 )
+from loader.containers import DEFAULT_MEMBER_LIMIT
 from loader.decode import DEFAULT_ELEMENT_LIMIT
 from loader.deletions import NOT_INCREMENTAL
 from loader.dicomweb import with_filters
@@ -341,6 +342,14 @@ def main(verbose: bool, log_level: str | None, log_file: str | None) -> None:
     help="Object stores: at most this many MB of first reads held ahead per worker.",
 )
 @click.option(
+    "--member-limit-mb",
+    type=click.FloatRange(min=0.001),
+    default=DEFAULT_MEMBER_LIMIT / (1 << 20),
+    show_default=True,
+    help="A zip or tar member declaring more is not read: a CONTAINER_ERROR row (a zip "
+    "bomb inflates a few KB into terabytes).",
+)
+@click.option(
     "--pseudonymize-key-file",
     default=None,
     metavar="FILE",
@@ -373,6 +382,7 @@ def run(
     element_limit: int,
     read_concurrency: int,
     read_ahead_mb: float,
+    member_limit_mb: float,
     pseudonymize_key_file: str | None,
     shift_dates: bool,
     pseudonymize_uids: bool,
@@ -415,6 +425,7 @@ def run(
             element_limit=element_limit,
             read_concurrency=read_concurrency,
             read_ahead_bytes=int(read_ahead_mb * (1 << 20)),
+            member_limit=int(member_limit_mb * (1 << 20)),
             resume=resume,
             incremental=incremental,
             pseudonymize_key_file=pseudonymize_key_file,

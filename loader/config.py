@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from loader.containers import DEFAULT_MEMBER_LIMIT
 from loader.decode import DEFAULT_ELEMENT_LIMIT
 from loader.errors import ConfigError
 from loader.identifiers import identifier
@@ -147,6 +148,7 @@ class RunSettings:
     read_concurrency: int = DEFAULT_READ_CONCURRENCY  # object stores: first reads in flight
     read_ahead_bytes: int = DEFAULT_READ_AHEAD_BYTES  # and the most of them held per worker
     incremental: bool = False  # skip objects the target holds unchanged (url, size, mtime, etag)
+    member_limit: int = DEFAULT_MEMBER_LIMIT  # bytes a zip or tar member may declare
     max_in_flight: int | None = None  # shards submitted at once; default 2 per worker
     # Fewer objects listed: the run stays in this process (0: always start the cluster).
     cluster_min_objects: int = DEFAULT_CLUSTER_MIN_OBJECTS

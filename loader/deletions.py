@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from loader.containers import TAR, split_member
 from loader.dicom_json import is_export
 from loader.dicomweb import is_dicomweb
 from loader.keys import keys_of_texts
@@ -72,25 +73,35 @@ class Deletions:
 
 
 def gone_keys(warehouse: Warehouse, prefix: str, listed: SeenKeys) -> np.ndarray:
-    """The keys of the live locations under `prefix` that `listed` does not hold. An
-    instance of a DICOM JSON export is located at `<export URL>#<index>`: it is
-    there while its export is listed."""
+    """The keys of the live locations under `prefix` that `listed` does not hold,
+    members of the containers under it included. An object the listing does not
+    name itself is there while what holds it is listed: an instance of a DICOM JSON
+    export (`<export URL>#<index>`), a member of a tar (`tar://<name>::<tar URL>`;
+    a zip's members are listed one by one)."""
     mark = warehouse.placeholder
     found = []
     sql = (
         "SELECT location_key, storage_uri FROM dicom_file_location WHERE deleted_at IS NULL "
-        f"AND substr(storage_uri, 1, {mark}) = {mark}"
+        f"AND (substr(storage_uri, 1, {mark}) = {mark} OR position({mark} IN storage_uri) > 0)"
     )
-    for batch in warehouse.batches(sql, SCAN_BATCH, [len(prefix), prefix]):
+    for batch in warehouse.batches(sql, SCAN_BATCH, [len(prefix), prefix, f"::{prefix}"]):
         keys = np.array([int(row[0]) for row in batch], dtype=np.uint64)
         unlisted = ~listed.seen(keys)
-        holders = [str(row[1]).rpartition("#")[0] for row in batch]
+        holders = [_holder(str(row[1])) for row in batch]
         held = [i for i in np.flatnonzero(unlisted) if holders[i]]
         if held:
             holder_keys = np.array(keys_of_texts("", [holders[i] for i in held]), dtype=np.uint64)
             unlisted[np.array(held)[listed.seen(holder_keys)]] = False
         found.append(keys[unlisted])
     return np.concatenate(found) if found else np.zeros(0, dtype=np.uint64)
+
+
+def _holder(uri: str) -> str:
+    """What the listing names for an object it does not name itself ("" if none)."""
+    member = split_member(uri)
+    if member is not None:
+        return member.container if member.kind == TAR else ""
+    return uri.rpartition("#")[0]
 
 
 def record_deletions(

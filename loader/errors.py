@@ -23,6 +23,8 @@ class Category(StrEnum):
     DUPLICATE = "DUPLICATE"
     TYPE_CAST_ERROR = "TYPE_CAST_ERROR"  # a value kept as NULL
     REFERENTIAL_ERROR = "REFERENTIAL_ERROR"
+    # a corrupt container, a member over the member limit, a container in a container
+    CONTAINER_ERROR = "CONTAINER_ERROR"
 
 
 class LoaderError(Exception):
@@ -65,6 +67,12 @@ class ObjectReadError(ObjectError):
     category = Category.READ_ERROR
 
 
+class ContainerError(ObjectError):
+    """A zip or tar cannot be opened, or one of its members must not be (loader/containers.py)."""
+
+    category = Category.CONTAINER_ERROR
+
+
 class ConfigError(Terminal):
     """A setting or argument that cannot work (bad URL, bad identifier)."""
 
@@ -96,5 +104,6 @@ FILE_ERROR_CATEGORIES = frozenset(
         Category.TRUNCATED,
         Category.READ_ERROR,
         Category.VALIDATION_ERROR,
+        Category.CONTAINER_ERROR,
     }
 )

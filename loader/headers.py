@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import tarfile
 import time
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import pydicom
 from pydicom.dataset import FileDataset
@@ -33,6 +36,7 @@ from loader.dataset_bytes import (
     parse_part10,
 )
 from loader.errors import (
+    ContainerError,
     HeaderParseError,
     NotDicomError,
     ObjectError,
@@ -378,3 +382,28 @@ def read_local(
                 raise ObjectReadError(path, f"read failed: {exc.strerror or exc}") from exc
 
         return parse_header(path, HeaderReader(fetch, size, first_bytes), skip_over)
+
+
+def read_stream(
+    url: str,
+    stream: BinaryIO,
+    size: int,
+    first_bytes: int = DEFAULT_HEADER_BYTES,
+    skip_over: int | None = None,
+) -> ParsedHeader:
+    """Parse the header of an object read as a stream: a zip member (seekable,
+    inflated as it is read) or a tar member passing by (forward only: give no
+    `skip_over`, so nothing is skipped and read again). Bytes and requests count
+    what the stream gave; containers.RangedFile counts what the store served."""
+
+    def fetch(start: int, end: int) -> bytes:
+        try:
+            if stream.tell() != start:
+                stream.seek(start)
+            return stream.read(end - start)
+        except (zlib.error, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+            raise ContainerError(url, f"member data is corrupt: {exc}") from exc
+        except (OSError, ValueError) as exc:
+            raise ObjectReadError(url, f"read failed: {exc}") from exc
+
+    return parse_header(url, HeaderReader(fetch, size, first_bytes), skip_over)

@@ -21,9 +21,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from loader.containers import ZIP, container_kind, member_url, zip_members
 from loader.dicom_json import is_export
 from loader.dicomweb import is_dicomweb, study_urls
-from loader.errors import ConfigError, ListingError, ObjectReadError
+from loader.errors import ConfigError, ListingError, ObjectError, ObjectReadError
 from loader.storage import filesystem, is_remote, with_retries
 
 DEFAULT_SHARD_SIZE = 2000
@@ -208,6 +209,35 @@ def list_source(
         for url in study_urls(source, storage_options):
             yield ObjectRef(url, 0, None)
         return
+    for ref in _objects(source, storage_options, unreadable):
+        yield from _opened(ref, storage_options or {})
+
+
+def _opened(ref: ObjectRef, options: dict[str, Any]) -> Iterator[ObjectRef]:
+    """`ref`, or the members of the zip it is: each one listed object (containers.py),
+    modified when its entry says (so the newest copy of an instance wins, as for files).
+    A zip whose directory cannot be read is listed itself: its worker says why, in a
+    CONTAINER_ERROR row. A tar is listed itself: its worker reads it as a stream."""
+    if container_kind(ref.url) != ZIP:
+        yield ref
+        return
+    try:
+        members, _ = zip_members(ref.url, ref.size, options)
+    except ObjectError:
+        yield ref
+        return
+    # On a store, a member's CRC stands where an object's ETag does (its checksum).
+    remote = is_remote(ref.url)
+    for member in members:
+        url = member_url(ZIP, member.name, ref.url)
+        crc = f"crc32:{member.crc:08x}" if remote else None
+        yield ObjectRef(url, member.size, member.modified, crc)
+
+
+def _objects(
+    source: str, storage_options: dict[str, Any] | None, unreadable: list[str] | None
+) -> Iterator[ObjectRef]:
+    """The objects of a source that is not a DICOMweb server, containers unopened."""
     if is_remote(source):
         fs, root = filesystem(source, storage_options)
         fs.invalidate_cache()  # a listing cached by an earlier run would hide changes
@@ -217,7 +247,7 @@ def list_source(
     if path.is_dir():
         yield from _walk(str(path.resolve()), [] if unreadable is None else unreadable)
     elif path.is_file():
-        if _is_dicom_file(path) or is_export(path.name):
+        if _is_dicom_file(path) or is_export(path.name) or container_kind(path.name):
             yield _stat(str(path.resolve()))
         else:
             for listed in _manifest_entries(path):

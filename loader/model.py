@@ -127,8 +127,10 @@ TABLES: tuple[Table, ...] = (
         doc=(
             'The dead-letter table: one row per object and category (`NOT_DICOM`, '
             '`PARSE_ERROR`, `TRUNCATED`, `READ_ERROR`, `VALIDATION_ERROR` for a missing SOP, '
-            'Series or Study Instance UID; `DUPLICATE`, `TYPE_CAST_ERROR` for a value kept as'
-            ' NULL, `REFERENTIAL_ERROR` annotate loaded objects), with the tag when known.'
+            'Series or Study Instance UID, `CONTAINER_ERROR` for a corrupt zip or tar, a '
+            'member over the member limit or a container inside a container; `DUPLICATE`, '
+            '`TYPE_CAST_ERROR` for a value kept as NULL, `REFERENTIAL_ERROR` annotate loaded '
+            'objects), with the tag when known.'
         ),
     ),
     _table(

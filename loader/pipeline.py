@@ -341,6 +341,7 @@ def run(settings: RunSettings, progress: Progress | None = None) -> RunReport:
         pseudonymize_uids=settings.pseudonymize_uids,
         read_concurrency=settings.read_concurrency,
         read_ahead_bytes=settings.read_ahead_bytes,
+        member_limit=settings.member_limit,
     )
     done = ledger.committed_ids(out, run_id) if settings.resume else set()
     skipped: list[str] = []

@@ -13,13 +13,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from loader.containers import TAR, ZIP, OpenZips, container_kind, tar_members
 from loader.decode import Item, decode_header
 from loader.dicom_json import decode_json, transfer_syntax_of
-from loader.errors import Category, ObjectError
+from loader.errors import Category, ContainerError, ObjectError
 from loader.extract import REQUIRED_UIDS
 from loader.extract.values import text
+from loader.headers import read_stream
 from loader.keys import key_of
-from loader.listing import Shard, list_source, make_shards
+from loader.listing import ObjectRef, Shard, list_source, make_shards
 from loader.pipeline import execute
 from loader.read_ahead import Ahead
 from loader.shard import holds_instances, instances_fetched, read_header, reads_ahead
@@ -35,12 +37,19 @@ class ScanSettings:
 
 
 def _headers(
-    ahead: Ahead, settings: ScanSettings, errors: Counter[str], store: ValueStore
+    ahead: Ahead,
+    settings: ScanSettings,
+    errors: Counter[str],
+    store: ValueStore,
+    zips: OpenZips,
 ) -> Iterator[tuple[Item, str | None, int]]:
     """(decoded root, transfer syntax, bytes read) of each header a listed object
-    holds: its own, or every instance of a DICOM JSON export or a DICOMweb study;
-    errors are counted."""
+    holds: its own, every instance of a DICOM JSON export or a DICOMweb study, or
+    every member of a tar; errors are counted."""
     ref, fs = ahead.ref, ahead.fs
+    if container_kind(ref.url) == TAR:
+        yield from _tar_headers(ref, settings, errors, store)
+        return
     if holds_instances(ref):
         try:
             contents = instances_fetched(ref, settings.storage_options, fs, ahead.whole)
@@ -60,12 +69,38 @@ def _headers(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            parsed = read_header(ref, settings.header_bytes, fs, ahead.first)
+            if container_kind(ref.url) == ZIP:  # listed itself: unreadable
+                raise ContainerError(ref.url, "its directory could not be read when listed")
+            parsed = read_header(ref, settings.header_bytes, fs, ahead.first, zips=zips)
             root = decode_header(parsed, ref.url, store=store).root
     except ObjectError as exc:
         errors[exc.category] += 1
         return
     yield root, parsed.transfer_syntax_uid, parsed.bytes_read
+
+
+def _tar_headers(
+    ref: ObjectRef, settings: ScanSettings, errors: Counter[str], store: ValueStore
+) -> Iterator[tuple[Item, str | None, int]]:
+    """The headers of a tar's members, read as the stream passes them."""
+    try:
+        ranged, members = tar_members(ref.url, ref.size, settings.storage_options)
+        served = 0
+        for member in members:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    if member.data is None:
+                        continue
+                    parsed = read_stream(member.url, member.data, member.size)
+                    root = decode_header(parsed, member.url, store=store).root
+            except ObjectError as exc:
+                errors[exc.category] += 1
+                continue
+            yield root, parsed.transfer_syntax_uid, ranged.bytes_read - served
+            served = ranged.bytes_read
+    except ObjectError as exc:
+        errors[exc.category] += 1
 
 
 def scan_shard(
@@ -91,8 +126,11 @@ def scan_shard(
     dates: list[str] = []
     bytes_read = 0
     reads = reads_ahead(shard.objects, settings.header_bytes, settings.storage_options)
+    zips = OpenZips(settings.storage_options)
     headers = (
-        header for ahead in reads for header in _headers(ahead, settings, counters["errors"], store)
+        header
+        for ahead in reads
+        for header in _headers(ahead, settings, counters["errors"], store, zips)
     )
     for root, syntax, read in headers:
         bytes_read += read
@@ -115,6 +153,7 @@ def scan_shard(
         study_date = text(root, "StudyDate")
         if study_date:
             dates.append(study_date)
+    zips.close()
     return {
         "objects": len(shard.objects),
         "bytes_listed": sum(r.size for r in shard.objects),

@@ -13,17 +13,33 @@ import os
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
 from loader import ledger
+from loader.containers import (
+    DEFAULT_MEMBER_LIMIT,
+    TAR,
+    ZIP,
+    OpenZips,
+    container_kind,
+    split_member,
+    tar_members,
+    zip_members,
+)
 from loader.decode import DEFAULT_ELEMENT_LIMIT, decode_header
 from loader.dicom_json import decode_json, instances_in, is_export, transfer_syntax_of
 from loader.dicomweb import Server, StudyContents, is_dicomweb, study_instances
-from loader.errors import FILE_ERROR_CATEGORIES, Category, ObjectError, ObjectReadError
+from loader.errors import (
+    FILE_ERROR_CATEGORIES,
+    Category,
+    ContainerError,
+    ObjectError,
+    ObjectReadError,
+)
 from loader.extract import error_row, extract_object
 from loader.extract.context import ObjectFacts, Row, Rows
 from loader.gc_pause import gc_paused
@@ -33,6 +49,7 @@ from loader.headers import (
     ParsedHeader,
     read_local,
     read_remote,
+    read_stream,
 )
 from loader.listing import ObjectRef, Shard
 from loader.memory import peak_rss_bytes
@@ -70,6 +87,7 @@ class ShardSettings:
     pseudonymize_uids: bool = False
     read_concurrency: int = DEFAULT_READ_CONCURRENCY  # first reads in flight (read_ahead)
     read_ahead_bytes: int = DEFAULT_READ_AHEAD_BYTES  # first reads held at most
+    member_limit: int = DEFAULT_MEMBER_LIMIT  # bytes a zip or tar member may declare
 
     def pseudonymizer(self) -> Pseudonymizer | None:
         if self.pseudonymize_key is None:
@@ -105,17 +123,36 @@ def process_object(
     fs: Any = None,
     prefetched: bytes | None = None,
     store: ValueStore | None = None,
+    zips: OpenZips | None = None,
+    read: Callable[[], ParsedHeader] | None = None,
 ) -> tuple[Rows, list[Row], ParsedHeader | None]:
     """Rows, error rows and the read facts of one object; never raises for bad input.
 
     `fs` is the object store's filesystem (None for local files); `prefetched` the
     object's first read when it was fetched together with others; `store` the
-    worker's decoded elements (none: this object shares nothing).
+    worker's decoded elements (none: this object shares nothing); `zips` the zips
+    the shard reads members of; `read` how to read the header, when not as `ref`
+    says (a tar member passing by).
     """
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     parsed = None
     try:
-        parsed = read_header(ref, settings.header_bytes, fs, prefetched, settings.element_limit)
+        if container_kind(ref.url) == ZIP:  # listed itself: its directory was unreadable
+            zip_members(ref.url, ref.size, settings.storage_options)
+            raise ContainerError(ref.url, "its directory could not be read when listed")
+        parsed = (
+            read()
+            if read is not None
+            else read_header(
+                ref,
+                settings.header_bytes,
+                fs,
+                prefetched,
+                settings.element_limit,
+                zips,
+                settings.member_limit,
+            )
+        )
         decoded = decode_header(parsed, ref.url, settings.element_limit, store)
         if pseudonymizer := settings.pseudonymizer():
             pseudonymizer.apply(decoded)
@@ -126,6 +163,48 @@ def process_object(
         return {}, [error_row(facts, exc.category, exc.reason, exc.tag)], parsed
     except Exception as exc:  # noqa: BLE001 - one object must never stop the run
         return {}, [_unexpected(_facts(ref, settings, parsed, now), exc)], parsed
+
+
+def check_member_size(url: str, size: int, limit: int) -> None:
+    """A member declaring more than `limit` bytes is not read (a zip bomb inflates a
+    few KB into terabytes; a real DICOM header never needs that much)."""
+    if size > limit:
+        raise ContainerError(
+            url, f"member declares {size:,} bytes, over the {limit:,}-byte member limit"
+        )
+
+
+def process_tar_members(
+    ref: ObjectRef, settings: ShardSettings, store: ValueStore | None = None
+) -> Iterator[tuple[Rows, list[Row], int, int, str]]:
+    """Rows and error rows of every member of a tar (read once, as a stream), with
+    the bytes and requests the store served while it passed and the member's source
+    order (its own modification time); a tar that cannot be read ends with one error
+    row for what was left of it."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    first = settings.header_bytes or (
+        DEFAULT_HEADER_BYTES if is_remote(ref.url) else LOCAL_HEADER_BYTES
+    )
+    served = requests = 0
+    try:
+        ranged, members = tar_members(ref.url, ref.size, settings.storage_options)
+        for member in members:
+            member_ref = ObjectRef(member.url, member.size, member.modified)
+            stream = member.data
+
+            def read(url: str = member.url, data: Any = stream, size: int = member.size) -> Any:
+                check_member_size(url, size, settings.member_limit)
+                if container_kind(url.partition("::")[0]):
+                    raise ContainerError(url, "a container inside a container is not opened")
+                return read_stream(url, data, size, first)
+
+            rows, errors, _ = process_object(member_ref, settings, store=store, read=read)
+            now_served, now_requests = ranged.bytes_read - served, ranged.requests - requests
+            yield rows, errors, now_served, now_requests, member_ref.source_order
+            served, requests = ranged.bytes_read, ranged.requests
+    except ObjectError as exc:
+        facts = _facts(ref, settings, None, now)
+        yield {}, [error_row(facts, exc.category, exc.reason, exc.tag)], 0, 0, ref.source_order
 
 
 def holds_instances(ref: ObjectRef) -> bool:
@@ -220,9 +299,30 @@ def read_header(
     fs: Any = None,
     prefetched: bytes | None = None,
     skip_over: int | None = None,
+    zips: OpenZips | None = None,
+    member_limit: int = DEFAULT_MEMBER_LIMIT,
 ) -> ParsedHeader:
-    """The parsed header of one object, local or on an object store; values longer
-    than `skip_over` (the element limit) are skipped, not read."""
+    """The parsed header of one object, local, on an object store or in a zip;
+    values longer than `skip_over` (the element limit) are skipped, not read."""
+    member = split_member(ref.url)
+    if member is not None:
+        if container_kind(member.name):
+            raise ContainerError(ref.url, "a container inside a container is not opened")
+        zips = zips if zips is not None else OpenZips({})
+        ranged, stream, size = zips.member(member)
+        with stream:
+            check_member_size(ref.url, size, member_limit)
+            served, requests = ranged.bytes_read, ranged.requests
+            first = header_bytes or (
+                DEFAULT_HEADER_BYTES if is_remote(member.container) else LOCAL_HEADER_BYTES
+            )
+            parsed = read_stream(ref.url, stream, size, first, skip_over)
+        # What the store served for it (its zip's directory, for the first member).
+        return replace(
+            parsed,
+            bytes_read=ranged.bytes_read - served,
+            read_requests=ranged.requests - requests,
+        )
     if fs is None:
         return read_local(ref.url, ref.size, header_bytes or LOCAL_HEADER_BYTES, skip_over)
     first = header_bytes or DEFAULT_HEADER_BYTES
@@ -244,6 +344,8 @@ def reads_ahead(
     def filesystem_of(ref: ObjectRef) -> Any:
         if not is_remote(ref.url) or is_dicomweb(ref.url):
             return None
+        if split_member(ref.url) or container_kind(ref.url):
+            return None  # read through its container (containers.py), nothing ahead
         protocol = ref.url.split("://", 1)[0]
         if protocol not in systems:
             systems[protocol] = filesystem(ref.url, options, concurrency)[0]
@@ -266,21 +368,26 @@ def reads_ahead(
 
 
 def _outcomes(
-    ahead: Ahead, settings: ShardSettings, store: ValueStore
-) -> Iterator[tuple[Rows, list[Row], int, int, float]]:
-    """(rows, error rows, bytes read, requests, seconds spent reading) of each object
-    a listed one holds: itself, or every instance of a DICOM JSON export or a
-    DICOMweb study."""
+    ahead: Ahead, settings: ShardSettings, store: ValueStore, zips: OpenZips
+) -> Iterator[tuple[Rows, list[Row], int, int, float, str]]:
+    """(rows, error rows, bytes read, requests, seconds spent reading, source order)
+    of each object a listed one holds: itself, every instance of a DICOM JSON export
+    or a DICOMweb study (in its order), or every member of a tar (in each one's)."""
     ref = ahead.ref
     if holds_instances(ref):
         for rows, errors, read in process_json_instances(ref, settings, ahead.fs, ahead.whole):
-            yield rows, errors, read, 1 if read else 0, 0.0
+            yield rows, errors, read, 1 if read else 0, 0.0, ref.source_order
         return
-    rows, errors, parsed = process_object(ref, settings, ahead.fs, ahead.first, store)
+    if container_kind(ref.url) == TAR:
+        for rows, errors, read, requests, order in process_tar_members(ref, settings, store):
+            yield rows, errors, read, requests, 0.0, order
+        return
+    rows, errors, parsed = process_object(ref, settings, ahead.fs, ahead.first, store, zips)
     if parsed is None:
-        yield rows, errors, 0, 0, 0.0
+        yield rows, errors, 0, 0, 0.0, ref.source_order
     else:
-        yield rows, errors, parsed.bytes_read, parsed.read_requests, parsed.read_seconds
+        served, requests, seconds = parsed.bytes_read, parsed.read_requests, parsed.read_seconds
+        yield rows, errors, served, requests, seconds, ref.source_order
 
 
 def process_shard(
@@ -298,6 +405,7 @@ def process_shard(
     errors_by_category: Counter[str] = Counter()
     error_files = parsed_count = bytes_read = read_requests = 0
     read_seconds = 0.0  # reads the worker waited for itself (longer headers, retries)
+    zips = OpenZips(settings.storage_options)
     reads = reads_ahead(
         shard.objects,
         settings.header_bytes,
@@ -309,8 +417,8 @@ def process_shard(
         with warnings.catch_warnings(), gc_paused():
             warnings.simplefilter("ignore")  # pydicom warns per odd value; errors are rows
             for ahead in reads:
-                order = ahead.ref.source_order
-                for rows, errors, read, requests, seconds in _outcomes(ahead, settings, store):
+                outcomes = _outcomes(ahead, settings, store, zips)
+                for rows, errors, read, requests, seconds, order in outcomes:
                     bytes_read += read
                     read_requests += requests
                     read_seconds += seconds
@@ -327,6 +435,8 @@ def process_shard(
     except BaseException:
         writer.abort()
         raise
+    finally:
+        zips.close()
     finished = time.time()
     record = ledger.ShardRecord(
         run_id=settings.run_id,

@@ -125,12 +125,20 @@ def path_of(url: str) -> str:
 
 
 def provider_of(url: str) -> str:
+    """Where an object's bytes are: for a container's member, its container's."""
+    if "::" in url:
+        url = url.rpartition("::")[2]
     protocol, _ = split_protocol(url)
     return PROVIDERS.get(protocol or "file", protocol or "file")
 
 
 def container_and_key(url: str) -> tuple[str | None, str]:
-    """(bucket or container, object key) of an object-store URL; (None, path) locally."""
+    """(bucket or container, object key) of an object-store URL; (None, path) locally.
+    A zip or tar member's are its container's, with `::member` after the key."""
+    if "::" in url:
+        member, _, holder = url.rpartition("::")
+        bucket, key = container_and_key(holder)
+        return bucket, f"{key}::{member.partition('://')[2]}"
     protocol, path = split_protocol(url)
     if protocol in (None, "file", "local"):
         return None, path

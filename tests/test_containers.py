@@ -1,0 +1,265 @@
+"""Archives packed in containers: zip, tar and tar.gz members load as the loose files
+do, on disk and from the S3 server (a zip's members by ranged reads, its bytes
+counted by the server), and what cannot be loaded ends as rows."""
+
+import io
+import shutil
+import tarfile
+import uuid
+import zipfile
+from pathlib import Path
+
+import duckdb
+import pydicom
+import pytest
+import s3fs
+from pydicom.uid import ExplicitVRLittleEndian
+
+from loader.config import RunSettings, Target
+from loader.pipeline import run
+from tests.conftest import real_file
+
+NAMES = (
+    "CT_small.dcm",
+    "MR_small.dcm",
+    "rtplan.dcm",
+    "JPEG2000.dcm",
+    "badVR.dcm",
+    "SC_rgb.dcm",
+    "US1_J2KR.dcm",
+    "emri_small.dcm",
+    "waveform_ecg.dcm",
+    "MR_truncated.dcm",
+)
+# Columns that say where an object is, not what it holds.
+WHERE = {
+    "file_path",
+    "storage_uri",
+    "location_key",
+    "storage_provider",
+    "storage_container",
+    "object_key",
+    "checksum",
+    "ingestion_source",
+    "modified_at",
+    "_source_order",
+    "_shard_id",
+    "detected_at",
+    "ingested_at",
+    "bytes_read",
+    "error_message",
+    "_run_id",
+    "_loaded_at",
+}
+
+
+def _loose(tmp_path: Path) -> Path:
+    """Real files, a text file, and two large ones (2 MB of pixels after the header)."""
+    root = tmp_path / "loose"
+    (root / "real").mkdir(parents=True)
+    for name in NAMES:
+        shutil.copy(real_file(name), root / "real" / name)
+    (root / "readme.txt").write_text("not DICOM\n")
+    for n in range(2):
+        ds = pydicom.dcmread(real_file("CT_small.dcm"))
+        ds.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{n + 1}"
+        ds.Rows = ds.Columns = 1024
+        ds.PixelData = bytes(2 * 1024 * 1024)
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.save_as(root / f"large{n}.dcm", enforce_file_format=True)
+    return root
+
+
+def _zip(loose: Path, path: Path, method: int = zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", method) as archive:
+        for file in sorted(p for p in loose.rglob("*") if p.is_file()):
+            archive.write(file, file.relative_to(loose).as_posix())
+    return path
+
+
+def _tar(loose: Path, path: Path, mode: str) -> Path:
+    with tarfile.open(path, mode) as archive:
+        for file in sorted(p for p in loose.rglob("*") if p.is_file()):
+            archive.add(file, file.relative_to(loose).as_posix())
+    return path
+
+
+def _run(source, tmp_path: Path, name: str, **kw):
+    return run(
+        RunSettings(
+            source=str(source),
+            out=tmp_path / f"{name}-pq",
+            target=Target.parse(f"duckdb:///{tmp_path / name}.duckdb"),
+            workers=kw.pop("workers", 0),
+            **kw,
+        )
+    )
+
+
+def _what(db: Path) -> dict[str, list[tuple]]:
+    """Every table's rows without the columns that say where an object is."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        found = {}
+        for (table,) in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'dicom_%' "
+            "AND table_name <> 'dicom_load_history'"
+        ).fetchall():
+            columns = [
+                c
+                for (c,) in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                    [table],
+                ).fetchall()
+                if c not in WHERE
+            ]
+            rows = con.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
+            found[table] = sorted(rows, key=repr)
+        return found
+    finally:
+        con.close()
+
+
+def _errors(db: Path) -> list[tuple[str, str, str | None]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT file_path, error_category, tag FROM dicom_ingestion_errors"
+        ).fetchall()
+    finally:
+        con.close()
+    return sorted(
+        (p.rpartition("::")[0].partition("://")[2] or Path(p).name, c, t) for p, c, t in rows
+    )
+
+
+@pytest.mark.parametrize("kind", ["zip-deflated", "zip-stored", "tar", "tar.gz"])
+def test_members_load_as_the_loose_files_do(tmp_path, kind):
+    loose = _loose(tmp_path)
+    expected = _run(loose, tmp_path, "loose")
+    if kind.startswith("zip"):
+        method = zipfile.ZIP_STORED if kind == "zip-stored" else zipfile.ZIP_DEFLATED
+        bundle = _zip(loose, tmp_path / "bundle.zip", method)
+    else:
+        suffix, mode = (".tar", "w") if kind == "tar" else (".tar.gz", "w:gz")
+        bundle = _tar(loose, tmp_path / f"bundle{suffix}", mode)
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    shutil.move(bundle, folder / bundle.name)  # found inside a folder it lists
+    report = _run(folder, tmp_path, "bundle", workers=2, cluster_min_objects=0)
+    for key in ("listed", "loaded", "duplicates", "error_files", "errors"):
+        assert report[key] == expected[key], key
+    assert report["validation"]["accounting"]["balanced"]
+    assert _what(tmp_path / "bundle.duckdb") == _what(tmp_path / "loose.duckdb")
+    member_errors = _errors(tmp_path / "bundle.duckdb")
+    assert ("readme.txt", "NOT_DICOM", None) in member_errors
+    con = duckdb.connect(str(tmp_path / "bundle.duckdb"), read_only=True)
+    (uri,) = con.execute(
+        "SELECT storage_uri FROM dicom_file_location WHERE storage_uri LIKE '%large0.dcm%'"
+    ).fetchone()
+    con.close()
+    prefix = "zip" if kind.startswith("zip") else "tar"
+    assert uri == f"{prefix}://large0.dcm::{folder.resolve() / bundle.name}"
+
+
+def test_a_zip_on_s3_costs_its_directory_and_headers(s3, tmp_path):
+    """The server serves the zip's directory and each member's first bytes, never the
+    whole object; the report counts exactly what it served."""
+    options, traffic = s3
+    loose = _loose(tmp_path)
+    bundle = _zip(loose, tmp_path / "bundle.zip", zipfile.ZIP_STORED)
+    bucket = f"zip-{uuid.uuid4().hex[:8]}"
+    fs = s3fs.S3FileSystem(**options)
+    fs.mkdir(bucket)
+    fs.put(str(bundle), f"{bucket}/in/bundle.zip")
+    local = _run(bundle, tmp_path, "local-zip")
+    traffic.reset()
+    report = _run(f"s3://{bucket}/in/", tmp_path, "s3-zip", storage_options=options)
+    served = sum(traffic.bytes.values())
+    size = bundle.stat().st_size
+    assert served < size / 3, (served, size)  # 4 MB of pixels never fetched
+    # The listing read the directory on the driver; the workers what they report.
+    assert report["bytes_read"] <= served
+    assert report["loaded"] == local["loaded"] and report["errors"] == local["errors"]
+    assert _what(tmp_path / "s3-zip.duckdb") == _what(tmp_path / "local-zip.duckdb")
+
+
+def test_what_cannot_be_loaded_from_a_container_ends_as_rows(tmp_path):
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    (folder / "corrupt.zip").write_bytes(b"PK\x03\x04 this is no zip at all" * 10)
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as archive:
+        archive.write(real_file("CT_small.dcm"), "ct.dcm")
+    with zipfile.ZipFile(folder / "outer.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("inner.zip", inner.getvalue())
+        archive.writestr("bomb.dcm", bytes(3 << 20))  # 3 MB of zeros: a few KB stored
+        archive.write(real_file("MR_small.dcm"), "mr.dcm")
+    cut = tmp_path / "whole.tar.gz"
+    _tar(_loose(tmp_path), cut, "w:gz")
+    data = cut.read_bytes()
+    (folder / "cut.tar.gz").write_bytes(data[: len(data) // 2])
+    report = _run(folder, tmp_path, "bad", member_limit=1 << 20)
+    errors = _errors(tmp_path / "bad.duckdb")
+    assert ("corrupt.zip", "CONTAINER_ERROR", None) in [(Path(p).name, c, t) for p, c, t in errors]
+    by_member = {p: c for p, c, _ in errors}
+    assert by_member["inner.zip"] == "CONTAINER_ERROR"  # nested: not opened
+    assert by_member["bomb.dcm"] == "CONTAINER_ERROR"  # declares 3 MB, over 1 MB
+    con = duckdb.connect(str(tmp_path / "bad.duckdb"), read_only=True)
+    located = {p for (p,) in con.execute("SELECT storage_uri FROM dicom_file_location").fetchall()}
+    con.close()
+    assert f"zip://mr.dcm::{folder.resolve() / 'outer.zip'}" in located  # its neighbour loads
+    assert by_member["large0.dcm"] == "CONTAINER_ERROR"  # 2 MB in the tar, over 1 MB
+    assert any(c == "CONTAINER_ERROR" and "cut.tar.gz" in p for p, c, _ in errors)
+    assert report["loaded"] >= 2  # mr.dcm, and the cut tar's members before the cut
+    assert report["validation"]["accounting"]["balanced"], report["validation"]["accounting"]
+
+
+def test_members_of_a_removed_container_are_recorded_deleted(tmp_path):
+    """--incremental from a folder of bundles: the members of a zip that went are
+    stamped deleted; those of a tar still there stay live."""
+    loose = _loose(tmp_path)
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    _zip(loose / "real", folder / "a.zip")
+    _tar(loose, folder / "b.tgz", "w:gz")
+    first = _run(folder, tmp_path, "sync", incremental=True)
+    con = duckdb.connect(str(tmp_path / "sync.duckdb"), read_only=True)
+    in_zip = con.execute(
+        "SELECT count(*) FROM dicom_file_location WHERE storage_uri LIKE 'zip://%'"
+    ).fetchone()[0]
+    con.close()
+    assert in_zip > 0 and first["loaded"] > 0
+    again = _run(folder, tmp_path, "sync", incremental=True)
+    assert again["deleted"]["objects"] == 0, again["deleted"]
+    # A zip's members are known by the listing: unchanged ones are not read again. A
+    # tar has no directory to compare: it is read again.
+    assert again["unchanged"] == len(list((loose / "real").iterdir()))
+    (folder / "a.zip").unlink()
+    gone = _run(folder, tmp_path, "sync", incremental=True)
+    assert gone["deleted"]["objects"] == in_zip
+    con = duckdb.connect(str(tmp_path / "sync.duckdb"), read_only=True)
+    live_tar = con.execute(
+        "SELECT count(*) FROM dicom_file_location WHERE storage_uri LIKE 'tar://%' "
+        "AND deleted_at IS NULL"
+    ).fetchone()[0]
+    con.close()
+    assert live_tar > 0
+    assert gone["validation_passed"], gone["validation_failed"]
+
+
+def test_scan_profiles_containers_as_the_loose_files(tmp_path):
+    from loader.scan import scan
+
+    loose = _loose(tmp_path)
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    _zip(loose / "real", folder / "a.zip")
+    _tar(loose, folder / "b.tar.gz", "w:gz")
+    both = tmp_path / "both"
+    shutil.copytree(loose / "real", both / "a")
+    shutil.copytree(loose, both / "b")
+    ours, theirs = scan(str(folder)), scan(str(both))
+    for key in ("patients", "studies", "series", "instances", "errors", "modality", "sop_class"):
+        assert ours[key] == theirs[key], key
+    assert ours["bytes_read"] < sum(p.stat().st_size for p in folder.iterdir())
