@@ -500,6 +500,13 @@ def load(
 @click.option("--run-id", "from_run", default=None, help="Rebuild the objects this run loaded.")
 @click.option("--all", "everything", is_flag=True, help="Rebuild every object the target holds.")
 @click.option(
+    "--from-parquet",
+    default=None,
+    metavar="OUT",
+    help="Take run --run-id's stored headers from its Parquet under this output root, "
+    "not from the target's tables.",
+)
+@click.option(
     "--out",
     default=lambda: env_default("OUT", DEFAULT_OUT),
     show_default=DEFAULT_OUT,
@@ -518,6 +525,7 @@ def load(
 def rebuild(
     from_run: str | None,
     everything: bool,
+    from_parquet: str | None,
     out: str,
     target: str,
     workers: int,
@@ -551,6 +559,7 @@ def rebuild(
             workers=workers,
             shard_size=shard_size,
             storage_options=_storage(storage_option, anon),
+            from_parquet=from_parquet,
         )
     except LoaderError as exc:
         _fail(exc)

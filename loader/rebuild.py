@@ -5,7 +5,9 @@ When the model or the extraction changes (a new column, a fixed parser), an arch
 each parsed object's header as the decoder typed it, with the VR notes that make it
 whole again (stored_headers.py); `dicom_file_location` holds the facts that live
 outside the header (size, modification time, ETag or checksum, where Pixel Data
-starts); `dicom_ingestion_errors` the values that could not be typed. The driver
+starts); `dicom_ingestion_errors` the values that could not be typed. A run's own
+Parquet holds the same three tables, and serves when the warehouse is not at hand
+(`--from-parquet OUT --run-id ID`). The driver
 reads them in parts of `shard_size` objects into Parquet under the new run's output
 root; each part is one shard, extracted by the same code a run uses (on Dask workers
 or in process) and written and committed as a run's shards are; the new run is then
@@ -38,7 +40,7 @@ from loader.extract.context import ObjectFacts, Row, Rows
 from loader.gc_pause import gc_paused
 from loader.listing import DEFAULT_SHARD_SIZE
 from loader.memory import peak_rss_bytes
-from loader.model import EXTRACTED
+from loader.model import BY_NAME, DIALECT_TYPES, EXTRACTED
 from loader.output import OutputRoot
 from loader.parquet import ShardWriter
 from loader.pipeline import (
@@ -52,6 +54,7 @@ from loader.pipeline import (
 from loader.report import RunReport
 from loader.stored_headers import decoded_from_stored
 from loader.warehouse.base import Warehouse
+from loader.warehouse.duckdb import DuckDBWarehouse
 
 PARTS_FOLDER = "rebuild_input"  # under the output root: the stored headers, in parts
 STORED_COLUMNS = (
@@ -257,6 +260,44 @@ def _extracted(header: dict[str, Any]) -> tuple[Rows, list[Row]]:
         return {}, [error_row(facts, Category.PARSE_ERROR, message)]
 
 
+_STORED_TABLES = ("dicom_raw", "dicom_file_location", "dicom_ingestion_errors")
+
+
+def written_run(out: OutputRoot, run_id: str) -> DuckDBWarehouse:
+    """The stored headers of a run's Parquet (under `out`), as an in-memory DuckDB
+    that answers what a warehouse would: views of its raw, location and error files,
+    with the columns a Parquet written before them lacks as NULL."""
+    records = list(ledger.committed_shards(out, run_id))
+    if not records:
+        raise ConfigError(f"run {run_id} has no committed shards under {out}")
+    memory = DuckDBWarehouse(":memory:")
+    if out.remote:
+        memory.con.register_filesystem(out.filesystem())
+    types = DIALECT_TYPES["duckdb"]
+    for name in _STORED_TABLES:
+        files = [out.location(r.files[name]) for r in records if name in r.files]
+        table = BY_NAME[name]
+        if not files:
+            empty = ", ".join(f"CAST(NULL AS {types[c.type]}) AS {c.name}" for c in table.columns)
+            memory.con.execute(f"CREATE VIEW {name} AS SELECT {empty} WHERE false")
+            continue
+        read = f"read_parquet({_sql_list(files)}, union_by_name = true)"
+        present = {
+            row[0] for row in memory.con.execute(f"DESCRIBE SELECT * FROM {read}").fetchall()
+        }
+        columns = ", ".join(
+            c.name if c.name in present else f"CAST(NULL AS {types[c.type]}) AS {c.name}"
+            for c in table.columns
+        )
+        memory.con.execute(f"CREATE VIEW {name} AS SELECT {columns} FROM {read}")
+    return memory
+
+
+def _sql_list(texts: list[str]) -> str:
+    """A DuckDB list literal of file names the ledger holds (quotes doubled)."""
+    return "[" + ", ".join("'" + t.replace("'", "''") + "'" for t in texts) + "]"
+
+
 def rebuild(
     target: Target,
     out: str,
@@ -266,9 +307,12 @@ def rebuild(
     shard_size: int = DEFAULT_SHARD_SIZE,
     storage_options: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    from_parquet: str | None = None,
 ) -> RunReport:
     """Rebuild every table `target` holds (or those of the objects run `from_run`
-    loaded) from its stored headers, as a new run under `out`; its report."""
+    loaded) from its stored headers, as a new run under `out`; its report. With
+    `from_parquet` (an output root), the headers are run `from_run`'s Parquet there
+    instead of the target's tables."""
     if target.kind is TargetKind.NONE:
         raise ConfigError("rebuild derives the tables a warehouse holds: give --target")
     started = time.time()
@@ -287,9 +331,15 @@ def rebuild(
     except OSError as exc:
         raise ConfigError(f"--out {root}: cannot write there ({exc.strerror or exc})") from None
     settings = RebuildSettings(root.url, run_id, options)
-    warehouse = open_warehouse(target)
+    if from_parquet is not None:
+        if from_run is None:
+            raise ConfigError("rebuild from a run's Parquet: give its --run-id")
+        warehouse: Warehouse = written_run(OutputRoot.of(from_parquet, options), from_run)
+    else:
+        warehouse = open_warehouse(target)
     try:
-        warehouse.create_model()
+        if from_parquet is None:
+            warehouse.create_model()
         parts = stored_parts(warehouse, root, run_id, from_run, shard_size)
         extraction = execute(rebuild_part, settings, parts, workers, progress or (lambda r: None))
     finally:

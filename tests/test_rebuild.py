@@ -8,7 +8,7 @@ import pydicom
 import pytest
 
 from loader.config import RunSettings, Target
-from loader.errors import ConfigError
+from loader.errors import FILE_ERROR_CATEGORIES, ConfigError
 from loader.model import AUDIT, BY_NAME, EXTRACTED
 from loader.pipeline import open_warehouse, run
 from loader.rebuild import rebuild
@@ -158,3 +158,26 @@ def test_rebuild_from_the_command_line(archive, tmp_path):
     written = json.loads(report.read_text())
     assert written["bytes_read"] == 0 and written["validation_passed"]
     assert written["run_id"].startswith("rebuild-")
+
+
+def test_a_rebuild_from_a_runs_parquet_fills_another_warehouse(archive, tmp_path):
+    """The run's own Parquet holds the stored headers too: rebuilt from it into an
+    empty warehouse, with the archive gone, the tables are the load's (but for the
+    error rows of objects that had no header to store: nothing rebuilds them)."""
+    loaded_into = f"duckdb:///{tmp_path / 'first.duckdb'}"
+    _load(archive, tmp_path, loaded_into, run_id="written")
+    shutil.rmtree(archive)
+    fresh = f"duckdb:///{tmp_path / 'fresh.duckdb'}"
+    report = rebuild(
+        Target.parse(fresh),
+        str(tmp_path / "rebuilt"),
+        from_run="written",
+        from_parquet=str(tmp_path / "pq"),
+    )
+    assert report["bytes_read"] == 0 and report["validation_passed"]
+    ours, theirs = _snapshot(fresh), _snapshot(loaded_into)
+    no_header = {c.value for c in FILE_ERROR_CATEGORIES} - {"VALIDATION_ERROR"}
+    theirs["dicom_ingestion_errors"] = [
+        row for row in theirs["dicom_ingestion_errors"] if row[1] not in no_header
+    ]
+    assert ours == theirs
