@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 ARCHIVE ?= ./demo-archive
 PATIENTS ?= 40
 
-.PHONY: demo test check fuzz bench bench-latency bench-e2e bench-scale bench-snowflake lint typecheck sql clean
+.PHONY: demo test check fuzz bench bench-latency bench-e2e bench-scale bench-snowflake bench-rebuild lint typecheck sql clean
 
 $(BIN)/dicom-loader: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,10 @@ bench-scale: $(VENV)/.bench
 # fakesnow server against DuckDB's (BENCH_SNOWFLAKE_OBJECTS, default 20,000).
 bench-snowflake: $(BIN)/dicom-loader
 	$(BIN)/python benchmarks/snowflake_load.py
+
+# dicom-loader rebuild against the run it replaces (BENCH_REBUILD_OBJECTS, default 20,000).
+bench-rebuild: $(BIN)/dicom-loader
+	$(BIN)/python benchmarks/rebuild.py
 
 lint: $(BIN)/dicom-loader
 	$(BIN)/ruff check loader tests benchmarks scripts

@@ -184,6 +184,24 @@ def test_a_zip_on_s3_costs_its_directory_and_headers(s3, tmp_path):
     assert _what(tmp_path / "s3-zip.duckdb") == _what(tmp_path / "local-zip.duckdb")
 
 
+def test_a_tar_gz_on_s3_is_streamed_once(s3, tmp_path):
+    """A compressed tar can only be read from its start: the server serves it once,
+    whole, to one worker (the listing reads none of it), and the report says so."""
+    options, traffic = s3
+    loose = _loose(tmp_path)
+    bundle = _tar(loose, tmp_path / "bundle.tar.gz", "w:gz")
+    bucket = f"tgz-{uuid.uuid4().hex[:8]}"
+    fs = s3fs.S3FileSystem(**options)
+    fs.mkdir(bucket)
+    fs.put(str(bundle), f"{bucket}/in/bundle.tar.gz")
+    local = _run(loose, tmp_path, "loose")
+    traffic.reset()
+    report = _run(f"s3://{bucket}/in/", tmp_path, "s3-tgz", storage_options=options)
+    assert sum(traffic.bytes.values()) == report["bytes_read"] == bundle.stat().st_size
+    assert report["listed"] == local["listed"] and report["loaded"] == local["loaded"]
+    assert _what(tmp_path / "s3-tgz.duckdb") == _what(tmp_path / "loose.duckdb")
+
+
 def test_what_cannot_be_loaded_from_a_container_ends_as_rows(tmp_path):
     folder = tmp_path / "incoming"
     folder.mkdir()
