@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +169,26 @@ def _storage(pairs: tuple[str, ...], anon: bool) -> dict[str, Any]:
     return options
 
 
+def workers_option(command: Any) -> Any:
+    """--workers, for the commands that extract on a Dask cluster."""
+    return click.option(
+        "--workers",
+        type=int,
+        default=lambda: int(env_default("WORKERS", str(os.cpu_count() or 1))),
+        help="Dask worker processes; 0 runs in this process.  [default: cores]",
+    )(command)
+
+
+def out_option(whose: str) -> Callable[[Any], Any]:
+    """--out, the output root of `whose` Parquet and ledger."""
+    return click.option(
+        "--out",
+        default=lambda: env_default("OUT", DEFAULT_OUT),
+        show_default=DEFAULT_OUT,
+        help=f"Folder or object-store URL (s3://, gs://, az://) for {whose} Parquet and ledger.",
+    )
+
+
 def target_options(command: Any) -> Any:
     """--target, the Snowflake staging options and the DuckDB ones, for run and load."""
     command = click.option(
@@ -250,21 +270,11 @@ def main(verbose: bool, log_level: str | None, log_file: str | None) -> None:
 
 @main.command()
 @click.argument("source")
-@click.option(
-    "--out",
-    default=lambda: env_default("OUT", DEFAULT_OUT),
-    show_default=DEFAULT_OUT,
-    help="Folder or object-store URL (s3://, gs://, az://) for the run's Parquet and ledger.",
-)
+@out_option("the run's")
 @target_options
 @storage_options
 @pacs_filters
-@click.option(
-    "--workers",
-    type=int,
-    default=lambda: int(env_default("WORKERS", str(os.cpu_count() or 1))),
-    help="Dask worker processes; 0 runs in this process.  [default: cores]",
-)
+@workers_option
 @click.option(
     "--cluster-min-objects",
     type=click.IntRange(min=0),
@@ -506,20 +516,10 @@ def load(
     help="Take run --run-id's stored headers from its Parquet under this output root, "
     "not from the target's tables.",
 )
-@click.option(
-    "--out",
-    default=lambda: env_default("OUT", DEFAULT_OUT),
-    show_default=DEFAULT_OUT,
-    help="Folder or object-store URL for the rebuild's Parquet and ledger.",
-)
+@out_option("the rebuild's")
 @target_options
 @storage_options
-@click.option(
-    "--workers",
-    type=int,
-    default=lambda: int(env_default("WORKERS", str(os.cpu_count() or 1))),
-    help="Dask worker processes; 0 runs in this process.  [default: cores]",
-)
+@workers_option
 @click.option("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, show_default=True)
 @click.option("--report", "report_path", default=None, help="Write the JSON report here.")
 def rebuild(

@@ -20,11 +20,8 @@ their private values rebuild with the VR their creator's dictionary implies.
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 import time
 import warnings
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,15 +31,13 @@ import pyarrow.parquet as pq
 
 from loader import ledger
 from loader.config import RunSettings, Target, TargetKind
-from loader.errors import FILE_ERROR_CATEGORIES, Category, ConfigError
+from loader.errors import Category, ConfigError
 from loader.extract import error_row, extract_object
 from loader.extract.context import ObjectFacts, Row, Rows
 from loader.gc_pause import gc_paused
 from loader.listing import DEFAULT_SHARD_SIZE
-from loader.memory import peak_rss_bytes
 from loader.model import BY_NAME, DIALECT_TYPES, EXTRACTED
 from loader.output import OutputRoot
-from loader.parquet import ShardWriter
 from loader.pipeline import (
     Progress,
     check_target_writable,
@@ -52,6 +47,7 @@ from loader.pipeline import (
     open_warehouse,
 )
 from loader.report import RunReport
+from loader.shard import ShardOutput
 from loader.stored_headers import decoded_from_stored
 from loader.warehouse.base import Warehouse
 from loader.warehouse.duckdb import DuckDBWarehouse
@@ -183,54 +179,23 @@ def rebuild_part(
     out = OutputRoot.of(settings.out, settings.storage_options)
     with out.open(part.path) as fh:
         stored = pq.read_table(fh).to_pylist()
-    writer = ShardWriter(out, settings.run_id, part.shard_id)
-    errors_by_category: Counter[str] = Counter()
-    error_files = parsed = 0
+    output = ShardOutput(out, settings.run_id, part.shard_id)
     try:
         with warnings.catch_warnings(), gc_paused():
             warnings.simplefilter("ignore")
             for header in stored:
                 rows, errors = _extracted(header)
-                for table, table_rows in rows.items():
-                    writer.add(table, table_rows, header["_source_order"])
-                writer.add("dicom_ingestion_errors", errors, None)
-                categories = [str(e["error_category"]) for e in errors]
-                errors_by_category.update(categories)
-                if FILE_ERROR_CATEGORIES.intersection(categories):
-                    error_files += 1
-                else:
-                    parsed += 1
-        files = writer.close()
+                output.add(rows, errors, header["_source_order"])
+        output.close()
     except BaseException:
-        writer.abort()
+        output.abort()
         raise
-    finished = time.time()
-    record = ledger.ShardRecord(
-        run_id=settings.run_id,
-        shard_id=part.shard_id,
-        status="committed",
-        listed=len(stored),
-        parsed=parsed,
-        error_files=error_files,
-        errors={str(k): v for k, v in errors_by_category.items()},
-        rows={f.table: f.rows for f in files},
-        files={f.table: f.path for f in files},
-        parquet_bytes=sum(f.bytes for f in files),
+    return output.record(
+        started,
         bytes_listed=sum(h["file_size_bytes"] or 0 for h in stored),
         bytes_read=0,
         read_requests=0,
-        seconds=finished - started,
-        started_at=_iso(started),
-        finished_at=_iso(finished),
-        worker_pid=os.getpid(),
-        worker_peak_rss_bytes=peak_rss_bytes(),
     )
-    ledger.commit_shard(out, settings.run_id, record)
-    return record
-
-
-def _iso(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None).isoformat()
 
 
 def _extracted(header: dict[str, Any]) -> tuple[Rows, list[Row]]:

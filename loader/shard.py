@@ -390,6 +390,69 @@ def _outcomes(
         yield rows, errors, served, requests, seconds, ref.source_order
 
 
+class ShardOutput:
+    """One shard's Parquet writer and its tally of objects and error rows, and the
+    ledger record they end in: a run's shard and a rebuild's part keep them alike."""
+
+    def __init__(self, out: OutputRoot, run_id: str, shard_id: str) -> None:
+        self.out = out
+        self.run_id = run_id
+        self.shard_id = shard_id
+        self.writer = ShardWriter(out, run_id, shard_id)
+        self.errors: Counter[str] = Counter()  # error rows by category, as in the table
+        self.error_files = self.parsed = 0
+        self.files: list[Any] = []
+
+    def add(self, rows: Rows, errors: list[Row], order: str) -> None:
+        """One object's rows (ordered by `order`, its _source_order) and error rows."""
+        for table, table_rows in rows.items():
+            self.writer.add(table, table_rows, order)
+        self.writer.add("dicom_ingestion_errors", errors, None)
+        categories = [str(e["error_category"]) for e in errors]
+        self.errors.update(categories)
+        if FILE_ERROR_CATEGORIES.intersection(categories):
+            self.error_files += 1
+        else:
+            self.parsed += 1
+
+    def close(self) -> None:
+        """Publish the files (the shard's work is done)."""
+        self.files = self.writer.close()
+
+    def abort(self) -> None:
+        """Publish none of the files: the shard failed."""
+        self.writer.abort()
+
+    def record(self, started: float, **reading: Any) -> ledger.ShardRecord:
+        """Commit the shard's record (`reading`: its bytes and reads) and return it."""
+        finished = time.time()
+        files = self.files
+        record = ledger.ShardRecord(
+            run_id=self.run_id,
+            shard_id=self.shard_id,
+            status="committed",
+            listed=self.parsed + self.error_files,  # an export counts once per instance
+            parsed=self.parsed,
+            error_files=self.error_files,
+            errors={str(k): v for k, v in self.errors.items()},
+            rows={f.table: f.rows for f in files},
+            files={f.table: f.path for f in files},
+            parquet_bytes=sum(f.bytes for f in files),
+            seconds=finished - started,
+            started_at=_iso(started),
+            finished_at=_iso(finished),
+            worker_pid=os.getpid(),
+            worker_peak_rss_bytes=peak_rss_bytes(),
+            **reading,
+        )
+        ledger.commit_shard(self.out, self.run_id, record)
+        return record
+
+
+def _iso(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None).isoformat()
+
+
 def process_shard(
     settings: ShardSettings, shard: Shard, store: ValueStore | None = None
 ) -> ledger.ShardRecord:
@@ -401,9 +464,8 @@ def process_shard(
     store = store if store is not None else ValueStore.of_worker()
     counted_from = store.snapshot()
     out = OutputRoot.of(settings.out, settings.storage_options)
-    writer = ShardWriter(out, settings.run_id, shard.shard_id)
-    errors_by_category: Counter[str] = Counter()
-    error_files = parsed_count = bytes_read = read_requests = 0
+    output = ShardOutput(out, settings.run_id, shard.shard_id)
+    bytes_read = read_requests = 0
     read_seconds = 0.0  # reads the worker waited for itself (longer headers, retries)
     zips = OpenZips(settings.storage_options)
     reads = reads_ahead(
@@ -422,45 +484,21 @@ def process_shard(
                     bytes_read += read
                     read_requests += requests
                     read_seconds += seconds
-                    for table, table_rows in rows.items():
-                        writer.add(table, table_rows, order)
-                    writer.add("dicom_ingestion_errors", errors, None)
-                    categories = [str(e["error_category"]) for e in errors]
-                    errors_by_category.update(categories)  # error rows, as in the table
-                    if FILE_ERROR_CATEGORIES.intersection(categories):
-                        error_files += 1
-                    else:
-                        parsed_count += 1
-        files = writer.close()
+                    output.add(rows, errors, order)
+        output.close()
     except BaseException:
-        writer.abort()
+        output.abort()
         raise
     finally:
         zips.close()
-    finished = time.time()
-    record = ledger.ShardRecord(
-        run_id=settings.run_id,
-        shard_id=shard.shard_id,
-        status="committed",
-        listed=parsed_count + error_files,  # an export counts once per instance
-        parsed=parsed_count,
-        error_files=error_files,
-        errors={str(k): v for k, v in errors_by_category.items()},
-        rows={f.table: f.rows for f in files},
-        files={f.table: f.path for f in files},
-        parquet_bytes=sum(f.bytes for f in files),
+    record = output.record(
+        started,
         bytes_listed=sum(r.size for r in shard.objects),
         bytes_read=bytes_read,
         read_requests=read_requests,
-        seconds=finished - started,
-        started_at=dt.datetime.fromtimestamp(started, dt.UTC).replace(tzinfo=None).isoformat(),
-        finished_at=dt.datetime.fromtimestamp(finished, dt.UTC).replace(tzinfo=None).isoformat(),
-        worker_pid=os.getpid(),
-        worker_peak_rss_bytes=peak_rss_bytes(),
         value_store=store.counted_since(counted_from).as_dict(),
         read_wait_seconds=round(reads.wait_seconds + read_seconds, 6),
         throttled_reads=reads.window.throttled,
         lowest_read_window=reads.window.lowest,
     )
-    ledger.commit_shard(out, settings.run_id, record)
     return record

@@ -162,23 +162,29 @@ def test_members_load_as_the_loose_files_do(tmp_path, kind):
     assert uri == f"{prefix}://large0.dcm::{folder.resolve() / bundle.name}"
 
 
+def _uploaded(options, bundle: Path) -> str:
+    """`bundle` put in a new bucket of the S3 server; the folder holding it."""
+    bucket = f"bundle-{uuid.uuid4().hex[:8]}"
+    fs = s3fs.S3FileSystem(**options)
+    fs.mkdir(bucket)
+    fs.put(str(bundle), f"{bucket}/in/{bundle.name}")
+    return f"s3://{bucket}/in/"
+
+
 def test_a_zip_on_s3_costs_its_directory_and_headers(s3, tmp_path):
     """The server serves the zip's directory and each member's first bytes, never the
-    whole object; the report counts exactly what it served."""
+    whole object; the report counts the workers' part of it (the listing's driver
+    reads the directory)."""
     options, traffic = s3
     loose = _loose(tmp_path)
     bundle = _zip(loose, tmp_path / "bundle.zip", zipfile.ZIP_STORED)
-    bucket = f"zip-{uuid.uuid4().hex[:8]}"
-    fs = s3fs.S3FileSystem(**options)
-    fs.mkdir(bucket)
-    fs.put(str(bundle), f"{bucket}/in/bundle.zip")
+    folder = _uploaded(options, bundle)
     local = _run(bundle, tmp_path, "local-zip")
     traffic.reset()
-    report = _run(f"s3://{bucket}/in/", tmp_path, "s3-zip", storage_options=options)
+    report = _run(folder, tmp_path, "s3-zip", storage_options=options)
     served = sum(traffic.bytes.values())
     size = bundle.stat().st_size
     assert served < size / 3, (served, size)  # 4 MB of pixels never fetched
-    # The listing read the directory on the driver; the workers what they report.
     assert report["bytes_read"] <= served
     assert report["loaded"] == local["loaded"] and report["errors"] == local["errors"]
     assert _what(tmp_path / "s3-zip.duckdb") == _what(tmp_path / "local-zip.duckdb")
@@ -190,13 +196,10 @@ def test_a_tar_gz_on_s3_is_streamed_once(s3, tmp_path):
     options, traffic = s3
     loose = _loose(tmp_path)
     bundle = _tar(loose, tmp_path / "bundle.tar.gz", "w:gz")
-    bucket = f"tgz-{uuid.uuid4().hex[:8]}"
-    fs = s3fs.S3FileSystem(**options)
-    fs.mkdir(bucket)
-    fs.put(str(bundle), f"{bucket}/in/bundle.tar.gz")
+    folder = _uploaded(options, bundle)
     local = _run(loose, tmp_path, "loose")
     traffic.reset()
-    report = _run(f"s3://{bucket}/in/", tmp_path, "s3-tgz", storage_options=options)
+    report = _run(folder, tmp_path, "s3-tgz", storage_options=options)
     assert sum(traffic.bytes.values()) == report["bytes_read"] == bundle.stat().st_size
     assert report["listed"] == local["listed"] and report["loaded"] == local["loaded"]
     assert _what(tmp_path / "s3-tgz.duckdb") == _what(tmp_path / "loose.duckdb")

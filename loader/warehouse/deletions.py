@@ -35,6 +35,25 @@ class Deleted:
     instances: int = 0  # instances with no live copy left, stamped
 
 
+def in_one_transaction(
+    execute: Execute,
+    dialect: Dialect,
+    begin: str,
+    location_keys: Iterable[list[int]],
+    at: dt.datetime,
+) -> Deleted:
+    """`record_deletions` between `begin` (the engine's spelling) and COMMIT; rolled
+    back whole if any of it fails."""
+    execute(begin, [])
+    try:
+        found = record_deletions(execute, dialect, location_keys, at)
+        execute("COMMIT", [])
+    except BaseException:
+        execute("ROLLBACK", [])
+        raise
+    return found
+
+
 def record_deletions(
     execute: Execute, dialect: Dialect, location_keys: Iterable[list[int]], at: dt.datetime
 ) -> Deleted:

@@ -27,7 +27,7 @@ from loader.model import BY_NAME, EXTRACTED, TABLES, arrow_schema, create_table
 from loader.output import OutputRoot
 from loader.warehouse.base import LoadResult, fetch_batches, upgrade_statements
 from loader.warehouse.batches import BatchedLoad
-from loader.warehouse.deletions import Deleted, record_deletions
+from loader.warehouse.deletions import Deleted, in_one_transaction
 from loader.warehouse.merge import (
     Dialect,
     account_staged,
@@ -84,14 +84,7 @@ class DuckDBWarehouse:
 
     def record_deletions(self, location_keys: Iterable[list[int]], at: dt.datetime) -> Deleted:
         """Stamp these locations deleted and follow through, in one transaction."""
-        self._execute("BEGIN TRANSACTION", [])
-        try:
-            found = record_deletions(self._execute, DIALECT, location_keys, at)
-            self._execute("COMMIT", [])
-        except BaseException:
-            self._execute("ROLLBACK", [])
-            raise
-        return found
+        return in_one_transaction(self._execute, DIALECT, "BEGIN TRANSACTION", location_keys, at)
 
     def _execute(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
         cursor = self.con.execute(sql, list(params))

@@ -35,7 +35,7 @@ from loader.model import (
 )
 from loader.output import OutputRoot
 from loader.warehouse.base import LoadResult, fetch_batches, upgrade_statements
-from loader.warehouse.deletions import Deleted, record_deletions
+from loader.warehouse.deletions import Deleted, in_one_transaction
 from loader.warehouse.merge import (
     Dialect,
     account_staged,
@@ -212,14 +212,7 @@ class SnowflakeWarehouse:
 
     def record_deletions(self, location_keys: Iterable[list[int]], at: dt.datetime) -> Deleted:
         """Stamp these locations deleted and follow through, in one transaction."""
-        self._execute("BEGIN", [])
-        try:
-            found = record_deletions(self._execute, DIALECT, location_keys, at)
-            self._execute("COMMIT", [])
-        except BaseException:
-            self._execute("ROLLBACK", [])
-            raise
-        return found
+        return in_one_transaction(self._execute, DIALECT, "BEGIN", location_keys, at)
 
     def create_model(self) -> None:
         for statement in setup_statements(self.target.stage):
