@@ -30,8 +30,8 @@ from loader.config import (
     RunSettings,
     Target,
     TargetKind,
-    env_default,
 )
+from loader.config_file import CONFIG_NAME, config_path, default_map
 from loader.containers import DEFAULT_MEMBER_LIMIT
 from loader.decode import DEFAULT_ELEMENT_LIMIT
 from loader.deletions import NOT_INCREMENTAL
@@ -174,7 +174,7 @@ def workers_option(command: Any) -> Any:
     return click.option(
         "--workers",
         type=int,
-        default=lambda: int(env_default("WORKERS", str(os.cpu_count() or 1))),
+        default=lambda: os.cpu_count() or 1,
         help="Dask worker processes; 0 runs in this process.  [default: cores]",
     )(command)
 
@@ -183,7 +183,7 @@ def out_option(whose: str) -> Callable[[Any], Any]:
     """--out, the output root of `whose` Parquet and ledger."""
     return click.option(
         "--out",
-        default=lambda: env_default("OUT", DEFAULT_OUT),
+        default=DEFAULT_OUT,
         show_default=DEFAULT_OUT,
         help=f"Folder or object-store URL (s3://, gs://, az://) for {whose} Parquet and ledger.",
     )
@@ -207,7 +207,7 @@ def target_options(command: Any) -> Any:
     )(command)
     command = click.option(
         "--duckdb-memory-limit",
-        default=lambda: env_default("DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT),
+        default=DEFAULT_DUCKDB_MEMORY_LIMIT,
         show_default=DEFAULT_DUCKDB_MEMORY_LIMIT,
         help="DuckDB: the most memory the load may use (512MB, 2GB…); beyond it, it spills.",
     )(command)
@@ -231,15 +231,36 @@ def target_options(command: Any) -> Any:
     )(command)
     return click.option(
         "--target",
-        default=lambda: env_default("TARGET", DEFAULT_TARGET),
+        default=DEFAULT_TARGET,
         show_default=DEFAULT_TARGET,
         help="duckdb:///PATH, snowflake:NAME (connections.toml), "
         "snowflake://USER@ACCOUNT/DATABASE/SCHEMA?warehouse=WH, or none (Parquet only).",
     )(command)
 
 
-@click.group()
+class ConfiguredGroup(click.Group):
+    """The command group whose options' defaults come from the environment and the
+    config file (config_file.py), read before any option is parsed."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> click.Context:
+        try:
+            extra.setdefault("default_map", default_map(self, config_path(args)))
+        except LoaderError as exc:
+            _fail(exc)
+        return super().make_context(info_name, args, parent, **extra)
+
+
+@click.group(cls=ConfiguredGroup)
 @click.version_option(package_name="dicom-loader")
+@click.option(
+    "--config",
+    default=None,
+    metavar="FILE",
+    help=f"Settings file (TOML) [default: ./{CONFIG_NAME} when present]; the command "
+    "line and DICOM_LOADER_<OPTION> variables win over it.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show Dask's own log lines (--log-level INFO).")
 @click.option(
     "--log-level",
@@ -249,12 +270,12 @@ def target_options(command: Any) -> Any:
 )
 @click.option(
     "--log-file",
-    default=lambda: env_default("LOG_FILE", "") or None,
+    default=None,
     metavar="PATH",
     help="Also keep every log line at INFO in this file (the driver's and the Dask "
     "workers'), e.g. OUT/run.log; the terminal stays at --log-level.",
 )
-def main(verbose: bool, log_level: str | None, log_file: str | None) -> None:
+def main(config: str | None, verbose: bool, log_level: str | None, log_file: str | None) -> None:
     """Load DICOM header metadata from archives into a warehouse (headers only)."""
     handler = RichHandler(console=console, show_time=False, show_path=False, markup=False)
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s")
@@ -308,7 +329,7 @@ def main(verbose: bool, log_level: str | None, log_file: str | None) -> None:
 @click.option(
     "--dashboard",
     is_flag=True,
-    default=lambda: env_default("DASHBOARD", "") == "1",
+    default=False,
     help="Serve Dask's dashboard for the run's LocalCluster and print its link.",
 )
 @click.option("--run-id", default=None, help="Name of the run (default: time-stamped).")
@@ -472,7 +493,7 @@ def run(
 
 @main.command()
 @click.option("--run-id", required=True, help="The written run to load.")
-@click.option("--out", default=lambda: env_default("OUT", DEFAULT_OUT), show_default=DEFAULT_OUT)
+@click.option("--out", default=DEFAULT_OUT, show_default=DEFAULT_OUT)
 @target_options
 @storage_options
 @click.option("--report", "report_path", default=None, help="Write the JSON report here.")
@@ -569,7 +590,7 @@ def rebuild(
 @main.command(name="validate")
 @click.option(
     "--target",
-    default=lambda: env_default("TARGET", DEFAULT_TARGET),
+    default=DEFAULT_TARGET,
     show_default=DEFAULT_TARGET,
     help="duckdb:///PATH, snowflake:NAME or snowflake://USER@ACCOUNT/DATABASE/SCHEMA.",
 )
@@ -692,7 +713,7 @@ def sql(dialect: str, pattern: str | None, names: Names) -> None:
 @click.option("--pattern", type=click.Choice([*PATTERNS, "all"]), required=True)
 @click.option(
     "--target",
-    default=lambda: env_default("TARGET", DEFAULT_TARGET),
+    default=DEFAULT_TARGET,
     help="snowflake:NAME or snowflake://USER@ACCOUNT/DATABASE/SCHEMA?warehouse=WH.",
 )
 @pattern_options

@@ -1,4 +1,5 @@
-"""Typed settings: flags → environment (DICOM_LOADER_*) → defaults.
+"""Typed settings: command line → environment (DICOM_LOADER_*) → dicom-loader.toml →
+defaults (config_file.py resolves the middle two).
 
 Secrets never live here: storage credentials stay with fsspec's own
 configuration and warehouse credentials with the warehouse's connector.
@@ -38,10 +39,6 @@ DEFAULT_LOAD_BATCH_OBJECTS = 200_000
 # against 3.9 s, 8,000 objects 5.5 s against 5.0 s.
 DEFAULT_CLUSTER_MIN_OBJECTS = 5_000
 _MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
-
-
-def env_default(name: str, default: str) -> str:
-    return os.environ.get(f"DICOM_LOADER_{name}", default)
 
 
 class TargetKind(StrEnum):

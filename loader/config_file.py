@@ -1,0 +1,164 @@
+"""`dicom-loader.toml`: the settings a migration keeps, read by every command.
+
+Precedence, highest first: the command line, the environment (`DICOM_LOADER_<OPTION>`,
+e.g. `DICOM_LOADER_SHARD_SIZE=500`), the file, the built-in defaults. The file is
+`--config FILE`, or `./dicom-loader.toml` when there is one. Its keys are the
+commands' option names (`shard-size` or `shard_size`); a key at the top applies to
+every command that has that option, one under `[run]`, `[rebuild]`, ... to that
+command only:
+
+    target = "snowflake:prod"        # a named connection: its secrets stay in
+    out = "s3://bucket/dicom-parquet"  # the connector's own connections.toml
+    [run]
+    workers = 8
+    incremental = true
+
+An unknown section or key, or a value of the wrong type, is one error naming it, before
+any work starts. Secrets never go in the file: a Snowflake URL with a password and a
+storage option that is a credential are refused (connections.toml, the cloud SDK's
+own credential chain and `--storage-option` on the command line hold them).
+
+Click does the rest: the values become each command's `default_map`, so an option
+given on the command line still wins, and every value goes through the option's own
+type.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from loader.errors import ConfigError
+
+CONFIG_NAME = "dicom-loader.toml"
+ENV_PREFIX = "DICOM_LOADER_"
+# Storage options that are credentials: fsspec's and the SDKs' own mechanisms hold them.
+_SECRET_OPTIONS = frozenset(
+    {
+        "key",
+        "secret",
+        "token",
+        "password",
+        "session_token",
+        "account_key",
+        "sas_token",
+        "connection_string",
+        "client_secret",
+        "credentials",
+    }
+)
+
+
+def config_path(args: list[str], cwd: Path | None = None) -> Path | None:
+    """The file `--config` names in `args`, else ./dicom-loader.toml if it exists."""
+    for index, arg in enumerate(args):
+        if arg == "--config" and index + 1 < len(args):
+            return Path(args[index + 1])
+        if arg.startswith("--config="):
+            return Path(arg.partition("=")[2])
+    found = (cwd or Path.cwd()) / CONFIG_NAME
+    return found if found.is_file() else None
+
+
+def default_map(
+    group: click.Group, path: Path | None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The `default_map` of `group` from the file at `path` (None: no file) and the
+    environment, the environment winning; ConfigError naming what is wrong."""
+    environ = os.environ if environ is None else environ
+    document = _read(path) if path is not None else {}
+    where = str(path)
+    commands = group.commands
+    shared = {k: v for k, v in document.items() if not isinstance(v, dict)}
+    sections = {k: v for k, v in document.items() if isinstance(v, dict)}
+    for name in sections:
+        if name not in commands:
+            raise ConfigError(f"{where}: [{name}] is not a command ({', '.join(sorted(commands))})")
+    every_option = {_key(p.name) for c in (group, *commands.values()) for p in _options(c)}
+    for key in shared:
+        if _key(key) not in every_option:
+            raise ConfigError(f"{where}: {key} is not an option of any command")
+    found: dict[str, Any] = _values(group, shared, {}, where, environ, strict=False)
+    for name, command in commands.items():
+        section = sections.get(name, {})
+        values = _values(command, shared, section, f"{where}: [{name}]", environ, strict=True)
+        if values:
+            found[name] = values
+    return found
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"--config {path}: no such file") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not readable TOML ({exc})") from None
+
+
+def _key(name: str) -> str:
+    return name.replace("-", "_").lower()
+
+
+def _options(command: click.Command) -> list[click.Option]:
+    return [p for p in command.params if isinstance(p, click.Option) and p.name != "config"]
+
+
+def _values(
+    command: click.Command,
+    shared: dict[str, Any],
+    section: dict[str, Any],
+    where: str,
+    environ: Mapping[str, str],
+    strict: bool,
+) -> dict[str, Any]:
+    """The defaults of `command`'s options: the environment's, else the section's,
+    else the shared keys' (each checked with the option's own type)."""
+    options = {_key(p.name or ""): p for p in _options(command)}
+    if strict:
+        for key in section:
+            if _key(key) not in options:
+                raise ConfigError(f"{where} {key} is not an option of {command.name}")
+    given = {_key(k): (v, f"{where} {k}") for k, v in shared.items()}
+    given.update({_key(k): (v, f"{where} {k}") for k, v in section.items()})
+    context = click.Context(command)
+    values: dict[str, Any] = {}
+    for key, option in options.items():
+        from_env = environ.get(ENV_PREFIX + key.upper())
+        if from_env is not None and not option.multiple:
+            values[key] = from_env
+            continue
+        if key not in given:
+            continue
+        value, named = given[key]
+        _refuse_secrets(key, value, named)
+        try:
+            option.type_cast_value(context, value)
+        except click.BadParameter as exc:
+            raise ConfigError(f"{named}: {exc.message}") from None
+        values[key] = value
+    return values
+
+
+def _refuse_secrets(key: str, value: Any, named: str) -> None:
+    if key == "target" and isinstance(value, str) and value.startswith("snowflake://"):
+        credentials = value.split("://", 1)[1].split("@", 1)[0]
+        if "@" in value and ":" in credentials:
+            raise ConfigError(
+                f"{named}: holds a password; name a connection of the connector's "
+                'connections.toml instead (target = "snowflake:NAME")'
+            )
+    if key == "storage_option":
+        for pair in value if isinstance(value, list) else [value]:
+            option = str(pair).partition("=")[0].strip().lower()
+            if option in _SECRET_OPTIONS:
+                raise ConfigError(
+                    f"{named}: {option} is a credential; leave it to the cloud SDK's own "
+                    "credential chain (environment, profile, instance role)"
+                )

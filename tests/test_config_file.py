@@ -1,0 +1,111 @@
+"""dicom-loader.toml, driven as a user drives it: the command line wins over the
+environment, which wins over the file, which wins over the defaults; what is wrong
+in the file is one line naming it, and secrets are refused."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from loader.synth import synthesize
+
+CLI = [sys.executable, "-m", "loader"]
+
+
+def _cli(*args: str, cwd: Path, env: dict[str, str] | None = None):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DICOM_LOADER_")}
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env={**clean, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("config") / "archive"
+    synthesize(root, patients=1, seed=9)
+    return root
+
+
+def test_command_line_then_environment_then_file_then_defaults(archive, tmp_path):
+    (tmp_path / "dicom-loader.toml").write_text(
+        'target = "duckdb:///from-file.duckdb"\n'
+        'out = "out-from-file"\n'
+        "[run]\n"
+        "shard-size = 7\n"
+        "workers = 0\n"
+    )
+    report = tmp_path / "report.json"
+    done = _cli(
+        "run",
+        str(archive),
+        "--target",
+        f"duckdb:///{tmp_path / 'from-cli.duckdb'}",
+        "--report",
+        str(report),
+        cwd=tmp_path,
+        env={"DICOM_LOADER_OUT": str(tmp_path / "out-from-env")},
+    )
+    assert done.returncode == 0, done.stderr
+    written = json.loads(report.read_text())
+    assert written["target"].endswith("from-cli.duckdb")  # the command line wins
+    assert written["out"] == str(tmp_path / "out-from-env")  # then the environment
+    assert (
+        not (tmp_path / "out-from-file").exists() and not (tmp_path / "from-file.duckdb").exists()
+    )
+    assert written["workers"] == 0  # the file's, where nothing else says
+    con = duckdb.connect(str(tmp_path / "from-cli.duckdb"), read_only=True)
+    sizes = [n for (n,) in con.execute("SELECT listed FROM dicom_load_history").fetchall()]
+    con.close()
+    assert len(sizes) > 1 and max(sizes) <= 7 < written["listed"]  # the file's shard size
+    # Without the file, the defaults: one shard for so few objects.
+    (tmp_path / "dicom-loader.toml").unlink()
+    again = _cli(
+        "run",
+        str(archive),
+        "--target",
+        f"duckdb:///{tmp_path / 'defaults.duckdb'}",
+        "--workers",
+        "0",
+        "--out",
+        str(tmp_path / "pq"),
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0, again.stderr
+    con = duckdb.connect(str(tmp_path / "defaults.duckdb"), read_only=True)
+    (shards,) = con.execute("SELECT count(*) FROM dicom_load_history").fetchone()
+    con.close()
+    assert shards == 1  # 2,000 objects a shard by default
+
+
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ("shard-sise = 7\n", "shard-sise is not an option of any command"),
+        ("[runn]\nworkers = 1\n", "[runn] is not a command"),
+        ("[sql]\nworkers = 1\n", "[sql] workers is not an option of sql"),
+        ('[run]\nworkers = "many"\n', "[run] workers: 'many' is not a valid integer"),
+        ('target = "snowflake://me:hunter2@acct/DB/S"\n', "holds a password"),
+        ('[run]\nstorage-option = ["secret=abc"]\n', "secret is a credential"),
+        ("workers = \n", "not readable TOML"),
+    ],
+)
+def test_what_is_wrong_in_the_file_is_one_line_naming_it(tmp_path, text, named):
+    (tmp_path / "dicom-loader.toml").write_text(text)
+    done = _cli("validate", cwd=tmp_path)
+    assert done.returncode == 1
+    assert named in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr
+    assert "hunter2" not in done.stderr + done.stdout
+
+
+def test_a_named_config_file_that_is_not_there(tmp_path):
+    done = _cli("--config", "missing.toml", "validate", cwd=tmp_path)
+    assert done.returncode == 1 and "missing.toml: no such file" in done.stderr
