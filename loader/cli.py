@@ -14,8 +14,16 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from loader import log_file as log_file_config
 from loader import pipeline, validate
@@ -43,6 +51,7 @@ from loader.ledger import ShardRecord
 from loader.listing import DEFAULT_SHARD_SIZE
 from loader.model import render_ddl
 from loader.output import OutputRoot
+from loader.progress import ListingCount, eta_text, listed_text, manifest_entries
 from loader.read_ahead import DEFAULT_READ_AHEAD_BYTES
 from loader.rebuild import rebuild as rebuild_tables
 from loader.report import RunReport
@@ -236,6 +245,28 @@ def target_options(command: Any) -> Any:
         help="duckdb:///PATH, snowflake:NAME (connections.toml), "
         "snowflake://USER@ACCOUNT/DATABASE/SCHEMA?warehouse=WH, or none (Parquet only).",
     )(command)
+
+
+class _Listed(ProgressColumn):
+    """How far the listing got, read as the bar draws (progress.listed_text)."""
+
+    def __init__(self, listing: ListingCount) -> None:
+        super().__init__()
+        self.listing = listing
+
+    def render(self, task: Task) -> Text:
+        return Text(listed_text(self.listing))
+
+
+class _Eta(ProgressColumn):
+    """Time left at the rate so far, once the listing's total is known."""
+
+    def __init__(self, listing: ListingCount) -> None:
+        super().__init__()
+        self.listing = listing
+
+    def render(self, task: Task) -> Text:
+        return Text(eta_text(self.listing, task.completed, task.speed))
 
 
 class ConfiguredGroup(click.Group):
@@ -463,16 +494,19 @@ def run(
             shift_dates=shift_dates,
             pseudonymize_uids=pseudonymize_uids,
         )
+        listing = ListingCount(expected=manifest_entries(source))
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             TextColumn("{task.completed:,} objects"),
+            _Listed(listing),
             TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(),
+            _Eta(listing),
             console=console,
             transient=True,
         ) as bar:
-            task = bar.add_task("extracting", total=None, rate="")
+            task = bar.add_task("extracting", total=listing.total, rate="")
 
             read = [0]
 
@@ -481,11 +515,13 @@ def run(
                 read[0] += record.bytes_read
                 elapsed = bar.tasks[0].elapsed or 0
                 done = bar.tasks[0].completed
+                total = listing.total
+                bar.update(task, total=max(total, int(done)) if total is not None else None)
                 if elapsed:
                     rate = f"{done / elapsed:,.0f} objects/s, {read[0] / elapsed / 1e6:,.1f} MB/s"
                     bar.update(task, rate=rate)
 
-            report = pipeline.run(settings, progress)
+            report = pipeline.run(settings, progress, listing)
     except LoaderError as exc:
         _fail(exc)
     _finish(report, report_path)

@@ -38,6 +38,7 @@ from loader.listing import ObjectRef, Shard, list_source, make_shards
 from loader.memory import peak_rss_bytes
 from loader.model import EXTRACTED
 from loader.output import OutputRoot
+from loader.progress import ListingCount, counted
 from loader.pseudonymize import Pseudonymizer, read_key
 from loader.repeats import SeenKeys, unique_objects
 from loader.report import DeletedReport, Phases, Pseudonymized, RunReport
@@ -300,8 +301,13 @@ def parquet_accounting(out: OutputRoot, shards: list[ShardRecord]) -> tuple[int,
     return distinct, total - distinct
 
 
-def run(settings: RunSettings, progress: Progress | None = None) -> RunReport:
-    """Run the whole job and return its report (see `build_report`)."""
+def run(
+    settings: RunSettings,
+    progress: Progress | None = None,
+    listing: ListingCount | None = None,
+) -> RunReport:
+    """Run the whole job and return its report (see `build_report`); `listing`
+    counts what the listing hands on to be processed, for a progress bar."""
     started = time.time()
     run_id = settings.run_id or new_run_id()
     out = OutputRoot.of(settings.out, settings.storage_options)
@@ -360,6 +366,8 @@ def run(settings: RunSettings, progress: Progress | None = None) -> RunReport:
         if small:
             workers = 0
             settings = dataclasses.replace(settings, workers=0)  # the report says so
+    if listing is not None:
+        objects = counted(objects, listing)
     shards = _pending(make_shards(objects, settings.shard_size), done, skipped)
     with ExitStack() as stack:
         loading = None
