@@ -195,6 +195,15 @@ class OpenZips:
         self._options = options
         self._open: dict[str, tuple[RangedFile, zipfile.ZipFile]] = {}
 
+    def served(self, container: str) -> int:
+        """Bytes the store served for `container` so far (0 before it is opened)."""
+        held = self._open.get(container)
+        return held[0].bytes_read if held else 0
+
+    def requests(self, container: str) -> int:
+        held = self._open.get(container)
+        return held[0].requests if held else 0
+
     def member(self, member: Member) -> tuple[RangedFile, BinaryIO, int]:
         """The container's RangedFile, the member open for reading, and its size."""
         if member.container not in self._open:

@@ -309,15 +309,15 @@ def read_header(
         if container_kind(member.name):
             raise ContainerError(ref.url, "a container inside a container is not opened")
         zips = zips if zips is not None else OpenZips({})
+        # Counted from before the zip is opened: its directory, for its first member.
+        served, requests = zips.served(member.container), zips.requests(member.container)
         ranged, stream, size = zips.member(member)
         with stream:
             check_member_size(ref.url, size, member_limit)
-            served, requests = ranged.bytes_read, ranged.requests
             first = header_bytes or (
                 DEFAULT_HEADER_BYTES if is_remote(member.container) else LOCAL_HEADER_BYTES
             )
             parsed = read_stream(ref.url, stream, size, first, skip_over)
-        # What the store served for it (its zip's directory, for the first member).
         return replace(
             parsed,
             bytes_read=ranged.bytes_read - served,
