@@ -47,6 +47,15 @@ from loader.dicomweb import with_filters
 from loader.errors import ConfigError, LoaderError, LoadError, StatementError
 from loader.headers import DEFAULT_HEADER_BYTES, LOCAL_HEADER_BYTES
 from loader.identifiers import quoted
+from loader.init import (
+    JOBS,
+    Answers,
+    check_target,
+    describe,
+    next_commands,
+    sample_source,
+    write_config,
+)
 from loader.ledger import ShardRecord
 from loader.listing import DEFAULT_SHARD_SIZE
 from loader.model import render_ddl
@@ -621,6 +630,93 @@ def rebuild(
     except LoaderError as exc:
         _fail(exc)
     _finish(report, report_path)
+
+
+@main.command()
+@click.option(
+    "--source", default=None, help="Folder, bucket prefix, manifest, zip, exports or PACS."
+)
+@click.option("--target", "target_text", default=None, help="duckdb:///PATH or snowflake:NAME.")
+@click.option("--job", type=click.Choice(list(JOBS)), default=None, help="The shape of the job.")
+@click.option("--pseudonymize-key-file", default=None, help="Pseudonymise PHI with this key.")
+@click.option("--yes", is_flag=True, help="Ask nothing: flags, else the defaults.")
+@click.option("--out", default=DEFAULT_OUT, show_default=True, help="The runs' Parquet root.")
+@storage_options
+def init(
+    source: str | None,
+    target_text: str | None,
+    job: str | None,
+    pseudonymize_key_file: str | None,
+    yes: bool,
+    out: str,
+    storage_option: tuple[str, ...],
+    anon: bool,
+) -> None:
+    """Set up a migration: where the objects are, where they go, the shape of the job
+    and PHI handling; sample the source, write dicom-loader.toml, print what to run."""
+    try:
+        options = _storage(storage_option, anon)
+        if source is None:
+            if yes:
+                raise ConfigError("init --yes: give --source")
+            source = click.prompt(
+                "Where are the DICOM objects? (folder, s3:// gs:// az:// prefix, manifest, "
+                ".zip/.tar.gz, DICOM JSON exports, dicomweb+https:// URL)"
+            )
+        out_console.print(f"Listing and sampling {source} …")
+        sample = sample_source(source, options)
+        for line in describe(sample, os.cpu_count() or 1):
+            out_console.print(f"  {line}", markup=False)
+        if target_text is None:
+            target_text = (
+                DEFAULT_TARGET
+                if yes
+                else click.prompt(
+                    "Where do they go? (duckdb:///PATH, or snowflake:NAME from connections.toml)",
+                    default=DEFAULT_TARGET,
+                )
+            )
+        check_target(target_text)
+        out_console.print(f"  target {target_text}: ok", markup=False)
+        if job is None:
+            for name, meaning in JOBS.items():
+                out_console.print(f"  {name}: {meaning}", markup=False)
+            job = (
+                "one-time"
+                if yes
+                else click.prompt(
+                    "What kind of job?", type=click.Choice(list(JOBS)), default="one-time"
+                )
+            )
+        if (
+            pseudonymize_key_file is None
+            and not yes
+            and click.confirm(
+                "Pseudonymise names, IDs and dates before anything is written?", default=False
+            )
+        ):
+            pseudonymize_key_file = click.prompt("Key file (keep it secret; it is not copied)")
+        if not yes and click.confirm("Will a pixel pipeline need the pixels?", default=False):
+            out_console.print(
+                "  The loader reads headers only. Where each object's pixels start and how "
+                "long they are is in dicom_file_location (pixel_data_offset, "
+                "pixel_data_length): one ranged read fetches them.",
+                markup=False,
+            )
+        answers = Answers(source, target_text, job, out, pseudonymize_key_file, options)
+        commands = next_commands(answers)
+        folder = Path.cwd()
+        replace = (
+            yes
+            or not (folder / CONFIG_NAME).exists()
+            or click.confirm(f"{CONFIG_NAME} exists here: replace it?", default=False)
+        )
+        written = write_config(answers, folder, overwrite=replace)
+    except LoaderError as exc:
+        _fail(exc)
+    out_console.print(f"Wrote {written}. Next:", markup=False)
+    for command in commands:
+        out_console.print(f"  {command}", markup=False)
 
 
 @main.command(name="validate")

@@ -1,0 +1,171 @@
+"""`dicom-loader init` driven as a user drives it: a terminal session answering the
+questions, then the command it prints, run as printed."""
+
+import json
+import os
+import pty
+import select
+import shlex
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from loader.init import Answers, Sample, config_text, next_commands
+from loader.synth import synthesize
+
+CLI = [sys.executable, "-m", "loader"]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DICOM_LOADER_")}
+    return {**env, "TERM": "xterm-256color", "COLUMNS": "200"}
+
+
+class Terminal:
+    """A command in a pseudo-terminal: wait for what it prints, type answers."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        self.primary, secondary = pty.openpty()
+        self.process = subprocess.Popen(
+            args, stdin=secondary, stdout=secondary, stderr=secondary, cwd=cwd, env=_env()
+        )
+        os.close(secondary)
+        self.shown = ""
+
+    def expect(self, text: str, seconds: float = 120) -> None:
+        deadline = time.monotonic() + seconds
+        while text not in self.shown:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.primary], [], [], max(0.0, left))
+            if not ready:
+                raise AssertionError(f"never saw {text!r} in:\n{self.shown}")
+            try:
+                chunk = os.read(self.primary, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                raise AssertionError(f"ended before {text!r}:\n{self.shown}")
+            self.shown += chunk.decode(errors="replace")
+
+    def answer(self, text: str) -> None:
+        os.write(self.primary, (text + "\n").encode())
+
+    def finish(self) -> int:
+        while True:
+            ready, _, _ = select.select([self.primary], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(self.primary, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.shown += chunk.decode(errors="replace")
+        return self.process.wait(60)
+
+
+def _as_run(command: str) -> list[str]:
+    words = shlex.split(command)
+    assert words[0] == "dicom-loader"
+    return [*CLI, *words[1:]]
+
+
+def test_a_terminal_session_then_the_printed_command(tmp_path):
+    synthesize(tmp_path / "archive", patients=2, seed=12)
+    session = Terminal([*CLI, "init"], tmp_path)
+    session.expect("Where are the DICOM objects?")
+    session.answer("archive")
+    session.expect("bytes read per object")
+    session.expect("Where do they go?")
+    session.answer("")  # the default: ./imaging.duckdb
+    session.expect("What kind of job?")
+    session.answer("periodic")
+    session.expect("Pseudonymise names, IDs and dates")
+    session.answer("n")
+    session.expect("Will a pixel pipeline need the pixels?")
+    session.answer("y")
+    assert session.finish() == 0, session.shown
+    assert "pixel_data_offset" in session.shown
+    assert "objects: " in session.shown and "estimate with" in session.shown
+    settings = tomllib.loads((tmp_path / "dicom-loader.toml").read_text())
+    assert settings["run"]["incremental"] is True
+    command = session.shown.split("Next:")[1].strip().splitlines()[0].strip()
+    assert command == "dicom-loader run archive"
+    for attempt in (1, 2):  # as printed: the file's settings make it incremental
+        done = subprocess.run(
+            [*_as_run(command), "--workers", "0", "--report", f"r{attempt}.json"],
+            cwd=tmp_path,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+    second = json.loads((tmp_path / "r2.json").read_text())
+    assert second["unchanged"] > 0 and second["deleted"]["checked"]
+    con = duckdb.connect(str(tmp_path / "imaging.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM dicom_instance").fetchone()[0] > 0
+    con.close()
+
+
+def test_init_for_scripts_asks_nothing(tmp_path):
+    synthesize(tmp_path / "archive", patients=1, seed=12)
+    done = subprocess.run(
+        [
+            *CLI,
+            "init",
+            "--yes",
+            "--source",
+            "archive",
+            "--job",
+            "one-time",
+            "--target",
+            "duckdb:///./w.duckdb",
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert tomllib.loads((tmp_path / "dicom-loader.toml").read_text())["target"] == (
+        "duckdb:///./w.duckdb"
+    )
+    missing = subprocess.run(
+        [*CLI, "init", "--yes", "--source", "nowhere"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1, missing.stderr
+
+
+def test_the_settings_and_commands_follow_the_answers():
+    answers = Answers(
+        "s3://bucket/dicom", "snowflake:prod", "continuous", "s3://bucket/pq", "/keys/pseudonym.key"
+    )
+    text = config_text(answers)
+    parsed = tomllib.loads(text)
+    assert parsed == {
+        "target": "snowflake:prod",
+        "out": "s3://bucket/pq",
+        "run": {"incremental": False, "pseudonymize-key-file": "/keys/pseudonym.key"},
+    }
+    assert next_commands(answers) == [
+        "dicom-loader run s3://bucket/dicom",
+        "dicom-loader deploy --pattern all",
+    ]
+    with pytest.raises(Exception, match="snowflake target"):
+        next_commands(Answers("x", "duckdb:///w.duckdb", "continuous"))
+    sample = Sample(1000, True, 10**9, 50, 50 * 4000, 0.5, {}, {"CT": 50})
+    seconds, read = sample.estimate(2)
+    assert (seconds, read) == (5.0, 4_000_000)  # 10 ms an object on two cores
