@@ -114,9 +114,10 @@ def _tag_of(name: str) -> int:
 
 
 def _item(document: dict[str, Any], prefix: str, vrs: dict[str, Any], pr: int) -> Item:
+    """One item, its elements in tag order as a dataset's are (PS3.5 7.1): a stored
+    document need not keep its keys' order (a Snowflake VARIANT object does not)."""
     item: Item = {}
-    for name, value in document.items():
-        tag = _tag_of(name)
+    for tag, value in sorted((_tag_of(name), value) for name, value in document.items()):
         path = f"{prefix}{tag:08X}"  # as dicom_element.sequence_path spells it
         if isinstance(value, dict):  # a binary or omitted value: its VR is with it
             vr = value["vr"]
