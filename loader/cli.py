@@ -187,6 +187,25 @@ def _storage(pairs: tuple[str, ...], anon: bool) -> dict[str, Any]:
     return options
 
 
+def _target(
+    target: str,
+    stage_url: str | None,
+    storage_integration: str | None,
+    stage_file_mb: float | None,
+    duckdb_memory_limit: str,
+    duckdb_temp_dir: str | None,
+    load_batch_objects: int,
+) -> Target:
+    """--target with what target_options add to it, for run, load and rebuild."""
+    return Target.parse(
+        target,
+        stage_url,
+        storage_integration,
+        stage_file_mb,
+        DuckDBOptions(duckdb_memory_limit, duckdb_temp_dir, load_batch_objects),
+    )
+
+
 def workers_option(command: Any) -> Any:
     """--workers, for the commands that extract on a Dask cluster."""
     return click.option(
@@ -481,12 +500,14 @@ def run(
             dashboard=dashboard,
             source=with_filters(source, since, modality),
             out=out,
-            target=Target.parse(
+            target=_target(
                 target,
                 stage_url,
                 storage_integration,
                 stage_file_mb,
-                DuckDBOptions(duckdb_memory_limit, duckdb_temp_dir, load_batch_objects),
+                duckdb_memory_limit,
+                duckdb_temp_dir,
+                load_batch_objects,
             ),
             workers=workers,
             cluster_min_objects=cluster_min_objects,
@@ -558,12 +579,14 @@ def load(
 ) -> None:
     """Load an already-written run (its Parquet) into TARGET."""
     try:
-        destination = Target.parse(
+        destination = _target(
             target,
             stage_url,
             storage_integration,
             stage_file_mb,
-            DuckDBOptions(duckdb_memory_limit, duckdb_temp_dir, load_batch_objects),
+            duckdb_memory_limit,
+            duckdb_temp_dir,
+            load_batch_objects,
         )
         root = OutputRoot.of(out, _storage(storage_option, anon))
         report = pipeline.load(root, run_id, destination)
@@ -611,12 +634,14 @@ def rebuild(
     try:
         if everything == (from_run is not None):
             raise ConfigError("rebuild: give --run-id ID or --all (one of them)")
-        destination = Target.parse(
+        destination = _target(
             target,
             stage_url,
             storage_integration,
             stage_file_mb,
-            DuckDBOptions(duckdb_memory_limit, duckdb_temp_dir, load_batch_objects),
+            duckdb_memory_limit,
+            duckdb_temp_dir,
+            load_batch_objects,
         )
         report = rebuild_tables(
             destination,

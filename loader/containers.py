@@ -80,9 +80,16 @@ class RangedFile(io.RawIOBase):
     """A read-only, seekable file over ranged reads of one object, reading `block`
     bytes ahead and counting the bytes and requests the store served."""
 
-    def __init__(self, fetch: Callable[[int, int], bytes], size: int, block: int) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[int, int], bytes],
+        size: int,
+        block: int,
+        release: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__()
         self._fetch = fetch
+        self._release = release  # what closing lets go of (a local file's handle)
         self.size = size
         self._block = block
         self._pos = 0
@@ -96,6 +103,11 @@ class RangedFile(io.RawIOBase):
 
     def seekable(self) -> bool:
         return True
+
+    def close(self) -> None:
+        if self._release is not None and not self.closed:
+            self._release()
+        super().close()
 
     def tell(self) -> int:
         return self._pos
@@ -140,7 +152,7 @@ def open_container(url: str, size: int, options: dict[str, Any], block: int) -> 
         return RangedFile(fetch, size, block)
     local = url.removeprefix("file://")
     try:
-        handle = open(local, "rb")  # noqa: SIM115 - closed with the RangedFile's owner
+        handle = open(local, "rb")  # noqa: SIM115 - the RangedFile closes it
     except OSError as exc:
         raise ObjectReadError(url, f"cannot open: {exc.strerror or exc}") from exc
 
@@ -153,9 +165,7 @@ def open_container(url: str, size: int, options: dict[str, Any], block: int) -> 
 
     if size <= 0:
         size = handle.seek(0, 2)
-    ranged = RangedFile(read_local, size, block)
-    ranged.close = handle.close  # type: ignore[method-assign]
-    return ranged
+    return RangedFile(read_local, size, block, handle.close)
 
 
 @dataclass(frozen=True)
@@ -223,6 +233,8 @@ class OpenZips:
             raise ObjectReadError(
                 member_url(ZIP, member.name, member.container), "no such member any more"
             ) from None
+        # zipfile's own refusals: a bad header (BadZipFile), a compression method it
+        # does not implement (NotImplementedError), an encrypted member (RuntimeError).
         except (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError) as exc:
             raise ContainerError(
                 member_url(ZIP, member.name, member.container), f"member cannot be read: {exc}"

@@ -216,6 +216,13 @@ def test_what_cannot_be_loaded_from_a_container_ends_as_rows(tmp_path):
         archive.writestr("inner.zip", inner.getvalue())
         archive.writestr("bomb.dcm", bytes(3 << 20))  # 3 MB of zeros: a few KB stored
         archive.write(real_file("MR_small.dcm"), "mr.dcm")
+    # A compression method zipfile does not implement (99: AES) on one member.
+    with zipfile.ZipFile(folder / "aes.zip", "w", zipfile.ZIP_STORED) as archive:
+        archive.write(real_file("CT_small.dcm"), "aes.dcm")
+    data = bytearray((folder / "aes.zip").read_bytes())
+    local, central = data.index(b"PK\x03\x04"), data.index(b"PK\x01\x02")
+    data[local + 8 : local + 10] = data[central + 10 : central + 12] = (99).to_bytes(2, "little")
+    (folder / "aes.zip").write_bytes(bytes(data))
     cut = tmp_path / "whole.tar.gz"
     _tar(_loose(tmp_path), cut, "w:gz")
     data = cut.read_bytes()
@@ -226,6 +233,7 @@ def test_what_cannot_be_loaded_from_a_container_ends_as_rows(tmp_path):
     by_member = {p: c for p, c, _ in errors}
     assert by_member["inner.zip"] == "CONTAINER_ERROR"  # nested: not opened
     assert by_member["bomb.dcm"] == "CONTAINER_ERROR"  # declares 3 MB, over 1 MB
+    assert by_member["aes.dcm"] == "CONTAINER_ERROR"  # a method zipfile cannot read
     con = duckdb.connect(str(tmp_path / "bad.duckdb"), read_only=True)
     located = {p for (p,) in con.execute("SELECT storage_uri FROM dicom_file_location").fetchall()}
     con.close()

@@ -70,6 +70,11 @@ class Terminal:
         return self.process.wait(60)
 
 
+def _completed(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """A command run to its end outside a terminal, its output captured."""
+    return subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300)
+
+
 def _as_run(command: str) -> list[str]:
     words = shlex.split(command)
     assert words[0] == "dicom-loader"
@@ -98,13 +103,8 @@ def test_a_terminal_session_then_the_printed_command(tmp_path):
     command = session.shown.split("Next:")[1].strip().splitlines()[0].strip()
     assert command == "dicom-loader run archive"
     for attempt in (1, 2):  # as printed: the file's settings make it incremental
-        done = subprocess.run(
-            [*_as_run(command), "--workers", "0", "--report", f"r{attempt}.json"],
-            cwd=tmp_path,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
+        done = _completed(
+            [*_as_run(command), "--workers", "0", "--report", f"r{attempt}.json"], tmp_path
         )
         assert done.returncode == 0, done.stderr
     second = json.loads((tmp_path / "r2.json").read_text())
@@ -116,36 +116,16 @@ def test_a_terminal_session_then_the_printed_command(tmp_path):
 
 def test_init_for_scripts_asks_nothing(tmp_path):
     synthesize(tmp_path / "archive", patients=1, seed=12)
-    done = subprocess.run(
-        [
-            *CLI,
-            "init",
-            "--yes",
-            "--source",
-            "archive",
-            "--job",
-            "one-time",
-            "--target",
-            "duckdb:///./w.duckdb",
-        ],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _completed(
+        [*CLI, "init", "--yes", "--source", "archive", "--job", "one-time",
+         "--target", "duckdb:///./w.duckdb"],
+        tmp_path,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert tomllib.loads((tmp_path / "dicom-loader.toml").read_text())["target"] == (
         "duckdb:///./w.duckdb"
     )
-    missing = subprocess.run(
-        [*CLI, "init", "--yes", "--source", "nowhere"],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    missing = _completed([*CLI, "init", "--yes", "--source", "nowhere"], tmp_path)
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1, missing.stderr
 
 
