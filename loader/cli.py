@@ -58,14 +58,13 @@ from loader.init import (
 )
 from loader.ledger import ShardRecord
 from loader.listing import DEFAULT_SHARD_SIZE
-from loader.model import render_ddl
 from loader.output import OutputRoot
 from loader.progress import ListingCount, eta_text, listed_text, manifest_entries
 from loader.read_ahead import DEFAULT_READ_AHEAD_BYTES
 from loader.rebuild import rebuild as rebuild_tables
 from loader.report import RunReport
 from loader.storage import DEFAULT_READ_CONCURRENCY, parse_storage_options
-from loader.warehouse.patterns import PATTERNS, Names, render
+from loader.warehouse.patterns import PATTERNS, Names, model_sql, render
 
 console = Console(stderr=True)
 out_console = Console()
@@ -853,7 +852,7 @@ def sql(dialect: str, pattern: str | None, names: Names) -> None:
     """Print the model's DDL rendered for DIALECT (Snowflake: then its stage), or the
     Snowflake SQL of a PATTERN, one statement after another."""
     if pattern is None:
-        click.echo(render_ddl(dialect), nl=False)
+        click.echo(model_sql(dialect), nl=False)
         if dialect == "snowflake":
             from loader.warehouse.snowflake import render_stage_sql
 

@@ -43,6 +43,15 @@ class Column:
     name: str
     type: ColumnType
     phi: bool = False
+    # The DICOM attributes the value comes from, by pydicom keyword: `A>B` is B inside
+    # sequence A's items, `A|B` is A or else B, `A+B` is made of both (a key hashes
+    # them; a timestamp joins a date and a time); `|` binds looser than `+` unless
+    # parentheses group. Words with spaces describe a part that is no attribute
+    # ("frame number"). Empty: not read from an attribute
+    # (where the object is, what the load counted). `sql --pattern model-knowledge`
+    # renders it with the tags; tests/test_model_knowledge.py checks it on real files.
+    tag: str = ""
+    references: str = ""  # the table whose key this column holds (a foreign key)
 
 
 @dataclass(frozen=True)
@@ -79,8 +88,10 @@ SHARD_ID = Column("_shard_id", T.TEXT)
 AUDIT = (RUN_ID, LOADED_AT)
 
 
-def _c(name: str, type_: ColumnType = T.TEXT, phi: bool = False) -> Column:
-    return Column(name, type_, phi)
+def _c(
+    name: str, type_: ColumnType = T.TEXT, phi: bool = False, tag: str = "", ref: str = ""
+) -> Column:
+    return Column(name, type_, phi, tag, ref)
 
 
 def _table(
@@ -104,8 +115,9 @@ TABLES: tuple[Table, ...] = (
         "dicom_raw", ("file_path",), E,
         _c("file_path"), _c("metadata", T.VARIANT), _c("metadata_vr", T.VARIANT),
         _c("ingested_at", T.TIMESTAMP),
-        _c("sop_instance_uid"), _c("file_size_bytes", T.INT), _c("header_bytes", T.INT),
-        _c("transfer_syntax_uid"), _c("deleted_at", T.TIMESTAMP),
+        _c("sop_instance_uid", tag="SOPInstanceUID"), _c("file_size_bytes", T.INT),
+        _c("header_bytes", T.INT),
+        _c("transfer_syntax_uid", tag="TransferSyntaxUID"), _c("deleted_at", T.TIMESTAMP),
         computed=("deleted_at",), change_tracking=True,
         doc=(
             'One row per parsed object: the whole header as keyword-keyed JSON (private and '
@@ -148,12 +160,19 @@ TABLES: tuple[Table, ...] = (
     ),
     _table(
         "dicom_patient", ("patient_key",), E,
-        _c("patient_key", T.KEY), _c("patient_id", phi=True), _c("issuer_of_patient_id"),
-        _c("patient_name", phi=True), _c("patient_sex"),
-        _c("patient_birth_date", T.DATE, phi=True), _c("patient_age"),
-        _c("other_patient_ids", T.TEXT_ARRAY, phi=True),
-        _c("other_patient_names", T.TEXT_ARRAY, phi=True), _c("comments"),
-        _c("source_system"),
+        _c("patient_key", T.KEY, tag="PatientID+IssuerOfPatientID"),
+        _c("patient_id", phi=True, tag="PatientID"),
+        _c("issuer_of_patient_id", tag="IssuerOfPatientID"),
+        _c("patient_name", phi=True, tag="PatientName"), _c("patient_sex", tag="PatientSex"),
+        _c("patient_birth_date", T.DATE, phi=True, tag="PatientBirthDate"),
+        _c("patient_age", tag="PatientAge"),
+        _c(
+            "other_patient_ids", T.TEXT_ARRAY, phi=True,
+            tag="OtherPatientIDsSequence>PatientID|OtherPatientIDs",
+        ),
+        _c("other_patient_names", T.TEXT_ARRAY, phi=True, tag="OtherPatientNames"),
+        _c("comments", tag="PatientComments"),
+        _c("source_system", tag="IssuerOfPatientID|InstitutionName"),
         doc=(
             'One row per patient, keyed by (PatientID, IssuerOfPatientID); objects with '
             'neither share the patient of the empty natural key.'
@@ -161,10 +180,15 @@ TABLES: tuple[Table, ...] = (
     ),
     _table(
         "dicom_study", ("study_key",), E,
-        _c("study_key", T.KEY), _c("study_instance_uid"), _c("patient_key", T.KEY),
-        _c("accession_number"), _c("study_id"), _c("study_datetime", T.TIMESTAMP),
-        _c("study_date", T.DATE), _c("study_time", T.TIME), _c("study_description"),
-        _c("referring_physician", phi=True), _c("admitting_diagnosis"),
+        _c("study_key", T.KEY, tag="StudyInstanceUID"),
+        _c("study_instance_uid", tag="StudyInstanceUID"),
+        _c("patient_key", T.KEY, tag="PatientID+IssuerOfPatientID", ref="dicom_patient"),
+        _c("accession_number", tag="AccessionNumber"), _c("study_id", tag="StudyID"),
+        _c("study_datetime", T.TIMESTAMP, tag="StudyDate+StudyTime"),
+        _c("study_date", T.DATE, tag="StudyDate"), _c("study_time", T.TIME, tag="StudyTime"),
+        _c("study_description", tag="StudyDescription"),
+        _c("referring_physician", phi=True, tag="ReferringPhysicianName"),
+        _c("admitting_diagnosis", tag="AdmittingDiagnosesDescription"),
         _c("number_of_series", T.INT), _c("number_of_instances", T.INT),
         _c("modalities_in_study", T.TEXT_ARRAY),
         computed=("number_of_series", "number_of_instances", "modalities_in_study"),
@@ -175,11 +199,19 @@ TABLES: tuple[Table, ...] = (
     ),
     _table(
         "dicom_series", ("series_key",), E,
-        _c("series_key", T.KEY), _c("series_instance_uid"), _c("study_key", T.KEY),
-        _c("series_number", T.INT), _c("modality"), _c("body_part_examined"),
-        _c("laterality"), _c("series_description"), _c("frame_of_reference_uid"),
-        _c("patient_position"), _c("performed_station_name"), _c("performed_location"),
-        _c("series_date", T.DATE), _c("series_time", T.TIME), _c("protocol_name"),
+        _c("series_key", T.KEY, tag="SeriesInstanceUID"),
+        _c("series_instance_uid", tag="SeriesInstanceUID"),
+        _c("study_key", T.KEY, tag="StudyInstanceUID", ref="dicom_study"),
+        _c("series_number", T.INT, tag="SeriesNumber"), _c("modality", tag="Modality"),
+        _c("body_part_examined", tag="BodyPartExamined"),
+        _c("laterality", tag="Laterality|ImageLaterality"),
+        _c("series_description", tag="SeriesDescription"),
+        _c("frame_of_reference_uid", tag="FrameOfReferenceUID"),
+        _c("patient_position", tag="PatientPosition"),
+        _c("performed_station_name", tag="PerformedStationName|StationName"),
+        _c("performed_location", tag="PerformedLocation"),
+        _c("series_date", T.DATE, tag="SeriesDate"), _c("series_time", T.TIME, tag="SeriesTime"),
+        _c("protocol_name", tag="ProtocolName"),
         _c("number_of_instances", T.INT),
         computed=("number_of_instances",),
         doc=(
@@ -188,15 +220,26 @@ TABLES: tuple[Table, ...] = (
     ),
     _table(
         "dicom_instance", ("instance_key",), E,
-        _c("instance_key", T.KEY), _c("sop_instance_uid"), _c("series_key", T.KEY),
-        _c("sop_class_uid"), _c("instance_number", T.INT),
-        _c("image_type", T.TEXT_ARRAY), _c("acquisition_datetime", T.TIMESTAMP),
-        _c("content_datetime", T.TIMESTAMP), _c("acquisition_date", T.DATE),
-        _c("acquisition_time", T.TIME), _c("content_date", T.DATE),
-        _c("content_time", T.TIME), _c("number_of_frames", T.INT),
-        _c("specific_character_set"), _c("burned_in_annotation"),
-        _c("presentation_intent"), _c("file_path"), _c("file_size_bytes", T.INT),
-        _c("transfer_syntax_uid"), _c("deleted_at", T.TIMESTAMP),
+        _c("instance_key", T.KEY, tag="SOPInstanceUID"),
+        _c("sop_instance_uid", tag="SOPInstanceUID"),
+        _c("series_key", T.KEY, tag="SeriesInstanceUID", ref="dicom_series"),
+        _c("sop_class_uid", tag="SOPClassUID"), _c("instance_number", T.INT, tag="InstanceNumber"),
+        _c("image_type", T.TEXT_ARRAY, tag="ImageType"),
+        _c(
+            "acquisition_datetime", T.TIMESTAMP,
+            tag="AcquisitionDateTime|AcquisitionDate+AcquisitionTime",
+        ),
+        _c("content_datetime", T.TIMESTAMP, tag="ContentDate+ContentTime"),
+        _c("acquisition_date", T.DATE, tag="AcquisitionDate"),
+        _c("acquisition_time", T.TIME, tag="AcquisitionTime"),
+        _c("content_date", T.DATE, tag="ContentDate"),
+        _c("content_time", T.TIME, tag="ContentTime"),
+        _c("number_of_frames", T.INT, tag="NumberOfFrames"),
+        _c("specific_character_set", tag="SpecificCharacterSet"),
+        _c("burned_in_annotation", tag="BurnedInAnnotation"),
+        _c("presentation_intent", tag="PresentationIntentType"), _c("file_path"),
+        _c("file_size_bytes", T.INT),
+        _c("transfer_syntax_uid", tag="TransferSyntaxUID"), _c("deleted_at", T.TIMESTAMP),
         computed=("deleted_at",),
         doc=(
             "One row per SOP instance, whichever objects hold it (the winning object's "
@@ -206,44 +249,133 @@ TABLES: tuple[Table, ...] = (
     ),
     _table(
         "dicom_frame", ("frame_key",), CHILD,
-        _c("frame_key", T.KEY), _c("instance_key", T.KEY), _c("sop_instance_uid"),
-        _c("frame_number", T.INT), _c("frame_content_datetime", T.TIMESTAMP),
-        _c("image_position_patient", T.FLOAT_ARRAY),
-        _c("image_orientation_patient", T.FLOAT_ARRAY), _c("slice_location", T.FLOAT),
-        _c("temporal_position_index", T.INT), _c("cardiac_cycle_position", T.FLOAT),
+        _c("frame_key", T.KEY, tag="SOPInstanceUID+frame number"),
+        _c("instance_key", T.KEY, tag="SOPInstanceUID", ref="dicom_instance"),
+        _c("sop_instance_uid", tag="SOPInstanceUID"),
+        _c("frame_number", T.INT),
+        _c(
+            "frame_content_datetime", T.TIMESTAMP,
+            tag=(
+                "PerFrameFunctionalGroupsSequence>FrameContentSequence>FrameAcquisitionDateTime|"
+                "PerFrameFunctionalGroupsSequence>FrameContentSequence>FrameReferenceDateTime"
+            ),
+        ),
+        _c(
+            "image_position_patient", T.FLOAT_ARRAY,
+            tag="PerFrameFunctionalGroupsSequence>PlanePositionSequence>ImagePositionPatient",
+        ),
+        _c(
+            "image_orientation_patient", T.FLOAT_ARRAY,
+            tag=(
+                "PerFrameFunctionalGroupsSequence>PlaneOrientationSequence>ImageOrientationPatient|"
+                "SharedFunctionalGroupsSequence>PlaneOrientationSequence>ImageOrientationPatient"
+            ),
+        ),
+        _c("slice_location", T.FLOAT, tag="PerFrameFunctionalGroupsSequence>SliceLocation"),
+        _c(
+            "temporal_position_index", T.INT,
+            tag="PerFrameFunctionalGroupsSequence>FrameContentSequence>TemporalPositionIndex",
+        ),
+        _c(
+            "cardiac_cycle_position", T.FLOAT,
+            tag="PerFrameFunctionalGroupsSequence>CardiacSynchronizationSequence>NominalPercentageOfCardiacPhase",
+        ),
         doc=(
             'One row per frame of a multi-frame object, from its per-frame functional groups.'
         ),
     ),
     _table(
         "dicom_equipment", ("series_key",), E,
-        _c("series_key", T.KEY), _c("manufacturer"), _c("manufacturer_model_name"),
-        _c("device_serial_number"), _c("software_versions"), _c("institution_name"),
-        _c("institution_address"), _c("station_name"), _c("institutional_dept_name"),
+        _c("series_key", T.KEY, tag="SeriesInstanceUID", ref="dicom_series"),
+        _c("manufacturer", tag="Manufacturer"),
+        _c("manufacturer_model_name", tag="ManufacturerModelName"),
+        _c("device_serial_number", tag="DeviceSerialNumber"),
+        _c("software_versions", tag="SoftwareVersions"),
+        _c("institution_name", tag="InstitutionName"),
+        _c("institution_address", tag="InstitutionAddress"), _c("station_name", tag="StationName"),
+        _c("institutional_dept_name", tag="InstitutionalDepartmentName"),
         doc=(
             'One row per series that names its equipment.'
         ),
     ),
     _table(
         "dicom_image_pixel", ("instance_key",), CHILD,
-        _c("instance_key", T.KEY), _c("image_rows", T.INT), _c("image_columns", T.INT),
-        _c("number_of_frames", T.INT), _c("samples_per_pixel", T.INT),
-        _c("photometric_interpretation"), _c("bits_allocated", T.INT),
-        _c("bits_stored", T.INT), _c("high_bit", T.INT),
-        _c("pixel_representation", T.INT), _c("planar_configuration", T.INT),
-        _c("rescale_intercept", T.FLOAT), _c("rescale_slope", T.FLOAT),
-        _c("window_center", T.FLOAT_ARRAY), _c("window_width", T.FLOAT_ARRAY),
+        _c("instance_key", T.KEY, tag="SOPInstanceUID", ref="dicom_instance"),
+        _c("image_rows", T.INT, tag="Rows"), _c("image_columns", T.INT, tag="Columns"),
+        _c("number_of_frames", T.INT, tag="NumberOfFrames"),
+        _c("samples_per_pixel", T.INT, tag="SamplesPerPixel"),
+        _c("photometric_interpretation", tag="PhotometricInterpretation"),
+        _c("bits_allocated", T.INT, tag="BitsAllocated"),
+        _c("bits_stored", T.INT, tag="BitsStored"), _c("high_bit", T.INT, tag="HighBit"),
+        _c("pixel_representation", T.INT, tag="PixelRepresentation"),
+        _c("planar_configuration", T.INT, tag="PlanarConfiguration"),
+        _c(
+            "rescale_intercept", T.FLOAT,
+            tag=(
+                "RescaleIntercept|"
+                "SharedFunctionalGroupsSequence>PixelValueTransformationSequence>RescaleIntercept"
+            ),
+        ),
+        _c(
+            "rescale_slope", T.FLOAT,
+            tag=(
+                "RescaleSlope|"
+                "SharedFunctionalGroupsSequence>PixelValueTransformationSequence>RescaleSlope"
+            ),
+        ),
+        _c(
+            "window_center", T.FLOAT_ARRAY,
+            tag="WindowCenter|SharedFunctionalGroupsSequence>FrameVOILUTSequence>WindowCenter",
+        ),
+        _c(
+            "window_width", T.FLOAT_ARRAY,
+            tag="WindowWidth|SharedFunctionalGroupsSequence>FrameVOILUTSequence>WindowWidth",
+        ),
         doc=(
             'The image pixel module of an instance (never the pixels).'
         ),
     ),
     _table(
         "dicom_image_plane", ("instance_key", "frame_number"), CHILD,
-        _c("instance_key", T.KEY), _c("frame_key", T.KEY), _c("frame_number", T.INT),
-        _c("pixel_spacing", T.FLOAT_ARRAY), _c("slice_thickness", T.FLOAT),
-        _c("image_position_patient", T.FLOAT_ARRAY),
-        _c("image_orientation_patient", T.FLOAT_ARRAY),
-        _c("spacing_between_slices", T.FLOAT), _c("position_reference_indicator"),
+        _c("instance_key", T.KEY, tag="SOPInstanceUID", ref="dicom_instance"),
+        _c("frame_key", T.KEY, tag="SOPInstanceUID+frame number", ref="dicom_frame"),
+        _c("frame_number", T.INT),
+        _c(
+            "pixel_spacing", T.FLOAT_ARRAY,
+            tag=(
+                "PixelSpacing|"
+                "PerFrameFunctionalGroupsSequence>PixelMeasuresSequence>PixelSpacing"
+            ),
+        ),
+        _c(
+            "slice_thickness", T.FLOAT,
+            tag=(
+                "SliceThickness|"
+                "PerFrameFunctionalGroupsSequence>PixelMeasuresSequence>SliceThickness"
+            ),
+        ),
+        _c(
+            "image_position_patient", T.FLOAT_ARRAY,
+            tag=(
+                "ImagePositionPatient|"
+                "PerFrameFunctionalGroupsSequence>PlanePositionSequence>ImagePositionPatient"
+            ),
+        ),
+        _c(
+            "image_orientation_patient", T.FLOAT_ARRAY,
+            tag=(
+                "ImageOrientationPatient|"
+                "PerFrameFunctionalGroupsSequence>PlaneOrientationSequence>ImageOrientationPatient"
+            ),
+        ),
+        _c(
+            "spacing_between_slices", T.FLOAT,
+            tag=(
+                "SpacingBetweenSlices|"
+                "PerFrameFunctionalGroupsSequence>PixelMeasuresSequence>SpacingBetweenSlices"
+            ),
+        ),
+        _c("position_reference_indicator", tag="PositionReferenceIndicator"),
         doc=(
             'Image plane per instance, and per frame of a multi-frame object (`frame_key` '
             'NULL for a single frame).'
@@ -251,43 +383,128 @@ TABLES: tuple[Table, ...] = (
     ),
     _table(
         "dicom_procedure_step", ("procedure_step_key",), E,
-        _c("procedure_step_key", T.KEY), _c("study_key", T.KEY),
-        _c("requested_procedure_id"), _c("requested_procedure_description"),
-        _c("requested_procedure_code_seq", T.VARIANT),
-        _c("performed_procedure_step_id"), _c("performed_procedure_description"),
-        _c("performed_procedure_type"), _c("performed_procedure_code_seq", T.VARIANT),
+        _c(
+            "procedure_step_key", T.KEY,
+            tag=(
+                "StudyInstanceUID+(RequestAttributesSequence>RequestedProcedureID|"
+                "RequestedProcedureID)+PerformedProcedureStepID"
+            ),
+        ),
+        _c("study_key", T.KEY, tag="StudyInstanceUID", ref="dicom_study"),
+        _c(
+            "requested_procedure_id",
+            tag="RequestAttributesSequence>RequestedProcedureID|RequestedProcedureID",
+        ),
+        _c(
+            "requested_procedure_description",
+            tag=(
+                "RequestAttributesSequence>RequestedProcedureDescription|"
+                "RequestedProcedureDescription"
+            ),
+        ),
+        _c(
+            "requested_procedure_code_seq", T.VARIANT,
+            tag=(
+                "RequestAttributesSequence>RequestedProcedureCodeSequence|"
+                "RequestedProcedureCodeSequence"
+            ),
+        ),
+        _c("performed_procedure_step_id", tag="PerformedProcedureStepID"),
+        _c("performed_procedure_description", tag="PerformedProcedureStepDescription"),
+        _c("performed_procedure_type", tag="PerformedProcedureTypeDescription"),
+        _c(
+            "performed_procedure_code_seq", T.VARIANT,
+            tag="PerformedProtocolCodeSequence|ProcedureCodeSequence",
+        ),
         doc=(
             'Requested and performed procedure steps of a study.'
         ),
     ),
     _table(
         "dicom_dose_summary", ("series_key",), E,
-        _c("series_key", T.KEY), _c("study_key", T.KEY), _c("ctdi_vol", T.FLOAT),
-        _c("dose_length_product", T.FLOAT), _c("exposure_time", T.FLOAT),
-        _c("kvp", T.FLOAT), _c("xray_tube_current", T.FLOAT), _c("exposure", T.FLOAT),
-        _c("acquisition_protocol"),
+        _c("series_key", T.KEY, tag="SeriesInstanceUID", ref="dicom_series"),
+        _c("study_key", T.KEY, tag="StudyInstanceUID", ref="dicom_study"),
+        _c(
+            "ctdi_vol", T.FLOAT,
+            tag=(
+                "CTDIvol|"
+                "SharedFunctionalGroupsSequence>CTExposureSequence>CTDIvol|"
+                "ContentSequence>MeasuredValueSequence>NumericValue"
+            ),
+        ),
+        _c(
+            "dose_length_product", T.FLOAT,
+            tag="ContentSequence>MeasuredValueSequence>NumericValue",
+        ),
+        _c(
+            "exposure_time", T.FLOAT,
+            tag=(
+                "ExposureTime|"
+                "SharedFunctionalGroupsSequence>CTExposureSequence>ExposureTimeInms"
+            ),
+        ),
+        _c("kvp", T.FLOAT, tag="KVP"),
+        _c(
+            "xray_tube_current", T.FLOAT,
+            tag=(
+                "XRayTubeCurrent|"
+                "SharedFunctionalGroupsSequence>CTExposureSequence>XRayTubeCurrentInmA"
+            ),
+        ),
+        _c(
+            "exposure", T.FLOAT,
+            tag="Exposure|SharedFunctionalGroupsSequence>CTExposureSequence>ExposureInmAs",
+        ),
+        _c("acquisition_protocol", tag="AcquisitionProtocolName|ProtocolName"),
         doc=(
             'CT dose and exposure values per series.'
         ),
     ),
     _table(
         "dicom_segmentation_metadata", ("instance_key", "segment_number"), CHILD,
-        _c("instance_key", T.KEY), _c("referenced_series_key", T.KEY),
-        _c("segment_number", T.INT), _c("segment_label"), _c("segment_description"),
-        _c("segmentation_type"), _c("segmentation_fractional_type"),
-        _c("recommended_display_grayscale", T.VARIANT),
-        _c("anatomic_region_code_seq", T.VARIANT),
-        _c("property_category_code_seq", T.VARIANT),
-        _c("property_type_code_seq", T.VARIANT),
+        _c("instance_key", T.KEY, tag="SOPInstanceUID", ref="dicom_instance"),
+        _c(
+            "referenced_series_key", T.KEY,
+            tag="ReferencedSeriesSequence>SeriesInstanceUID",
+            ref="dicom_series",
+        ),
+        _c("segment_number", T.INT, tag="SegmentSequence>SegmentNumber"),
+        _c("segment_label", tag="SegmentSequence>SegmentLabel"),
+        _c("segment_description", tag="SegmentSequence>SegmentDescription"),
+        _c("segmentation_type", tag="SegmentationType"),
+        _c("segmentation_fractional_type", tag="SegmentationFractionalType"),
+        _c(
+            "recommended_display_grayscale", T.VARIANT,
+            tag="SegmentSequence>RecommendedDisplayGrayscaleValue+SegmentSequence>RecommendedDisplayCIELabValue",
+        ),
+        _c("anatomic_region_code_seq", T.VARIANT, tag="SegmentSequence>AnatomicRegionSequence"),
+        _c(
+            "property_category_code_seq", T.VARIANT,
+            tag="SegmentSequence>SegmentedPropertyCategoryCodeSequence",
+        ),
+        _c(
+            "property_type_code_seq", T.VARIANT,
+            tag="SegmentSequence>SegmentedPropertyTypeCodeSequence",
+        ),
         doc=(
             'One row per segment of a segmentation (SEG) instance.'
         ),
     ),
     _table(
         "dicom_structured_report_header", ("instance_key",), CHILD,
-        _c("instance_key", T.KEY), _c("completion_flag"), _c("verification_flag"),
-        _c("document_title"), _c("coding_scheme_identification", T.VARIANT),
-        _c("referenced_instance_keys", T.KEY_ARRAY),
+        _c("instance_key", T.KEY, tag="SOPInstanceUID", ref="dicom_instance"),
+        _c("completion_flag", tag="CompletionFlag"),
+        _c("verification_flag", tag="VerificationFlag"),
+        _c("document_title", tag="ConceptNameCodeSequence>CodeMeaning"),
+        _c("coding_scheme_identification", T.VARIANT, tag="CodingSchemeIdentificationSequence"),
+        _c(
+            "referenced_instance_keys", T.KEY_ARRAY,
+            tag=(
+                "CurrentRequestedProcedureEvidenceSequence>ReferencedSeriesSequence>ReferencedSOPSequence>ReferencedSOPInstanceUID|"
+                "PertinentOtherEvidenceSequence>ReferencedSeriesSequence>ReferencedSOPSequence>ReferencedSOPInstanceUID"
+            ),
+            ref="dicom_instance",
+        ),
         doc=(
             'The document header of a structured report instance, with the instances it '
             'references.'
@@ -295,9 +512,10 @@ TABLES: tuple[Table, ...] = (
     ),
     _table(
         "dicom_file_location", ("location_key",), E,
-        _c("location_key", T.KEY), _c("instance_key", T.KEY), _c("storage_uri"),
+        _c("location_key", T.KEY),
+        _c("instance_key", T.KEY, tag="SOPInstanceUID", ref="dicom_instance"), _c("storage_uri"),
         _c("storage_provider"), _c("storage_container"), _c("object_key"),
-        _c("transfer_syntax_uid"), _c("checksum"), _c("ingestion_source"),
+        _c("transfer_syntax_uid", tag="TransferSyntaxUID"), _c("checksum"), _c("ingestion_source"),
         _c("header_bytes", T.INT), _c("pixel_data_offset", T.INT),
         _c("pixel_data_length", T.INT), _c("file_size_bytes", T.INT),
         _c("modified_at", T.TIMESTAMP), _c("deleted_at", T.TIMESTAMP), SHARD_ID,
@@ -312,11 +530,14 @@ TABLES: tuple[Table, ...] = (
     ),
     _table(
         "dicom_element", ("element_key",), CHILD,
-        _c("element_key", T.KEY), _c("instance_key", T.KEY), _c("frame_number", T.INT),
+        _c("element_key", T.KEY),
+        _c("instance_key", T.KEY, tag="SOPInstanceUID", ref="dicom_instance"),
+        _c("frame_number", T.INT),
         _c("tag_group", T.INT), _c("tag_element", T.INT), _c("tag_hex"), _c("name"),
         _c("vr"), _c("vm", T.INT), _c("value_string"), _c("value_number", T.FLOAT),
         _c("value_datetime", T.TIMESTAMP), _c("value_binary_ref"),
-        _c("is_private", T.BOOL), _c("private_creator"), _c("sequence_item_key", T.KEY),
+        _c("is_private", T.BOOL), _c("private_creator"),
+        _c("sequence_item_key", T.KEY, ref="dicom_sequence_item"),
         _c("sequence_path"),
         doc=(
             'One row per data element, private tags and sequence items included: typed value '
@@ -325,16 +546,20 @@ TABLES: tuple[Table, ...] = (
     ),
     _table(
         "dicom_sequence_item", ("sequence_item_key",), CHILD,
-        _c("sequence_item_key", T.KEY), _c("instance_key", T.KEY),
-        _c("parent_element_key", T.KEY), _c("item_index", T.INT), _c("sequence_path"),
+        _c("sequence_item_key", T.KEY),
+        _c("instance_key", T.KEY, tag="SOPInstanceUID", ref="dicom_instance"),
+        _c("parent_element_key", T.KEY, ref="dicom_element"), _c("item_index", T.INT),
+        _c("sequence_path"),
         doc=(
             'One row per item of a sequence, with its parent element and path.'
         ),
     ),
     _table(
         "image_embedding", ("embedding_key",), LoadMode.EMPTY,
-        _c("embedding_key", T.KEY), _c("instance_key", T.KEY), _c("frame_key", T.KEY),
-        _c("model_key", T.KEY), _c("embedding", T.FLOAT_ARRAY), _c("created_at", T.TIMESTAMP),
+        _c("embedding_key", T.KEY), _c("instance_key", T.KEY, ref="dicom_instance"),
+        _c("frame_key", T.KEY, ref="dicom_frame"),
+        _c("model_key", T.KEY, ref="embedding_model"), _c("embedding", T.FLOAT_ARRAY),
+        _c("created_at", T.TIMESTAMP),
         doc=(
             'Created empty with the model, for downstream embedding jobs; the loader does not'
             ' fill it.'
@@ -351,7 +576,8 @@ TABLES: tuple[Table, ...] = (
     ),
     _table(
         "embedding_evaluation", ("evaluation_key",), LoadMode.EMPTY,
-        _c("evaluation_key", T.KEY), _c("model_key", T.KEY), _c("dataset_name"),
+        _c("evaluation_key", T.KEY), _c("model_key", T.KEY, ref="embedding_model"),
+        _c("dataset_name"),
         _c("metric_name"), _c("metric_value", T.FLOAT), _c("details", T.VARIANT),
         _c("evaluated_at", T.TIMESTAMP),
         doc=(
@@ -527,12 +753,26 @@ the object that lost. Among the objects a row could come from, the most recently
 modified wins, ties broken by URL: `_source_order` is `<modified, ISO 8601 with
 microseconds>\\<url>`, and the greatest wins, whatever the load order.
 
+## Where values come from
+
+The last column of each table names the DICOM attributes a value is read from, by
+keyword: `A › B` is B in the items of sequence A, `A or B` is A or else B, `A + B` is
+made of both (a key hashes them, a timestamp joins a date and a time); `→ table` names
+the table whose key a column holds. `dicom-loader sql --pattern model-knowledge` puts
+the same facts, with the tags, in a table a Cortex Search service searches.
+
 ## PHI
 
 Columns marked PHI identify a person: the governance pattern masks them (and the PHI
 attributes of whole headers and element rows), and `--pseudonymize-key-file` replaces
 them in the workers before anything is written.
 """
+
+
+def _tag_doc(column: Column) -> str:
+    text = column.tag.replace("|", " or ").replace(">", " › ").replace("+", " + ")
+    reference = f"→ {column.references}" if column.references else ""
+    return " ".join(p for p in (f"`{text}`" if text else "", reference) if p)
 
 
 def render_model_doc() -> str:
@@ -544,13 +784,14 @@ def render_model_doc() -> str:
         parts.append(
             f"\nKey: ({', '.join(table.key)}). Load: {_MODE_DOCS[table.mode]}."
             + (f" Computed on load: {', '.join(table.computed)}." if table.computed else "")
-            + "\n\n| column | Snowflake | DuckDB | Parquet | PHI |\n"
-            + "| --- | --- | --- | --- | --- |\n"
+            + "\n\n| column | Snowflake | DuckDB | Parquet | PHI | from DICOM |\n"
+            + "| --- | --- | --- | --- | --- | --- |\n"
         )
         parquet = {f.name: str(f.type) for f in arrow_schema(table)}
         for column in table.columns:
             parts.append(
                 f"| `{column.name}` | {snowflake[column.type]} | {duckdb[column.type]} | "
-                f"{parquet.get(column.name, 'set on load')} | {'PHI' if column.phi else ''} |\n"
+                f"{parquet.get(column.name, 'set on load')} | {'PHI' if column.phi else ''} | "
+                f"{_tag_doc(column)} |\n"
             )
     return "".join(parts)

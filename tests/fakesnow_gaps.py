@@ -323,6 +323,13 @@ _DDL = (
     ("alter_task", _re(rf"^ALTER TASK (IF EXISTS )?{_NAME} (RESUME|SUSPEND)$")),
     ("dynamic_table", _re(rf"^CREATE OR REPLACE DYNAMIC TABLE {_NAME}\n.*?\nAS\n(.*)$")),
     ("pipe", _re(rf"^CREATE PIPE IF NOT EXISTS {_NAME} (.*)$")),
+    (
+        "search_service",
+        _re(
+            rf"^CREATE CORTEX SEARCH SERVICE IF NOT EXISTS {_NAME}\n\s*ON (\w+)\n"
+            rf"\s*ATTRIBUTES ([\w, ]+)\n(.*?)\nAS\n(.*)$"
+        ),
+    ),
 )
 
 
@@ -414,4 +421,42 @@ def _catalog_ddl(cursor: Any, text: str) -> str | None:
     elif kind == "pipe":
         c.bodies.setdefault((schema, "pipe", _last(match.group(1))), text)
         c.created.setdefault((schema, "pipe", _last(match.group(1))), 1)
+    elif kind == "search_service":
+        return _search_service(cursor, schema, match)
     return _SUCCESS
+
+
+def _search_service(cursor: Any, schema: str, match: re.Match[str]) -> str:
+    """CREATE CORTEX SEARCH SERVICE IF NOT EXISTS, with the checks its page makes
+    (https://docs.snowflake.com/en/sql-reference/sql/create-cortex-search): the
+    search column and every attribute are columns of the source query, the search
+    column is text, the WAREHOUSE and TARGET_LAG parameters are given, and the
+    source tables have change tracking (checked by the pattern's test, as fakesnow
+    ignores the property). What it indexes is kept as a view of the query, which
+    fakesnow runs, so a test reads the rows the service would search."""
+    name, on, options, query = _last(match.group(1)), match.group(2), match.group(4), match.group(5)
+    attributes = [a.strip() for a in match.group(3).split(",")]
+    if not re.search(r"^\s*WAREHOUSE = \w+$", options, re.MULTILINE) or not re.search(
+        r"^\s*TARGET_LAG = '\d+ (second|minute|hour|day)s?'$", options, re.MULTILINE
+    ):
+        _refuse(f"Cortex Search service {name}: WAREHOUSE and TARGET_LAG are required")
+    c = CATALOG
+    if (schema, "search_service", name) in c.bodies:
+        return _SUCCESS  # IF NOT EXISTS
+    columns = {d[0].lower(): d[1] for d in _described(cursor, query)}
+    for needed in [on, *attributes]:
+        if needed.lower() not in columns:
+            _refuse(f"invalid identifier '{needed.upper()}' in the source query of {name}")
+    if "VARCHAR" not in str(columns[on.lower()]).upper():
+        _refuse(f"search column {on.upper()} of {name} must be text")
+    c.bodies[(schema, "search_service", name)] = match.group(0)
+    c.created[(schema, "search_service", name)] = 1
+    return f"CREATE VIEW {match.group(1)} AS\n{query}"
+
+
+def _described(cursor: Any, query: str) -> list[tuple[str, str]]:
+    """The source query's columns and their types, from DuckDB binding it."""
+    import sqlglot
+
+    translated = sqlglot.transpile(query, read="snowflake", write="duckdb")[0]
+    return [(r[0], r[1]) for r in cursor._duck_conn.execute(f"DESCRIBE {translated}").fetchall()]

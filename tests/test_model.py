@@ -13,6 +13,7 @@ from loader.model import (
     render_ddl,
     render_model_doc,
 )
+from loader.warehouse.patterns import model_sql
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +46,7 @@ CONTRACT = {
 
 
 def test_sql_file_is_rendered_from_model():
-    assert (ROOT / "sql" / "duckdb" / "model.sql").read_text() == render_ddl("duckdb")
+    assert (ROOT / "sql" / "duckdb" / "model.sql").read_text() == model_sql("duckdb")
 
 
 def test_model_doc_is_rendered_from_model():

@@ -49,6 +49,10 @@ _STREAM = re.compile(
     r'CREATE STREAM IF NOT EXISTS "IMAGING"\."DICOM"\.\w+ ON TABLE "IMAGING"\."DICOM"\.\w+ '
     r"APPEND_ONLY = (TRUE|FALSE)"
 )
+_SEARCH = re.compile(  # https://docs.snowflake.com/en/sql-reference/sql/create-cortex-search
+    r'CREATE CORTEX SEARCH SERVICE IF NOT EXISTS "IMAGING"\."DICOM"\.\w+\n  ON \w+\n'
+    r"  ATTRIBUTES \w+(, \w+)*\n  WAREHOUSE = LOAD_WH\n  TARGET_LAG = '5 minutes'"
+)
 _RESUME = re.compile(r'ALTER TASK (IF EXISTS )?"IMAGING"\."DICOM"\.\w+ (RESUME|SUSPEND)')
 
 
@@ -68,6 +72,10 @@ def test_every_statement_parses_as_snowflake(pattern):
         elif " -> " in statement.replace("\n", " "):
             body = statement.split("->", 1)[1]
             assert isinstance(sqlglot.parse_one(body, read="snowflake"), exp.Case)
+        elif statement.startswith("CREATE CORTEX SEARCH SERVICE"):
+            head, body = statement.split("\nAS\n", 1)
+            assert _SEARCH.fullmatch(head), statement
+            assert isinstance(sqlglot.parse_one(body, read="snowflake"), exp.Select), statement
         elif statement.startswith("ALTER TASK"):
             assert _RESUME.fullmatch(statement), statement
         elif statement.startswith("ALTER"):

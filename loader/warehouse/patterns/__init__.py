@@ -2,7 +2,8 @@
 `dicom-loader sql --pattern P` prints it, `dicom-loader deploy --pattern P` runs it.
 
 One module per pattern: `exports` (batch, snowpipe), `dynamic_tables`, `stream_task`,
-`governance`, `validation`. `sql/snowflake/<pattern>.sql` is rendered from here.
+`governance`, `validation`, `model_knowledge`. `sql/snowflake/<pattern>.sql` is
+rendered from here.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from loader.errors import ConfigError
+from loader.model import render_ddl
 from loader.warehouse.patterns.dynamic_tables import dynamic_tables
 from loader.warehouse.patterns.exports import batch, snowpipe
 from loader.warehouse.patterns.governance import (
@@ -19,11 +21,20 @@ from loader.warehouse.patterns.governance import (
     header_copy_masking,
     policies,
 )
+from loader.warehouse.patterns.model_knowledge import duckdb_model_knowledge, model_knowledge
 from loader.warehouse.patterns.names import Names
 from loader.warehouse.patterns.stream_task import stream_task
 from loader.warehouse.patterns.validation import validation
 
-PATTERNS = ("batch", "dynamic-tables", "stream-task", "snowpipe", "governance", "validation")
+PATTERNS = (
+    "batch",
+    "dynamic-tables",
+    "stream-task",
+    "snowpipe",
+    "governance",
+    "validation",
+    "model-knowledge",
+)
 
 
 def _masked(render: Callable[[Names], list[str]], *masking: Callable[[Names], list[str]]):
@@ -43,7 +54,15 @@ RENDERERS: dict[str, Callable[[Names], list[str]]] = {
     "snowpipe": _masked(snowpipe, header_copy_masking),
     "governance": governance,
     "validation": validation,
+    "model-knowledge": model_knowledge,
 }
+
+
+def model_sql(dialect: str) -> str:
+    """`dicom-loader sql --dialect D` and sql/<D>/model.sql: the model's DDL; for
+    DuckDB, then the model described as rows (Snowflake has its pattern for it)."""
+    ddl = render_ddl(dialect)
+    return ddl + "\n" + duckdb_model_knowledge() if dialect == "duckdb" else ddl
 
 
 EXAMPLE = Names(  # for the files: the session's database and schema, example bucket
