@@ -52,6 +52,7 @@ from loader.storage import with_retries
 DEFAULT_HEADER_BYTES = 64 * 1024
 LOCAL_HEADER_BYTES = 16 * 1024
 _MIN_GROWTH = 16 * 1024
+_PIXEL_VRS = (b"OB", b"OW", b"OF", b"OD", b"UN")  # an explicit VR Pixel Data element's
 
 Fetch = Callable[[int, int], bytes]
 """Reads bytes [start, end) of one object; may return fewer at its end."""
@@ -334,7 +335,10 @@ def _pixel_data_position(
     group, elem = struct.unpack(f"{endian}HH", buf[pos : pos + 4])
     if (group << 16 | elem) not in PIXEL_DATA_TAGS:
         return None, None
-    if implicit:
+    # The element's own bytes say how it is encoded: objects exist whose transfer
+    # syntax says explicit VR but whose dataset is implicit (and the other way round).
+    explicit = buf[pos + 4 : pos + 6] in _PIXEL_VRS and buf[pos + 6 : pos + 8] == b"\0\0"
+    if not explicit:
         (length,) = struct.unpack(f"{endian}L", buf[pos + 4 : pos + 8])
         value_offset = pos + 8
     else:

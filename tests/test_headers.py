@@ -307,3 +307,37 @@ def test_framing_the_walk_does_not_understand_is_left_to_pydicom(tmp_path):
     theirs = pydicom.dcmread(BytesIO(bytes(data)), stop_before_pixels=True, force=True)
     assert reader.skipped == 0 and list(parsed.elements) == list(theirs._dict)
     assert parsed.pixel_data_offset == data.rindex(b"\xe0\x7f\x10\x00OW") + 12
+
+
+def test_pixel_data_position_is_where_pydicom_finds_the_value_in_every_real_file():
+    """dicom_file_location's pixel_data_offset and pixel_data_length: the bytes there
+    are the Pixel Data value pydicom reads from the whole file (an encapsulated one
+    up to its delimiter). The element's own bytes decide its encoding: some objects
+    say explicit VR in their transfer syntax and are implicit (SC_rgb_jpeg.dcm)."""
+    from tests.conftest import loadable_real_files
+
+    checked = 0
+    for path in loadable_real_files():
+        try:
+            ds = pydicom.dcmread(path)
+            value = ds.get("PixelData")
+        except Exception:  # noqa: BLE001 - pydicom cannot read it whole: nothing to compare
+            continue
+        if not isinstance(value, bytes) or ds.file_meta.get("TransferSyntaxUID") == (
+            "1.2.840.10008.1.2.1.99"  # deflated: the value is not in the object's bytes
+        ):
+            continue
+        try:
+            parsed = read_local(path, os.path.getsize(path))
+        except Exception:  # noqa: BLE001 - a file the loader refuses has no position
+            continue
+        data = Path(path).read_bytes()
+        if parsed.pixel_data_offset is None:
+            continue
+        length = parsed.pixel_data_length
+        stored = data[parsed.pixel_data_offset :][: length if length is not None else len(value)]
+        if ds["PixelData"].VR in ("OW", "OB or OW") and not ds.is_little_endian:
+            continue  # pydicom may hold big endian words swapped
+        assert stored == value, os.path.basename(path)
+        checked += 1
+    assert checked > 100
