@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 ARCHIVE ?= ./demo-archive
 PATIENTS ?= 40
 
-.PHONY: demo test check fuzz bench bench-latency bench-e2e bench-scale bench-snowflake bench-rebuild bench-containers lint typecheck sql clean
+.PHONY: demo test check fuzz bench bench-latency bench-e2e bench-scale bench-snowflake bench-rebuild bench-containers bench-frames lint typecheck sql clean
 
 $(BIN)/dicom-loader: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ bench-snowflake: $(BIN)/dicom-loader
 # dicom-loader rebuild against the run it replaces (BENCH_REBUILD_OBJECTS, default 20,000).
 bench-rebuild: $(BIN)/dicom-loader
 	$(BIN)/python benchmarks/rebuild.py
+
+# What --frame-offsets costs a run: rate, bytes, reads, frames located, memory.
+bench-frames: $(BIN)/dicom-loader
+	$(BIN)/python benchmarks/frame_offsets.py
 
 # Bytes and requests read from the same objects loose, zipped and tarred.
 bench-containers: $(BIN)/dicom-loader

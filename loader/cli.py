@@ -439,6 +439,13 @@ def main(config: str | None, verbose: bool, log_level: str | None, log_file: str
     "bomb inflates a few KB into terabytes).",
 )
 @click.option(
+    "--frame-offsets",
+    is_flag=True,
+    help="A dicom_frame row for every frame of every object with pixels, with where its "
+    "bytes are: native frames from the geometry, encapsulated ones from their offset "
+    "table (at most one small read per object, counted in the report).",
+)
+@click.option(
     "--pseudonymize-key-file",
     default=None,
     metavar="FILE",
@@ -472,6 +479,7 @@ def run(
     read_concurrency: int,
     read_ahead_mb: float,
     member_limit_mb: float,
+    frame_offsets: bool,
     pseudonymize_key_file: str | None,
     shift_dates: bool,
     pseudonymize_uids: bool,
@@ -517,6 +525,7 @@ def run(
             read_concurrency=read_concurrency,
             read_ahead_bytes=int(read_ahead_mb * (1 << 20)),
             member_limit=int(member_limit_mb * (1 << 20)),
+            frame_offsets=frame_offsets,
             resume=resume,
             incremental=incremental,
             pseudonymize_key_file=pseudonymize_key_file,
@@ -663,6 +672,11 @@ def rebuild(
 @click.option("--target", "target_text", default=None, help="duckdb:///PATH or snowflake:NAME.")
 @click.option("--job", type=click.Choice(list(JOBS)), default=None, help="The shape of the job.")
 @click.option("--pseudonymize-key-file", default=None, help="Pseudonymise PHI with this key.")
+@click.option(
+    "--pixels/--no-pixels",
+    default=None,
+    help="A pixel pipeline will fetch frames: turn frame offsets on.",
+)
 @click.option("--yes", is_flag=True, help="Ask nothing: flags, else the defaults.")
 @click.option("--out", default=DEFAULT_OUT, show_default=True, help="The runs' Parquet root.")
 @storage_options
@@ -671,6 +685,7 @@ def init(
     target_text: str | None,
     job: str | None,
     pseudonymize_key_file: str | None,
+    pixels: bool | None,
     yes: bool,
     out: str,
     storage_option: tuple[str, ...],
@@ -720,14 +735,23 @@ def init(
             )
         ):
             pseudonymize_key_file = click.prompt("Key file (keep it secret; it is not copied)")
-        if not yes and click.confirm("Will a pixel pipeline need the pixels?", default=False):
+        if pixels is None:
+            pixels = not yes and click.confirm(
+                "Will a pixel pipeline need the pixels?", default=False
+            )
+        if pixels:
             out_console.print(
-                "  The loader reads headers only. Where each object's pixels start and how "
-                "long they are is in dicom_file_location (pixel_data_offset, "
-                "pixel_data_length): one ranged read fetches them.",
+                "  The loader reads headers only, and says where the pixels are: "
+                "dicom_file_location has where each object's Pixel Data starts and its "
+                "length; with frame offsets (turned on), dicom_frame has each frame's "
+                "offset and length in its object, so one ranged read fetches one frame "
+                "(compressed frames cost their offset table: at most one small read per "
+                "object).",
                 markup=False,
             )
-        answers = Answers(source, target_text, job, out, pseudonymize_key_file, options)
+        answers = Answers(
+            source, target_text, job, out, pseudonymize_key_file, options, frame_offsets=pixels
+        )
         commands = next_commands(answers)
         folder = Path.cwd()
         replace = (

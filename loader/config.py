@@ -146,6 +146,7 @@ class RunSettings:
     read_ahead_bytes: int = DEFAULT_READ_AHEAD_BYTES  # and the most of them held per worker
     incremental: bool = False  # skip objects the target holds unchanged (url, size, mtime, etag)
     member_limit: int = DEFAULT_MEMBER_LIMIT  # bytes a zip or tar member may declare
+    frame_offsets: bool = False  # every frame located in its object (frame_offsets.py)
     max_in_flight: int | None = None  # shards submitted at once; default 2 per worker
     # Fewer objects listed: the run stays in this process (0: always start the cluster).
     cluster_min_objects: int = DEFAULT_CLUSTER_MIN_OBJECTS

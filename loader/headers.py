@@ -43,6 +43,7 @@ from loader.errors import (
     ObjectReadError,
     TruncatedError,
 )
+from loader.frame_offsets import MAX_FRAMES, OffsetTables, basic_table_bytes
 from loader.sequence_end import sequence_end
 from loader.storage import with_retries
 
@@ -53,6 +54,9 @@ DEFAULT_HEADER_BYTES = 64 * 1024
 LOCAL_HEADER_BYTES = 16 * 1024
 _MIN_GROWTH = 16 * 1024
 _PIXEL_VRS = (b"OB", b"OW", b"OF", b"OD", b"UN")  # an explicit VR Pixel Data element's
+NUMBER_OF_FRAMES = 0x00280008
+EXTENDED_OFFSET_TABLE = 0x7FE00001
+EXTENDED_OFFSET_TABLE_LENGTHS = 0x7FE00002
 
 Fetch = Callable[[int, int], bytes]
 """Reads bytes [start, end) of one object; may return fewer at its end."""
@@ -203,6 +207,12 @@ class ParsedHeader:
     pixel_data_length: int | None  # None when encapsulated (undefined length)
     checksum: str  # MD5 of the header bytes
     transfer_syntax_uid: str | None
+    # Encapsulated Pixel Data's offset tables, when asked for (frame_offsets); the
+    # bytes and requests its Basic Offset Table cost beyond the header (0 when the
+    # first read held it), counted in bytes_read and read_requests too.
+    offset_tables: OffsetTables | None = None
+    offset_table_bytes: int = 0
+    offset_table_requests: int = 0
 
 
 def looks_like_dicom(prefix: bytes) -> bool:
@@ -221,11 +231,14 @@ def looks_like_dicom(prefix: bytes) -> bool:
     return length < 1 << 20
 
 
-def parse_header(path: str, reader: HeaderReader, skip_over: int | None = None) -> ParsedHeader:
+def parse_header(
+    path: str, reader: HeaderReader, skip_over: int | None = None, offset_tables: bool = False
+) -> ParsedHeader:
     """Parse the header served by `reader`; raise the error matching what is wrong.
     A top-level value longer than `skip_over` that the bytes read do not hold yet is
     skipped with a ranged read past it (the decoder marks it omitted); the checksum
-    then covers the header without it."""
+    then covers the header without it. With `offset_tables`, encapsulated Pixel
+    Data's offset tables are read too (frame_offsets)."""
     if reader.size == 0:
         raise NotDicomError(path, "empty object (0 bytes)")
     if not looks_like_dicom(reader.peek(132)):
@@ -258,6 +271,9 @@ def parse_header(path: str, reader: HeaderReader, skip_over: int | None = None) 
         checked = header_bytes
         meta = from_pydicom(ds.file_meta._dict, path)
         elements, syntax = from_pydicom(ds._dict, path), _transfer_syntax(ds)
+    tables, table_bytes, table_requests = None, reader.bytes_read, reader.requests
+    if offset_tables and offset is not None and length is None:
+        tables = _offset_tables(reader, elements, offset)
     return ParsedHeader(
         meta=meta,
         elements=elements,
@@ -273,7 +289,41 @@ def parse_header(path: str, reader: HeaderReader, skip_over: int | None = None) 
             memoryview(reader.buffer())[:checked], usedforsecurity=False
         ).hexdigest(),
         transfer_syntax_uid=syntax,
+        offset_tables=tables,
+        offset_table_bytes=reader.bytes_read - table_bytes,
+        offset_table_requests=reader.requests - table_requests,
     )
+
+
+def _value_bytes(element: object) -> bytes | None:
+    if isinstance(element, tuple):
+        return element[1]
+    value = getattr(element, "value", None)
+    return value if isinstance(value, bytes) else None
+
+
+def _offset_tables(reader: HeaderReader, elements: RawItem, offset: int) -> OffsetTables:
+    """The offset tables of encapsulated Pixel Data whose value starts at `offset`:
+    the Extended Offset Table from the header, or else the Basic Offset Table, the
+    value's first item, read with at most one small ranged read (none when the
+    first read held it). Encapsulated syntaxes are explicit VR little endian."""
+    extended = _value_bytes(elements.get(EXTENDED_OFFSET_TABLE))
+    lengths = _value_bytes(elements.get(EXTENDED_OFFSET_TABLE_LENGTHS))
+    if extended is not None and lengths is not None:
+        return OffsetTables(None, extended, lengths)  # the basic table is then empty
+    frames = _number_of_frames(elements)
+    start = offset - reader.skipped
+    end = start + basic_table_bytes(min(frames, MAX_FRAMES))
+    reader.ensure(end)
+    return OffsetTables(reader.buffer()[start:end], None, None)
+
+
+def _number_of_frames(elements: RawItem) -> int:
+    raw = _value_bytes(elements.get(NUMBER_OF_FRAMES))
+    try:
+        return max(int(raw.decode("ascii").strip(" \x00")), 1) if raw else 1
+    except ValueError:
+        return 1
 
 
 def _walk(path: str, reader: HeaderReader, skip_over: int | None) -> RawHeader | None:
@@ -357,6 +407,7 @@ def read_remote(
     first_bytes: int = DEFAULT_HEADER_BYTES,
     prefetched: bytes | None = None,
     skip_over: int | None = None,
+    offset_tables: bool = False,
 ) -> ParsedHeader:
     """Parse the header of an object-store object with ranged reads that retry,
     skipping values longer than `skip_over` (see parse_header)."""
@@ -364,11 +415,16 @@ def read_remote(
     def fetch(start: int, end: int) -> bytes:
         return with_retries(url, lambda: fs.cat_file(path, start=start, end=end))
 
-    return parse_header(url, HeaderReader(fetch, size, first_bytes, prefetched), skip_over)
+    reader = HeaderReader(fetch, size, first_bytes, prefetched)
+    return parse_header(url, reader, skip_over, offset_tables)
 
 
 def read_local(
-    path: str, size: int, first_bytes: int = LOCAL_HEADER_BYTES, skip_over: int | None = None
+    path: str,
+    size: int,
+    first_bytes: int = LOCAL_HEADER_BYTES,
+    skip_over: int | None = None,
+    offset_tables: bool = False,
 ) -> ParsedHeader:
     """Parse the header of a local file, reading only what the header needs (values
     longer than `skip_over` not at all, see parse_header)."""
@@ -385,7 +441,8 @@ def read_local(
             except OSError as exc:
                 raise ObjectReadError(path, f"read failed: {exc.strerror or exc}") from exc
 
-        return parse_header(path, HeaderReader(fetch, size, first_bytes), skip_over)
+        reader = HeaderReader(fetch, size, first_bytes)
+        return parse_header(path, reader, skip_over, offset_tables)
 
 
 def read_stream(
@@ -394,6 +451,7 @@ def read_stream(
     size: int,
     first_bytes: int = DEFAULT_HEADER_BYTES,
     skip_over: int | None = None,
+    offset_tables: bool = False,
 ) -> ParsedHeader:
     """Parse the header of an object read as a stream: a zip member (seekable,
     inflated as it is read) or a tar member passing by (forward only: give no
@@ -410,4 +468,4 @@ def read_stream(
         except (OSError, ValueError) as exc:
             raise ObjectReadError(url, f"read failed: {exc}") from exc
 
-    return parse_header(url, HeaderReader(fetch, size, first_bytes), skip_over)
+    return parse_header(url, HeaderReader(fetch, size, first_bytes), skip_over, offset_tables)

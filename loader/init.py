@@ -8,7 +8,9 @@ them (the CLI prompts; `--yes` and flags answer them for scripts), checks what i
 `LIST_LIMIT` objects and the headers of `READ_SAMPLE` of them, spread over it), and
 from that estimates the time and bytes the whole job takes. It writes
 `dicom-loader.toml` (config_file.py) and returns the exact command to run next.
-Pixels are never read; where each object's pixels start is in `dicom_file_location`.
+Pixels are never read. Where each object's pixels start is in `dicom_file_location`;
+when a pixel pipeline will need them, `init` turns frame offsets on (`dicom_frame`
+locates every frame: frame_offsets.py).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Answers:
     out: str = "./dicom-parquet"
     pseudonymize_key_file: str | None = None
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
+    frame_offsets: bool = False  # a pixel pipeline will fetch frames
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ def config_text(answers: Answers) -> str:
         "",
         "[run]",
         f"incremental = {'true' if answers.job == 'periodic' else 'false'}",
+        f"frame-offsets = {'true' if answers.frame_offsets else 'false'}",
     ]
     if answers.pseudonymize_key_file:
         lines.append(f"pseudonymize-key-file = {quoted(answers.pseudonymize_key_file)}")

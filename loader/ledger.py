@@ -50,6 +50,12 @@ class ShardRecord:
     read_wait_seconds: float = 0.0  # the worker waiting for reads rather than working
     throttled_reads: int = 0  # first reads the store throttled (503 SlowDown, 429)
     lowest_read_window: int = 0  # the fewest reads in flight it backed off to
+    # Locating frames (--frame-offsets): reads of Basic Offset Tables beyond the header
+    # (within bytes_read and read_requests), frames located and not.
+    offset_table_reads: int = 0
+    offset_table_bytes: int = 0
+    frames_located: int = 0
+    frames_unlocated: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

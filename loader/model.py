@@ -262,16 +262,23 @@ TABLES: tuple[Table, ...] = (
         ),
         _c(
             "image_position_patient", T.FLOAT_ARRAY,
-            tag="PerFrameFunctionalGroupsSequence>PlanePositionSequence>ImagePositionPatient",
+            tag=(
+                "PerFrameFunctionalGroupsSequence>PlanePositionSequence>ImagePositionPatient|"
+                "ImagePositionPatient"
+            ),
         ),
         _c(
             "image_orientation_patient", T.FLOAT_ARRAY,
             tag=(
                 "PerFrameFunctionalGroupsSequence>PlaneOrientationSequence>ImageOrientationPatient|"
-                "SharedFunctionalGroupsSequence>PlaneOrientationSequence>ImageOrientationPatient"
+                "SharedFunctionalGroupsSequence>PlaneOrientationSequence>ImageOrientationPatient|"
+                "ImageOrientationPatient"
             ),
         ),
-        _c("slice_location", T.FLOAT, tag="PerFrameFunctionalGroupsSequence>SliceLocation"),
+        _c(
+            "slice_location", T.FLOAT,
+            tag="PerFrameFunctionalGroupsSequence>SliceLocation|SliceLocation",
+        ),
         _c(
             "temporal_position_index", T.INT,
             tag="PerFrameFunctionalGroupsSequence>FrameContentSequence>TemporalPositionIndex",
@@ -280,8 +287,23 @@ TABLES: tuple[Table, ...] = (
             "cardiac_cycle_position", T.FLOAT,
             tag="PerFrameFunctionalGroupsSequence>CardiacSynchronizationSequence>NominalPercentageOfCardiacPhase",
         ),
+        _c("frame_offset", T.INT, tag="PixelData|ExtendedOffsetTable"),
+        _c("frame_length", T.INT, tag="PixelData|ExtendedOffsetTableLengths"),
+        _c("frame_offset_source"), _c("frame_offset_missing"),
         doc=(
-            'One row per frame of a multi-frame object, from its per-frame functional groups.'
+            'One row per frame of a multi-frame object, from its per-frame functional groups; '
+            'with `--frame-offsets`, one row per frame of every object with pixels. '
+            '`frame_offset` and `frame_length`: the bytes of the frame in the object '
+            '`dicom_instance.file_path` names, so one ranged read fetches it. Native pixels '
+            'are located from the geometry (rows × columns × samples × bits allocated); '
+            'encapsulated ones from the Basic Offset Table (read with `--frame-offsets`, '
+            'at most one small read per object) or the Extended Offset Table, and their '
+            'range holds the frame\'s fragment items, 8-byte item headers included (from the '
+            'Basic Offset Table, the last frame\'s runs to the object\'s end: read its items '
+            'up to the Sequence Delimitation Item). '
+            '`frame_offset_source` says how they were found (`native geometry`, `basic '
+            'offset table`, `extended offset table`, `single frame`); when they are NULL, '
+            '`frame_offset_missing` says why.'
         ),
     ),
     _table(

@@ -41,7 +41,7 @@ from loader.output import OutputRoot
 from loader.progress import ListingCount, counted
 from loader.pseudonymize import Pseudonymizer, read_key
 from loader.repeats import SeenKeys, unique_objects
-from loader.report import DeletedReport, Phases, Pseudonymized, RunReport
+from loader.report import DeletedReport, FrameOffsets, Phases, Pseudonymized, RunReport
 from loader.shard import ShardSettings, process_shard
 from loader.value_store import ValueStore
 from loader.warehouse.base import LoadResult, Warehouse
@@ -348,6 +348,7 @@ def run(
         read_concurrency=settings.read_concurrency,
         read_ahead_bytes=settings.read_ahead_bytes,
         member_limit=settings.member_limit,
+        frame_offsets=settings.frame_offsets,
     )
     done = ledger.committed_ids(out, run_id) if settings.resume else set()
     skipped: list[str] = []
@@ -621,6 +622,13 @@ def build_report(
             ),
         },
         "pseudonymized": _pseudonymized(settings),
+        "frame_offsets": FrameOffsets(
+            requested=settings.frame_offsets,
+            offset_table_reads=sum(r.offset_table_reads for r in records),
+            offset_table_bytes=sum(r.offset_table_bytes for r in records),
+            frames_located=sum(r.frames_located for r in records),
+            frames_unlocated=sum(r.frames_unlocated for r in records),
+        ),
         "workers": settings.workers,
         "peak_rss_bytes": {
             "driver": peak_rss_bytes(),

@@ -34,6 +34,7 @@ from loader.config import RunSettings, Target, TargetKind
 from loader.errors import Category, ConfigError
 from loader.extract import error_row, extract_object
 from loader.extract.context import ObjectFacts, Row, Rows
+from loader.frame_offsets import NOT_REQUESTED, FrameLocation, OffsetTables
 from loader.gc_pause import gc_paused
 from loader.listing import DEFAULT_SHARD_SIZE
 from loader.model import BY_NAME, DIALECT_TYPES, EXTRACTED
@@ -71,6 +72,7 @@ STORED_COLUMNS = (
     "pixel_data_length",
     "modified_at",
 )
+_FRAME_COLUMNS = ("frame_offset", "frame_length", "frame_offset_source", "frame_offset_missing")
 _STORED_SQL = (
     "SELECT r.file_path, r.metadata, r.metadata_vr, r.ingested_at, r.file_size_bytes, "
     "r.header_bytes, r.transfer_syntax_uid, r._source_order, l.storage_provider, "
@@ -100,6 +102,8 @@ _PART_SCHEMA = pa.schema(
         # The object's TYPE_CAST_ERROR rows: (tag, message), and the bytes its read took.
         ("cast_errors", pa.list_(pa.struct([("tag", pa.string()), ("message", pa.string())]))),
         ("bytes_read", pa.int64()),
+        # Its frames as located when it was read (dicom_frame; frame_offsets.py).
+        ("frames", pa.list_(pa.struct([(name, pa.string()) for name in _FRAME_COLUMNS]))),
     ]
 )
 
@@ -138,6 +142,8 @@ def stored_parts(
         errors = _cast_errors(warehouse, columns["file_path"])
         columns["cast_errors"] = [errors.get(p, ([], 0))[0] for p in columns["file_path"]]
         columns["bytes_read"] = [errors.get(p, ([], 0))[1] for p in columns["file_path"]]
+        frames = _stored_frames(warehouse, columns["file_path"])
+        columns["frames"] = [frames.get(p, []) for p in columns["file_path"]]
         for name in ("file_size_bytes", "header_bytes", "pixel_data_offset", "pixel_data_length"):
             columns[name] = [None if v is None else int(v) for v in columns[name]]
         path = f"{PARTS_FOLDER}/run_id={run_id}/part-{number:06d}.parquet"
@@ -171,6 +177,44 @@ def _cast_errors(
     return found
 
 
+def _stored_frames(warehouse: Warehouse, paths: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per object of `paths`: its dicom_frame rows' locations, by frame number (its
+    rows carry its _source_order, which names it)."""
+    if not paths:
+        return {}
+    mark = warehouse.placeholder
+    listed = ", ".join(f"f.{c}" for c in _FRAME_COLUMNS)
+    rows = warehouse.query(
+        f"SELECT r.file_path, {listed} FROM dicom_frame f "
+        "JOIN dicom_raw r ON r._source_order = f._source_order "
+        f"WHERE r.file_path IN ({', '.join(mark for _ in paths)}) "
+        "ORDER BY r.file_path, f.frame_number",
+        list(paths),
+    )
+    found: dict[str, list[dict[str, Any]]] = {}
+    for path, *values in rows:
+        found.setdefault(path, []).append(
+            {c: None if v is None else str(v) for c, v in zip(_FRAME_COLUMNS, values, strict=True)}
+        )
+    return found
+
+
+def _offset_tables(frames: list[dict[str, Any]]) -> tuple[bool, OffsetTables | None]:
+    """Whether the object's read located every frame (--frame-offsets: none says it
+    was not asked for), and what it found, for the extraction to give again."""
+    requested = bool(frames) and all(f["frame_offset_missing"] != NOT_REQUESTED for f in frames)
+    located = tuple(
+        FrameLocation(
+            None if f["frame_offset"] is None else int(f["frame_offset"]),
+            None if f["frame_length"] is None else int(f["frame_length"]),
+            f["frame_offset_source"],
+            f["frame_offset_missing"],
+        )
+        for f in frames
+    )
+    return requested, OffsetTables(None, None, None, located) if requested else None
+
+
 def rebuild_part(
     settings: RebuildSettings, part: StoredPart, store: Any = None
 ) -> ledger.ShardRecord:
@@ -200,6 +244,7 @@ def rebuild_part(
 
 def _extracted(header: dict[str, Any]) -> tuple[Rows, list[Row]]:
     """The rows and error rows of one stored header, as its first read gave them."""
+    requested, tables = _offset_tables(header.get("frames") or [])
     facts = ObjectFacts(
         uri=header["file_path"],
         size=header["file_size_bytes"] or 0,
@@ -215,6 +260,8 @@ def _extracted(header: dict[str, Any]) -> tuple[Rows, list[Row]]:
         pixel_data_length=header["pixel_data_length"],
         checksum=header["checksum"] or "",
         ingested_at=header["ingested_at"],
+        frame_offsets=requested,
+        offset_tables=tables,
     )
     cast_errors = [(e["tag"], e["message"]) for e in header["cast_errors"] or []]
     try:
@@ -225,7 +272,7 @@ def _extracted(header: dict[str, Any]) -> tuple[Rows, list[Row]]:
         return {}, [error_row(facts, Category.PARSE_ERROR, message)]
 
 
-_STORED_TABLES = ("dicom_raw", "dicom_file_location", "dicom_ingestion_errors")
+_STORED_TABLES = ("dicom_raw", "dicom_file_location", "dicom_ingestion_errors", "dicom_frame")
 
 
 def written_run(out: OutputRoot, run_id: str) -> DuckDBWarehouse:

@@ -54,6 +54,17 @@ class DeletedReport(TypedDict):
     instances: int  # instances left with no live copy, stamped deleted
 
 
+class FrameOffsets(TypedDict):
+    """What locating frames in their objects cost and found (--frame-offsets; native
+    frames of multi-frame objects are located without it, at no cost)."""
+
+    requested: bool
+    offset_table_reads: int  # reads beyond the header, at most one per object
+    offset_table_bytes: int  # their bytes (within bytes_read)
+    frames_located: int
+    frames_unlocated: int  # dicom_frame.frame_offset_missing says why
+
+
 class RunReport(TypedDict):
     run_id: str
     source: str
@@ -86,6 +97,7 @@ class RunReport(TypedDict):
     files_per_second: float
     worker_time: WorkerTime
     pseudonymized: Pseudonymized
+    frame_offsets: FrameOffsets
     workers: int
     peak_rss_bytes: PeakMemory
     validation: dict[str, Any]  # validate.warehouse_checks, accounting, conflicts

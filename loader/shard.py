@@ -88,6 +88,9 @@ class ShardSettings:
     read_concurrency: int = DEFAULT_READ_CONCURRENCY  # first reads in flight (read_ahead)
     read_ahead_bytes: int = DEFAULT_READ_AHEAD_BYTES  # first reads held at most
     member_limit: int = DEFAULT_MEMBER_LIMIT  # bytes a zip or tar member may declare
+    # A dicom_frame row for every frame, located in its object; encapsulated frames
+    # cost their Basic Offset Table, at most one small read (frame_offsets).
+    frame_offsets: bool = False
 
     def pseudonymizer(self) -> Pseudonymizer | None:
         if self.pseudonymize_key is None:
@@ -114,6 +117,8 @@ def _facts(
         pixel_data_length=parsed.pixel_data_length if parsed else None,
         checksum=ref.etag or (parsed.checksum if parsed else ""),
         ingested_at=now,
+        frame_offsets=settings.frame_offsets,
+        offset_tables=parsed.offset_tables if parsed else None,
     )
 
 
@@ -151,6 +156,7 @@ def process_object(
                 settings.element_limit,
                 zips,
                 settings.member_limit,
+                settings.frame_offsets,
             )
         )
         decoded = decode_header(parsed, ref.url, settings.element_limit, store)
@@ -196,7 +202,7 @@ def process_tar_members(
                 check_member_size(url, size, settings.member_limit)
                 if container_kind(url.partition("::")[0]):
                     raise ContainerError(url, "a container inside a container is not opened")
-                return read_stream(url, data, size, first)
+                return read_stream(url, data, size, first, None, settings.frame_offsets)
 
             rows, errors, _ = process_object(member_ref, settings, store=store, read=read)
             now_served, now_requests = ranged.bytes_read - served, ranged.requests - requests
@@ -301,6 +307,7 @@ def read_header(
     skip_over: int | None = None,
     zips: OpenZips | None = None,
     member_limit: int = DEFAULT_MEMBER_LIMIT,
+    offset_tables: bool = False,
 ) -> ParsedHeader:
     """The parsed header of one object, local, on an object store or in a zip;
     values longer than `skip_over` (the element limit) are skipped, not read."""
@@ -317,16 +324,19 @@ def read_header(
             first = header_bytes or (
                 DEFAULT_HEADER_BYTES if is_remote(member.container) else LOCAL_HEADER_BYTES
             )
-            parsed = read_stream(ref.url, stream, size, first, skip_over)
+            parsed = read_stream(ref.url, stream, size, first, skip_over, offset_tables)
         return replace(
             parsed,
             bytes_read=ranged.bytes_read - served,
             read_requests=ranged.requests - requests,
         )
     if fs is None:
-        return read_local(ref.url, ref.size, header_bytes or LOCAL_HEADER_BYTES, skip_over)
+        first = header_bytes or LOCAL_HEADER_BYTES
+        return read_local(ref.url, ref.size, first, skip_over, offset_tables)
     first = header_bytes or DEFAULT_HEADER_BYTES
-    return read_remote(fs, ref.url, path_of(ref.url), ref.size, first, prefetched, skip_over)
+    return read_remote(
+        fs, ref.url, path_of(ref.url), ref.size, first, prefetched, skip_over, offset_tables
+    )
 
 
 def reads_ahead(
@@ -368,11 +378,17 @@ def reads_ahead(
 
 
 def _outcomes(
-    ahead: Ahead, settings: ShardSettings, store: ValueStore, zips: OpenZips
+    ahead: Ahead,
+    settings: ShardSettings,
+    store: ValueStore,
+    zips: OpenZips,
+    frames: Counter[str],
 ) -> Iterator[tuple[Rows, list[Row], int, int, float, str]]:
     """(rows, error rows, bytes read, requests, seconds spent reading, source order)
     of each object a listed one holds: itself, every instance of a DICOM JSON export
-    or a DICOMweb study (in its order), or every member of a tar (in each one's)."""
+    or a DICOMweb study (in its order), or every member of a tar (in each one's).
+    `frames` counts what locating frames cost (reads of offset tables, within the
+    bytes and requests) and found."""
     ref = ahead.ref
     if holds_instances(ref):
         for rows, errors, read in process_json_instances(ref, settings, ahead.fs, ahead.whole):
@@ -387,7 +403,19 @@ def _outcomes(
         yield rows, errors, 0, 0, 0.0, ref.source_order
     else:
         served, requests, seconds = parsed.bytes_read, parsed.read_requests, parsed.read_seconds
+        frames["offset_table_reads"] += parsed.offset_table_requests
+        frames["offset_table_bytes"] += parsed.offset_table_bytes
         yield rows, errors, served, requests, seconds, ref.source_order
+
+
+def count_frames(rows: Rows, frames: Counter[str]) -> None:
+    """Frames located in their objects, and not (the row says why)."""
+    for row in rows.get("dicom_frame", ()):
+        located = isinstance(row, dict) and row.get("frame_offset") is not None
+        frames["frames_located" if located else "frames_unlocated"] += 1
+
+
+FRAME_COUNTS = ("offset_table_reads", "offset_table_bytes", "frames_located", "frames_unlocated")
 
 
 class ShardOutput:
@@ -467,6 +495,7 @@ def process_shard(
     output = ShardOutput(out, settings.run_id, shard.shard_id)
     bytes_read = read_requests = 0
     read_seconds = 0.0  # reads the worker waited for itself (longer headers, retries)
+    frames: Counter[str] = Counter()
     zips = OpenZips(settings.storage_options)
     reads = reads_ahead(
         shard.objects,
@@ -479,11 +508,12 @@ def process_shard(
         with warnings.catch_warnings(), gc_paused():
             warnings.simplefilter("ignore")  # pydicom warns per odd value; errors are rows
             for ahead in reads:
-                outcomes = _outcomes(ahead, settings, store, zips)
+                outcomes = _outcomes(ahead, settings, store, zips, frames)
                 for rows, errors, read, requests, seconds, order in outcomes:
                     bytes_read += read
                     read_requests += requests
                     read_seconds += seconds
+                    count_frames(rows, frames)
                     output.add(rows, errors, order)
         output.close()
     except BaseException:
@@ -500,5 +530,6 @@ def process_shard(
         read_wait_seconds=round(reads.wait_seconds + read_seconds, 6),
         throttled_reads=reads.window.throttled,
         lowest_read_window=reads.window.lowest,
+        **{name: frames[name] for name in FRAME_COUNTS},
     )
     return record

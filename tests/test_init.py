@@ -96,10 +96,11 @@ def test_a_terminal_session_then_the_printed_command(tmp_path):
     session.expect("Will a pixel pipeline need the pixels?")
     session.answer("y")
     assert session.finish() == 0, session.shown
-    assert "pixel_data_offset" in session.shown
+    assert "one ranged read fetches one frame" in session.shown
     assert "objects: " in session.shown and "estimate with" in session.shown
     settings = tomllib.loads((tmp_path / "dicom-loader.toml").read_text())
     assert settings["run"]["incremental"] is True
+    assert settings["run"]["frame-offsets"] is True
     command = session.shown.split("Next:")[1].strip().splitlines()[0].strip()
     assert command == "dicom-loader run archive"
     for attempt in (1, 2):  # as printed: the file's settings make it incremental
@@ -107,11 +108,20 @@ def test_a_terminal_session_then_the_printed_command(tmp_path):
             [*_as_run(command), "--workers", "0", "--report", f"r{attempt}.json"], tmp_path
         )
         assert done.returncode == 0, done.stderr
+    first = json.loads((tmp_path / "r1.json").read_text())
     second = json.loads((tmp_path / "r2.json").read_text())
     assert second["unchanged"] > 0 and second["deleted"]["checked"]
+    assert first["frame_offsets"]["requested"] and first["frame_offsets"]["frames_located"] > 0
     con = duckdb.connect(str(tmp_path / "imaging.duckdb"), read_only=True)
-    assert con.execute("SELECT count(*) FROM dicom_instance").fetchone()[0] > 0
+    images = con.execute("SELECT count(*) FROM dicom_image_pixel").fetchone()[0]
+    located, with_frames = con.execute(
+        "SELECT count(*), count(DISTINCT instance_key) FROM dicom_frame "
+        "WHERE frame_offset IS NOT NULL"
+    ).fetchone()
     con.close()
+    # Every image has its frames located; the report counted those of every object
+    # read, duplicates' included.
+    assert with_frames == images > 0 and 0 < located <= first["frame_offsets"]["frames_located"]
 
 
 def test_init_for_scripts_asks_nothing(tmp_path):
@@ -138,7 +148,11 @@ def test_the_settings_and_commands_follow_the_answers():
     assert parsed == {
         "target": "snowflake:prod",
         "out": "s3://bucket/pq",
-        "run": {"incremental": False, "pseudonymize-key-file": "/keys/pseudonym.key"},
+        "run": {
+            "incremental": False,
+            "frame-offsets": False,
+            "pseudonymize-key-file": "/keys/pseudonym.key",
+        },
     }
     assert next_commands(answers) == [
         "dicom-loader run s3://bucket/dicom",

@@ -42,7 +42,7 @@ def archive(tmp_path) -> Path:
     synthesize(root, patients=3, seed=17, bad_fraction=0.05, duplicate_fraction=0.1)
     real = root / "real"
     real.mkdir()
-    for name in ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "badVR.dcm"):
+    for name in ("CT_small.dcm", "MR_small_RLE.dcm", "rtplan.dcm", "JPEG2000.dcm", "badVR.dcm"):
         shutil.copy(real_file(name), real / name)
     return root
 
@@ -66,9 +66,14 @@ def _load(archive: Path, tmp_path: Path, target: str, **kw):
     )
 
 
-def test_a_rebuild_equals_the_load_and_reads_nothing(archive, tmp_path, target):
-    loaded = _load(archive, tmp_path, target)
+@pytest.mark.parametrize("frame_offsets", [False, True], ids=["", "frame-offsets"])
+def test_a_rebuild_equals_the_load_and_reads_nothing(archive, tmp_path, target, frame_offsets):
+    """With --frame-offsets too: the frames the load located from offset tables it
+    read are located again, though the rebuild reads nothing."""
+    loaded = _load(archive, tmp_path, target, frame_offsets=frame_offsets)
     before = _snapshot(target)
+    sources = {row[-3] for row in before["dicom_frame"]}  # frame_offset_source
+    assert ({"basic offset table", "single frame"} <= sources) is frame_offsets
     shutil.rmtree(archive)  # not one object can be read now
     report = rebuild(Target.parse(target), str(tmp_path / "rebuilt"), from_run=None, workers=2)
     assert report["bytes_read"] == 0 and report["read_requests"] == 0

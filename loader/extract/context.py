@@ -8,6 +8,7 @@ from typing import Any
 
 from loader.decode import Decoded
 from loader.extract.values import Typed
+from loader.frame_offsets import OffsetTables
 from loader.keys import SEPARATOR, key_of_text, keys_of_texts
 
 Row = dict[str, object]
@@ -36,6 +37,8 @@ class ObjectFacts:
     pixel_data_length: int | None
     checksum: str
     ingested_at: dt.datetime
+    frame_offsets: bool = False  # a dicom_frame row for every frame (frame_offsets.py)
+    offset_tables: OffsetTables | None = None  # read for encapsulated Pixel Data
 
 
 @dataclass(slots=True)

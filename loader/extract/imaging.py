@@ -10,6 +10,7 @@ from __future__ import annotations
 from loader.decode import Item
 from loader.extract.context import Extraction, Row
 from loader.extract.values import first_item, integer, items, number, numbers, text
+from loader.frame_offsets import MAX_FRAMES, FrameLocation, Geometry, PixelData, locate_frames
 
 
 def _macro(frame: Item | None, shared: Item | None, keyword: str) -> Item | None:
@@ -87,17 +88,30 @@ def image_planes(ex: Extraction) -> list[Row]:
 
 
 def frames(ex: Extraction) -> list[Row]:
-    """Per-frame values from the Per-frame Functional Groups of multi-frame objects."""
+    """One row per frame: those of the Per-frame Functional Groups of a multi-frame
+    object, or, with frame offsets on, every frame of an object with pixels (a
+    classic image's single frame takes the image's plane). Each is located in its
+    object (frame_offsets)."""
     root = ex.decoded.root
     per_frame = items(root, "PerFrameFunctionalGroupsSequence")
+    count = len(per_frame)
+    if not count:
+        if not ex.facts.frame_offsets or ex.facts.pixel_data_offset is None:
+            return []
+        count = min(integer(root, "NumberOfFrames") or 1, MAX_FRAMES)
     shared = first_item(root, "SharedFunctionalGroupsSequence")
-    frame_keys = ex.frame_keys(len(per_frame))
+    frame_keys = ex.frame_keys(count)
+    located = _locations(ex, count)
+    # A classic image with one frame: its plane is the frame's.
+    single = root if not per_frame and count == 1 else None
     rows: list[Row] = []
-    for number_, frame in enumerate(per_frame, start=1):
+    for number_ in range(1, count + 1):
+        frame = per_frame[number_ - 1] if per_frame else single
         content = _macro(frame, shared, "FrameContentSequence") or {}
         cardiac = _macro(frame, shared, "CardiacSynchronizationSequence") or {}
-        position = _macro(frame, shared, "PlanePositionSequence") or {}
-        orientation = _macro(frame, shared, "PlaneOrientationSequence") or {}
+        position = _macro(frame, shared, "PlanePositionSequence") or single or {}
+        orientation = _macro(frame, shared, "PlaneOrientationSequence") or single or {}
+        where = located[number_ - 1]
         rows.append(
             {
                 "frame_key": frame_keys[number_ - 1],
@@ -110,9 +124,26 @@ def frames(ex: Extraction) -> list[Row]:
                 ),
                 "image_position_patient": numbers(position, "ImagePositionPatient"),
                 "image_orientation_patient": numbers(orientation, "ImageOrientationPatient"),
-                "slice_location": number(frame, "SliceLocation"),
+                "slice_location": number(frame, "SliceLocation") if frame is not None else None,
                 "temporal_position_index": integer(content, "TemporalPositionIndex"),
                 "cardiac_cycle_position": number(cardiac, "NominalPercentageOfCardiacPhase"),
+                "frame_offset": where.offset,
+                "frame_length": where.length,
+                "frame_offset_source": where.source,
+                "frame_offset_missing": where.missing,
             }
         )
     return rows
+
+
+def _locations(ex: Extraction, count: int) -> list[FrameLocation]:
+    root, facts = ex.decoded.root, ex.facts
+    geometry = Geometry(
+        rows=integer(root, "Rows"),
+        columns=integer(root, "Columns"),
+        samples_per_pixel=integer(root, "SamplesPerPixel"),
+        bits_allocated=integer(root, "BitsAllocated"),
+        photometric_interpretation=text(root, "PhotometricInterpretation"),
+    )
+    pixels = PixelData(facts.pixel_data_offset, facts.pixel_data_length, facts.size)
+    return locate_frames(count, geometry, pixels, facts.offset_tables)

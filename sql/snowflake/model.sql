@@ -151,6 +151,10 @@ CREATE TABLE IF NOT EXISTS dicom_frame (
     slice_location FLOAT,
     temporal_position_index NUMBER(38,0),
     cardiac_cycle_position FLOAT,
+    frame_offset NUMBER(38,0),
+    frame_length NUMBER(38,0),
+    frame_offset_source VARCHAR,
+    frame_offset_missing VARCHAR,
     _source_order VARCHAR,
     _run_id VARCHAR,
     _loaded_at TIMESTAMP_NTZ
