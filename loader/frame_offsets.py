@@ -29,6 +29,10 @@ SINGLE = "single frame"  # encapsulated, one frame, empty Basic Offset Table
 # Frames an object may list rows for: a whole-slide image has some hundred thousand
 # tiles; a NumberOfFrames beyond this is hostile or broken, and is cut here.
 MAX_FRAMES = 1_000_000
+NO_POSITION = (
+    "no Pixel Data position in the object (DICOM JSON or DICOMweb: fetch frames with "
+    "WADO-RS; deflated: the bytes are compressed whole)"
+)
 NOT_REQUESTED = "encapsulated: its offset table is read with --frame-offsets"
 _ITEM = (0xFFFE, 0xE000)
 _HEADER = 8  # an item's tag and length
@@ -89,7 +93,7 @@ def locate_frames(
     """One location per frame 1..frames. `tables` is None when the offset tables were
     not asked for: native frames are located all the same (it costs nothing)."""
     if pixels.offset is None:
-        return [FrameLocation.unknown("no Pixel Data found in the object")] * frames
+        return [FrameLocation.unknown(NO_POSITION)] * frames
     if pixels.length is not None:
         return _native(frames, geometry, pixels.offset, pixels.length)
     if tables is None:

@@ -408,3 +408,39 @@ def test_a_structure_set_over_the_limit_is_walked_from_the_server(s3, tmp_path):
     document = json.loads(metadata)
     assert document["ROIContourSequence"] == {"vr": "SQ", "length": length, "omitted": True}
     assert document["PatientName"] == str(pydicom.dcmread(path).PatientName)
+
+
+def test_frame_offsets_cost_one_small_read_and_fetch_a_frame_from_the_server(s3, tmp_path):
+    """Encapsulated objects whose first read ends before Pixel Data: each costs one
+    more request, of its Basic Offset Table's bytes only, as the server counts them
+    and the report says; a ranged read at a frame's offset then gets the frame
+    pydicom reads from the whole object."""
+    from pydicom.encaps import generate_frames
+
+    from tests.test_frame_offsets import FRAMES, _encapsulated_file, fragments_in
+
+    options, traffic = s3
+    folder = tmp_path / "enc"
+    folder.mkdir()
+    data = _encapsulated_file(FRAMES, "basic")
+    (folder / "basic.dcm").write_bytes(data)
+    header_end = data.index(b"\xe0\x7f\x10\x00") + 12
+    url = _upload(options, folder, f"f-{uuid.uuid4().hex[:8]}")
+    traffic.reset()
+    report = _run(url, tmp_path, "frames", options, frame_offsets=True, header_bytes=header_end)
+    table = 8 + 4 * len(FRAMES)
+    assert report["frame_offsets"]["offset_table_reads"] == 1
+    assert report["frame_offsets"]["offset_table_bytes"] == table
+    assert report["frame_offsets"]["frames_located"] == len(FRAMES)
+    assert sum(traffic.bytes.values()) == report["bytes_read"] == header_end + table
+    assert list(traffic.gets.values()) == [2]
+    con = duckdb.connect(str(tmp_path / "frames.duckdb"), read_only=True)
+    third = con.execute(
+        "SELECT frame_offset, frame_length FROM dicom_frame WHERE frame_number = 3"
+    ).fetchone()
+    con.close()
+    fs = s3fs.S3FileSystem(**options)
+    path = url.removeprefix("s3://") + "/basic.dcm"
+    fetched = fs.cat_file(path, start=third[0], end=third[0] + third[1])
+    whole = pydicom.dcmread(io.BytesIO(data))
+    assert fragments_in(fetched) == list(generate_frames(whole.PixelData, number_of_frames=5))[2]

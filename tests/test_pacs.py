@@ -55,6 +55,11 @@ STORAGE_COLUMNS = frozenset(
         "header_bytes",
         "pixel_data_offset",
         "pixel_data_length",
+        # Where a frame's bytes are in a Part 10 file; a PACS instance has none.
+        "frame_offset",
+        "frame_length",
+        "frame_offset_source",
+        "frame_offset_missing",
         "checksum",
         "transfer_syntax_uid",
         "ingestion_source",
