@@ -31,7 +31,14 @@ $(ORTHANC_DICOMWEB):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		orthanc orthanc-dicomweb > /dev/null
 
-test: $(BIN)/dicom-loader node_modules/.bin/azurite-blob $(ORTHANC_DICOMWEB)
+# Debian's Chromium: the browser the HTML report is checked in (tests/test_html_report.py).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		chromium > /dev/null
+
+test: $(BIN)/dicom-loader node_modules/.bin/azurite-blob $(ORTHANC_DICOMWEB) $(CHROMIUM)
 	$(BIN)/python -m pytest tests -q
 
 # The edit-test loop: every test that starts no server (unit, DuckDB, Dask workers),

@@ -25,8 +25,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from loader import html_report, pipeline, validate
 from loader import log_file as log_file_config
-from loader import pipeline, validate
 from loader.config import (
     DEFAULT_CLUSTER_MIN_OBJECTS,
     DEFAULT_DUCKDB_MEMORY_LIMIT,
@@ -142,13 +142,32 @@ def _summary(report: RunReport) -> Table:
     return table
 
 
-def _finish(report: RunReport, report_path: str | None) -> None:
-    _write_report(report, report_path)
+def _finish(
+    report: RunReport, report_paths: tuple[str, ...], options: dict[str, Any] | None = None
+) -> None:
+    """Write the reports asked for, print the summary, exit 2 when validation failed.
+    `options`: the storage options that read the run's output root (the page's
+    charts come from its ledger and Parquet)."""
+    for path in report_paths:
+        if path.lower().endswith((".html", ".htm")):
+            html_report.write(path, report, options)
+        else:
+            _write_report(report, path)
     out_console.print(_summary(report))
     if not report["validation_passed"]:
         failures = ", ".join(report["validation_failed"])
         console.print(f"[red]validation failed[/red]: {failures}", markup=True)
         sys.exit(EXIT_INVALID)
+
+
+report_option = click.option(
+    "--report",
+    "report_path",
+    multiple=True,
+    metavar="FILE",
+    help="Write the report here: FILE.html a page to look at (self-contained), any other "
+    "name JSON. Repeatable.",
+)
 
 
 def storage_options(command: Any) -> Any:
@@ -463,7 +482,7 @@ def main(config: str | None, verbose: bool, log_level: str | None, log_file: str
     help="With --pseudonymize-key-file: replace study, series, instance and frame of "
     "reference UIDs (and references to them) by keyed UIDs under 2.25.",
 )
-@click.option("--report", "report_path", default=None, help="Write the JSON report here.")
+@report_option
 def run(
     source: str,
     out: str,
@@ -483,7 +502,7 @@ def run(
     pseudonymize_key_file: str | None,
     shift_dates: bool,
     pseudonymize_uids: bool,
-    report_path: str | None,
+    report_path: tuple[str, ...],
     stage_url: str | None,
     storage_integration: str | None,
     stage_file_mb: float | None,
@@ -562,7 +581,7 @@ def run(
             report = pipeline.run(settings, progress, listing)
     except LoaderError as exc:
         _fail(exc)
-    _finish(report, report_path)
+    _finish(report, report_path, _storage(storage_option, anon))
 
 
 @main.command()
@@ -570,12 +589,12 @@ def run(
 @click.option("--out", default=DEFAULT_OUT, show_default=DEFAULT_OUT)
 @target_options
 @storage_options
-@click.option("--report", "report_path", default=None, help="Write the JSON report here.")
+@report_option
 def load(
     run_id: str,
     out: str,
     target: str,
-    report_path: str | None,
+    report_path: tuple[str, ...],
     stage_url: str | None,
     storage_integration: str | None,
     stage_file_mb: float | None,
@@ -600,7 +619,7 @@ def load(
         report = pipeline.load(root, run_id, destination)
     except LoaderError as exc:
         _fail(exc)
-    _finish(report, report_path)
+    _finish(report, report_path, _storage(storage_option, anon))
 
 
 @main.command()
@@ -618,7 +637,7 @@ def load(
 @storage_options
 @workers_option
 @click.option("--shard-size", type=int, default=DEFAULT_SHARD_SIZE, show_default=True)
-@click.option("--report", "report_path", default=None, help="Write the JSON report here.")
+@report_option
 def rebuild(
     from_run: str | None,
     everything: bool,
@@ -627,7 +646,7 @@ def rebuild(
     target: str,
     workers: int,
     shard_size: int,
-    report_path: str | None,
+    report_path: tuple[str, ...],
     stage_url: str | None,
     storage_integration: str | None,
     stage_file_mb: float | None,
@@ -662,7 +681,7 @@ def rebuild(
         )
     except LoaderError as exc:
         _fail(exc)
-    _finish(report, report_path)
+    _finish(report, report_path, _storage(storage_option, anon))
 
 
 @main.command()

@@ -28,6 +28,7 @@ from loader.config_file import CONFIG_NAME
 from loader.errors import ConfigError
 from loader.listing import ObjectRef, Shard, list_source
 from loader.scan import ScanSettings, scan_shard
+from loader.units import duration_text, size_text
 
 LIST_LIMIT = 100_000  # objects the sample lists at most: past it, the total is "at least"
 READ_SAMPLE = 50  # objects whose headers the sample reads
@@ -164,27 +165,12 @@ def describe(sample: Sample, cores: int) -> list[str]:
     count = f"{sample.listed:,}" if sample.complete else f"at least {sample.listed:,}"
     modalities = ", ".join(f"{m} {n}" for m, n in sample.modalities.items()) or "none read"
     lines = [
-        f"objects: {count} ({_size(sample.bytes_listed)} listed)",
+        f"objects: {count} ({size_text(sample.bytes_listed)} listed)",
         f"sampled {sample.read}: modalities {modalities}; "
         f"{sample.bytes_per_object:,.0f} bytes read per object (headers only)",
-        f"estimate with {cores} workers: about {_duration(seconds)} and "
-        f"{_size(read)} read" + ("" if sample.complete else " (for the objects listed)"),
+        f"estimate with {cores} workers: about {duration_text(seconds)} and "
+        f"{size_text(read)} read" + ("" if sample.complete else " (for the objects listed)"),
     ]
     if sample.errors:
         lines.append("in the sample: " + ", ".join(f"{k} {v}" for k, v in sample.errors.items()))
     return lines
-
-
-def _size(count: float) -> str:
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if count >= scale:
-            return f"{count / scale:,.1f} {unit}"
-    return f"{count:,.0f} bytes"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 5400:
-        return f"{seconds / 60:,.0f} min"
-    return f"{seconds / 3600:,.1f} h"

@@ -1,0 +1,211 @@
+"""`--report FILE.html`: the page a run writes, opened in a real headless browser
+(Debian's Chromium, driven by Playwright) with every network request refused: it
+renders whole, its charts drawn to the numbers the archive and the report hold, its
+values checked against pydicom reading the archive."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import UID
+
+from loader import html_report
+from loader.synth import synthesize
+from tests.test_cli import dicom_loader
+
+CHROMIUM = "/usr/bin/chromium"
+# As the machine's probe starts it: no sandbox as root, nothing fetched in the background.
+BROWSER_ARGS = [
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--proxy-server=127.0.0.1:9",  # a closed port: any network fetch would fail
+]
+
+
+def _archive_facts(archive: Path) -> tuple[int, set[str], set[str]]:
+    """Objects in the archive, and the modalities and SOP class names of those pydicom
+    reads with the three identifying UIDs (what can load)."""
+    files = [p for p in archive.rglob("*") if p.is_file()]
+    modalities, classes = set(), set()
+    for path in files:
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 - not DICOM, cut short: an error row, not a series
+            continue
+        if all(ds.get(k) for k in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")):
+            modalities.add(str(ds.get("Modality") or "(none)"))
+            classes.add(UID(str(ds.SOPClassUID)).name)
+    return len(files), modalities, classes
+
+
+@pytest.fixture(scope="module")
+def page_of_a_run(tmp_path_factory):
+    """A run through the CLI with two Dask workers, writing its JSON and HTML reports."""
+    root = tmp_path_factory.mktemp("html")
+    synthesize(root / "archive", patients=12, seed=5, bad_fraction=0.08, duplicate_fraction=0.1)
+    dicom_loader(
+        "run", str(root / "archive"), "--target", f"duckdb:///{root / 'w.duckdb'}",
+        "--out", str(root / "out"), "--workers", "2", "--cluster-min-objects", "0",
+        "--shard-size", "40", "--report", str(root / "run.json"),
+        "--report", str(root / "run.html"),
+    )  # fmt: skip
+    report = json.loads((root / "run.json").read_text())
+    return root, report
+
+
+def _open(path: Path, check):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 1400})
+            requested, problems = [], []
+
+            def refuse(route):
+                requested.append(route.request.url)
+                if route.request.url.startswith("file://"):
+                    route.continue_()
+                else:
+                    route.abort()
+
+            page.route("**/*", refuse)
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(path.as_uri(), wait_until="load")
+            check(page)
+            page.screenshot(path=str(path.with_suffix(".png")), full_page=True)
+        finally:
+            browser.close()
+    return requested, problems
+
+
+@pytest.mark.server
+def test_the_page_renders_whole_offline_and_draws_the_runs_numbers(page_of_a_run):
+    root, report = page_of_a_run
+    objects, modalities, classes = _archive_facts(root / "archive")
+    assert report["listed"] == objects
+    seen: dict = {}
+
+    def check(page):
+        seen["title"] = page.title()
+        seen["verdict"] = page.inner_text("#verdict")
+        lines = page.query_selector_all("svg#throughput polyline.worker")
+        seen["workers"] = len(lines)
+        seen["line_widths"] = [line.bounding_box()["width"] for line in lines]
+        seen["legend"] = page.inner_text("svg#throughput + ul.legend")
+        seen["phases"] = [
+            (s.get_attribute("data-phase"), s.bounding_box()["width"])
+            for s in page.query_selector_all("#phases .phase")
+        ]
+        seen["phase_bar"] = page.query_selector("#phases").bounding_box()["width"]
+        seen["errors"] = {
+            row.query_selector(".bar-label").inner_text(): (
+                row.query_selector(".bar").bounding_box()["width"],
+                row.query_selector(".bar-value").inner_text(),
+            )
+            for row in page.query_selector_all("#errors .bar-row")
+        }
+        seen["modalities"] = [
+            e.inner_text() for e in page.query_selector_all("#modalities .bar-label")
+        ]
+        seen["classes"] = [
+            e.inner_text() for e in page.query_selector_all("#sop-classes .bar-label")
+        ]
+        seen["validation"] = len(page.query_selector_all("#validation tbody tr"))
+        seen["examples"] = page.inner_text("#examples")
+        seen["command"] = page.inner_text("#command")
+        seen["text"] = page.inner_text("body")
+
+    requested, problems = _open(root / "run.html", check)
+    assert requested == [(root / "run.html").as_uri()] and problems == []
+    assert seen["title"] == f"dicom-loader run {report['run_id']}"
+    assert seen["verdict"] == "Validation passed."
+    # One line per worker, drawn across the chart; their objects add up to the archive.
+    assert seen["workers"] == 2 and min(seen["line_widths"]) > 100
+    done = [int(n.replace(",", "")) for n in re.findall(r": ([\d,]+) objects", seen["legend"])]
+    assert sum(done) == objects
+    # The phases fill the bar in proportion to their seconds.
+    phases = report["phases"]
+    total = sum(phases.values())
+    for name, width in seen["phases"]:
+        assert width == pytest.approx(phases[name] / total * seen["phase_bar"], abs=1.5)
+    # Each error category's bar is as long, against the longest, as its count.
+    counts = {k: int(v[1].replace(",", "")) for k, v in seen["errors"].items()}
+    assert counts == report["errors"]
+    longest = max(width for width, _ in seen["errors"].values())
+    for category, (width, _) in seen["errors"].items():
+        expected = max(0.005, counts[category] / max(counts.values())) * longest
+        assert width == pytest.approx(expected, abs=1.5), category
+    # What was loaded, as pydicom reads the archive (the page shows the most frequent).
+    assert set(seen["modalities"]) <= modalities
+    assert len(seen["modalities"]) == min(len(modalities), html_report.TOP)
+    names = {re.sub(r" \([\d.]+\)$", "", c) for c in seen["classes"]}
+    assert names <= classes and len(names) == min(len(classes), html_report.TOP)
+    assert seen["validation"] == len(report["validation"])
+    for category in ("NOT_DICOM", "TRUNCATED"):
+        assert category in seen["examples"]
+    assert seen["command"].startswith("dicom-loader run ")
+    assert "pydicom" in seen["text"] and "pyarrow" in seen["text"]
+
+
+@pytest.mark.server
+def test_the_page_fetches_nothing_and_quotes_no_value(page_of_a_run):
+    """No URL the browser could fetch (no src, href, url() or import), and the values
+    error messages quote are masked on the page."""
+    root, _ = page_of_a_run
+    text = (root / "run.html").read_text()
+    assert not re.search(r"\b(src|href)\s*=|url\(|@import|<script|<link", text, re.I)
+    import duckdb
+
+    errors = root / "out" / "dicom_ingestion_errors" / "**" / "*.parquet"
+    messages = duckdb.sql(
+        f"SELECT error_message FROM read_parquet('{errors}') WHERE error_message LIKE '%''%'"
+    ).fetchall()
+    assert messages, "the archive's bad values should be quoted in some message"
+    for (message,) in messages:
+        for value in re.findall(r"'([^']+)'", message):
+            assert f"'{value}'" not in text
+
+
+def test_a_page_whose_run_output_is_gone_says_so(tmp_path):
+    report = {
+        "run_id": "r1",
+        "out": str(tmp_path / "gone"),
+        "listed": 0,
+        "validation": {},
+        "validation_passed": True,
+    }
+    path = tmp_path / "r.html"
+    html_report.write(str(path), report)
+    text = path.read_text()
+    assert "No shard ran." in text and "Validation passed." in text
+
+
+def test_secrets_never_reach_the_page():
+    shown = html_report.redacted(
+        [
+            "dicom-loader",
+            "run",
+            "s3://bucket/x",
+            "--target",
+            "snowflake://loader:hunter2@acct/db/schema",
+            "--storage-option",
+            "secret=abc",
+            "--storage-option",
+            "endpoint_url=http://127.0.0.1:9000",
+        ]
+    )
+    assert "hunter2" not in " ".join(shown) and "abc" not in " ".join(shown)
+    assert "endpoint_url=http://127.0.0.1:9000" in shown
+    assert html_report.masked("PatientBirthDate value '19991399' is not valid") == (
+        "PatientBirthDate value '***' is not valid"
+    )
