@@ -79,7 +79,7 @@ def default_map(
     for name in sections:
         if name not in commands:
             raise ConfigError(f"{where}: [{name}] is not a command ({', '.join(sorted(commands))})")
-    every_option = {_key(p.name) for c in (group, *commands.values()) for p in _options(c)}
+    every_option = {_option_key(p) for c in (group, *commands.values()) for p in _options(c)}
     for key in shared:
         if _key(key) not in every_option:
             raise ConfigError(f"{where}: {key} is not an option of any command")
@@ -106,6 +106,13 @@ def _key(name: str) -> str:
     return name.replace("-", "_").lower()
 
 
+def _option_key(option: click.Option) -> str:
+    """What the file and the environment call an option: its flag (`--report` is
+    `report`, DICOM_LOADER_REPORT), whatever the parameter behind it is named."""
+    flags = [o for o in option.opts if o.startswith("--")]
+    return _key(flags[0][2:] if flags else option.name or "")
+
+
 def _options(command: click.Command) -> list[click.Option]:
     return [p for p in command.params if isinstance(p, click.Option) and p.name != "config"]
 
@@ -120,7 +127,7 @@ def _values(
 ) -> dict[str, Any]:
     """The defaults of `command`'s options: the environment's, else the section's,
     else the shared keys' (each checked with the option's own type)."""
-    options = {_key(p.name or ""): p for p in _options(command)}
+    options = {_option_key(p): p for p in _options(command)}
     if strict:
         for key in section:
             if _key(key) not in options:
@@ -131,18 +138,21 @@ def _values(
     values: dict[str, Any] = {}
     for key, option in options.items():
         from_env = environ.get(ENV_PREFIX + key.upper())
+        name = option.name or key  # default_map is keyed by parameter
         if from_env is not None and not option.multiple:
-            values[key] = from_env
+            values[name] = from_env
             continue
         if key not in given:
             continue
         value, named = given[key]
+        if option.multiple and isinstance(value, str):
+            value = [value]  # one value for an option that may be given many times
         _refuse_secrets(key, value, named)
         try:
             option.type_cast_value(context, value)
         except click.BadParameter as exc:
             raise ConfigError(f"{named}: {exc.message}") from None
-        values[key] = value
+        values[name] = value
     return values
 
 

@@ -109,3 +109,19 @@ def test_what_is_wrong_in_the_file_is_one_line_naming_it(tmp_path, text, named):
 def test_a_named_config_file_that_is_not_there(tmp_path):
     done = _cli("--config", "missing.toml", "validate", cwd=tmp_path)
     assert done.returncode == 1 and "missing.toml: no such file" in done.stderr
+
+
+def test_an_option_given_many_times_takes_one_value_or_a_list_from_the_file(archive, tmp_path):
+    """`report = "run.json"` is one report, not one per character; a list is several."""
+    (tmp_path / "dicom-loader.toml").write_text(
+        f'target = "duckdb:///{tmp_path / "w.duckdb"}"\n[run]\nworkers = 0\nreport = "run.json"\n'
+    )
+    assert _cli("run", str(archive), cwd=tmp_path).returncode == 0
+    assert json.loads((tmp_path / "run.json").read_text())["listed"] > 0
+    (tmp_path / "dicom-loader.toml").write_text(
+        f'target = "duckdb:///{tmp_path / "w2.duckdb"}"\n[run]\nworkers = 0\n'
+        'report = ["again.json", "again.html"]\n'
+    )
+    assert _cli("run", str(archive), cwd=tmp_path).returncode == 0
+    assert (tmp_path / "again.json").exists()
+    assert "<svg" in (tmp_path / "again.html").read_text()
