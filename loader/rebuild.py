@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +49,7 @@ from loader.pipeline import (
     open_warehouse,
 )
 from loader.report import RunReport
-from loader.shard import ShardOutput
+from loader.shard import ShardOutput, count_frames
 from loader.stored_headers import decoded_from_stored
 from loader.warehouse.base import Warehouse
 from loader.warehouse.duckdb import DuckDBWarehouse
@@ -224,11 +225,13 @@ def rebuild_part(
     with out.open(part.path) as fh:
         stored = pq.read_table(fh).to_pylist()
     output = ShardOutput(out, settings.run_id, part.shard_id)
+    frames: Counter[str] = Counter()  # located again from the stored locations: no read
     try:
         with warnings.catch_warnings(), gc_paused():
             warnings.simplefilter("ignore")
             for header in stored:
                 rows, errors = _extracted(header)
+                count_frames(rows, frames)
                 output.add(rows, errors, header["_source_order"])
         output.close()
     except BaseException:
@@ -239,6 +242,8 @@ def rebuild_part(
         bytes_listed=sum(h["file_size_bytes"] or 0 for h in stored),
         bytes_read=0,
         read_requests=0,
+        frames_located=frames["frames_located"],
+        frames_unlocated=frames["frames_unlocated"],
     )
 
 

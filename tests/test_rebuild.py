@@ -81,6 +81,8 @@ def test_a_rebuild_equals_the_load_and_reads_nothing(archive, tmp_path, target, 
     assert report["loaded"] == loaded["loaded"] and report["duplicates"] == loaded["duplicates"]
     assert report["validation_passed"], report["validation_failed"]
     assert _snapshot(target) == before
+    located = sum(1 for row in before["dicom_frame"] if row[-5] is not None)  # frame_offset
+    assert 0 < located <= report["frame_offsets"]["frames_located"]
 
 
 def test_a_change_to_the_extraction_reaches_every_rebuilt_row(archive, tmp_path, monkeypatch):
