@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import importlib.metadata
+import json
 import math
 import platform
 import re
@@ -310,8 +311,6 @@ def _validation_rows(validation: Mapping[str, Any], failed: Sequence[str]) -> li
 
 
 def _compact(value: Any) -> str:
-    import json
-
     text = json.dumps(value, default=str, sort_keys=True)
     return text if len(text) <= 300 else text[:297] + "..."
 
