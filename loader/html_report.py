@@ -28,12 +28,14 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydicom.uid import UID
 
 from loader import ledger
 from loader.output import OutputRoot
+from loader.run_parquet import run_views
 from loader.units import duration_text
 
 EXAMPLES_PER_CATEGORY = 3
@@ -82,42 +84,33 @@ def gather(report: Mapping[str, Any], argv: Sequence[str], options: dict[str, An
 
 
 def _from_parquet(out: OutputRoot, details: Details) -> None:
-    import duckdb
-
-    con = duckdb.connect()
-    if out.remote:
-        con.register_filesystem(out.filesystem())
-
-    def files(table: str) -> list[str]:
-        return [out.location(r.files[table]) for r in details.records if table in r.files]
-
-    def scan(table: str) -> str:
-        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files(table))
-        return f"read_parquet([{listed}], union_by_name = true)"
-
-    if files("dicom_ingestion_errors"):
-        rows = con.execute(
+    tables = ("dicom_ingestion_errors", "dicom_series", "dicom_instance")
+    run = run_views(out, details.records, tables)
+    try:
+        rows = run.query(
             "SELECT error_category, file_path, tag, error_message FROM ("
             "  SELECT *, row_number() OVER (PARTITION BY error_category ORDER BY file_path) AS n"
-            f"  FROM {scan('dicom_ingestion_errors')}"
+            "  FROM dicom_ingestion_errors"
             f") WHERE n <= {EXAMPLES_PER_CATEGORY} ORDER BY error_category, file_path"
-        ).fetchall()
+        )
         for category, path, tag, message in rows:
             details.examples.setdefault(category, []).append((path, tag, masked(message or "")))
-    if files("dicom_series"):
-        details.modalities = con.execute(
-            "SELECT coalesce(modality, '(none)'), count(DISTINCT series_key) AS n "
-            f"FROM {scan('dicom_series')} GROUP BY 1 ORDER BY n DESC, 1 LIMIT {TOP}"
-        ).fetchall()
-    if files("dicom_instance"):
-        details.sop_classes = [
-            (_sop_class_name(uid), n)
-            for uid, n in con.execute(
-                "SELECT coalesce(sop_class_uid, ''), count(DISTINCT instance_key) AS n "
-                f"FROM {scan('dicom_instance')} GROUP BY 1 ORDER BY n DESC, 1 LIMIT {TOP}"
-            ).fetchall()
+        details.modalities = [
+            (str(modality), int(n))
+            for modality, n in run.query(
+                "SELECT coalesce(modality, '(none)'), count(DISTINCT series_key) AS n "
+                f"FROM dicom_series GROUP BY 1 ORDER BY n DESC, 1 LIMIT {TOP}"
+            )
         ]
-    con.close()
+        details.sop_classes = [
+            (_sop_class_name(uid), int(n))
+            for uid, n in run.query(
+                "SELECT coalesce(sop_class_uid, ''), count(DISTINCT instance_key) AS n "
+                f"FROM dicom_instance GROUP BY 1 ORDER BY n DESC, 1 LIMIT {TOP}"
+            )
+        ]
+    finally:
+        run.close()
 
 
 def _sop_class_name(uid: str) -> str:
@@ -432,8 +425,6 @@ def render(report: Mapping[str, Any], details: Details) -> str:
 
 def write(path: str, report: Mapping[str, Any], options: dict[str, Any] | None = None) -> None:
     """Write the page for `report` to `path`."""
-    from pathlib import Path
-
     argv = ["dicom-loader", *sys.argv[1:]]  # as typed, whether through the script or -m
     page = render(report, gather(report, argv, options or {}))
     Path(path).parent.mkdir(parents=True, exist_ok=True)

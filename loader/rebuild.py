@@ -38,7 +38,7 @@ from loader.extract.context import ObjectFacts, Row, Rows
 from loader.frame_offsets import NOT_REQUESTED, FrameLocation, OffsetTables
 from loader.gc_pause import gc_paused
 from loader.listing import DEFAULT_SHARD_SIZE
-from loader.model import BY_NAME, DIALECT_TYPES, EXTRACTED
+from loader.model import EXTRACTED
 from loader.output import OutputRoot
 from loader.pipeline import (
     Progress,
@@ -49,6 +49,7 @@ from loader.pipeline import (
     open_warehouse,
 )
 from loader.report import RunReport
+from loader.run_parquet import run_views
 from loader.shard import ShardOutput, count_frames
 from loader.stored_headers import decoded_from_stored
 from loader.warehouse.base import Warehouse
@@ -158,46 +159,56 @@ def _parquet(table: pa.Table) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
+def _by_object(warehouse: Warehouse, sql: str, paths: list[str]) -> dict[str, list[list[Any]]]:
+    """The rows of `sql` per object of `paths`: its first column is the object's path,
+    and `{paths}` stands where the list of paths goes (bound, one per object)."""
+    if not paths:
+        return {}
+    marks = ", ".join(warehouse.placeholder for _ in paths)
+    found: dict[str, list[list[Any]]] = {}
+    for path, *values in warehouse.query(sql.format(paths=marks), list(paths)):
+        found.setdefault(path, []).append(values)
+    return found
+
+
 def _cast_errors(
     warehouse: Warehouse, paths: list[str]
 ) -> dict[str, tuple[list[dict[str, str]], int]]:
     """Per object of `paths`: its TYPE_CAST_ERROR rows, by tag, and its bytes read."""
-    if not paths:
-        return {}
-    mark = warehouse.placeholder
-    rows = warehouse.query(
+    rows = _by_object(
+        warehouse,
         "SELECT file_path, tag, error_message, bytes_read FROM dicom_ingestion_errors "
         f"WHERE error_category = '{Category.TYPE_CAST_ERROR}' "
-        f"AND file_path IN ({', '.join(mark for _ in paths)}) ORDER BY file_path, tag",
-        list(paths),
+        "AND file_path IN ({paths}) ORDER BY file_path, tag",
+        paths,
     )
-    found: dict[str, tuple[list[dict[str, str]], int]] = {}
-    for path, tag, message, read in rows:
-        errors, _ = found.setdefault(path, ([], int(read or 0)))
-        errors.append({"tag": tag, "message": message})
-    return found
+    return {
+        path: (
+            [{"tag": tag, "message": message} for tag, message, _ in found],
+            int(found[0][2] or 0),
+        )
+        for path, found in rows.items()
+    }
 
 
 def _stored_frames(warehouse: Warehouse, paths: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Per object of `paths`: its dicom_frame rows' locations, by frame number (its
     rows carry its _source_order, which names it)."""
-    if not paths:
-        return {}
-    mark = warehouse.placeholder
     listed = ", ".join(f"f.{c}" for c in _FRAME_COLUMNS)
-    rows = warehouse.query(
+    rows = _by_object(
+        warehouse,
         f"SELECT r.file_path, {listed} FROM dicom_frame f "
         "JOIN dicom_raw r ON r._source_order = f._source_order "
-        f"WHERE r.file_path IN ({', '.join(mark for _ in paths)}) "
-        "ORDER BY r.file_path, f.frame_number",
-        list(paths),
+        "WHERE r.file_path IN ({paths}) ORDER BY r.file_path, f.frame_number",
+        paths,
     )
-    found: dict[str, list[dict[str, Any]]] = {}
-    for path, *values in rows:
-        found.setdefault(path, []).append(
-            {c: None if v is None else str(v) for c, v in zip(_FRAME_COLUMNS, values, strict=True)}
-        )
-    return found
+    return {
+        path: [
+            {c: None if v is None else str(v) for c, v in zip(_FRAME_COLUMNS, row, strict=True)}
+            for row in found
+        ]
+        for path, found in rows.items()
+    }
 
 
 def _offset_tables(frames: list[dict[str, Any]]) -> tuple[bool, OffsetTables | None]:
@@ -282,37 +293,11 @@ _STORED_TABLES = ("dicom_raw", "dicom_file_location", "dicom_ingestion_errors", 
 
 def written_run(out: OutputRoot, run_id: str) -> DuckDBWarehouse:
     """The stored headers of a run's Parquet (under `out`), as an in-memory DuckDB
-    that answers what a warehouse would: views of its raw, location and error files,
-    with the columns a Parquet written before them lacks as NULL."""
+    that answers what a warehouse would (run_parquet)."""
     records = list(ledger.committed_shards(out, run_id))
     if not records:
         raise ConfigError(f"run {run_id} has no committed shards under {out}")
-    memory = DuckDBWarehouse(":memory:")
-    if out.remote:
-        memory.con.register_filesystem(out.filesystem())
-    types = DIALECT_TYPES["duckdb"]
-    for name in _STORED_TABLES:
-        files = [out.location(r.files[name]) for r in records if name in r.files]
-        table = BY_NAME[name]
-        if not files:
-            empty = ", ".join(f"CAST(NULL AS {types[c.type]}) AS {c.name}" for c in table.columns)
-            memory.con.execute(f"CREATE VIEW {name} AS SELECT {empty} WHERE false")
-            continue
-        read = f"read_parquet({_sql_list(files)}, union_by_name = true)"
-        present = {
-            row[0] for row in memory.con.execute(f"DESCRIBE SELECT * FROM {read}").fetchall()
-        }
-        columns = ", ".join(
-            c.name if c.name in present else f"CAST(NULL AS {types[c.type]}) AS {c.name}"
-            for c in table.columns
-        )
-        memory.con.execute(f"CREATE VIEW {name} AS SELECT {columns} FROM {read}")
-    return memory
-
-
-def _sql_list(texts: list[str]) -> str:
-    """A DuckDB list literal of file names the ledger holds (quotes doubled)."""
-    return "[" + ", ".join("'" + t.replace("'", "''") + "'" for t in texts) + "]"
+    return run_views(out, records, _STORED_TABLES)
 
 
 def rebuild(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pydicom.datadict import tag_for_keyword
 
-from loader.model import DIALECT_TYPES, TABLES, Column, ColumnType, Table
+from loader.model import BY_NAME, DIALECT_TYPES, TABLES, Column, ColumnType, Table
 from loader.warehouse.patterns.names import Names
 
 KNOWLEDGE_TABLE = "dicom_model_knowledge"
@@ -92,7 +92,7 @@ def _constraints(table: Table, column: Column) -> str | None:
 def _relationships(table: Table, column: Column) -> str | None:
     found = []
     if column.references:
-        target = next(t for t in TABLES if t.name == column.references)
+        target = BY_NAME[column.references]
         many = " (each element)" if column.type is ColumnType.KEY_ARRAY else ""
         found.append(f"references {target.name}.{target.key[0]}{many}")
     if table.key == (column.name,):
