@@ -41,6 +41,7 @@ from loader.config import (
 )
 from loader.config_file import CONFIG_NAME, config_path, default_map
 from loader.containers import DEFAULT_MEMBER_LIMIT
+from loader.credentials import RedactingFilter, Redaction
 from loader.decode import DEFAULT_ELEMENT_LIMIT
 from loader.deletions import NOT_INCREMENTAL
 from loader.dicomweb import with_filters
@@ -73,15 +74,21 @@ EXIT_FAILED = 1
 EXIT_INVALID = 3
 
 
+def _redaction() -> Redaction:
+    """What this command must never show: the credentials it was given."""
+    return Redaction.of(sys.argv[1:], os.environ)
+
+
 def _fail(exc: LoaderError) -> None:
-    click.echo(f"error: {exc}", err=True)
+    click.echo(_redaction()(f"error: {exc}"), err=True)
     sys.exit(EXIT_FAILED)
 
 
 def _write_report(report: Mapping[str, Any], path: str | None) -> None:
     if path:
+        text = json.dumps(report, indent=2, default=str) + "\n"
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+        Path(path).write_text(_redaction()(text), encoding="utf-8")
 
 
 def _summary(report: RunReport) -> Table:
@@ -354,14 +361,16 @@ class ConfiguredGroup(click.Group):
 )
 def main(config: str | None, verbose: bool, log_level: str | None, log_file: str | None) -> None:
     """Load DICOM header metadata from archives into a warehouse (headers only)."""
+    redacting = RedactingFilter(_redaction())
     handler = RichHandler(console=console, show_time=False, show_path=False, markup=False)
+    handler.addFilter(redacting)
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s")
     logging.getLogger("loader").setLevel(logging.INFO)
     level = (log_level or ("INFO" if verbose else "WARNING")).lower()
     # Dask's nannies, scheduler and workers log every start and connection at INFO:
     # to the terminal only at --log-level, to --log-file always (log_file.py).
     try:
-        log_file_config.configure(level, log_file)
+        log_file_config.configure(level, log_file, redacting)
     except LoaderError as exc:
         _fail(exc)
 
@@ -769,7 +778,15 @@ def init(
                 markup=False,
             )
         answers = Answers(
-            source, target_text, job, out, pseudonymize_key_file, options, frame_offsets=pixels
+            source,
+            target_text,
+            job,
+            out,
+            pseudonymize_key_file,
+            options,
+            frame_offsets=pixels,
+            storage_pairs=storage_option,
+            anon=anon,
         )
         commands = next_commands(answers)
         folder = Path.cwd()

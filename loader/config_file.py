@@ -25,6 +25,7 @@ type.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -33,34 +34,30 @@ from typing import Any
 
 import click
 
+from loader.credentials import secret_names
 from loader.errors import ConfigError
 
 CONFIG_NAME = "dicom-loader.toml"
 ENV_PREFIX = "DICOM_LOADER_"
-# Storage options that are credentials: fsspec's and the SDKs' own mechanisms hold them.
-_SECRET_OPTIONS = frozenset(
-    {
-        "key",
-        "secret",
-        "token",
-        "password",
-        "session_token",
-        "account_key",
-        "sas_token",
-        "connection_string",
-        "client_secret",
-        "credentials",
-    }
-)
 
 
-def config_path(args: list[str], cwd: Path | None = None) -> Path | None:
-    """The file `--config` names in `args`, else ./dicom-loader.toml if it exists."""
+# DICOM_LOADER_ variables that are not options: crash tests' fault points (faults.py).
+NOT_OPTIONS = frozenset({"FAIL_AT"})
+
+
+def config_path(
+    args: list[str], cwd: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """The file `--config` names in `args`, else DICOM_LOADER_CONFIG's, else
+    ./dicom-loader.toml if it exists."""
     for index, arg in enumerate(args):
         if arg == "--config" and index + 1 < len(args):
             return Path(args[index + 1])
         if arg.startswith("--config="):
             return Path(arg.partition("=")[2])
+    named = (os.environ if environ is None else environ).get(ENV_PREFIX + "CONFIG")
+    if named:
+        return Path(named)
     found = (cwd or Path.cwd()) / CONFIG_NAME
     return found if found.is_file() else None
 
@@ -83,6 +80,7 @@ def default_map(
     for key in shared:
         if _key(key) not in every_option:
             raise ConfigError(f"{where}: {key} is not an option of any command")
+    _refuse_unknown_variables(environ, every_option | {"config"})
     found: dict[str, Any] = _values(group, shared, {}, where, environ, strict=False)
     for name, command in commands.items():
         section = sections.get(name, {})
@@ -137,17 +135,17 @@ def _values(
     context = click.Context(command)
     values: dict[str, Any] = {}
     for key, option in options.items():
-        from_env = environ.get(ENV_PREFIX + key.upper())
+        variable = ENV_PREFIX + key.upper()
         name = option.name or key  # default_map is keyed by parameter
-        if from_env is not None and not option.multiple:
-            values[name] = from_env
+        if variable in environ:
+            value, named = _from_environment(option, environ[variable], variable), variable
+        elif key in given:
+            value, named = given[key]
+            if option.multiple and isinstance(value, str):
+                value = [value]  # one value for an option that may be given many times
+            _refuse_secrets(key, value, named)
+        else:
             continue
-        if key not in given:
-            continue
-        value, named = given[key]
-        if option.multiple and isinstance(value, str):
-            value = [value]  # one value for an option that may be given many times
-        _refuse_secrets(key, value, named)
         try:
             option.type_cast_value(context, value)
         except click.BadParameter as exc:
@@ -156,19 +154,45 @@ def _values(
     return values
 
 
+def _from_environment(option: click.Option, text: str, variable: str) -> Any:
+    """A variable's value for `option`: as it is, or for an option that may be given
+    many times, one value, or several as a JSON list of strings
+    (DICOM_LOADER_REPORT='["run.json", "run.html"]')."""
+    if not option.multiple:
+        return text
+    if not text.lstrip().startswith("["):
+        return [text]
+    try:
+        values = json.loads(text)
+    except ValueError:
+        values = None
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{variable}: one value, or a JSON list of strings")
+    return values
+
+
+def _refuse_unknown_variables(environ: Mapping[str, str], options: set[str]) -> None:
+    """A DICOM_LOADER_ variable that names no option would be ignored: refused."""
+    for variable in sorted(environ):
+        if not variable.startswith(ENV_PREFIX):
+            continue
+        key = variable[len(ENV_PREFIX) :]
+        if key not in NOT_OPTIONS and key.lower() not in options:
+            raise ConfigError(f"{variable} is not an option of any command")
+
+
 def _refuse_secrets(key: str, value: Any, named: str) -> None:
-    if key == "target" and isinstance(value, str) and value.startswith("snowflake://"):
-        credentials = value.split("://", 1)[1].split("@", 1)[0]
-        if "@" in value and ":" in credentials:
-            raise ConfigError(
-                f"{named}: holds a password; name a connection of the connector's "
-                'connections.toml instead (target = "snowflake:NAME")'
-            )
-    if key == "storage_option":
-        for pair in value if isinstance(value, list) else [value]:
-            option = str(pair).partition("=")[0].strip().lower()
-            if option in _SECRET_OPTIONS:
-                raise ConfigError(
-                    f"{named}: {option} is a credential; leave it to the cloud SDK's own "
-                    "credential chain (environment, profile, instance role)"
-                )
+    """A setting that holds a credential, in any form the loader accepts
+    (credentials.py), is refused: the file is read by anyone who reads the repo."""
+    names = secret_names(value)
+    if not names:
+        return
+    if key == "target":
+        where = 'name a connection of the connector\'s connections.toml (target = "snowflake:NAME")'
+    elif key == "storage_option":
+        where = (
+            "leave it to the cloud SDK's own credential chain (environment, profile, instance role)"
+        )
+    else:
+        where = "give it through the environment the connector or the SDK reads"
+    raise ConfigError(f"{named}: holds a credential ({', '.join(names)}); {where}")

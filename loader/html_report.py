@@ -23,6 +23,7 @@ import html
 import importlib.metadata
 import json
 import math
+import os
 import platform
 import re
 import sys
@@ -34,6 +35,7 @@ from typing import Any
 from pydicom.uid import UID
 
 from loader import ledger
+from loader.credentials import Redaction
 from loader.output import OutputRoot
 from loader.run_parquet import run_views
 from loader.units import duration_text
@@ -52,8 +54,6 @@ _VERSIONS = (
     "snowflake-connector-python",
 )
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]+):[^@/\s]+@")
-_SECRET_WORDS = ("secret", "password", "token", "key", "sas", "credential")
 _PALETTE = ("#1f6feb", "#d9480f", "#2b8a3e", "#ae3ec9", "#e67700", "#0b7285", "#c2255c")
 
 
@@ -73,13 +73,19 @@ class Details:
 def gather(report: Mapping[str, Any], argv: Sequence[str], options: dict[str, Any]) -> Details:
     """The ledger records and the Parquet facts of the report's run. What cannot be
     read (an output root gone) is said on the page, never an error."""
-    details = Details(command=redacted(argv), versions=versions())
+    redaction = Redaction.of(argv, os.environ)
+    details = Details(command=redaction.argv(argv), versions=versions())
     try:
         out = OutputRoot.of(str(report["out"]), options)
         details.records = list(ledger.committed_shards(out, str(report["run_id"])))
         _from_parquet(out, details)
     except Exception as exc:  # noqa: BLE001 - the page is written with what could be read
-        details.unavailable.append(f"the run's ledger and Parquet: {type(exc).__name__}: {exc}")
+        why = f"the run's ledger and Parquet: {type(exc).__name__}: {exc}"
+        details.unavailable.append(redaction(why))
+    details.examples = {
+        category: [(redaction(path), tag, redaction(message)) for path, tag, message in found]
+        for category, found in details.examples.items()
+    }
     return details
 
 
@@ -126,15 +132,9 @@ def masked(message: str) -> str:
 
 
 def redacted(argv: Sequence[str]) -> list[str]:
-    """The command line without secrets: a URL's password, a credential option."""
-    shown: list[str] = []
-    for arg in argv:
-        text = _URL_PASSWORD.sub(r"\1:***@", arg)
-        key, equals, _ = text.partition("=")
-        if equals and any(word in key.lower() for word in _SECRET_WORDS):
-            text = f"{key}=***"
-        shown.append(text)
-    return shown
+    """The command line without a credential in any form the loader accepts
+    (credentials.py), nor a value this command was given as one."""
+    return Redaction.of(argv, os.environ).argv(argv)
 
 
 def versions() -> dict[str, str]:

@@ -25,6 +25,7 @@ from typing import Any
 
 from loader.config import Target, TargetKind
 from loader.config_file import CONFIG_NAME
+from loader.credentials import secret_names
 from loader.errors import ConfigError
 from loader.listing import ObjectRef, Shard, list_source
 from loader.scan import ScanSettings, scan_shard
@@ -48,6 +49,20 @@ class Answers:
     pseudonymize_key_file: str | None = None
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
     frame_offsets: bool = False  # a pixel pipeline will fetch frames
+    # The --storage-option KEY=VALUE pairs the source was sampled with, as given: the
+    # settings file keeps those that are no credential, so `run` reaches the same
+    # source the same way; credentials are never written (see `left_out`).
+    storage_pairs: tuple[str, ...] = field(default=(), repr=False)
+    anon: bool = False
+
+    @property
+    def kept_pairs(self) -> list[str]:
+        return [pair for pair in self.storage_pairs if not secret_names(pair)]
+
+    @property
+    def left_out(self) -> list[str]:
+        """The names of the credentials given as storage options (not written)."""
+        return [p.partition("=")[0] for p in self.storage_pairs if secret_names(p)]
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,13 @@ def config_text(answers: Answers) -> str:
         "# variables win over it; secrets stay in connections.toml and the cloud SDKs'.",
         f"target = {quoted(answers.target)}",
         f"out = {quoted(answers.out)}",
+    ]
+    if answers.kept_pairs:
+        pairs = ", ".join(quoted(pair) for pair in answers.kept_pairs)
+        lines.append(f"storage-option = [{pairs}]")
+    if answers.anon:
+        lines.append("anon = true")
+    lines += [
         "",
         "[run]",
         f"incremental = {'true' if answers.job == 'periodic' else 'false'}",
@@ -141,6 +163,9 @@ def config_text(answers: Answers) -> str:
 def next_commands(answers: Answers) -> list[str]:
     """The commands to run next, exactly: the settings come from the file."""
     run = f"dicom-loader run {shlex.quote(answers.source)}"
+    if answers.left_out:  # credentials: the user gives them again, as they did here
+        flags = " ".join(f"--storage-option {name}=…" for name in answers.left_out)
+        run = f"{run} {flags}"
     if answers.job != "continuous":
         return [run]
     if not answers.target.startswith("snowflake"):

@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from loader.containers import ZIP, container_kind, member_url, zip_members
+from loader.credentials import refuse_url_password
 from loader.dicom_json import is_export
 from loader.dicomweb import is_dicomweb, study_urls
 from loader.errors import ConfigError, ListingError, ObjectError, ObjectReadError
@@ -205,6 +206,7 @@ def list_source(
     `modified`, `etag`: then nothing is looked up) or a text file of one path a
     line; relative paths resolve against the manifest's folder.
     """
+    refuse_url_password(source, "the source")
     if is_dicomweb(source):
         for url in study_urls(source, storage_options):
             yield ObjectRef(url, 0, None)

@@ -41,9 +41,10 @@ def dask_logging(level: str, log_file: str | None) -> dict[str, str]:
     }
 
 
-def configure(level: str, log_file: str | None) -> None:
+def configure(level: str, log_file: str | None, redacting: logging.Filter | None = None) -> None:
     """Set Dask's logging for this process and the workers it will start, unless the
-    environment already configures it; with a file, the loader's lines go there too."""
+    environment already configures it; with a file, the loader's lines go there too,
+    through `redacting` (credentials.RedactingFilter)."""
     if log_file:
         path = Path(log_file).resolve()
         try:
@@ -54,6 +55,8 @@ def configure(level: str, log_file: str | None) -> None:
         log_file = str(path)
         handler = logging.FileHandler(path, encoding="utf-8")
         handler.setFormatter(logging.Formatter(LINE_FORMAT))
+        if redacting is not None:
+            handler.addFilter(redacting)
         logging.getLogger("loader").addHandler(handler)
     if not any(name.startswith("DASK_LOGGING") for name in os.environ):
         os.environ.update(dask_logging(level, log_file))

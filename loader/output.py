@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 import fsspec
 
+from loader.credentials import refuse_url_password
 from loader.storage import filesystem, is_remote, path_of, retry_transient
 
 
@@ -29,6 +30,7 @@ class OutputRoot:
     @classmethod
     def of(cls, out: str | Path, storage_options: dict[str, Any] | None = None) -> OutputRoot:
         text = str(out)
+        refuse_url_password(text, "--out")
         if not is_remote(text):
             text = str(Path(text.removeprefix("file://")).resolve())
         return cls(text.rstrip("/") or "/", dict(storage_options or {}))

@@ -93,8 +93,8 @@ def test_command_line_then_environment_then_file_then_defaults(archive, tmp_path
         ("[runn]\nworkers = 1\n", "[runn] is not a command"),
         ("[sql]\nworkers = 1\n", "[sql] workers is not an option of sql"),
         ('[run]\nworkers = "many"\n', "[run] workers: 'many' is not a valid integer"),
-        ('target = "snowflake://me:hunter2@acct/DB/S"\n', "holds a password"),
-        ('[run]\nstorage-option = ["secret=abc"]\n', "secret is a credential"),
+        ('target = "snowflake://me:hunter2@acct/DB/S"\n', "holds a credential (password)"),
+        ('[run]\nstorage-option = ["secret=abc"]\n', "holds a credential (secret)"),
         ("workers = \n", "not readable TOML"),
     ],
 )
@@ -125,3 +125,60 @@ def test_an_option_given_many_times_takes_one_value_or_a_list_from_the_file(arch
     assert _cli("run", str(archive), cwd=tmp_path).returncode == 0
     assert (tmp_path / "again.json").exists()
     assert "<svg" in (tmp_path / "again.html").read_text()
+
+
+def test_a_repeatable_option_from_its_variable_one_value_or_a_json_list(archive, tmp_path):
+    """DICOM_LOADER_REPORT names one report, or several as a JSON list; a variable no
+    option reads, or a list that is not one, is one line, never ignored."""
+    target = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    one = _cli(
+        "run", str(archive), "--target", target, "--workers", "0", cwd=tmp_path,
+        env={"DICOM_LOADER_REPORT": "one.json"},
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    assert json.loads((tmp_path / "one.json").read_text())["listed"] > 0
+    both = _cli(
+        "run", str(archive), "--target", target, "--workers", "0", cwd=tmp_path,
+        env={"DICOM_LOADER_REPORT": '["two.json", "two.html"]'},
+    )  # fmt: skip
+    assert both.returncode == 0, both.stderr
+    assert (tmp_path / "two.json").exists() and "<svg" in (tmp_path / "two.html").read_text()
+    for env, named in (
+        ({"DICOM_LOADER_REPORTS": "r.json"}, "DICOM_LOADER_REPORTS is not an option"),
+        ({"DICOM_LOADER_REPORT": '["a.json", 3]'}, "DICOM_LOADER_REPORT: one value, or a JSON"),
+        ({"DICOM_LOADER_WORKERS": "many"}, "DICOM_LOADER_WORKERS: 'many' is not a valid"),
+    ):
+        refused = _cli("validate", "--target", target, cwd=tmp_path, env=env)
+        assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+        assert named in refused.stderr, refused.stderr
+
+
+def test_storage_options_from_the_variable_reach_the_store(s3, archive, tmp_path):
+    """DICOM_LOADER_STORAGE_OPTION (one, or a JSON list) and DICOM_LOADER_ANON are the
+    flags' equals: the endpoint they name is the one listed and read."""
+    import s3fs
+
+    options, traffic = s3
+    bucket = f"env-{os.getpid()}-{tmp_path.name[-8:]}".lower().replace("_", "-")
+    fs = s3fs.S3FileSystem(**options)
+    fs.mkdir(bucket)
+    fs.put(str(archive) + "/", f"{bucket}/archive/", recursive=True)
+    credentials = {"AWS_ACCESS_KEY_ID": options["key"], "AWS_SECRET_ACCESS_KEY": options["secret"]}
+    endpoint = f"endpoint_url={options['endpoint_url']}"
+    traffic.reset()
+    done = _cli(
+        "scan", f"s3://{bucket}/archive", cwd=tmp_path,
+        env={**credentials, "DICOM_LOADER_STORAGE_OPTION": endpoint},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["objects"] == len(fs.find(f"{bucket}/archive")) > 0
+    assert sum(traffic.gets.values()) > 0  # read from this endpoint
+    listed = _cli(
+        "scan", f"s3://{bucket}/archive", cwd=tmp_path,
+        env={
+            **credentials,
+            "DICOM_LOADER_STORAGE_OPTION": json.dumps([endpoint, "default_block_size=65536"]),
+        },
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["objects"] == json.loads(done.stdout)["objects"]

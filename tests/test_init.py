@@ -163,3 +163,56 @@ def test_the_settings_and_commands_follow_the_answers():
     sample = Sample(1000, True, 10**9, 50, 50 * 4000, 0.5, {}, {"CT": 50})
     seconds, read = sample.estimate(2)
     assert (seconds, read) == (5.0, 4_000_000)  # 10 ms an object on two cores
+
+
+def test_init_on_an_object_store_prints_a_command_that_reaches_it(s3, tmp_path):
+    """Sampled from a bucket through an endpoint, anonymously: the settings file keeps
+    the endpoint and the anonymous access, so the printed command, run as printed,
+    lists the same bucket and loads every object pydicom reads there."""
+    import s3fs
+
+    options, _ = s3
+    archive = tmp_path / "archive"
+    synthesize(archive, patients=1, seed=12, bad_fraction=0.1)
+    bucket = f"init-{time.time_ns()}"
+    # A public bucket, as S3 serves one: anonymous requests may list and read it.
+    fs = s3fs.S3FileSystem(**options, s3_additional_kwargs={"ACL": "public-read"})
+    fs.mkdir(bucket, acl="public-read")
+    fs.put(str(archive) + "/", f"{bucket}/archive/", recursive=True)
+    env_without_credentials = {
+        k: v for k, v in _env().items() if not k.startswith(("AWS_", "DICOM_LOADER_"))
+    }
+    endpoint = f"endpoint_url={options['endpoint_url']}"
+    done = subprocess.run(
+        [*CLI, "init", "--yes", "--source", f"s3://{bucket}/archive", "--job", "one-time",
+         "--target", "duckdb:///./w.duckdb", "--storage-option", endpoint, "--anon"],
+        cwd=tmp_path, env=env_without_credentials, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    settings = tomllib.loads((tmp_path / "dicom-loader.toml").read_text())
+    assert settings["storage-option"] == [endpoint] and settings["anon"] is True
+    command = done.stdout.split("Next:")[1].strip().splitlines()[0].strip()
+    assert command == f"dicom-loader run s3://{bucket}/archive"
+    ran = subprocess.run(
+        [*_as_run(command), "--workers", "0", "--report", "r.json"],
+        cwd=tmp_path, env=env_without_credentials, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    objects = len(fs.find(f"{bucket}/archive"))
+    assert f"objects: {objects} " in done.stdout  # the sample listed the bucket whole
+    assert report["listed"] == objects and report["validation"]["accounting"]["balanced"]
+    assert report["loaded"] > 0
+
+
+def test_init_writes_no_credential_and_says_which_to_give_again():
+    answers = Answers(
+        "s3://bucket/dicom", "duckdb:///w.duckdb", "one-time",
+        storage_pairs=("endpoint_url=http://127.0.0.1:9000", "key=AKIA-init", "secret=Ss-init-1"),
+    )  # fmt: skip
+    text = config_text(answers)
+    assert "AKIA-init" not in text and "Ss-init-1" not in text
+    assert tomllib.loads(text)["storage-option"] == ["endpoint_url=http://127.0.0.1:9000"]
+    (command,) = next_commands(answers)
+    assert "Ss-init-1" not in command and "AKIA-init" not in command
+    assert "--storage-option key=…" in command and "--storage-option secret=…" in command

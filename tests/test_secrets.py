@@ -6,6 +6,7 @@ against a fakesnow server and a moto S3 server; then every byte it printed or
 wrote is searched, for a run that works and for runs that fail.
 """
 
+import html
 import re
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def _storage_flags(options: dict, endpoint: str | None = None) -> list[str]:
     return [
         *("--storage-option", f"key={options['key']}"),
-        *("--storage-option", f"secret={STORAGE_SECRET}"),
+        f"--storage-option=secret={STORAGE_SECRET}",  # the `=` form
         *("--storage-option", f"endpoint_url={endpoint or options['endpoint_url']}"),
         *("--storage-option", 'config_kwargs={"retries": {"max_attempts": 1}}'),
     ]
@@ -76,14 +77,20 @@ def test_secrets_reach_no_output_report_file_or_table(s3, snowflake_target, tmp_
     target = _with_secrets(snowflake_target)
     out = tmp_path / "out"
     report = tmp_path / "report.json"
+    page = tmp_path / "report.html"
+    log = tmp_path / "run.log"
     done = _cli(
+        "--log-file", str(log),
         "run", f"s3://{bucket}/archive", "--out", str(out), "--target", target,
         "--workers", "1", "--cluster-min-objects", "0", "--dashboard", "--report", str(report),
-        *_storage_flags(options),
+        "--report", str(page), *_storage_flags(options),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Dask dashboard" in done.stderr and "objects listed" in done.stdout
-    assert not _leaks(done.stdout, done.stderr, report.read_text(), _files_text(out))
+    shown = html.unescape(page.read_text())  # the page as a browser shows it
+    assert "--storage-option=secret=***" in shown and "private_key_file_pwd=***" in shown
+    assert not _leaks(done.stdout, done.stderr, report.read_text(), _files_text(out), shown)
+    assert not _leaks(log.read_text())
     assert '"READ_ERROR"' not in report.read_text()
     warehouse = SnowflakeWarehouse(target)
     try:

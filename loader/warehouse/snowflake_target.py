@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from loader.credentials import SNOWFLAKE_SECRETS
 from loader.errors import ConfigError
 from loader.identifiers import identifier
 
@@ -38,7 +39,7 @@ CONNECTOR_PARAMETERS = frozenset(
         "passcode",
     }
 )
-SECRET_PARAMETERS = frozenset({"password", "private_key_file_pwd", "token", "passcode"})
+SECRET_PARAMETERS = SNOWFLAKE_SECRETS
 _NUMERIC = frozenset({"port", "login_timeout", "network_timeout"})
 DEFAULT_STAGE = "DICOM_LOADER_STAGE"
 
