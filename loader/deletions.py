@@ -97,11 +97,15 @@ def gone_keys(warehouse: Warehouse, prefix: str, listed: SeenKeys) -> np.ndarray
 
 
 def _holder(uri: str) -> str:
-    """What the listing names for an object it does not name itself ("" if none)."""
+    """What the listing names for an object it does not name itself ("" if none):
+    an export's instance is held by the export, which is listed itself (loose, or a
+    zip's member) or held by its tar; a tar's member by the tar."""
+    export, mark, index = uri.rpartition("#")
+    if mark and index.isdigit() and is_export(export):
+        member = split_member(export)
+        return member.container if member is not None and member.kind == TAR else export
     member = split_member(uri)
-    if member is not None:
-        return member.container if member.kind == TAR else ""
-    return uri.rpartition("#")[0]
+    return member.container if member is not None and member.kind == TAR else ""
 
 
 def record_deletions(

@@ -61,21 +61,28 @@ _FLOAT32 = struct.Struct("<f")
 _FIRST_PIXEL_TAG = min(PIXEL_DATA_TAGS)
 
 
+def _name(url: str) -> str:
+    """The object's own name: a container member's (`zip://dir/a.json::s3://b/x.zip`)
+    is the part before `::`, the container's URL after it."""
+    return url.split("::", 1)[0].lower()
+
+
 def is_export(url: str) -> bool:
-    """Whether an object is a DICOM JSON export (by its name)."""
-    return url.lower().endswith(EXPORT_SUFFIXES)
+    """Whether an object is a DICOM JSON export (by its name: loose, or a member of
+    a zip or tar)."""
+    return _name(url).endswith(EXPORT_SUFFIXES)
 
 
 def instances_in(data: bytes, url: str) -> list[dict[str, Any]]:
     """The DICOM JSON instances an export holds: one object, an array of them, or
     (.ndjson) one a line."""
-    if url.lower().endswith(".gz"):
+    if _name(url).endswith(".gz"):
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
             raise NotDicomError(url, f"not a gzip stream: {exc}") from exc
     try:
-        if url.lower().endswith((".ndjson", ".ndjson.gz")):
+        if _name(url).endswith((".ndjson", ".ndjson.gz")):
             found = [orjson.loads(line) for line in data.splitlines() if line.strip()]
         else:
             document = orjson.loads(data)

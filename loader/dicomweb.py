@@ -264,6 +264,8 @@ class StudyContents:
     instances: list[tuple[str, dict[str, Any]]]
     read: int
     unread: list[tuple[str, str]]
+    # instances read one by one, their series' metadata not served (see study_instances)
+    fallbacks: int = 0
 
 
 def _failure(exc: BaseException) -> str:
@@ -271,10 +273,14 @@ def _failure(exc: BaseException) -> str:
 
 
 def study_instances(study_url: str, options: dict[str, Any] | None = None) -> StudyContents:
-    """Every instance of a study, in series and SOP Instance UID order. A series
-    whose metadata the server does not serve leaves its instances unread (listed
-    with QIDO-RS, so each is accounted for) and the study's other series are read;
-    raises ObjectReadError naming the study when its series cannot be listed."""
+    """Every instance of a study, in series and SOP Instance UID order, each once.
+
+    A series is read with one WADO-RS series metadata request. When the server does
+    not serve that (Orthanc answers 404 for a series whose UID it holds twice, in two
+    patients), the series' instances are listed with QIDO-RS and each is read with
+    its own instance metadata request (both defined by PS3.18 for every server); an
+    instance that cannot be read either is unread, once, with both reasons. Raises
+    ObjectReadError naming the study when its series cannot be listed."""
     server = Server.of(study_url, options)
     study = study_url.rstrip("/").rsplit("/studies/", 1)[1]
     session = server.session()
@@ -285,43 +291,88 @@ def study_instances(study_url: str, options: dict[str, Any] | None = None) -> St
         except Exception as exc:  # noqa: BLE001 - requests' and the server's many failures
             return exc
 
+    contents = StudyContents([], 0, [])
     try:
         try:
-            listed, read = server.get(session, f"studies/{study}/series")
+            listed, contents.read = server.get(session, f"studies/{study}/series")
         except Exception as exc:  # requests' and the server's many failures
             raise ObjectReadError(
                 study_url, f"study metadata not fetched: {_failure(exc)}"
             ) from exc
-        series = sorted(uid for uid in (_value(s, _SERIES_UID) for s in listed) if uid)
+        # A server may list one series UID more than once (Orthanc: once per patient).
+        series = sorted({uid for uid in (_value(s, _SERIES_UID) for s in listed) if uid})
         with ThreadPoolExecutor(server.concurrency) as pool:
             responses = list(pool.map(metadata, series))
-        found: list[tuple[str, dict[str, Any]]] = []
-        unread: list[tuple[str, str]] = []
         for uid, response in zip(series, responses, strict=True):
-            series_url = f"{server.root}/studies/{study}/series/{uid}"
             if isinstance(response, BaseException):
-                unread += _unread_series(server, session, study, uid, _failure(response))
+                _instance_by_instance(server, session, study, uid, _failure(response), contents)
                 continue
             instances, size = response
-            read += size
-            for instance in sorted(instances, key=lambda i: _value(i, _SOP_UID) or ""):
-                sop = _value(instance, _SOP_UID) or ""
-                found.append((f"{series_url}/instances/{sop}", instance))
+            contents.read += size
+            _add_instances(server, study, uid, instances, contents)
     finally:
         session.close()
-    return StudyContents(found, read, unread)
+    return contents
 
 
-def _unread_series(
-    server: Server, session: requests.Session, study: str, uid: str, why: str
-) -> list[tuple[str, str]]:
-    """The objects of a series whose metadata failed: its instances, as QIDO-RS
-    lists them, or the series itself when they cannot be listed either."""
+def _add_instances(
+    server: Server, study: str, series: str, instances: list[Any], contents: StudyContents
+) -> None:
+    """A series' instances, in SOP Instance UID order, each UID once."""
+    series_url = f"{server.root}/studies/{study}/series/{series}"
+    seen: set[str] = set()
+    for instance in sorted(instances, key=lambda i: _value(i, _SOP_UID) or ""):
+        sop = _value(instance, _SOP_UID) or ""
+        if sop in seen:
+            continue
+        seen.add(sop)
+        contents.instances.append((f"{series_url}/instances/{sop}", instance))
+
+
+def _instance_by_instance(
+    server: Server,
+    session: requests.Session,
+    study: str,
+    uid: str,
+    why: str,
+    contents: StudyContents,
+) -> None:
+    """A series whose metadata failed: its instances, as QIDO-RS lists them (each UID
+    once), read one by one; those that cannot be read are unread, and the series
+    itself when its instances cannot be listed."""
     series_url = f"{server.root}/studies/{study}/series/{uid}"
     reason = f"series metadata not fetched: {why}"
     try:
-        listed, _ = server.get(session, f"studies/{study}/series/{uid}/instances")
+        listed, size = server.get(session, f"studies/{study}/series/{uid}/instances")
     except Exception:  # noqa: BLE001 - the series is then one object
-        return [(series_url, reason)]
-    sops = sorted(sop for sop in (_value(i, _SOP_UID) for i in listed) if sop)
-    return [(f"{series_url}/instances/{sop}", reason) for sop in sops] or [(series_url, reason)]
+        contents.unread.append((series_url, reason))
+        return
+    contents.read += size
+    sops = sorted({sop for sop in (_value(i, _SOP_UID) for i in listed) if sop})
+    if not sops:
+        contents.unread.append((series_url, reason))
+        return
+    found = []
+    for sop in sops:
+        try:
+            instances, size = server.get(
+                session, f"studies/{study}/series/{uid}/instances/{sop}/metadata"
+            )
+        except Exception as exc:  # noqa: BLE001 - requests' and the server's many failures
+            contents.unread.append(
+                (
+                    f"{series_url}/instances/{sop}",
+                    f"{reason}; instance metadata not fetched: {_failure(exc)}",
+                )
+            )
+            continue
+        contents.read += size
+        served = [i for i in instances if _value(i, _SOP_UID) == sop][:1]
+        if not served:
+            contents.unread.append(
+                (f"{series_url}/instances/{sop}", f"{reason}; instance metadata held no {sop}")
+            )
+            continue
+        contents.fallbacks += 1
+        found += served
+    _add_instances(server, study, uid, found, contents)

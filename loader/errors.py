@@ -25,6 +25,8 @@ class Category(StrEnum):
     REFERENTIAL_ERROR = "REFERENTIAL_ERROR"
     # a corrupt container, a member over the member limit, a container in a container
     CONTAINER_ERROR = "CONTAINER_ERROR"
+    # what a library (pydicom) warned while reading an object; the object loads
+    PARSE_WARNING = "PARSE_WARNING"
 
 
 class LoaderError(Exception):
@@ -93,6 +95,16 @@ class StatementError(LoadError):
         shown = first if len(first) <= 100 else first[:97] + "..."
         super().__init__(f"{' '.join(message.split())} (in: {shown})")
         self.statement = statement
+
+
+def object_failure(exc: Exception) -> tuple[Category, str, str | None]:
+    """The one error policy of every per-object path (run, scan, init's sample,
+    rebuild): the category, reason and tag an object's failure is recorded with. A
+    failure of the loader's own code on one object (not an ObjectError) is that
+    object's PARSE_ERROR, never the end of its shard."""
+    if isinstance(exc, ObjectError):
+        return exc.category, exc.reason, exc.tag
+    return Category.PARSE_ERROR, f"unexpected {type(exc).__name__}: {exc}"[:1000], None
 
 
 # Categories that mean "this object was not loaded" (an error file); the others

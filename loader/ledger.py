@@ -56,6 +56,9 @@ class ShardRecord:
     offset_table_bytes: int = 0
     frames_located: int = 0
     frames_unlocated: int = 0
+    # DICOMweb: instances read with their own metadata request, their series' not
+    # served (dicomweb.study_instances).
+    instance_fallbacks: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -141,8 +141,9 @@ TABLES: tuple[Table, ...] = (
             '`PARSE_ERROR`, `TRUNCATED`, `READ_ERROR`, `VALIDATION_ERROR` for a missing SOP, '
             'Series or Study Instance UID, `CONTAINER_ERROR` for a corrupt zip or tar, a '
             'member over the member limit or a container inside a container; `DUPLICATE`, '
-            '`TYPE_CAST_ERROR` for a value kept as NULL, `REFERENTIAL_ERROR` annotate loaded '
-            'objects), with the tag when known.'
+            '`TYPE_CAST_ERROR` for a value kept as NULL, `REFERENTIAL_ERROR`, `PARSE_WARNING` '
+            'for what pydicom warned while reading it annotate loaded objects), with the tag '
+            'when known.'
         ),
     ),
     _table(

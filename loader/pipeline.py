@@ -629,6 +629,7 @@ def build_report(
             frames_located=sum(r.frames_located for r in records),
             frames_unlocated=sum(r.frames_unlocated for r in records),
         ),
+        "instance_metadata_fallbacks": sum(r.instance_fallbacks for r in records),
         "workers": settings.workers,
         "peak_rss_bytes": {
             "driver": peak_rss_bytes(),

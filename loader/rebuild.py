@@ -101,8 +101,16 @@ _PART_SCHEMA = pa.schema(
         ("pixel_data_offset", pa.int64()),
         ("pixel_data_length", pa.int64()),
         ("modified_at", pa.timestamp("us")),
-        # The object's TYPE_CAST_ERROR rows: (tag, message), and the bytes its read took.
-        ("cast_errors", pa.list_(pa.struct([("tag", pa.string()), ("message", pa.string())]))),
+        # The object's TYPE_CAST_ERROR and PARSE_WARNING rows: (category, tag, message),
+        # and the bytes its read took.
+        (
+            "cast_errors",
+            pa.list_(
+                pa.struct(
+                    [("category", pa.string()), ("tag", pa.string()), ("message", pa.string())]
+                )
+            ),
+        ),
         ("bytes_read", pa.int64()),
         # Its frames as located when it was read (dicom_frame; frame_offsets.py).
         ("frames", pa.list_(pa.struct([(name, pa.string()) for name in _FRAME_COLUMNS]))),
@@ -174,18 +182,23 @@ def _by_object(warehouse: Warehouse, sql: str, paths: list[str]) -> dict[str, li
 def _cast_errors(
     warehouse: Warehouse, paths: list[str]
 ) -> dict[str, tuple[list[dict[str, str]], int]]:
-    """Per object of `paths`: its TYPE_CAST_ERROR rows, by tag, and its bytes read."""
+    """Per object of `paths`: the rows its read gave beside its tables (TYPE_CAST_ERROR
+    by tag, PARSE_WARNING), and its bytes read."""
     rows = _by_object(
         warehouse,
-        "SELECT file_path, tag, error_message, bytes_read FROM dicom_ingestion_errors "
-        f"WHERE error_category = '{Category.TYPE_CAST_ERROR}' "
-        "AND file_path IN ({paths}) ORDER BY file_path, tag",
+        "SELECT file_path, error_category, tag, error_message, bytes_read "
+        "FROM dicom_ingestion_errors "
+        f"WHERE error_category IN ('{Category.TYPE_CAST_ERROR}', '{Category.PARSE_WARNING}') "
+        "AND file_path IN ({paths}) ORDER BY file_path, error_category, tag",
         paths,
     )
     return {
         path: (
-            [{"tag": tag, "message": message} for tag, message, _ in found],
-            int(found[0][2] or 0),
+            [
+                {"category": category, "tag": tag, "message": message}
+                for category, tag, message, _ in found
+            ],
+            int(found[0][3] or 0),
         )
         for path, found in rows.items()
     }
@@ -279,10 +292,19 @@ def _extracted(header: dict[str, Any]) -> tuple[Rows, list[Row]]:
         frame_offsets=requested,
         offset_tables=tables,
     )
-    cast_errors = [(e["tag"], e["message"]) for e in header["cast_errors"] or []]
+    stored = header["cast_errors"] or []
+    cast_errors = [
+        (e["tag"], e["message"]) for e in stored if e["category"] != Category.PARSE_WARNING
+    ]
+    warned = [
+        error_row(facts, Category.PARSE_WARNING, e["message"])
+        for e in stored
+        if e["category"] == Category.PARSE_WARNING
+    ]
     try:
         decoded = decoded_from_stored(header["metadata"], header["metadata_vr"], cast_errors)
-        return extract_object(decoded, facts)
+        rows, errors = extract_object(decoded, facts)
+        return rows, errors + warned
     except Exception as exc:  # noqa: BLE001 - one stored header must never stop the rebuild
         message = f"stored header cannot be rebuilt: {type(exc).__name__}: {exc}"[:1000]
         return {}, [error_row(facts, Category.PARSE_ERROR, message)]

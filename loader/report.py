@@ -98,6 +98,9 @@ class RunReport(TypedDict):
     worker_time: WorkerTime
     pseudonymized: Pseudonymized
     frame_offsets: FrameOffsets
+    # DICOMweb: instances read with their own metadata request because the server
+    # did not serve their series' (dicomweb.study_instances)
+    instance_metadata_fallbacks: int
     workers: int
     peak_rss_bytes: PeakMemory
     validation: dict[str, Any]  # validate.warehouse_checks, accounting, conflicts

@@ -7,26 +7,34 @@ are counted by their 64-bit keys, not their UID strings, to keep merging light.
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from loader.containers import TAR, ZIP, OpenZips, container_kind, tar_members
 from loader.decode import Item, decode_header
-from loader.dicom_json import decode_json, transfer_syntax_of
-from loader.errors import Category, ContainerError, ObjectError
+from loader.dicom_json import decode_json, is_export, transfer_syntax_of
+from loader.errors import Category, ContainerError, object_failure
 from loader.extract import REQUIRED_UIDS
 from loader.extract.values import text
-from loader.headers import read_stream
+from loader.headers import ParsedHeader, read_stream
 from loader.keys import key_of
+from loader.library_warnings import captured
 from loader.listing import ObjectRef, Shard, list_source, make_shards
 from loader.pipeline import execute
 from loader.read_ahead import Ahead
-from loader.shard import holds_instances, instances_fetched, read_header, reads_ahead
+from loader.shard import (
+    export_contents,
+    holds_instances,
+    instances_fetched,
+    read_header,
+    reads_ahead,
+)
 from loader.value_store import ValueStore
 
+_T = TypeVar("_T")
 PROFILED_TAGS = (*REQUIRED_UIDS, "PatientID", "StudyDate", "Modality", "SOPClassUID")
 
 
@@ -45,7 +53,9 @@ def _headers(
 ) -> Iterator[tuple[Item, str | None, int]]:
     """(decoded root, transfer syntax, bytes read) of each header a listed object
     holds: its own, every instance of a DICOM JSON export or a DICOMweb study, or
-    every member of a tar; errors are counted."""
+    every member of a tar. Failures and library warnings are counted by the one
+    error policy of a run (errors.object_failure): an object a run would record as
+    an error row is counted here, and never ends the shard."""
     ref, fs = ahead.ref, ahead.fs
     if container_kind(ref.url) == TAR:
         yield from _tar_headers(ref, settings, errors, store)
@@ -53,30 +63,42 @@ def _headers(
     if holds_instances(ref):
         try:
             contents = instances_fetched(ref, settings.storage_options, fs, ahead.whole)
-        except ObjectError as exc:
-            errors[exc.category] += 1
+        except Exception as exc:  # noqa: BLE001 - counted as a run records it
+            errors[object_failure(exc)[0]] += 1
             return
         instances, read = contents.instances, contents.read
-        errors[Category.READ_ERROR] += len(contents.unread)
+        if contents.unread:
+            errors[Category.READ_ERROR] += len(contents.unread)
         for index, (url, instance) in enumerate(instances):
-            try:
-                root = decode_json(instance, url).root
-            except ObjectError as exc:
-                errors[exc.category] += 1
-                continue
-            yield root, transfer_syntax_of(instance), read if index == 0 else 0
+            decoded = _guarded(errors, partial(decode_json, instance, url))
+            if decoded is not None:
+                yield decoded.root, transfer_syntax_of(instance), read if index == 0 else 0
         return
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if container_kind(ref.url) == ZIP:  # listed itself: unreadable
-                raise ContainerError(ref.url, "its directory could not be read when listed")
-            parsed = read_header(ref, settings.header_bytes, fs, ahead.first, zips=zips)
-            root = decode_header(parsed, ref.url, store=store).root
-    except ObjectError as exc:
-        errors[exc.category] += 1
-        return
-    yield root, parsed.transfer_syntax_uid, parsed.bytes_read
+
+    def header() -> tuple[Item, ParsedHeader]:
+        if container_kind(ref.url) == ZIP:  # listed itself: unreadable
+            raise ContainerError(ref.url, "its directory could not be read when listed")
+        parsed = read_header(ref, settings.header_bytes, fs, ahead.first, zips=zips)
+        return decode_header(parsed, ref.url, store=store).root, parsed
+
+    found = _guarded(errors, header)
+    if found is not None:
+        root, parsed = found
+        yield root, parsed.transfer_syntax_uid, parsed.bytes_read
+
+
+def _guarded(errors: Counter[str], read: Callable[[], _T]) -> _T | None:
+    """What `read` returns for one object, or None with its failure counted; what a
+    library warned meanwhile is counted as the object's PARSE_WARNING."""
+    with captured() as warned:
+        try:
+            found: _T | None = read()
+        except Exception as exc:  # noqa: BLE001 - one object must never stop the scan
+            errors[object_failure(exc)[0]] += 1
+            found = None
+    if warned:
+        errors[Category.PARSE_WARNING] += 1
+    return found
 
 
 def _tar_headers(
@@ -87,20 +109,31 @@ def _tar_headers(
         ranged, members = tar_members(ref.url, ref.size, settings.storage_options)
         served = 0
         for member in members:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    if member.data is None:
-                        continue
-                    parsed = read_stream(member.url, member.data, member.size)
-                    root = decode_header(parsed, member.url, store=store).root
-            except ObjectError as exc:
-                errors[exc.category] += 1
+            if member.data is None:
                 continue
-            yield root, parsed.transfer_syntax_uid, ranged.bytes_read - served
+            if is_export(member.url):
+                data = member.data.read()
+                found_export = _guarded(errors, partial(export_contents, member.url, data, 0))
+                for url, instance in found_export.instances if found_export else ():
+                    decoded = _guarded(errors, partial(decode_json, instance, url))
+                    if decoded is not None:
+                        yield decoded.root, transfer_syntax_of(instance), ranged.bytes_read - served
+                        served = ranged.bytes_read
+                continue
+
+            def header(
+                data: Any = member.data, url: str = member.url, size: int = member.size
+            ) -> tuple[Item, ParsedHeader]:
+                parsed = read_stream(url, data, size)
+                return decode_header(parsed, url, store=store).root, parsed
+
+            found = _guarded(errors, header)
+            if found is None:
+                continue
+            yield found[0], found[1].transfer_syntax_uid, ranged.bytes_read - served
             served = ranged.bytes_read
-    except ObjectError as exc:
-        errors[exc.category] += 1
+    except Exception as exc:  # noqa: BLE001 - what is left of the tar is one error
+        errors[object_failure(exc)[0]] += 1
 
 
 def scan_shard(

@@ -37,8 +37,8 @@ from loader.errors import (
     FILE_ERROR_CATEGORIES,
     Category,
     ContainerError,
-    ObjectError,
     ObjectReadError,
+    object_failure,
 )
 from loader.extract import error_row, extract_object
 from loader.extract.context import ObjectFacts, Row, Rows
@@ -51,6 +51,7 @@ from loader.headers import (
     read_remote,
     read_stream,
 )
+from loader.library_warnings import captured, summary
 from loader.listing import ObjectRef, Shard
 from loader.memory import peak_rss_bytes
 from loader.output import OutputRoot
@@ -141,34 +142,43 @@ def process_object(
     """
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     parsed = None
-    try:
-        if container_kind(ref.url) == ZIP:  # listed itself: its directory was unreadable
-            zip_members(ref.url, ref.size, settings.storage_options)
-            raise ContainerError(ref.url, "its directory could not be read when listed")
-        parsed = (
-            read()
-            if read is not None
-            else read_header(
-                ref,
-                settings.header_bytes,
-                fs,
-                prefetched,
-                settings.element_limit,
-                zips,
-                settings.member_limit,
-                settings.frame_offsets,
+    with captured() as warned:
+        try:
+            if container_kind(ref.url) == ZIP:  # listed itself: its directory was unreadable
+                zip_members(ref.url, ref.size, settings.storage_options)
+                raise ContainerError(ref.url, "its directory could not be read when listed")
+            parsed = (
+                read()
+                if read is not None
+                else read_header(
+                    ref,
+                    settings.header_bytes,
+                    fs,
+                    prefetched,
+                    settings.element_limit,
+                    zips,
+                    settings.member_limit,
+                    settings.frame_offsets,
+                )
             )
-        )
-        decoded = decode_header(parsed, ref.url, settings.element_limit, store)
-        if pseudonymizer := settings.pseudonymizer():
-            pseudonymizer.apply(decoded)
-        rows, errors = extract_object(decoded, _facts(ref, settings, parsed, now))
-        return rows, errors, parsed
-    except ObjectError as exc:
-        facts = _facts(ref, settings, parsed, now)
-        return {}, [error_row(facts, exc.category, exc.reason, exc.tag)], parsed
-    except Exception as exc:  # noqa: BLE001 - one object must never stop the run
-        return {}, [_unexpected(_facts(ref, settings, parsed, now), exc)], parsed
+            decoded = decode_header(parsed, ref.url, settings.element_limit, store)
+            if pseudonymizer := settings.pseudonymizer():
+                pseudonymizer.apply(decoded)
+            rows, errors = extract_object(decoded, _facts(ref, settings, parsed, now))
+        except Exception as exc:  # noqa: BLE001 - one object must never stop the run
+            rows, errors = {}, [failure_row(_facts(ref, settings, parsed, now), exc)]
+    return rows, errors + warning_rows(_facts(ref, settings, parsed, now), warned), parsed
+
+
+def failure_row(facts: ObjectFacts, exc: Exception) -> Row:
+    """The error row of one object's failure, by the one error policy."""
+    return error_row(facts, *object_failure(exc))
+
+
+def warning_rows(facts: ObjectFacts, warned: list[str]) -> list[Row]:
+    """The object's PARSE_WARNING row, when a library warned while reading it."""
+    message = summary(warned)
+    return [] if message is None else [error_row(facts, Category.PARSE_WARNING, message)]
 
 
 def check_member_size(url: str, size: int, limit: int) -> None:
@@ -197,6 +207,16 @@ def process_tar_members(
         for member in members:
             member_ref = ObjectRef(member.url, member.size, member.modified)
             stream = member.data
+            if is_export(member.url) and stream is not None:
+                outcomes = _tar_export(member_ref, stream, settings)
+                for rows, errors, _ in outcomes:
+                    now_served, now_requests = (
+                        ranged.bytes_read - served,
+                        ranged.requests - requests,
+                    )
+                    yield rows, errors, now_served, now_requests, member_ref.source_order
+                    served, requests = ranged.bytes_read, ranged.requests
+                continue
 
             def read(url: str = member.url, data: Any = stream, size: int = member.size) -> Any:
                 check_member_size(url, size, settings.member_limit)
@@ -208,9 +228,20 @@ def process_tar_members(
             now_served, now_requests = ranged.bytes_read - served, ranged.requests - requests
             yield rows, errors, now_served, now_requests, member_ref.source_order
             served, requests = ranged.bytes_read, ranged.requests
-    except ObjectError as exc:
-        facts = _facts(ref, settings, None, now)
-        yield {}, [error_row(facts, exc.category, exc.reason, exc.tag)], 0, 0, ref.source_order
+    except Exception as exc:  # noqa: BLE001 - what is left of the tar is one error row
+        yield {}, [failure_row(_facts(ref, settings, None, now), exc)], 0, 0, ref.source_order
+
+
+def _tar_export(
+    ref: ObjectRef, data: Any, settings: ShardSettings
+) -> Iterator[tuple[Rows, list[Row], int]]:
+    """The instances of a DICOM JSON export passing by in a tar, as a loose one's."""
+    try:
+        check_member_size(ref.url, ref.size, settings.member_limit)
+        contents: StudyContents | BaseException = export_contents(ref.url, data.read(), 0)
+    except Exception as exc:  # noqa: BLE001 - the export is one error row, as a loose one
+        contents = exc
+    yield from process_json_instances(ref, settings, fetched=contents)
 
 
 def holds_instances(ref: ObjectRef) -> bool:
@@ -226,9 +257,15 @@ def json_instances(
     WADO-RS URL), the bytes read to get them, and what could not be read."""
     if is_dicomweb(ref.url):
         return study_instances(ref.url, storage_options)
-    data = read_whole(ref, fs)
-    found = [(f"{ref.url}#{i}", instance) for i, instance in enumerate(instances_in(data, ref.url))]
-    return StudyContents(found, len(data), [])
+    data, served = read_whole(ref, fs, storage_options)
+    return export_contents(ref.url, data, served)
+
+
+def export_contents(url: str, data: bytes, served: int) -> StudyContents:
+    """The instances of the export at `url` (its bytes `data`, `served` by the store),
+    each addressed `export#index`."""
+    found = [(f"{url}#{i}", instance) for i, instance in enumerate(instances_in(data, url))]
+    return StudyContents(found, served, [])
 
 
 def instances_fetched(
@@ -242,21 +279,27 @@ def instances_fetched(
 
 
 def process_json_instances(
-    ref: ObjectRef, settings: ShardSettings, fs: Any = None, fetched: Any = None
+    ref: ObjectRef,
+    settings: ShardSettings,
+    fs: Any = None,
+    fetched: Any = None,
+    counted: Counter[str] | None = None,
 ) -> Iterator[tuple[Rows, list[Row], int]]:
     """Rows and error rows of every DICOM JSON instance a listed object holds, with
     the bytes read for each (all counted on the first); an object whose instances
     cannot be fetched or parsed is one error row. `fetched` is what fetching it
-    ahead gave (its contents, or the exception), None to fetch it here."""
+    ahead gave (its contents, or the exception), None to fetch it here; `counted`
+    counts the instances a DICOMweb server served only one by one."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     pseudonymizer = settings.pseudonymizer()
     try:
         contents = instances_fetched(ref, settings.storage_options, fs, fetched)
-    except ObjectError as exc:
-        facts = _facts(ref, settings, None, now)
-        yield {}, [error_row(facts, exc.category, exc.reason, exc.tag)], 0
+    except Exception as exc:  # noqa: BLE001 - the object that holds them is one error row
+        yield {}, [failure_row(_facts(ref, settings, None, now), exc)], 0
         return
     instances, read = contents.instances, contents.read
+    if counted is not None:
+        counted["instance_fallbacks"] += contents.fallbacks
     for url, reason in contents.unread:  # one READ_ERROR row per object not served
         facts = replace(_facts(replace(ref, url=url), settings, None, now), bytes_read=0)
         yield {}, [error_row(facts, Category.READ_ERROR, reason)], 0
@@ -271,32 +314,42 @@ def process_json_instances(
             bytes_read=read if index == 0 else 0,
             checksum=hashlib.md5(text, usedforsecurity=False).hexdigest(),
         )
+        with captured() as warned:
+            try:
+                decoded = decode_json(instance, url, settings.element_limit)
+                if pseudonymizer:
+                    pseudonymizer.apply(decoded)
+                rows, errors = extract_object(decoded, facts)
+            except Exception as exc:  # noqa: BLE001 - one instance must never stop the run
+                rows, errors = {}, [failure_row(facts, exc)]
+        yield rows, errors + warning_rows(facts, warned), facts.bytes_read
+
+
+def read_whole(
+    ref: ObjectRef, fs: Any = None, options: dict[str, Any] | None = None
+) -> tuple[bytes, int]:
+    """All of an object's bytes (DICOM JSON exports are read whole), and the bytes the
+    store served for them: a zip member's count its container's directory too."""
+    member = split_member(ref.url)
+    if member is not None and member.kind == ZIP:
+        zips = OpenZips(options or {})
         try:
-            decoded = decode_json(instance, url, settings.element_limit)
-            if pseudonymizer:
-                pseudonymizer.apply(decoded)
-            rows, errors = extract_object(decoded, facts)
-        except ObjectError as exc:
-            rows, errors = {}, [error_row(facts, exc.category, exc.reason, exc.tag)]
-        except Exception as exc:  # noqa: BLE001 - one instance must never stop the run
-            rows, errors = {}, [_unexpected(facts, exc)]
-        yield rows, errors, facts.bytes_read
-
-
-def _unexpected(facts: ObjectFacts, exc: Exception) -> Row:
-    """The error row of a failure of our own code on one object."""
-    return error_row(facts, Category.PARSE_ERROR, f"unexpected {type(exc).__name__}: {exc}"[:1000])
-
-
-def read_whole(ref: ObjectRef, fs: Any = None) -> bytes:
-    """All of an object's bytes (DICOM JSON exports are read whole)."""
+            ranged, stream, size = zips.member(member)
+            with stream:
+                check_member_size(ref.url, size, DEFAULT_MEMBER_LIMIT)
+                data = stream.read()
+            return data, ranged.bytes_read
+        finally:
+            zips.close()
     if fs is None:
         try:
             with open(ref.url, "rb") as fh:
-                return fh.read()
+                data = fh.read()
         except OSError as exc:
             raise ObjectReadError(ref.url, f"cannot read: {exc.strerror or exc}") from exc
-    return with_retries(ref.url, lambda: fs.cat_file(path_of(ref.url)))
+        return data, len(data)
+    data = with_retries(ref.url, lambda: fs.cat_file(path_of(ref.url)))
+    return data, len(data)
 
 
 def read_header(
@@ -388,10 +441,12 @@ def _outcomes(
     of each object a listed one holds: itself, every instance of a DICOM JSON export
     or a DICOMweb study (in its order), or every member of a tar (in each one's).
     `frames` counts what locating frames cost (reads of offset tables, within the
-    bytes and requests) and found."""
+    bytes and requests) and found, and the instances a DICOMweb server served only
+    one by one."""
     ref = ahead.ref
     if holds_instances(ref):
-        for rows, errors, read in process_json_instances(ref, settings, ahead.fs, ahead.whole):
+        found = process_json_instances(ref, settings, ahead.fs, ahead.whole, frames)
+        for rows, errors, read in found:
             yield rows, errors, read, 1 if read else 0, 0.0, ref.source_order
         return
     if container_kind(ref.url) == TAR:
@@ -505,8 +560,10 @@ def process_shard(
         settings.read_ahead_bytes,
     )
     try:
+        # What pydicom warns about an object is that object's row (library_warnings);
+        # anything warned outside an object's read is not the terminal's either.
         with warnings.catch_warnings(), gc_paused():
-            warnings.simplefilter("ignore")  # pydicom warns per odd value; errors are rows
+            warnings.simplefilter("ignore")
             for ahead in reads:
                 outcomes = _outcomes(ahead, settings, store, zips, frames)
                 for rows, errors, read, requests, seconds, order in outcomes:
@@ -531,5 +588,6 @@ def process_shard(
         throttled_reads=reads.window.throttled,
         lowest_read_window=reads.window.lowest,
         **{name: frames[name] for name in FRAME_COUNTS},
+        instance_fallbacks=frames["instance_fallbacks"],
     )
     return record

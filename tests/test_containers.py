@@ -2,6 +2,7 @@
 do, on disk and from the S3 server (a zip's members by ranged reads, its bytes
 counted by the server), and what cannot be loaded ends as rows."""
 
+import gzip
 import io
 import shutil
 import tarfile
@@ -10,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import duckdb
+import orjson
 import pydicom
 import pytest
 import s3fs
@@ -67,7 +69,22 @@ def _loose(tmp_path: Path) -> Path:
         ds.PixelData = bytes(2 * 1024 * 1024)
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.save_as(root / f"large{n}.dcm", enforce_file_format=True)
+    _exports(root / "exports")
     return root
+
+
+def _exports(folder: Path) -> None:
+    """DICOM JSON exports beside the files (pydicom writes them): an array of two
+    instances, and one instance a line gzipped; new SOP Instance UIDs, so each is
+    an instance of its own."""
+    folder.mkdir()
+    instances = []
+    for n, name in enumerate(("MR_small.dcm", "rtplan.dcm", "CT_small.dcm")):
+        ds = pydicom.dcmread(real_file(name), stop_before_pixels=True)
+        ds.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.9{n + 1}"
+        instances.append(ds.to_json_dict())
+    (folder / "study.json").write_bytes(orjson.dumps(instances[:2]))
+    (folder / "more.ndjson.gz").write_bytes(gzip.compress(orjson.dumps(instances[2]) + b"\n"))
 
 
 def _zip(loose: Path, path: Path, method: int = zipfile.ZIP_DEFLATED) -> Path:
@@ -153,6 +170,8 @@ def test_members_load_as_the_loose_files_do(tmp_path, kind):
     assert _what(tmp_path / "bundle.duckdb") == _what(tmp_path / "loose.duckdb")
     member_errors = _errors(tmp_path / "bundle.duckdb")
     assert ("readme.txt", "NOT_DICOM", None) in member_errors
+    assert not [e for e in member_errors if "exports/" in e[0]]  # read as exports
+    assert expected["loaded"] >= len(NAMES) + 3  # the three exported instances among them
     con = duckdb.connect(str(tmp_path / "bundle.duckdb"), read_only=True)
     (uri,) = con.execute(
         "SELECT storage_uri FROM dicom_file_location WHERE storage_uri LIKE '%large0.dcm%'"

@@ -25,7 +25,7 @@ from loader.listing import ObjectRef
 from loader.shard import ShardSettings, process_json_instances, process_object
 from tests.conftest import real_file, real_files
 
-KNOWN = FILE_ERROR_CATEGORIES | {"TYPE_CAST_ERROR"}
+KNOWN = FILE_ERROR_CATEGORIES | {"TYPE_CAST_ERROR", "PARSE_WARNING"}
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "600"))
 RANDOM = os.environ.get("FUZZ_RANDOM") == "1"
 SOURCES = sorted(

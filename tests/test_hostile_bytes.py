@@ -12,7 +12,7 @@ from loader.shard import ShardSettings, process_shard
 from tests.conftest import real_file, real_files
 from tests.test_pipeline import run, settings
 
-KNOWN = FILE_ERROR_CATEGORIES | {"TYPE_CAST_ERROR"}
+KNOWN = FILE_ERROR_CATEGORIES | {"TYPE_CAST_ERROR", "PARSE_WARNING"}
 MARKERS = [
     b"\xff\xff\xff\xff",
     b"\xff\xff\xff\x7f",

@@ -9,6 +9,7 @@ import gzip
 import http.server
 import shutil
 import threading
+import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
@@ -30,7 +31,7 @@ from loader.headers import read_local
 from loader.pipeline import run
 from loader.scan import scan
 from loader.synth import synthesize
-from tests.conftest import real_file, running_orthanc, stored_in_orthanc
+from tests.conftest import loadable_real_files, real_file, running_orthanc, stored_in_orthanc
 
 REAL = (
     "CT_small.dcm",
@@ -596,10 +597,11 @@ def test_exports_in_a_bucket(s3, archive, tmp_path):
 
 
 @pytest.mark.server
-def test_a_series_uid_shared_by_two_studies_is_accounted_for(tmp_path):
+def test_a_series_uid_shared_by_two_studies_is_read_instance_by_instance(tmp_path):
     """Two studies holding a series of the same UID: Orthanc does not serve that
-    series' metadata in either (HTTP 404). Each of its instances is one READ_ERROR
-    row, the studies' other series load, and the accounting balances. Orthanc runs
+    series' metadata in either (HTTP 404), but serves each of its instances' own
+    metadata (PS3.18 defines both). Every instance loads, the report counts those
+    read one by one, and the keys equal the same files loaded from disk. Orthanc runs
     on its own here: the shared UID would change every other PACS test's content."""
     generated = tmp_path / "generated"
     synthesize(generated, patients=6, seed=31, duplicate_fraction=0)
@@ -613,7 +615,7 @@ def test_a_series_uid_shared_by_two_studies_is_accounted_for(tmp_path):
     shared = "2.25.1234567890123456789012345678901234"
     files = tmp_path / "files"
     files.mkdir()
-    expected_lost = 0
+    one_by_one = 0
     for study in (first, second):
         lost_series = sorted(study)[0]  # each study's first series takes the shared UID
         for uid, paths in study.items():
@@ -621,34 +623,48 @@ def test_a_series_uid_shared_by_two_studies_is_accounted_for(tmp_path):
                 ds = pydicom.dcmread(path)
                 if uid == lost_series:
                     ds.SeriesInstanceUID = shared
-                    expected_lost += 1
+                    one_by_one += 1
                 ds.save_as(files / f"{ds.SOPInstanceUID}.dcm", enforce_file_format=True)
     uploaded = sorted(files.iterdir())
     (tmp_path / "orthanc").mkdir()
     with running_orthanc(tmp_path / "orthanc") as root:
         source = stored_in_orthanc(root, uploaded)
+        study = next(
+            ds.StudyInstanceUID
+            for ds in (pydicom.dcmread(p, stop_before_pixels=True) for p in uploaded)
+            if ds.SeriesInstanceUID == shared
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:  # the premise: not served
+            urllib.request.urlopen(
+                f"{root}/dicom-web/studies/{study}/series/{shared}/metadata", timeout=30
+            )
+        assert refused.value.code == 404
         report, db = _load(source, tmp_path, "shared")
-    assert report["listed"] == len(uploaded)
-    assert report["loaded"] == len(uploaded) - expected_lost
-    assert report["error_files"] == expected_lost
-    assert report["errors"] == {"READ_ERROR": expected_lost}
-    assert report["validation"]["accounting"]["balanced"]
-    # Both studies fall short of what Orthanc reports for them, by the lost series.
+    assert one_by_one >= 2
+    assert report["listed"] == report["loaded"] == len(uploaded)
+    assert report["error_files"] == 0 and "READ_ERROR" not in report["errors"]
+    assert report["instance_metadata_fallbacks"] == one_by_one
+    assert report["validation"]["accounting"]["balanced"], report["validation"]
+    # The model keys a series by its UID alone, so the shared series belongs to one
+    # of its two studies: the other falls short of what Orthanc reports for it, by
+    # that series only, as a load of the same files from disk would.
     assert report["validation_failed"] == ["incomplete_studies"]
     short = report["validation"]["incomplete_studies"]
-    assert short["count"] == 2
-    assert sum(e["reported"] - e["loaded"] for e in short["examples"]) == expected_lost
+    assert short["count"] == 1
     assert {s["series"] for e in short["examples"] for s in e["series"]} == {shared}
-    con = duckdb.connect(str(db), read_only=True)
-    paths = [
-        r[0]
-        for r in con.execute(
-            "SELECT file_path FROM dicom_ingestion_errors WHERE error_category = 'READ_ERROR'"
-        ).fetchall()
-    ]
-    con.close()
-    assert len(paths) == len(set(paths)) == expected_lost
-    assert all(f"/series/{shared}/instances/" in p for p in paths)
+    files_report, files_db = _load(str(files), tmp_path, "shared-files")
+    assert files_report["loaded"] == len(uploaded)
+    keys = (
+        "SELECT i.instance_key, i.series_key, se.study_key, st.patient_key, i.sop_instance_uid "
+        "FROM dicom_instance i JOIN dicom_series se ON se.series_key = i.series_key "
+        "JOIN dicom_study st ON st.study_key = se.study_key ORDER BY 1"
+    )
+    with duckdb.connect(str(db), read_only=True) as pacs_con:
+        from_pacs = pacs_con.execute(keys).fetchall()
+    with duckdb.connect(str(files_db), read_only=True) as files_con:
+        from_disk = files_con.execute(keys).fetchall()
+    assert from_pacs == from_disk
+    assert {pydicom.dcmread(p).SOPInstanceUID for p in uploaded} == {r[4] for r in from_pacs}
 
 
 class _PagingProxy(http.server.ThreadingHTTPServer):
@@ -757,3 +773,70 @@ def test_studies_are_fetched_ahead_while_earlier_ones_are_parsed(pacs, orthanc, 
     for key in ("listed", "loaded", "error_files", "errors", "rows"):
         assert ahead[key] == direct[key], key
     assert ahead["validation_passed"]
+
+
+def _accepted_by(orthanc: str, files: list[str], folder: Path) -> list[Path]:
+    """`files` POSTed to Orthanc; copies of those it stored, in `folder`."""
+    folder.mkdir()
+    kept = []
+    for index, name in enumerate(files):
+        request = urllib.request.Request(
+            f"{orthanc}/instances", data=Path(name).read_bytes(), method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60):
+                pass
+        except urllib.error.HTTPError:
+            continue  # Orthanc refuses it: not on the PACS, nothing to account for
+        kept.append(folder / f"{index:04d}-{Path(name).name}")
+        shutil.copy(name, kept[-1])
+    return kept
+
+
+def test_every_real_file_on_a_pacs_is_accounted_for_once_with_the_files_keys(tmp_path):
+    """Every loadable real file the project tests with, stored in Orthanc and loaded
+    through DICOMweb: the run balances, each instance the server holds ends as one
+    loaded instance or one READ_ERROR row (and the server truly serves no metadata
+    for those), and the keys equal a load of the same files from disk."""
+    (tmp_path / "orthanc").mkdir()
+    with running_orthanc(tmp_path / "orthanc") as root:
+        files = _accepted_by(root, loadable_real_files(), tmp_path / "files")
+        source = "dicomweb+" + root.removeprefix("http://").join(("http://", "/dicom-web"))
+        report, db = _load(source, tmp_path, "pacs")
+        with duckdb.connect(str(db), read_only=True) as con:
+            unread = con.execute(
+                "SELECT file_path, error_category FROM dicom_ingestion_errors "
+                "WHERE error_category IN ('READ_ERROR', 'NOT_DICOM', 'PARSE_ERROR', "
+                "'TRUNCATED', 'VALIDATION_ERROR')"
+            ).fetchall()
+            loaded = {
+                r[0] for r in con.execute("SELECT sop_instance_uid FROM dicom_instance").fetchall()
+            }
+        for url, category in unread:
+            assert category == "READ_ERROR", url
+            with pytest.raises(urllib.error.HTTPError):  # the server cannot serve it
+                urllib.request.urlopen(
+                    root + url.split("/dicom-web", 1)[1].join(("/dicom-web", "/metadata")),
+                    timeout=30,
+                )
+    assert len(files) > 200
+    assert report["validation"]["accounting"]["balanced"], report["validation"]["accounting"]
+    assert len({url for url, _ in unread}) == len(unread) == report["error_files"]
+    uids = [pydicom.dcmread(p, stop_before_pixels=True, force=True).SOPInstanceUID for p in files]
+    unread_uids = {url.rsplit("/instances/", 1)[1] for url, _ in unread}
+    assert loaded | unread_uids == set(uids) and not loaded & unread_uids
+    _, files_db = _load(str(tmp_path / "files"), tmp_path, "files")
+    keys = (
+        "SELECT i.sop_instance_uid, i.instance_key, i.series_key, se.study_key, "
+        "st.patient_key FROM dicom_instance i "
+        "JOIN dicom_series se ON se.series_key = i.series_key "
+        "JOIN dicom_study st ON st.study_key = se.study_key"
+    )
+    with duckdb.connect(str(db), read_only=True) as con:
+        from_pacs = {r[0]: r for r in con.execute(keys).fetchall()}
+    with duckdb.connect(str(files_db), read_only=True) as con:
+        from_disk = {r[0]: r for r in con.execute(keys).fetchall()}
+    once = {uid for uid in uids if uids.count(uid) == 1}  # one file: one answer
+    assert once & loaded
+    for uid in once & loaded:
+        assert from_pacs[uid] == from_disk[uid], uid
