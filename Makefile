@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 ARCHIVE ?= ./demo-archive
 PATIENTS ?= 40
 
-.PHONY: demo test check fuzz bench bench-latency bench-e2e bench-scale bench-snowflake bench-rebuild bench-containers bench-frames lint typecheck sql clean
+.PHONY: demo test check fuzz bench bench-latency bench-e2e bench-scale bench-reload bench-snowflake bench-rebuild bench-containers bench-frames lint typecheck sql clean
 
 $(BIN)/dicom-loader: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,11 @@ bench-e2e: $(VENV)/.bench
 # files/s, phases, peak memory, against a bare parse: see benchmarks/README.md.
 bench-scale: $(VENV)/.bench
 	$(BIN)/python benchmarks/scale.py
+
+# A nightly reload of bench-scale's archive (BENCH_RELOAD_OBJECTS, default 1,000,000):
+# a full run, a night's changes, --incremental twice, against a fresh load.
+bench-reload: $(VENV)/.bench
+	$(BIN)/python benchmarks/reload.py
 
 # What a Snowflake load stages before and after compaction, and its time on the
 # fakesnow server against DuckDB's (BENCH_SNOWFLAKE_OBJECTS, default 20,000).

@@ -87,6 +87,11 @@ class LoadError(Terminal):
     """The warehouse did not end with what the run wrote."""
 
 
+class WarehouseMemoryError(LoadError):
+    """The warehouse ran out of the memory it was given (DuckDB's memory limit): a
+    setting to raise, not a bug; the batches committed before stay loaded."""
+
+
 class StatementError(LoadError):
     """The warehouse refused a statement: its message says which and why, in one line."""
 

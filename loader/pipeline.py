@@ -31,7 +31,7 @@ from loader.deletions import (
     scope_of,
 )
 from loader.dicomweb import incomplete_studies, is_dicomweb
-from loader.errors import Category, ConfigError
+from loader.errors import Category, ConfigError, WarehouseMemoryError
 from loader.incremental import IDENTITY_SQL, KnownObjects, changed_only
 from loader.ledger import ShardRecord
 from loader.listing import ObjectRef, Shard, list_source, make_shards
@@ -356,10 +356,14 @@ def run(
     unreadable: list[str] = []  # folders the listing could not read
     listed_keys = SeenKeys()  # every URL listed, for the deletion check
     listed = listed_first(list_source(settings.source, settings.storage_options, unreadable))
-    objects = unique_objects(listed, repeated, listed_keys)
+    clock = RunClock(started)
+    objects = unique_objects(clock.listing(listed), repeated, listed_keys)
     deletion_check = None
     if settings.incremental:
-        objects = changed_only(objects, known_objects(settings.target), unchanged)
+        lookup_started = time.time()
+        known = known_objects(settings.target)
+        clock.known_objects = time.time() - lookup_started
+        objects = changed_only(objects, known, unchanged)
         deletion_check = DeletionCheck(scope_of(settings.source), listed_keys, unreadable)
     workers = settings.workers
     if workers > 0 and not settings.scheduler and settings.cluster_min_objects:
@@ -370,6 +374,34 @@ def run(
     if listing is not None:
         objects = counted(objects, listing)
     shards = _pending(make_shards(objects, settings.shard_size), done, skipped)
+    try:
+        return _extract_and_load(
+            settings, out, run_id, shards, shard_settings, workers, progress, clock,
+            skipped, unchanged, repeated, deletion_check,
+        )  # fmt: skip
+    except WarehouseMemoryError as exc:
+        raise WarehouseMemoryError(
+            f"{exc}; the batches loaded before stay committed: run again with "
+            f"--resume --run-id {run_id} to complete this run"
+        ) from None
+
+
+def _extract_and_load(
+    settings: RunSettings,
+    out: OutputRoot,
+    run_id: str,
+    shards: Iterator[Shard],
+    shard_settings: ShardSettings,
+    workers: int,
+    progress: Progress | None,
+    clock: RunClock,
+    skipped: list[str],
+    unchanged: list[int],
+    repeated: list[int],
+    deletion_check: DeletionCheck | None,
+) -> RunReport:
+    """The shards extracted on the cluster, loaded batch by batch, then validated;
+    `unchanged` and `repeated` are counted as the listing is read."""
     with ExitStack() as stack:
         loading = None
         if settings.target.kind is not TargetKind.NONE:
@@ -400,6 +432,7 @@ def run(
             settings.dashboard,
         )
         processed_seconds = extraction.seconds
+        started = clock.started
         startup = time.time() - started - processed_seconds - extraction.shutdown_seconds
         return load(
             out,
@@ -415,7 +448,23 @@ def run(
             startup_seconds=startup,
             shutdown_seconds=extraction.shutdown_seconds,
             deletion_check=deletion_check,
+            clock=clock,
         )
+
+
+class RunClock:
+    """When a run's phases that overlap others ended: the listing (read as the shards
+    are made), the known objects' lookup of an incremental run."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.listing_seconds = 0.0
+        self.known_objects = 0.0
+
+    def listing(self, objects: Iterator[ObjectRef]) -> Iterator[ObjectRef]:
+        """`objects`, noting when they end."""
+        yield from objects
+        self.listing_seconds = time.time() - self.started
 
 
 class DeletionCheck(NamedTuple):
@@ -442,6 +491,7 @@ def load(
     startup_seconds: float = 0.0,
     shutdown_seconds: float = 0.0,
     deletion_check: DeletionCheck | None = None,
+    clock: RunClock | None = None,
 ) -> RunReport:
     """Load a written run (its committed shards) into `target`, validate, report.
     With `deletion_check` (an incremental run), objects gone from the listed prefix
@@ -472,6 +522,9 @@ def load(
         "shutdown": round(shutdown_seconds, 3),
         "load_after_extraction": 0.0,
         "validation": 0.0,
+        "listing": round(clock.listing_seconds, 3) if clock else 0.0,
+        "known_objects": round(clock.known_objects, 3) if clock else 0.0,
+        "deletions": 0.0,
     }
     batches = (0, 0)
     deleted: Deletions | None = None
@@ -485,7 +538,9 @@ def load(
             tail_started = time.time()
             load_result = loading.finish(records) if records else None
             if deletion_check is not None:
+                deletions_started = time.time()
                 deleted = record_deletions(warehouse, *deletion_check)
+                phases["deletions"] = round(time.time() - deletions_started, 3)
             phases["load_after_extraction"] = round(time.time() - tail_started, 3)
             batches = (loading.batches, loading.batches_during_extraction)
             validation_started = time.time()

@@ -21,6 +21,12 @@ class Phases(TypedDict):
     shutdown: float  # closing the cluster the run started
     load_after_extraction: float  # the batches left, and the run's accounting
     validation: float
+    # Within those: the run's start to the listing's end (it overlaps the extraction),
+    # --incremental's read of what the target holds (before the first shard), and its
+    # finding and stamping of objects gone (within load_after_extraction).
+    listing: float
+    known_objects: float
+    deletions: float
 
 
 class WorkerTime(TypedDict):

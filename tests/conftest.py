@@ -177,6 +177,7 @@ class S3Traffic:
         self.always_hold: set[str] = set()
         self.list_delay = 0.0  # seconds each listing request takes
         self.lists_in_flight = self.max_lists_in_flight = 0
+        self.lists = 0  # listing requests answered (LIST pages)
         self.read_delay = 0.0  # seconds before each read is answered
         self.gate = 0  # the first reads wait until this many wait together
         self.throttle_first = 0  # the first reads are answered 503 SlowDown
@@ -243,6 +244,7 @@ class S3Traffic:
             start_response("503 Slow Down", [("Content-Type", "application/xml")])
             return [b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"]
         if listing:
+            self.lists += 1
             self.lists_in_flight += 1
             self.max_lists_in_flight = max(self.max_lists_in_flight, self.lists_in_flight)
             time.sleep(self.list_delay)

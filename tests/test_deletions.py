@@ -148,6 +148,18 @@ def test_deleted_objects_are_stamped_and_instances_follow_their_copies(archive, 
         target, "SELECT file_path, deleted_at FROM dicom_instance WHERE sop_instance_uid = ?", [uid]
     )
     assert Path(path) in set(copies) - gone and deleted_at is None
+    # Its child rows name the copy it follows now, as its raw row does: a rebuild
+    # finds the object's rows by that (as a fresh load of the copies left gives).
+    ((order,),) = _ask(
+        target, "SELECT _source_order FROM dicom_raw WHERE file_path = ?", [str(path)]
+    )
+    children = _ask(
+        target,
+        "SELECT DISTINCT e._source_order FROM dicom_element e JOIN dicom_instance i "
+        "ON i.instance_key = e.instance_key WHERE i.sop_instance_uid = ?",
+        [uid],
+    )
+    assert children == [(order,)]
     duplicates = {
         Path(p)
         for (p,) in _ask(

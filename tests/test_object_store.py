@@ -225,6 +225,11 @@ def test_incremental_reload_of_a_bucket_reads_only_what_changed(small_archive, s
     assert again["unchanged"] == first["loaded"] + first["duplicates"]
     assert traffic.gets and all("/bad/" in p for p in traffic.gets)  # error objects retried
     assert sum(traffic.gets.values()) <= first["error_files"]
+    # What a night with no change costs the store: one LIST page per folder, the
+    # prefix's own included (each holds fewer than 1,000 keys), and the GETs of the
+    # objects that were errors.
+    folders = {root, *(p for p in root.rglob("*") if p.is_dir())}
+    assert traffic.lists == len(folders)
     fs = s3fs.S3FileSystem(**options)
     victim = sorted(fs.glob(f"{url.removeprefix('s3://')}/PAT*/**/*.dcm"))[0]
     ds = pydicom.dcmread(io.BytesIO(fs.cat_file(victim)))

@@ -21,7 +21,7 @@ import duckdb
 
 from loader import faults
 from loader.config import DuckDBOptions
-from loader.errors import LoadError
+from loader.errors import LoadError, WarehouseMemoryError
 from loader.ledger import ShardRecord
 from loader.model import BY_NAME, EXTRACTED, TABLES, arrow_schema, create_table
 from loader.output import OutputRoot
@@ -59,6 +59,7 @@ class DuckDBWarehouse:
         self.path = path
         self.load_batch_objects: int | None = options.load_batch_objects
         spill = options.temp_directory or (f"{path}.tmp" if path != ":memory:" else None)
+        self.memory_limit, self.spill = options.memory_limit, spill or "nowhere"
         config: dict[str, str | bool | int | float | list[str]] = {
             "memory_limit": options.memory_limit
         }
@@ -75,20 +76,35 @@ class DuckDBWarehouse:
         self.con.close()
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        return self.con.execute(sql, params or []).fetchall()
+        with self._within_memory():
+            return self.con.execute(sql, params or []).fetchall()
 
     def batches(
         self, sql: str, size: int = 100_000, params: list[Any] | None = None
     ) -> Iterator[list[tuple[Any, ...]]]:
-        return fetch_batches(self.con.cursor(), sql, size, params)
+        with self._within_memory():
+            yield from fetch_batches(self.con.cursor(), sql, size, params)
+
+    @contextmanager
+    def _within_memory(self) -> Iterator[None]:
+        """DuckDB's out-of-memory error as what it is: a setting to raise, one line."""
+        try:
+            yield
+        except duckdb.OutOfMemoryException:
+            raise WarehouseMemoryError(
+                f"DuckDB ran out of memory within --duckdb-memory-limit {self.memory_limit} "
+                f"(spilling to {self.spill}): raise --duckdb-memory-limit "
+                "(DICOM_LOADER_DUCKDB_MEMORY_LIMIT)"
+            ) from None
 
     def record_deletions(self, location_keys: Iterable[list[int]], at: dt.datetime) -> Deleted:
         """Stamp these locations deleted and follow through, in one transaction."""
         return in_one_transaction(self._execute, DIALECT, "BEGIN TRANSACTION", location_keys, at)
 
     def _execute(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
-        cursor = self.con.execute(sql, list(params))
-        return cursor.fetchall() if cursor.description else []
+        with self._within_memory():
+            cursor = self.con.execute(sql, list(params))
+            return cursor.fetchall() if cursor.description else []
 
     def create_model(self) -> None:
         for table in TABLES:
@@ -182,8 +198,8 @@ class DuckDBWarehouse:
             else f"SELECT * FROM {name} WHERE false"
         )
         self.con.execute(f"CREATE OR REPLACE TEMPORARY VIEW {stage} AS {source}")
-        row = self.con.execute(f"SELECT count(*) FROM {stage}").fetchone()
-        return int(row[0]) if row else 0
+        row = self._execute(f"SELECT count(*) FROM {stage}", [])
+        return int(row[0][0]) if row else 0
 
 
 def _literal(text: str) -> str:

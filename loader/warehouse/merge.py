@@ -193,9 +193,11 @@ def _conflicts(execute: Execute, table: Table) -> dict[str, Any]:
     ]
     keys = ", ".join(table.key)
     listed = ", ".join([*table.key, *columns])
-    flags = ", ".join(
-        f"CASE WHEN count(DISTINCT {c}) > 1 THEN 1 ELSE 0 END AS {c}" for c in columns
-    )
+    # min <> max is count(DISTINCT) > 1 for ordered values (NULLs left out by both),
+    # with a fixed-size state per group: a DISTINCT aggregate per column keeps a hash
+    # table per column and thread, and at 15 columns ran a reload past DuckDB's
+    # memory limit however few rows were staged.
+    flags = ", ".join(f"CASE WHEN min({c}) <> max({c}) THEN 1 ELSE 0 END AS {c}" for c in columns)
     staged = stage_table(table.name)
     rows = execute(
         f"SELECT {', '.join(f'sum({c})' for c in columns)}, "
@@ -306,6 +308,12 @@ def follow_live_locations(execute: Execute, touched: Keys) -> None:
     copy read first: the copies of one SOP instance carry one header."""
     live = "SELECT 1 FROM dicom_file_location l WHERE l.deleted_at IS NULL AND "
     touched_sql, bound = touched
+    followed = execute(
+        "SELECT count(*) FROM dicom_instance i WHERE i.instance_key IN "
+        f"({touched_sql}) AND NOT EXISTS ({live}l.storage_uri = i.file_path) "
+        f"AND EXISTS ({live}l.instance_key = i.instance_key)",
+        bound,
+    )
     execute(
         "UPDATE dicom_instance SET file_path = w.storage_uri, "
         "file_size_bytes = w.file_size_bytes, transfer_syntax_uid = w.transfer_syntax_uid, "
@@ -323,6 +331,20 @@ def follow_live_locations(execute: Execute, touched: Keys) -> None:
         f"AND EXISTS ({live}l.instance_key = dicom_instance.instance_key)",
         bound,
     )
+    # The instance's child rows name the copy it now follows, as a fresh load of the
+    # copies left would: rebuild finds an object's frames by its _source_order. (Only
+    # when one was re-pointed: the update reads each child table whole.)
+    if not _count(followed):
+        return
+    for table in TABLES:
+        if table.mode is LoadMode.INSTANCE_CHILD and "_source_order" in table.column_names:
+            execute(
+                f"UPDATE {table.name} SET _source_order = i._source_order FROM dicom_instance i "
+                f"WHERE {table.name}.instance_key = i.instance_key "
+                f"AND {table.name}._source_order <> i._source_order "
+                f"AND i.instance_key IN ({touched_sql})",
+                bound,
+            )
 
 
 def recount(execute: Execute, dialect: Dialect, series: Keys, studies: Keys) -> None:
