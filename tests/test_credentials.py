@@ -141,3 +141,22 @@ def test_the_page_never_shows_a_secret_as_rendered(tmp_path: Path, monkeypatch):
     shown = html.unescape(path.read_text())
     assert SECRET not in shown and html.escape(SECRET) not in path.read_text()
     assert "s3://b/p" in shown  # the command is there, without its secrets
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"dicomweb+https://user:{SECRET}@pacs.example/dicom-web",
+        f"s3://user:{SECRET}@bucket/prefix",
+    ],
+)
+def test_a_url_with_a_password_is_refused_before_anything_is_read(url):
+    """A password in a source or --out URL would reach every object's URL, row and
+    report: one line says where credentials go instead, without the password."""
+    from loader.listing import list_source
+    from loader.output import OutputRoot
+
+    for attempt in (lambda: next(list_source(url)), lambda: OutputRoot.of(url)):
+        with pytest.raises(ConfigError) as refused:
+            attempt()
+        assert "holds a password" in str(refused.value) and SECRET not in str(refused.value)
