@@ -226,6 +226,7 @@ _COPY_COLUMNS = [
 
 
 _RESULT_SCAN = "TABLE(RESULT_SCAN(LAST_QUERY_ID()))"
+_NO_FILE = "SELECT 'Copy executed with 0 files processed.' AS \"status\""
 LAST_COPY: dict[int, list[tuple[Any, ...]]] = {}  # per session: the last COPY's result
 
 
@@ -249,24 +250,22 @@ def _copy_with_file_metadata(cursor: Any, text: str) -> str:
     if any(files for _, _, files in os.walk(directory)):
         _refuse("the test harness does not supply COPY of METADATA$ columns from files")
     LAST_COPY[id(cursor._conn)] = []
-    return "SELECT 'Copy executed with 0 files processed.' AS \"status\""
+    return _NO_FILE
 
 
 def _result_scan(cursor: Any, text: str) -> str:
-    """RESULT_SCAN of the session's last COPY, as Snowflake keeps its per-file rows."""
+    """RESULT_SCAN of the session's last COPY, as Snowflake keeps its result: its
+    per-file rows, or, when it processed no file, the one row of one `status` column
+    a COPY of no file returns (COPY INTO <table>, "Output": "Copy executed with 0
+    files processed."): a query naming a per-file column then fails, as it does on
+    Snowflake."""
     rows = LAST_COPY.get(id(cursor._conn), [])
-    columns = ", ".join(f'"{c}"' for c in _COPY_COLUMNS)
     if rows:
+        columns = ", ".join(f'"{c}"' for c in _COPY_COLUMNS)
         body = ", ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in rows)
         scan = f"(SELECT * FROM (VALUES {body}) AS t ({columns}))"
     else:
-        numbers = {"rows_parsed", "rows_loaded", "error_limit", "errors_seen"}
-        numbers |= {"first_error_line", "first_error_character"}
-        typed = ", ".join(
-            f'CAST(NULL AS {"BIGINT" if c in numbers else "VARCHAR"}) AS "{c}"'
-            for c in _COPY_COLUMNS
-        )
-        scan = f"(SELECT {typed} WHERE FALSE)"
+        scan = f"({_NO_FILE})"
     return text.replace(_RESULT_SCAN, scan)
 
 

@@ -16,9 +16,9 @@ FILE_FORMAT = (FORMAT_NAME = dicom_json_format)
 ON_ERROR = CONTINUE;
 
 INSERT INTO dicom_ingestion_errors (file_path, error_category, error_message, tag, detected_at, bytes_read, _run_id, _loaded_at)
-SELECT "file", 'PARSE_ERROR', "status" || ': ' || "errors_seen" || ' rows rejected, first at line ' || COALESCE(CAST("first_error_line" AS VARCHAR), '?') || ': ' || COALESCE("first_error", ''), NULL, CURRENT_TIMESTAMP, NULL, $dicom_batch, CURRENT_TIMESTAMP
-FROM TABLE(RESULT_SCAN(LAST_QUERY_ID()))
-WHERE "status" <> 'LOADED';
+SELECT r:"file"::VARCHAR, 'PARSE_ERROR', r:"status"::VARCHAR || ': ' || r:"errors_seen"::VARCHAR || ' rows rejected, first at line ' || COALESCE(r:"first_error_line"::VARCHAR, '?') || ': ' || COALESCE(r:"first_error"::VARCHAR, ''), NULL, SYSDATE(), NULL, $dicom_batch, SYSDATE()
+FROM (SELECT OBJECT_CONSTRUCT(*) AS r FROM TABLE(RESULT_SCAN(LAST_QUERY_ID())))
+WHERE r:"file" IS NOT NULL AND r:"status"::VARCHAR <> 'LOADED';
 
 INSERT INTO dicom_raw (file_path, metadata, ingested_at, sop_instance_uid, file_size_bytes, header_bytes, transfer_syntax_uid, _source_order, _run_id, _loaded_at)
 SELECT l.file_path || '#' || CAST(l.row_number AS VARCHAR),

@@ -68,7 +68,11 @@ def batch(names: Names) -> list[str]:
     VALIDATE cannot follow a COPY that transforms (its usage notes), and the landing
     COPY must (file name, row number). The COPY's own result names every file that
     was not wholly loaded, with its rejected-row count and first error: read with
-    RESULT_SCAN right after it, each such file becomes a PARSE_ERROR row."""
+    RESULT_SCAN right after it, each such file becomes a PARSE_ERROR row. A COPY that
+    processed no file (a new stage, every file loaded before) returns one `status`
+    column instead of the per-file ones: each result row is read as an object
+    (OBJECT_CONSTRUCT(*)), so a missing column is a missing key, never an error.
+    Times are SYSDATE(): UTC, as every TIMESTAMP_NTZ the loader writes."""
     t = names.table
     landing, dictionary = t("dicom_json_landing"), t("dicom_dictionary")
     values = ", ".join(f"('{tag}', '{keyword}')" for tag, keyword in dictionary_rows())
@@ -83,13 +87,13 @@ def batch(names: Names) -> list[str]:
         "SET dicom_batch = UUID_STRING()",
         _copy_into_landing(names, "$dicom_batch") + "\nON_ERROR = CONTINUE",
         f"INSERT INTO {t('dicom_ingestion_errors')} ({ERROR_COLUMNS})\n"
-        f'SELECT "file", \'{Category.PARSE_ERROR}\', "status" || \': \' || "errors_seen" || '
-        "' rows rejected, first at line ' || "
-        "COALESCE(CAST(\"first_error_line\" AS VARCHAR), '?') || ': ' || "
-        "COALESCE(\"first_error\", ''), NULL, CURRENT_TIMESTAMP, NULL, $dicom_batch, "
-        "CURRENT_TIMESTAMP\n"
-        "FROM TABLE(RESULT_SCAN(LAST_QUERY_ID()))\n"
-        "WHERE \"status\" <> 'LOADED'",
+        f"SELECT r:\"file\"::VARCHAR, '{Category.PARSE_ERROR}', r:\"status\"::VARCHAR || ': ' || "
+        "r:\"errors_seen\"::VARCHAR || ' rows rejected, first at line ' || "
+        "COALESCE(r:\"first_error_line\"::VARCHAR, '?') || ': ' || "
+        "COALESCE(r:\"first_error\"::VARCHAR, ''), NULL, SYSDATE(), NULL, $dicom_batch, "
+        "SYSDATE()\n"
+        "FROM (SELECT OBJECT_CONSTRUCT(*) AS r FROM TABLE(RESULT_SCAN(LAST_QUERY_ID())))\n"
+        'WHERE r:"file" IS NOT NULL AND r:"status"::VARCHAR <> \'LOADED\'',
         converted_instances(
             "snowflake", landing, t("dicom_raw"), dictionary, "l.batch_id = $dicom_batch"
         ),
