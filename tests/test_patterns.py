@@ -304,6 +304,8 @@ def test_a_failing_deploy_statement_is_one_line(snowflake_target):
         snowflake_target,
         "--database",
         "NO_SUCH_DATABASE",
+        "--schema",
+        "DICOM",
         check=False,
     )
     assert failed.returncode == 1
@@ -742,3 +744,70 @@ def test_rejected_files_are_read_from_either_shape_of_copy_result(result, record
         found = con.cursor().execute(query).fetchall()
         con.close()
     assert [(path, message) for path, _, message in found] == recorded
+
+
+def test_a_database_without_a_schema_is_refused_in_one_line(snowflake_target):
+    """Snowflake reads a two-part name as schema.object: `"IMAGING".t` would be the
+    table t of a schema named IMAGING. Refused before any statement is sent."""
+    from tests.test_cli import dicom_loader
+
+    for command in ("sql", "deploy"):
+        target = ("--target", snowflake_target) if command == "deploy" else ()
+        done = dicom_loader(
+            command, "--pattern", "validation", *target, "--database", "IMAGING", check=False
+        )
+        assert done.returncode == 1 and done.stderr.strip().count("\n") == 0, done.stderr
+        assert "--database needs --schema" in done.stderr
+
+
+def test_no_task_wakes_a_warehouse_without_work():
+    """A scheduled task on a warehouse runs only when its stream has data (WHEN
+    SYSTEM$STREAM_HAS_DATA); one with no stream to ask is serverless: no task wakes a
+    warehouse on every schedule (288 times a day at 5 minutes)."""
+    names = Names(stage_url="s3://imaging-exports/pacs/", storage_integration="I")
+    tasks = [
+        s
+        for pattern in ("stream-task", "snowpipe")
+        for s in render(pattern, names)
+        if s.startswith("CREATE OR REPLACE TASK")
+    ]
+    assert len(tasks) >= 4
+    for task in tasks:
+        head = task.split("\nAS\n", 1)[0]
+        if "SCHEDULE" in head and "WAREHOUSE =" in head:
+            assert "WHEN SYSTEM$STREAM_HAS_DATA(" in head, head
+        assert "SCHEDULE" in head or "\n  AFTER " in head, head
+
+
+@pytest.mark.parametrize("stage_url", [None, "s3://imaging-exports/pacs/"])
+def test_all_gives_exports_one_path_into_dicom_raw(stage_url):
+    """`all` deploys the batch COPY or the pipe, never both: each landed file is
+    copied by one loader with one load history, and converted once."""
+    names = Names(stage_url=stage_url, storage_integration="I" if stage_url else None)
+    statements = render("all", names)
+    copies = [s for s in statements if "COPY INTO" in s and "dicom_json_landing" in s]
+    assert len(copies) == 1
+    assert copies[0].startswith("CREATE PIPE") == bool(stage_url)
+    converting = [s for s in statements if "INSERT INTO dicom_raw (" in s]
+    assert len(converting) == 1, converting
+
+
+def test_deploy_all_with_a_stage_url_twice(snowflake_target, tmp_path):
+    """With --stage-url the exports land through the pipe alone: deployed on a fresh
+    schema and again on the deployed one, both end without an error, and the pipe is
+    created once (a replaced pipe would forget the files it loaded)."""
+    from fakesnow_gaps import CATALOG, LOCAL_BUCKET
+
+    from tests.test_cli import dicom_loader
+
+    landing = tmp_path / "exports"
+    landing.mkdir()
+    schema = snowflake_target.split("/")[4].split("?")[0]
+    flags = ("--stage-url", f"{LOCAL_BUCKET}{landing}/", "--storage-integration", "EXPORTS_INT")
+    for _ in (1, 2):
+        done = dicom_loader(
+            "deploy", "--pattern", "all", "--target", snowflake_target, *flags, check=False
+        )
+        assert done.returncode == 0, done.stderr
+    pipes = CATALOG.schema(schema, "pipe")
+    assert len(pipes) == 1 and {CATALOG.created[(schema, "pipe", p)] for p in pipes} == {1}

@@ -359,8 +359,13 @@ def recount(execute: Execute, dialect: Dialect, series: Keys, studies: Keys) -> 
         "GROUP BY se.series_key) c WHERE dicom_series.series_key = c.series_key",
         series[1],
     )
-    modalities = dialect.sorted_distinct_list(
-        "CASE WHEN se.number_of_instances > 0 THEN se.modality END"
+    # NULL when no live series names a modality, in every engine: DuckDB's list is
+    # NULL over no value, Snowflake's ARRAY_AGG an empty array (and fakesnow's [null]),
+    # so the list is taken only where count() says there is a value.
+    modality = "CASE WHEN se.number_of_instances > 0 THEN se.modality END"
+    modalities = (
+        f"CASE WHEN count({modality}) = 0 THEN NULL "
+        f"ELSE {dialect.sorted_distinct_list(modality)} END"
     )
     execute(
         "UPDATE dicom_study SET number_of_series = c.series, "

@@ -40,7 +40,7 @@ WHERE (TRUE) AND f.key NOT LIKE '0002%' AND f.key < '7FE00008'
 GROUP BY l.file_path, l.row_number, l.batch_id;
 
 CREATE OR REPLACE TASK dicom_record_rejected_files
-  WAREHOUSE = "COMPUTE_WH"
+  USER_TASK_MANAGED_INITIAL_WAREHOUSE_SIZE = 'XSMALL'
   SCHEDULE = '5 MINUTE'
 AS
 MERGE INTO dicom_ingestion_errors e

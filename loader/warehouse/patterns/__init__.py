@@ -89,10 +89,15 @@ def write_sql_files(folder: str) -> None:
 
 
 def render(pattern: str, names: Names) -> list[str]:
-    """The statements of `pattern` (or of every pattern: "all"; snowpipe only with a
-    stage URL), in deploy order."""
+    """The statements of `pattern` (or of every pattern: "all"), in deploy order.
+
+    Exports take one path into dicom_raw: with a stage URL the pipe's (snowpipe),
+    else the batch's COPY. Both at once would convert each landed file twice (the
+    batch converts its rows, the pipe's task every landed row) and keep two load
+    histories, the pipe's and the bulk COPY's, so a file could land twice."""
     if pattern == "all":
-        chosen = [p for p in PATTERNS if p != "snowpipe" or names.stage_url]
+        exports = "snowpipe" if names.stage_url else "batch"
+        chosen = [p for p in PATTERNS if p not in ("batch", "snowpipe") or p == exports]
         # Every pattern that copies PHI creates the policies it sets; deployed
         # together, each policy statement runs once (the first time it is met).
         policy, created = set(policies(names)), set()

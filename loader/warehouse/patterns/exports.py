@@ -156,8 +156,12 @@ def snowpipe(names: Names) -> list[str]:
         f"  SCHEDULE = '{names.schedule}'\n"
         f"  WHEN SYSTEM$STREAM_HAS_DATA('{stream.replace(chr(34), '')}')\nAS\n"
         + converted_instances("snowflake", stream, t("dicom_raw"), t("dicom_dictionary"), "TRUE"),
+        # No stream tells this task when a file was rejected (it reads COPY_HISTORY):
+        # serverless, it costs the seconds it runs, never a warehouse woken on every
+        # schedule (CREATE TASK: omit WAREHOUSE).
         f"CREATE OR REPLACE TASK {t('dicom_record_rejected_files')}\n"
-        f"  WAREHOUSE = {warehouse}\n  SCHEDULE = '{names.schedule}'\nAS\n" + rejected_files(names),
+        "  USER_TASK_MANAGED_INITIAL_WAREHOUSE_SIZE = 'XSMALL'\n"
+        f"  SCHEDULE = '{names.schedule}'\nAS\n" + rejected_files(names),
         f"ALTER TASK {t('dicom_convert_landed')} RESUME",
         f"ALTER TASK {t('dicom_record_rejected_files')} RESUME",
     ]

@@ -44,6 +44,13 @@ class Names:
         ):
             if name is not None:
                 identifier(name, what)
+        if self.database and not self.schema:
+            # Snowflake reads a two-part name as schema.object: "DB".t would be the
+            # table t of a schema named DB (Object name resolution).
+            raise ConfigError(
+                "--database needs --schema: Snowflake reads DATABASE.object as "
+                "schema.object; give both, or neither to use the connection's own"
+            )
         number, _, unit = self.lag.partition(" ")
         if not number.isdigit() or unit.rstrip("s") not in ("second", "minute", "hour", "day"):
             raise ConfigError(f"--lag {self.lag!r} is not like '10 minutes'")
