@@ -813,3 +813,14 @@ def test_deploy_all_with_a_stage_url_twice(snowflake_target, tmp_path):
         assert done.returncode == 0, done.stderr
     pipes = CATALOG.schema(schema, "pipe")
     assert len(pipes) == 1 and {CATALOG.created[(schema, "pipe", p)] for p in pipes} == {1}
+
+
+def test_times_written_are_utc_whatever_the_session_time_zone():
+    """TIMESTAMP_NTZ columns hold UTC (the loader's own rows do): a pattern writes
+    SYSDATE(), never CURRENT_TIMESTAMP, which is the session's time zone's. Only a
+    comparison with TIMESTAMP_LTZ (COPY_HISTORY's START_TIME) may use it."""
+    for pattern in PATTERNS:
+        for statement in render(pattern, NAMES):
+            if "CURRENT_TIMESTAMP" in statement.upper():
+                assert "START_TIME => DATEADD(HOUR, -24, CURRENT_TIMESTAMP())" in statement
+                assert statement.upper().count("CURRENT_TIMESTAMP") == 1, statement

@@ -16,7 +16,7 @@ CREATE OR REPLACE TASK dicom_ingest_changes
   WHEN SYSTEM$STREAM_HAS_DATA('dicom_raw_stream')
 AS
 INSERT INTO dicom_raw_changes (file_path, metadata, _source_order, _run_id, batch_id, captured_at)
-SELECT file_path, metadata, _source_order, _run_id, SYSTEM$TASK_RUNTIME_INFO('CURRENT_TASK_GRAPH_RUN_GROUP_ID'), CURRENT_TIMESTAMP
+SELECT file_path, metadata, _source_order, _run_id, SYSTEM$TASK_RUNTIME_INFO('CURRENT_TASK_GRAPH_RUN_GROUP_ID'), SYSDATE()
 FROM dicom_raw_stream WHERE METADATA$ACTION = 'INSERT' AND deleted_at IS NULL;
 
 CREATE OR REPLACE TASK dicom_route_errors
@@ -24,7 +24,7 @@ CREATE OR REPLACE TASK dicom_route_errors
   AFTER dicom_ingest_changes
 AS
 INSERT INTO dicom_ingestion_errors (file_path, error_category, error_message, tag, detected_at, bytes_read, _run_id, _loaded_at)
-SELECT DISTINCT f.file_path, f.error_category, f.error_message, f.tag, CURRENT_TIMESTAMP, NULL, SYSTEM$TASK_RUNTIME_INFO('CURRENT_TASK_GRAPH_RUN_GROUP_ID'), CURRENT_TIMESTAMP
+SELECT DISTINCT f.file_path, f.error_category, f.error_message, f.tag, SYSDATE(), NULL, SYSTEM$TASK_RUNTIME_INFO('CURRENT_TASK_GRAPH_RUN_GROUP_ID'), SYSDATE()
 FROM (
 SELECT r.file_path, 'VALIDATION_ERROR' AS error_category, 'missing SOPInstanceUID, SeriesInstanceUID or StudyInstanceUID' AS error_message, CAST(NULL AS VARCHAR) AS tag FROM dicom_changes_for_errors r WHERE IFF(IS_ARRAY(r.metadata:"SOPInstanceUID"), r.metadata:"SOPInstanceUID"[0]::STRING, r.metadata:"SOPInstanceUID"::STRING) IS NULL OR IFF(IS_ARRAY(r.metadata:"SeriesInstanceUID"), r.metadata:"SeriesInstanceUID"[0]::STRING, r.metadata:"SeriesInstanceUID"::STRING) IS NULL OR IFF(IS_ARRAY(r.metadata:"StudyInstanceUID"), r.metadata:"StudyInstanceUID"[0]::STRING, r.metadata:"StudyInstanceUID"::STRING) IS NULL
 UNION ALL

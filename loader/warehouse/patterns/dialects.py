@@ -16,6 +16,9 @@ class Dialect:
     name: str
     text: Callable[[str], str]  # keyword → its first value as text
     cast: dict[ColumnType, Callable[[str], str]]  # text SQL → typed SQL
+    # Now, in UTC, without a time zone: every TIMESTAMP_NTZ the loader writes is UTC,
+    # and CURRENT_TIMESTAMP is the session's time zone's.
+    now: str
 
 
 SNOWFLAKE = Dialect(
@@ -27,6 +30,7 @@ SNOWFLAKE = Dialect(
         T.INT: lambda s: f"TRY_TO_NUMBER({s})",
         T.DATE: lambda s: f"TRY_TO_DATE({s}, 'YYYYMMDD')",
     },
+    "SYSDATE()",
 )
 DUCKDB = Dialect(
     "duckdb",
@@ -40,6 +44,7 @@ DUCKDB = Dialect(
         T.INT: lambda s: f"TRY_CAST({s} AS BIGINT)",
         T.DATE: lambda s: f"CAST(try_strptime({s}, '%Y%m%d') AS DATE)",
     },
+    "(now() AT TIME ZONE 'UTC')",
 )
 
 

@@ -59,7 +59,7 @@ def routed_errors(dialect: Dialect, changes: str, raw: str, errors: str, batch: 
     return (
         f"INSERT INTO {errors} ({ERROR_COLUMNS})\n"
         "SELECT DISTINCT f.file_path, f.error_category, f.error_message, f.tag, "
-        f"CURRENT_TIMESTAMP, NULL, {batch}, CURRENT_TIMESTAMP\n"
+        f"{dialect.now}, NULL, {batch}, {dialect.now}\n"
         f"FROM (\n{union}\n) f\n"
         f"WHERE NOT EXISTS (SELECT 1 FROM {errors} e WHERE e.file_path = f.file_path "
         "AND e.error_category = f.error_category)"
@@ -144,7 +144,7 @@ def stream_task(names: Names) -> list[str]:
         f"  SCHEDULE = '{names.schedule}'\n"
         f"  WHEN SYSTEM$STREAM_HAS_DATA('{raw_stream.replace(chr(34), '')}')\nAS\n"
         f"INSERT INTO {log} (file_path, metadata, _source_order, _run_id, batch_id, captured_at)\n"
-        f"SELECT file_path, metadata, _source_order, _run_id, {batch}, CURRENT_TIMESTAMP\n"
+        f"SELECT file_path, metadata, _source_order, _run_id, {batch}, {SNOWFLAKE.now}\n"
         f"FROM {raw_stream} WHERE METADATA$ACTION = 'INSERT' AND deleted_at IS NULL",
     ]
     for task, (stream, body) in children.items():
