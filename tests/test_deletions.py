@@ -351,3 +351,34 @@ def test_the_instances_of_an_export_live_while_the_export_is_listed(tmp_path):
     export.unlink()
     gone = _run(archive, tmp_path, target=target, incremental=True)
     assert gone["deleted"]["objects"] == exported
+
+
+def test_a_file_rewritten_with_an_older_time_replaces_what_it_gave(tmp_path, target):
+    """A file rewritten in place, or restored from a backup, may carry an older
+    modification time than the bytes it replaces. Read again, it replaces what it gave
+    before (its location, its instance's values), and the next reload reads nothing:
+    its new size and time are what the target holds."""
+    archive = tmp_path / "archive"
+    synthesize(archive, patients=1, seed=8, duplicate_fraction=0)
+    first = _run(archive, tmp_path, target=target, incremental=True)
+    victim = sorted(p for p in archive.rglob("*.dcm") if p.is_file())[0]
+    before = victim.stat().st_mtime
+    ds = pydicom.dcmread(victim)
+    ds.SeriesDescription = "restored from backup"
+    ds.StudyDescription = "restored from backup"
+    ds.save_as(victim, enforce_file_format=True)
+    os.utime(victim, (before - 86400 * 365, before - 86400 * 365))  # a year older
+    again = _run(archive, tmp_path, target=target, incremental=True)
+    assert again["listed"] - again["unchanged"] == 1
+    ((size, loaded_from),) = _ask(
+        target,
+        "SELECT l.file_size_bytes, i.file_path FROM dicom_file_location l JOIN dicom_instance i "
+        "ON i.instance_key = l.instance_key WHERE l.storage_uri = ?",
+        [str(victim)],
+    )
+    assert size == victim.stat().st_size and loaded_from == str(victim)
+    ((raw,),) = _ask(target, "SELECT metadata FROM dicom_raw WHERE file_path = ?", [str(victim)])
+    assert "restored from backup" in str(raw)
+    quiet = _run(archive, tmp_path, target=target, incremental=True)
+    assert quiet["unchanged"] == quiet["listed"] == first["listed"]
+    assert quiet["bytes_read"] == 0

@@ -80,14 +80,32 @@ def keys_unique_sql(table: Table) -> str:
     )
 
 
+def _object_of(order: str) -> str:
+    """SQL of the object a `_source_order` names: what follows its time stamp and the
+    backslash (a stamp holds none; CHR(92) is one in every engine's literals)."""
+    return f"substr({order}, position(CHR(92) IN {order}) + 1)"
+
+
+def _replaces(staged: str, loaded: str) -> str:
+    """SQL: the staged row replaces the loaded one. A newer (or the same) object wins;
+    and an object read again replaces what it gave before, whatever its time stamp:
+    a file rewritten in place, or restored from a backup, with an older modification
+    time than it had (else its new bytes would lose to its old ones, and a periodic
+    reload would read it again every night)."""
+    return (
+        f"({staged}._source_order >= {loaded}._source_order OR "
+        f"{_object_of(f'{staged}._source_order')} = {_object_of(f'{loaded}._source_order')})"
+    )
+
+
 def delete_insert_upsert(table: Table, unique: bool = False) -> list[str]:
-    """Upsert by deleting the rows a newer staged row replaces, then inserting."""
+    """Upsert by deleting the rows a staged row replaces, then inserting."""
     cols = ", ".join(table.column_names)
     latest = latest_per_key(table, unique=unique)
     exists = f"EXISTS (SELECT 1 FROM {table.name} t WHERE {_key_match(table, 't', 's')})"
     return [
         f"DELETE FROM {table.name} t USING ({latest}) w "
-        f"WHERE {_key_match(table, 't', 'w')} AND t._source_order <= w._source_order",
+        f"WHERE {_key_match(table, 't', 'w')} AND {_replaces('w', 't')}",
         f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM ("
         f"{latest_per_key(table, f'WHERE NOT {exists}', unique)})",
     ]
@@ -100,7 +118,7 @@ def merge_upsert(table: Table, unique: bool = False) -> list[str]:
     return [
         f"MERGE INTO {table.name} t USING ({latest_per_key(table, unique=unique)}) s "
         f"ON {_key_match(table, 't', 's')} "
-        f"WHEN MATCHED AND s._source_order >= t._source_order THEN UPDATE SET {updates} "
+        f"WHEN MATCHED AND {_replaces('s', 't')} THEN UPDATE SET {updates} "
         f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) "
         f"VALUES ({', '.join(f's.{c}' for c in cols)})"
     ]
