@@ -37,6 +37,7 @@ from loader.storage import filesystem, is_remote, with_retries
 
 ZIP, TAR = "zip", "tar"
 _SUFFIXES = ((".zip", ZIP), (".tar", TAR), (".tar.gz", TAR), (".tgz", TAR))
+_ANY_SUFFIX = tuple(suffix for suffix, _ in _SUFFIXES)
 DEFAULT_MEMBER_LIMIT = 4 << 30  # bytes a member may declare: over it, CONTAINER_ERROR
 READ_BLOCK = 64 * 1024  # reads ahead of what a zip reader asks for
 STREAM_BLOCK = 4 << 20  # reads ahead while a compressed tar is streamed
@@ -44,9 +45,11 @@ STREAM_BLOCK = 4 << 20  # reads ahead while a compressed tar is streamed
 
 def container_kind(url: str) -> str | None:
     """ZIP or TAR when `url` names a container by its name (not a member of one)."""
+    name = url.lower()
+    if not name.endswith(_ANY_SUFFIX):  # nearly every object: one check per listed name
+        return None
     if split_member(url) is not None:
         return None
-    name = url.lower()
     for suffix, kind in _SUFFIXES:
         if name.endswith(suffix):
             return kind

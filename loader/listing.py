@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from loader.errors import ConfigError, ListingError, ObjectError, ObjectReadErro
 from loader.storage import filesystem, is_remote, with_retries
 
 DEFAULT_SHARD_SIZE = 2000
+_NAME = attrgetter("name")
 LISTING_THREADS = 8  # object-store folders listed ahead, concurrently
 TAIL_PARTS = 4  # how much finer the listing's last shards are cut (see make_shards)
 
@@ -65,23 +67,37 @@ class Shard:
 def _walk(root: str, unreadable: list[str]) -> Iterator[ObjectRef]:
     """Files under `root`, depth first, names sorted; symlinked directories skipped
     (they can loop); unreadable directories skipped (nothing in them is listed) and
-    added to `unreadable`, so that nothing under them is taken for deleted."""
+    added to `unreadable`, so that nothing under them is taken for deleted.
+
+    One loop over a stack of open folders, not a generator per folder: a million
+    files in 300,000 folders passed each name up through five nested generators, a
+    fifth of a nightly reload's listing."""
+    stack = [_sorted_entries(root, unreadable)]
+    while stack:
+        for entry in stack[-1]:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(_sorted_entries(entry.path, unreadable))
+                    break  # its folder first, then the rest of this one
+                if entry.is_file():
+                    st = entry.stat()
+                    yield ObjectRef(entry.path, st.st_size, st.st_mtime)
+                elif entry.is_symlink() and not entry.is_dir():
+                    yield ObjectRef(entry.path, 0, None)  # dangling link: READ_ERROR later
+            except OSError:
+                yield ObjectRef(entry.path, 0, None)  # vanished or unreadable: READ_ERROR later
+        else:
+            stack.pop()
+
+
+def _sorted_entries(folder: str, unreadable: list[str]) -> Iterator[os.DirEntry[str]]:
+    """A folder's entries by name (none, and the folder noted, when it cannot be read)."""
     try:
-        entries = sorted(os.scandir(root), key=lambda e: e.name)
+        with os.scandir(folder) as found:
+            return iter(sorted(found, key=_NAME))
     except OSError:
-        unreadable.append(root)
-        return
-    for entry in entries:
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                yield from _walk(entry.path, unreadable)
-            elif entry.is_file():
-                st = entry.stat()
-                yield ObjectRef(entry.path, st.st_size, st.st_mtime)
-            elif entry.is_symlink() and not entry.is_dir():
-                yield ObjectRef(entry.path, 0, None)  # dangling link: READ_ERROR later
-        except OSError:
-            yield ObjectRef(entry.path, 0, None)  # vanished or unreadable: READ_ERROR later
+        unreadable.append(folder)
+        return iter(())
 
 
 def _stat(path: str) -> ObjectRef:
