@@ -30,29 +30,65 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-@contextmanager
-def captured() -> Iterator[list[str]]:
-    """The warnings raised and logged (WARNING and up) by libraries inside the
-    block, in order; complete once the block has ended. Not thread-safe, as
-    `warnings.catch_warnings` is not: use it where objects are parsed, one at a time."""
-    messages: list[str] = []
-    handler = _Collect(messages)
-    loggers = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
-    kept = [logger.propagate for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.propagate = False
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                yield messages
-            finally:
-                messages.extend(str(w.message) for w in caught)
-    finally:
-        for logger, propagate in zip(loggers, kept, strict=True):
-            logger.removeHandler(handler)
+class Collected:
+    """What libraries say while objects are read, kept until `take()`: installed once
+    around a loop over objects (a shard), each object then takes what was said while
+    it was read. Entering and leaving costs more than reading a small object's
+    header, so a shard pays it once. Not thread-safe, as `warnings.catch_warnings` is
+    not: objects are parsed one at a time."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self._handler = _Collect(self.messages)
+        self._loggers = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
+        self._propagate: list[bool] = []
+        self._warnings = warnings.catch_warnings(record=True)
+        self._caught: list[warnings.WarningMessage] = []
+
+    def __enter__(self) -> Collected:
+        self._propagate = [logger.propagate for logger in self._loggers]
+        for logger in self._loggers:
+            logger.addHandler(self._handler)
+            logger.propagate = False
+        caught = self._warnings.__enter__()  # record=True: the list warnings go to
+        self._caught = caught if caught is not None else []
+        warnings.simplefilter("always")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._warnings.__exit__(None, None, None)
+        for logger, propagate in zip(self._loggers, self._propagate, strict=True):
+            logger.removeHandler(self._handler)
             logger.propagate = propagate
+
+    def take(self) -> list[str]:
+        """What was logged (WARNING and up), then warned, since the last take."""
+        if not self.messages and not self._caught:
+            return []
+        found = [*self.messages, *(str(w.message) for w in self._caught)]
+        self.messages.clear()
+        self._caught.clear()
+        return found
+
+
+@contextmanager
+def captured(collected: Collected | None = None) -> Iterator[list[str]]:
+    """The warnings raised and logged by libraries inside the block, in order;
+    complete once the block has ended. `collected`: the loop's own collection (what
+    was said before the block is dropped), else one for this block alone."""
+    found: list[str] = []
+    if collected is not None:
+        collected.take()  # said between objects: no object's
+        try:
+            yield found
+        finally:
+            found.extend(collected.take())
+        return
+    with Collected() as own:
+        try:
+            yield found
+        finally:
+            found.extend(own.take())
 
 
 def summary(messages: list[str]) -> str | None:

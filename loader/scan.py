@@ -21,7 +21,7 @@ from loader.extract import REQUIRED_UIDS
 from loader.extract.values import text
 from loader.headers import ParsedHeader, read_stream
 from loader.keys import key_of
-from loader.library_warnings import captured
+from loader.library_warnings import Collected, captured
 from loader.listing import ObjectRef, Shard, list_source, make_shards
 from loader.pipeline import execute
 from loader.read_ahead import Ahead
@@ -50,6 +50,7 @@ def _headers(
     errors: Counter[str],
     store: ValueStore,
     zips: OpenZips,
+    collected: Collected,
 ) -> Iterator[tuple[Item, str | None, int]]:
     """(decoded root, transfer syntax, bytes read) of each header a listed object
     holds: its own, every instance of a DICOM JSON export or a DICOMweb study, or
@@ -58,7 +59,7 @@ def _headers(
     an error row is counted here, and never ends the shard."""
     ref, fs = ahead.ref, ahead.fs
     if container_kind(ref.url) == TAR:
-        yield from _tar_headers(ref, settings, errors, store)
+        yield from _tar_headers(ref, settings, errors, store, collected)
         return
     if holds_instances(ref):
         try:
@@ -70,7 +71,7 @@ def _headers(
         if contents.unread:
             errors[Category.READ_ERROR] += len(contents.unread)
         for index, (url, instance) in enumerate(instances):
-            decoded = _guarded(errors, partial(decode_json, instance, url))
+            decoded = _guarded(errors, partial(decode_json, instance, url), collected)
             if decoded is not None:
                 yield decoded.root, transfer_syntax_of(instance), read if index == 0 else 0
         return
@@ -81,16 +82,16 @@ def _headers(
         parsed = read_header(ref, settings.header_bytes, fs, ahead.first, zips=zips)
         return decode_header(parsed, ref.url, store=store).root, parsed
 
-    found = _guarded(errors, header)
+    found = _guarded(errors, header, collected)
     if found is not None:
         root, parsed = found
         yield root, parsed.transfer_syntax_uid, parsed.bytes_read
 
 
-def _guarded(errors: Counter[str], read: Callable[[], _T]) -> _T | None:
+def _guarded(errors: Counter[str], read: Callable[[], _T], collected: Collected) -> _T | None:
     """What `read` returns for one object, or None with its failure counted; what a
     library warned meanwhile is counted as the object's PARSE_WARNING."""
-    with captured() as warned:
+    with captured(collected) as warned:
         try:
             found: _T | None = read()
         except Exception as exc:  # noqa: BLE001 - one object must never stop the scan
@@ -102,7 +103,11 @@ def _guarded(errors: Counter[str], read: Callable[[], _T]) -> _T | None:
 
 
 def _tar_headers(
-    ref: ObjectRef, settings: ScanSettings, errors: Counter[str], store: ValueStore
+    ref: ObjectRef,
+    settings: ScanSettings,
+    errors: Counter[str],
+    store: ValueStore,
+    collected: Collected,
 ) -> Iterator[tuple[Item, str | None, int]]:
     """The headers of a tar's members, read as the stream passes them."""
     try:
@@ -113,9 +118,10 @@ def _tar_headers(
                 continue
             if is_export(member.url):
                 data = member.data.read()
-                found_export = _guarded(errors, partial(export_contents, member.url, data, 0))
+                read = partial(export_contents, member.url, data, 0)
+                found_export = _guarded(errors, read, collected)
                 for url, instance in found_export.instances if found_export else ():
-                    decoded = _guarded(errors, partial(decode_json, instance, url))
+                    decoded = _guarded(errors, partial(decode_json, instance, url), collected)
                     if decoded is not None:
                         yield decoded.root, transfer_syntax_of(instance), ranged.bytes_read - served
                         served = ranged.bytes_read
@@ -127,7 +133,7 @@ def _tar_headers(
                 parsed = read_stream(url, data, size)
                 return decode_header(parsed, url, store=store).root, parsed
 
-            found = _guarded(errors, header)
+            found = _guarded(errors, header, collected)
             if found is None:
                 continue
             yield found[0], found[1].transfer_syntax_uid, ranged.bytes_read - served
@@ -160,32 +166,34 @@ def scan_shard(
     bytes_read = 0
     reads = reads_ahead(shard.objects, settings.header_bytes, settings.storage_options)
     zips = OpenZips(settings.storage_options)
+    collected = Collected()  # what libraries say: each object's, counted (library_warnings)
     headers = (
         header
         for ahead in reads
-        for header in _headers(ahead, settings, counters["errors"], store, zips)
+        for header in _headers(ahead, settings, counters["errors"], store, zips, collected)
     )
-    for root, syntax, read in headers:
-        bytes_read += read
-        counters["transfer_syntax"][syntax or "none"] += 1
-        counters["modality"][text(root, "Modality") or "none"] += 1
-        counters["sop_class"][text(root, "SOPClassUID") or "none"] += 1
-        counters["manufacturer"][text(root, "Manufacturer") or "none"] += 1
-        for name in PROFILED_TAGS:
-            if text(root, name) is None:
-                counters["missing"][name] += 1
-        for found, keyword in (
-            (studies, "StudyInstanceUID"),
-            (series, "SeriesInstanceUID"),
-            (instances, "SOPInstanceUID"),
-        ):
-            uid = text(root, keyword)
-            if uid:
-                found.add(key_of(uid))
-        patients.add(key_of(text(root, "PatientID"), text(root, "IssuerOfPatientID")))
-        study_date = text(root, "StudyDate")
-        if study_date:
-            dates.append(study_date)
+    with collected:
+        for root, syntax, read in headers:
+            bytes_read += read
+            counters["transfer_syntax"][syntax or "none"] += 1
+            counters["modality"][text(root, "Modality") or "none"] += 1
+            counters["sop_class"][text(root, "SOPClassUID") or "none"] += 1
+            counters["manufacturer"][text(root, "Manufacturer") or "none"] += 1
+            for name in PROFILED_TAGS:
+                if text(root, name) is None:
+                    counters["missing"][name] += 1
+            for found, keyword in (
+                (studies, "StudyInstanceUID"),
+                (series, "SeriesInstanceUID"),
+                (instances, "SOPInstanceUID"),
+            ):
+                uid = text(root, keyword)
+                if uid:
+                    found.add(key_of(uid))
+            patients.add(key_of(text(root, "PatientID"), text(root, "IssuerOfPatientID")))
+            study_date = text(root, "StudyDate")
+            if study_date:
+                dates.append(study_date)
     zips.close()
     return {
         "objects": len(shard.objects),

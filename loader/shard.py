@@ -11,7 +11,6 @@ import datetime as dt
 import hashlib
 import os
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -51,7 +50,7 @@ from loader.headers import (
     read_remote,
     read_stream,
 )
-from loader.library_warnings import captured, summary
+from loader.library_warnings import Collected, captured, summary
 from loader.listing import ObjectRef, Shard
 from loader.memory import peak_rss_bytes
 from loader.output import OutputRoot
@@ -131,6 +130,7 @@ def process_object(
     store: ValueStore | None = None,
     zips: OpenZips | None = None,
     read: Callable[[], ParsedHeader] | None = None,
+    collected: Collected | None = None,
 ) -> tuple[Rows, list[Row], ParsedHeader | None]:
     """Rows, error rows and the read facts of one object; never raises for bad input.
 
@@ -138,11 +138,12 @@ def process_object(
     object's first read when it was fetched together with others; `store` the
     worker's decoded elements (none: this object shares nothing); `zips` the zips
     the shard reads members of; `read` how to read the header, when not as `ref`
-    says (a tar member passing by).
+    says (a tar member passing by); `collected` what libraries say while the shard
+    reads its objects (none: this object collects its own).
     """
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     parsed = None
-    with captured() as warned:
+    with captured(collected) as warned:
         try:
             if container_kind(ref.url) == ZIP:  # listed itself: its directory was unreadable
                 zip_members(ref.url, ref.size, settings.storage_options)
@@ -191,7 +192,10 @@ def check_member_size(url: str, size: int, limit: int) -> None:
 
 
 def process_tar_members(
-    ref: ObjectRef, settings: ShardSettings, store: ValueStore | None = None
+    ref: ObjectRef,
+    settings: ShardSettings,
+    store: ValueStore | None = None,
+    collected: Collected | None = None,
 ) -> Iterator[tuple[Rows, list[Row], int, int, str]]:
     """Rows and error rows of every member of a tar (read once, as a stream), with
     the bytes and requests the store served while it passed and the member's source
@@ -208,7 +212,7 @@ def process_tar_members(
             member_ref = ObjectRef(member.url, member.size, member.modified)
             stream = member.data
             if is_export(member.url) and stream is not None:
-                outcomes = _tar_export(member_ref, stream, settings)
+                outcomes = _tar_export(member_ref, stream, settings, collected)
                 for rows, errors, _ in outcomes:
                     now_served, now_requests = (
                         ranged.bytes_read - served,
@@ -224,7 +228,9 @@ def process_tar_members(
                     raise ContainerError(url, "a container inside a container is not opened")
                 return read_stream(url, data, size, first, None, settings.frame_offsets)
 
-            rows, errors, _ = process_object(member_ref, settings, store=store, read=read)
+            rows, errors, _ = process_object(
+                member_ref, settings, store=store, read=read, collected=collected
+            )
             now_served, now_requests = ranged.bytes_read - served, ranged.requests - requests
             yield rows, errors, now_served, now_requests, member_ref.source_order
             served, requests = ranged.bytes_read, ranged.requests
@@ -233,7 +239,7 @@ def process_tar_members(
 
 
 def _tar_export(
-    ref: ObjectRef, data: Any, settings: ShardSettings
+    ref: ObjectRef, data: Any, settings: ShardSettings, collected: Collected | None
 ) -> Iterator[tuple[Rows, list[Row], int]]:
     """The instances of a DICOM JSON export passing by in a tar, as a loose one's."""
     try:
@@ -241,7 +247,7 @@ def _tar_export(
         contents: StudyContents | BaseException = export_contents(ref.url, data.read(), 0)
     except Exception as exc:  # noqa: BLE001 - the export is one error row, as a loose one
         contents = exc
-    yield from process_json_instances(ref, settings, fetched=contents)
+    yield from process_json_instances(ref, settings, fetched=contents, collected=collected)
 
 
 def holds_instances(ref: ObjectRef) -> bool:
@@ -284,6 +290,7 @@ def process_json_instances(
     fs: Any = None,
     fetched: Any = None,
     counted: Counter[str] | None = None,
+    collected: Collected | None = None,
 ) -> Iterator[tuple[Rows, list[Row], int]]:
     """Rows and error rows of every DICOM JSON instance a listed object holds, with
     the bytes read for each (all counted on the first); an object whose instances
@@ -314,7 +321,7 @@ def process_json_instances(
             bytes_read=read if index == 0 else 0,
             checksum=hashlib.md5(text, usedforsecurity=False).hexdigest(),
         )
-        with captured() as warned:
+        with captured(collected) as warned:
             try:
                 decoded = decode_json(instance, url, settings.element_limit)
                 if pseudonymizer:
@@ -436,24 +443,28 @@ def _outcomes(
     store: ValueStore,
     zips: OpenZips,
     frames: Counter[str],
+    collected: Collected,
 ) -> Iterator[tuple[Rows, list[Row], int, int, float, str]]:
     """(rows, error rows, bytes read, requests, seconds spent reading, source order)
     of each object a listed one holds: itself, every instance of a DICOM JSON export
     or a DICOMweb study (in its order), or every member of a tar (in each one's).
     `frames` counts what locating frames cost (reads of offset tables, within the
     bytes and requests) and found, and the instances a DICOMweb server served only
-    one by one."""
+    one by one; `collected` what libraries say while the shard reads."""
     ref = ahead.ref
     if holds_instances(ref):
-        found = process_json_instances(ref, settings, ahead.fs, ahead.whole, frames)
+        found = process_json_instances(ref, settings, ahead.fs, ahead.whole, frames, collected)
         for rows, errors, read in found:
             yield rows, errors, read, 1 if read else 0, 0.0, ref.source_order
         return
     if container_kind(ref.url) == TAR:
-        for rows, errors, read, requests, order in process_tar_members(ref, settings, store):
+        members = process_tar_members(ref, settings, store, collected)
+        for rows, errors, read, requests, order in members:
             yield rows, errors, read, requests, 0.0, order
         return
-    rows, errors, parsed = process_object(ref, settings, ahead.fs, ahead.first, store, zips)
+    rows, errors, parsed = process_object(
+        ref, settings, ahead.fs, ahead.first, store, zips, collected=collected
+    )
     if parsed is None:
         yield rows, errors, 0, 0, 0.0, ref.source_order
     else:
@@ -560,12 +571,11 @@ def process_shard(
         settings.read_ahead_bytes,
     )
     try:
-        # What pydicom warns about an object is that object's row (library_warnings);
-        # anything warned outside an object's read is not the terminal's either.
-        with warnings.catch_warnings(), gc_paused():
-            warnings.simplefilter("ignore")
+        # What pydicom says about an object is that object's row (library_warnings),
+        # collected once for the shard; what is said between objects is no one's.
+        with Collected() as collected, gc_paused():
             for ahead in reads:
-                outcomes = _outcomes(ahead, settings, store, zips, frames)
+                outcomes = _outcomes(ahead, settings, store, zips, frames, collected)
                 for rows, errors, read, requests, seconds, order in outcomes:
                     bytes_read += read
                     read_requests += requests
