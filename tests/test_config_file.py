@@ -111,6 +111,21 @@ def test_a_named_config_file_that_is_not_there(tmp_path):
     assert done.returncode == 1 and "missing.toml: no such file" in done.stderr
 
 
+def test_the_variable_names_the_settings_file_the_flag_wins(archive, tmp_path):
+    """DICOM_LOADER_CONFIG names a file outside the working folder; --config wins."""
+    elsewhere = tmp_path / "etc"
+    elsewhere.mkdir()
+    named = elsewhere / "nightly.toml"
+    named.write_text('[run]\nworkers = 0\nreport = "named.json"\n')
+    target = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    env = {"DICOM_LOADER_CONFIG": str(named)}
+    done = _cli("run", str(archive), "--target", target, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "named.json").read_text())["listed"] > 0
+    overridden = _cli("--config", "missing.toml", "validate", cwd=tmp_path, env=env)
+    assert overridden.returncode == 1 and "missing.toml: no such file" in overridden.stderr
+
+
 def test_an_option_given_many_times_takes_one_value_or_a_list_from_the_file(archive, tmp_path):
     """`report = "run.json"` is one report, not one per character; a list is several."""
     (tmp_path / "dicom-loader.toml").write_text(

@@ -728,12 +728,12 @@ def test_deploy_puts_the_model_where_the_patterns_go(snowflake_target):
         ("SELECT 'Copy executed with 0 files processed.' AS \"status\"", []),
     ],
 )
-def test_rejected_files_are_read_from_either_shape_of_copy_result(result, recorded):
-    """The batch's capture of files not wholly loaded, run on the emulator over the two
-    shapes Snowflake documents for a COPY's result, in place of RESULT_SCAN."""
-    import fakesnow
-    import snowflake.connector
-
+def test_rejected_files_are_read_from_either_shape_of_copy_result(
+    result, recorded, snowflake_target
+):
+    """The batch's capture of files not wholly loaded, run through the connector on
+    the fakesnow server over the two shapes Snowflake documents for a COPY's result,
+    in place of RESULT_SCAN."""
     capture = next(s for s in render("batch", Names()) if "RESULT_SCAN" in s)
     select = capture[capture.index("SELECT") :].replace(
         "TABLE(RESULT_SCAN(LAST_QUERY_ID()))", f"({result})"
@@ -741,10 +741,11 @@ def test_rejected_files_are_read_from_either_shape_of_copy_result(result, record
     first_line = select.split("\n", 1)[0]
     # The path, category and message: the row's other columns are the run's own.
     query = select.replace(first_line, first_line.split(", NULL, SYSDATE()")[0], 1)
-    with fakesnow.patch():
-        con = snowflake.connector.connect(database="D", schema="S")
-        found = con.cursor().execute(query).fetchall()
-        con.close()
+    warehouse = open_warehouse(Target.parse(snowflake_target))
+    try:
+        found = warehouse.query(query)
+    finally:
+        warehouse.close()
     assert [(path, message) for path, _, message in found] == recorded
 
 

@@ -378,8 +378,8 @@ def recount(execute: Execute, dialect: Dialect, series: Keys, studies: Keys) -> 
         series[1],
     )
     # NULL when no live series names a modality, in every engine: DuckDB's list is
-    # NULL over no value, Snowflake's ARRAY_AGG an empty array (and fakesnow's [null]),
-    # so the list is taken only where count() says there is a value.
+    # NULL over no value, Snowflake's ARRAY_AGG an empty array, so the list is taken
+    # only where count() says there is a value.
     modality = "CASE WHEN se.number_of_instances > 0 THEN se.modality END"
     modalities = (
         f"CASE WHEN count({modality}) = 0 THEN NULL "
