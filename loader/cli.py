@@ -45,9 +45,8 @@ from loader.credentials import RedactingFilter, Redaction
 from loader.decode import DEFAULT_ELEMENT_LIMIT
 from loader.deletions import NOT_INCREMENTAL
 from loader.dicomweb import with_filters
-from loader.errors import ConfigError, LoaderError, LoadError, StatementError
+from loader.errors import ConfigError, LoaderError
 from loader.headers import DEFAULT_HEADER_BYTES, LOCAL_HEADER_BYTES
-from loader.identifiers import quoted
 from loader.init import (
     JOBS,
     Answers,
@@ -803,6 +802,33 @@ def init(
         out_console.print(f"  {command}", markup=False)
 
 
+@main.command()
+@click.option(
+    "--target",
+    default=DEFAULT_TARGET,
+    show_default=DEFAULT_TARGET,
+    help="duckdb:///PATH, snowflake:NAME or snowflake://USER@ACCOUNT/DATABASE/SCHEMA.",
+)
+@click.option("--source", default=None, help="Also check this source: it lists, a header reads.")
+@storage_options
+def doctor(target: str, source: str | None, storage_option: tuple[str, ...], anon: bool) -> None:
+    """Check TARGET (and --source) before a migration: each item ok or missing, with
+    the statement or setting that fixes it. Creates only temporary objects."""
+    from loader import doctor as checkup
+
+    try:
+        found = checkup.checks(Target.parse(target), source, _storage(storage_option, anon))
+    except LoaderError as exc:
+        _fail(exc)
+    for line in checkup.report_lines(found):
+        out_console.print(line, markup=False, highlight=False, soft_wrap=True)
+    missing = [c.name for c in found if not c.ok]
+    if missing:
+        console.print(f"doctor: {len(missing)} of {len(found)} checks missing", markup=False)
+        sys.exit(1)
+    out_console.print(f"doctor: all {len(found)} checks ok", markup=False)
+
+
 @main.command(name="validate")
 @click.option(
     "--target",
@@ -867,13 +893,18 @@ def pattern_options(command: Any) -> Any:
     fields = {
         "database": (None, "Database of the model (default: the session's)."),
         "schema": (None, "Schema of the model (default: the session's)."),
-        "warehouse": ("COMPUTE_WH", "Warehouse that refreshes the dynamic tables."),
+        "warehouse": (
+            None,
+            "Warehouse that runs the tasks, dynamic tables and search service (deploy: "
+            "default the session's).",
+        ),
         "lag": ("10 minutes", "TARGET_LAG of the dynamic tables."),
         "phi_role": ("DICOM_PHI_READER", "The role that sees PHI in clear."),
         "owner_role": (
-            "DICOM_LOADER",
-            "The role that owns the loader's tables, tasks and dynamic tables (granted the "
-            "PHI role, so they never read masked values).",
+            None,
+            "The role that owns and runs the loader's tables, tasks and dynamic tables: "
+            "deploy creates them as it, and grants it the PHI role so they never read "
+            "masked values (deploy: default the role it connects as).",
         ),
         "schedule": ("5 MINUTE", "SCHEDULE of the root task."),
         "stage_url": (None, "batch, snowpipe: where exports land (s3://, gcs://, azure://)."),
@@ -935,31 +966,22 @@ def sql(dialect: str, pattern: str | None, names: Names) -> None:
 @pattern_options
 def deploy(pattern: str, target: str, names: Names) -> None:
     """Run a Snowflake PATTERN against TARGET; running it twice changes nothing."""
+    from loader.warehouse.patterns.deploy import deploy as deploy_pattern
+    from loader.warehouse.snowflake import SnowflakeWarehouse
+
     try:
         destination = Target.parse(target)
         if destination.kind is not TargetKind.SNOWFLAKE:
             raise ConfigError("deploy needs a Snowflake --target")
-        statements = render(pattern, names)
         warehouse_ = pipeline.open_warehouse(destination)
+        assert isinstance(warehouse_, SnowflakeWarehouse)  # a Snowflake target opens one
         try:
-            # The model's tables go where the patterns' objects go.
-            if names.database:
-                warehouse_.query(f"USE DATABASE {quoted(names.database)}")
-            if names.schema:
-                warehouse_.query(f"USE SCHEMA {quoted(names.schema)}")
-            warehouse_.create_model()
-            for number, statement in enumerate(statements, 1):
-                try:
-                    warehouse_.query(statement)
-                except StatementError as exc:
-                    raise LoadError(
-                        f"deploy {pattern}: statement {number} of {len(statements)} failed: {exc}"
-                    ) from None
+            count = deploy_pattern(warehouse_, pattern, names, warehouse_.target.stage)
         finally:
             warehouse_.close()
     except LoaderError as exc:
         _fail(exc)
-    out_console.print(f"deployed {pattern}: {len(statements)} statements")
+    out_console.print(f"deployed {pattern}: {count} statements")
 
 
 @main.command()

@@ -139,6 +139,7 @@ def snowflake_target(fakesnow_server, request):
     return (
         f"snowflake://{params['user']}:{params['password']}@{params['account']}/DICOM/{schema}"
         f"?host={params['host']}&port={params['port']}&protocol=http&network_timeout=5"
+        "&warehouse=TEST_WH"
     )
 
 

@@ -23,6 +23,15 @@ step.
   (the MD5 digest read as a big-endian 128-bit number, its lower 64 bits unsigned, as NUMBER(20,0)).
 - External stages on `s3://` URLs: fakesnow reads only local files or real buckets;
   a stage URL under `s3://fakesnow-local/` is read from the local path after it.
+- Roles and privileges: fakesnow has none. The session's role is the login's
+  `roleName`, else the user's default role (ACCOUNTADMIN, as a new account's first
+  user has), changed by `USE ROLE` (refused for a role that does not exist); its
+  warehouse the login's `warehouse`, changed by `USE WAREHOUSE`; `CURRENT_ROLE()` and
+  `CURRENT_WAREHOUSE()` read them. `GRANT … TO ROLE` is recorded, the creator of a
+  database, schema or role owns it, and `SHOW GRANTS TO ROLE` lists what a role was
+  granted with SHOW GRANTS' documented columns. The account has the system roles'
+  hierarchy, one warehouse (TEST_WH, owned by SYSADMIN) and SNOWFLAKE.CORTEX_USER
+  granted to PUBLIC, as a new account has.
 """
 
 from __future__ import annotations
@@ -79,6 +88,10 @@ def install() -> None:
         if match := _TRANSACTION.match(text):
             _transaction(self, match.group(1).upper())
             return run(_SUCCESS)
+        if (answer := _roles(self, text)) is not None:
+            return run(answer)
+        text = _session_functions(self, text)
+        command = _session_functions(self, command)
         if match := _REMOVE.match(text):
             return run(_removed(self, match.group("stage"), match.group("path")))
         if (ddl := _catalog_ddl(self, text)) is not None:
@@ -94,6 +107,7 @@ def install() -> None:
     FakeSnowflakeCursor.execute = execute  # type: ignore[method-assign]
     FakeSnowflakeCursor._dicom_loader_gaps = True  # type: ignore[attr-defined]
     _serialise_sessions(server_module.app)
+    _login_roles(server_module)
     # Sessions' DuckDB connections are cursors of this one and inherit its functions;
     # fakesnow's translation renames the function m_d5_number_lower64.
     for name in ("md5_number_lower64", "m_d5_number_lower64"):
@@ -136,6 +150,109 @@ def _serialise_sessions(app: Any) -> None:
 
             route.endpoint = serialised
             route.app = request_response(serialised)
+
+
+DEFAULT_ROLE = "ACCOUNTADMIN"
+TEST_WAREHOUSE = "TEST_WH"
+_SYSTEM_ROLES = {"ACCOUNTADMIN", "SECURITYADMIN", "USERADMIN", "SYSADMIN", "PUBLIC"}
+# (privilege, granted_on, name, grantee) as a new account has them.
+_SYSTEM_GRANTS = {
+    ("USAGE", "ROLE", "SYSADMIN", "ACCOUNTADMIN"),
+    ("USAGE", "ROLE", "SECURITYADMIN", "ACCOUNTADMIN"),
+    ("USAGE", "ROLE", "USERADMIN", "SECURITYADMIN"),
+    ("OWNERSHIP", "WAREHOUSE", TEST_WAREHOUSE, "SYSADMIN"),
+    ("USAGE", "DATABASE_ROLE", "SNOWFLAKE.CORTEX_USER", "PUBLIC"),
+}
+_GRANT_COLUMNS = [
+    "created_on", "privilege", "granted_on", "name", "granted_to", "grantee_name",
+    "grant_option", "granted_by",
+]  # fmt: skip
+
+
+def _login_roles(server_module: Any) -> None:
+    """Each session's role and warehouse, from its login request."""
+    import json
+
+    from starlette.routing import Route, request_response
+
+    for route in server_module.app.routes:
+        if isinstance(route, Route) and route.path == "/session/v1/login-request":
+            endpoint = route.endpoint
+
+            async def login(request: Any, endpoint: Any = endpoint) -> Any:
+                response = await endpoint(request)
+                token = json.loads(response.body)["data"]["token"]
+                session = server_module.sessions[token]
+                role = request.query_params.get("roleName")
+                session._harness_role = role.upper() if role else DEFAULT_ROLE
+                warehouse = request.query_params.get("warehouse")
+                session._harness_warehouse = warehouse.upper() if warehouse else None
+                return response
+
+            route.endpoint = login
+            route.app = request_response(login)
+
+
+def _session(cursor: Any) -> tuple[str, str | None]:
+    conn = cursor._conn
+    return getattr(conn, "_harness_role", DEFAULT_ROLE), getattr(conn, "_harness_warehouse", None)
+
+
+def _session_functions(cursor: Any, text: str) -> str:
+    """CURRENT_ROLE() and CURRENT_WAREHOUSE() as the session's values."""
+    if "CURRENT_ROLE()" not in text.upper() and "CURRENT_WAREHOUSE()" not in text.upper():
+        return text
+    role, warehouse = _session(cursor)
+    text = re.sub(r"CURRENT_ROLE\(\)", _literal(role), text, flags=re.IGNORECASE)
+    return re.sub(r"CURRENT_WAREHOUSE\(\)", _literal(warehouse), text, flags=re.IGNORECASE)
+
+
+def _roles(cursor: Any, text: str) -> str | None:
+    """USE ROLE / USE WAREHOUSE, GRANT of privileges, SHOW GRANTS TO ROLE and the
+    ownership of what a role creates; None for any other statement."""
+    c = CATALOG
+    role, _ = _session(cursor)
+    if match := re.fullmatch(r'USE ROLE "?(\w+)"?', text, re.IGNORECASE):
+        wanted = match.group(1).upper()
+        if wanted not in c.roles | _SYSTEM_ROLES:
+            _refuse(
+                f"Role '{wanted}' specified in the USE command does not exist or not authorized."
+            )
+        cursor._conn._harness_role = wanted
+        return _SUCCESS
+    if match := re.fullmatch(r'USE WAREHOUSE "?(\w+)"?', text, re.IGNORECASE):
+        cursor._conn._harness_warehouse = match.group(1).upper()
+        return _SUCCESS
+    if match := re.fullmatch(r'SHOW GRANTS TO ROLE "?(\w+)"?', text, re.IGNORECASE):
+        grantee = match.group(1).upper()
+        rows = sorted(
+            ("1970-01-01", p, on, name, "ROLE", grantee, "false", "")
+            for p, on, name, to in c.privileges
+            if to == grantee
+        )
+        return _values(_GRANT_COLUMNS, rows)
+    if match := re.fullmatch(
+        r'GRANT ([A-Z ,]+?) ON (ACCOUNT|(SCHEMA|DATABASE|WAREHOUSE|INTEGRATION) ([\w."]+)) '
+        r'TO ROLE "?(\w+)"?',
+        text,
+        re.IGNORECASE,
+    ):
+        kind = (match.group(3) or "ACCOUNT").upper()
+        name = (match.group(4) or "").replace('"', "").upper()
+        for privilege in match.group(1).split(","):
+            c.privileges.add((privilege.strip().upper(), kind, name, match.group(5).upper()))
+        return _SUCCESS
+    if match := re.match(
+        r'CREATE (OR REPLACE )?(SCHEMA|DATABASE|ROLE) (IF NOT EXISTS )?([\w."]+)',
+        text,
+        re.IGNORECASE,
+    ):
+        kind, name = match.group(2).upper(), match.group(4).replace('"', "").upper()
+        if kind == "SCHEMA" and "." not in name:
+            name = f"{cursor._conn.database}.{name}"
+        if not any(p == "OWNERSHIP" and k == kind and n == name for p, k, n, _ in c.privileges):
+            c.privileges.add(("OWNERSHIP", kind, name, role))
+    return None
 
 
 def _schema_of(cursor: Any) -> tuple[str, str]:
@@ -287,10 +404,13 @@ class Catalog:
     def __init__(self) -> None:
         self.roles: set[str] = set()
         self.grants: set[tuple[str, str]] = set()
+        # (privilege, granted_on, name, grantee role)
+        self.privileges: set[tuple[str, str, str, str]] = set(_SYSTEM_GRANTS)
         self.bodies: dict[tuple[str, str, str], str] = {}  # (schema, kind, name) → SQL
         self.created: dict[tuple[str, str, str], int] = {}  # times created or replaced
         self.masked: dict[tuple[str, str, str], str] = {}  # (schema, table, column) → policy
         self.resumed: set[tuple[str, str]] = set()
+        self.owners: dict[tuple[str, str, str], str] = {}  # (schema, kind, name) → role
 
     def schema(self, schema: str, kind: str) -> dict[str, str]:
         return {n: b for (s, k, n), b in self.bodies.items() if s == schema and k == kind}
@@ -318,6 +438,13 @@ _DDL = (
         ),
     ),
     ("stream", _re(rf"^CREATE STREAM IF NOT EXISTS {_NAME} ON TABLE {_NAME}")),
+    (
+        "function",
+        _re(
+            rf"^CREATE OR REPLACE SECURE FUNCTION {_NAME}\((\w+ \w+)\)\s+RETURNS (\w+) "
+            r"LANGUAGE JAVASCRIPT\s+AS \$\$(.*)\$\$$"
+        ),
+    ),
     ("task", _re(rf"^CREATE OR REPLACE TASK {_NAME}\n(.*?)\nAS\n(.*)$")),
     ("alter_task", _re(rf"^ALTER TASK (IF EXISTS )?{_NAME} (RESUME|SUSPEND)$")),
     ("dynamic_table", _re(rf"^CREATE OR REPLACE DYNAMIC TABLE {_NAME}\n.*?\nAS\n(.*)$")),
@@ -369,6 +496,7 @@ def _catalog_ddl(cursor: Any, text: str) -> str | None:
         if match.group(1).upper() not in c.roles:
             _refuse(f"Role '{match.group(1).upper()}' does not exist or not authorized.")
         c.grants.add((match.group(1).upper(), match.group(2).upper()))
+        c.privileges.add(("USAGE", "ROLE", match.group(1).upper(), match.group(2).upper()))
     elif kind == "policy":
         c.bodies.setdefault((schema, "policy", _last(match.group(1))), match.group(2))
     elif kind == "policy_body":
@@ -392,12 +520,16 @@ def _catalog_ddl(cursor: Any, text: str) -> str | None:
             _refuse(f"Table '{_last(match.group(2))}' does not exist or not authorized.")
         c.bodies.setdefault((schema, "stream", _last(match.group(1))), text)
         c.created.setdefault((schema, "stream", _last(match.group(1))), 1)
+    elif kind == "function":
+        # Kept, not run: tests run the JavaScript with node (test_patterns.py).
+        c.bodies[(schema, "function", _last(match.group(1)))] = match.group(4)
     elif kind == "task":
         name, options = _last(match.group(1)), match.group(2)
         after = re.search(r"AFTER " + _NAME, options)
         if after and (schema, "task", _last(after.group(1))) not in c.bodies:
             _refuse(f"Task '{_last(after.group(1))}' does not exist or not authorized.")
         c.bodies[(schema, "task", name)] = text
+        c.owners[(schema, "task", name)] = _session(cursor)[0]  # the creator owns it
         c.created[(schema, "task", name)] = c.created.get((schema, "task", name), 0) + 1
         c.resumed.discard((schema, name))  # a replaced task is suspended
     elif kind == "alter_task":
@@ -413,6 +545,7 @@ def _catalog_ddl(cursor: Any, text: str) -> str | None:
     elif kind == "dynamic_table":
         name = _last(match.group(1))
         c.bodies[(schema, "dynamic_table", name)] = text
+        c.owners[(schema, "dynamic_table", name)] = _session(cursor)[0]
         c.created[(schema, "dynamic_table", name)] = (
             c.created.get((schema, "dynamic_table", name), 0) + 1
         )

@@ -201,7 +201,7 @@ def test_the_service_is_created_over_a_change_tracked_table():
     (https://docs.snowflake.com/en/user-guide/snowflake-cortex/cortex-search/
     cortex-search-overview, "Change tracking"); the service lists the search column
     and its attributes, and is created once."""
-    statements = render("model-knowledge", Names())
+    statements = render("model-knowledge", Names(warehouse="LOAD_WH"))
     assert re.search(r"CHANGE_TRACKING = TRUE$", statements[0])
     assert statements[1].startswith(f"INSERT OVERWRITE INTO {KNOWLEDGE_TABLE} ")
     assert statements[2].startswith("CREATE CORTEX SEARCH SERVICE IF NOT EXISTS ")

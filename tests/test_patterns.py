@@ -19,7 +19,17 @@ from loader.errors import ConfigError
 from loader.model import phi_columns
 from loader.pipeline import open_warehouse, run
 from loader.synth import synthesize
-from loader.warehouse.patterns import PATTERNS, Names, render, render_file
+from loader.warehouse.patterns import (
+    PATTERNS,
+    TABLE_END,
+    TABLE_START,
+    Deployment,
+    Names,
+    plan,
+    privileges_table,
+    render,
+    render_file,
+)
 from loader.warehouse.patterns.dialects import DUCKDB
 from loader.warehouse.patterns.dynamic_tables import (
     DT_PREFIX,
@@ -31,10 +41,31 @@ from loader.warehouse.patterns.exports import converted_instances, dictionary_ro
 from loader.warehouse.patterns.stream_task import routed_errors, study_merge
 from tests.conftest import real_file
 
+# What deploy takes from the harness's session: its role and the target's warehouse.
+SESSION = Names(owner_role="ACCOUNTADMIN", warehouse="TEST_WH")
+
+
+def _as_admin(target: str, *statements: str) -> None:
+    """Run what an account administrator would, before a deploy."""
+    warehouse = open_warehouse(Target.parse(target))
+    try:
+        for statement in statements:
+            warehouse.query(statement)
+    finally:
+        warehouse.close()
+
+
+def _count(deployment: Deployment) -> int:
+    """The statements deploy runs and counts (the change of role is not one)."""
+    return len(deployment.as_deployer) + len(deployment.as_owner)
+
+
+ROLES = {"owner_role": "DICOM_LOADER", "warehouse": "LOAD_WH"}
 NAMES = Names(
     database="IMAGING",
     schema="DICOM",
     warehouse="LOAD_WH",
+    owner_role="DICOM_LOADER",
     lag="5 minutes",
     stage_url="s3://imaging-exports/pacs/",
     storage_integration="EXPORTS_INT",
@@ -61,7 +92,9 @@ def test_every_statement_parses_as_snowflake(pattern):
     for statement in render(pattern, NAMES):
         parsed = sqlglot.parse_one(statement, read="snowflake")
         if not isinstance(parsed, exp.Command):
-            assert isinstance(parsed, (exp.Create, exp.Set, exp.Copy, exp.Insert)), statement
+            assert isinstance(parsed, (exp.Create, exp.Set, exp.Copy, exp.Insert, exp.Use)), (
+                statement
+            )
         elif statement.startswith("CREATE PIPE"):
             body = sqlglot.parse_one(statement.split(" AS\n", 1)[1], read="snowflake")
             assert isinstance(body, exp.Copy), statement
@@ -86,6 +119,7 @@ def test_every_statement_parses_as_snowflake(pattern):
             assert statement in (
                 'CREATE ROLE IF NOT EXISTS "DICOM_PHI_READER"',
                 'GRANT ROLE "DICOM_PHI_READER" TO ROLE "DICOM_LOADER"',
+                'USE ROLE "DICOM_LOADER"',
             ), statement
     # `all` is the patterns in order (with a stage URL, the pipe and not the batch).
     first = render(PATTERNS[1], NAMES)
@@ -257,7 +291,7 @@ def test_deploy_all_runs_on_a_fresh_schema_and_again_on_a_deployed_one(snowflake
     for attempt in (1, 2):
         done = dicom_loader("deploy", "--pattern", "all", "--target", snowflake_target, check=False)
         assert done.returncode == 0, done.stderr
-        assert f"deployed all: {len(render('all', Names()))} statements" in done.stdout
+        assert f"deployed all: {_count(plan('all', SESSION))} statements" in done.stdout
         tasks = CATALOG.schema(schema, "task")
         assert {CATALOG.created[(schema, "task", t)] for t in tasks} == {attempt}
         tables = CATALOG.schema(schema, "dynamic_table")
@@ -266,7 +300,7 @@ def test_deploy_all_runs_on_a_fresh_schema_and_again_on_a_deployed_one(snowflake
     streams = CATALOG.schema(schema, "stream")
     assert len(streams) == 3 and {CATALOG.created[(schema, "stream", s)] for s in streams} == {1}
     assert {(schema, t) for t in tasks} <= CATALOG.resumed
-    assert ("DICOM_PHI_READER", "DICOM_LOADER") in CATALOG.grants
+    assert ("DICOM_PHI_READER", "ACCOUNTADMIN") in CATALOG.grants  # the session's role
     masked = {(t, c) for (s, t, c) in CATALOG.masked if s == schema}
     for table, columns in phi_columns().items():
         assert {(table, c) for c in columns} <= masked, table
@@ -315,6 +349,18 @@ def test_a_failing_deploy_statement_is_one_line(snowflake_target):
     assert len(lines) == 1 and lines[0].startswith("error: "), failed.stderr
     assert "NO_SUCH_DATABASE" in lines[0] and "Traceback" not in failed.stderr
     assert "snow" not in lines[0].split("(in:")[0].lower() or "password" not in lines[0]
+
+
+def test_the_privileges_table_is_rendered_from_the_statements():
+    readme = (
+        Path(__file__).resolve().parent.parent / "sql" / "snowflake" / "README.md"
+    ).read_text()
+    assert TABLE_START + privileges_table() + TABLE_END in readme, "run make sql"
+    # Read from the SQL: a pattern's row names what its statements create.
+    rows = dict(re.findall(r"^\| `([a-z-]+)` \| (.*) \|$", privileges_table(), re.MULTILINE))
+    assert "CREATE TASK on schema" in rows["stream-task"]
+    assert "CREATE TASK" not in rows["dynamic-tables"] and "CREATE PIPE" in rows["snowpipe"]
+    assert "EXECUTE MANAGED TASK on account" in rows["snowpipe"]
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
@@ -415,23 +461,25 @@ def test_study_cdc_merge_on_duckdb_updates_changed_attributes(loaded):
 )
 def test_snowpipe_names_are_checked(kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        render("snowpipe", Names(**kwargs))
+        render("snowpipe", Names(**kwargs, **ROLES))
 
 
 def test_snowpipe_per_cloud():
     s3 = "\n".join(render("snowpipe", NAMES))
     assert "AUTO_INGEST = TRUE AS" in s3 and "INTEGRATION =" not in s3.split("CREATE PIPE")[1][:80]
     for url in ("gcs://imaging-exports/pacs/", "azure://acct.blob.core.windows.net/pacs/"):
-        names = Names(stage_url=url, storage_integration="I", notification_integration="EVENTS")
+        names = Names(
+            stage_url=url, storage_integration="I", notification_integration="EVENTS", **ROLES
+        )
         pipe = next(s for s in render("snowpipe", names) if s.startswith("CREATE PIPE"))
         assert "AUTO_INGEST = TRUE INTEGRATION = 'EVENTS' AS" in pipe
     assert "snowpipe" not in [
-        p for p in PATTERNS if p != "snowpipe" and p in render("all", Names())
+        p for p in PATTERNS if p != "snowpipe" and p in render("all", Names(**ROLES))
     ]
 
 
 def test_batch_captures_rejected_rows_and_has_a_batch_id():
-    statements = render("batch", Names())
+    statements = render("batch", Names(**ROLES))
     copy = next(s for s in statements if s.startswith("COPY INTO"))
     assert "ON_ERROR = CONTINUE" in copy and "$dicom_batch" in copy
     assert "SET dicom_batch = UUID_STRING()" in statements
@@ -510,7 +558,8 @@ def test_json_conversion_runs_as_snowflake_sql_on_the_emulator(snowflake_target)
     warehouse = open_warehouse(Target.parse(snowflake_target))
     try:
         warehouse.create_model()
-        for statement in render("batch", Names())[:4]:  # format, stage, landing, dictionary
+        # format, stage, landing, dictionary
+        for statement in plan("batch", Names(**ROLES)).as_owner[:4]:
             warehouse.query(statement)
         doc = pydicom.dcmread(real_file("CT_small.dcm"), stop_before_pixels=True).to_json_dict()
         warehouse.query(
@@ -580,7 +629,7 @@ def test_rejected_pipe_files_follow_copy_history_on_duckdb():
     that failed again has its row updated."""
     from loader.warehouse.patterns.exports import rejected_files
 
-    names = Names(database="IMAGING", schema="DICOM")
+    names = Names(database="IMAGING", schema="DICOM", **ROLES)
     merge = rejected_files(names).replace('"IMAGING"."DICOM".', "")
     merge = re.sub(r"FROM TABLE\(.*?\)\)\) h", "FROM history h", merge)
     con = duckdb.connect()
@@ -734,7 +783,7 @@ def test_rejected_files_are_read_from_either_shape_of_copy_result(
     """The batch's capture of files not wholly loaded, run through the connector on
     the fakesnow server over the two shapes Snowflake documents for a COPY's result,
     in place of RESULT_SCAN."""
-    capture = next(s for s in render("batch", Names()) if "RESULT_SCAN" in s)
+    capture = next(s for s in render("batch", Names(**ROLES)) if "RESULT_SCAN" in s)
     select = capture[capture.index("SELECT") :].replace(
         "TABLE(RESULT_SCAN(LAST_QUERY_ID()))", f"({result})"
     )
@@ -767,7 +816,7 @@ def test_no_task_wakes_a_warehouse_without_work():
     """A scheduled task on a warehouse runs only when its stream has data (WHEN
     SYSTEM$STREAM_HAS_DATA); one with no stream to ask is serverless: no task wakes a
     warehouse on every schedule (288 times a day at 5 minutes)."""
-    names = Names(stage_url="s3://imaging-exports/pacs/", storage_integration="I")
+    names = Names(stage_url="s3://imaging-exports/pacs/", storage_integration="I", **ROLES)
     tasks = [
         s
         for pattern in ("stream-task", "snowpipe")
@@ -786,7 +835,7 @@ def test_no_task_wakes_a_warehouse_without_work():
 def test_all_gives_exports_one_path_into_dicom_raw(stage_url):
     """`all` deploys the batch COPY or the pipe, never both: each landed file is
     copied by one loader with one load history, and converted once."""
-    names = Names(stage_url=stage_url, storage_integration="I" if stage_url else None)
+    names = Names(stage_url=stage_url, storage_integration="I" if stage_url else None, **ROLES)
     statements = render("all", names)
     copies = [s for s in statements if "COPY INTO" in s and "dicom_json_landing" in s]
     assert len(copies) == 1
@@ -807,6 +856,7 @@ def test_deploy_all_with_a_stage_url_twice(snowflake_target, tmp_path):
     landing.mkdir()
     schema = snowflake_target.split("/")[4].split("?")[0]
     flags = ("--stage-url", f"{LOCAL_BUCKET}{landing}/", "--storage-integration", "EXPORTS_INT")
+    _as_admin(snowflake_target, 'GRANT USAGE ON INTEGRATION "EXPORTS_INT" TO ROLE ACCOUNTADMIN')
     for _ in (1, 2):
         done = dicom_loader(
             "deploy", "--pattern", "all", "--target", snowflake_target, *flags, check=False
@@ -825,3 +875,73 @@ def test_times_written_are_utc_whatever_the_session_time_zone():
             if "CURRENT_TIMESTAMP" in statement.upper():
                 assert "START_TIME => DATEADD(HOUR, -24, CURRENT_TIMESTAMP())" in statement
                 assert statement.upper().count("CURRENT_TIMESTAMP") == 1, statement
+
+
+def _owner_grants(schema: str, role: str, *, but: str = "") -> list[str]:
+    on_schema = [
+        "USAGE", "CREATE TABLE", "CREATE VIEW", "CREATE STAGE", "CREATE FILE FORMAT",
+        "CREATE STREAM", "CREATE TASK", "CREATE DYNAMIC TABLE", "CREATE MASKING POLICY",
+        "CREATE FUNCTION",
+    ]  # fmt: skip
+    listed = ", ".join(p for p in on_schema if p != but)
+    return [
+        f'CREATE ROLE IF NOT EXISTS "{role}"',
+        f'GRANT USAGE ON DATABASE "DICOM" TO ROLE "{role}"',
+        f'GRANT {listed} ON SCHEMA "DICOM"."{schema}" TO ROLE "{role}"',
+        f'GRANT USAGE ON WAREHOUSE "TEST_WH" TO ROLE "{role}"',
+        f'GRANT EXECUTE TASK, APPLY MASKING POLICY ON ACCOUNT TO ROLE "{role}"',
+    ]
+
+
+def test_deploy_creates_tasks_and_dynamic_tables_as_the_owner_role(snowflake_target):
+    """Tasks and dynamic tables run as their owner, the role that created them
+    (https://docs.snowflake.com/en/user-guide/tasks-intro, "Task security"): with
+    --owner-role, deploy grants it the PHI role as the connecting role, then creates
+    every object as it."""
+    from fakesnow_gaps import CATALOG
+
+    from tests.test_cli import dicom_loader
+
+    schema = snowflake_target.split("/")[4].split("?")[0]
+    _as_admin(snowflake_target, *_owner_grants(schema, "DICOM_OWNER"))
+    for pattern in ("stream-task", "dynamic-tables"):
+        done = dicom_loader(
+            "deploy", "--pattern", pattern, "--target", snowflake_target,
+            "--owner-role", "DICOM_OWNER", check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    owned = {k: v for k, v in CATALOG.owners.items() if k[0] == schema}
+    assert {k[1] for k in owned} == {"task", "dynamic_table"} and len(owned) == 8
+    assert set(owned.values()) == {"DICOM_OWNER"}
+    assert ("DICOM_PHI_READER", "DICOM_OWNER") in CATALOG.grants
+
+
+def test_a_missing_privilege_refuses_the_deploy_before_anything_is_created(snowflake_target):
+    from fakesnow_gaps import CATALOG
+
+    from tests.test_cli import dicom_loader
+
+    schema = snowflake_target.split("/")[4].split("?")[0]
+    _as_admin(snowflake_target, *_owner_grants(schema, "NO_TASKS", but="CREATE TASK"))
+    done = dicom_loader(
+        "deploy", "--pattern", "stream-task", "--target", snowflake_target,
+        "--owner-role", "NO_TASKS", check=False,
+    )  # fmt: skip
+    assert done.returncode == 1 and done.stderr.strip().count("\n") == 0, done.stderr
+    assert "role NO_TASKS lacks CREATE TASK on schema" in done.stderr
+    assert f'GRANT CREATE TASK ON SCHEMA "DICOM"."{schema}" TO ROLE "NO_TASKS"' in done.stderr
+    assert not [k for k in CATALOG.bodies if k[0] == schema]
+    assert ("DICOM_PHI_READER", "NO_TASKS") not in CATALOG.grants
+
+
+def test_no_warehouse_is_assumed(snowflake_target):
+    """Without --warehouse, deploy uses the session's; with neither, a pattern that
+    runs on a warehouse is refused in one line (no COMPUTE_WH is invented)."""
+    from tests.test_cli import dicom_loader
+
+    bare = snowflake_target.replace("&warehouse=TEST_WH", "")
+    done = dicom_loader("deploy", "--pattern", "dynamic-tables", "--target", bare, check=False)
+    assert done.returncode == 1 and done.stderr.strip().count("\n") == 0, done.stderr
+    assert "dynamic-tables needs a warehouse: give --warehouse" in done.stderr
+    printed = dicom_loader("sql", "--pattern", "stream-task", "--owner-role", "R", check=False)
+    assert printed.returncode == 1 and "stream-task needs a warehouse" in printed.stderr

@@ -101,6 +101,13 @@ def test_secrets_reach_no_output_report_file_or_table(s3, snowflake_target, tmp_
         warehouse.close()
     validated = _cli("validate", "--target", target)
     assert validated.returncode == 0 and not _leaks(validated.stdout, validated.stderr)
+    checked = _cli(
+        "doctor", "--target", target, "--source", f"s3://{bucket}/archive",
+        *_storage_flags(options),
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr[-2000:]
+    assert "storage options (key, secret)" in checked.stdout
+    assert not _leaks(checked.stdout, checked.stderr)
 
 
 def test_secrets_stay_out_of_failures(s3, snowflake_target, tmp_path):
@@ -120,7 +127,11 @@ def test_secrets_stay_out_of_failures(s3, snowflake_target, tmp_path):
     bad_identifier = _cli(
         "validate", "--target", target.replace("/DICOM/", "/DICOM;DROP/"),
     )  # fmt: skip
-    for failed in (unreachable_store, unreachable_warehouse, bad_identifier):
+    unreachable_doctor = _cli(
+        "doctor", "--target", closed + "&login_timeout=2", "--source", "s3://no-such-bucket/a",
+        *_storage_flags(options, "http://127.0.0.1:9"),
+    )  # fmt: skip
+    for failed in (unreachable_store, unreachable_warehouse, bad_identifier, unreachable_doctor):
         assert failed.returncode != 0
         assert "Traceback" not in failed.stderr, failed.stderr[-2000:]
         assert not _leaks(failed.stdout, failed.stderr), failed.stderr[-2000:]

@@ -248,7 +248,7 @@ def test_copy_results_are_checked_file_by_file():
 def test_real_snowflake_statements_parse():
     """The statements fakesnow cannot run as written still parse as Snowflake SQL."""
     files = [f"part-{i:016x}.parquet" for i in range(1000)]
-    copy = copy_statement("dicom_raw", "DICOM_LOADER_STAGE", "run-1", files)
+    copy = copy_statement(BY_NAME["dicom_raw"], "DICOM_LOADER_STAGE", "run-1", files)
     statements = [
         *setup_statements("DICOM_LOADER_STAGE"),
         copy,

@@ -30,6 +30,7 @@ from loader.model import (
     EXTRACTED,
     TABLES,
     ColumnType,
+    Table,
     arrow_schema,
     create_table,
 )
@@ -79,10 +80,17 @@ def setup_statements(stage: str) -> list[str]:
     tables = [create_table(table, "snowflake") for table in TABLES]
     return [
         *tables,
-        f"CREATE OR REPLACE FILE FORMAT {FILE_FORMAT} TYPE = PARQUET "
-        "USE_LOGICAL_TYPE = TRUE USE_VECTORIZED_SCANNER = TRUE",
+        file_format_statement(FILE_FORMAT),
         f"CREATE STAGE IF NOT EXISTS {quoted(stage, 'stage')}",
     ]
+
+
+def file_format_statement(name: str, kind: str = "") -> str:
+    """The Parquet file format every COPY reads with (`kind`: TEMPORARY, for doctor)."""
+    return (
+        f"CREATE OR REPLACE {kind + ' ' if kind else ''}FILE FORMAT {name} TYPE = PARQUET "
+        "USE_LOGICAL_TYPE = TRUE USE_VECTORIZED_SCANNER = TRUE"
+    )
 
 
 _CLOUD_URL = re.compile(r"(s3|s3compat|gcs|azure)://[A-Za-z0-9._~:/=+@%-]+")
@@ -125,7 +133,9 @@ def render_stage_sql(stage: str = DEFAULT_STAGE) -> str:
     )
 
 
-def copy_statement(table: str, stage: str, folder: str, files: Sequence[str]) -> str:
+def copy_statement(
+    model: Table, stage: str, folder: str, files: Sequence[str], file_format: str = FILE_FORMAT
+) -> str:
     """COPY the named Parquet files of `@stage/folder` into the table's staging table.
 
     Every column is mapped by name and cast to its model type (VARIANT text parsed),
@@ -134,7 +144,6 @@ def copy_statement(table: str, stage: str, folder: str, files: Sequence[str]) ->
     copied already: the staging table is new for every load and MERGE makes the
     result idempotent.
     """
-    model = BY_NAME[table]
     names = arrow_schema(model).names
     types = DIALECT_TYPES["snowflake"]
     selects = [
@@ -145,17 +154,17 @@ def copy_statement(table: str, stage: str, folder: str, files: Sequence[str]) ->
     ]
     listed = ", ".join(f"'{f}'" for f in files)
     return (
-        f"COPY INTO {stage_table(table)} ({', '.join(names)}) "
+        f"COPY INTO {stage_table(model.name)} ({', '.join(names)}) "
         f"FROM (SELECT {', '.join(selects)} FROM @{quoted(stage, 'stage')}/{folder}) "
         f"FILES = ({listed}) "
-        f"FILE_FORMAT = (FORMAT_NAME = '{FILE_FORMAT}') ON_ERROR = ABORT_STATEMENT FORCE = TRUE"
+        f"FILE_FORMAT = (FORMAT_NAME = '{file_format}') ON_ERROR = ABORT_STATEMENT FORCE = TRUE"
     )
 
 
 def copy_statements(table: str, stage: str, folder: str, names: list[str]) -> list[str]:
     """The COPY statements of a table's staged files: FILES lists of at most 1,000."""
     return [
-        copy_statement(table, stage, folder, names[i : i + FILES_PER_COPY])
+        copy_statement(BY_NAME[table], stage, folder, names[i : i + FILES_PER_COPY])
         for i in range(0, len(names), FILES_PER_COPY)
     ]
 
@@ -204,6 +213,21 @@ class SnowflakeWarehouse:
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self._execute(sql, params or ())
+
+    def records(self, sql: str) -> list[dict[str, Any]]:
+        """One statement's rows by column name, lower case (SHOW's columns are
+        documented by name, not position)."""
+        from snowflake.connector.errors import Error
+
+        cursor = self.con.cursor()
+        try:
+            cursor.execute(sql)
+            names = [d[0].lower() for d in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        except Error as exc:
+            raise StatementError(sql, self.target.scrub(str(exc.msg or exc))) from None
+        finally:
+            cursor.close()
 
     def batches(
         self, sql: str, size: int = 100_000, params: list[Any] | None = None

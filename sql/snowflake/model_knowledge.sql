@@ -1,5 +1,7 @@
 -- dicom-loader sql --pattern model-knowledge (rendered by `make sql`; do not edit)
 
+USE ROLE "DICOM_LOADER";
+
 CREATE TABLE IF NOT EXISTS dicom_model_knowledge (
     table_name VARCHAR,
     column_name VARCHAR,
@@ -304,7 +306,7 @@ INSERT OVERWRITE INTO dicom_model_knowledge (table_name, column_name, data_type,
 CREATE CORTEX SEARCH SERVICE IF NOT EXISTS dicom_model_search
   ON search_text
   ATTRIBUTES table_name, column_name, dicom_tag
-  WAREHOUSE = COMPUTE_WH
+  WAREHOUSE = DICOM_WH
   TARGET_LAG = '10 minutes'
 AS
 SELECT table_name, column_name, data_type, constraints, dicom_tag, relationships, table_description,

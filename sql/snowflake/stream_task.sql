@@ -1,5 +1,11 @@
 -- dicom-loader sql --pattern stream-task (rendered by `make sql`; do not edit)
 
+CREATE ROLE IF NOT EXISTS "DICOM_PHI_READER";
+
+GRANT ROLE "DICOM_PHI_READER" TO ROLE "DICOM_LOADER";
+
+USE ROLE "DICOM_LOADER";
+
 CREATE TABLE IF NOT EXISTS dicom_raw_changes (file_path VARCHAR, metadata VARIANT, _source_order VARCHAR, _run_id VARCHAR, batch_id VARCHAR, captured_at TIMESTAMP_NTZ) CHANGE_TRACKING = TRUE;
 
 CREATE STREAM IF NOT EXISTS dicom_raw_stream ON TABLE dicom_raw APPEND_ONLY = FALSE;
@@ -11,7 +17,7 @@ CREATE STREAM IF NOT EXISTS dicom_changes_for_studies ON TABLE dicom_raw_changes
 ALTER TASK IF EXISTS dicom_ingest_changes SUSPEND;
 
 CREATE OR REPLACE TASK dicom_ingest_changes
-  WAREHOUSE = "COMPUTE_WH"
+  WAREHOUSE = "DICOM_WH"
   SCHEDULE = '5 MINUTE'
   WHEN SYSTEM$STREAM_HAS_DATA('dicom_raw_stream')
 AS
@@ -20,7 +26,7 @@ SELECT file_path, metadata, _source_order, _run_id, SYSTEM$TASK_RUNTIME_INFO('CU
 FROM dicom_raw_stream WHERE METADATA$ACTION = 'INSERT' AND deleted_at IS NULL;
 
 CREATE OR REPLACE TASK dicom_route_errors
-  WAREHOUSE = "COMPUTE_WH"
+  WAREHOUSE = "DICOM_WH"
   AFTER dicom_ingest_changes
 AS
 INSERT INTO dicom_ingestion_errors (file_path, error_category, error_message, tag, detected_at, bytes_read, _run_id, _loaded_at)
@@ -37,7 +43,7 @@ SELECT r.file_path, 'REFERENTIAL_ERROR', 'series ' || IFF(IS_ARRAY(r.metadata:"S
 WHERE NOT EXISTS (SELECT 1 FROM dicom_ingestion_errors e WHERE e.file_path = f.file_path AND e.error_category = f.error_category);
 
 CREATE OR REPLACE TASK dicom_merge_studies
-  WAREHOUSE = "COMPUTE_WH"
+  WAREHOUSE = "DICOM_WH"
   AFTER dicom_ingest_changes
 AS
 MERGE INTO dicom_study t
@@ -59,10 +65,6 @@ ALTER TASK dicom_merge_studies RESUME;
 
 ALTER TASK dicom_ingest_changes RESUME;
 
-CREATE ROLE IF NOT EXISTS "DICOM_PHI_READER";
-
-GRANT ROLE "DICOM_PHI_READER" TO ROLE "DICOM_LOADER";
-
 CREATE MASKING POLICY IF NOT EXISTS dicom_phi_string AS (v STRING) RETURNS STRING ->
   CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE '***MASKED***' END;
 
@@ -81,35 +83,59 @@ CREATE MASKING POLICY IF NOT EXISTS dicom_phi_array AS (v ARRAY) RETURNS ARRAY -
 ALTER MASKING POLICY dicom_phi_array SET BODY ->
   CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE NULL END;
 
+CREATE OR REPLACE SECURE FUNCTION dicom_phi_strip(V VARIANT)
+  RETURNS VARIANT LANGUAGE JAVASCRIPT
+AS $$
+var PHI = {"ConsultingPhysicianName": 1, "ContentCreatorName": 1, "CurrentObserverTrial": 1, "DistributionName": 1, "DocumentAuthorTrial": 1, "EvaluatorName": 1, "HumanPerformerName": 1, "InterpretationAuthor": 1, "InterpretationRecorder": 1, "InterpretationTranscriber": 1, "NameOfPhysiciansReadingStudy": 1, "NamesOfIntendedRecipientsOfResults": 1, "OperatorsName": 1, "OrderEnteredBy": 1, "OtherPatientIDs": 1, "OtherPatientIDsSequence": 1, "OtherPatientNames": 1, "PatientAddress": 1, "PatientBirthDate": 1, "PatientBirthName": 1, "PatientBirthTime": 1, "PatientID": 1, "PatientMotherBirthName": 1, "PatientName": 1, "PatientTelephoneNumbers": 1, "PerformingPhysicianName": 1, "PersonName": 1, "PhysicianApprovingInterpretation": 1, "PhysiciansOfRecord": 1, "ROIInterpreter": 1, "ReferencedPatientSequence": 1, "ReferringPhysicianName": 1, "RequestingPhysician": 1, "ResponsiblePerson": 1, "ReviewerName": 1, "ScheduledPerformingPhysicianName": 1, "SecondaryReviewerName": 1, "SelectorPNValue": 1, "VerbalSourceTrial": 1, "VerifyingObserverName": 1, "0008009C": 1, "00700084": 1, "0040A307": 1, "40080119": 1, "0040A067": 1, "00142006": 1, "00404037": 1, "4008010C": 1, "40080102": 1, "4008010A": 1, "00081060": 1, "00401010": 1, "00081070": 1, "00402008": 1, "00101000": 1, "00101002": 1, "00101001": 1, "00101040": 1, "00100030": 1, "00101005": 1, "00100032": 1, "00100020": 1, "00101060": 1, "00100010": 1, "00102154": 1, "00081050": 1, "0040A123": 1, "40080114": 1, "00081048": 1, "300600A6": 1, "00081120": 1, "00080090": 1, "00321032": 1, "00102297": 1, "300E0008": 1, "00400006": 1, "00140104": 1, "0072006A": 1, "0040A352": 1, "0040A075": 1};
+function strip(value) {
+  if (Array.isArray(value)) {
+    return value.map(strip);
+  }
+  if (value === null || typeof value !== "object") {
+    return value;
+  }
+  var kept = {};
+  for (var key in value) {
+    var member = value[key];
+    var personName = member !== null && typeof member === "object" && member.vr === "PN";
+    if (!PHI.hasOwnProperty(key) && !personName) {
+      kept[key] = strip(member);
+    }
+  }
+  return kept;
+}
+return V === undefined ? V : strip(V);
+$$;
+
 CREATE MASKING POLICY IF NOT EXISTS dicom_phi_metadata AS (v VARIANT) RETURNS VARIANT ->
-  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE OBJECT_DELETE(v, 'PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') END;
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE dicom_phi_strip(v) END;
 
 ALTER MASKING POLICY dicom_phi_metadata SET BODY ->
-  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE OBJECT_DELETE(v, 'PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') END;
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE dicom_phi_strip(v) END;
 
 CREATE MASKING POLICY IF NOT EXISTS dicom_phi_dicom_json AS (v VARIANT) RETURNS VARIANT ->
-  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE OBJECT_DELETE(v, '00100020', '00100010', '00100030', '00100032', '00101000', '00101002', '00101001', '00101005', '00101060', '00080090', '00101040', '00102154') END;
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE dicom_phi_strip(v) END;
 
 ALTER MASKING POLICY dicom_phi_dicom_json SET BODY ->
-  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE OBJECT_DELETE(v, '00100020', '00100010', '00100030', '00100032', '00101000', '00101002', '00101001', '00101005', '00101060', '00080090', '00101040', '00102154') END;
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') THEN v ELSE dicom_phi_strip(v) END;
 
 CREATE MASKING POLICY IF NOT EXISTS dicom_phi_element_string AS (v STRING, name STRING) RETURNS STRING ->
-  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE '***MASKED***' END;
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('ConsultingPhysicianName', 'ContentCreatorName', 'CurrentObserverTrial', 'DistributionName', 'DocumentAuthorTrial', 'EvaluatorName', 'HumanPerformerName', 'InterpretationAuthor', 'InterpretationRecorder', 'InterpretationTranscriber', 'NameOfPhysiciansReadingStudy', 'NamesOfIntendedRecipientsOfResults', 'OperatorsName', 'OrderEnteredBy', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientAddress', 'PatientBirthDate', 'PatientBirthName', 'PatientBirthTime', 'PatientID', 'PatientMotherBirthName', 'PatientName', 'PatientTelephoneNumbers', 'PerformingPhysicianName', 'PersonName', 'PhysicianApprovingInterpretation', 'PhysiciansOfRecord', 'ROIInterpreter', 'ReferencedPatientSequence', 'ReferringPhysicianName', 'RequestingPhysician', 'ResponsiblePerson', 'ReviewerName', 'ScheduledPerformingPhysicianName', 'SecondaryReviewerName', 'SelectorPNValue', 'VerbalSourceTrial', 'VerifyingObserverName') THEN v ELSE '***MASKED***' END;
 
 ALTER MASKING POLICY dicom_phi_element_string SET BODY ->
-  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE '***MASKED***' END;
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('ConsultingPhysicianName', 'ContentCreatorName', 'CurrentObserverTrial', 'DistributionName', 'DocumentAuthorTrial', 'EvaluatorName', 'HumanPerformerName', 'InterpretationAuthor', 'InterpretationRecorder', 'InterpretationTranscriber', 'NameOfPhysiciansReadingStudy', 'NamesOfIntendedRecipientsOfResults', 'OperatorsName', 'OrderEnteredBy', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientAddress', 'PatientBirthDate', 'PatientBirthName', 'PatientBirthTime', 'PatientID', 'PatientMotherBirthName', 'PatientName', 'PatientTelephoneNumbers', 'PerformingPhysicianName', 'PersonName', 'PhysicianApprovingInterpretation', 'PhysiciansOfRecord', 'ROIInterpreter', 'ReferencedPatientSequence', 'ReferringPhysicianName', 'RequestingPhysician', 'ResponsiblePerson', 'ReviewerName', 'ScheduledPerformingPhysicianName', 'SecondaryReviewerName', 'SelectorPNValue', 'VerbalSourceTrial', 'VerifyingObserverName') THEN v ELSE '***MASKED***' END;
 
 CREATE MASKING POLICY IF NOT EXISTS dicom_phi_element_number AS (v FLOAT, name STRING) RETURNS FLOAT ->
-  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE NULL END;
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('ConsultingPhysicianName', 'ContentCreatorName', 'CurrentObserverTrial', 'DistributionName', 'DocumentAuthorTrial', 'EvaluatorName', 'HumanPerformerName', 'InterpretationAuthor', 'InterpretationRecorder', 'InterpretationTranscriber', 'NameOfPhysiciansReadingStudy', 'NamesOfIntendedRecipientsOfResults', 'OperatorsName', 'OrderEnteredBy', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientAddress', 'PatientBirthDate', 'PatientBirthName', 'PatientBirthTime', 'PatientID', 'PatientMotherBirthName', 'PatientName', 'PatientTelephoneNumbers', 'PerformingPhysicianName', 'PersonName', 'PhysicianApprovingInterpretation', 'PhysiciansOfRecord', 'ROIInterpreter', 'ReferencedPatientSequence', 'ReferringPhysicianName', 'RequestingPhysician', 'ResponsiblePerson', 'ReviewerName', 'ScheduledPerformingPhysicianName', 'SecondaryReviewerName', 'SelectorPNValue', 'VerbalSourceTrial', 'VerifyingObserverName') THEN v ELSE NULL END;
 
 ALTER MASKING POLICY dicom_phi_element_number SET BODY ->
-  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE NULL END;
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('ConsultingPhysicianName', 'ContentCreatorName', 'CurrentObserverTrial', 'DistributionName', 'DocumentAuthorTrial', 'EvaluatorName', 'HumanPerformerName', 'InterpretationAuthor', 'InterpretationRecorder', 'InterpretationTranscriber', 'NameOfPhysiciansReadingStudy', 'NamesOfIntendedRecipientsOfResults', 'OperatorsName', 'OrderEnteredBy', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientAddress', 'PatientBirthDate', 'PatientBirthName', 'PatientBirthTime', 'PatientID', 'PatientMotherBirthName', 'PatientName', 'PatientTelephoneNumbers', 'PerformingPhysicianName', 'PersonName', 'PhysicianApprovingInterpretation', 'PhysiciansOfRecord', 'ROIInterpreter', 'ReferencedPatientSequence', 'ReferringPhysicianName', 'RequestingPhysician', 'ResponsiblePerson', 'ReviewerName', 'ScheduledPerformingPhysicianName', 'SecondaryReviewerName', 'SelectorPNValue', 'VerbalSourceTrial', 'VerifyingObserverName') THEN v ELSE NULL END;
 
 CREATE MASKING POLICY IF NOT EXISTS dicom_phi_element_datetime AS (v TIMESTAMP_NTZ, name STRING) RETURNS TIMESTAMP_NTZ ->
-  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE NULL END;
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('ConsultingPhysicianName', 'ContentCreatorName', 'CurrentObserverTrial', 'DistributionName', 'DocumentAuthorTrial', 'EvaluatorName', 'HumanPerformerName', 'InterpretationAuthor', 'InterpretationRecorder', 'InterpretationTranscriber', 'NameOfPhysiciansReadingStudy', 'NamesOfIntendedRecipientsOfResults', 'OperatorsName', 'OrderEnteredBy', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientAddress', 'PatientBirthDate', 'PatientBirthName', 'PatientBirthTime', 'PatientID', 'PatientMotherBirthName', 'PatientName', 'PatientTelephoneNumbers', 'PerformingPhysicianName', 'PersonName', 'PhysicianApprovingInterpretation', 'PhysiciansOfRecord', 'ROIInterpreter', 'ReferencedPatientSequence', 'ReferringPhysicianName', 'RequestingPhysician', 'ResponsiblePerson', 'ReviewerName', 'ScheduledPerformingPhysicianName', 'SecondaryReviewerName', 'SelectorPNValue', 'VerbalSourceTrial', 'VerifyingObserverName') THEN v ELSE NULL END;
 
 ALTER MASKING POLICY dicom_phi_element_datetime SET BODY ->
-  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('PatientID', 'PatientName', 'PatientBirthDate', 'PatientBirthTime', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientBirthName', 'PatientMotherBirthName', 'ReferringPhysicianName', 'PatientAddress', 'PatientTelephoneNumbers') THEN v ELSE NULL END;
+  CASE WHEN IS_ROLE_IN_SESSION('DICOM_PHI_READER') OR name IS NULL OR name NOT IN ('ConsultingPhysicianName', 'ContentCreatorName', 'CurrentObserverTrial', 'DistributionName', 'DocumentAuthorTrial', 'EvaluatorName', 'HumanPerformerName', 'InterpretationAuthor', 'InterpretationRecorder', 'InterpretationTranscriber', 'NameOfPhysiciansReadingStudy', 'NamesOfIntendedRecipientsOfResults', 'OperatorsName', 'OrderEnteredBy', 'OtherPatientIDs', 'OtherPatientIDsSequence', 'OtherPatientNames', 'PatientAddress', 'PatientBirthDate', 'PatientBirthName', 'PatientBirthTime', 'PatientID', 'PatientMotherBirthName', 'PatientName', 'PatientTelephoneNumbers', 'PerformingPhysicianName', 'PersonName', 'PhysicianApprovingInterpretation', 'PhysiciansOfRecord', 'ROIInterpreter', 'ReferencedPatientSequence', 'ReferringPhysicianName', 'RequestingPhysician', 'ResponsiblePerson', 'ReviewerName', 'ScheduledPerformingPhysicianName', 'SecondaryReviewerName', 'SelectorPNValue', 'VerbalSourceTrial', 'VerifyingObserverName') THEN v ELSE NULL END;
 
 ALTER TABLE IF EXISTS dicom_raw_changes MODIFY COLUMN metadata SET MASKING POLICY dicom_phi_metadata FORCE;
 

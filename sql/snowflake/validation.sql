@@ -1,5 +1,7 @@
 -- dicom-loader sql --pattern validation (rendered by `make sql`; do not edit)
 
+USE ROLE "DICOM_LOADER";
+
 CREATE OR REPLACE VIEW dicom_study_completeness AS
 SELECT st.study_key, st.study_instance_uid, st.number_of_instances,
   count(i.instance_key) AS instances_loaded,

@@ -9,9 +9,11 @@ rendered from here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from loader.errors import ConfigError
+from loader.identifiers import quoted
 from loader.model import render_ddl
 from loader.warehouse.patterns.dynamic_tables import dynamic_tables
 from loader.warehouse.patterns.exports import batch, snowpipe
@@ -20,6 +22,7 @@ from loader.warehouse.patterns.governance import (
     governance,
     header_copy_masking,
     policies,
+    role_statements,
 )
 from loader.warehouse.patterns.model_knowledge import duckdb_model_knowledge, model_knowledge
 from loader.warehouse.patterns.names import Names
@@ -65,8 +68,11 @@ def model_sql(dialect: str) -> str:
     return ddl + "\n" + duckdb_model_knowledge() if dialect == "duckdb" else ddl
 
 
-EXAMPLE = Names(  # for the files: the session's database and schema, example bucket
-    stage_url="s3://your-bucket/dicom-exports/", storage_integration="DICOM_EXPORTS_INT"
+EXAMPLE = Names(  # for the files: the session's database and schema, example names
+    warehouse="DICOM_WH",
+    owner_role="DICOM_LOADER",
+    stage_url="s3://your-bucket/dicom-exports/",
+    storage_integration="DICOM_EXPORTS_INT",
 )
 
 
@@ -82,13 +88,51 @@ def file_name(pattern: str) -> str:
     return pattern.replace("-", "_") + ".sql"
 
 
+TABLE_START = "<!-- privileges: rendered by make sql -->\n"
+TABLE_END = "<!-- end of privileges -->\n"
+
+
+def privileges_table() -> str:
+    """sql/snowflake/README.md's table of what each pattern's owner role needs, read
+    from the statements each pattern runs as it."""
+    from loader.warehouse.patterns.privileges import needs_table
+
+    return needs_table({p: plan(p, EXAMPLE).as_owner for p in PATTERNS})
+
+
 def write_sql_files(folder: str) -> None:
-    """Write every pattern's file into `folder` (`make sql`)."""
+    """Write every pattern's file into `folder`, and the privileges table into its
+    README between its markers (`make sql`)."""
     for pattern in PATTERNS:
         Path(folder, file_name(pattern)).write_text(render_file(pattern))
+    readme = Path(folder, "README.md")
+    text = readme.read_text()
+    head, _, rest = text.partition(TABLE_START)
+    _, _, tail = rest.partition(TABLE_END)
+    readme.write_text(head + TABLE_START + privileges_table() + TABLE_END + tail)
 
 
-def render(pattern: str, names: Names) -> list[str]:
+@dataclass(frozen=True)
+class Deployment:
+    """A pattern's statements by the role that runs them: the PHI role and its grant
+    by the role deploy connects as, then everything else by the owner role, so tasks
+    and dynamic tables (which run as their owner) hold the PHI role."""
+
+    as_deployer: list[str]
+    as_owner: list[str]
+    owner_role: str | None
+
+    def statements(self) -> list[str]:
+        """In the order they run, with the change of role between, as printed."""
+        switch = [f"USE ROLE {quoted(self.owner_role)}"] if self.owner_role else []
+        return [*self.as_deployer, *switch, *self.as_owner]
+
+
+# Patterns whose objects hold PHI: they create the PHI role and grant it the owner.
+_GOVERNED = ("batch", "dynamic-tables", "stream-task", "snowpipe", "governance")
+
+
+def plan(pattern: str, names: Names) -> Deployment:
     """The statements of `pattern` (or of every pattern: "all"), in deploy order.
 
     Exports take one path into dicom_raw: with a stage URL the pipe's (snowpipe),
@@ -108,7 +152,13 @@ def render(pattern: str, names: Names) -> list[str]:
                     continue
                 created.add(statement)
             statements.append(statement)
-        return statements
+        return Deployment(role_statements(names), statements, names.owner_role)
     if pattern not in RENDERERS:
         raise ConfigError(f"unknown pattern {pattern!r}: one of {', '.join(PATTERNS)}, all")
-    return RENDERERS[pattern](names)
+    roles = role_statements(names) if pattern in _GOVERNED else []
+    return Deployment(roles, RENDERERS[pattern](names), names.owner_role)
+
+
+def render(pattern: str, names: Names) -> list[str]:
+    """The statements `dicom-loader sql --pattern` prints, in the order they run."""
+    return plan(pattern, names).statements()

@@ -126,9 +126,10 @@ def dynamic_tables(names: Names) -> list[str]:
     bodies = {f"{DT_PREFIX}dicom_instance": instance_select(SNOWFLAKE, names.table("dicom_raw"))}
     for level in LEVELS:
         bodies[f"{DT_PREFIX}{level}"] = level_select(level, instances)
+    warehouse = quoted(names.warehouse_for("dynamic-tables"))
     return [
         f"CREATE OR REPLACE DYNAMIC TABLE {names.table(name)}\n"
-        f"  TARGET_LAG = '{names.lag}'\n  WAREHOUSE = {quoted(names.warehouse)}\n"
+        f"  TARGET_LAG = '{names.lag}'\n  WAREHOUSE = {warehouse}\n"
         f"  REFRESH_MODE = INCREMENTAL\nAS\n{body}"
         for name, body in bodies.items()
     ]

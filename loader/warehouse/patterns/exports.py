@@ -137,7 +137,7 @@ def snowpipe(names: Names) -> list[str]:
     if not names.stage_url:
         raise ConfigError("snowpipe needs --stage-url (and --storage-integration)")
     t = names.table
-    landing, warehouse = t("dicom_json_landing"), quoted(names.warehouse)
+    landing, warehouse = t("dicom_json_landing"), quoted(names.warehouse_for("snowpipe"))
     scheme = names.stage_url.split("://", 1)[0]
     integration = ""
     if scheme in ("azure", "gcs"):

@@ -1,7 +1,10 @@
 """Masking policies wherever a PHI value can be: every PHI column of the model and of
-the dynamic tables, the PHI keys of whole headers (`dicom_raw.metadata`, the change
-log's copy, the landed DICOM JSON), and every value column of `dicom_element` rows of
-PHI tags (text, number and date-time alike), with a role that sees clear values.
+the dynamic tables, the PHI attributes of whole headers at every depth
+(`dicom_raw.metadata`, the change log's copy, the landed DICOM JSON: a JavaScript UDF
+walks them, so RequestingPhysician inside RequestAttributesSequence goes as
+PatientName does), and every value column of `dicom_element` rows of PHI attributes
+(text, number and date-time alike, nested rows included), with a role that sees clear
+values. PHI is every person name (VR PN) and the patient's identifiers.
 
 The policies use IS_ROLE_IN_SESSION. Tasks and dynamic tables read as their owner
 role, so that role is granted the PHI role: what the loader's own objects read (a
@@ -12,7 +15,7 @@ are never computed from masked IDs. Re-deploying updates each policy's body
 
 from __future__ import annotations
 
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import DicomDictionary, tag_for_keyword
 
 from loader.identifiers import quoted
 from loader.model import BY_NAME, ColumnType, phi_columns
@@ -23,23 +26,29 @@ from loader.warehouse.patterns.names import Names
 MASKED = "'***MASKED***'"
 _POLICY_TYPES = {T.TEXT: "STRING", T.DATE: "DATE", T.TEXT_ARRAY: "ARRAY"}
 _MASKS = {T.TEXT: MASKED, T.DATE: "DATE_TRUNC('YEAR', v)", T.TEXT_ARRAY: "NULL"}
-# DICOM keywords whose values are PHI, as dicom_raw.metadata and dicom_element name them.
-PHI_KEYWORDS = (
+# DICOM keywords whose values are PHI, as dicom_raw.metadata and dicom_element name them,
+# at any depth: identifiers, dates of birth, addresses, and the sequences that hold
+# another patient's identity (Other Patient IDs, Referenced Patient).
+_IDENTIFYING = (
     "PatientID",
-    "PatientName",
     "PatientBirthDate",
     "PatientBirthTime",
     "OtherPatientIDs",
     "OtherPatientIDsSequence",
-    "OtherPatientNames",
-    "PatientBirthName",
-    "PatientMotherBirthName",
-    "ReferringPhysicianName",
+    "ReferencedPatientSequence",
     "PatientAddress",
     "PatientTelephoneNumbers",
 )
+# Every person name (VR PN) the DICOM dictionary defines: patients', physicians' and
+# operators', wherever they sit (RequestingPhysician inside RequestAttributesSequence
+# as much as PatientName at the top), as pseudonymisation rewrites every PN.
+PERSON_NAMES = tuple(
+    sorted(entry[4] for entry in DicomDictionary.values() if entry[0] == "PN" and entry[4])
+)
+PHI_KEYWORDS = tuple(sorted({*_IDENTIFYING, *PERSON_NAMES}))
 # The same attributes as DICOM JSON names them: by tag, in hex.
 PHI_TAGS = tuple(f"{tag_for_keyword(k):08X}" for k in PHI_KEYWORDS)
+STRIP_FUNCTION = "dicom_phi_strip"
 # dicom_element's value columns: each has a policy of its type, keyed on the row's name.
 ELEMENT_VALUES = {
     "value_string": "STRING",
@@ -71,13 +80,64 @@ def policy_name(names: Names, kind: str) -> str:
     return names.table(f"dicom_phi_{kind}")
 
 
-def policies(names: Names) -> list[str]:
-    """The PHI role, the owner's grant of it, and every masking policy."""
-    clear = _clear(names)
-    statements = [
+def role_statements(names: Names) -> list[str]:
+    """The PHI role and the owner's grant of it: run by the role deploy connects as
+    (creating a role needs CREATE ROLE on the account; granting it, the role's
+    OWNERSHIP or MANAGE GRANTS), before it takes the owner role."""
+    return [
         f"CREATE ROLE IF NOT EXISTS {quoted(names.phi_role, '--phi-role')}",
-        f"GRANT ROLE {quoted(names.phi_role)} TO ROLE {quoted(names.owner_role, '--owner-role')}",
+        f"GRANT ROLE {quoted(names.phi_role)} TO ROLE {names.owner()}",
     ]
+
+
+# The body of dicom_phi_strip: a JavaScript UDF (Snowflake's JavaScript UDFs take a
+# VARIANT as a JavaScript value and may recurse; their arguments are upper case).
+# A whole header, keyword-keyed (dicom_raw.metadata) or tag-keyed DICOM JSON (the
+# landed exports), loses every PHI attribute at every depth, and in DICOM JSON every
+# element whose VR is PN, private ones included.
+_STRIP_BODY = """
+var PHI = {%s};
+function strip(value) {
+  if (Array.isArray(value)) {
+    return value.map(strip);
+  }
+  if (value === null || typeof value !== "object") {
+    return value;
+  }
+  var kept = {};
+  for (var key in value) {
+    var member = value[key];
+    var personName = member !== null && typeof member === "object" && member.vr === "PN";
+    if (!PHI.hasOwnProperty(key) && !personName) {
+      kept[key] = strip(member);
+    }
+  }
+  return kept;
+}
+return V === undefined ? V : strip(V);
+"""
+
+
+def strip_body() -> str:
+    """The JavaScript of dicom_phi_strip, its keys rendered from PHI_KEYWORDS."""
+    keys = ", ".join(f'"{k}": 1' for k in (*PHI_KEYWORDS, *PHI_TAGS))
+    return _STRIP_BODY % keys
+
+
+def strip_function(names: Names) -> str:
+    """The UDF the header policies call; replaced on every deploy, so a changed list
+    of PHI attributes reaches it (its signature never changes)."""
+    return (
+        f"CREATE OR REPLACE SECURE FUNCTION {names.table(STRIP_FUNCTION)}(V VARIANT)\n"
+        "  RETURNS VARIANT LANGUAGE JAVASCRIPT\n"
+        f"AS $${strip_body()}$$"
+    )
+
+
+def policies(names: Names) -> list[str]:
+    """Every masking policy, created by the owner role."""
+    clear = _clear(names)
+    statements: list[str] = []
     for column_type, sql_type in _POLICY_TYPES.items():
         statements += _policy(
             policy_name(names, sql_type.lower()),
@@ -86,19 +146,15 @@ def policies(names: Names) -> list[str]:
             f"CASE WHEN {clear} THEN v ELSE {_MASKS[column_type]} END",
         )
     keywords = ", ".join(f"'{k}'" for k in PHI_KEYWORDS)
-    tags = ", ".join(f"'{t}'" for t in PHI_TAGS)
-    statements += _policy(
-        policy_name(names, "metadata"),
-        "v VARIANT",
-        "VARIANT",
-        f"CASE WHEN {clear} THEN v ELSE OBJECT_DELETE(v, {keywords}) END",
-    )
-    statements += _policy(
-        policy_name(names, "dicom_json"),
-        "v VARIANT",
-        "VARIANT",
-        f"CASE WHEN {clear} THEN v ELSE OBJECT_DELETE(v, {tags}) END",
-    )
+    strip = names.table(STRIP_FUNCTION)
+    statements.append(strip_function(names))
+    for kind in ("metadata", "dicom_json"):
+        statements += _policy(
+            policy_name(names, kind),
+            "v VARIANT",
+            "VARIANT",
+            f"CASE WHEN {clear} THEN v ELSE {strip}(v) END",
+        )
     for column, sql_type in ELEMENT_VALUES.items():
         statements += _policy(
             policy_name(names, f"element_{column.removeprefix('value_')}"),
@@ -176,6 +232,8 @@ def dynamic_table_masking(names: Names) -> list[str]:
 
 
 def governance(names: Names) -> list[str]:
+    """Everything the owner role creates (role_statements come first, run by the
+    role deploy connects as)."""
     return [
         *policies(names),
         *model_masking(names),

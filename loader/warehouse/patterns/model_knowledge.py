@@ -150,7 +150,7 @@ def model_knowledge(names: Names) -> list[str]:
         f"CREATE CORTEX SEARCH SERVICE IF NOT EXISTS {names.table(SEARCH_SERVICE)}\n"
         "  ON search_text\n"
         "  ATTRIBUTES table_name, column_name, dicom_tag\n"
-        f"  WAREHOUSE = {names.warehouse}\n"
+        f"  WAREHOUSE = {names.warehouse_for('model-knowledge')}\n"
         f"  TARGET_LAG = '{names.lag}'\n"
         f"AS\nSELECT {', '.join(KNOWLEDGE_COLUMNS)},\n  {searched} AS search_text\n"
         f"FROM {table}"

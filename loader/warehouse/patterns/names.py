@@ -21,12 +21,16 @@ class Names:
 
     database: str | None = None
     schema: str | None = None
-    warehouse: str = "COMPUTE_WH"
+    # The warehouse that runs tasks, refreshes and the search service: no name is
+    # assumed (only a trial account has COMPUTE_WH); deploy takes the session's.
+    warehouse: str | None = None
     lag: str = "10 minutes"
     phi_role: str = "DICOM_PHI_READER"
-    # The role that owns the loader's tables, tasks and dynamic tables: it is granted
-    # the PHI role, so what they read through a masking policy is never masked.
-    owner_role: str = "DICOM_LOADER"
+    # The role that owns the loader's tables, tasks and dynamic tables: tasks and
+    # dynamic tables run as their owner, so deploy creates them as this role, and it
+    # is granted the PHI role, so what they read through a masking policy is never
+    # masked. None: the role deploy connects as.
+    owner_role: str | None = None
     schedule: str = "5 MINUTE"
     stage_url: str | None = None  # where exports land: s3://, gcs:// or azure://
     storage_integration: str | None = None
@@ -61,6 +65,25 @@ class Names:
         number, _, unit = self.schedule.partition(" ")
         if not number.isdigit() or unit.upper() not in ("MINUTE", "MINUTES", "SECONDS", "HOURS"):
             raise ConfigError(f"--schedule {self.schedule!r} is not like '5 MINUTE'")
+
+    def warehouse_for(self, what: str) -> str:
+        """The warehouse that runs `what` (a checked plain identifier); one line when
+        none was named."""
+        if self.warehouse is None:
+            raise ConfigError(
+                f"{what} needs a warehouse: give --warehouse, or connect with one "
+                "(?warehouse=NAME in the target, or the user's DEFAULT_WAREHOUSE)"
+            )
+        return self.warehouse
+
+    def owner(self) -> str:
+        """The quoted owner role; one line when none was named."""
+        if self.owner_role is None:
+            raise ConfigError(
+                "--owner-role is needed to print the grant of the PHI role "
+                "(deploy uses the role it connects as)"
+            )
+        return quoted(self.owner_role, "--owner-role")
 
     def in_schema(self) -> tuple[str, str]:
         """SQL of the database and schema the patterns' objects are in."""

@@ -115,7 +115,7 @@ def stream_task(names: Names) -> list[str]:
     (gated by SYSTEM$STREAM_HAS_DATA), and child tasks that each read their own stream
     on the log: error routing and the study CDC merge. Children resume first."""
     t = names.table
-    warehouse = quoted(names.warehouse)
+    warehouse = quoted(names.warehouse_for("stream-task"))
     log, raw_stream, root = t("dicom_raw_changes"), t("dicom_raw_stream"), t("dicom_ingest_changes")
     batch = "SYSTEM$TASK_RUNTIME_INFO('CURRENT_TASK_GRAPH_RUN_GROUP_ID')"
     children = {
