@@ -367,35 +367,40 @@ TABLES: tuple[Table, ...] = (
             "pixel_spacing", T.FLOAT_ARRAY,
             tag=(
                 "PixelSpacing|"
-                "PerFrameFunctionalGroupsSequence>PixelMeasuresSequence>PixelSpacing"
+                "PerFrameFunctionalGroupsSequence>PixelMeasuresSequence>PixelSpacing|"
+                "SharedFunctionalGroupsSequence>PixelMeasuresSequence>PixelSpacing"
             ),
         ),
         _c(
             "slice_thickness", T.FLOAT,
             tag=(
                 "SliceThickness|"
-                "PerFrameFunctionalGroupsSequence>PixelMeasuresSequence>SliceThickness"
+                "PerFrameFunctionalGroupsSequence>PixelMeasuresSequence>SliceThickness|"
+                "SharedFunctionalGroupsSequence>PixelMeasuresSequence>SliceThickness"
             ),
         ),
         _c(
             "image_position_patient", T.FLOAT_ARRAY,
             tag=(
                 "ImagePositionPatient|"
-                "PerFrameFunctionalGroupsSequence>PlanePositionSequence>ImagePositionPatient"
+                "PerFrameFunctionalGroupsSequence>PlanePositionSequence>ImagePositionPatient|"
+                "SharedFunctionalGroupsSequence>PlanePositionSequence>ImagePositionPatient"
             ),
         ),
         _c(
             "image_orientation_patient", T.FLOAT_ARRAY,
             tag=(
                 "ImageOrientationPatient|"
-                "PerFrameFunctionalGroupsSequence>PlaneOrientationSequence>ImageOrientationPatient"
+                "PerFrameFunctionalGroupsSequence>PlaneOrientationSequence>ImageOrientationPatient|"
+                "SharedFunctionalGroupsSequence>PlaneOrientationSequence>ImageOrientationPatient"
             ),
         ),
         _c(
             "spacing_between_slices", T.FLOAT,
             tag=(
                 "SpacingBetweenSlices|"
-                "PerFrameFunctionalGroupsSequence>PixelMeasuresSequence>SpacingBetweenSlices"
+                "PerFrameFunctionalGroupsSequence>PixelMeasuresSequence>SpacingBetweenSlices|"
+                "SharedFunctionalGroupsSequence>PixelMeasuresSequence>SpacingBetweenSlices"
             ),
         ),
         _c("position_reference_indicator", tag="PositionReferenceIndicator"),

@@ -181,6 +181,13 @@ def test_structured_report_header():
     assert header["completion_flag"] == ref.CompletionFlag
     assert header["verification_flag"] == ref.VerificationFlag
     assert header["document_title"] == ref.ConceptNameCodeSequence[0].CodeMeaning
+    schemes = ref.get("CodingSchemeIdentificationSequence")
+    held = header["coding_scheme_identification"]
+    if schemes:
+        designators = [item["CodingSchemeDesignator"] for item in orjson.loads(held)]
+        assert designators == [s.CodingSchemeDesignator for s in schemes]
+    else:
+        assert held is None
 
 
 def _synth_file(archive, modality: str, sop_class: str | None = None) -> Path:
@@ -232,6 +239,19 @@ def test_segmentation_rows(synth_archive):
     assert all(s["referenced_series_key"] == key_of(referenced) for s in segments)
     category = orjson.loads(segments[0]["property_category_code_seq"])
     assert category[0]["CodeValue"] == "123037004"
+    for row, segment in zip(segments, ref.SegmentSequence, strict=True):
+        kind = orjson.loads(row["property_type_code_seq"])
+        assert kind[0]["CodeValue"] == segment.SegmentedPropertyTypeCodeSequence[0].CodeValue
+        region = segment.get("AnatomicRegionSequence")
+        held = row["anatomic_region_code_seq"]
+        assert (orjson.loads(held)[0]["CodeValue"] if held else None) == (
+            region[0].CodeValue if region else None
+        )
+        grayscale = segment.get("RecommendedDisplayGrayscaleValue")
+        shown = row["recommended_display_grayscale"]
+        assert (shown is not None) == (
+            grayscale is not None or "RecommendedDisplayCIELabValue" in segment
+        )
 
 
 def test_dose_report_dlp(synth_archive):
@@ -257,6 +277,11 @@ def test_procedure_step(synth_archive):
     assert step["performed_procedure_step_id"] == ref.PerformedProcedureStepID
     codes = orjson.loads(step["requested_procedure_code_seq"])
     assert codes[0]["CodeValue"] == request.RequestedProcedureCodeSequence[0].CodeValue
+    performed = orjson.loads(step["performed_procedure_code_seq"])
+    assert performed[0]["CodeValue"] == ref.ProcedureCodeSequence[0].CodeValue
+    assert step["procedure_step_key"] == key_of(
+        ref.StudyInstanceUID, request.RequestedProcedureID, ref.PerformedProcedureStepID
+    )
 
 
 def _with(path: str, **changes) -> bytes:

@@ -60,6 +60,11 @@ def _content_numbers(content: list[Item], found: dict[str, float]) -> None:
         _content_numbers(items(node, "ContentSequence"), found)
 
 
+def _first(*values: float | None) -> float | None:
+    """The first value present: 0 mAs or 0 mGy is a value, not an absence."""
+    return next((v for v in values if v is not None), None)
+
+
 def dose_summary(ex: Extraction) -> Row | None:
     root = ex.decoded.root
     shared = first_item(root, "SharedFunctionalGroupsSequence") or {}
@@ -70,15 +75,16 @@ def dose_summary(ex: Extraction) -> Row | None:
     row: Row = {
         "series_key": ex.series_key,
         "study_key": ex.study_key,
-        "ctdi_vol": number(root, "CTDIvol")
-        or number(exposure, "CTDIvol")
-        or from_report.get(_CTDI_VOL),
-        "dose_length_product": from_report.get(_DLP_TOTAL) or from_report.get(_DLP),
-        "exposure_time": number(root, "ExposureTime") or number(exposure, "ExposureTimeInms"),
+        "ctdi_vol": _first(
+            number(root, "CTDIvol"), number(exposure, "CTDIvol"), from_report.get(_CTDI_VOL)
+        ),
+        "dose_length_product": _first(from_report.get(_DLP_TOTAL), from_report.get(_DLP)),
+        "exposure_time": _first(number(root, "ExposureTime"), number(exposure, "ExposureTimeInms")),
         "kvp": number(root, "KVP"),
-        "xray_tube_current": number(root, "XRayTubeCurrent")
-        or number(exposure, "XRayTubeCurrentInmA"),
-        "exposure": number(root, "Exposure") or number(exposure, "ExposureInmAs"),
+        "xray_tube_current": _first(
+            number(root, "XRayTubeCurrent"), number(exposure, "XRayTubeCurrentInmA")
+        ),
+        "exposure": _first(number(root, "Exposure"), number(exposure, "ExposureInmAs")),
         "acquisition_protocol": text(root, "AcquisitionProtocolName") or text(root, "ProtocolName"),
     }
     measured = (
