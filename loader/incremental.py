@@ -67,11 +67,19 @@ class KnownObjects:
         return len(self._high)
 
     def contains(self, digests: list[bytes]) -> np.ndarray:
+        """Whether each digest is known: both halves equal. Known digests that share
+        a high half (sorted by their low half within it) are all looked at."""
         high, low = _halves(b"".join(digests))
         if not len(self._high):
             return np.zeros(len(high), dtype=bool)
-        at = np.minimum(np.searchsorted(self._high, high), len(self._high) - 1)
-        return (self._high[at] == high) & (self._low[at] == low)  # type: ignore[no-any-return]
+        first = np.searchsorted(self._high, high, side="left")
+        after = np.searchsorted(self._high, high, side="right")
+        one = after - first == 1  # nearly always: a high half names one digest
+        found = one & (self._low[np.minimum(first, len(self._low) - 1)] == low)
+        for i in np.nonzero(after - first > 1)[0]:  # as rare as 64-bit collisions
+            lows = self._low[first[i] : after[i]]
+            found[i] = lows[min(int(np.searchsorted(lows, low[i])), len(lows) - 1)] == low[i]
+        return found
 
 
 def changed_only(

@@ -29,3 +29,35 @@ def test_changed_only_keeps_new_and_changed_in_order():
     assert unchanged == [10_000]
     assert kept == [*old[1::2], listing[-2], listing[-1]]
     assert list(changed_only(listing, KnownObjects([]), unchanged)) == listing
+
+
+def _digest(high: int, low: int) -> bytes:
+    return high.to_bytes(8, "big") + low.to_bytes(8, "big")
+
+
+def test_a_digest_is_known_only_when_both_halves_are():
+    """Found is never wrong: an object is skipped only when its whole 128-bit
+    identity is known, whichever half it shares with others."""
+    known = KnownObjects(
+        [_digest(5, 1), _digest(5, 9), _digest(5, 4), _digest(7, 2), _digest(2**64 - 1, 3)]
+    )
+    asked = [
+        _digest(5, 9),  # shares its high half with two others
+        _digest(5, 4),
+        _digest(5, 2),  # high half known, low not
+        _digest(6, 1),  # low half known, high not
+        _digest(7, 2),
+        _digest(0, 0),  # below every known one
+        _digest(2**64 - 1, 4),  # above every known one
+        _digest(2**64 - 1, 3),
+    ]
+    assert known.contains(asked).tolist() == [True, True, False, False, True, False, False, True]
+    assert KnownObjects([]).contains(asked).tolist() == [False] * len(asked)
+
+
+def test_known_objects_from_the_warehouse_rows():
+    when = dt.datetime.fromtimestamp(STAMP, dt.UTC).replace(tzinfo=None)
+    rows = [("s3://b/a.dcm", 10, when, "e1", "s3"), ("/x/b.dcm", None, None, "md5", "file")]
+    known = KnownObjects.from_rows([rows[:1], rows[1:]])
+    listed = [ObjectRef("s3://b/a.dcm", 10, STAMP, "e1"), ObjectRef("/x/b.dcm", 0, None)]
+    assert len(known) == 2 and known.contains([identity_of(r) for r in listed]).all()
