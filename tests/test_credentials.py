@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,15 @@ from loader import html_report
 from loader.cli import main
 from loader.config_file import default_map
 from loader.credentials import (
+    MASK,
     SECRET_VARIABLES,
     SNOWFLAKE_SECRETS,
     STORAGE_SECRETS,
     RedactingFilter,
     Redaction,
+    redact,
+    secret_names,
+    secret_values,
 )
 from loader.errors import ConfigError
 from loader.warehouse.snowflake_target import CONNECTOR_PARAMETERS, parse_snowflake_target
@@ -128,6 +133,53 @@ def test_non_secrets_pass_untouched():
         "snowflake://loader@acct/DB/S?warehouse=WH&private_key_file=/keys/k.p8&role=LOADER",
     ]  # fmt: skip
     assert Redaction.of(argv, {}).argv(argv) == argv
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        # Exactly the value goes, the rest of the text stays as it was.
+        ("password=hunter22&user=me", f"password={MASK}&user=me"),
+        ('{"token": "abc", "user": "me"}', f'{{"token": "{MASK}", "user": "me"}}'),
+        ("s3://me:hunter22@host/x", f"s3://me:{MASK}@host/x"),
+        # A value inside one already replaced, then a later one.
+        ("token=apassword=b secret=zzzz", f"token={MASK} secret={MASK}"),
+        # An empty value is no secret: nothing to replace.
+        ("password=&user=me", "password=&user=me"),
+    ],
+)
+def test_redaction_replaces_exactly_the_values(text, shown):
+    assert redact(text) == shown
+
+
+def test_names_and_values_are_read_exactly():
+    assert secret_names("--password=hunter22") == ["password"]
+    assert secret_names('{"token": "abc"}') == ["token"]
+    assert secret_names(["password=", "user=me"]) == []
+    assert secret_values("token=&password=pw") == ["pw"]
+
+
+def test_literals_from_four_characters_longest_first():
+    """A given secret of four characters is replaced in free text (a shorter one
+    would mangle it and is left to the forms); one that holds another goes whole."""
+    redaction = Redaction.of(["--password=abcd", "--token=xyz", "--secret=abcd1234"], {})
+    assert redaction("key abcd1234 and abcd and xyz") == f"key {MASK} and {MASK} and xyz"
+
+
+def test_a_logged_exception_is_redacted_and_the_record_kept():
+    only = RedactingFilter(Redaction())
+    try:
+        raise ValueError("refused password=hunter22")
+    except ValueError:
+        failed = logging.LogRecord("x", logging.ERROR, "f", 1, "load failed", None, sys.exc_info())
+    assert only.filter(failed) is True
+    assert failed.exc_info is None and failed.msg == f"load failed (refused password={MASK})"
+    try:
+        raise ValueError("no credential here")
+    except ValueError:
+        plain = logging.LogRecord("x", logging.ERROR, "f", 1, "load failed", None, sys.exc_info())
+    assert only.filter(plain) is True
+    assert plain.exc_info is not None and plain.msg == "load failed"
 
 
 def test_the_page_never_shows_a_secret_as_rendered(tmp_path: Path, monkeypatch):
