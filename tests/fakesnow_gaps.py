@@ -8,8 +8,10 @@ step.
 
 - `BEGIN` / `COMMIT` / `ROLLBACK`: fakesnow cannot run MERGE inside an explicit
   transaction (DuckDB refuses a transaction that writes its catalog database and the
-  data database). BEGIN snapshots the session schema's tables, ROLLBACK restores
-  them, COMMIT drops the snapshot; the statements in between run as they come.
+  data database). BEGIN snapshots the session schema's tables (in a schema of that
+  session's own), ROLLBACK restores them, COMMIT drops the snapshot; the statements in
+  between run as they come. A DDL statement in an open transaction commits it first,
+  as on Snowflake, so a later ROLLBACK restores nothing.
 - `COPY … FROM (SELECT … FROM @stage/folder/) FILES = (…)` on an internal stage:
   fakesnow rejects FILES there ("invalid URL prefix"). It runs as one COPY per
   listed file, with the per-file results of all of them as the statement's result.
@@ -88,6 +90,8 @@ def install() -> None:
         if match := _TRANSACTION.match(text):
             _transaction(self, match.group(1).upper())
             return run(_SUCCESS)
+        if _DDL_COMMITS.match(text):
+            _transaction(self, "COMMIT")
         if (answer := _roles(self, text)) is not None:
             return run(answer)
         text = _session_functions(self, text)
@@ -269,10 +273,17 @@ def _tables(cursor: Any, database: str, schema: str) -> list[str]:
 
 
 def _transaction(cursor: Any, verb: str) -> None:
-    database, schema = _schema_of(cursor)
+    """BEGIN snapshots the session schema's tables into a schema of this session's
+    own; ROLLBACK restores them; COMMIT (and ROLLBACK) drop the snapshot. With no
+    transaction open, COMMIT and ROLLBACK do nothing, as on Snowflake."""
+    conn = cursor._conn
     duck = cursor._duck_conn
-    snap = f'"{database}"."{_SNAPSHOT_SCHEMA}"'
     if verb == "BEGIN":
+        if getattr(conn, "_harness_snapshot", None):
+            return  # Snowflake: BEGIN inside a transaction is ignored
+        database, schema = _schema_of(cursor)
+        name = f"{_SNAPSHOT_SCHEMA}_{id(conn):x}"
+        snap = f'"{database}"."{name}"'
         duck.execute(f"DROP SCHEMA IF EXISTS {snap} CASCADE")
         duck.execute(f"CREATE SCHEMA {snap}")
         for table in _tables(cursor, database, schema):
@@ -280,15 +291,28 @@ def _transaction(cursor: Any, verb: str) -> None:
                 f'CREATE TABLE {snap}."{schema}__{table}" AS '
                 f'SELECT * FROM "{database}"."{schema}"."{table}"'
             )
+        conn._harness_snapshot = (database, schema, name)
         return
+    opened = getattr(conn, "_harness_snapshot", None)
+    if not opened:
+        return
+    database, schema, name = opened
+    snap = f'"{database}"."{name}"'
     if verb == "ROLLBACK":
-        saved = set(_tables(cursor, database, _SNAPSHOT_SCHEMA))
+        saved = set(_tables(cursor, database, name))
         for table in _tables(cursor, database, schema):
             if f"{schema}__{table}" in saved:
                 target = f'"{database}"."{schema}"."{table}"'
                 duck.execute(f"DELETE FROM {target}")
                 duck.execute(f'INSERT INTO {target} SELECT * FROM {snap}."{schema}__{table}"')
     duck.execute(f"DROP SCHEMA IF EXISTS {snap} CASCADE")
+    conn._harness_snapshot = None
+
+
+# Statements that commit an open transaction before they run: "a DDL statement
+# executed while a transaction is active implicitly commits it"
+# (https://docs.snowflake.com/en/sql-reference/transactions, "DDL").
+_DDL_COMMITS = re.compile(r"^(CREATE|ALTER|DROP|UNDROP|GRANT|REVOKE)\b", re.IGNORECASE)
 
 
 def _stage_dir(cursor: Any, stage: str, path: str) -> str:
@@ -481,6 +505,52 @@ def _columns(cursor: Any, table: str) -> set[str] | None:
     return {r[0].lower() for r in rows} or None
 
 
+def _column_types(cursor: Any, table: str) -> dict[str, str] | None:
+    database, schema = _schema_of(cursor)
+    rows = cursor._duck_conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_catalog = ? AND table_schema = ? AND lower(table_name) = lower(?)",
+        [database, schema, table],
+    ).fetchall()
+    return {r[0].lower(): r[1].upper() for r in rows} or None
+
+
+# A policy's argument type → the column types fakesnow gives the Snowflake types it
+# may be set on ("the data type of the first column in the signature must match the
+# column's": https://docs.snowflake.com/en/sql-reference/sql/alter-table-column).
+_POLICY_COLUMN_TYPES = {
+    "STRING": ("VARCHAR",),
+    "DATE": ("DATE",),
+    "ARRAY": ("JSON",),
+    "VARIANT": ("JSON",),
+    "FLOAT": ("DOUBLE", "FLOAT"),
+    "TIMESTAMP_NTZ": ("TIMESTAMP",),
+}
+
+
+def _check_signature(
+    body: str, policy: str, columns: dict[str, str], column: str, using: list[str]
+) -> None:
+    """The policy's signature against the column it is set on: as many arguments as
+    the USING list names (one without it), each of its column's type."""
+    signature = re.match(r"\s*\(([^)]*)\)", body)
+    arguments = [a.split()[-1].upper() for a in signature.group(1).split(",")] if signature else []
+    named = using or [column]
+    if len(arguments) != len(named) or (using and using[0].lower() != column.lower()):
+        _refuse(
+            f"Masking policy '{policy}' takes {len(arguments)} arguments; "
+            f"USING names {len(named)} starting with {named[0].upper()}"
+        )
+    for argument, name in zip(arguments, named, strict=True):
+        held = columns[name.lower()]
+        accepted = _POLICY_COLUMN_TYPES.get(argument, ())
+        if not any(held.startswith(t) for t in accepted):
+            _refuse(
+                f"Masking policy '{policy}': argument of type {argument} "
+                f"for column {name.upper()} of type {held}"
+            )
+
+
 def _catalog_ddl(cursor: Any, text: str) -> str | None:
     """The SQL fakesnow should run for a DDL statement it lacks (a success message,
     or a view for a dynamic table), or None when the statement is not one of them."""
@@ -509,11 +579,13 @@ def _catalog_ddl(cursor: Any, text: str) -> str | None:
         table, column, policy = _last(match.group(1)), match.group(2), _last(match.group(3))
         if (schema, "policy", policy) not in c.bodies:
             _refuse(f"Masking policy '{policy}' does not exist or not authorized.")
-        columns = _columns(cursor, table)
+        columns = _column_types(cursor, table)
         if columns is not None:  # IF EXISTS: a missing table is no error
-            for needed in [column, *(match.group(4) or "").replace(" ", "").split(",")]:
-                if needed and needed.lower() not in columns:
+            using = [u for u in (match.group(4) or "").replace(" ", "").split(",") if u]
+            for needed in [column, *using]:
+                if needed.lower() not in columns:
                     _refuse(f"invalid identifier '{needed.upper()}' of table {table}")
+            _check_signature(c.bodies[(schema, "policy", policy)], policy, columns, column, using)
             c.masked[(schema, table.lower(), column.lower())] = policy
     elif kind == "stream":
         if _columns(cursor, _last(match.group(2))) is None:
