@@ -4,6 +4,7 @@ from live instances, and nothing deleted when the listing cannot be trusted.
 
 Expectations come from pydicom reading the files left in the archive."""
 
+import datetime as dt
 import os
 import uuid
 from collections import Counter
@@ -188,6 +189,48 @@ def test_deleted_objects_are_stamped_and_instances_follow_their_copies(archive, 
     ) == [(None,)]
     ((study_instances,),) = _ask(target, "SELECT sum(number_of_instances) FROM dicom_study")
     assert study_instances == len(left_uids) + 1
+
+
+def test_a_copy_gone_while_another_lives_stamps_no_instance(archive, tmp_path):
+    """One of two copies of an instance deleted: one location stamped, no instance
+    (its other copy still holds it), and the instance stays live."""
+    target = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    files = sorted(p.resolve() for p in archive.rglob("*") if p.is_file())
+    _run(archive, tmp_path, target=target, incremental=True)
+    uid, copies = next((u, paths) for u, paths in _instances(files).items() if len(paths) > 1)
+    ((loaded,),) = _ask(
+        target, "SELECT file_path FROM dicom_instance WHERE sop_instance_uid = ?", [uid]
+    )
+    other = next(p for p in copies if p != Path(loaded))
+    other.unlink()
+    after = _run(archive, tmp_path, target=target, incremental=True)
+    assert after["deleted"]["objects"] == 1 and after["deleted"]["instances"] == 0, after
+    live = _ask(target, "SELECT deleted_at FROM dicom_instance WHERE sop_instance_uid = ?", [uid])
+    assert live == [(None,)]
+
+
+def test_a_deletion_that_fails_midway_leaves_nothing_stamped(archive, tmp_path, target):
+    """Stamping is one transaction: when the keys stop coming halfway (the listing's
+    comparison failed), the stamps already made are rolled back, and the same
+    connection goes on with no transaction left open."""
+    _run(archive, tmp_path, target=target)
+    keys = [k for (k,) in _ask(target, "SELECT location_key FROM dicom_file_location")]
+
+    def batches():
+        yield [int(k) for k in keys[:3]]
+        raise RuntimeError("the listing broke")
+
+    warehouse = open_warehouse(Target.parse(target))
+    try:
+        at = dt.datetime(2030, 1, 1)
+        with pytest.raises(RuntimeError, match="listing broke"):
+            warehouse.record_deletions(batches(), at)
+        stamped = "SELECT count(*) FROM dicom_file_location WHERE deleted_at IS NOT NULL"
+        assert warehouse.query(stamped) == [(0,)]
+        found = warehouse.record_deletions([[int(keys[0])]], at)  # and it goes on
+        assert (found.objects, warehouse.query(stamped)) == (1, [(1,)])
+    finally:
+        warehouse.close()
 
 
 def test_a_listing_that_finds_nothing_deletes_nothing(archive, tmp_path):

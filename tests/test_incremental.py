@@ -38,21 +38,33 @@ def _digest(high: int, low: int) -> bytes:
 def test_a_digest_is_known_only_when_both_halves_are():
     """Found is never wrong: an object is skipped only when its whole 128-bit
     identity is known, whichever half it shares with others."""
+    highest = 2**64 - 1
     known = KnownObjects(
-        [_digest(5, 1), _digest(5, 9), _digest(5, 4), _digest(7, 2), _digest(2**64 - 1, 3)]
+        [
+            _digest(5, 1),
+            _digest(5, 9),
+            _digest(5, 4),
+            _digest(7, 2),
+            _digest(7, 8),
+            _digest(highest, 3),
+        ]
     )
-    asked = [
-        _digest(5, 9),  # shares its high half with two others
-        _digest(5, 4),
-        _digest(5, 2),  # high half known, low not
-        _digest(6, 1),  # low half known, high not
-        _digest(7, 2),
-        _digest(0, 0),  # below every known one
-        _digest(2**64 - 1, 4),  # above every known one
-        _digest(2**64 - 1, 3),
-    ]
-    assert known.contains(asked).tolist() == [True, True, False, False, True, False, False, True]
-    assert KnownObjects([]).contains(asked).tolist() == [False] * len(asked)
+    asked = {
+        _digest(5, 9): True,  # shares its high half with two others
+        _digest(5, 4): True,
+        _digest(5, 2): False,  # high half known, low not
+        _digest(5, 100): False,  # … and above every low half of that high half
+        _digest(7, 8): True,  # shares its high half with one other
+        _digest(6, 1): False,  # low half known, high not
+        _digest(7, 2): True,
+        _digest(0, 0): False,  # below every known one
+        _digest(highest, 4): False,  # above every known one
+        _digest(highest, 3): True,
+    }
+    assert known.contains(list(asked)).tolist() == list(asked.values())
+    assert KnownObjects([]).contains(list(asked)).tolist() == [False] * len(asked)
+    below = KnownObjects([_digest(5, 1), _digest(9, 9)])  # a high half above them all
+    assert below.contains([_digest(10, 9), _digest(9, 9)]).tolist() == [False, True]
 
 
 def test_known_objects_from_the_warehouse_rows():

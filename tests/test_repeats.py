@@ -29,6 +29,10 @@ def test_seen_keys_merge_into_few_sorted_runs():
         seen.add(np.arange(start, start + 1_000, dtype=np.uint64))
     assert len(seen) == 100_000 and len(seen.runs) <= 17  # log2(100) + 1 runs at most
     assert all((run[1:] > run[:-1]).all() for run in seen.runs)
+    # Equal runs merge like a binary counter: 100 adds leave runs of 64, 32 and 4 adds.
+    assert [len(run) for run in seen.runs] == [64_000, 32_000, 4_000]
+    asked = np.array([0, 63_999, 64_000, 99_999, 100_000, 2**64 - 1], dtype=np.uint64)
+    assert seen.seen(asked).tolist() == [True, True, True, True, False, False]
 
 
 def test_a_manifest_naming_every_file_five_times(synth_archive, tmp_path):
