@@ -100,6 +100,7 @@ def snowflake_checks(target: Target) -> list[Check]:
         session = _session(warehouse, checks)
         checks.append(_round_trip(warehouse))
         checks += _privileges(warehouse, session)
+        checks.append(_cortex_search(warehouse))
     finally:
         warehouse.close()
     return checks
@@ -264,6 +265,25 @@ def _privileges(warehouse: Any, session: dict[str, str | None]) -> list[Check]:
             )
         )
     return checks
+
+
+_CORTEX_REGIONS = (
+    "https://docs.snowflake.com/en/user-guide/snowflake-cortex/cortex-search/"
+    "cortex-search-overview (regional availability)"
+)
+
+
+def _cortex_search(warehouse: Any) -> Check:
+    """Whether the account offers Cortex Search (model-knowledge's service): its
+    SHOW command runs only where the feature is."""
+    from loader.errors import StatementError
+
+    name = "cortex search (model-knowledge)"
+    try:
+        listed = warehouse.records("SHOW CORTEX SEARCH SERVICES IN SCHEMA")
+    except StatementError as exc:
+        return Check(name, False, str(exc), f"not offered here: see {_CORTEX_REGIONS}")
+    return Check(name, True, f"offered; {len(listed)} services in this schema")
 
 
 def duckdb_checks(target: Target) -> list[Check]:

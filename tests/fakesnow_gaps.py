@@ -227,6 +227,16 @@ def _roles(cursor: Any, text: str) -> str | None:
     if match := re.fullmatch(r'USE WAREHOUSE "?(\w+)"?', text, re.IGNORECASE):
         cursor._conn._harness_warehouse = match.group(1).upper()
         return _SUCCESS
+    if re.fullmatch(r"SHOW CORTEX SEARCH SERVICES IN SCHEMA", text, re.IGNORECASE):
+        # SHOW CORTEX SEARCH SERVICES: the schema's services, the documented columns.
+        _, schema = _schema_of(cursor)
+        database = cursor._conn.database
+        rows = sorted(
+            ("1970-01-01", name, database, schema)
+            for (s, kind, name) in c.bodies
+            if s == schema and kind == "search_service"
+        )
+        return _values(["created_on", "name", "database_name", "schema_name"], rows)
     if match := re.fullmatch(r'SHOW GRANTS TO ROLE "?(\w+)"?', text, re.IGNORECASE):
         grantee = match.group(1).upper()
         rows = sorted(

@@ -65,7 +65,8 @@ def test_every_check_is_reported_and_all_hold_for_the_account_admin(snowflake_ta
         "CREATE FUNCTION on schema",
     ):
         assert checks[f"privilege {privilege}"] == "ok", done.stdout
-    assert f"doctor: all {len(checks)} checks ok" in done.stdout and len(checks) == 24
+    assert checks["cortex search (model-knowledge)"] == "ok"
+    assert f"doctor: all {len(checks)} checks ok" in done.stdout and len(checks) == 25
     assert "ACCOUNTADMIN" in done.stdout and "TEST_WH" in done.stdout
     # Only temporary objects, all dropped.
     warehouse = open_warehouse(Target.parse(snowflake_target))
