@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 ARCHIVE ?= ./demo-archive
 PATIENTS ?= 40
 
-.PHONY: demo test check fuzz bench bench-latency bench-e2e bench-scale bench-reload bench-snowflake bench-rebuild bench-containers bench-frames lint typecheck sql clean
+.PHONY: demo test check mutate fuzz bench bench-latency bench-e2e bench-scale bench-reload bench-snowflake bench-rebuild bench-containers bench-frames lint typecheck sql clean
 
 $(BIN)/dicom-loader: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,15 @@ test: $(BIN)/dicom-loader node_modules/.bin/azurite-blob $(ORTHANC_DICOMWEB) $(C
 # about a minute; `make test` runs them all.
 check: $(BIN)/dicom-loader
 	$(BIN)/python -m pytest tests -q -m "not server"
+
+# Mutation testing (docs/TESTING.md): each module's mutants against its tests, in a
+# scratch copy; scores to benchmarks/results/ and docs/TESTING.md. MODULE=path for one.
+$(VENV)/.mutate: $(BIN)/dicom-loader pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,mutate]'
+	touch $@
+
+mutate: $(VENV)/.mutate
+	$(BIN)/python scripts/mutate.py $(MODULE)
 
 # Hostile inputs: hypothesis mutations of real files with fresh randomness, many more
 # examples than make test runs; prints the outcome categories seen.

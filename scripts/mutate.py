@@ -1,0 +1,245 @@
+"""`make mutate`: mutation testing of the modules that carry the loader's promises,
+each against the tests that cover it, with cosmic-ray.
+
+Why cosmic-ray and not mutmut: many of the tests run the code under test in Dask
+worker processes and CLI subprocesses. mutmut 3 switches its mutants on through
+trampolines inside the test process and decides which tests to run from what that
+process executed, so a mutant reached only in a worker or a subprocess is reported
+as surviving or untested when it is neither. cosmic-ray writes each mutant into the
+source file itself, so every process that imports the module runs the mutant.
+
+Each module is mutated in a scratch copy of the repository (never in this tree: an
+interrupted run would leave a mutant behind), with PYTHONPATH pointing at the copy so
+subprocesses and Dask workers import it too. A mutant is killed when its tests fail
+or time out, survives when they pass; `docs/TESTING.md` lists the surviving mutants
+judged equivalent (the code behaves the same), with the reason, and they are left out
+of the score. The scores go to `benchmarks/results/<date>-mutation.json` and the
+table of `docs/TESTING.md`.
+
+    python scripts/mutate.py                  # every module (hours)
+    python scripts/mutate.py loader/pseudonymize.py   # one (make mutate MODULE=…)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTING = ROOT / "docs" / "TESTING.md"
+RESULTS = ROOT / "benchmarks" / "results"
+PYTEST = "-m pytest -x -q -p no:cacheprovider"
+# Module → the tests that cover it (the ones a developer would run after editing it).
+MODULES: dict[str, list[str]] = {
+    "loader/pseudonymize.py": ["tests/test_pseudonymize.py"],
+    "loader/containers.py": ["tests/test_containers.py"],
+    "loader/deletions.py": ["tests/test_deletions.py"],
+    "loader/warehouse/deletions.py": ["tests/test_deletions.py"],
+    "loader/rebuild.py": ["tests/test_rebuild.py"],
+    "loader/stored_headers.py": ["tests/test_stored_headers.py"],
+    "loader/html_report.py": ["tests/test_html_report.py"],
+    "loader/credentials.py": ["tests/test_credentials.py"],
+    "loader/config_file.py": ["tests/test_config_file.py"],
+    "loader/init.py": ["tests/test_init.py"],
+    "loader/warehouse/merge.py": ["tests/test_pipeline.py", "tests/test_batched_load.py"],
+    "loader/headers.py": ["tests/test_headers.py"],
+    "loader/read_ahead.py": ["tests/test_read_ahead.py"],
+    "loader/repeats.py": ["tests/test_repeats.py"],
+    "loader/incremental.py": ["tests/test_incremental.py"],
+    "loader/validate.py": ["tests/test_pipeline.py"],
+}
+# One mutant per operator site that changes its meaning: a + b becomes a - b, not also
+# a * b, a ** b, a << b …; a comparison is negated (== → !=, < → >=) or moved across
+# its boundary (< → <=). The other replacements of a site are killed by whatever kills
+# these in nearly every case, and would multiply the run's hours.
+_KEPT_BINARY = (
+    "Add_Sub|Sub_Add|Mul_Div|Div_Mul|FloorDiv_Mul|Mod_Mul|Pow_Mul|"
+    "BitOr_BitAnd|BitAnd_BitOr|BitXor_BitOr|LShift_RShift|RShift_LShift"
+)
+_KEPT_COMPARISON = (
+    "Eq_NotEq|NotEq_Eq|Lt_GtE|Lt_LtE|LtE_Gt|LtE_Lt|Gt_LtE|Gt_GtE|GtE_Lt|GtE_Gt|"
+    "Is_IsNot|IsNot_Is|In_NotIn|NotIn_In"
+)
+EXCLUDED_OPERATORS = (
+    rf"core/ReplaceBinaryOperator_(?!({_KEPT_BINARY})$)",
+    rf"core/ReplaceComparisonOperator_(?!({_KEPT_COMPARISON})$)",
+    r"core/ReplaceUnaryOperator_(?!(Delete_Not|USub_UAdd)$)",
+)
+_EQUIVALENT_ROW = re.compile(r"^\| `([^`]+)` \| (\d+) \| `([^`]+)` \| (.+) \|$")
+TABLE_START = "<!-- mutation scores: written by make mutate -->\n"
+TABLE_END = "<!-- end of mutation scores -->\n"
+
+
+def equivalents() -> set[tuple[str, int, str]]:
+    """(module, line, operator) of the mutants docs/TESTING.md judges equivalent."""
+    found = set()
+    for line in TESTING.read_text().splitlines():
+        if match := _EQUIVALENT_ROW.match(line):
+            found.add((match.group(1), int(match.group(2)), match.group(3)))
+    return found
+
+
+def _scratch_copy() -> Path:
+    """The tracked files of this tree, copied: cosmic-ray edits files in place."""
+    scratch = Path(tempfile.mkdtemp(prefix="dicom-loader-mutate-"))
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (scratch / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, scratch / name)
+    return scratch
+
+
+def _config(module: str, tests: list[str], timeout: float) -> str:
+    command = f"{sys.executable} {PYTEST} {' '.join(tests)}"
+    return (
+        "[cosmic-ray]\n"
+        f'module-path = "{module}"\n'
+        f"timeout = {timeout:.0f}\n"
+        "excluded-modules = []\n"
+        f'test-command = "{command}"\n\n'
+        '[cosmic-ray.distributor]\nname = "local"\n\n'
+        "[cosmic-ray.filters.operators-filter]\n"
+        f"exclude-operators = {json.dumps(list(EXCLUDED_OPERATORS))}\n"
+    )
+
+
+def _baseline_seconds(scratch: Path, tests: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, *PYTEST.split(), *tests],
+        cwd=scratch, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"the tests of {tests} fail unmutated:\n{done.stdout[-3000:]}")
+    return time.perf_counter() - started
+
+
+def mutate(module: str, tests: list[str]) -> dict:
+    """Run every mutant of `module` against `tests` in a scratch copy; the counts."""
+    scratch = _scratch_copy()
+    env = {**os.environ, "PYTHONPATH": str(scratch)}
+    try:
+        baseline = _baseline_seconds(scratch, tests, env)
+        config = scratch / "mutate.toml"
+        # A mutant that loops or waits is killed by the timeout: three baselines.
+        config.write_text(_config(module, tests, max(60.0, 3 * baseline)))
+        session = scratch / "session.sqlite"
+        bin_dir = Path(sys.executable).parent
+        for command in (
+            [bin_dir / "cosmic-ray", "init", config, session],
+            [bin_dir / "cr-filter-operators", session, config],
+            [bin_dir / "cr-filter-pragma", session],  # `# pragma: no mutate` lines
+            [bin_dir / "cosmic-ray", "exec", config, session],
+        ):
+            subprocess.run(
+                [str(c) for c in command], cwd=scratch, env=env, check=True, capture_output=True
+            )
+        return _counts(module, session, baseline)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _counts(module: str, session: Path, baseline: float) -> dict:
+    judged = equivalents()
+    with sqlite3.connect(session) as con:
+        rows = con.execute(
+            "SELECT m.start_pos_row, m.operator_name, m.occurrence, r.test_outcome, "
+            "r.worker_outcome FROM mutation_specs m JOIN work_results r USING (job_id)"
+        ).fetchall()
+    killed = survived = incompetent = equivalent = 0
+    surviving = []
+    # Outcomes are stored by their enum names (NORMAL, KILLED …).
+    rows = [(*r[:3], str(r[3]).lower(), str(r[4]).lower()) for r in rows]
+    rows = [r for r in rows if r[4] != "skipped"]  # filtered operators and pragmas
+    for line, operator, occurrence, outcome, worker in rows:
+        if worker != "normal" or outcome == "incompetent":
+            incompetent += 1  # the mutant could not run (a syntax the parser refuses)
+        elif outcome == "killed":
+            killed += 1
+        elif (module, line, operator) in judged:
+            equivalent += 1
+        else:
+            survived += 1
+            surviving.append({"line": line, "operator": operator, "occurrence": occurrence})
+    scored = killed + survived
+    return {
+        "module": module,
+        "mutants": len(rows),
+        "killed": killed,
+        "survived": survived,
+        "equivalent": equivalent,
+        "incompetent": incompetent,
+        "score": round(killed / scored, 4) if scored else None,
+        "baseline_seconds": round(baseline, 1),
+        "surviving": sorted(surviving, key=lambda s: (s["line"], s["operator"])),
+    }
+
+
+def _table(results: list[dict]) -> str:
+    lines = [
+        "| module | mutants | killed | survived | equivalent | score |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        score = "—" if r["score"] is None else f"{100 * r['score']:.1f} %"
+        lines.append(
+            f"| `{r['module']}` | {r['mutants']} | {r['killed']} | {r['survived']} | "
+            f"{r['equivalent']} | {score} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _record(results: list[dict]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{dt.date.today().isoformat()}-mutation.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    merged = {**previous.get("modules", {}), **{r["module"]: r for r in results}}
+    machine = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
+    path.write_text(json.dumps({"machine": machine, "modules": merged}, indent=2) + "\n")
+    text = TESTING.read_text()
+    head, _, rest = text.partition(TABLE_START)
+    _, _, tail = rest.partition(TABLE_END)
+    ordered = [merged[m] for m in MODULES if m in merged]
+    TESTING.write_text(head + TABLE_START + _table(ordered) + TABLE_END + tail)
+    print(f"wrote {path.relative_to(ROOT)} and docs/TESTING.md's table")
+
+
+def main(argv: list[str]) -> int:
+    chosen = argv or list(MODULES)
+    unknown = [m for m in chosen if m not in MODULES]
+    if unknown:
+        print(f"not a mutated module: {', '.join(unknown)} (see MODULES)", file=sys.stderr)
+        return 2
+    results = []
+    for module in chosen:
+        started = time.perf_counter()
+        result = mutate(module, MODULES[module])
+        results.append(result)
+        score = "—" if result["score"] is None else f"{100 * result['score']:.1f} %"
+        seconds = time.perf_counter() - started
+        print(
+            f"{module}: {result['killed']} of {result['killed'] + result['survived']} killed "
+            f"({score}), {result['equivalent']} equivalent, in {seconds:.0f} s"
+        )
+        for mutant in result["surviving"]:
+            print(f"  survived: line {mutant['line']} {mutant['operator']} #{mutant['occurrence']}")
+    _record(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
