@@ -143,6 +143,19 @@ def snowflake_target(fakesnow_server, request):
     )
 
 
+def as_admin(target: str, *statements: str) -> None:
+    """Run what an account administrator would, before a deploy or a doctor."""
+    from loader.config import Target
+    from loader.pipeline import open_warehouse
+
+    warehouse = open_warehouse(Target.parse(target))
+    try:
+        for statement in statements:
+            warehouse.query(statement)
+    finally:
+        warehouse.close()
+
+
 class S3Traffic:
     """Counts object reads on the server side and injects failures and holds on demand.
 

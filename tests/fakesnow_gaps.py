@@ -505,17 +505,8 @@ def _refuse(message: str) -> Any:
     raise snowflake.connector.errors.ProgrammingError(msg=message, errno=2003, sqlstate="02000")
 
 
-def _columns(cursor: Any, table: str) -> set[str] | None:
-    database, schema = _schema_of(cursor)
-    rows = cursor._duck_conn.execute(
-        "SELECT column_name FROM information_schema.columns "
-        "WHERE table_catalog = ? AND table_schema = ? AND lower(table_name) = lower(?)",
-        [database, schema, table],
-    ).fetchall()
-    return {r[0].lower() for r in rows} or None
-
-
 def _column_types(cursor: Any, table: str) -> dict[str, str] | None:
+    """A table's columns (lower case) and their DuckDB types; None: no such table."""
     database, schema = _schema_of(cursor)
     rows = cursor._duck_conn.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
@@ -598,7 +589,7 @@ def _catalog_ddl(cursor: Any, text: str) -> str | None:
             _check_signature(c.bodies[(schema, "policy", policy)], policy, columns, column, using)
             c.masked[(schema, table.lower(), column.lower())] = policy
     elif kind == "stream":
-        if _columns(cursor, _last(match.group(2))) is None:
+        if _column_types(cursor, _last(match.group(2))) is None:
             _refuse(f"Table '{_last(match.group(2))}' does not exist or not authorized.")
         c.bodies.setdefault((schema, "stream", _last(match.group(1))), text)
         c.created.setdefault((schema, "stream", _last(match.group(1))), 1)

@@ -15,6 +15,7 @@ import pytest
 
 from loader.config import Target
 from loader.pipeline import open_warehouse
+from tests.conftest import as_admin
 from tests.test_cli import dicom_loader
 
 pytestmark = pytest.mark.server
@@ -31,15 +32,6 @@ def _lines(done: subprocess.CompletedProcess) -> dict[str, str]:
 
 def _schema(target: str) -> str:
     return target.split("/")[4].split("?")[0]
-
-
-def _admin(target: str, *statements: str) -> None:
-    warehouse = open_warehouse(Target.parse(target))
-    try:
-        for statement in statements:
-            warehouse.query(statement)
-    finally:
-        warehouse.close()
 
 
 def test_every_check_is_reported_and_all_hold_for_the_account_admin(snowflake_target):
@@ -82,7 +74,7 @@ def test_every_check_is_reported_and_all_hold_for_the_account_admin(snowflake_ta
 
 def test_a_missing_privilege_is_reported_with_the_grant_that_fixes_it(snowflake_target):
     schema = _schema(snowflake_target)
-    _admin(
+    as_admin(
         snowflake_target,
         'CREATE ROLE IF NOT EXISTS "THIN"',
         'GRANT USAGE ON DATABASE "DICOM" TO ROLE "THIN"',
@@ -143,3 +135,23 @@ def test_duckdb_and_a_source(tmp_path, real_archive):
         "doctor", "--target", "none", "--source", str(tmp_path / "absent"), check=False
     )
     assert nothing.returncode == 1 and _lines(nothing) == {"listing": "MISSING"}, nothing.stdout
+
+
+def test_a_value_changed_on_the_way_is_reported():
+    """The round trip's comparison: a value read back other than written is named,
+    by column and key (keys compared as integers, JSON as its value)."""
+    from loader.doctor import PROBE, PROBE_ROWS, _differences
+    from loader.model import arrow_schema
+
+    columns = arrow_schema(PROBE).names
+    written = sorted(PROBE_ROWS, key=lambda r: r["instance_key"])
+    faithful = [tuple(r[c] for c in columns) for r in written]
+    assert list(_differences(columns, faithful)) == []
+    keys_as_text = [(str(row[0]), *row[1:]) for row in faithful]  # NUMBER(20,0) as text
+    assert list(_differences(columns, keys_as_text)) == []
+    signed = [faithful[0], (2**64 - 3 - 2**64, *faithful[1][1:])]  # read as signed 64-bit
+    assert any("instance_key" in d for d in _differences(columns, signed))
+    rounded = list(faithful)
+    rounded[1] = (rounded[1][0], rounded[1][1].replace(microsecond=0), *rounded[1][2:])
+    assert [d.split(" of ")[0] for d in _differences(columns, rounded)] == ["acquired_at"]
+    assert list(_differences(columns, faithful[:1])) == ["1 rows read back, 2 written"]

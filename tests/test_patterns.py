@@ -39,20 +39,10 @@ from loader.warehouse.patterns.dynamic_tables import (
 )
 from loader.warehouse.patterns.exports import converted_instances, dictionary_rows
 from loader.warehouse.patterns.stream_task import routed_errors, study_merge
-from tests.conftest import real_file
+from tests.conftest import as_admin, real_file
 
 # What deploy takes from the harness's session: its role and the target's warehouse.
 SESSION = Names(owner_role="ACCOUNTADMIN", warehouse="TEST_WH")
-
-
-def _as_admin(target: str, *statements: str) -> None:
-    """Run what an account administrator would, before a deploy."""
-    warehouse = open_warehouse(Target.parse(target))
-    try:
-        for statement in statements:
-            warehouse.query(statement)
-    finally:
-        warehouse.close()
 
 
 def _count(deployment: Deployment) -> int:
@@ -856,7 +846,7 @@ def test_deploy_all_with_a_stage_url_twice(snowflake_target, tmp_path):
     landing.mkdir()
     schema = snowflake_target.split("/")[4].split("?")[0]
     flags = ("--stage-url", f"{LOCAL_BUCKET}{landing}/", "--storage-integration", "EXPORTS_INT")
-    _as_admin(snowflake_target, 'GRANT USAGE ON INTEGRATION "EXPORTS_INT" TO ROLE ACCOUNTADMIN')
+    as_admin(snowflake_target, 'GRANT USAGE ON INTEGRATION "EXPORTS_INT" TO ROLE ACCOUNTADMIN')
     for _ in (1, 2):
         done = dicom_loader(
             "deploy", "--pattern", "all", "--target", snowflake_target, *flags, check=False
@@ -903,7 +893,7 @@ def test_deploy_creates_tasks_and_dynamic_tables_as_the_owner_role(snowflake_tar
     from tests.test_cli import dicom_loader
 
     schema = snowflake_target.split("/")[4].split("?")[0]
-    _as_admin(snowflake_target, *_owner_grants(schema, "DICOM_OWNER"))
+    as_admin(snowflake_target, *_owner_grants(schema, "DICOM_OWNER"))
     for pattern in ("stream-task", "dynamic-tables"):
         done = dicom_loader(
             "deploy", "--pattern", pattern, "--target", snowflake_target,
@@ -922,7 +912,7 @@ def test_a_missing_privilege_refuses_the_deploy_before_anything_is_created(snowf
     from tests.test_cli import dicom_loader
 
     schema = snowflake_target.split("/")[4].split("?")[0]
-    _as_admin(snowflake_target, *_owner_grants(schema, "NO_TASKS", but="CREATE TASK"))
+    as_admin(snowflake_target, *_owner_grants(schema, "NO_TASKS", but="CREATE TASK"))
     done = dicom_loader(
         "deploy", "--pattern", "stream-task", "--target", snowflake_target,
         "--owner-role", "NO_TASKS", check=False,
