@@ -420,6 +420,8 @@ def test_study_cdc_merge_on_duckdb_updates_changed_attributes(loaded):
         "SELECT i.file_path, st.study_key FROM dicom_instance i "
         "JOIN dicom_series se USING (series_key) JOIN dicom_study st USING (study_key) LIMIT 1"
     ).fetchone()
+    # The amendment is rolled back: the module's other tests read this warehouse.
+    con.execute("BEGIN TRANSACTION")
     con.execute(  # the study amended at the source: a newer object with a new description
         "UPDATE dicom_raw SET metadata = json_merge_patch(metadata, "
         '\'{"StudyDescription": "AMENDED", "AccessionNumber": "ACC-NEW"}\'), '
@@ -435,6 +437,7 @@ def test_study_cdc_merge_on_duckdb_updates_changed_attributes(loaded):
     assert sorted(con.execute(others.format("studies"), [study]).fetchall(), key=repr) == sorted(
         con.execute(others.format("dicom_study"), [study]).fetchall(), key=repr
     )
+    con.execute("ROLLBACK")
     con.close()
 
 
