@@ -3,7 +3,7 @@
 They are never left out for their size, and never skipped unread: a 3,000-frame
 enhanced CT's per-frame groups, or a dose report's content tree, run to megabytes,
 and the frame, dose and segment rows come from them. test_decode checks that every
-sequence extract/ names is here.
+sequence extract/ names is here, or in SIZE_GUARDED.
 """
 
 from __future__ import annotations
@@ -14,31 +14,51 @@ EXTRACTED_SEQUENCES = frozenset(
     tag_for_keyword(keyword)
     for keyword in (
         "AnatomicRegionSequence",
-        "CTExposureSequence",
         "CardiacSynchronizationSequence",
         "CodingSchemeIdentificationSequence",
+        "ConceptCodeSequence",
         "ConceptNameCodeSequence",
         "ContentSequence",
+        "ContentTemplateSequence",
+        "CTExposureSequence",
         "CurrentRequestedProcedureEvidenceSequence",
+        "DerivationImageSequence",
         "FrameContentSequence",
         "FrameVOILUTSequence",
         "MeasuredValueSequence",
+        "MeasurementUnitsCodeSequence",
+        "NumericValueQualifierCodeSequence",
         "OtherPatientIDsSequence",
-        "PerFrameFunctionalGroupsSequence",
         "PerformedProtocolCodeSequence",
+        "PerFrameFunctionalGroupsSequence",
         "PertinentOtherEvidenceSequence",
         "PixelMeasuresSequence",
         "PixelValueTransformationSequence",
         "PlaneOrientationSequence",
         "PlanePositionSequence",
         "ProcedureCodeSequence",
-        "ReferencedSOPSequence",
+        "ReferencedFrameOfReferenceSequence",
+        "ReferencedInstanceSequence",
         "ReferencedSeriesSequence",
+        "ReferencedSOPSequence",
         "RequestAttributesSequence",
         "RequestedProcedureCodeSequence",
-        "SegmentSequence",
+        "RTReferencedSeriesSequence",
+        "RTReferencedStudySequence",
+        "RTROIObservationsSequence",
         "SegmentedPropertyCategoryCodeSequence",
         "SegmentedPropertyTypeCodeSequence",
+        "SegmentIdentificationSequence",
+        "SegmentSequence",
         "SharedFunctionalGroupsSequence",
+        "SourceImageSequence",
+        "StructureSetROISequence",
     )
+)
+
+# Sequences extract/ reads only when they are within the element limit: an RT
+# structure set's contours (rt.py counts them) are its point data, megabytes a
+# header-only reader skips unread past the limit rather than pays for.
+SIZE_GUARDED = frozenset(
+    tag_for_keyword(keyword) for keyword in ("ROIContourSequence", "ContourSequence")
 )

@@ -24,6 +24,7 @@ class ColumnType(Enum):
     TIMESTAMP = "timestamp"
     TEXT_ARRAY = "text_array"
     FLOAT_ARRAY = "float_array"
+    INT_ARRAY = "int_array"
     KEY_ARRAY = "key_array"
     VARIANT = "variant"  # JSON text in Parquet; JSON / VARIANT in the warehouse
 
@@ -108,6 +109,25 @@ def _table(
 
 
 E, CHILD = LoadMode.ENTITY, LoadMode.INSTANCE_CHILD
+
+# Where the content tables' values come from: a content item of the SR tree, not an
+# attribute at a fixed place (extract/sr_content.py walks the tree).
+_ITEM = "content item: "
+_ITEM_POSITION = "content item: its position in the tree"
+_GROUP = "measurement group: "
+_MEASUREMENT = "measurement (NUM item): "
+_EVALUATION = "qualitative evaluation (CODE item): "
+_EVENT = "irradiation event: "
+
+
+def _coded(prefix: str, source: str) -> tuple[Column, Column, Column]:
+    """A coded value as its code value, coding scheme designator and code meaning."""
+    return (
+        _c(f"{prefix}_code_value", tag=f"{source}, CodeValue"),
+        _c(f"{prefix}_code_scheme", tag=f"{source}, CodingSchemeDesignator"),
+        _c(f"{prefix}_code_meaning", tag=f"{source}, CodeMeaning"),
+    )
+
 
 # fmt: off
 TABLES: tuple[Table, ...] = (
@@ -514,8 +534,22 @@ TABLES: tuple[Table, ...] = (
             "property_type_code_seq", T.VARIANT,
             tag="SegmentSequence>SegmentedPropertyTypeCodeSequence",
         ),
+        _c("algorithm_type", tag="SegmentSequence>SegmentAlgorithmType"),
+        _c("algorithm_name", tag="SegmentSequence>SegmentAlgorithmName"),
+        _c("tracking_id", tag="SegmentSequence>TrackingID"),
+        _c("tracking_uid", tag="SegmentSequence>TrackingUID"),
+        _c(
+            "source_instance_keys", T.KEY_ARRAY,
+            tag=(
+                "the segment's frames: PerFrameFunctionalGroupsSequence>"
+                "DerivationImageSequence>SourceImageSequence>ReferencedSOPInstanceUID"
+            ),
+            ref="dicom_instance",
+        ),
         doc=(
-            'One row per segment of a segmentation (SEG) instance.'
+            'One row per segment of a segmentation (SEG) instance: what it is, how it was '
+            'made, what it tracks, and the source images its frames were derived from '
+            '(those of the whole object where its frames do not say).'
         ),
     ),
     _table(
@@ -536,6 +570,215 @@ TABLES: tuple[Table, ...] = (
         doc=(
             'The document header of a structured report instance, with the instances it '
             'references.'
+        ),
+    ),
+    _table(
+        "dicom_sr_content", ("instance_key", "content_path"), CHILD,
+        _c("instance_key", T.KEY, tag="SOPInstanceUID", ref="dicom_instance"),
+        _c("content_path", tag=_ITEM_POSITION),
+        _c("parent_path", tag=_ITEM_POSITION),
+        _c("depth", T.INT, tag=_ITEM_POSITION),
+        _c("relationship_type", tag=_ITEM + "RelationshipType"),
+        _c("value_type", tag=_ITEM + "ValueType"),
+        *_coded("concept", _ITEM + "ConceptNameCodeSequence"),
+        _c("template_id", tag=_ITEM + "ContentTemplateSequence>TemplateIdentifier"),
+        _c("observation_uid", tag=_ITEM + "ObservationUID"),
+        _c("text_value", phi=True, tag=_ITEM + "TextValue"),
+        *_coded("code", _ITEM + "ConceptCodeSequence"),
+        _c(
+            "numeric_value", T.FLOAT,
+            tag=_ITEM + "MeasuredValueSequence>FloatingPointValue|NumericValue",
+        ),
+        *_coded("unit", _ITEM + "MeasuredValueSequence>MeasurementUnitsCodeSequence"),
+        *_coded("numeric_qualifier", _ITEM + "NumericValueQualifierCodeSequence"),
+        _c("date_value", T.DATE, tag=_ITEM + "Date"),
+        _c("time_value", T.TIME, tag=_ITEM + "Time"),
+        _c("datetime_value", T.TIMESTAMP, tag=_ITEM + "DateTime"),
+        _c("person_name", phi=True, tag=_ITEM + "PersonName"),
+        _c("uid_value", tag=_ITEM + "UID"),
+        _c(
+            "referenced_sop_class_uid",
+            tag=_ITEM + "ReferencedSOPSequence>ReferencedSOPClassUID",
+        ),
+        _c(
+            "referenced_sop_instance_uid",
+            tag=_ITEM + "ReferencedSOPSequence>ReferencedSOPInstanceUID",
+        ),
+        _c(
+            "referenced_instance_key", T.KEY,
+            tag=_ITEM + "ReferencedSOPSequence>ReferencedSOPInstanceUID", ref="dicom_instance",
+        ),
+        _c(
+            "referenced_frame_numbers", T.INT_ARRAY,
+            tag=_ITEM + "ReferencedSOPSequence>ReferencedFrameNumber",
+        ),
+        _c(
+            "referenced_segment_numbers", T.INT_ARRAY,
+            tag=_ITEM + "ReferencedSOPSequence>ReferencedSegmentNumber",
+        ),
+        _c("graphic_type", tag=_ITEM + "GraphicType"),
+        _c("graphic_data", T.FLOAT_ARRAY, tag=_ITEM + "GraphicData"),
+        _c("referenced_frame_of_reference_uid", tag=_ITEM + "ReferencedFrameOfReferenceUID"),
+        _c("referenced_content_path", tag=_ITEM + "ReferencedContentItemIdentifier"),
+        doc=(
+            'One row per content item of a structured report, the document root included '
+            '(`content_path` `1`), whatever its template: where it sits, how it relates to '
+            'its parent, its concept name and its value in the column of its value type. '
+            'A path is the item positions from the root, as DICOM\'s Referenced Content '
+            'Item Identifier writes them (`1.2.3`: the third item of the second item of '
+            'the root).'
+        ),
+    ),
+    _table(
+        "dicom_sr_measurement_group", ("instance_key", "group_path"), CHILD,
+        _c("instance_key", T.KEY, tag="SOPInstanceUID", ref="dicom_instance"),
+        _c("group_path", tag=_GROUP + "its content path"),
+        _c("tracking_identifier", tag=_GROUP + "Tracking Identifier (DCM 112039)"),
+        _c("tracking_uid", tag=_GROUP + "Tracking Unique Identifier (DCM 112040)"),
+        *_coded("finding_category", _GROUP + "Finding Category (SCT 276214006)"),
+        *_coded("finding", _GROUP + "Finding (DCM 121071)"),
+        *_coded("finding_site", _GROUP + "Finding Site (SCT 363698007)"),
+        *_coded("method", _GROUP + "Measurement Method (SCT 370129005)"),
+        _c("activity_session", tag=_GROUP + "Activity Session (NCIt C67447)"),
+        _c("time_point", tag=_GROUP + "Time Point (UMLS C2348792)"),
+        _c(
+            "roi_reference_type",
+            tag=_GROUP + "the concept name of its region or segment reference",
+        ),
+        _c("referenced_segmentation_uid", tag=_GROUP + "Referenced Segment (DCM 121191)"),
+        _c(
+            "referenced_segmentation_key", T.KEY,
+            tag=_GROUP + "Referenced Segment (DCM 121191)", ref="dicom_instance",
+        ),
+        _c(
+            "referenced_segment_number", T.INT,
+            tag=_GROUP + "Referenced Segment (DCM 121191)",
+        ),
+        _c(
+            "source_series_uid",
+            tag=_GROUP + "Source series for segmentation (DCM 121232)",
+        ),
+        _c(
+            "source_series_key", T.KEY,
+            tag=_GROUP + "Source series for segmentation (DCM 121232)", ref="dicom_series",
+        ),
+        _c("region_graphic_type", tag=_GROUP + "Image Region (DCM 111030), its GraphicType"),
+        _c(
+            "region_instance_key", T.KEY,
+            tag=_GROUP + "the image an Image Region (DCM 111030) is selected from",
+            ref="dicom_instance",
+        ),
+        doc=(
+            'One row per measurement group of a structured report (TID 1500\'s TID 1410, '
+            '1411 and 1501 groups, concept DCM 125007): what is tracked, the finding and '
+            'its site, and the segment or image region measured. Keyed by the group\'s '
+            '`content_path` in `dicom_sr_content`.'
+        ),
+    ),
+    _table(
+        "dicom_sr_measurement", ("instance_key", "measurement_path"), CHILD,
+        _c("instance_key", T.KEY, tag="SOPInstanceUID", ref="dicom_instance"),
+        _c("measurement_path", tag=_MEASUREMENT + "its content path"),
+        _c("group_path", tag=_MEASUREMENT + "the content path of its group"),
+        *_coded("concept", _MEASUREMENT + "ConceptNameCodeSequence"),
+        _c(
+            "numeric_value", T.FLOAT,
+            tag=_MEASUREMENT + "MeasuredValueSequence>FloatingPointValue|NumericValue",
+        ),
+        *_coded("unit", _MEASUREMENT + "MeasuredValueSequence>MeasurementUnitsCodeSequence"),
+        *_coded("numeric_qualifier", _MEASUREMENT + "NumericValueQualifierCodeSequence"),
+        *_coded("derivation", _MEASUREMENT + "Derivation (DCM 121401)"),
+        *_coded("method", _MEASUREMENT + "Measurement Method (SCT 370129005)"),
+        *_coded("finding_site", _MEASUREMENT + "Finding Site (SCT 363698007)"),
+        doc=(
+            'One row per numeric measurement (a NUM item) of a measurement group: the '
+            'quantity, its value and UCUM unit, and how it was derived. '
+            '`numeric_value` is NULL with a `numeric_qualifier` where the value is not a '
+            'number (not a number, infinity, not applicable).'
+        ),
+    ),
+    _table(
+        "dicom_sr_qualitative_evaluation", ("instance_key", "evaluation_path"), CHILD,
+        _c("instance_key", T.KEY, tag="SOPInstanceUID", ref="dicom_instance"),
+        _c("evaluation_path", tag=_EVALUATION + "its content path"),
+        _c("group_path", tag=_EVALUATION + "the content path of its group"),
+        *_coded("concept", _EVALUATION + "ConceptNameCodeSequence"),
+        *_coded("value", _EVALUATION + "ConceptCodeSequence"),
+        doc=(
+            'One row per qualitative evaluation (a CODE item) of a measurement group, '
+            'other than the group\'s finding, finding category, finding site and method.'
+        ),
+    ),
+    _table(
+        "dicom_rt_roi", ("instance_key", "roi_number"), CHILD,
+        _c("instance_key", T.KEY, tag="SOPInstanceUID", ref="dicom_instance"),
+        _c("roi_number", T.INT, tag="the ROI's item: StructureSetROISequence>ROINumber"),
+        _c("roi_name", tag="the ROI's item: StructureSetROISequence>ROIName"),
+        _c("roi_description", tag="the ROI's item: StructureSetROISequence>ROIDescription"),
+        _c(
+            "roi_generation_algorithm",
+            tag="the ROI's item: StructureSetROISequence>ROIGenerationAlgorithm",
+        ),
+        _c(
+            "referenced_frame_of_reference_uid",
+            tag="the ROI's item: StructureSetROISequence>ReferencedFrameOfReferenceUID",
+        ),
+        _c(
+            "interpreted_type",
+            tag="the ROI's item: RTROIObservationsSequence>RTROIInterpretedType",
+        ),
+        _c(
+            "observation_label",
+            tag="the ROI's item: RTROIObservationsSequence>ROIObservationLabel",
+        ),
+        _c(
+            "referenced_series_keys", T.KEY_ARRAY,
+            tag=(
+                "the ROI's frame of reference: ReferencedFrameOfReferenceSequence>"
+                "RTReferencedStudySequence>RTReferencedSeriesSequence>SeriesInstanceUID"
+            ),
+            ref="dicom_series",
+        ),
+        _c("contour_count", T.INT, tag="the ROI's item: ROIContourSequence>ContourSequence"),
+        _c(
+            "contour_geometric_types", T.TEXT_ARRAY,
+            tag="the ROI's item: ROIContourSequence>ContourSequence>ContourGeometricType",
+        ),
+        doc=(
+            'One row per region of interest of an RT structure set: its name, how it was '
+            'made, what it is, the image series it was contoured on and how many contours '
+            'it has. Contour points stay out (they are bulk); `contour_count` is NULL where '
+            'the contours were over the element limit and not read.'
+        ),
+    ),
+    _table(
+        "dicom_dose_event", ("instance_key", "event_path"), CHILD,
+        _c("instance_key", T.KEY, tag="SOPInstanceUID", ref="dicom_instance"),
+        _c("event_path", tag=_EVENT + "its content path"),
+        _c("event_kind", tag=_EVENT + "CT Acquisition (DCM 113819) or Irradiation Event "
+           "X-Ray Data (DCM 113706)"),
+        _c("irradiation_event_uid", tag=_EVENT + "Irradiation Event UID (DCM 113769)"),
+        _c("event_datetime", T.TIMESTAMP, tag=_EVENT + "DateTime Started (DCM 111526)"),
+        _c("acquisition_protocol", tag=_EVENT + "Acquisition Protocol (DCM 125203)"),
+        *_coded("target_region", _EVENT + "Target Region (DCM 123014)"),
+        _c("ct_acquisition_type", tag=_EVENT + "CT Acquisition Type (DCM 113820), meaning"),
+        _c("ctdi_vol", T.FLOAT, tag=_EVENT + "Mean CTDIvol (DCM 113830), mGy"),
+        _c("dlp", T.FLOAT, tag=_EVENT + "DLP (DCM 113838), mGy.cm"),
+        _c("phantom_type", tag=_EVENT + "CTDIw Phantom Type (DCM 113835), meaning"),
+        _c("scanning_length", T.FLOAT, tag=_EVENT + "Scanning Length (DCM 113825), mm"),
+        _c("exposure_time", T.FLOAT, tag=_EVENT + "Exposure Time (DCM 113824), s"),
+        _c("pitch_factor", T.FLOAT, tag=_EVENT + "Pitch Factor (DCM 113828)"),
+        _c("kvp", T.FLOAT, tag=_EVENT + "KVP (DCM 113733), kV"),
+        _c("tube_current", T.FLOAT, tag=_EVENT + "X-Ray Tube Current (DCM 113734), mA"),
+        _c("irradiation_event_type", tag=_EVENT + "Irradiation Event Type (DCM 113721), meaning"),
+        _c("acquisition_plane", tag=_EVENT + "Acquisition Plane (DCM 113764), meaning"),
+        _c("dose_area_product", T.FLOAT, tag=_EVENT + "Dose Area Product (DCM 122130), Gy.m2"),
+        _c("dose_rp", T.FLOAT, tag=_EVENT + "Dose at the reference point (DCM 113738), Gy"),
+        doc=(
+            'One row per irradiation event of a radiation dose structured report: CT '
+            'acquisitions (TID 10013 inside TID 10011) and projection X-ray events (TID '
+            '10003 inside TID 10001). Values are as recorded, in the units the templates '
+            'prescribe (named in each column\'s description).'
         ),
     ),
     _table(
@@ -632,6 +875,7 @@ _ARROW: dict[ColumnType, pa.DataType] = {
     T.TIMESTAMP: pa.timestamp("us"),
     T.TEXT_ARRAY: pa.list_(pa.string()),
     T.FLOAT_ARRAY: pa.list_(pa.float64()),
+    T.INT_ARRAY: pa.list_(pa.int64()),
     T.KEY_ARRAY: pa.list_(pa.uint64()),
     T.VARIANT: pa.string(),
 }
@@ -648,6 +892,7 @@ DIALECT_TYPES: dict[str, dict[ColumnType, str]] = {
         T.TIMESTAMP: "TIMESTAMP_NTZ",
         T.TEXT_ARRAY: "ARRAY",
         T.FLOAT_ARRAY: "ARRAY",
+        T.INT_ARRAY: "ARRAY",
         T.KEY_ARRAY: "ARRAY",
         T.VARIANT: "VARIANT",
     },
@@ -662,6 +907,7 @@ DIALECT_TYPES: dict[str, dict[ColumnType, str]] = {
         T.TIMESTAMP: "TIMESTAMP",
         T.TEXT_ARRAY: "VARCHAR[]",
         T.FLOAT_ARRAY: "DOUBLE[]",
+        T.INT_ARRAY: "BIGINT[]",
         T.KEY_ARRAY: "UBIGINT[]",
         T.VARIANT: "JSON",
     },

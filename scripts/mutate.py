@@ -56,6 +56,11 @@ MODULES: dict[str, list[str]] = {
     "loader/repeats.py": ["tests/test_repeats.py"],
     "loader/incremental.py": ["tests/test_incremental.py"],
     "loader/validate.py": ["tests/test_pipeline.py"],
+    "loader/extract/sr_tree.py": ["tests/test_content_tables.py"],
+    "loader/extract/sr_content.py": ["tests/test_content_tables.py"],
+    "loader/extract/measurements.py": ["tests/test_content_tables.py"],
+    "loader/extract/dose_events.py": ["tests/test_content_tables.py"],
+    "loader/extract/rt.py": ["tests/test_content_tables.py"],
 }
 # One mutant per operator site that changes its meaning: a + b becomes a - b, not also
 # a * b, a ** b, a << b …; a comparison is negated (== → !=, < → >=) or moved across

@@ -318,7 +318,8 @@ def _comparable(value, kind):
 
     if value is None:
         return None
-    if kind in (T.VARIANT, T.TEXT_ARRAY, T.FLOAT_ARRAY, T.KEY_ARRAY) and isinstance(value, str):
+    arrays = (T.VARIANT, T.TEXT_ARRAY, T.FLOAT_ARRAY, T.INT_ARRAY, T.KEY_ARRAY)
+    if kind in arrays and isinstance(value, str):
         value = json.loads(value)
     if kind is T.KEY_ARRAY:
         return [int(v) for v in value]

@@ -33,6 +33,7 @@ DOCUMENTED: dict[str, set[tuple[str, str]]] = {
 ARRAY_ELEMENTS = {
     "text_array": "VARCHAR",
     "float_array": "FLOAT",
+    "int_array": "NUMBER(38,0)",
     "key_array": "NUMBER(20,0)",
 }
 

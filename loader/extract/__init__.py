@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from loader.decode import Decoded
 from loader.errors import Category
-from loader.extract import derived, hierarchy, imaging, procedure, storage
+from loader.extract import (
+    derived,
+    dose_events,
+    hierarchy,
+    imaging,
+    measurements,
+    procedure,
+    rt,
+    sr_content,
+    storage,
+)
 from loader.extract.context import Extraction, ObjectFacts, Row, Rows
 from loader.extract.elements import elements_and_items
 from loader.extract.values import Typed, text
@@ -61,10 +71,17 @@ def extract_object(decoded: Decoded, facts: ObjectFacts) -> tuple[Rows, list[Row
         "dicom_frame": imaging.frames(ex),
         "dicom_image_plane": imaging.image_planes(ex),
         "dicom_segmentation_metadata": derived.segments(ex),
+        "dicom_sr_content": sr_content.content_rows(ex),
+        "dicom_rt_roi": rt.roi_rows(ex),
+        "dicom_dose_event": dose_events.event_rows(ex),
         "dicom_file_location": [storage.file_location(facts, ex.instance_key)],
         "dicom_element": elements,
         "dicom_sequence_item": sequence_items,
     }
+    measured = measurements.measurement_tables(ex)
+    rows["dicom_sr_measurement_group"] = measured.groups
+    rows["dicom_sr_measurement"] = measured.measurements
+    rows["dicom_sr_qualitative_evaluation"] = measured.evaluations
     for table, build in (
         ("dicom_equipment", hierarchy.equipment),
         ("dicom_image_pixel", imaging.image_pixel),

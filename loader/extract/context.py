@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loader.decode import Decoded
+from loader.extract.sr_tree import Node, walk
 from loader.extract.values import Typed
 from loader.frame_offsets import OffsetTables
 from loader.keys import SEPARATOR, key_of_text, keys_of_texts
@@ -56,6 +57,7 @@ class Extraction:
     series_key: int = field(init=False)
     study_key: int = field(init=False)
     _frame_keys: list[int] = field(init=False, default_factory=list)
+    _content: list[Node] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.instance_key = key_of_text(self.sop_instance_uid)
@@ -69,3 +71,10 @@ class Extraction:
             numbers = [str(number) for number in range(1, count + 1)]
             self._frame_keys = keys_of_texts(self.sop_instance_uid + SEPARATOR, numbers)
         return self._frame_keys
+
+    def content_nodes(self) -> list[Node]:
+        """The SR content tree in document order (empty for any other object), walked
+        once: the content, measurement and dose tables all read it."""
+        if self._content is None:
+            self._content = walk(self.decoded.root)
+        return self._content

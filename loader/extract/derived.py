@@ -19,11 +19,47 @@ def _referenced_series_key(root: Item) -> int | None:
     return key_of(uid) if uid else None
 
 
+def _source_uids(frame: Item) -> list[str]:
+    return [
+        uid
+        for derivation in items(frame, "DerivationImageSequence")
+        for source in items(derivation, "SourceImageSequence")
+        if (uid := text(source, "ReferencedSOPInstanceUID"))
+    ]
+
+
+def _sources_by_segment(root: Item) -> dict[int | None, list[int]]:
+    """Keys of the source images each segment's frames were derived from, in order of
+    first mention (PS3.3 C.8.20.3: a frame's Segment Identification and Derivation
+    Image). Segments whose frames name none get those of the whole object: its
+    ReferencedSeriesSequence's instances (key None)."""
+    shared = first_item(root, "SharedFunctionalGroupsSequence") or {}
+    shared_uids = _source_uids(shared)
+    found: dict[int | None, list[int]] = {}
+    for frame in items(root, "PerFrameFunctionalGroupsSequence"):
+        identification = first_item(frame, "SegmentIdentificationSequence") or {}
+        segment = integer(identification, "ReferencedSegmentNumber")
+        keys = found.setdefault(segment, [])
+        for uid in _source_uids(frame) or shared_uids:
+            key = key_of(uid)
+            if key not in keys:
+                keys.append(key)
+    whole: list[int] = []
+    for series in items(root, "ReferencedSeriesSequence"):
+        for instance in items(series, "ReferencedInstanceSequence"):
+            named = text(instance, "ReferencedSOPInstanceUID")
+            if named and key_of(named) not in whole:
+                whole.append(key_of(named))
+    found[None] = whole
+    return found
+
+
 def segments(ex: Extraction) -> list[Row]:
     root = ex.decoded.root
     if text(root, "SOPClassUID") != SEGMENTATION_STORAGE and text(root, "Modality") != "SEG":
         return []
     referenced = _referenced_series_key(root)
+    sources = _sources_by_segment(root)
     rows: list[Row] = []
     for segment in items(root, "SegmentSequence"):
         grayscale = value(segment, "RecommendedDisplayGrayscaleValue")
@@ -47,6 +83,13 @@ def segments(ex: Extraction) -> list[Row]:
                 ),
                 "property_type_code_seq": sequence_json(
                     items(segment, "SegmentedPropertyTypeCodeSequence")
+                ),
+                "algorithm_type": text(segment, "SegmentAlgorithmType"),
+                "algorithm_name": text(segment, "SegmentAlgorithmName"),
+                "tracking_id": text(segment, "TrackingID"),
+                "tracking_uid": text(segment, "TrackingUID"),
+                "source_instance_keys": (
+                    sources.get(integer(segment, "SegmentNumber")) or sources[None] or None
                 ),
             }
         )

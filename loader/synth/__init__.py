@@ -33,8 +33,10 @@ from pydicom.uid import (
 )
 
 from loader.errors import Category
+from loader.synth import content as content_trees
 from loader.synth import iods
-from loader.synth.iods import SOP_CLASSES, Person, uid
+from loader.synth.codes import uid
+from loader.synth.iods import SOP_CLASSES, Person
 
 CHARSETS: list[tuple[list[str], str]] = [
     ([""], "{last}^{first}"),
@@ -271,11 +273,31 @@ class _StudyWriter:
         self.w.save(ds, self._path(series, 0), ExplicitVRLittleEndian, self.mtime)
 
     def seg(self, referenced: dict[str, Any], referenced_sops: list[str]) -> None:
+        """A segmentation of `referenced` and the AI's measurement report on it."""
         series = self._new_series("SEG", "AI organ segmentation", referenced["body_part"])
         ds = self._base("SEG", series, 0)
-        iods.segmentation(ds, referenced["uid"], referenced_sops)
+        segments = iods.segmentation(ds, referenced["uid"], referenced_sops)
         iods.image_pixel(ds, "SEG", self.w.pixels, frames=3)
         self.w.save(ds, self._path(series, 0), ExplicitVRLittleEndian, self.mtime)
+        report_series = self._new_series("SR", "AI organ measurements", referenced["body_part"])
+        report = self._base("MEASUREMENT_SR", report_series, 0)
+        report.CompletionFlag = "COMPLETE"
+        report.VerificationFlag = "UNVERIFIED"
+        content_trees.measurement_report(
+            report,
+            self.study["referring"],  # the radiologist who checked the AI's results
+            (ds.SOPClassUID, ds.SOPInstanceUID),
+            referenced["uid"],
+            segments,
+            random.Random(ds.SOPInstanceUID),  # the archive's other values stay put
+        )
+        iods.references(
+            report,
+            self.study["uid"],
+            [(referenced["uid"], SOP_CLASSES["CT"], sop) for sop in referenced_sops]
+            + [(series["uid"], ds.SOPClassUID, ds.SOPInstanceUID)],
+        )
+        self.w.save(report, self._path(report_series, 0), ExplicitVRLittleEndian, self.mtime)
 
     def report(self, dose: bool) -> None:
         kind = "DOSE_SR" if dose else "SR"
@@ -291,7 +313,9 @@ class _StudyWriter:
             (
                 "RTSTRUCT",
                 "RTSTRUCT",
-                lambda d: iods.rt_structure_set(d, ct["frame_of_reference"], 5),
+                lambda d: iods.rt_structure_set(
+                    d, ct["frame_of_reference"], 5, self.study["uid"], ct["uid"]
+                ),
             ),
             ("RTPLAN", "RTPLAN", lambda d: iods.rt_plan(d, 2)),
         ):

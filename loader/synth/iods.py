@@ -8,12 +8,14 @@ Pixel Data is zeros of the size the object would really have.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+
+from loader.synth import content as content_trees
+from loader.synth.codes import code, uid
 
 PRIVATE_CREATOR = "ACME_IMAGING 1.0"
 
@@ -31,6 +33,7 @@ SOP_CLASSES = {
     "SEG": "1.2.840.10008.5.1.4.1.1.66.4",
     "SR": "1.2.840.10008.5.1.4.1.1.88.33",
     "DOSE_SR": "1.2.840.10008.5.1.4.1.1.88.67",
+    "MEASUREMENT_SR": "1.2.840.10008.5.1.4.1.1.88.34",  # Comprehensive 3D SR
     "RTSTRUCT": "1.2.840.10008.5.1.4.1.1.481.3",
     "RTPLAN": "1.2.840.10008.5.1.4.1.1.481.5",
     "RTDOSE": "1.2.840.10008.5.1.4.1.1.481.2",
@@ -72,20 +75,6 @@ class Person:
     charset: list[str]
     birth_date: str
     sex: str
-
-
-def uid(*parts: object) -> str:
-    """A deterministic 2.25 UID (PS3.5 B.2) derived from `parts`."""
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
-    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
-
-
-def code(value: str, scheme: str, meaning: str) -> Dataset:
-    item = Dataset()
-    item.CodeValue = value
-    item.CodingSchemeDesignator = scheme
-    item.CodeMeaning = meaning
-    return item
 
 
 def patient_study(ds: Dataset, person: Person, study: dict) -> None:
@@ -258,9 +247,14 @@ def enhanced_functional_groups(ds: Dataset, frames: int, series: dict, mr: bool)
     ds.PresentationIntentType = "FOR PRESENTATION" if mr else "FOR PROCESSING"
 
 
-def segmentation(ds: Dataset, referenced_series: str, referenced_sops: list[str]) -> None:
+def segmentation(
+    ds: Dataset, referenced_series: str, referenced_sops: list[str]
+) -> list[content_trees.Segment]:
+    """Three segments, one frame each, each frame derived from one source image (as
+    PS3.3 C.8.20.3's per-frame groups say); returns what a report says of each."""
     ds.SegmentationType = "BINARY"
     segments = []
+    described = []
     for number, (label, region) in enumerate(
         [
             ("Liver", ("10200004", "Liver")),
@@ -281,14 +275,54 @@ def segmentation(ds: Dataset, referenced_series: str, referenced_sops: list[str]
         )
         segment.SegmentedPropertyTypeCodeSequence = Sequence([code(region[0], "SCT", region[1])])
         segment.AnatomicRegionSequence = Sequence([code("818981001", "SCT", "Abdomen")])
+        segment.TrackingID = f"{label} {number}"
+        segment.TrackingUID = uid(ds.SOPInstanceUID, "segment", number)
         segments.append(segment)
+        described.append(
+            content_trees.Segment(
+                number,
+                segment.TrackingID,
+                segment.TrackingUID,
+                (region[0], "SCT", region[1]),
+                ("818981001", "SCT", "Abdomen"),
+            )
+        )
     ds.SegmentSequence = Sequence(segments)
+    frames = []
+    for number in range(1, len(segments) + 1):
+        frame = Dataset()
+        identification = Dataset()
+        identification.ReferencedSegmentNumber = number
+        frame.SegmentIdentificationSequence = Sequence([identification])
+        source = _sop_ref(SOP_CLASSES["CT"], referenced_sops[(number - 1) % len(referenced_sops)])
+        source.PurposeOfReferenceCodeSequence = Sequence(
+            [code("121322", "DCM", "Source image for image processing operation")]
+        )
+        derivation = Dataset()
+        derivation.DerivationCodeSequence = Sequence([code("113076", "DCM", "Segmentation")])
+        derivation.SourceImageSequence = Sequence([source])
+        frame.DerivationImageSequence = Sequence([derivation])
+        position = Dataset()
+        position.ImagePositionPatient = [-125.0, -125.0, -2.5 * (number - 1)]
+        frame.PlanePositionSequence = Sequence([position])
+        frames.append(frame)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    shared = Dataset()
+    measures = Dataset()
+    measures.PixelSpacing = [0.5, 0.5]
+    measures.SliceThickness = 2.5
+    shared.PixelMeasuresSequence = Sequence([measures])
+    orientation = Dataset()
+    orientation.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    shared.PlaneOrientationSequence = Sequence([orientation])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
     reference = Dataset()
     reference.SeriesInstanceUID = referenced_series
     reference.ReferencedInstanceSequence = Sequence(
         [_sop_ref(SOP_CLASSES["CT"], sop) for sop in referenced_sops[:3]]
     )
     ds.ReferencedSeriesSequence = Sequence([reference])
+    return described
 
 
 def _sop_ref(sop_class: str, sop_uid: str) -> Dataset:
@@ -345,20 +379,14 @@ def structured_report(
                 ),
             ]
         )
-        event = Dataset()
-        event.RelationshipType = "CONTAINS"
-        event.ValueType = "CONTAINER"
-        event.ConceptNameCodeSequence = Sequence([code("113819", "DCM", "CT Acquisition")])
-        event.ContentSequence = Sequence(
-            [
-                _num(
-                    ("113830", "DCM", "Mean CTDIvol"),
-                    round(rng.uniform(3, 20), 2),
-                    ("mGy", "UCUM", "mGy"),
-                ),
-            ]
-        )
-        content = [accumulated, event]
+        # The events' values come from their own generator: one draw here, so the
+        # archive's other values do not move with the number of events.
+        events = random.Random(rng.random())
+        started = study["date"] + study["time"]
+        content = [accumulated] + [
+            content_trees.ct_acquisition(study["uid"], index, started, study["description"], events)
+            for index in range(events.randint(2, 3))
+        ]
     else:
         finding = Dataset()
         finding.RelationshipType = "CONTAINS"
@@ -367,6 +395,11 @@ def structured_report(
         finding.TextValue = f"No acute abnormality. {study['description']}."
         content = [finding]
     ds.ContentSequence = Sequence(content)
+    references(ds, study["uid"], evidence)
+
+
+def references(ds: Dataset, study_uid: str, evidence: list[tuple[str, str, str]]) -> None:
+    """The report's evidence: the instances its content refers to (PS3.3 C.17.2)."""
     by_series: dict[str, list[Dataset]] = {}
     for series_uid, sop_class, sop_uid in evidence:
         by_series.setdefault(series_uid, []).append(_sop_ref(sop_class, sop_uid))
@@ -377,14 +410,27 @@ def structured_report(
         item.ReferencedSOPSequence = Sequence(refs)
         series_items.append(item)
     study_item = Dataset()
-    study_item.StudyInstanceUID = study["uid"]
+    study_item.StudyInstanceUID = study_uid
     study_item.ReferencedSeriesSequence = Sequence(series_items)
     ds.CurrentRequestedProcedureEvidenceSequence = Sequence([study_item])
 
 
-def rt_structure_set(ds: Dataset, frame_of_reference: str, rois: int) -> None:
+def rt_structure_set(
+    ds: Dataset, frame_of_reference: str, rois: int, study_uid: str, series_uid: str
+) -> None:
+    """`rois` ROIs contoured on the planning CT (`series_uid`, in `frame_of_reference`)."""
     ds.StructureSetLabel = "RT Plan Contours"
     ds.StructureSetDate = ds.ContentDate
+    referenced_series = Dataset()
+    referenced_series.SeriesInstanceUID = series_uid
+    referenced_study = Dataset()
+    referenced_study.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"  # Detached Study
+    referenced_study.ReferencedSOPInstanceUID = study_uid
+    referenced_study.RTReferencedSeriesSequence = Sequence([referenced_series])
+    frame = Dataset()
+    frame.FrameOfReferenceUID = frame_of_reference
+    frame.RTReferencedStudySequence = Sequence([referenced_study])
+    ds.ReferencedFrameOfReferenceSequence = Sequence([frame])
     roi_items, contour_items, observations = [], [], []
     for number in range(1, rois + 1):
         roi = Dataset()

@@ -90,6 +90,10 @@ ALTER TABLE IF EXISTS dicom_patient MODIFY COLUMN other_patient_names SET MASKIN
 
 ALTER TABLE IF EXISTS dicom_study MODIFY COLUMN referring_physician SET MASKING POLICY dicom_phi_string FORCE;
 
+ALTER TABLE IF EXISTS dicom_sr_content MODIFY COLUMN text_value SET MASKING POLICY dicom_phi_string FORCE;
+
+ALTER TABLE IF EXISTS dicom_sr_content MODIFY COLUMN person_name SET MASKING POLICY dicom_phi_string FORCE;
+
 ALTER TABLE IF EXISTS dicom_raw MODIFY COLUMN metadata SET MASKING POLICY dicom_phi_metadata FORCE;
 
 ALTER TABLE IF EXISTS dicom_element MODIFY COLUMN value_string SET MASKING POLICY dicom_phi_element_string USING (value_string, name) FORCE;
