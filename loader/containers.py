@@ -43,6 +43,23 @@ READ_BLOCK = 64 * 1024  # reads ahead of what a zip reader asks for
 STREAM_BLOCK = 4 << 20  # reads ahead while a compressed tar is streamed
 
 
+# DICOM JSON exports (dicom_json.py reads them), known by their names.
+EXPORT_SUFFIXES = (".json", ".json.gz", ".ndjson", ".ndjson.gz")
+
+
+def object_name(url: str) -> str:
+    """The object's own name, lower case: a container member's
+    (`zip://dir/a.json::s3://b/x.zip`) is the part before `::`, the container's URL
+    after it."""
+    return url.split("::", 1)[0].lower()
+
+
+def is_export(url: str) -> bool:
+    """Whether an object is a DICOM JSON export (by its name: loose, or a member of
+    a zip or tar): the listing lists it, the shard reads its instances."""
+    return object_name(url).endswith(EXPORT_SUFFIXES)
+
+
 def container_kind(url: str) -> str | None:
     """ZIP or TAR when `url` names a container by its name (not a member of one)."""
     name = url.lower()

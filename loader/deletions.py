@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loader.containers import TAR, split_member
-from loader.dicom_json import is_export
+from loader.containers import TAR, is_export, split_member
 from loader.dicomweb import is_dicomweb
 from loader.keys import keys_of_texts
 from loader.repeats import SeenKeys

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from loader.containers import object_name
 from loader.dataset_bytes import PIXEL_DATA_TAGS
 from loader.decode import (
     DEFAULT_ELEMENT_LIMIT,
@@ -38,7 +39,6 @@ from loader.decode import (
 from loader.errors import HeaderParseError, NotDicomError
 from loader.vr import MULTI_TEXT, NUMBER_STRINGS, NUMERIC_FORMATS, SINGLE_TEXT, is_private_data
 
-EXPORT_SUFFIXES = (".json", ".json.gz", ".ndjson", ".ndjson.gz")
 # Text values DICOM JSON gives as strings (DS and IS come as JSON numbers).
 _SPLIT_TEXT = MULTI_TEXT - NUMBER_STRINGS
 _FEW_VALUES = 256  # fewer values, none a long text, cannot reach an element limit
@@ -61,28 +61,16 @@ _FLOAT32 = struct.Struct("<f")
 _FIRST_PIXEL_TAG = min(PIXEL_DATA_TAGS)
 
 
-def _name(url: str) -> str:
-    """The object's own name: a container member's (`zip://dir/a.json::s3://b/x.zip`)
-    is the part before `::`, the container's URL after it."""
-    return url.split("::", 1)[0].lower()
-
-
-def is_export(url: str) -> bool:
-    """Whether an object is a DICOM JSON export (by its name: loose, or a member of
-    a zip or tar)."""
-    return _name(url).endswith(EXPORT_SUFFIXES)
-
-
 def instances_in(data: bytes, url: str) -> list[dict[str, Any]]:
     """The DICOM JSON instances an export holds: one object, an array of them, or
     (.ndjson) one a line."""
-    if _name(url).endswith(".gz"):
+    if object_name(url).endswith(".gz"):
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
             raise NotDicomError(url, f"not a gzip stream: {exc}") from exc
     try:
-        if _name(url).endswith((".ndjson", ".ndjson.gz")):
+        if object_name(url).endswith((".ndjson", ".ndjson.gz")):
             found = [orjson.loads(line) for line in data.splitlines() if line.strip()]
         else:
             document = orjson.loads(data)

@@ -22,9 +22,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from loader.containers import ZIP, container_kind, member_url, zip_members
+from loader.containers import ZIP, container_kind, is_export, member_url, zip_members
 from loader.credentials import refuse_url_password
-from loader.dicom_json import is_export
 from loader.dicomweb import is_dicomweb, study_urls
 from loader.errors import ConfigError, ListingError, ObjectError, ObjectReadError
 from loader.storage import filesystem, is_remote, with_retries

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-from loader.containers import TAR, ZIP, OpenZips, container_kind, tar_members
+from loader.containers import TAR, ZIP, OpenZips, container_kind, is_export, tar_members
 from loader.decode import Item, decode_header
-from loader.dicom_json import decode_json, is_export, transfer_syntax_of
+from loader.dicom_json import decode_json, transfer_syntax_of
 from loader.errors import Category, ContainerError, object_failure
 from loader.extract import REQUIRED_UIDS
 from loader.extract.values import text

@@ -25,12 +25,13 @@ from loader.containers import (
     ZIP,
     OpenZips,
     container_kind,
+    is_export,
     split_member,
     tar_members,
     zip_members,
 )
 from loader.decode import DEFAULT_ELEMENT_LIMIT, decode_header
-from loader.dicom_json import decode_json, instances_in, is_export, transfer_syntax_of
+from loader.dicom_json import decode_json, instances_in, transfer_syntax_of
 from loader.dicomweb import Server, StudyContents, is_dicomweb, study_instances
 from loader.errors import (
     FILE_ERROR_CATEGORIES,

@@ -10,8 +10,9 @@ from pydicom.dataset import Dataset
 
 from loader import ledger
 from loader.config import RunSettings, Target
+from loader.containers import is_export
 from loader.decode import decode_header
-from loader.dicom_json import instances_in, is_export
+from loader.dicom_json import instances_in
 from loader.errors import ObjectError
 from loader.extract.values import text
 from loader.headers import read_local

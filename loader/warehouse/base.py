@@ -5,14 +5,19 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from loader.ledger import ShardRecord
 from loader.model import TABLES, added_columns
+from loader.output import OutputRoot
 
-if TYPE_CHECKING:
-    from loader.ledger import ShardRecord
-    from loader.output import OutputRoot
-    from loader.warehouse.deletions import Deleted
+
+@dataclass
+class Deleted:
+    """What one run found deleted (warehouse/deletions.py stamps them)."""
+
+    objects: int = 0  # locations stamped
+    instances: int = 0  # instances with no live copy left, stamped
 
 
 @dataclass

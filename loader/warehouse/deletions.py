@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from loader.warehouse.base import Deleted
 from loader.warehouse.merge import (
     Dialect,
     Execute,
@@ -25,14 +25,6 @@ from loader.warehouse.merge import (
 )
 
 KEYS_PER_STATEMENT = 1000  # bound values per UPDATE: Snowflake allows 16,384
-
-
-@dataclass
-class Deleted:
-    """What one run found deleted."""
-
-    objects: int = 0  # locations stamped
-    instances: int = 0  # instances with no live copy left, stamped
 
 
 def in_one_transaction(

@@ -20,14 +20,13 @@ from typing import Any
 import duckdb
 
 from loader import faults
-from loader.config import DuckDBOptions
 from loader.errors import LoadError, WarehouseMemoryError
 from loader.ledger import ShardRecord
 from loader.model import BY_NAME, EXTRACTED, TABLES, arrow_schema, create_table
 from loader.output import OutputRoot
-from loader.warehouse.base import LoadResult, fetch_batches, upgrade_statements
+from loader.warehouse.base import Deleted, LoadResult, fetch_batches, upgrade_statements
 from loader.warehouse.batches import BatchedLoad
-from loader.warehouse.deletions import Deleted, in_one_transaction
+from loader.warehouse.deletions import in_one_transaction
 from loader.warehouse.merge import (
     Dialect,
     account_staged,
@@ -35,6 +34,7 @@ from loader.warehouse.merge import (
     merge_staged,
     stage_table,
 )
+from loader.warehouse.target import DuckDBOptions
 
 DIALECT = Dialect(
     placeholder="?",

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from loader import faults
-from loader.config import DEFAULT_STAGE_FILE_MB
 from loader.errors import ConfigError, LoadError, StatementError
 from loader.identifiers import quoted
 from loader.ledger import ShardRecord
@@ -35,8 +34,8 @@ from loader.model import (
     create_table,
 )
 from loader.output import OutputRoot
-from loader.warehouse.base import LoadResult, fetch_batches, upgrade_statements
-from loader.warehouse.deletions import Deleted, in_one_transaction
+from loader.warehouse.base import Deleted, LoadResult, fetch_batches, upgrade_statements
+from loader.warehouse.deletions import in_one_transaction
 from loader.warehouse.merge import (
     Dialect,
     account_staged,
@@ -47,9 +46,11 @@ from loader.warehouse.merge import (
 from loader.warehouse.snowflake_target import (
     DEFAULT_STAGE,
     SnowflakeTarget,
+    external_stage_url,
     parse_snowflake_target,
 )
 from loader.warehouse.stage_files import StagedFile, compact_table
+from loader.warehouse.target import DEFAULT_STAGE_FILE_MB
 
 FILE_FORMAT = "DICOM_LOADER_PARQUET"
 FILES_PER_COPY = 1000  # Snowflake's limit for an explicit FILES list
@@ -91,16 +92,6 @@ def file_format_statement(name: str, kind: str = "") -> str:
         f"CREATE OR REPLACE {kind + ' ' if kind else ''}FILE FORMAT {name} TYPE = PARQUET "
         "USE_LOGICAL_TYPE = TRUE USE_VECTORIZED_SCANNER = TRUE"
     )
-
-
-_CLOUD_URL = re.compile(r"(s3|s3compat|gcs|azure)://[A-Za-z0-9._~:/=+@%-]+")
-
-
-def external_stage_url(url: str) -> str:
-    """A cloud storage URL safe to render in CREATE STAGE."""
-    if not _CLOUD_URL.fullmatch(url):
-        raise ConfigError(f"stage URL {url!r} is not an s3://, gcs:// or azure:// location")
-    return url if url.endswith("/") else url + "/"
 
 
 def external_stage_statement(stage: str, url: str, integration: str | None) -> str:

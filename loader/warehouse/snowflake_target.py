@@ -11,6 +11,7 @@ use).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -18,6 +19,16 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from loader.credentials import SNOWFLAKE_SECRETS
 from loader.errors import ConfigError
 from loader.identifiers import identifier
+
+_CLOUD_URL = re.compile(r"(s3|s3compat|gcs|azure)://[A-Za-z0-9._~:/=+@%-]+")
+
+
+def external_stage_url(url: str) -> str:
+    """A cloud storage URL safe to render in CREATE STAGE."""
+    if not _CLOUD_URL.fullmatch(url):
+        raise ConfigError(f"stage URL {url!r} is not an s3://, gcs:// or azure:// location")
+    return url if url.endswith("/") else url + "/"
+
 
 # URL parameters passed to snowflake.connector.connect as they are.
 CONNECTOR_PARAMETERS = frozenset(
