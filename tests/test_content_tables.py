@@ -393,6 +393,10 @@ _EVENT_CONCEPTS = {
     "ct_acquisition_type": ("113820", "meaning"),
     "phantom_type": ("113835", "meaning"),
     "event_datetime": ("111526", "DateTime"),
+    "irradiation_event_type": ("113721", "meaning"),
+    "acquisition_plane": ("113764", "meaning"),
+    "dose_area_product": ("122130", "number"),
+    "dose_rp": ("113738", "number"),
 }
 
 
@@ -572,3 +576,113 @@ def test_an_archive_loaded_before_the_content_tables_gains_them_by_a_rebuild(
         for m in volumetric.get_measurements()
     )
     assert [tuple(row) for row in shown] == expected
+
+
+def test_a_group_naming_two_segments_keeps_the_first(built, tmp_path):
+    """A Referenced Segment may name several segment numbers (ReferencedSegmentNumber
+    is 1-n); the group's row keeps the first, the content row all of them."""
+    ds = pydicom.dcmread(built.sr)
+    group = ds.ContentSequence[-1].ContentSequence[0]
+    segment = next(
+        item
+        for item in group.ContentSequence
+        if item.ConceptNameCodeSequence[0].CodeValue == "121191"
+    )
+    segment.ReferencedSOPSequence[0].ReferencedSegmentNumber = [2, 1]
+    path = tmp_path / "two-segments.dcm"
+    ds.save_as(path)
+    rows, _ = extract_path(path)
+    groups = {r["tracking_uid"]: r for r in rows["dicom_sr_measurement_group"]}
+    assert groups[built.tracking_uids[0]]["referenced_segment_number"] == 2
+    content = [r for r in rows["dicom_sr_content"] if r["concept_code_value"] == "121191"]
+    assert [r["referenced_segment_numbers"] for r in content] == [[2, 1]]
+
+
+def _sr_item(relationship: str, value_type: str, concept: tuple, **values) -> pydicom.Dataset:
+    item = pydicom.Dataset()
+    item.RelationshipType = relationship
+    item.ValueType = value_type
+    item.ConceptNameCodeSequence = [_code_dataset(*concept)]
+    for keyword, value in values.items():
+        setattr(item, keyword, value)
+    return item
+
+
+def _code_dataset(value: str, scheme: str, meaning: str) -> pydicom.Dataset:
+    code = pydicom.Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = value, scheme, meaning
+    return code
+
+
+def _measured(value: float, unit: str) -> list[pydicom.Dataset]:
+    measured = pydicom.Dataset()
+    measured.NumericValue = value
+    measured.MeasurementUnitsCodeSequence = [_code_dataset(unit, "UCUM", unit)]
+    return [measured]
+
+
+def test_projection_xray_events_are_what_pydicom_reads(synth_archive, tmp_path):
+    """TID 10003 events (Irradiation Event X-Ray Data) of a projection X-ray dose
+    report, written here as PS3.16 lays them out, beside a CT event."""
+    ds = pydicom.dcmread(_synth_files(synth_archive, DOSE_SR)[0])
+    for index, (plane, dap) in enumerate([("113622", 1.25e-5), ("113620", 3.5e-6)]):
+        event = _sr_item("CONTAINS", "CONTAINER", ("113706", "DCM", "Irradiation Event X-Ray Data"))
+        event.ContinuityOfContent = "SEPARATE"
+        event.ContentSequence = [
+            _sr_item(
+                "CONTAINS",
+                "CODE",
+                ("113764", "DCM", "Acquisition Plane"),
+                ConceptCodeSequence=[_code_dataset(plane, "DCM", f"Plane {plane}")],
+            ),
+            _sr_item(
+                "CONTAINS",
+                "CODE",
+                ("113721", "DCM", "Irradiation Event Type"),
+                ConceptCodeSequence=[_code_dataset("P56-35001", "SRT", "Fluoroscopy")],
+            ),
+            _sr_item(
+                "CONTAINS",
+                "UIDREF",
+                ("113769", "DCM", "Irradiation Event UID"),
+                UID=f"1.2.3.4.{index}",
+            ),
+            _sr_item(
+                "CONTAINS",
+                "DATETIME",
+                ("111526", "DCM", "DateTime Started"),
+                DateTime=f"2024010209{index}000.5",
+            ),
+            _sr_item(
+                "CONTAINS",
+                "NUM",
+                ("122130", "DCM", "Dose Area Product"),
+                MeasuredValueSequence=_measured(dap, "Gy.m2"),
+            ),
+            _sr_item(
+                "CONTAINS",
+                "NUM",
+                ("113738", "DCM", "Dose (RP)"),
+                MeasuredValueSequence=_measured(0.002 * (index + 1), "Gy"),
+            ),
+        ]
+        ds.ContentSequence.append(event)
+    path = tmp_path / "projection.dcm"
+    ds.save_as(path)
+    rows, errors = extract_path(path)
+    assert errors == []
+    events = [
+        item
+        for item in _descendants(ds)
+        if item.ValueType == "CONTAINER"
+        and item.ConceptNameCodeSequence[0].CodeValue in ("113819", "113706")
+    ]
+    assert len(rows["dicom_dose_event"]) == len(events)
+    projection = 0
+    for row, event in zip(rows["dicom_dose_event"], events, strict=True):
+        kind = event.ConceptNameCodeSequence[0].CodeValue
+        assert row["event_kind"] == ("CT" if kind == "113819" else "projection")
+        for column, value in _event_expected(event).items():
+            assert row[column] == (pytest.approx(value) if isinstance(value, float) else value)
+        projection += kind == "113706"
+    assert projection == 2
