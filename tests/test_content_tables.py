@@ -686,3 +686,50 @@ def test_projection_xray_events_are_what_pydicom_reads(synth_archive, tmp_path):
             assert row[column] == (pytest.approx(value) if isinstance(value, float) else value)
         projection += kind == "113706"
     assert projection == 2
+
+
+def test_a_repeated_roi_number_or_series_reference_gives_one_row_and_one_key(
+    synth_archive, tmp_path
+):
+    """The ROI number is the row's key: a structure set repeating one keeps its first
+    ROI (and the ROIs after it); a series its frame of reference names twice is one
+    key."""
+    ds = pydicom.dcmread(_synth_files(synth_archive, "1.2.840.10008.5.1.4.1.1.481.3")[0])
+    first = ds.StructureSetROISequence[0]
+    repeated = pydicom.Dataset()
+    repeated.ROINumber = first.ROINumber
+    repeated.ROIName = "Repeated"
+    repeated.ReferencedFrameOfReferenceUID = first.ReferencedFrameOfReferenceUID
+    ds.StructureSetROISequence.insert(1, repeated)
+    series = ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0]
+    series.RTReferencedSeriesSequence.append(series.RTReferencedSeriesSequence[0])
+    path = tmp_path / "repeated.dcm"
+    ds.save_as(path)
+    rows, _ = extract_path(path)
+    names = [r["roi_name"] for r in rows["dicom_rt_roi"]]
+    assert names == [roi.ROIName for roi in ds.StructureSetROISequence if roi is not repeated]
+    uid = series.RTReferencedSeriesSequence[0].SeriesInstanceUID
+    assert all(r["referenced_series_keys"] == [key_of(uid)] for r in rows["dicom_rt_roi"])
+
+
+def test_an_event_is_a_dcm_container(synth_archive, tmp_path):
+    """Only a CONTAINER named CT Acquisition or Irradiation Event X-Ray Data in DCM is
+    an event: the same code value in another scheme, or on another value type, is not."""
+    ds = pydicom.dcmread(_synth_files(synth_archive, DOSE_SR)[0])
+    before = len(extract_path(_synth_files(synth_archive, DOSE_SR)[0])[0]["dicom_dose_event"])
+    other_scheme = _sr_item("CONTAINS", "CONTAINER", ("113819", "99LOCAL", "Local"))
+    other_scheme.ContinuityOfContent = "SEPARATE"
+    other_scheme.ContentSequence = [
+        _sr_item(
+            "CONTAINS",
+            "NUM",
+            ("113830", "DCM", "Mean CTDIvol"),
+            MeasuredValueSequence=_measured(9.0, "mGy"),
+        )
+    ]
+    not_container = _sr_item("CONTAINS", "TEXT", ("113706", "DCM", "X"), TextValue="x")
+    ds.ContentSequence.extend([other_scheme, not_container])
+    path = tmp_path / "not-events.dcm"
+    ds.save_as(path)
+    rows, _ = extract_path(path)
+    assert len(rows["dicom_dose_event"]) == before > 0
