@@ -12,8 +12,11 @@ $(BIN)/dicom-loader: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# A fresh archive each time, so a fresh warehouse: the archive of an earlier version
+# holds other objects at the same paths, which a load into its warehouse would rightly
+# report as instances no longer in their files.
 demo: $(BIN)/dicom-loader
-	rm -rf $(ARCHIVE)
+	rm -rf $(ARCHIVE) imaging.duckdb imaging.duckdb.wal
 	$(BIN)/dicom-loader synth $(ARCHIVE) --patients $(PATIENTS) --seed 7 --bad-fraction 0.03 > /dev/null
 	$(BIN)/dicom-loader run $(ARCHIVE) --run-id demo --target duckdb:///./imaging.duckdb --report run-report.json
 	$(BIN)/python scripts/example_query.py ./imaging.duckdb

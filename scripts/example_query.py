@@ -1,4 +1,6 @@
-"""Print one example query over the demo warehouse: studies per modality and year."""
+"""Print two example queries over the demo warehouse: studies per modality and
+year, and each AI measurement beside the series it measured (README.md gives the
+second; tests/test_content_tables.py checks that both say the same)."""
 
 from __future__ import annotations
 
@@ -22,11 +24,24 @@ LIMIT 12
 """
 
 
+MEASUREMENTS = """
+SELECT se.series_description, g.tracking_identifier, g.finding_code_meaning AS finding,
+       m.concept_code_meaning AS measurement, m.numeric_value, m.unit_code_value AS unit
+FROM dicom_sr_measurement m
+JOIN dicom_sr_measurement_group g USING (instance_key, group_path)
+JOIN dicom_series se ON se.series_key = g.source_series_key
+ORDER BY se.series_description, g.tracking_identifier, measurement
+"""
+
+
 def main(path: str) -> None:
     con = duckdb.connect(path, read_only=True)
     print("Example query: instances per modality and study year")
     print(QUERY.strip())
     con.sql(QUERY).show()
+    print("Example query: AI measurements (TID 1500) beside the series they measured")
+    print(MEASUREMENTS.strip())
+    con.sql(MEASUREMENTS).show(max_rows=12)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ reads the loader's own code to decide what is right.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -495,10 +496,16 @@ SEGMENT_COLUMNS = ("algorithm_type", "algorithm_name", "tracking_id", "tracking_
 
 
 def _readme_query() -> str:
-    """The example query README.md gives, as a user would paste it."""
+    """The example query README.md gives, as a user would paste it; `make demo` prints
+    and runs the same (scripts/example_query.py)."""
     text = (REPO / "README.md").read_text()
     start = text.index("```sql\n  SELECT se.series_description")
-    return text[start + len("```sql\n") : text.index("```", start + 6)].strip().rstrip(";")
+    query = text[start + len("```sql\n") : text.index("```", start + 6)].strip().rstrip(";")
+    spec = importlib.util.spec_from_file_location("example", REPO / "scripts/example_query.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    assert " ".join(query.split()) == " ".join(example.MEASUREMENTS.split())
+    return query
 
 
 def _content_snapshot(target: str) -> dict[str, list[tuple]]:
