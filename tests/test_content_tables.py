@@ -198,6 +198,25 @@ def _walk(item, path: str, depth: int, parent: str | None, out: dict) -> None:
         "person_name": str(item.PersonName) if item.get("PersonName") else None,
         "uid_value": item.get("UID") or None,
         "referenced_sop_instance_uid": reference.ReferencedSOPInstanceUID if reference else None,
+        "referenced_sop_class_uid": reference.ReferencedSOPClassUID if reference else None,
+        "referenced_instance_key": (
+            key_of(reference.ReferencedSOPInstanceUID) if reference else None
+        ),
+        "referenced_frame_numbers": _numbers(reference, "ReferencedFrameNumber"),
+        "referenced_segment_numbers": _numbers(reference, "ReferencedSegmentNumber"),
+        "template_id": (
+            item.ContentTemplateSequence[0].TemplateIdentifier
+            if "ContentTemplateSequence" in item
+            else None
+        ),
+        "observation_uid": item.get("ObservationUID") or None,
+        "date_value": pydicom.valuerep.DA(item.Date) if item.get("Date") else None,
+        "time_value": pydicom.valuerep.TM(item.Time).replace(tzinfo=None)
+        if item.get("Time")
+        else None,
+        "datetime_value": pydicom.valuerep.DT(item.DateTime).replace(tzinfo=None)
+        if item.get("DateTime")
+        else None,
         "graphic_type": item.get("GraphicType") or None,
         "graphic_data": [float(v) for v in item.GraphicData] if "GraphicData" in item else None,
         "referenced_content_path": (
@@ -208,6 +227,18 @@ def _walk(item, path: str, depth: int, parent: str | None, out: dict) -> None:
     }
     for index, child in enumerate(item.get("ContentSequence") or [], start=1):
         _walk(child, f"{path}.{index}", depth + 1, path, out)
+
+
+def _numbers(reference, keyword: str) -> list[int] | None:
+    if reference is None or keyword not in reference:
+        return None
+    values = reference[keyword].value
+    return [
+        int(v)
+        for v in (
+            values if isinstance(values, list | tuple | pydicom.multival.MultiValue) else [values]
+        )
+    ]
 
 
 def _code_item(item) -> tuple:
