@@ -131,6 +131,10 @@ def snowflake_target(fakesnow_server, request):
     """A --target URL (password included, as users may type it) for a fresh schema."""
     import snowflake.connector
 
+    # Reached through request.getfixturevalue, a test escapes the collection rule
+    # below: it must say it starts a server, or `make check` would run it.
+    assert request.node.get_closest_marker("server"), f"{request.node.name}: mark it server"
+
     schema = "S_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:60].upper()
     params = {k: v for k, v in fakesnow_server.items() if k != "session_parameters"}
     with snowflake.connector.connect(**params) as con:

@@ -552,7 +552,7 @@ def _content_snapshot(target: str) -> dict[str, list[tuple]]:
         warehouse.close()
 
 
-@pytest.fixture(params=["duckdb", "snowflake"])
+@pytest.fixture(params=["duckdb", pytest.param("snowflake", marks=pytest.mark.server)])
 def content_target(request, tmp_path) -> str:
     if request.param == "duckdb":
         return f"duckdb:///{tmp_path / 'content.duckdb'}"

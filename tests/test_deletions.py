@@ -38,7 +38,7 @@ def _run(source, tmp_path: Path, name: str = "sync", options=None, target=None, 
     )
 
 
-@pytest.fixture(params=["duckdb", "snowflake"])
+@pytest.fixture(params=["duckdb", pytest.param("snowflake", marks=pytest.mark.server)])
 def target(request, tmp_path) -> str:
     """Both warehouses: DuckDB, and Snowflake through its connector and fakesnow."""
     if request.param == "duckdb":
@@ -342,7 +342,7 @@ def test_the_dynamic_tables_leave_deleted_objects_out_as_the_loader_does(archive
     assert len(live) == len(_instances([p for p in files if p.exists()]))
 
 
-@pytest.mark.parametrize("kind", ["duckdb", "snowflake"])
+@pytest.mark.parametrize("kind", ["duckdb", pytest.param("snowflake", marks=pytest.mark.server)])
 def test_a_warehouse_made_before_deletions_gains_their_columns(kind, tmp_path, request):
     """A table an earlier version created lacks `deleted_at`: opening the warehouse
     adds it, and keeps the rows already there."""

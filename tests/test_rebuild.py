@@ -47,7 +47,7 @@ def archive(tmp_path) -> Path:
     return root
 
 
-@pytest.fixture(params=["duckdb", "snowflake"])
+@pytest.fixture(params=["duckdb", pytest.param("snowflake", marks=pytest.mark.server)])
 def target(request, tmp_path) -> str:
     if request.param == "duckdb":
         return f"duckdb:///{tmp_path / 'rebuild.duckdb'}"
