@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from loader.extract.context import Extraction, Row
-from loader.extract.sr_tree import NO_CODE, Code, Node, coded, integers, numeric
+from loader.extract.sr_tree import NO_CODE, Code, Node, code_columns, coded, integers, numeric
 from loader.extract.values import first_item, text
 from loader.keys import key_of
 
@@ -58,14 +58,6 @@ def _code(children: list[Node], *codes: str) -> Code:
 def _text(children: list[Node], code: str) -> str | None:
     found = _first(children, code)
     return text(found.item, "TextValue") if found else None
-
-
-def _triple(prefix: str, code: Code) -> Row:
-    return {
-        f"{prefix}_code_value": code[0],
-        f"{prefix}_code_scheme": code[1],
-        f"{prefix}_code_meaning": code[2],
-    }
 
 
 def groups(nodes: list[Node]) -> list[Node]:
@@ -121,8 +113,8 @@ def measurement_tables(ex: Extraction) -> MeasurementTables:
                         "instance_key": ex.instance_key,
                         "evaluation_path": item.path,
                         "group_path": group.path,
-                        **_triple("concept", item.concept),
-                        **_triple("value", coded(item.item, "ConceptCodeSequence")),
+                        **code_columns("concept", item.concept),
+                        **code_columns("value", coded(item.item, "ConceptCodeSequence")),
                     }
                 )
     return out
@@ -144,10 +136,10 @@ def _group_row(
         "group_path": group.path,
         "tracking_identifier": _text(children, TRACKING_IDENTIFIER),
         "tracking_uid": text(tracking_uid.item, "UID") if tracking_uid else None,
-        **_triple("finding_category", _code(children, FINDING_CATEGORY)),
-        **_triple("finding", _code(children, FINDING)),
-        **_triple("finding_site", _code(children, *FINDING_SITE)),
-        **_triple("method", _code(children, *METHOD)),
+        **code_columns("finding_category", _code(children, FINDING_CATEGORY)),
+        **code_columns("finding", _code(children, FINDING)),
+        **code_columns("finding_site", _code(children, *FINDING_SITE)),
+        **code_columns("method", _code(children, *METHOD)),
         "activity_session": _text(children, ACTIVITY_SESSION),
         "time_point": _text(children, TIME_POINT),
         "roi_reference_type": roi.concept[2] if roi else None,
@@ -167,11 +159,11 @@ def _measurement_row(instance_key: int, group: Node, item: Node, modifiers: list
         "instance_key": instance_key,
         "measurement_path": item.path,
         "group_path": group.path,
-        **_triple("concept", item.concept),
+        **code_columns("concept", item.concept),
         "numeric_value": number,
-        **_triple("unit", unit),
-        **_triple("numeric_qualifier", coded(item.item, "NumericValueQualifierCodeSequence")),
-        **_triple("derivation", _code(modifiers, DERIVATION)),
-        **_triple("method", _code(modifiers, *METHOD)),
-        **_triple("finding_site", _code(modifiers, *FINDING_SITE)),
+        **code_columns("unit", unit),
+        **code_columns("numeric_qualifier", coded(item.item, "NumericValueQualifierCodeSequence")),
+        **code_columns("derivation", _code(modifiers, DERIVATION)),
+        **code_columns("method", _code(modifiers, *METHOD)),
+        **code_columns("finding_site", _code(modifiers, *FINDING_SITE)),
     }

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from loader.decode import Item
 from loader.extract.context import Extraction, Row
-from loader.extract.sr_tree import Code, Node, coded, integers, numeric
+from loader.extract.sr_tree import Node, code_columns, coded, integers, numeric
 from loader.extract.values import Typed, first_item, numbers, text
 from loader.keys import key_of
 from loader.model import BY_NAME
@@ -23,22 +23,18 @@ _EMPTY: Row = dict.fromkeys(
 )
 
 
-def _put(row: Row, prefix: str, code: Code) -> None:
-    row[f"{prefix}_code_value"], row[f"{prefix}_code_scheme"], row[f"{prefix}_code_meaning"] = code
-
-
 def _text(row: Row, item: Item, typed: Typed) -> None:
     row["text_value"] = text(item, "TextValue")
 
 
 def _code(row: Row, item: Item, typed: Typed) -> None:
-    _put(row, "code", coded(item, "ConceptCodeSequence"))
+    row |= code_columns("code", coded(item, "ConceptCodeSequence"))
 
 
 def _num(row: Row, item: Item, typed: Typed) -> None:
     row["numeric_value"], unit = numeric(item)
-    _put(row, "unit", unit)
-    _put(row, "numeric_qualifier", coded(item, "NumericValueQualifierCodeSequence"))
+    row |= code_columns("unit", unit)
+    row |= code_columns("numeric_qualifier", coded(item, "NumericValueQualifierCodeSequence"))
 
 
 def _date(row: Row, item: Item, typed: Typed) -> None:
@@ -112,7 +108,7 @@ def _row(ex: Extraction, node: Node) -> Row:
     row["depth"] = node.depth
     row["relationship_type"] = text(item, "RelationshipType")
     row["value_type"] = value_type
-    _put(row, "concept", node.concept)
+    row |= code_columns("concept", node.concept)
     row["observation_uid"] = text(item, "ObservationUID")
     fill = _VALUES.get(value_type)
     if fill is not None:

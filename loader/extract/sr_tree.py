@@ -64,6 +64,16 @@ def code_of(item: Item | None) -> Code:
     return (code_value, _single(item, _SCHEME), _single(item, _MEANING))
 
 
+def code_columns(prefix: str, code: Code) -> dict[str, str | None]:
+    """A coded value as its table's three columns: `<prefix>_code_value`, `_scheme`,
+    `_meaning` (every content table names them so)."""
+    return {
+        f"{prefix}_code_value": code[0],
+        f"{prefix}_code_scheme": code[1],
+        f"{prefix}_code_meaning": code[2],
+    }
+
+
 def coded(item: Item, keyword: str) -> Code:
     return code_of(first_item(item, keyword))
 
