@@ -119,7 +119,7 @@ sql: $(BIN)/dicom-loader
 	$(BIN)/python -c 'from loader.warehouse.patterns import model_sql; open("sql/duckdb/model.sql", "w").write(model_sql("duckdb")); open("sql/snowflake/model.sql", "w").write(model_sql("snowflake"))'
 	$(BIN)/python -c 'from loader.warehouse.snowflake import render_stage_sql; open("sql/snowflake/stage.sql", "w").write(render_stage_sql())'
 	$(BIN)/python -c 'from loader.warehouse.patterns import write_sql_files; write_sql_files("sql/snowflake")'
-	$(BIN)/python -c 'from loader.model import render_model_doc; open("docs/MODEL.md", "w").write(render_model_doc())'
+	$(BIN)/python -c 'from loader.core.model import render_model_doc; open("docs/MODEL.md", "w").write(render_model_doc())'
 
 
 clean:

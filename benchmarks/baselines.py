@@ -29,7 +29,7 @@ from typing import Any
 
 import pydicom
 
-from loader.memory import peak_rss_bytes
+from loader.core.memory import peak_rss_bytes
 
 TABLES = {
     "patient": ("PatientID", "PatientName", "PatientBirthDate", "PatientSex"),

@@ -27,16 +27,16 @@ import pyarrow as pa
 import pydicom
 import pytest
 
-from loader.decode import decode_header
+from loader.dicom.decode import decode_header
+from loader.dicom.value_store import ValueStore
 from loader.extract import extract_object
 from loader.extract.context import ObjectFacts
-from loader.gc_pause import gc_paused
-from loader.headers import DEFAULT_HEADER_BYTES, HeaderReader, parse_header, read_local
-from loader.listing import DEFAULT_SHARD_SIZE
-from loader.parquet import ArrowBuffers
+from loader.headers.reader import DEFAULT_HEADER_BYTES, HeaderReader, parse_header, read_local
+from loader.output.parquet import ArrowBuffers
+from loader.run.gc_pause import gc_paused
+from loader.sources.listing import DEFAULT_SHARD_SIZE
 from loader.synth import synthesize
 from loader.synth.iods import SOP_CLASSES
-from loader.value_store import ValueStore
 
 # Object types by SOP Class; the enhanced ones carry per-frame functional groups.
 KINDS = (

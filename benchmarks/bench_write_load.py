@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from loader import ledger
-from loader.config import RunSettings, Target
 from loader.extract.context import Row, Rows
-from loader.gc_pause import gc_paused
-from loader.listing import list_source
-from loader.output import OutputRoot
-from loader.parquet import ShardWriter
-from loader.pipeline import open_warehouse, run
-from loader.shard import ShardSettings, process_object
+from loader.output import ledger
+from loader.output.location import OutputRoot
+from loader.output.parquet import ShardWriter
+from loader.run.gc_pause import gc_paused
+from loader.run.pipeline import open_warehouse, run
+from loader.run.settings import RunSettings, Target
+from loader.run.shard import ShardSettings, process_object
+from loader.sources.listing import list_source
 from loader.synth import synthesize
 
 OBJECTS = int(os.environ.get("BENCH_WRITE_OBJECTS", "10000"))

@@ -19,9 +19,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from loader.config import RunSettings, Target
-from loader.pipeline import run
-from loader.rebuild import rebuild
+from loader.run.pipeline import run
+from loader.run.rebuild import rebuild
+from loader.run.settings import RunSettings, Target
 from loader.synth import synthesize
 
 OBJECTS = int(os.environ.get("BENCH_REBUILD_OBJECTS", "20000"))

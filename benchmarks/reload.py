@@ -38,7 +38,7 @@ import duckdb
 import pydicom
 from e2e import archive, machine  # run as a script: its folder is on the path
 
-from loader.model import BY_NAME, LoadMode
+from loader.core.model import BY_NAME, LoadMode
 from loader.synth import synthesize
 
 HERE = Path(__file__).resolve().parent

@@ -30,11 +30,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # the fakesnow harness
 
-from loader import ledger  # noqa: E402
-from loader.config import DEFAULT_STAGE_FILE_MB, RunSettings, Target  # noqa: E402
-from loader.model import BY_NAME, EXTRACTED  # noqa: E402
-from loader.output import OutputRoot  # noqa: E402
-from loader.pipeline import load, run  # noqa: E402
+from loader.core.model import BY_NAME, EXTRACTED  # noqa: E402
+from loader.output import ledger  # noqa: E402
+from loader.output.location import OutputRoot  # noqa: E402
+from loader.run.pipeline import load, run  # noqa: E402
+from loader.run.settings import DEFAULT_STAGE_FILE_MB, RunSettings, Target  # noqa: E402
 from loader.synth import synthesize  # noqa: E402
 from loader.warehouse.snowflake import FILES_PER_COPY  # noqa: E402
 from loader.warehouse.stage_files import compact_table  # noqa: E402

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from loader import pipeline
-from loader.config import RunSettings, Target
-from loader.pipeline import load, run
-from loader.scan import scan
+from loader.run import pipeline
+from loader.run.pipeline import load, run
+from loader.run.scan import scan
+from loader.run.settings import RunSettings, Target
 from loader.synth import synthesize
 
 

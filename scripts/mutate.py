@@ -17,7 +17,7 @@ of the score. The scores go to `benchmarks/results/<date>-mutation.json` and the
 table of `docs/TESTING.md`.
 
     python scripts/mutate.py                  # every module (hours)
-    python scripts/mutate.py loader/pseudonymize.py   # one (make mutate MODULE=…)
+    python scripts/mutate.py loader/dicom/pseudonymize.py   # one (make mutate MODULE=…)
 """
 
 from __future__ import annotations
@@ -40,22 +40,22 @@ RESULTS = ROOT / "benchmarks" / "results"
 PYTEST = "-m pytest -x -q -p no:cacheprovider"
 # Module → the tests that cover it (the ones a developer would run after editing it).
 MODULES: dict[str, list[str]] = {
-    "loader/pseudonymize.py": ["tests/test_pseudonymize.py"],
-    "loader/containers.py": ["tests/test_containers.py"],
-    "loader/deletions.py": ["tests/test_deletions.py"],
+    "loader/dicom/pseudonymize.py": ["tests/test_pseudonymize.py"],
+    "loader/sources/containers.py": ["tests/test_containers.py"],
+    "loader/run/deleted_objects.py": ["tests/test_deletions.py"],
     "loader/warehouse/deletions.py": ["tests/test_deletions.py"],
-    "loader/rebuild.py": ["tests/test_rebuild.py"],
-    "loader/stored_headers.py": ["tests/test_stored_headers.py"],
-    "loader/html_report.py": ["tests/test_html_report.py"],
-    "loader/credentials.py": ["tests/test_credentials.py"],
-    "loader/config_file.py": ["tests/test_config_file.py"],
-    "loader/init.py": ["tests/test_init.py"],
+    "loader/run/rebuild.py": ["tests/test_rebuild.py"],
+    "loader/dicom/stored_headers.py": ["tests/test_stored_headers.py"],
+    "loader/cli/html_report.py": ["tests/test_html_report.py"],
+    "loader/core/credentials.py": ["tests/test_credentials.py"],
+    "loader/cli/settings_file.py": ["tests/test_config_file.py"],
+    "loader/cli/init_wizard.py": ["tests/test_init.py"],
     "loader/warehouse/merge.py": ["tests/test_pipeline.py", "tests/test_batched_load.py"],
-    "loader/headers.py": ["tests/test_headers.py"],
-    "loader/read_ahead.py": ["tests/test_read_ahead.py"],
-    "loader/repeats.py": ["tests/test_repeats.py"],
-    "loader/incremental.py": ["tests/test_incremental.py"],
-    "loader/validate.py": ["tests/test_pipeline.py"],
+    "loader/headers/reader.py": ["tests/test_headers.py"],
+    "loader/sources/read_ahead.py": ["tests/test_read_ahead.py"],
+    "loader/sources/repeats.py": ["tests/test_repeats.py"],
+    "loader/run/incremental.py": ["tests/test_incremental.py"],
+    "loader/run/validate.py": ["tests/test_pipeline.py"],
     "loader/extract/sr_tree.py": ["tests/test_content_tables.py"],
     "loader/extract/sr_content.py": ["tests/test_content_tables.py"],
     "loader/extract/measurements.py": ["tests/test_content_tables.py"],

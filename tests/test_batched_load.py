@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from loader.config import DuckDBOptions, RunSettings, Target
-from loader.pipeline import run
+from loader.run.pipeline import run
+from loader.run.settings import DuckDBOptions, RunSettings, Target
 from loader.warehouse.duckdb import DuckDBWarehouse
 from tests.test_pipeline import snapshot
 

@@ -19,15 +19,15 @@ import highdicom as hd
 import pydicom
 import pytest
 
-from loader.config import RunSettings, Target
-from loader.decode import decode_header
+from loader.core.keys import key_of
+from loader.core.model import BY_NAME
+from loader.dicom.decode import decode_header
+from loader.dicom.pseudonymize import Pseudonymizer
 from loader.extract import extract_object
-from loader.headers import read_local
-from loader.keys import key_of
-from loader.model import BY_NAME
-from loader.pipeline import open_warehouse, run
-from loader.pseudonymize import Pseudonymizer
-from loader.rebuild import rebuild
+from loader.headers.reader import read_local
+from loader.run.pipeline import open_warehouse, run
+from loader.run.rebuild import rebuild
+from loader.run.settings import RunSettings, Target
 from tests.conftest import REPO, real_file
 from tests.highdicom_objects import Built, build
 from tests.test_extract import STORE, extract_path, facts

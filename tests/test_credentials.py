@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from loader import html_report
-from loader.cli import main
-from loader.config_file import default_map
-from loader.credentials import (
+from loader.cli import html_report
+from loader.cli.app import main
+from loader.cli.settings_file import default_map
+from loader.core.credentials import (
     MASK,
     SECRET_VARIABLES,
     SNOWFLAKE_SECRETS,
@@ -29,7 +29,7 @@ from loader.credentials import (
     secret_names,
     secret_values,
 )
-from loader.errors import ConfigError
+from loader.core.errors import ConfigError
 from loader.warehouse.snowflake_target import CONNECTOR_PARAMETERS, parse_snowflake_target
 
 SECRET = "Sx-5d7e21c0_never.print="  # base64 padding, as keys and tokens end
@@ -205,8 +205,8 @@ def test_the_page_never_shows_a_secret_as_rendered(tmp_path: Path, monkeypatch):
 def test_a_url_with_a_password_is_refused_before_anything_is_read(url):
     """A password in a source or --out URL would reach every object's URL, row and
     report: one line says where credentials go instead, without the password."""
-    from loader.listing import list_source
-    from loader.output import OutputRoot
+    from loader.output.location import OutputRoot
+    from loader.sources.listing import list_source
 
     for attempt in (lambda: next(list_source(url)), lambda: OutputRoot.of(url)):
         with pytest.raises(ConfigError) as refused:

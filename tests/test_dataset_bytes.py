@@ -7,9 +7,9 @@ from io import BytesIO
 import pydicom
 import pytest
 
-from loader.dataset_bytes import HeaderIncomplete, from_pydicom, parse_part10
-from loader.decode import decode_elements, decode_header
-from loader.headers import HeaderReader, parse_header
+from loader.dicom.decode import decode_elements, decode_header
+from loader.headers.dataset_bytes import HeaderIncomplete, from_pydicom, parse_part10
+from loader.headers.reader import HeaderReader, parse_header
 from tests.conftest import real_file, real_files
 
 

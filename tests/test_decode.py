@@ -9,13 +9,13 @@ import pytest
 from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 
-from loader.decode import EXTRACTED_SEQUENCES, Binary, Element, Omitted, decode_header
-from loader.errors import ObjectError
+from loader.core.errors import ObjectError
+from loader.dicom.decode import EXTRACTED_SEQUENCES, Binary, Element, Omitted, decode_header
+from loader.dicom.pseudonymize import Pseudonymizer
+from loader.dicom.raw_json import metadata_json
+from loader.dicom.value_store import ValueStore
 from loader.extract import extract_object
-from loader.headers import read_local
-from loader.pseudonymize import Pseudonymizer
-from loader.raw_json import metadata_json
-from loader.value_store import ValueStore
+from loader.headers.reader import read_local
 from tests.conftest import (
     REAL_FILES_AT_LEAST,
     REJECTED_REAL_FILES,
@@ -274,7 +274,7 @@ def test_generated_archive_decodes_like_pydicom(synth_archive):
 def test_the_vr_table_covers_every_vr_once():
     """One table groups every VR of PS3.5 6.2 by how its value decodes; no VR is in
     two groups, and the JSON decoder's text VRs are the binary decoder's."""
-    from loader import vr
+    from loader.dicom import vr
 
     every = {
         "AE",
@@ -339,7 +339,7 @@ def test_the_vr_table_covers_every_vr_once():
 )
 def test_one_private_tag_test(tag, private, data):
     """Odd groups are private; their elements from 0x1000 are data, below are creators."""
-    from loader.vr import is_private, is_private_data
+    from loader.dicom.vr import is_private, is_private_data
 
     assert (is_private(tag), is_private_data(tag)) == (private, data)
 
@@ -410,7 +410,7 @@ def test_every_sequence_the_extraction_reads_is_never_omitted():
     (read within the element limit only, and its rows say so)."""
     from pydicom.datadict import tag_for_keyword
 
-    from loader.extracted_sequences import SIZE_GUARDED
+    from loader.headers.extracted_sequences import SIZE_GUARDED
 
     named = set()
     for module in (REPO / "loader" / "extract").glob("*.py"):

@@ -15,11 +15,11 @@ import pydicom
 import pytest
 import s3fs
 
-from loader.config import RunSettings, Target
-from loader.deletions import DeletionScope, record_deletions, scope_of
-from loader.errors import ConfigError, ListingError
-from loader.pipeline import open_warehouse, run
-from loader.repeats import SeenKeys
+from loader.core.errors import ConfigError, ListingError
+from loader.run.deleted_objects import DeletionScope, record_deletions, scope_of
+from loader.run.pipeline import open_warehouse, run
+from loader.run.settings import RunSettings, Target
+from loader.sources.repeats import SeenKeys
 from loader.synth import synthesize
 from loader.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import real_file
@@ -346,7 +346,7 @@ def test_the_dynamic_tables_leave_deleted_objects_out_as_the_loader_does(archive
 def test_a_warehouse_made_before_deletions_gains_their_columns(kind, tmp_path, request):
     """A table an earlier version created lacks `deleted_at`: opening the warehouse
     adds it, and keeps the rows already there."""
-    from loader.model import DIALECT_TYPES, ColumnType
+    from loader.core.model import DIALECT_TYPES, ColumnType
 
     target = (
         f"duckdb:///{tmp_path / 'old.duckdb'}"

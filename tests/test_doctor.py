@@ -13,8 +13,8 @@ import subprocess
 import duckdb
 import pytest
 
-from loader.config import Target
-from loader.pipeline import open_warehouse
+from loader.run.pipeline import open_warehouse
+from loader.run.settings import Target
 from tests.conftest import as_admin
 from tests.test_cli import dicom_loader
 
@@ -140,8 +140,8 @@ def test_duckdb_and_a_source(tmp_path, real_archive):
 def test_a_value_changed_on_the_way_is_reported():
     """The round trip's comparison: a value read back other than written is named,
     by column and key (keys compared as integers, JSON as its value)."""
-    from loader.doctor import PROBE, PROBE_ROWS, _differences
-    from loader.model import arrow_schema
+    from loader.cli.doctor import PROBE, PROBE_ROWS, _differences
+    from loader.core.model import arrow_schema
 
     columns = arrow_schema(PROBE).names
     written = sorted(PROBE_ROWS, key=lambda r: r["instance_key"])

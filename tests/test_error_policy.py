@@ -10,10 +10,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pydicom
 
-from loader.listing import ObjectRef, Shard
-from loader.scan import ScanSettings, scan_shard
-from loader.shard import ShardSettings, process_shard
-from loader.value_store import ValueStore
+from loader.dicom.value_store import ValueStore
+from loader.run.scan import ScanSettings, scan_shard
+from loader.run.shard import ShardSettings, process_shard
+from loader.sources.listing import ObjectRef, Shard
 from tests.conftest import loadable_real_files
 
 MODALITY = 0x00080060

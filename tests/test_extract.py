@@ -8,13 +8,13 @@ import orjson
 import pydicom
 import pytest
 
-from loader.dataset_bytes import from_pydicom
-from loader.decode import decode_elements, decode_header
+from loader.core.keys import key_of
+from loader.dicom.decode import decode_elements, decode_header
+from loader.dicom.value_store import ValueStore
 from loader.extract import extract_object
 from loader.extract.context import ObjectFacts
-from loader.headers import HeaderReader, parse_header
-from loader.keys import key_of
-from loader.value_store import ValueStore
+from loader.headers.dataset_bytes import from_pydicom
+from loader.headers.reader import HeaderReader, parse_header
 from tests.conftest import real_file
 
 NOW = dt.datetime(2026, 1, 1)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from loader.config import Target
-from loader.errors import StatementError
-from loader.pipeline import open_warehouse
+from loader.core.errors import StatementError
+from loader.run.pipeline import open_warehouse
+from loader.run.settings import Target
 
 pytestmark = pytest.mark.server
 

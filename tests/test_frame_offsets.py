@@ -19,10 +19,10 @@ from pydicom.encaps import encapsulate, encapsulate_extended, generate_frames
 from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless, generate_uid
 
-from loader.decode import decode_header
+from loader.dicom.decode import decode_header
 from loader.extract import extract_object
-from loader.frame_offsets import BASIC, EXTENDED, NATIVE, NOT_REQUESTED, SINGLE
-from loader.headers import HeaderReader, parse_header
+from loader.headers.frame_offsets import BASIC, EXTENDED, NATIVE, NOT_REQUESTED, SINGLE
+from loader.headers.reader import HeaderReader, parse_header
 from tests.conftest import loadable_real_files, real_file
 from tests.test_extract import STORE, facts
 

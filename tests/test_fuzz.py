@@ -20,9 +20,9 @@ import pydicom
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from loader.errors import FILE_ERROR_CATEGORIES
-from loader.listing import ObjectRef
-from loader.shard import ShardSettings, process_json_instances, process_object
+from loader.core.errors import FILE_ERROR_CATEGORIES
+from loader.run.shard import ShardSettings, process_json_instances, process_object
+from loader.sources.listing import ObjectRef
 from tests.conftest import real_file, real_files
 
 KNOWN = FILE_ERROR_CATEGORIES | {"TYPE_CAST_ERROR", "PARSE_WARNING"}

@@ -6,8 +6,8 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from loader.errors import NotDicomError, ObjectReadError, TruncatedError
-from loader.headers import HeaderReader, ParsedHeader, parse_header, read_local
+from loader.core.errors import NotDicomError, ObjectReadError, TruncatedError
+from loader.headers.reader import HeaderReader, ParsedHeader, parse_header, read_local
 from loader.synth import synthesize
 from tests.conftest import real_file
 
@@ -141,7 +141,7 @@ def with_long_values(path: Path, text_bytes: int = 5 << 20, document_bytes: int 
 def test_values_over_the_limit_are_skipped_with_a_ranged_read(tmp_path):
     """A 5 MB text and a 3 MB document before Pixel Data cost neither read nor memory:
     the reader reads on after each; Pixel Data's offset is where the bytes say."""
-    from loader.decode import Binary, Omitted, decode_header
+    from loader.dicom.decode import Binary, Omitted, decode_header
 
     path = with_long_values(tmp_path / "long.dcm")
     size = path.stat().st_size
@@ -215,8 +215,8 @@ def test_an_undefined_length_sequence_over_the_limit_is_walked_not_held(tmp_path
     and everything else reads as without the skip."""
     import tracemalloc
 
-    from loader.decode import Omitted, decode_header
-    from loader.sequence_end import LARGEST_WINDOW
+    from loader.dicom.decode import Omitted, decode_header
+    from loader.headers.sequence_end import LARGEST_WINDOW
 
     path = with_structure_set(tmp_path / "rtstruct.dcm")
     data = path.read_bytes()
@@ -256,7 +256,7 @@ def test_a_sequence_the_model_reads_is_never_skipped(tmp_path):
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
 
-    from loader.dataset_bytes import ParsedSequence, parse_sequence
+    from loader.headers.dataset_bytes import ParsedSequence, parse_sequence
 
     ds = pydicom.dcmread(real_file("CT_small.dcm"))
     frames = []

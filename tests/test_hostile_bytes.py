@@ -6,9 +6,9 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from loader.errors import FILE_ERROR_CATEGORIES
-from loader.listing import list_source, make_shards
-from loader.shard import ShardSettings, process_shard
+from loader.core.errors import FILE_ERROR_CATEGORIES
+from loader.run.shard import ShardSettings, process_shard
+from loader.sources.listing import list_source, make_shards
 from tests.conftest import real_file, real_files
 from tests.test_pipeline import run, settings
 

@@ -13,7 +13,7 @@ import pydicom
 import pytest
 from pydicom.uid import UID
 
-from loader import html_report
+from loader.cli import html_report
 from loader.synth import synthesize
 from tests.test_cli import dicom_loader
 
@@ -134,7 +134,7 @@ def test_the_page_renders_whole_offline_and_draws_the_runs_numbers(page_of_a_run
     done = [int(n.replace(",", "")) for n in re.findall(r": ([\d,]+) objects", seen["legend"])]
     assert sum(done) == objects
     # The phases fill the bar in proportion to their seconds.
-    # (listing, known_objects and deletions lie within the others: loader/report.py)
+    # (listing, known_objects and deletions lie within the others: loader/run/report.py)
     within = {"listing", "known_objects", "deletions"}
     phases = {name: seconds for name, seconds in report["phases"].items() if name not in within}
     total = sum(phases.values())

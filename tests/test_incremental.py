@@ -2,8 +2,8 @@
 
 import datetime as dt
 
-from loader.incremental import KnownObjects, changed_only, identity_of, identity_of_row
-from loader.listing import ObjectRef
+from loader.run.incremental import KnownObjects, changed_only, identity_of, identity_of_row
+from loader.sources.listing import ObjectRef
 
 STAMP = 1_700_000_000.123456
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from loader.init import Answers, Sample, config_text, next_commands
+from loader.cli.init_wizard import Answers, Sample, config_text, next_commands
 from loader.synth import synthesize
 
 CLI = [sys.executable, "-m", "loader"]

@@ -1,7 +1,7 @@
 import duckdb
 import pytest
 
-from loader.keys import key_of, key_of_text, keys_of_texts, sql_key
+from loader.core.keys import key_of, key_of_text, keys_of_texts, sql_key
 
 CASES = [
     ("1.2.840.113619.2.55.3.604688119.868.1249343483.504",),

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loader.errors import ConfigError
-from loader.listing import ObjectRef, make_shards
+from loader.core.errors import ConfigError
+from loader.sources.listing import ObjectRef, make_shards
 
 
 def refs(count: int) -> list[ObjectRef]:
@@ -66,9 +66,9 @@ def test_retries_are_decided_by_exception_class():
     never by the words of a class's name."""
     import botocore.exceptions
 
-    from loader.dicomweb import TransientHttpError
-    from loader.errors import ConfigError, ObjectReadError
-    from loader.storage import is_transient
+    from loader.core.errors import ConfigError, ObjectReadError
+    from loader.sources.dicomweb import TransientHttpError
+    from loader.sources.storage import is_transient
 
     for transient in (
         TimeoutError("slow"),

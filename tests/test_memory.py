@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from loader.memory import peak_rss_bytes
+from loader.core.memory import peak_rss_bytes
 
 
 def test_peak_is_this_process_not_its_parent():
@@ -12,7 +12,7 @@ def test_peak_is_this_process_not_its_parent():
     # and so mapped in whole): far below the ballast that ru_maxrss would report.
     ballast = b"x" * (1 << 30)
     child = subprocess.run(
-        [sys.executable, "-c", "from loader.memory import peak_rss_bytes as p; print(p())"],
+        [sys.executable, "-c", "from loader.core.memory import peak_rss_bytes as p; print(p())"],
         capture_output=True,
         text=True,
         check=True,

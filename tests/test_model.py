@@ -4,7 +4,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from loader.model import (
+from loader.core.model import (
     BY_NAME,
     EXTRACTED,
     TABLES,

@@ -17,11 +17,11 @@ import pydicom
 import pytest
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
-from loader.decode import decode_header
+from loader.core.keys import key_of
+from loader.core.model import TABLES, ColumnType
+from loader.dicom.decode import decode_header
 from loader.extract import extract_object
-from loader.headers import read_local
-from loader.keys import key_of
-from loader.model import TABLES, ColumnType
+from loader.headers.reader import read_local
 from loader.warehouse.patterns import Names, render
 from loader.warehouse.patterns.model_knowledge import KNOWLEDGE_TABLE, knowledge_rows
 from tests.conftest import loadable_real_files
@@ -348,8 +348,8 @@ def test_deploy_creates_the_table_and_the_search_service_twice_the_same(snowflak
     it indexes finds a column by its tag."""
     from fakesnow_gaps import CATALOG
 
-    from loader.config import Target
-    from loader.pipeline import open_warehouse
+    from loader.run.pipeline import open_warehouse
+    from loader.run.settings import Target
     from tests.test_cli import dicom_loader
 
     schema = snowflake_target.split("/")[4].split("?")[0]

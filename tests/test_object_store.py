@@ -9,12 +9,12 @@ import pydicom
 import pytest
 import s3fs
 
-from loader.config import RunSettings, Target
-from loader.headers import DEFAULT_HEADER_BYTES
-from loader.listing import list_source, make_shards
-from loader.output import OutputRoot
-from loader.pipeline import load, run
-from loader.storage import DEFAULT_READ_CONCURRENCY, RETRIES, parse_storage_options
+from loader.headers.reader import DEFAULT_HEADER_BYTES
+from loader.output.location import OutputRoot
+from loader.run.pipeline import load, run
+from loader.run.settings import RunSettings, Target
+from loader.sources.listing import list_source, make_shards
+from loader.sources.storage import DEFAULT_READ_CONCURRENCY, RETRIES, parse_storage_options
 from loader.synth import synthesize
 
 
@@ -294,7 +294,7 @@ def test_storage_options_parse():
 
 
 def test_snowflake_needs_a_stage_for_parquet_in_a_bucket(small_archive, tmp_path):
-    from loader.errors import ConfigError
+    from loader.core.errors import ConfigError
 
     root, _ = small_archive
     target = Target.parse("snowflake://loader@acct/IMAGING/DICOM?warehouse=WH")

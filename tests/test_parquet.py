@@ -1,10 +1,10 @@
 import pyarrow.parquet as pq
 import pytest
 
+from loader.core.model import BY_NAME, arrow_schema
 from loader.extract.elements import ELEMENT_COLUMNS
-from loader.model import BY_NAME, arrow_schema
-from loader.output import OutputRoot
-from loader.parquet import ShardWriter, part_path
+from loader.output.location import OutputRoot
+from loader.output.parquet import ShardWriter, part_path
 
 
 def test_rows_and_columns_keep_their_object_order(tmp_path):
@@ -126,7 +126,7 @@ def test_unique_keys_go_without_a_dictionary_and_text_without_statistics(tmp_pat
 
 def test_a_row_naming_a_column_the_model_lacks_fails_at_once():
     """A misspelled column must fail, not become a NULL column."""
-    from loader.parquet import ArrowBuffers
+    from loader.output.parquet import ArrowBuffers
 
     buffers = ArrowBuffers("run", "shard")
     buffers.add("dicom_patient", [{"patient_key": 1, "patient_nmae": "Doe^John"}], "o")

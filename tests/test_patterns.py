@@ -14,10 +14,10 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from loader.config import RunSettings, Target
-from loader.errors import ConfigError
-from loader.model import phi_columns
-from loader.pipeline import open_warehouse, run
+from loader.core.errors import ConfigError
+from loader.core.model import phi_columns
+from loader.run.pipeline import open_warehouse, run
+from loader.run.settings import RunSettings, Target
 from loader.synth import synthesize
 from loader.warehouse.patterns import (
     PATTERNS,
@@ -697,7 +697,7 @@ def test_source_order_text_is_the_same_in_python_and_sql(stamp, snowflake_target
     session's TIMESTAMP_OUTPUT_FORMAT (whose default drops the microseconds)."""
     import datetime as dt
 
-    from loader.listing import ObjectRef
+    from loader.sources.listing import ObjectRef
     from loader.warehouse.patterns.dialects import JSON_OPS
 
     moment = dt.datetime.fromisoformat(stamp)

@@ -23,9 +23,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from loader.decode import decode_header
-from loader.headers import read_local
-from loader.raw_json import metadata_json
+from loader.dicom.decode import decode_header
+from loader.dicom.raw_json import metadata_json
+from loader.headers.reader import read_local
 from loader.warehouse.patterns import Names, render
 from tests.conftest import loadable_real_files
 

@@ -8,18 +8,18 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from loader import ledger
-from loader.config import RunSettings, Target
-from loader.containers import is_export
-from loader.decode import decode_header
-from loader.dicom_json import instances_in
-from loader.errors import ObjectError
+from loader.core.errors import ObjectError
+from loader.core.model import BY_NAME, EXTRACTED
+from loader.dicom.decode import decode_header
+from loader.dicom.from_json import instances_in
 from loader.extract.values import text
-from loader.headers import read_local
-from loader.listing import ObjectRef, make_shards
-from loader.model import BY_NAME, EXTRACTED
-from loader.output import OutputRoot
-from loader.pipeline import run
+from loader.headers.reader import read_local
+from loader.output import ledger
+from loader.output.location import OutputRoot
+from loader.run.pipeline import run
+from loader.run.settings import RunSettings, Target
+from loader.sources.containers import is_export
+from loader.sources.listing import ObjectRef, make_shards
 
 AUDIT = {"_run_id", "_loaded_at", "ingested_at", "detected_at"}
 
@@ -568,10 +568,10 @@ def test_driver_dying_mid_merge_leaves_duckdb_as_before(synth_archive, tmp_path)
 
 
 def test_the_report_has_exactly_the_typed_keys(synth_archive, tmp_path):
-    """The JSON report a run writes and loader.report.RunReport name the same keys."""
+    """The JSON report a run writes and loader.run.report.RunReport name the same keys."""
     from typing import get_type_hints
 
-    from loader.report import RunReport
+    from loader.run.report import RunReport
 
     root, _ = synth_archive
     report = run(settings(root, tmp_path, name="typed"))

@@ -14,14 +14,14 @@ import pyarrow.parquet as pq
 import pydicom
 import pytest
 
-from loader.config import RunSettings, Target
-from loader.decode import decode_header
-from loader.errors import ConfigError
-from loader.headers import read_local
-from loader.pipeline import run
-from loader.pseudonymize import Pseudonymizer, read_key
+from loader.core.errors import ConfigError
+from loader.dicom.decode import decode_header
+from loader.dicom.pseudonymize import Pseudonymizer, read_key
+from loader.dicom.value_store import ValueStore
+from loader.headers.reader import read_local
+from loader.run.pipeline import run
+from loader.run.settings import RunSettings, Target
 from loader.synth import synthesize
-from loader.value_store import ValueStore
 from tests.conftest import real_file
 
 KEY = b"0123456789abcdef-test-key"
@@ -422,7 +422,7 @@ def test_no_clear_phi_from_a_pacs(neutral_archive, tmp_path, caplog):
 
 
 def test_no_clear_phi_reaches_snowflake(neutral_archive, snowflake_target, tmp_path, caplog):
-    from loader.model import TABLES
+    from loader.core.model import TABLES
     from loader.warehouse.snowflake import SnowflakeWarehouse
 
     phi = _phi_and_its_parts(neutral_archive)

@@ -9,8 +9,8 @@ import threading
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
-from loader.listing import ObjectRef
-from loader.read_ahead import ReadAhead, Window
+from loader.sources.listing import ObjectRef
+from loader.sources.read_ahead import ReadAhead, Window
 
 
 def test_a_wave_of_throttled_reads_halves_the_window_once_then_it_grows_back():

@@ -7,11 +7,11 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from loader.config import RunSettings, Target
-from loader.errors import FILE_ERROR_CATEGORIES, ConfigError
-from loader.model import AUDIT, BY_NAME, EXTRACTED
-from loader.pipeline import open_warehouse, run
-from loader.rebuild import rebuild
+from loader.core.errors import FILE_ERROR_CATEGORIES, ConfigError
+from loader.core.model import AUDIT, BY_NAME, EXTRACTED
+from loader.run.pipeline import open_warehouse, run
+from loader.run.rebuild import rebuild
+from loader.run.settings import RunSettings, Target
 from loader.synth import synthesize
 from tests.conftest import real_file
 

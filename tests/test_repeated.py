@@ -3,7 +3,7 @@
 import orjson
 import pytest
 
-from loader.decode import decode_elements
+from loader.dicom.decode import decode_elements
 from loader.extract.context import Extraction
 from loader.extract.repeated import repeated
 from loader.extract.values import Typed, text

@@ -5,10 +5,10 @@ import random
 
 import numpy as np
 
-from loader.config import RunSettings, Target
-from loader.listing import ObjectRef
-from loader.pipeline import run
-from loader.repeats import BATCH, SeenKeys, unique_objects
+from loader.run.pipeline import run
+from loader.run.settings import RunSettings, Target
+from loader.sources.listing import ObjectRef
+from loader.sources.repeats import BATCH, SeenKeys, unique_objects
 
 
 def test_repeats_within_and_across_batches_are_dropped_and_counted():

@@ -11,12 +11,12 @@ import pytest
 import sqlglot
 from fakesnow_gaps import LOCAL_BUCKET
 
-from loader.config import RunSettings, Target
-from loader.errors import ConfigError, LoadError
-from loader.faults import InjectedFault
-from loader.keys import SQL_KEY_EXPRESSION
-from loader.model import BY_NAME, EXTRACTED, TABLES
-from loader.pipeline import load, run
+from loader.core.errors import ConfigError, LoadError
+from loader.core.faults import InjectedFault
+from loader.core.keys import SQL_KEY_EXPRESSION
+from loader.core.model import BY_NAME, EXTRACTED, TABLES
+from loader.run.pipeline import load, run
+from loader.run.settings import RunSettings, Target
 from loader.warehouse.merge import merge_upsert
 from loader.warehouse.snowflake import (
     SnowflakeWarehouse,
@@ -264,7 +264,7 @@ def test_real_snowflake_statements_parse():
 
 
 def test_sql_files_are_rendered_from_model():
-    from loader.model import render_ddl
+    from loader.core.model import render_ddl
 
     folder = Path(__file__).resolve().parents[1] / "sql" / "snowflake"
     assert (folder / "model.sql").read_text() == render_ddl("snowflake")
@@ -314,7 +314,7 @@ def test_external_stage_statement():
 def _comparable(value, kind):
     """A warehouse value as plain Python: the connector returns ARRAY and VARIANT as
     JSON text, DuckDB returns lists and JSON text; keys come as int from both."""
-    from loader.model import ColumnType as T
+    from loader.core.model import ColumnType as T
 
     if value is None:
         return None

@@ -8,10 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 import sqlglot
 
-from loader.config import RunSettings, Target
-from loader.model import BY_NAME, DIALECT_TYPES, EXTRACTED
-from loader.output import OutputRoot
-from loader.pipeline import run
+from loader.core.model import BY_NAME, DIALECT_TYPES, EXTRACTED
+from loader.output.location import OutputRoot
+from loader.run.pipeline import run
+from loader.run.settings import RunSettings, Target
 from loader.warehouse.snowflake import FILES_PER_COPY, copy_statements
 from loader.warehouse.stage_files import compact_table
 

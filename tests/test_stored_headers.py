@@ -8,13 +8,13 @@ import os
 
 import pytest
 
-from loader.decode import decode_header
-from loader.errors import FILE_ERROR_CATEGORIES, ObjectError
+from loader.core.errors import FILE_ERROR_CATEGORIES, ObjectError
+from loader.dicom.decode import decode_header
+from loader.dicom.raw_json import metadata_json
+from loader.dicom.stored_headers import decoded_from_stored
 from loader.extract import extract_object
 from loader.extract.context import ObjectFacts
-from loader.headers import read_local
-from loader.raw_json import metadata_json
-from loader.stored_headers import decoded_from_stored
+from loader.headers.reader import read_local
 from tests.conftest import loadable_real_files
 
 

@@ -6,23 +6,23 @@ into rows, and the Parquet writer persists them.
 
 from __future__ import annotations
 
-from loader.decode import Decoded
-from loader.errors import Category
+from loader.core.errors import Category
+from loader.dicom.decode import Decoded
+from loader.dicom.stored_headers import notes_text
 from loader.extract import (
     derived,
     dose_events,
     hierarchy,
     imaging,
     measurements,
+    object_rows,
     procedure,
     rt,
     sr_content,
-    storage,
 )
 from loader.extract.context import Extraction, ObjectFacts, Row, Rows
 from loader.extract.elements import elements_and_items
 from loader.extract.values import Typed, text
-from loader.stored_headers import notes_text
 
 REQUIRED_UIDS = ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
 
@@ -46,7 +46,7 @@ def extract_object(decoded: Decoded, facts: ObjectFacts) -> tuple[Rows, list[Row
     """
     root = decoded.root
     uids = {name: text(root, name) for name in REQUIRED_UIDS}
-    raw_row = storage.raw(decoded, facts, uids["SOPInstanceUID"])
+    raw_row = object_rows.raw(decoded, facts, uids["SOPInstanceUID"])
     missing = [name for name, uid in uids.items() if not uid]
     if missing:
         message = "missing " + ", ".join(missing)
@@ -74,7 +74,7 @@ def extract_object(decoded: Decoded, facts: ObjectFacts) -> tuple[Rows, list[Row
         "dicom_sr_content": sr_content.content_rows(ex),
         "dicom_rt_roi": rt.roi_rows(ex),
         "dicom_dose_event": dose_events.event_rows(ex),
-        "dicom_file_location": [storage.file_location(facts, ex.instance_key)],
+        "dicom_file_location": [object_rows.file_location(facts, ex.instance_key)],
         "dicom_element": elements,
         "dicom_sequence_item": sequence_items,
     }

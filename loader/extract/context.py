@@ -6,11 +6,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from loader.decode import Decoded
+from loader.core.keys import SEPARATOR, key_of_text, keys_of_texts
+from loader.dicom.decode import Decoded
 from loader.extract.sr_tree import Node, walk
 from loader.extract.values import Typed
-from loader.frame_offsets import OffsetTables
-from loader.keys import SEPARATOR, key_of_text, keys_of_texts
+from loader.headers.frame_offsets import OffsetTables
 
 Row = dict[str, object]
 # Tables of many rows per object come as columns: a column's name → its values, or

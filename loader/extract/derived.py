@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import orjson
 
-from loader.decode import Item
+from loader.core.keys import key_of
+from loader.dicom.decode import Item
+from loader.dicom.raw_json import sequence_json
 from loader.extract.context import Extraction, Row
 from loader.extract.values import first_item, integer, items, text, value
-from loader.keys import key_of
-from loader.raw_json import sequence_json
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 

@@ -16,12 +16,12 @@ from typing import Any
 
 from pydicom.datadict import private_dictionary_description
 
-from loader.decode import Binary, Element, Item, Omitted, keyword, private_creator_of
+from loader.core.keys import SEPARATOR, key_of_text, keys_of_texts
+from loader.dicom.decode import Binary, Element, Item, Omitted, keyword, private_creator_of
+from loader.dicom.stored_headers import pixel_representation_of, vr_note
+from loader.dicom.vr import PRIVATE_GROUP_BIT
 from loader.extract.context import Columns, Extraction
 from loader.extract.values import parse_date, parse_datetime
-from loader.keys import SEPARATOR, key_of_text, keys_of_texts
-from loader.stored_headers import pixel_representation_of, vr_note
-from loader.vr import PRIVATE_GROUP_BIT
 
 PER_FRAME_GROUPS = 0x52009230
 ELEMENT_COLUMNS = (

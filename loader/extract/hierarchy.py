@@ -6,11 +6,11 @@ repeat along a series (see repeated); keys are hashed from the same elements.
 
 from __future__ import annotations
 
-from loader.decode import Item
+from loader.core.keys import key_of
+from loader.dicom.decode import Item
 from loader.extract.context import Extraction, Row
 from loader.extract.repeated import repeated
 from loader.extract.values import Typed, integer, items, text, texts
-from loader.keys import key_of
 
 
 def patient_key(root: Item) -> int:

@@ -7,10 +7,16 @@ first, then in the Shared Functional Groups, as PS3.3 C.7.6.16 defines.
 
 from __future__ import annotations
 
-from loader.decode import Item
+from loader.dicom.decode import Item
 from loader.extract.context import Extraction, Row
 from loader.extract.values import first_item, integer, items, number, numbers, text
-from loader.frame_offsets import MAX_FRAMES, FrameLocation, Geometry, PixelData, locate_frames
+from loader.headers.frame_offsets import (
+    MAX_FRAMES,
+    FrameLocation,
+    Geometry,
+    PixelData,
+    locate_frames,
+)
 
 
 def _macro(frame: Item | None, shared: Item | None, keyword: str) -> Item | None:

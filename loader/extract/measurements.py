@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from loader.core.keys import key_of
 from loader.extract.context import Extraction, Row
 from loader.extract.sr_tree import NO_CODE, Code, Node, code_columns, coded, integers, numeric
 from loader.extract.values import first_item, text
-from loader.keys import key_of
 
 MEASUREMENT_GROUP = ("125007", "DCM")
 TRACKING_IDENTIFIER = "112039"

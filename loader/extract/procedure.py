@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from loader.decode import Item
+from loader.core.keys import key_of
+from loader.dicom.decode import Item
+from loader.dicom.raw_json import sequence_json
 from loader.extract.context import Extraction, Row
 from loader.extract.repeated import repeated
 from loader.extract.values import Typed, first_item, items, number, text, value
-from loader.keys import key_of
-from loader.raw_json import sequence_json
 
 # SR content items of a CT Radiation Dose report (TID 10011) by concept code.
 _DLP_TOTAL = "113813"  # CT Dose Length Product Total

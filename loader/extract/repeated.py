@@ -14,7 +14,7 @@ import operator
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast
 
-from loader.decode import Element, Item
+from loader.dicom.decode import Element, Item
 from loader.extract.context import Extraction, Row
 from loader.extract.values import Typed
 

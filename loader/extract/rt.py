@@ -11,10 +11,10 @@ counts are NULL rather than paid for with megabytes of points.
 
 from __future__ import annotations
 
-from loader.decode import Item, Omitted
+from loader.core.keys import key_of
+from loader.dicom.decode import Item, Omitted
 from loader.extract.context import Extraction, Row
 from loader.extract.values import integer, items, text, value
-from loader.keys import key_of
 
 
 def _series_by_frame_of_reference(root: Item) -> dict[str, list[int]]:

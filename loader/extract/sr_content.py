@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from loader.decode import Item
+from loader.core.keys import key_of
+from loader.core.model import BY_NAME
+from loader.dicom.decode import Item
 from loader.extract.context import Extraction, Row
 from loader.extract.sr_tree import Node, code_columns, coded, integers, numeric
 from loader.extract.values import Typed, first_item, numbers, text
-from loader.keys import key_of
-from loader.model import BY_NAME
 
 _EMPTY: Row = dict.fromkeys(
     c.name for c in BY_NAME["dicom_sr_content"].columns if not c.name.startswith("_")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loader.decode import Item
+from loader.dicom.decode import Item
 from loader.extract.values import first_item, items, numbers, tag, text, value
 
 # The code sequences a coded value may be written in (PS3.3 Table 8.8-1): a

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydicom.datadict import tag_for_keyword
 
-from loader.decode import Decoded, Item
+from loader.dicom.decode import Decoded, Item
 
 # Attributes whose values identify a person: error messages never quote them.
 PHI_KEYWORDS = frozenset(

@@ -32,7 +32,7 @@ from pydicom.uid import (
     JPEG2000Lossless,
 )
 
-from loader.errors import Category
+from loader.core.errors import Category
 from loader.synth import content as content_trees
 from loader.synth import iods
 from loader.synth.codes import uid

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from loader.ledger import ShardRecord
-from loader.model import TABLES, added_columns
-from loader.output import OutputRoot
+from loader.core.model import TABLES, added_columns
+from loader.output.ledger import ShardRecord
+from loader.output.location import OutputRoot
 
 
 @dataclass

@@ -28,8 +28,8 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import cast
 
-from loader.ledger import ShardRecord
-from loader.output import OutputRoot
+from loader.output.ledger import ShardRecord
+from loader.output.location import OutputRoot
 from loader.warehouse.base import BatchLoading, LoadResult, Warehouse
 
 log = logging.getLogger(__name__)

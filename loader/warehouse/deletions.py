@@ -1,6 +1,6 @@
 """Objects gone from the archive → `deleted_at` on their rows, in one transaction.
 
-The driver finds them (loader/deletions.py): live locations under the listed prefix
+The driver finds them (loader/run/deleted_objects.py): live locations under the listed prefix
 that the listing no longer holds. Here their `dicom_file_location` and `dicom_raw`
 rows are stamped, an instance whose loaded file went is re-pointed to its newest
 remaining copy, an instance with no copy left is stamped too, and the counts of the

@@ -19,11 +19,11 @@ from typing import Any
 
 import duckdb
 
-from loader import faults
-from loader.errors import LoadError, WarehouseMemoryError
-from loader.ledger import ShardRecord
-from loader.model import BY_NAME, EXTRACTED, TABLES, arrow_schema, create_table
-from loader.output import OutputRoot
+from loader.core import faults
+from loader.core.errors import LoadError, WarehouseMemoryError
+from loader.core.model import BY_NAME, EXTRACTED, TABLES, arrow_schema, create_table
+from loader.output.ledger import ShardRecord
+from loader.output.location import OutputRoot
 from loader.warehouse.base import Deleted, LoadResult, fetch_batches, upgrade_statements
 from loader.warehouse.batches import BatchedLoad
 from loader.warehouse.deletions import in_one_transaction

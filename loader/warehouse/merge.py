@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from loader import faults
-from loader.errors import FILE_ERROR_CATEGORIES, Category, LoadError
-from loader.ledger import ShardRecord
-from loader.model import BY_NAME, EXTRACTED, TABLES, ColumnType, LoadMode, Table
+from loader.core import faults
+from loader.core.errors import FILE_ERROR_CATEGORIES, Category, LoadError
+from loader.core.model import BY_NAME, EXTRACTED, TABLES, ColumnType, LoadMode, Table
+from loader.output.ledger import ShardRecord
 from loader.warehouse.base import LoadResult
 
 T = ColumnType

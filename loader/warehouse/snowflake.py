@@ -19,11 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from loader import faults
-from loader.errors import ConfigError, LoadError, StatementError
-from loader.identifiers import quoted
-from loader.ledger import ShardRecord
-from loader.model import (
+from loader.core import faults
+from loader.core.errors import ConfigError, LoadError, StatementError
+from loader.core.identifiers import quoted
+from loader.core.model import (
     BY_NAME,
     DIALECT_TYPES,
     EXTRACTED,
@@ -33,7 +32,8 @@ from loader.model import (
     arrow_schema,
     create_table,
 )
-from loader.output import OutputRoot
+from loader.output.ledger import ShardRecord
+from loader.output.location import OutputRoot
 from loader.warehouse.base import Deleted, LoadResult, fetch_batches, upgrade_statements
 from loader.warehouse.deletions import in_one_transaction
 from loader.warehouse.merge import (

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from loader.credentials import SNOWFLAKE_SECRETS
-from loader.errors import ConfigError
-from loader.identifiers import identifier
+from loader.core.credentials import SNOWFLAKE_SECRETS
+from loader.core.errors import ConfigError
+from loader.core.identifiers import identifier
 
 _CLOUD_URL = re.compile(r"(s3|s3compat|gcs|azure)://[A-Za-z0-9._~:/=+@%-]+")
 

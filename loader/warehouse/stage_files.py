@@ -26,8 +26,8 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loader.model import ColumnType, Table, arrow_schema
-from loader.output import OutputRoot
+from loader.core.model import ColumnType, Table, arrow_schema
+from loader.output.location import OutputRoot
 
 KEY_DECIMAL = pa.decimal128(20, 0)  # 2^64 − 1 has 20 digits
 READ_BATCH_ROWS = 131_072  # one row group of the staged file per batch read

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from loader.errors import ConfigError
-from loader.identifiers import identifier
+from loader.core.errors import ConfigError
+from loader.core.identifiers import identifier
 from loader.warehouse.snowflake_target import external_stage_url, parse_snowflake_target
 
 DEFAULT_TARGET = "duckdb:///./imaging.duckdb"

@@ -1,5 +1,5 @@
 -- dicom-loader warehouse model, snowflake dialect.
--- Rendered from loader/model.py by `dicom-loader sql --dialect snowflake`. Do not edit by hand.
+-- Rendered from loader/core/model.py by `dicom-loader sql --dialect snowflake`. Do not edit by hand.
 
 -- dicom_raw: key (file_path), load mode entity
 CREATE TABLE IF NOT EXISTS dicom_raw (

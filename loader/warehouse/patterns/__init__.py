@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from loader.errors import ConfigError
-from loader.identifiers import quoted
-from loader.model import render_ddl
+from loader.core.errors import ConfigError
+from loader.core.identifiers import quoted
+from loader.core.model import render_ddl
 from loader.warehouse.patterns.dynamic_tables import dynamic_tables
 from loader.warehouse.patterns.exports import batch, snowpipe
 from loader.warehouse.patterns.governance import (

@@ -16,8 +16,8 @@ import dataclasses
 import sys
 from typing import Any, Protocol
 
-from loader.errors import ConfigError, LoadError, StatementError
-from loader.identifiers import quoted
+from loader.core.errors import ConfigError, LoadError, StatementError
+from loader.core.identifiers import quoted
 from loader.warehouse.patterns import plan
 from loader.warehouse.patterns.names import Names
 from loader.warehouse.patterns.privileges import Context, grants_of, missing, needed

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from loader.model import ColumnType
-from loader.model import ColumnType as T
+from loader.core.model import ColumnType
+from loader.core.model import ColumnType as T
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loader.identifiers import quoted
-from loader.keys import sql_key
-from loader.model import ColumnType
-from loader.model import ColumnType as T
+from loader.core.identifiers import quoted
+from loader.core.keys import sql_key
+from loader.core.model import ColumnType
+from loader.core.model import ColumnType as T
 from loader.warehouse.patterns.dialects import SNOWFLAKE, Dialect
 from loader.warehouse.patterns.names import Names
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pydicom.datadict import DicomDictionary
 
-from loader.errors import Category, ConfigError
-from loader.identifiers import identifier, quoted
+from loader.core.errors import Category, ConfigError
+from loader.core.identifiers import identifier, quoted
 from loader.warehouse.patterns.dialects import JSON_OPS
 from loader.warehouse.patterns.names import ERROR_COLUMNS, Names
 

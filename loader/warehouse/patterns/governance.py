@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from pydicom.datadict import DicomDictionary, tag_for_keyword
 
-from loader.identifiers import quoted
-from loader.model import BY_NAME, ColumnType, phi_columns
-from loader.model import ColumnType as T
+from loader.core.identifiers import quoted
+from loader.core.model import BY_NAME, ColumnType, phi_columns
+from loader.core.model import ColumnType as T
 from loader.warehouse.patterns.dynamic_tables import dynamic_table_columns
 from loader.warehouse.patterns.names import Names
 

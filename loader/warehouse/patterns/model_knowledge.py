@@ -1,6 +1,6 @@
 """The model described as rows, where users' assistants look a schema up: a table of
 every column's type, constraints, DICOM tag and relationships, rendered from
-loader/model.py, and (Snowflake) a Cortex Search service over it.
+loader/core/model.py, and (Snowflake) a Cortex Search service over it.
 
 Snowflake's imaging skills find the target schema through such a service; DuckDB
 users get the same table from `dicom-loader sql --dialect duckdb`.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pydicom.datadict import tag_for_keyword
 
-from loader.model import BY_NAME, DIALECT_TYPES, TABLES, Column, ColumnType, Table
+from loader.core.model import BY_NAME, DIALECT_TYPES, TABLES, Column, ColumnType, Table
 from loader.warehouse.patterns.names import Names
 
 KNOWLEDGE_TABLE = "dicom_model_knowledge"

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from loader.errors import ConfigError
-from loader.identifiers import identifier, quoted
-from loader.model import BY_NAME
+from loader.core.errors import ConfigError
+from loader.core.identifiers import identifier, quoted
+from loader.core.model import BY_NAME
 
 ERROR_COLUMNS = ", ".join(BY_NAME["dicom_ingestion_errors"].column_names)
 _STAGE_URL = re.compile(r"(s3|gcs|azure)://[A-Za-z0-9._/-]+")

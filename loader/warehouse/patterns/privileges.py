@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from loader.identifiers import quoted
+from loader.core.identifiers import quoted
 
 
 @dataclass(frozen=True, order=True)

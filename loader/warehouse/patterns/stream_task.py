@@ -10,10 +10,10 @@ and rows survive it."""
 
 from __future__ import annotations
 
-from loader.errors import Category
-from loader.identifiers import quoted
-from loader.keys import sql_key
-from loader.model import ColumnType as T
+from loader.core.errors import Category
+from loader.core.identifiers import quoted
+from loader.core.keys import sql_key
+from loader.core.model import ColumnType as T
 from loader.warehouse.patterns.dialects import SNOWFLAKE, Dialect
 from loader.warehouse.patterns.dynamic_tables import INSTANCE_FIELDS, winner
 from loader.warehouse.patterns.names import ERROR_COLUMNS, Names

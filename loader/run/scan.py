@@ -1,0 +1,262 @@
+"""Profile an archive without loading it: `dicom-loader scan`.
+
+Each shard is profiled where it is read (same header reader and decoder as a
+run) and returns counters; the driver only merges counters. Studies and series
+are counted by their 64-bit keys, not their UID strings, to keep merging light.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+from loader.core.errors import Category, ContainerError, object_failure
+from loader.core.keys import key_of
+from loader.dicom.decode import Item, decode_header
+from loader.dicom.from_json import decode_json, transfer_syntax_of
+from loader.dicom.value_store import ValueStore
+from loader.extract import REQUIRED_UIDS
+from loader.extract.values import text
+from loader.headers.reader import ParsedHeader, read_stream
+from loader.run.library_warnings import Collected, captured
+from loader.run.pipeline import execute
+from loader.run.shard import (
+    export_contents,
+    holds_instances,
+    instances_fetched,
+    read_header,
+    reads_ahead,
+)
+from loader.sources.containers import TAR, ZIP, OpenZips, container_kind, is_export, tar_members
+from loader.sources.listing import ObjectRef, Shard, list_source, make_shards
+from loader.sources.read_ahead import Ahead
+
+_T = TypeVar("_T")
+PROFILED_TAGS = (*REQUIRED_UIDS, "PatientID", "StudyDate", "Modality", "SOPClassUID")
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    header_bytes: int | None = None
+    storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def _headers(
+    ahead: Ahead,
+    settings: ScanSettings,
+    errors: Counter[str],
+    store: ValueStore,
+    zips: OpenZips,
+    collected: Collected,
+) -> Iterator[tuple[Item, str | None, int]]:
+    """(decoded root, transfer syntax, bytes read) of each header a listed object
+    holds: its own, every instance of a DICOM JSON export or a DICOMweb study, or
+    every member of a tar. Failures and library warnings are counted by the one
+    error policy of a run (errors.object_failure): an object a run would record as
+    an error row is counted here, and never ends the shard."""
+    ref, fs = ahead.ref, ahead.fs
+    if container_kind(ref.url) == TAR:
+        yield from _tar_headers(ref, settings, errors, store, collected)
+        return
+    if holds_instances(ref):
+        try:
+            contents = instances_fetched(ref, settings.storage_options, fs, ahead.whole)
+        except Exception as exc:  # noqa: BLE001 - counted as a run records it
+            errors[object_failure(exc)[0]] += 1
+            return
+        instances, read = contents.instances, contents.read
+        if contents.unread:
+            errors[Category.READ_ERROR] += len(contents.unread)
+        for index, (url, instance) in enumerate(instances):
+            decoded = _guarded(errors, partial(decode_json, instance, url), collected)
+            if decoded is not None:
+                yield decoded.root, transfer_syntax_of(instance), read if index == 0 else 0
+        return
+
+    def header() -> tuple[Item, ParsedHeader]:
+        if container_kind(ref.url) == ZIP:  # listed itself: unreadable
+            raise ContainerError(ref.url, "its directory could not be read when listed")
+        parsed = read_header(ref, settings.header_bytes, fs, ahead.first, zips=zips)
+        return decode_header(parsed, ref.url, store=store).root, parsed
+
+    found = _guarded(errors, header, collected)
+    if found is not None:
+        root, parsed = found
+        yield root, parsed.transfer_syntax_uid, parsed.bytes_read
+
+
+def _guarded(errors: Counter[str], read: Callable[[], _T], collected: Collected) -> _T | None:
+    """What `read` returns for one object, or None with its failure counted; what a
+    library warned meanwhile is counted as the object's PARSE_WARNING."""
+    with captured(collected) as warned:
+        try:
+            found: _T | None = read()
+        except Exception as exc:  # noqa: BLE001 - one object must never stop the scan
+            errors[object_failure(exc)[0]] += 1
+            found = None
+    if warned:
+        errors[Category.PARSE_WARNING] += 1
+    return found
+
+
+def _tar_headers(
+    ref: ObjectRef,
+    settings: ScanSettings,
+    errors: Counter[str],
+    store: ValueStore,
+    collected: Collected,
+) -> Iterator[tuple[Item, str | None, int]]:
+    """The headers of a tar's members, read as the stream passes them."""
+    try:
+        ranged, members = tar_members(ref.url, ref.size, settings.storage_options)
+        served = 0
+        for member in members:
+            if member.data is None:
+                continue
+            if is_export(member.url):
+                data = member.data.read()
+                read = partial(export_contents, member.url, data, 0)
+                found_export = _guarded(errors, read, collected)
+                for url, instance in found_export.instances if found_export else ():
+                    decoded = _guarded(errors, partial(decode_json, instance, url), collected)
+                    if decoded is not None:
+                        yield decoded.root, transfer_syntax_of(instance), ranged.bytes_read - served
+                        served = ranged.bytes_read
+                continue
+
+            def header(
+                data: Any = member.data, url: str = member.url, size: int = member.size
+            ) -> tuple[Item, ParsedHeader]:
+                parsed = read_stream(url, data, size)
+                return decode_header(parsed, url, store=store).root, parsed
+
+            found = _guarded(errors, header, collected)
+            if found is None:
+                continue
+            yield found[0], found[1].transfer_syntax_uid, ranged.bytes_read - served
+            served = ranged.bytes_read
+    except Exception as exc:  # noqa: BLE001 - what is left of the tar is one error
+        errors[object_failure(exc)[0]] += 1
+
+
+def scan_shard(
+    settings: ScanSettings, shard: Shard, store: ValueStore | None = None
+) -> dict[str, Any]:
+    """Profile one shard; `store` as for process_shard (the worker's by default)."""
+    store = store if store is not None else ValueStore.of_worker()
+    counters: dict[str, Counter[str]] = {
+        name: Counter()
+        for name in (
+            "modality",
+            "sop_class",
+            "manufacturer",
+            "transfer_syntax",
+            "missing",
+            "errors",
+        )
+    }
+    studies: set[int] = set()
+    series: set[int] = set()
+    instances: set[int] = set()
+    patients: set[int] = set()
+    dates: list[str] = []
+    bytes_read = 0
+    reads = reads_ahead(shard.objects, settings.header_bytes, settings.storage_options)
+    zips = OpenZips(settings.storage_options)
+    collected = Collected()  # what libraries say: each object's, counted (library_warnings)
+    headers = (
+        header
+        for ahead in reads
+        for header in _headers(ahead, settings, counters["errors"], store, zips, collected)
+    )
+    with collected:
+        for root, syntax, read in headers:
+            bytes_read += read
+            counters["transfer_syntax"][syntax or "none"] += 1
+            counters["modality"][text(root, "Modality") or "none"] += 1
+            counters["sop_class"][text(root, "SOPClassUID") or "none"] += 1
+            counters["manufacturer"][text(root, "Manufacturer") or "none"] += 1
+            for name in PROFILED_TAGS:
+                if text(root, name) is None:
+                    counters["missing"][name] += 1
+            for found, keyword in (
+                (studies, "StudyInstanceUID"),
+                (series, "SeriesInstanceUID"),
+                (instances, "SOPInstanceUID"),
+            ):
+                uid = text(root, keyword)
+                if uid:
+                    found.add(key_of(uid))
+            patients.add(key_of(text(root, "PatientID"), text(root, "IssuerOfPatientID")))
+            study_date = text(root, "StudyDate")
+            if study_date:
+                dates.append(study_date)
+    zips.close()
+    return {
+        "objects": len(shard.objects),
+        "bytes_listed": sum(r.size for r in shard.objects),
+        "bytes_read": bytes_read,
+        "counters": {k: dict(v) for k, v in counters.items()},
+        "studies": studies,
+        "series": series,
+        "instances": instances,
+        "patients": patients,
+        "first_date": min(dates) if dates else None,
+        "last_date": max(dates) if dates else None,
+    }
+
+
+class ScanProfile:
+    """Merges shard profiles into the archive's profile."""
+
+    def __init__(self) -> None:
+        self.objects = self.bytes_listed = self.bytes_read = 0
+        self.counters: dict[str, Counter[str]] = {}
+        self.keys: dict[str, set[int]] = {
+            k: set() for k in ("studies", "series", "instances", "patients")
+        }
+        self.dates: list[str] = []
+
+    def add(self, part: dict[str, Any]) -> None:
+        self.objects += part["objects"]
+        self.bytes_listed += part["bytes_listed"]
+        self.bytes_read += part["bytes_read"]
+        for name, values in part["counters"].items():
+            self.counters.setdefault(name, Counter()).update(values)
+        for name, found in self.keys.items():
+            found.update(part[name])
+        self.dates += [d for d in (part["first_date"], part["last_date"]) if d]
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "objects": self.objects,
+            "patients": len(self.keys["patients"]),
+            "studies": len(self.keys["studies"]),
+            "series": len(self.keys["series"]),
+            "instances": len(self.keys["instances"]),
+            "earliest_study_date": min(self.dates) if self.dates else None,
+            "latest_study_date": max(self.dates) if self.dates else None,
+            "bytes_listed": self.bytes_listed,
+            "bytes_read": self.bytes_read,
+            **{
+                name: dict(counter.most_common()) for name, counter in sorted(self.counters.items())
+            },
+        }
+
+
+def scan(
+    source: str,
+    workers: int = 0,
+    shard_size: int = 2000,
+    header_bytes: int | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Profile `source` and return the profile as a dictionary."""
+    profile = ScanProfile()
+    options = storage_options or {}
+    shards = make_shards(list_source(source, options), shard_size)
+    execute(scan_shard, ScanSettings(header_bytes, options), shards, workers, profile.add)
+    return profile.report()
