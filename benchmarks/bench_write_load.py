@@ -21,9 +21,10 @@ from loader.output import ledger
 from loader.output.location import OutputRoot
 from loader.output.parquet import ShardWriter
 from loader.run.gc_pause import gc_paused
-from loader.run.pipeline import open_warehouse, run
+from loader.run.pipeline import run
 from loader.run.settings import RunSettings, Target
 from loader.run.shard import ShardSettings, process_object
+from loader.run.targets import open_warehouse
 from loader.sources.listing import list_source
 from loader.synth import synthesize
 

@@ -8,18 +8,18 @@ The Python API mirrors the command line::
 
 from __future__ import annotations
 
-from typing import Any
-
-from loader.run import pipeline
-from loader.run.pipeline import load, run
+from loader.run import targets
+from loader.run.load import load
+from loader.run.pipeline import run
 from loader.run.scan import scan
 from loader.run.settings import RunSettings, Target
+from loader.run.validate import Checks
 from loader.synth import synthesize
 
 
-def validate_target(target: str) -> dict[str, Any]:
+def validate_target(target: str) -> Checks:
     """Validation checks of what a warehouse target holds."""
-    return pipeline.validate_target(Target.parse(target))
+    return targets.validate_target(Target.parse(target))
 
 
 __all__ = ["RunSettings", "Target", "load", "run", "scan", "synthesize", "validate_target"]

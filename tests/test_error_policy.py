@@ -69,10 +69,10 @@ def test_a_bug_on_one_object_is_its_error_in_run_and_scan_alike(tmp_path):
         if "unexpected RuntimeError" in e["error_message"]
     )
     assert record.listed == len(refs)  # the shard went on
-    clean = scan_shard(ScanSettings(), shard, ValueStore())["counters"]["errors"]
+    clean = scan_shard(ScanSettings(), shard, ValueStore()).counters["errors"]
     profile = scan_shard(ScanSettings(), shard, _broken_store())
-    assert profile["objects"] == len(refs)
-    assert profile["counters"]["errors"].get("PARSE_ERROR", 0) == (
+    assert profile.objects == len(refs)
+    assert profile.counters["errors"].get("PARSE_ERROR", 0) == (
         clean.get("PARSE_ERROR", 0) + len(mr)
     )
-    assert record.errors.get("PARSE_ERROR", 0) == profile["counters"]["errors"]["PARSE_ERROR"]
+    assert record.errors.get("PARSE_ERROR", 0) == profile.counters["errors"]["PARSE_ERROR"]

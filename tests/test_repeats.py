@@ -5,6 +5,7 @@ import random
 
 import numpy as np
 
+from loader.core.count import Count
 from loader.run.pipeline import run
 from loader.run.settings import RunSettings, Target
 from loader.sources.listing import ObjectRef
@@ -16,11 +17,11 @@ def test_repeats_within_and_across_batches_are_dropped_and_counted():
     rng = random.Random(5)
     listing = urls + rng.sample(urls, 2_000) + urls[:10] + urls[-10:]
     rng.shuffle(listing)
-    repeated = [0]
+    repeated = Count()
     kept = [ref.url for ref in unique_objects((ObjectRef(u, 1, None) for u in listing), repeated)]
     first_seen = list(dict.fromkeys(listing))  # each URL at its first entry, in order
     assert kept == first_seen
-    assert repeated[0] == len(listing) - len(urls)
+    assert repeated.value == len(listing) - len(urls)
 
 
 def test_seen_keys_merge_into_few_sorted_runs():

@@ -86,7 +86,7 @@ _FORMAT = "DICOM_LOADER_DOCTOR_PARQUET"
 
 
 def snowflake_checks(target: Target) -> list[Check]:
-    from loader.run.pipeline import open_warehouse
+    from loader.run.targets import open_warehouse
     from loader.warehouse.snowflake import SnowflakeWarehouse
 
     checks: list[Check] = []
@@ -341,8 +341,8 @@ def source_checks(source: str, options: dict[str, Any]) -> list[Check]:
     )
     checks.append(Check("credentials", True, _credentials(source, options)))
     profile = scan_shard(ScanSettings(None, options), Shard("doctor", (listed[0],)))
-    errors = dict(profile["counters"]["errors"])
-    read = int(profile["bytes_read"])
+    errors = dict(profile.counters["errors"])
+    read = profile.bytes_read
     checks.append(
         Check(
             "header read",

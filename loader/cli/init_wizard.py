@@ -102,13 +102,13 @@ def sample_source(source: str, options: dict[str, Any]) -> Sample:
     started = time.perf_counter()
     profile = scan_shard(ScanSettings(None, options), Shard("init-sample", chosen))
     seconds = time.perf_counter() - started
-    counters = profile["counters"]
+    counters = profile.counters
     return Sample(
         listed=len(listed),
         complete=complete,
         bytes_listed=sum(r.size for r in listed),
         read=len(chosen),
-        bytes_read=int(profile["bytes_read"]),
+        bytes_read=profile.bytes_read,
         seconds=seconds,
         errors=dict(counters["errors"]),
         modalities=dict(Counter(counters["modality"]).most_common(8)),
@@ -117,7 +117,7 @@ def sample_source(source: str, options: dict[str, Any]) -> Sample:
 
 def check_target(target_text: str) -> Target:
     """The target, parsed and opened once (a Snowflake connection is tested)."""
-    from loader.run.pipeline import check_target_writable, open_warehouse
+    from loader.run.targets import check_target_writable, open_warehouse
 
     target = Target.parse(target_text)
     if target.kind is TargetKind.NONE:

@@ -52,6 +52,13 @@ from loader.sources.storage import with_retries
 # and bytes count (a 50M-object archive on NFS: 3.2 TB at 64 KiB, 0.8 TB at 16).
 DEFAULT_HEADER_BYTES = 64 * 1024
 LOCAL_HEADER_BYTES = 16 * 1024
+
+
+def first_read_bytes(header_bytes: int | None, remote: bool) -> int:
+    """An object's first read: `--header-bytes` when given, else by where it is."""
+    return header_bytes or (DEFAULT_HEADER_BYTES if remote else LOCAL_HEADER_BYTES)
+
+
 _MIN_GROWTH = 16 * 1024
 _PIXEL_VRS = (b"OB", b"OW", b"OF", b"OD", b"UN")  # an explicit VR Pixel Data element's
 NUMBER_OF_FRAMES = 0x00280008

@@ -8,9 +8,9 @@ one (the shard is skipped on --resume), on a local disk or an object store alike
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from loader.output.location import OutputRoot
 
@@ -71,7 +71,7 @@ class ShardRecord:
         return cls(**{k: v for k, v in document.items() if k in names})
 
 
-def _encode(document: dict[str, Any]) -> bytes:
+def _encode(document: Mapping[str, Any]) -> bytes:
     return json.dumps(document, indent=1, sort_keys=True, default=str).encode()
 
 
@@ -92,11 +92,25 @@ def committed_shards(out: OutputRoot, run_id: str) -> Iterator[ShardRecord]:
         yield ShardRecord.from_json(json.loads(data))
 
 
-def write_run(out: OutputRoot, run_id: str, document: dict[str, Any]) -> None:
+class RunManifest(TypedDict):
+    """What a run or a rebuild was asked, kept beside its shard records (run.json):
+    `load --run-id` reads the source back, `--resume` that the run exists."""
+
+    run_id: str
+    source: str
+    target: str
+    shard_size: NotRequired[int]
+    header_bytes: NotRequired[int | None]
+    pseudonymized: NotRequired[Mapping[str, object]]  # report.Pseudonymized
+    started_at: NotRequired[str]  # ISO 8601, UTC
+    rebuild: NotRequired[bool]  # written by `rebuild`
+
+
+def write_run(out: OutputRoot, run_id: str, document: RunManifest) -> None:
     out.write_bytes(f"{run_dir(run_id)}/run.json", _encode(document))
 
 
-def read_run(out: OutputRoot, run_id: str) -> dict[str, Any] | None:
+def read_run(out: OutputRoot, run_id: str) -> RunManifest | None:
     data = out.read_bytes(f"{run_dir(run_id)}/run.json")
     return None if data is None else json.loads(data)  # type: ignore[no-any-return]
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from loader.core.count import Count
 from loader.sources.listing import ObjectRef
 
 BATCH = 8192
@@ -83,12 +84,12 @@ class KnownObjects:
 
 
 def changed_only(
-    objects: Iterable[ObjectRef], known: KnownObjects, unchanged: list[int]
+    objects: Iterable[ObjectRef], known: KnownObjects, unchanged: Count
 ) -> Iterator[ObjectRef]:
     """The objects that are not in `known`, in listing order; adds the number left
-    out to `unchanged[0]`."""
+    out to `unchanged`."""
     stream = iter(objects)
     while batch := list(islice(stream, BATCH)):
         seen = known.contains([identity_of(ref) for ref in batch])
-        unchanged[0] += int(seen.sum())
+        unchanged.value += int(seen.sum())
         yield from (ref for ref, skip in zip(batch, seen, strict=True) if not skip)

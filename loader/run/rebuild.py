@@ -38,18 +38,14 @@ from loader.extract.context import ObjectFacts, Row, Rows
 from loader.headers.frame_offsets import NOT_REQUESTED, FrameLocation, OffsetTables
 from loader.output import ledger
 from loader.output.location import OutputRoot
+from loader.run.engine import Progress, execute
 from loader.run.gc_pause import gc_paused
-from loader.run.pipeline import (
-    Progress,
-    check_target_writable,
-    execute,
-    load,
-    new_run_id,
-    open_warehouse,
-)
-from loader.run.report import RunReport
+from loader.run.load import load
+from loader.run.pipeline import new_run_id
+from loader.run.report import RunReport, RunTally
 from loader.run.settings import RunSettings, Target, TargetKind
 from loader.run.shard import ShardOutput, count_frames
+from loader.run.targets import check_target_writable, open_warehouse
 from loader.sources.listing import DEFAULT_SHARD_SIZE
 from loader.warehouse.base import Warehouse
 from loader.warehouse.duckdb import DuckDBWarehouse
@@ -378,9 +374,11 @@ def rebuild(
         settings=RunSettings(
             source=source, out=root.url, target=target, workers=workers, run_id=run_id
         ),
-        started=started,
-        processed_seconds=extraction.seconds,
-        shutdown_seconds=extraction.shutdown_seconds,
+        tally=RunTally(
+            started,
+            extraction_seconds=extraction.seconds,
+            shutdown_seconds=extraction.shutdown_seconds,
+        ),
     )
     root.remove_folder(f"{PARTS_FOLDER}/run_id={run_id}")
     return report

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from loader.core.errors import Category, ContainerError, object_failure
 from loader.core.keys import key_of
@@ -21,8 +21,8 @@ from loader.dicom.value_store import ValueStore
 from loader.extract import REQUIRED_UIDS
 from loader.extract.values import text
 from loader.headers.reader import ParsedHeader, read_stream
+from loader.run.engine import execute
 from loader.run.library_warnings import Collected, captured
-from loader.run.pipeline import execute
 from loader.run.shard import (
     export_contents,
     holds_instances,
@@ -36,6 +36,46 @@ from loader.sources.read_ahead import Ahead
 
 _T = TypeVar("_T")
 PROFILED_TAGS = (*REQUIRED_UIDS, "PatientID", "StudyDate", "Modality", "SOPClassUID")
+
+
+# What a scan counts per value, in its profile's order.
+COUNTED = ("errors", "manufacturer", "missing", "modality", "sop_class", "transfer_syntax")
+
+
+@dataclass(frozen=True)
+class ShardProfile:
+    """What one shard's scan found: the worker's answer, merged by ScanProfile."""
+
+    objects: int
+    bytes_listed: int
+    bytes_read: int
+    counters: dict[str, dict[str, int]]  # COUNTED name → value → objects
+    studies: set[int]  # 64-bit keys, light to merge
+    series: set[int]
+    instances: set[int]
+    patients: set[int]
+    first_date: str | None
+    last_date: str | None
+
+
+class Profile(TypedDict):
+    """An archive's profile, as `dicom-loader scan` prints it."""
+
+    objects: int
+    patients: int
+    studies: int
+    series: int
+    instances: int
+    earliest_study_date: str | None
+    latest_study_date: str | None
+    bytes_listed: int
+    bytes_read: int
+    errors: dict[str, int]  # objects by error category
+    manufacturer: dict[str, int]
+    missing: dict[str, int]  # objects without each of PROFILED_TAGS
+    modality: dict[str, int]
+    sop_class: dict[str, int]
+    transfer_syntax: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -144,20 +184,10 @@ def _tar_headers(
 
 def scan_shard(
     settings: ScanSettings, shard: Shard, store: ValueStore | None = None
-) -> dict[str, Any]:
+) -> ShardProfile:
     """Profile one shard; `store` as for process_shard (the worker's by default)."""
     store = store if store is not None else ValueStore.of_worker()
-    counters: dict[str, Counter[str]] = {
-        name: Counter()
-        for name in (
-            "modality",
-            "sop_class",
-            "manufacturer",
-            "transfer_syntax",
-            "missing",
-            "errors",
-        )
-    }
+    counters: dict[str, Counter[str]] = {name: Counter() for name in COUNTED}
     studies: set[int] = set()
     series: set[int] = set()
     instances: set[int] = set()
@@ -195,18 +225,18 @@ def scan_shard(
             if study_date:
                 dates.append(study_date)
     zips.close()
-    return {
-        "objects": len(shard.objects),
-        "bytes_listed": sum(r.size for r in shard.objects),
-        "bytes_read": bytes_read,
-        "counters": {k: dict(v) for k, v in counters.items()},
-        "studies": studies,
-        "series": series,
-        "instances": instances,
-        "patients": patients,
-        "first_date": min(dates) if dates else None,
-        "last_date": max(dates) if dates else None,
-    }
+    return ShardProfile(
+        objects=len(shard.objects),
+        bytes_listed=sum(r.size for r in shard.objects),
+        bytes_read=bytes_read,
+        counters={k: dict(v) for k, v in counters.items()},
+        studies=studies,
+        series=series,
+        instances=instances,
+        patients=patients,
+        first_date=min(dates) if dates else None,
+        last_date=max(dates) if dates else None,
+    )
 
 
 class ScanProfile:
@@ -214,37 +244,44 @@ class ScanProfile:
 
     def __init__(self) -> None:
         self.objects = self.bytes_listed = self.bytes_read = 0
-        self.counters: dict[str, Counter[str]] = {}
-        self.keys: dict[str, set[int]] = {
-            k: set() for k in ("studies", "series", "instances", "patients")
-        }
+        self.counters: dict[str, Counter[str]] = {name: Counter() for name in COUNTED}
+        self.studies: set[int] = set()
+        self.series: set[int] = set()
+        self.instances: set[int] = set()
+        self.patients: set[int] = set()
         self.dates: list[str] = []
 
-    def add(self, part: dict[str, Any]) -> None:
-        self.objects += part["objects"]
-        self.bytes_listed += part["bytes_listed"]
-        self.bytes_read += part["bytes_read"]
-        for name, values in part["counters"].items():
-            self.counters.setdefault(name, Counter()).update(values)
-        for name, found in self.keys.items():
-            found.update(part[name])
-        self.dates += [d for d in (part["first_date"], part["last_date"]) if d]
+    def add(self, part: ShardProfile) -> None:
+        self.objects += part.objects
+        self.bytes_listed += part.bytes_listed
+        self.bytes_read += part.bytes_read
+        for name, values in part.counters.items():
+            self.counters[name].update(values)
+        self.studies |= part.studies
+        self.series |= part.series
+        self.instances |= part.instances
+        self.patients |= part.patients
+        self.dates += [d for d in (part.first_date, part.last_date) if d]
 
-    def report(self) -> dict[str, Any]:
-        return {
-            "objects": self.objects,
-            "patients": len(self.keys["patients"]),
-            "studies": len(self.keys["studies"]),
-            "series": len(self.keys["series"]),
-            "instances": len(self.keys["instances"]),
-            "earliest_study_date": min(self.dates) if self.dates else None,
-            "latest_study_date": max(self.dates) if self.dates else None,
-            "bytes_listed": self.bytes_listed,
-            "bytes_read": self.bytes_read,
-            **{
-                name: dict(counter.most_common()) for name, counter in sorted(self.counters.items())
-            },
-        }
+    def report(self) -> Profile:
+        counted = {name: dict(counter.most_common()) for name, counter in self.counters.items()}
+        return Profile(
+            objects=self.objects,
+            patients=len(self.patients),
+            studies=len(self.studies),
+            series=len(self.series),
+            instances=len(self.instances),
+            earliest_study_date=min(self.dates) if self.dates else None,
+            latest_study_date=max(self.dates) if self.dates else None,
+            bytes_listed=self.bytes_listed,
+            bytes_read=self.bytes_read,
+            errors=counted["errors"],
+            manufacturer=counted["manufacturer"],
+            missing=counted["missing"],
+            modality=counted["modality"],
+            sop_class=counted["sop_class"],
+            transfer_syntax=counted["transfer_syntax"],
+        )
 
 
 def scan(
@@ -253,8 +290,8 @@ def scan(
     shard_size: int = 2000,
     header_bytes: int | None = None,
     storage_options: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Profile `source` and return the profile as a dictionary."""
+) -> Profile:
+    """Profile `source`: what a load of it would find, without loading it."""
     profile = ScanProfile()
     options = storage_options or {}
     shards = make_shards(list_source(source, options), shard_size)

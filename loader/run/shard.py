@@ -13,7 +13,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import orjson
@@ -28,14 +28,13 @@ from loader.core.errors import (
 from loader.core.memory import peak_rss_bytes
 from loader.dicom.decode import DEFAULT_ELEMENT_LIMIT, decode_header
 from loader.dicom.from_json import decode_json, instances_in, transfer_syntax_of
-from loader.dicom.pseudonymize import Pseudonymizer
+from loader.dicom.pseudonymize import Pseudonymizer, read_key
 from loader.dicom.value_store import ValueStore
 from loader.extract import error_row, extract_object
 from loader.extract.context import ObjectFacts, Row, Rows
 from loader.headers.reader import (
-    DEFAULT_HEADER_BYTES,
-    LOCAL_HEADER_BYTES,
     ParsedHeader,
+    first_read_bytes,
     read_local,
     read_remote,
     read_stream,
@@ -45,6 +44,7 @@ from loader.output.location import OutputRoot
 from loader.output.parquet import ShardWriter
 from loader.run.gc_pause import gc_paused
 from loader.run.library_warnings import Collected, captured, summary
+from loader.run.settings import RunSettings
 from loader.sources.containers import (
     DEFAULT_MEMBER_LIMIT,
     TAR,
@@ -77,6 +77,9 @@ from loader.sources.storage import (
 
 @dataclass(frozen=True)
 class ShardSettings:
+    """The shard's slice of a run's settings (`of`): the fields it shares with
+    RunSettings, copied by name, and what the run resolved for it."""
+
     out: str  # the output root: a local folder or an object-store URL
     run_id: str
     source: str
@@ -93,10 +96,25 @@ class ShardSettings:
     # cost their Basic Offset Table, at most one small read (frame_offsets).
     frame_offsets: bool = False
 
+    @classmethod
+    def of(cls, settings: RunSettings, out: str, run_id: str) -> ShardSettings:
+        """The slice of `settings` a shard reads, with the run's resolved output root
+        and id, and the pseudonymisation key's bytes (read once, in the driver)."""
+        shared = {name: getattr(settings, name) for name in SHARED_WITH_RUN}
+        key_file = settings.pseudonymize_key_file
+        key = read_key(key_file) if key_file else None
+        return cls(out=out, run_id=run_id, pseudonymize_key=key, **shared)
+
     def pseudonymizer(self) -> Pseudonymizer | None:
         if self.pseudonymize_key is None:
             return None
         return Pseudonymizer(self.pseudonymize_key, self.shift_dates, self.pseudonymize_uids)
+
+
+# Every ShardSettings field a run's settings also have, by name (the rest, RESOLVED,
+# the run works out for its shards).
+RESOLVED = frozenset({"out", "run_id", "pseudonymize_key"})
+SHARED_WITH_RUN = tuple(f.name for f in fields(ShardSettings) if f.name not in RESOLVED)
 
 
 def _facts(
@@ -203,9 +221,7 @@ def process_tar_members(
     order (its own modification time); a tar that cannot be read ends with one error
     row for what was left of it."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    first = settings.header_bytes or (
-        DEFAULT_HEADER_BYTES if is_remote(ref.url) else LOCAL_HEADER_BYTES
-    )
+    first = first_read_bytes(settings.header_bytes, remote=is_remote(ref.url))
     served = requests = 0
     try:
         ranged, members = tar_members(ref.url, ref.size, settings.storage_options)
@@ -382,9 +398,7 @@ def read_header(
         ranged, stream, size = zips.member(member)
         with stream:
             check_member_size(ref.url, size, member_limit)
-            first = header_bytes or (
-                DEFAULT_HEADER_BYTES if is_remote(member.container) else LOCAL_HEADER_BYTES
-            )
+            first = first_read_bytes(header_bytes, remote=is_remote(member.container))
             parsed = read_stream(ref.url, stream, size, first, skip_over, offset_tables)
         return replace(
             parsed,
@@ -392,9 +406,9 @@ def read_header(
             read_requests=ranged.requests - requests,
         )
     if fs is None:
-        first = header_bytes or LOCAL_HEADER_BYTES
+        first = first_read_bytes(header_bytes, remote=False)
         return read_local(ref.url, ref.size, first, skip_over, offset_tables)
-    first = header_bytes or DEFAULT_HEADER_BYTES
+    first = first_read_bytes(header_bytes, remote=True)
     return read_remote(
         fs, ref.url, path_of(ref.url), ref.size, first, prefetched, skip_over, offset_tables
     )
@@ -429,7 +443,7 @@ def reads_ahead(
     return ReadAhead(
         objects,
         filesystem_of,
-        header_bytes or DEFAULT_HEADER_BYTES,
+        first_read_bytes(header_bytes, remote=True),  # only remote objects are read ahead
         holds_instances,
         fetch_whole,
         concurrency=concurrency,

@@ -5,7 +5,7 @@ The queries are plain SQL over the model, so every warehouse answers them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from loader.warehouse.base import Warehouse
 
@@ -22,6 +22,43 @@ REQUIRED = {
 }
 
 
+class Accounting(TypedDict):
+    """The invariant of a run's report: every listed entry is accounted for once."""
+
+    listed: int
+    loaded: int
+    duplicates: int
+    error_files: int
+    unchanged: int
+    repeated_entries: int
+    balanced: bool
+
+
+class Checks(TypedDict, total=False):
+    """What validation found. A warehouse's checks (`warehouse_checks`) always have
+    the keys down to `masked_phi_rows`; a run adds its accounting, the load's
+    conflicts and, for a DICOMweb source, its incomplete studies. A Parquet-only
+    run has only the accounting."""
+
+    total_records: int
+    unique_patients: int
+    unique_studies: int
+    unique_series: int
+    earliest_study_date: str | None
+    latest_study_date: str | None
+    orphan_series: int
+    orphan_instances: int
+    orphan_studies: int
+    duplicate_natural_keys: int
+    deleted_instances: int
+    instances_not_following_their_files: int
+    completeness: dict[str, float | None]  # keyword of REQUIRED → share of instances
+    masked_phi_rows: int
+    accounting: Accounting
+    conflicts: dict[str, dict[str, Any]]  # table → natural keys and columns in conflict
+    incomplete_studies: dict[str, Any]  # dicomweb.incomplete_studies
+
+
 # What the governance pattern's text policy returns to a role without the PHI role.
 MASKED_TEXT = "***MASKED***"
 
@@ -31,13 +68,13 @@ def _one(warehouse: Warehouse, sql: str) -> Any:
     return rows[0][0] if rows else None
 
 
-def warehouse_checks(warehouse: Warehouse) -> dict[str, Any]:
+def warehouse_checks(warehouse: Warehouse) -> Checks:
     """Counts, date range, orphans and completeness of what the warehouse holds."""
     instances = int(
         _one(warehouse, "SELECT count(*) FROM dicom_instance WHERE deleted_at IS NULL") or 0
     )
     first, last = warehouse.query("SELECT min(study_date), max(study_date) FROM dicom_study")[0]
-    completeness = {}
+    completeness: dict[str, float | None] = {}
     for label, column in REQUIRED.items():
         present = _one(
             warehouse,
@@ -127,7 +164,7 @@ def accounting(
     *,
     unchanged: int = 0,
     repeated: int = 0,
-) -> dict[str, Any]:
+) -> Accounting:
     """The invariant: every listed entry is a loaded object, a duplicate, an error
     file, (with --incremental) unchanged since an earlier load, or a repeat of an
     entry listed before it in the same listing (read once)."""
@@ -143,7 +180,15 @@ def accounting(
 
 
 # Checks that must be zero on a warehouse; a missing one fails, it never passes.
-ZERO_CHECKS = (
+ZeroCheck = Literal[
+    "orphan_series",
+    "orphan_instances",
+    "orphan_studies",
+    "duplicate_natural_keys",
+    "masked_phi_rows",
+    "instances_not_following_their_files",
+]
+ZERO_CHECKS: tuple[ZeroCheck, ...] = (
     "orphan_series",
     "orphan_instances",
     "orphan_studies",
@@ -153,17 +198,17 @@ ZERO_CHECKS = (
 )
 
 
-def failed(checks: dict[str, Any], warehouse: bool = True) -> list[str]:
+def failed(checks: Checks, warehouse: bool = True) -> list[str]:
     """The names of the checks that failed: a warehouse's zero checks (when
     `warehouse`: a Parquet-only run has none) and the run's accounting (when the
     checks are a run's), each missing one included."""
-    names = [name for name in ZERO_CHECKS if checks.get(name) != 0] if warehouse else []
-    if "accounting" in checks and not checks["accounting"].get("balanced"):
+    names: list[str] = [n for n in ZERO_CHECKS if checks.get(n) != 0] if warehouse else []
+    if "accounting" in checks and not checks["accounting"]["balanced"]:
         names.append("accounting")
     if checks.get("incomplete_studies", {}).get("count"):  # a DICOMweb source's
         names.append("incomplete_studies")
     return names
 
 
-def passed(checks: dict[str, Any], warehouse: bool = True) -> bool:
+def passed(checks: Checks, warehouse: bool = True) -> bool:
     return not failed(checks, warehouse)

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from loader.core.count import Count
 from loader.core.keys import keys_of_texts
 from loader.sources.listing import ObjectRef
 
@@ -55,9 +56,9 @@ class SeenKeys:
 
 
 def unique_objects(
-    objects: Iterable[ObjectRef], repeated: list[int], seen: SeenKeys | None = None
+    objects: Iterable[ObjectRef], repeated: Count, seen: SeenKeys | None = None
 ) -> Iterator[ObjectRef]:
-    """`objects` without an entry whose URL was listed before; `repeated[0]` counts
+    """`objects` without an entry whose URL was listed before; `repeated` counts
     the entries dropped. `seen` ends holding the key of every URL listed (the
     deletion check compares the target's locations with them)."""
     seen = SeenKeys() if seen is None else seen
@@ -70,7 +71,7 @@ def unique_objects(
     yield from _new(batch, seen, repeated)
 
 
-def _new(batch: list[ObjectRef], seen: SeenKeys, repeated: list[int]) -> list[ObjectRef]:
+def _new(batch: list[ObjectRef], seen: SeenKeys, repeated: Count) -> list[ObjectRef]:
     if not batch:
         return []
     keys = np.array(keys_of_texts("", [ref.url for ref in batch]), dtype=np.uint64)
@@ -79,5 +80,5 @@ def _new(batch: list[ObjectRef], seen: SeenKeys, repeated: list[int]) -> list[Ob
     fresh[first] = True
     fresh &= ~seen.seen(keys)
     seen.add(keys[fresh])
-    repeated[0] += len(batch) - int(fresh.sum())
+    repeated.value += len(batch) - int(fresh.sum())
     return [ref for ref, new in zip(batch, fresh, strict=True) if new]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from loader.core.errors import ConfigError
+from loader.core.flags import flag
 from loader.core.identifiers import identifier
 from loader.warehouse.snowflake_target import external_stage_url, parse_snowflake_target
 
@@ -34,9 +35,23 @@ class TargetKind(StrEnum):
 class DuckDBOptions:
     """How the embedded warehouse may use the driver's machine."""
 
-    memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT  # DuckDB's own spelling: 512MB, 2GB
-    temp_directory: str | None = None  # where it spills; None: next to the database file
-    load_batch_objects: int = DEFAULT_LOAD_BATCH_OBJECTS
+    memory_limit: str = flag(  # DuckDB's own spelling: 512MB, 2GB
+        DEFAULT_DUCKDB_MEMORY_LIMIT,
+        "DuckDB: the most memory the load may use (512MB, 2GB…); beyond it, it spills.",
+        option="duckdb-memory-limit",
+    )
+    temp_directory: str | None = flag(
+        None,
+        "DuckDB: where the load spills what exceeds its memory limit "
+        "[default: the database file's name + .tmp].",
+        option="duckdb-temp-dir",
+    )
+    load_batch_objects: int = flag(
+        DEFAULT_LOAD_BATCH_OBJECTS,
+        "DuckDB: objects per load transaction; where the driver has a core the "
+        "workers do not use, each batch loads while later shards are extracted.",
+        minimum=1,
+    )
 
     def __post_init__(self) -> None:
         if not _MEMORY.fullmatch(self.memory_limit.strip()):
@@ -55,12 +70,22 @@ class Target:
 
     kind: TargetKind
     location: str = field(repr=False)
-    # Snowflake only: the run's Parquet already sits at this cloud URL (the --out
-    # root), so it loads through an external stage, without PUT.
-    stage_url: str | None = None
-    storage_integration: str | None = None
-    # Snowflake only: the size the run's Parquet is compacted to before staging.
-    stage_file_mb: float = DEFAULT_STAGE_FILE_MB
+    stage_url: str | None = flag(
+        None,
+        "Snowflake: the run's Parquet already at this s3://, gcs:// or azure:// URL "
+        "(the --out root); load it through an external stage, without PUT.",
+    )
+    storage_integration: str | None = flag(
+        None, "Snowflake storage integration that reads the --stage-url location."
+    )
+    stage_file_mb: float = flag(
+        DEFAULT_STAGE_FILE_MB,
+        "Snowflake: the run's Parquet is compacted per table into files of about this "
+        f"size before staging [default: {DEFAULT_STAGE_FILE_MB}].",
+        minimum=0.01,
+        maximum=5000,
+        unset=True,
+    )
     duckdb: DuckDBOptions = field(default_factory=DuckDBOptions)
 
     @classmethod

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 
 from loader.core.errors import ConfigError
+from loader.core.flags import flag
 from loader.core.identifiers import identifier, quoted
 from loader.core.model import BY_NAME
 
@@ -19,22 +20,31 @@ _STAGE_URL = re.compile(r"(s3|gcs|azure)://[A-Za-z0-9._/-]+")
 class Names:
     """Where the patterns go and what runs them; every name a plain identifier."""
 
-    database: str | None = None
-    schema: str | None = None
+    database: str | None = flag(None, "Database of the model (default: the session's).")
+    schema: str | None = flag(None, "Schema of the model (default: the session's).")
     # The warehouse that runs tasks, refreshes and the search service: no name is
     # assumed (only a trial account has COMPUTE_WH); deploy takes the session's.
-    warehouse: str | None = None
-    lag: str = "10 minutes"
-    phi_role: str = "DICOM_PHI_READER"
-    # The role that owns the loader's tables, tasks and dynamic tables: tasks and
-    # dynamic tables run as their owner, so deploy creates them as this role, and it
-    # is granted the PHI role, so what they read through a masking policy is never
-    # masked. None: the role deploy connects as.
-    owner_role: str | None = None
-    schedule: str = "5 MINUTE"
-    stage_url: str | None = None  # where exports land: s3://, gcs:// or azure://
-    storage_integration: str | None = None
-    notification_integration: str | None = None
+    warehouse: str | None = flag(
+        None,
+        "Warehouse that runs the tasks, dynamic tables and search service (deploy: "
+        "default the session's).",
+    )
+    lag: str = flag("10 minutes", "TARGET_LAG of the dynamic tables.")
+    phi_role: str = flag("DICOM_PHI_READER", "The role that sees PHI in clear.")
+    # Tasks and dynamic tables run as their owner, so what they read through a masking
+    # policy is never masked once the owner holds the PHI role. None: deploy's role.
+    owner_role: str | None = flag(
+        None,
+        "The role that owns and runs the loader's tables, tasks and dynamic tables: "
+        "deploy creates them as it, and grants it the PHI role so they never read "
+        "masked values (deploy: default the role it connects as).",
+    )
+    schedule: str = flag("5 MINUTE", "SCHEDULE of the root task.")
+    stage_url: str | None = flag(
+        None, "batch, snowpipe: where exports land (s3://, gcs://, azure://)."
+    )
+    storage_integration: str | None = flag(None, "The storage integration that reads --stage-url.")
+    notification_integration: str | None = flag(None, "snowpipe on Azure or GCS: its events.")
 
     def __post_init__(self) -> None:
         for what, name in (

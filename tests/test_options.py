@@ -1,0 +1,144 @@
+"""Each run option is declared once, on the settings field that carries it: the
+option, its variable, its settings-file key and the shard's copy all follow from
+that declaration, so a field without an option, an option without a field, or a
+shard setting the run does not pass on fails here."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+
+import click
+import pytest
+
+from loader.cli.app import main
+from loader.cli.options import flag_values
+from loader.cli.run_commands import rebuild, run
+from loader.cli.settings_file import default_map
+from loader.core.flags import flagged
+from loader.run.settings import DuckDBOptions, RunSettings, Target
+from loader.run.shard import RESOLVED, ShardSettings
+from loader.warehouse.patterns.names import Names
+
+# `run`'s parameters that several options or an argument make one value of.
+GROUPED = {
+    "source",  # SOURCE, with --since and --modality folded in
+    "since",
+    "modality",
+    "out",
+    "target",  # --target with Target's and DuckDBOptions' flags
+    "storage_option",
+    "anon",
+    "scheduler_file",  # the other way to name RunSettings.scheduler
+    "report_path",
+}
+
+# A value unlike any default for each flagged field of RunSettings, as typed on the
+# command line, and the field's value it must become.
+GIVEN = {
+    "workers": ("3", 3),
+    "cluster_min_objects": ("11", 11),
+    "shard_size": ("7", 7),
+    "scheduler": ("tcp://127.0.0.1:1", "tcp://127.0.0.1:1"),
+    "dashboard": (None, True),
+    "run_id": ("r-1", "r-1"),
+    "resume": (None, True),
+    "incremental": (None, True),
+    "header_bytes": ("4096", 4096),
+    "element_limit": ("99", 99),
+    "read_concurrency": ("5", 5),
+    "read_ahead_bytes": ("2.5", int(2.5 * 1024 * 1024)),  # --read-ahead-mb
+    "member_limit": ("0.5", 512 * 1024),  # --member-limit-mb
+    "frame_offsets": (None, True),
+    "pseudonymize_key_file": ("key.bin", "key.bin"),
+    "shift_dates": (None, True),
+    "pseudonymize_uids": (None, True),
+}
+
+
+def _option_names(command: click.Command) -> dict[str, str]:
+    """Parameter name → its first long flag, for each option of `command`."""
+    return {
+        p.name: next(o for o in p.opts if o.startswith("--"))
+        for p in command.params
+        if isinstance(p, click.Option) and p.name
+    }
+
+
+def test_every_run_setting_a_user_sets_is_one_option_of_run():
+    declared = {f.name for f in flagged(RunSettings)}
+    assert declared == set(GIVEN)  # a new flagged field needs its case here
+    parameters = {p.name for p in run.params}
+    target_fields = {f.name for f in flagged(Target)} | {f.name for f in flagged(DuckDBOptions)}
+    assert parameters == declared | target_fields | GROUPED
+
+
+def test_each_option_becomes_its_field_in_the_fields_unit(tmp_path: Path):
+    options = _option_names(run)
+    args = ["SRC"]
+    for name, (text, _) in GIVEN.items():
+        args += [options[name]] + ([text] if text is not None else [])
+    params = run.make_context("run", args).params
+
+    values = flag_values(RunSettings, dict(params))
+    assert values == {name: value for name, (_, value) in GIVEN.items()}
+    settings = RunSettings(source="SRC", **values)
+    for name, (_, value) in GIVEN.items():
+        assert getattr(settings, name) == value
+
+
+def test_unit_options_take_their_unit_from_the_file_and_the_environment(tmp_path: Path):
+    path = tmp_path / "dicom-loader.toml"
+    path.write_text("[run]\nread-ahead-mb = 3\n")
+    found = default_map(main, path, {"DICOM_LOADER_MEMBER_LIMIT_MB": "0.25"})
+    params = run.make_context("run", ["SRC"], default_map=found["run"]).params
+
+    values = flag_values(RunSettings, dict(params))
+    assert values["read_ahead_bytes"] == 3 * 1024 * 1024
+    assert values["member_limit"] == 256 * 1024
+
+
+def test_commands_sharing_a_setting_share_its_declaration():
+    run_options, rebuild_options = _option_names(run), _option_names(rebuild)
+    for name in ("workers", "shard_size"):
+        (field,) = flagged(RunSettings, name)
+        assert run_options[name] == rebuild_options[name] == field.flag.name(name)
+        shared = [p for p in (*run.params, *rebuild.params) if p.name == name]
+        assert {p.help for p in shared} == {field.flag.help}
+
+
+@pytest.mark.parametrize("cls", [RunSettings, Target, DuckDBOptions, Names])
+def test_a_flag_is_declared_on_a_field_with_a_plain_default(cls):
+    for field in flagged(cls):
+        assert field.default is not dataclasses.MISSING, field.name
+        assert field.flag.help.strip(), field.name
+
+
+def test_the_shard_receives_every_setting_it_shares_with_the_run(tmp_path: Path):
+    run_fields = typing.get_type_hints(RunSettings)
+    shard_fields = typing.get_type_hints(ShardSettings)
+    shared = set(shard_fields) - RESOLVED
+    for name in shared:
+        assert run_fields.get(name) == shard_fields[name], name
+    key = tmp_path / "key.bin"
+    key.write_bytes(b"k" * 32)
+    settings = RunSettings(
+        source="/archive",
+        header_bytes=4096,
+        element_limit=99,
+        storage_options={"anon": True},
+        pseudonymize_key_file=str(key),
+        shift_dates=True,
+        pseudonymize_uids=True,
+        read_concurrency=5,
+        read_ahead_bytes=12345,
+        member_limit=678,
+        frame_offsets=True,
+    )
+    slice_ = ShardSettings.of(settings, "/out", "r-1")
+    for name in shared:
+        assert getattr(slice_, name) == getattr(settings, name), name
+    defaults = ShardSettings(out="/out", run_id="r-1", source="/archive")
+    assert all(getattr(slice_, n) != getattr(defaults, n) for n in shared - {"source"})
+    assert (slice_.out, slice_.run_id, slice_.pseudonymize_key) == ("/out", "r-1", b"k" * 32)
