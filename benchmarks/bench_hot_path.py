@@ -32,8 +32,8 @@ from loader.dicom.value_store import ValueStore
 from loader.extract import extract_object
 from loader.extract.context import ObjectFacts
 from loader.headers.reader import DEFAULT_HEADER_BYTES, HeaderReader, parse_header, read_local
+from loader.jobs.gc_pause import gc_paused
 from loader.output.parquet import ArrowBuffers
-from loader.run.gc_pause import gc_paused
 from loader.sources.listing import DEFAULT_SHARD_SIZE
 from loader.synth import synthesize
 from loader.synth.iods import SOP_CLASSES

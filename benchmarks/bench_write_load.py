@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 
 from loader.extract.context import Row, Rows
+from loader.jobs.gc_pause import gc_paused
+from loader.jobs.pipeline import run
+from loader.jobs.settings import RunSettings, Target
+from loader.jobs.shard import ShardSettings, process_object
+from loader.jobs.targets import open_warehouse
 from loader.output import ledger
 from loader.output.location import OutputRoot
 from loader.output.parquet import ShardWriter
-from loader.run.gc_pause import gc_paused
-from loader.run.pipeline import run
-from loader.run.settings import RunSettings, Target
-from loader.run.shard import ShardSettings, process_object
-from loader.run.targets import open_warehouse
 from loader.sources.listing import list_source
 from loader.synth import synthesize
 

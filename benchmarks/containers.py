@@ -22,8 +22,8 @@ import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian
 
-from loader.run.pipeline import run
-from loader.run.settings import RunSettings, Target
+from loader.jobs.pipeline import run
+from loader.jobs.settings import RunSettings, Target
 
 NAMES = ("CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm", "SC_rgb.dcm")
 RESULTS = Path(__file__).resolve().parent / "results"

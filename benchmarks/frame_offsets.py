@@ -25,8 +25,8 @@ import pydicom
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless, generate_uid
 
-from loader.run.pipeline import run
-from loader.run.settings import RunSettings, Target
+from loader.jobs.pipeline import run
+from loader.jobs.settings import RunSettings, Target
 from loader.synth import synthesize
 
 OBJECTS = int(os.environ.get("BENCH_FRAMES_OBJECTS", "20000"))

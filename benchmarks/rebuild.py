@@ -19,9 +19,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from loader.run.pipeline import run
-from loader.run.rebuild import rebuild
-from loader.run.settings import RunSettings, Target
+from loader.jobs.pipeline import run
+from loader.jobs.rebuild import rebuild
+from loader.jobs.settings import RunSettings, Target
 from loader.synth import synthesize
 
 OBJECTS = int(os.environ.get("BENCH_REBUILD_OBJECTS", "20000"))

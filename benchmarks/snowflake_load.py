@@ -31,11 +31,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # the fakesnow harness
 
 from loader.core.model import BY_NAME, EXTRACTED  # noqa: E402
+from loader.jobs.load import load  # noqa: E402
+from loader.jobs.pipeline import run  # noqa: E402
+from loader.jobs.settings import DEFAULT_STAGE_FILE_MB, RunSettings, Target  # noqa: E402
 from loader.output import ledger  # noqa: E402
 from loader.output.location import OutputRoot  # noqa: E402
-from loader.run.load import load  # noqa: E402
-from loader.run.pipeline import run  # noqa: E402
-from loader.run.settings import DEFAULT_STAGE_FILE_MB, RunSettings, Target  # noqa: E402
 from loader.synth import synthesize  # noqa: E402
 from loader.warehouse.snowflake import FILES_PER_COPY  # noqa: E402
 from loader.warehouse.stage_files import compact_table  # noqa: E402

@@ -8,12 +8,12 @@ The Python API mirrors the command line::
 
 from __future__ import annotations
 
-from loader.run import targets
-from loader.run.load import load
-from loader.run.pipeline import run
-from loader.run.scan import scan
-from loader.run.settings import RunSettings, Target
-from loader.run.validate import Checks
+from loader.jobs import targets
+from loader.jobs.load import load
+from loader.jobs.pipeline import run
+from loader.jobs.scan import scan
+from loader.jobs.settings import RunSettings, Target
+from loader.jobs.validate import Checks
 from loader.synth import synthesize
 
 

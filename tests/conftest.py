@@ -149,8 +149,8 @@ def snowflake_target(fakesnow_server, request):
 
 def as_admin(target: str, *statements: str) -> None:
     """Run what an account administrator would, before a deploy or a doctor."""
-    from loader.run.settings import Target
-    from loader.run.targets import open_warehouse
+    from loader.jobs.settings import Target
+    from loader.jobs.targets import open_warehouse
 
     warehouse = open_warehouse(Target.parse(target))
     try:

@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from loader.run.pipeline import run
-from loader.run.settings import DuckDBOptions, RunSettings, Target
+from loader.jobs.pipeline import run
+from loader.jobs.settings import DuckDBOptions, RunSettings, Target
 from loader.warehouse.duckdb import DuckDBWarehouse
 from tests.test_pipeline import snapshot
 

@@ -17,8 +17,8 @@ import pytest
 import s3fs
 from pydicom.uid import ExplicitVRLittleEndian
 
-from loader.run.pipeline import run
-from loader.run.settings import RunSettings, Target
+from loader.jobs.pipeline import run
+from loader.jobs.settings import RunSettings, Target
 from tests.conftest import real_file
 
 NAMES = (
@@ -297,7 +297,7 @@ def test_members_of_a_removed_container_are_recorded_deleted(tmp_path):
 
 
 def test_scan_profiles_containers_as_the_loose_files(tmp_path):
-    from loader.run.scan import scan
+    from loader.jobs.scan import scan
 
     loose = _loose(tmp_path)
     folder = tmp_path / "incoming"

@@ -25,10 +25,10 @@ from loader.dicom.decode import decode_header
 from loader.dicom.pseudonymize import Pseudonymizer
 from loader.extract import extract_object
 from loader.headers.reader import read_local
-from loader.run.pipeline import run
-from loader.run.rebuild import rebuild
-from loader.run.settings import RunSettings, Target
-from loader.run.targets import open_warehouse
+from loader.jobs.pipeline import run
+from loader.jobs.rebuild import rebuild
+from loader.jobs.settings import RunSettings, Target
+from loader.jobs.targets import open_warehouse
 from tests.conftest import REPO, real_file
 from tests.highdicom_objects import Built, build
 from tests.test_extract import STORE, extract_path, facts

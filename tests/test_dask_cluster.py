@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from distributed import Client
 
+from loader.jobs.pipeline import run
+from loader.jobs.settings import DuckDBOptions, RunSettings, Target
 from loader.output.ledger import ShardRecord
-from loader.run.pipeline import run
-from loader.run.settings import DuckDBOptions, RunSettings, Target
 from tests.test_pipeline import snapshot
 
 

@@ -16,10 +16,10 @@ import pytest
 import s3fs
 
 from loader.core.errors import ConfigError, ListingError
-from loader.run.deleted_objects import DeletionScope, record_deletions, scope_of
-from loader.run.pipeline import run
-from loader.run.settings import RunSettings, Target
-from loader.run.targets import open_warehouse
+from loader.jobs.deleted_objects import DeletionScope, record_deletions, scope_of
+from loader.jobs.pipeline import run
+from loader.jobs.settings import RunSettings, Target
+from loader.jobs.targets import open_warehouse
 from loader.sources.repeats import SeenKeys
 from loader.synth import synthesize
 from loader.warehouse.duckdb import DuckDBWarehouse

@@ -13,8 +13,8 @@ import subprocess
 import duckdb
 import pytest
 
-from loader.run.settings import Target
-from loader.run.targets import open_warehouse
+from loader.jobs.settings import Target
+from loader.jobs.targets import open_warehouse
 from tests.conftest import as_admin
 from tests.test_cli import dicom_loader
 

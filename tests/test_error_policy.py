@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pydicom
 
 from loader.dicom.value_store import ValueStore
-from loader.run.scan import ScanSettings, scan_shard
-from loader.run.shard import ShardSettings, process_shard
+from loader.jobs.scan import ScanSettings, scan_shard
+from loader.jobs.shard import ShardSettings, process_shard
 from loader.sources.listing import ObjectRef, Shard
 from tests.conftest import loadable_real_files
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from loader.core.errors import StatementError
-from loader.run.settings import Target
-from loader.run.targets import open_warehouse
+from loader.jobs.settings import Target
+from loader.jobs.targets import open_warehouse
 
 pytestmark = pytest.mark.server
 

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from loader.core.errors import FILE_ERROR_CATEGORIES
-from loader.run.shard import ShardSettings, process_json_instances, process_object
+from loader.jobs.shard import ShardSettings, process_json_instances, process_object
 from loader.sources.listing import ObjectRef
 from tests.conftest import real_file, real_files
 

@@ -2,7 +2,7 @@ import gc
 import threading
 import weakref
 
-from loader.run.gc_pause import gc_paused
+from loader.jobs.gc_pause import gc_paused
 
 
 class _Node:

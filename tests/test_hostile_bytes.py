@@ -7,7 +7,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from loader.core.errors import FILE_ERROR_CATEGORIES
-from loader.run.shard import ShardSettings, process_shard
+from loader.jobs.shard import ShardSettings, process_shard
 from loader.sources.listing import list_source, make_shards
 from tests.conftest import real_file, real_files
 from tests.test_pipeline import run, settings

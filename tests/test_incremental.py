@@ -3,7 +3,7 @@
 import datetime as dt
 
 from loader.core.count import Count
-from loader.run.incremental import KnownObjects, changed_only, identity_of, identity_of_row
+from loader.jobs.incremental import KnownObjects, changed_only, identity_of, identity_of_row
 from loader.sources.listing import ObjectRef
 
 STAMP = 1_700_000_000.123456

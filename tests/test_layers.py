@@ -4,6 +4,8 @@ one, a circle, or I/O in the extraction."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import shutil
 import subprocess
 import sys
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import loader
 from tests.conftest import REPO
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
@@ -64,3 +67,20 @@ def test_one_bad_import_breaks_a_contract(tmp_path, module, line, broken):
     done = _lint(root)
     assert done.returncode == 1
     assert broken in done.stdout
+
+
+def test_every_module_is_reached_by_its_dotted_name():
+    """No name a package exports hides a module of it: `loader.run` is the Python
+    API's function, so the orchestration package is `loader.jobs`; `import a.b.c as m`
+    and patching by dotted path would otherwise reach the function, not the module."""
+    hidden = []
+    for info in pkgutil.walk_packages(loader.__path__, "loader."):
+        if info.name.endswith("__main__"):  # runs the command when imported
+            continue
+        module = importlib.import_module(info.name)
+        reached: object = loader
+        for part in info.name.split(".")[1:]:
+            reached = getattr(reached, part, None)
+        if reached is not module:
+            hidden.append(info.name)
+    assert not hidden

@@ -16,7 +16,7 @@ import duckdb
 import pydicom
 import pytest
 
-from loader.run.library_warnings import captured, summary
+from loader.jobs.library_warnings import captured, summary
 
 CLI = [sys.executable, "-m", "loader"]
 

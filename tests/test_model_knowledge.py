@@ -348,8 +348,8 @@ def test_deploy_creates_the_table_and_the_search_service_twice_the_same(snowflak
     it indexes finds a column by its tag."""
     from fakesnow_gaps import CATALOG
 
-    from loader.run.settings import Target
-    from loader.run.targets import open_warehouse
+    from loader.jobs.settings import Target
+    from loader.jobs.targets import open_warehouse
     from tests.test_cli import dicom_loader
 
     schema = snowflake_target.split("/")[4].split("?")[0]

@@ -10,10 +10,10 @@ import pytest
 import s3fs
 
 from loader.headers.reader import DEFAULT_HEADER_BYTES
+from loader.jobs.load import load
+from loader.jobs.pipeline import run
+from loader.jobs.settings import RunSettings, Target
 from loader.output.location import OutputRoot
-from loader.run.load import load
-from loader.run.pipeline import run
-from loader.run.settings import RunSettings, Target
 from loader.sources.listing import list_source, make_shards
 from loader.sources.storage import DEFAULT_READ_CONCURRENCY, RETRIES, parse_storage_options
 from loader.synth import synthesize

@@ -17,8 +17,8 @@ from loader.cli.options import flag_values
 from loader.cli.run_commands import rebuild, run
 from loader.cli.settings_file import default_map
 from loader.core.flags import flagged
-from loader.run.settings import DuckDBOptions, RunSettings, Target
-from loader.run.shard import RESOLVED, ShardSettings
+from loader.jobs.settings import DuckDBOptions, RunSettings, Target
+from loader.jobs.shard import RESOLVED, ShardSettings
 from loader.warehouse.patterns.names import Names
 
 # `run`'s parameters that several options or an argument make one value of.

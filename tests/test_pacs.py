@@ -26,9 +26,9 @@ from loader.dicom.decode import decode_elements, decode_header
 from loader.dicom.from_json import decode_json, instances_in
 from loader.headers.dataset_bytes import from_pydicom
 from loader.headers.reader import read_local
-from loader.run.pipeline import run
-from loader.run.scan import scan
-from loader.run.settings import RunSettings, Target
+from loader.jobs.pipeline import run
+from loader.jobs.scan import scan
+from loader.jobs.settings import RunSettings, Target
 from loader.sources.dicomweb import with_filters
 from loader.synth import synthesize
 from tests.conftest import loadable_real_files, real_file, running_orthanc, stored_in_orthanc

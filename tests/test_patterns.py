@@ -16,9 +16,9 @@ from sqlglot import exp
 
 from loader.core.errors import ConfigError
 from loader.core.model import phi_columns
-from loader.run.pipeline import run
-from loader.run.settings import RunSettings, Target
-from loader.run.targets import open_warehouse
+from loader.jobs.pipeline import run
+from loader.jobs.settings import RunSettings, Target
+from loader.jobs.targets import open_warehouse
 from loader.synth import synthesize
 from loader.warehouse.patterns import (
     PATTERNS,

@@ -14,10 +14,10 @@ from loader.dicom.decode import decode_header
 from loader.dicom.from_json import instances_in
 from loader.extract.values import text
 from loader.headers.reader import read_local
+from loader.jobs.pipeline import run
+from loader.jobs.settings import RunSettings, Target
 from loader.output import ledger
 from loader.output.location import OutputRoot
-from loader.run.pipeline import run
-from loader.run.settings import RunSettings, Target
 from loader.sources.containers import is_export
 from loader.sources.listing import ObjectRef, make_shards
 
@@ -568,10 +568,10 @@ def test_driver_dying_mid_merge_leaves_duckdb_as_before(synth_archive, tmp_path)
 
 
 def test_the_report_has_exactly_the_typed_keys(synth_archive, tmp_path):
-    """The JSON report a run writes and loader.run.report.RunReport name the same keys."""
+    """The JSON report a run writes and loader.jobs.report.RunReport name the same keys."""
     from typing import get_type_hints
 
-    from loader.run.report import RunReport
+    from loader.jobs.report import RunReport
 
     root, _ = synth_archive
     report = run(settings(root, tmp_path, name="typed"))

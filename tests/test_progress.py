@@ -10,9 +10,9 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loader.run.pipeline import run
-from loader.run.progress import ListingCount, counted, eta_text, listed_text, manifest_entries
-from loader.run.settings import RunSettings, Target
+from loader.jobs.pipeline import run
+from loader.jobs.progress import ListingCount, counted, eta_text, listed_text, manifest_entries
+from loader.jobs.settings import RunSettings, Target
 from loader.synth import synthesize
 
 

@@ -19,8 +19,8 @@ from loader.dicom.decode import decode_header
 from loader.dicom.pseudonymize import Pseudonymizer, read_key
 from loader.dicom.value_store import ValueStore
 from loader.headers.reader import read_local
-from loader.run.pipeline import run
-from loader.run.settings import RunSettings, Target
+from loader.jobs.pipeline import run
+from loader.jobs.settings import RunSettings, Target
 from loader.synth import synthesize
 from tests.conftest import real_file
 

@@ -9,10 +9,10 @@ import pytest
 
 from loader.core.errors import FILE_ERROR_CATEGORIES, ConfigError
 from loader.core.model import AUDIT, BY_NAME, EXTRACTED
-from loader.run.pipeline import run
-from loader.run.rebuild import rebuild
-from loader.run.settings import RunSettings, Target
-from loader.run.targets import open_warehouse
+from loader.jobs.pipeline import run
+from loader.jobs.rebuild import rebuild
+from loader.jobs.settings import RunSettings, Target
+from loader.jobs.targets import open_warehouse
 from loader.synth import synthesize
 from tests.conftest import real_file
 

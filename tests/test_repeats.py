@@ -6,8 +6,8 @@ import random
 import numpy as np
 
 from loader.core.count import Count
-from loader.run.pipeline import run
-from loader.run.settings import RunSettings, Target
+from loader.jobs.pipeline import run
+from loader.jobs.settings import RunSettings, Target
 from loader.sources.listing import ObjectRef
 from loader.sources.repeats import BATCH, SeenKeys, unique_objects
 

@@ -15,9 +15,9 @@ from loader.core.errors import ConfigError, LoadError
 from loader.core.faults import InjectedFault
 from loader.core.keys import SQL_KEY_EXPRESSION
 from loader.core.model import BY_NAME, EXTRACTED, TABLES
-from loader.run.load import load
-from loader.run.pipeline import run
-from loader.run.settings import RunSettings, Target
+from loader.jobs.load import load
+from loader.jobs.pipeline import run
+from loader.jobs.settings import RunSettings, Target
 from loader.warehouse.merge import merge_upsert
 from loader.warehouse.snowflake import (
     SnowflakeWarehouse,

@@ -9,9 +9,9 @@ import pytest
 import sqlglot
 
 from loader.core.model import BY_NAME, DIALECT_TYPES, EXTRACTED
+from loader.jobs.pipeline import run
+from loader.jobs.settings import RunSettings, Target
 from loader.output.location import OutputRoot
-from loader.run.pipeline import run
-from loader.run.settings import RunSettings, Target
 from loader.warehouse.snowflake import FILES_PER_COPY, copy_statements
 from loader.warehouse.stage_files import compact_table
 

@@ -31,7 +31,7 @@ from loader.core.errors import LoaderError
 from loader.core.model import LOADED_AT, RUN_ID, SOURCE_ORDER, Column, LoadMode, Table, arrow_schema
 from loader.core.model import ColumnType as T
 from loader.core.units import size_text
-from loader.run.settings import Target, TargetKind
+from loader.jobs.settings import Target, TargetKind
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ _FORMAT = "DICOM_LOADER_DOCTOR_PARQUET"
 
 
 def snowflake_checks(target: Target) -> list[Check]:
-    from loader.run.targets import open_warehouse
+    from loader.jobs.targets import open_warehouse
     from loader.warehouse.snowflake import SnowflakeWarehouse
 
     checks: list[Check] = []
@@ -326,7 +326,7 @@ def duckdb_checks(target: Target) -> list[Check]:
 def source_checks(source: str, options: dict[str, Any]) -> list[Check]:
     import itertools
 
-    from loader.run.scan import ScanSettings, scan_shard
+    from loader.jobs.scan import ScanSettings, scan_shard
     from loader.sources.listing import Shard, list_source
 
     checks = []

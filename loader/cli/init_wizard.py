@@ -27,8 +27,8 @@ from loader.cli.settings_file import CONFIG_NAME
 from loader.core.credentials import secret_names
 from loader.core.errors import ConfigError
 from loader.core.units import duration_text, size_text
-from loader.run.scan import ScanSettings, scan_shard
-from loader.run.settings import Target, TargetKind
+from loader.jobs.scan import ScanSettings, scan_shard
+from loader.jobs.settings import Target, TargetKind
 from loader.sources.listing import ObjectRef, Shard, list_source
 
 LIST_LIMIT = 100_000  # objects the sample lists at most: past it, the total is "at least"
@@ -117,7 +117,7 @@ def sample_source(source: str, options: dict[str, Any]) -> Sample:
 
 def check_target(target_text: str) -> Target:
     """The target, parsed and opened once (a Snowflake connection is tested)."""
-    from loader.run.targets import check_target_writable, open_warehouse
+    from loader.jobs.targets import check_target_writable, open_warehouse
 
     target = Target.parse(target_text)
     if target.kind is TargetKind.NONE:

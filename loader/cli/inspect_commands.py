@@ -17,8 +17,8 @@ from loader.cli.terminal import (
     write_json_report,
 )
 from loader.core.errors import LoaderError
-from loader.run import targets, validate
-from loader.run.settings import DEFAULT_TARGET, RunSettings, Target
+from loader.jobs import targets, validate
+from loader.jobs.settings import DEFAULT_TARGET, RunSettings, Target
 
 
 @click.command(name="validate")
@@ -50,7 +50,7 @@ def scan(
     source: str, workers: int, shard_size: int, report_path: str | None, storage: StorageGiven
 ) -> None:
     """Profile SOURCE without loading it."""
-    from loader.run.scan import scan as scan_source
+    from loader.jobs.scan import scan as scan_source
 
     try:
         profile = scan_source(

@@ -24,7 +24,7 @@ import click
 from loader.cli.terminal import fail
 from loader.core.errors import LoaderError
 from loader.core.flags import Flagged, flagged
-from loader.run.settings import DEFAULT_OUT, DEFAULT_TARGET, DuckDBOptions, Target
+from loader.jobs.settings import DEFAULT_OUT, DEFAULT_TARGET, DuckDBOptions, Target
 from loader.sources.dicomweb import with_filters
 from loader.sources.storage import parse_storage_options
 from loader.warehouse.patterns import Names

@@ -19,12 +19,12 @@ from loader.cli.options import (
 )
 from loader.cli.terminal import fail, finish, shard_progress
 from loader.core.errors import ConfigError, LoaderError
+from loader.jobs import pipeline
+from loader.jobs.load import load as load_run
+from loader.jobs.progress import ListingCount, manifest_entries
+from loader.jobs.rebuild import rebuild as rebuild_tables
+from loader.jobs.settings import RunSettings, Target
 from loader.output.location import OutputRoot
-from loader.run import pipeline
-from loader.run.load import load as load_run
-from loader.run.progress import ListingCount, manifest_entries
-from loader.run.rebuild import rebuild as rebuild_tables
-from loader.run.settings import RunSettings, Target
 
 
 @click.command()

@@ -28,7 +28,7 @@ from loader.cli.terminal import (
     out_console,
 )
 from loader.core.errors import ConfigError, LoaderError
-from loader.run.settings import (
+from loader.jobs.settings import (
     DEFAULT_OUT,
     DEFAULT_TARGET,
     Target,

@@ -13,8 +13,8 @@ from loader.cli.terminal import (
     out_console,
 )
 from loader.core.errors import ConfigError, LoaderError
-from loader.run import targets
-from loader.run.settings import (
+from loader.jobs import targets
+from loader.jobs.settings import (
     DEFAULT_TARGET,
     Target,
     TargetKind,

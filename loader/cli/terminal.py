@@ -30,10 +30,10 @@ from rich.text import Text
 from loader.cli import html_report
 from loader.core.credentials import Redaction
 from loader.core.errors import LoaderError
+from loader.jobs.deleted_objects import NOT_INCREMENTAL
+from loader.jobs.progress import ListingCount, eta_text, listed_text
+from loader.jobs.report import RunReport
 from loader.output.ledger import ShardRecord
-from loader.run.deleted_objects import NOT_INCREMENTAL
-from loader.run.progress import ListingCount, eta_text, listed_text
-from loader.run.report import RunReport
 
 console = Console(stderr=True)
 out_console = Console()

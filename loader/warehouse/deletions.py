@@ -1,6 +1,6 @@
 """Objects gone from the archive → `deleted_at` on their rows, in one transaction.
 
-The driver finds them (loader/run/deleted_objects.py): live locations under the listed prefix
+The driver finds them (loader/jobs/deleted_objects.py): live locations under the listed prefix
 that the listing no longer holds. Here their `dicom_file_location` and `dicom_raw`
 rows are stamped, an instance whose loaded file went is re-pointed to its newest
 remaining copy, an instance with no copy left is stamped too, and the counts of the
@@ -16,9 +16,9 @@ from collections.abc import Iterable
 
 from loader.warehouse.base import Deleted
 from loader.warehouse.merge import (
-    Dialect,
     Execute,
     Keys,
+    MergeDialect,
     follow_live_locations,
     mark_duplicates,
     recount,
@@ -29,7 +29,7 @@ KEYS_PER_STATEMENT = 1000  # bound values per UPDATE: Snowflake allows 16,384
 
 def in_one_transaction(
     execute: Execute,
-    dialect: Dialect,
+    dialect: MergeDialect,
     begin: str,
     location_keys: Iterable[list[int]],
     at: dt.datetime,
@@ -47,7 +47,7 @@ def in_one_transaction(
 
 
 def record_deletions(
-    execute: Execute, dialect: Dialect, location_keys: Iterable[list[int]], at: dt.datetime
+    execute: Execute, dialect: MergeDialect, location_keys: Iterable[list[int]], at: dt.datetime
 ) -> Deleted:
     """Stamp the locations `location_keys` (batches of keys) deleted `at`, and follow
     through; the caller holds the transaction."""

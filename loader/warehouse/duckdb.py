@@ -28,7 +28,7 @@ from loader.warehouse.base import Deleted, LoadResult, fetch_batches, upgrade_st
 from loader.warehouse.batches import BatchedLoad
 from loader.warehouse.deletions import in_one_transaction
 from loader.warehouse.merge import (
-    Dialect,
+    MergeDialect,
     account_staged,
     delete_insert_upsert,
     merge_staged,
@@ -36,7 +36,7 @@ from loader.warehouse.merge import (
 )
 from loader.warehouse.target import DuckDBOptions
 
-DIALECT = Dialect(
+DIALECT = MergeDialect(
     placeholder="?",
     upsert=delete_insert_upsert,
     sorted_distinct_list=lambda column: (

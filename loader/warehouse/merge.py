@@ -10,7 +10,7 @@ Once every batch is in, `account_staged` writes the load history and accounts fo
 the run's objects from its staged locations and errors (the whole run's: an object
 of a later batch can take an earlier batch's object's place). Snowflake loads a run
 as one batch and does both in one transaction. Only the few statements whose
-spelling differs between engines come from the backend's `Dialect`.
+spelling differs between engines come from the backend's `MergeDialect`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def stage_table(table: str) -> str:
 
 
 @dataclass(frozen=True)
-class Dialect:
+class MergeDialect:
     """How one engine spells what the others spell differently."""
 
     placeholder: str  # "?" or "%s"
@@ -126,7 +126,7 @@ def merge_upsert(table: Table, unique: bool = False) -> list[str]:
 
 def merge_staged(
     execute: Execute,
-    dialect: Dialect,
+    dialect: MergeDialect,
     run_id: str,
     shards: list[ShardRecord],
     staged: dict[str, int],
@@ -180,7 +180,7 @@ def merge_staged(
 
 def account_staged(
     execute: Execute,
-    dialect: Dialect,
+    dialect: MergeDialect,
     run_id: str,
     shards: list[ShardRecord],
     loaded_at: dt.datetime,
@@ -365,7 +365,7 @@ def follow_live_locations(execute: Execute, touched: Keys) -> None:
             )
 
 
-def recount(execute: Execute, dialect: Dialect, series: Keys, studies: Keys) -> None:
+def recount(execute: Execute, dialect: MergeDialect, series: Keys, studies: Keys) -> None:
     """Study and series counts come from the live instances loaded, never from
     headers: for the series and studies `series` and `studies`. A study's
     modalities are those of its series that still have an instance."""
@@ -400,7 +400,7 @@ def recount(execute: Execute, dialect: Dialect, series: Keys, studies: Keys) -> 
 
 def _record_history(
     execute: Execute,
-    dialect: Dialect,
+    dialect: MergeDialect,
     run_id: str,
     shards: list[ShardRecord],
     loaded_at: dt.datetime,

@@ -37,7 +37,7 @@ from loader.output.location import OutputRoot
 from loader.warehouse.base import Deleted, LoadResult, fetch_batches, upgrade_statements
 from loader.warehouse.deletions import in_one_transaction
 from loader.warehouse.merge import (
-    Dialect,
+    MergeDialect,
     account_staged,
     merge_staged,
     merge_upsert,
@@ -60,7 +60,7 @@ PUT_THREADS = 4
 STAGED_FOLDER = "_snowflake_stage"
 _RUN_ID = re.compile(r"[A-Za-z0-9_.=-]{1,128}")
 
-DIALECT = Dialect(
+DIALECT = MergeDialect(
     placeholder="%s",
     upsert=merge_upsert,
     sorted_distinct_list=lambda column: (

@@ -15,19 +15,21 @@ from pathlib import Path
 from loader.core.errors import ConfigError
 from loader.core.identifiers import quoted
 from loader.core.model import render_ddl
-from loader.warehouse.patterns.dynamic_tables import dynamic_tables
+from loader.warehouse.patterns import (
+    dynamic_tables,
+    governance,
+    model_knowledge,
+    stream_task,
+    validation,
+)
 from loader.warehouse.patterns.exports import batch, snowpipe
 from loader.warehouse.patterns.governance import (
     dynamic_table_masking,
-    governance,
     header_copy_masking,
     policies,
     role_statements,
 )
-from loader.warehouse.patterns.model_knowledge import duckdb_model_knowledge, model_knowledge
 from loader.warehouse.patterns.names import Names
-from loader.warehouse.patterns.stream_task import stream_task
-from loader.warehouse.patterns.validation import validation
 
 PATTERNS = (
     "batch",
@@ -52,12 +54,12 @@ def _masked(render: Callable[[Names], list[str]], *masking: Callable[[Names], li
 
 RENDERERS: dict[str, Callable[[Names], list[str]]] = {
     "batch": _masked(batch, header_copy_masking),
-    "dynamic-tables": _masked(dynamic_tables, dynamic_table_masking),
-    "stream-task": _masked(stream_task, header_copy_masking),
+    "dynamic-tables": _masked(dynamic_tables.dynamic_tables, dynamic_table_masking),
+    "stream-task": _masked(stream_task.stream_task, header_copy_masking),
     "snowpipe": _masked(snowpipe, header_copy_masking),
-    "governance": governance,
-    "validation": validation,
-    "model-knowledge": model_knowledge,
+    "governance": governance.governance,
+    "validation": validation.validation,
+    "model-knowledge": model_knowledge.model_knowledge,
 }
 
 
@@ -65,7 +67,7 @@ def model_sql(dialect: str) -> str:
     """`dicom-loader sql --dialect D` and sql/<D>/model.sql: the model's DDL; for
     DuckDB, then the model described as rows (Snowflake has its pattern for it)."""
     ddl = render_ddl(dialect)
-    return ddl + "\n" + duckdb_model_knowledge() if dialect == "duckdb" else ddl
+    return ddl + "\n" + model_knowledge.duckdb_model_knowledge() if dialect == "duckdb" else ddl
 
 
 EXAMPLE = Names(  # for the files: the session's database and schema, example names

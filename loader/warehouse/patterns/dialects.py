@@ -12,7 +12,7 @@ from loader.core.model import ColumnType as T
 
 
 @dataclass(frozen=True)
-class Dialect:
+class PatternDialect:
     name: str
     text: Callable[[str], str]  # keyword → its first value as text
     cast: dict[ColumnType, Callable[[str], str]]  # text SQL → typed SQL
@@ -21,7 +21,7 @@ class Dialect:
     now: str
 
 
-SNOWFLAKE = Dialect(
+SNOWFLAKE = PatternDialect(
     "snowflake",
     # Each branch casts a path: a VARIANT string cast to STRING is the bare text.
     lambda k: f'IFF(IS_ARRAY(metadata:"{k}"), metadata:"{k}"[0]::STRING, metadata:"{k}"::STRING)',
@@ -32,7 +32,7 @@ SNOWFLAKE = Dialect(
     },
     "SYSDATE()",
 )
-DUCKDB = Dialect(
+DUCKDB = PatternDialect(
     "duckdb",
     lambda k: (
         f"(CASE WHEN json_type(metadata, '$.\"{k}\"') = 'ARRAY' "

@@ -12,7 +12,7 @@ from loader.core.identifiers import quoted
 from loader.core.keys import sql_key
 from loader.core.model import ColumnType
 from loader.core.model import ColumnType as T
-from loader.warehouse.patterns.dialects import SNOWFLAKE, Dialect
+from loader.warehouse.patterns.dialects import SNOWFLAKE, PatternDialect
 from loader.warehouse.patterns.names import Names
 
 DT_PREFIX = "dt_"
@@ -91,7 +91,7 @@ def winner(key: str) -> str:
     return f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY {order}) = 1"
 
 
-def instance_select(dialect: Dialect, raw: str) -> str:
+def instance_select(dialect: PatternDialect, raw: str) -> str:
     """One row per SOP Instance UID of `raw`, with the keys of every level. Objects
     an incremental run found deleted are left out, so an instance whose every copy is
     gone leaves the instance table, and its series and study their counts."""

@@ -14,16 +14,16 @@ from loader.core.errors import Category
 from loader.core.identifiers import quoted
 from loader.core.keys import sql_key
 from loader.core.model import ColumnType as T
-from loader.warehouse.patterns.dialects import SNOWFLAKE, Dialect
+from loader.warehouse.patterns.dialects import SNOWFLAKE, PatternDialect
 from loader.warehouse.patterns.dynamic_tables import INSTANCE_FIELDS, winner
 from loader.warehouse.patterns.names import ERROR_COLUMNS, Names
 
 
-def _text(dialect: Dialect, keyword: str, row: str = "r") -> str:
+def _text(dialect: PatternDialect, keyword: str, row: str = "r") -> str:
     return dialect.text(keyword).replace("metadata", f"{row}.metadata")
 
 
-def routed_errors(dialect: Dialect, changes: str, raw: str, errors: str, batch: str) -> str:
+def routed_errors(dialect: PatternDialect, changes: str, raw: str, errors: str, batch: str) -> str:
     """Error rows for the changed raw rows `changes`, of every category SQL can tell
     from a header (validation, duplicate, type cast, referential), each object and
     category at most once: rows `errors` already holds are not routed again. Only
@@ -75,7 +75,7 @@ STUDY_CDC = (
 )
 
 
-def study_merge(dialect: Dialect, changes: str, study: str) -> str:
+def study_merge(dialect: PatternDialect, changes: str, study: str) -> str:
     """CDC MERGE of amended studies: the newest changed row of each study updates
     every attribute that differs (not only counts) and inserts studies not yet there."""
     fields = {f.column: f for f in INSTANCE_FIELDS}

@@ -16,15 +16,15 @@ import duckdb
 from loader.core.count import Count
 from loader.core.errors import Category
 from loader.core.memory import peak_rss_bytes
-from loader.output.ledger import ShardRecord
-from loader.output.location import OutputRoot
-from loader.run import validate
-from loader.run.deleted_objects import (
+from loader.jobs import validate
+from loader.jobs.deleted_objects import (
     NOT_INCREMENTAL,
     Deletions,
 )
-from loader.run.settings import RunSettings, TargetKind
-from loader.run.validate import Checks
+from loader.jobs.settings import RunSettings, TargetKind
+from loader.jobs.validate import Checks
+from loader.output.ledger import ShardRecord
+from loader.output.location import OutputRoot
 from loader.sources.listing import ObjectRef
 from loader.warehouse.base import LoadResult
 
@@ -73,7 +73,7 @@ class Pseudonymized(TypedDict):
 
 class DeletedReport(TypedDict):
     """Objects an --incremental run found gone from the prefix it listed: stamped
-    `deleted_at`, never dropped (loader/run/deleted_objects.py). Not listed, so outside the
+    `deleted_at`, never dropped (loader/jobs/deleted_objects.py). Not listed, so outside the
     listing's accounting; validation checks that instances follow their live copies."""
 
     checked: bool  # False: the run could not tell (see reason) and deleted nothing

@@ -21,9 +21,9 @@ from loader.dicom.value_store import ValueStore
 from loader.extract import REQUIRED_UIDS
 from loader.extract.values import text
 from loader.headers.reader import ParsedHeader, read_stream
-from loader.run.engine import execute
-from loader.run.library_warnings import Collected, captured
-from loader.run.shard import (
+from loader.jobs.engine import execute
+from loader.jobs.library_warnings import Collected, captured
+from loader.jobs.shard import (
     export_contents,
     holds_instances,
     instances_fetched,

@@ -15,20 +15,20 @@ from typing import Any, NamedTuple
 
 from loader.core.errors import ConfigError
 from loader.dicom.pseudonymize import Pseudonymizer, read_key
-from loader.output import ledger
-from loader.output.ledger import ShardRecord
-from loader.output.location import OutputRoot
-from loader.run import validate
-from loader.run.deleted_objects import (
+from loader.jobs import validate
+from loader.jobs.deleted_objects import (
     DeletionScope,
     record_deletions,
 )
-from loader.run.report import LoadOutcome, RunReport, RunTally, build_report
-from loader.run.settings import RunSettings, Target, TargetKind
-from loader.run.targets import (
+from loader.jobs.report import LoadOutcome, RunReport, RunTally, build_report
+from loader.jobs.settings import RunSettings, Target, TargetKind
+from loader.jobs.targets import (
     check_target_reads,
     open_warehouse,
 )
+from loader.output import ledger
+from loader.output.ledger import ShardRecord
+from loader.output.location import OutputRoot
 from loader.sources.dicomweb import incomplete_studies, is_dicomweb
 from loader.sources.repeats import SeenKeys
 from loader.warehouse.base import Warehouse
@@ -56,7 +56,7 @@ def load(
 ) -> RunReport:
     """Load a written run (its committed shards) into `target`, validate, report.
     With `deletion_check` (an incremental run), objects gone from the listed prefix
-    are then recorded as deleted (loader/run/deleted_objects.py), before validation.
+    are then recorded as deleted (loader/jobs/deleted_objects.py), before validation.
 
     `tally` is what the run counted before (a load of a written run starts its own);
     `loading` holds the batches a run already loaded during its extraction (and the

@@ -39,12 +39,12 @@ from loader.headers.reader import (
     read_remote,
     read_stream,
 )
+from loader.jobs.gc_pause import gc_paused
+from loader.jobs.library_warnings import Collected, captured, summary
+from loader.jobs.settings import RunSettings
 from loader.output import ledger
 from loader.output.location import OutputRoot
 from loader.output.parquet import ShardWriter
-from loader.run.gc_pause import gc_paused
-from loader.run.library_warnings import Collected, captured, summary
-from loader.run.settings import RunSettings
 from loader.sources.containers import (
     DEFAULT_MEMBER_LIMIT,
     TAR,

@@ -10,11 +10,11 @@ import os
 from pathlib import Path
 
 from loader.core.errors import ConfigError
+from loader.jobs import validate
+from loader.jobs.incremental import IDENTITY_SQL, KnownObjects
+from loader.jobs.settings import Target, TargetKind
+from loader.jobs.validate import Checks
 from loader.output.location import OutputRoot
-from loader.run import validate
-from loader.run.incremental import IDENTITY_SQL, KnownObjects
-from loader.run.settings import Target, TargetKind
-from loader.run.validate import Checks
 from loader.warehouse.base import Warehouse
 
 log = logging.getLogger(__name__)

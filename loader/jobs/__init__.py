@@ -1,4 +1,5 @@
-"""Orchestration: the stages above put together for one command.
+"""Orchestration: the stages above put together for one command, a job: a run, a
+scan, a rebuild. (Not `run/`: `loader.run` is the Python API's function.)
 
 In: typed settings (settings.py) from the command line, the environment or
 `dicom-loader.toml`.

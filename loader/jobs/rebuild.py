@@ -36,16 +36,16 @@ from loader.dicom.stored_headers import decoded_from_stored
 from loader.extract import error_row, extract_object
 from loader.extract.context import ObjectFacts, Row, Rows
 from loader.headers.frame_offsets import NOT_REQUESTED, FrameLocation, OffsetTables
+from loader.jobs.engine import Progress, execute
+from loader.jobs.gc_pause import gc_paused
+from loader.jobs.load import load
+from loader.jobs.pipeline import new_run_id
+from loader.jobs.report import RunReport, RunTally
+from loader.jobs.settings import RunSettings, Target, TargetKind
+from loader.jobs.shard import ShardOutput, count_frames
+from loader.jobs.targets import check_target_writable, open_warehouse
 from loader.output import ledger
 from loader.output.location import OutputRoot
-from loader.run.engine import Progress, execute
-from loader.run.gc_pause import gc_paused
-from loader.run.load import load
-from loader.run.pipeline import new_run_id
-from loader.run.report import RunReport, RunTally
-from loader.run.settings import RunSettings, Target, TargetKind
-from loader.run.shard import ShardOutput, count_frames
-from loader.run.targets import check_target_writable, open_warehouse
 from loader.sources.listing import DEFAULT_SHARD_SIZE
 from loader.warehouse.base import Warehouse
 from loader.warehouse.duckdb import DuckDBWarehouse

@@ -19,29 +19,29 @@ from contextlib import ExitStack
 from loader.core.count import Count
 from loader.core.errors import ConfigError, WarehouseMemoryError
 from loader.core.model import EXTRACTED
-from loader.output import ledger
-from loader.output.ledger import ShardRecord
-from loader.output.location import OutputRoot
-from loader.run.deleted_objects import (
+from loader.jobs.deleted_objects import (
     scope_of,
 )
-from loader.run.engine import Progress, execute
-from loader.run.incremental import changed_only
-from loader.run.load import DeletionCheck, load
-from loader.run.progress import ListingCount, counted
-from loader.run.report import (
+from loader.jobs.engine import Progress, execute
+from loader.jobs.incremental import changed_only
+from loader.jobs.load import DeletionCheck, load
+from loader.jobs.progress import ListingCount, counted
+from loader.jobs.report import (
     RunReport,
     RunTally,
     pseudonymized,
 )
-from loader.run.settings import RunSettings, TargetKind
-from loader.run.shard import ShardSettings, process_shard
-from loader.run.targets import (
+from loader.jobs.settings import RunSettings, TargetKind
+from loader.jobs.shard import ShardSettings, process_shard
+from loader.jobs.targets import (
     check_target_reads,
     check_target_writable,
     known_objects,
     open_warehouse,
 )
+from loader.output import ledger
+from loader.output.ledger import ShardRecord
+from loader.output.location import OutputRoot
 from loader.sources.listing import ObjectRef, Shard, list_source, make_shards
 from loader.sources.repeats import SeenKeys, unique_objects
 from loader.warehouse.batches import BatchedLoad

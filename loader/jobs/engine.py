@@ -2,7 +2,7 @@
 of single-threaded worker processes, an existing cluster, or this process.
 
 In: a task, its settings and an iterator of shards. Out: what each task returned,
-handed to `progress` as it finishes, and the seconds the work took (`Extraction`).
+handed to `progress` as it finishes, and the seconds the work took (`Elapsed`).
 Used by a run, a scan and a rebuild alike.
 """
 
@@ -22,7 +22,7 @@ Progress = Callable[[Any], None]  # called with what each shard's task returned
 log = logging.getLogger(__name__)
 
 
-class Extraction(NamedTuple):
+class Elapsed(NamedTuple):
     seconds: float  # the first shard submitted to the last one done
     shutdown_seconds: float  # closing the cluster this run started
 
@@ -70,7 +70,7 @@ def execute(
     max_in_flight: int | None = None,
     scheduler: str | None = None,
     dashboard: bool = False,
-) -> Extraction:
+) -> Elapsed:
     """Run `task(settings, shard)` for every shard, one Dask task per shard (in
     process: `task(settings, shard, store)`, with the run's one ValueStore); return
     the seconds spent once the cluster was up (its start-up is not throughput) and
@@ -86,7 +86,7 @@ def execute(
         store = ValueStore()  # this process is the run's one worker: it owns the store
         for shard in shards:
             progress(task(settings, shard, store))
-        return Extraction(time.time() - started, 0.0)
+        return Elapsed(time.time() - started, 0.0)
     import dask
     from distributed import as_completed
 
@@ -130,4 +130,4 @@ def execute(
             future.release()
             submit_next()
         ended = time.time()
-    return Extraction(ended - started, time.time() - ended)  # the cluster closed between
+    return Elapsed(ended - started, time.time() - ended)  # the cluster closed between
