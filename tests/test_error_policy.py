@@ -5,6 +5,8 @@ shard goes on with the others."""
 from __future__ import annotations
 
 import os
+import tarfile
+import zipfile
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -76,3 +78,39 @@ def test_a_bug_on_one_object_is_its_error_in_run_and_scan_alike(tmp_path):
         clean.get("PARSE_ERROR", 0) + len(mr)
     )
     assert record.errors.get("PARSE_ERROR", 0) == profile.counters["errors"]["PARSE_ERROR"]
+
+
+def test_a_scan_reads_each_object_as_a_run_does(tmp_path):
+    """The same limits make the same errors: a tar member over the member limit, a
+    nested container and a zip listed as itself are the same categories in a run's
+    error rows and a scan's counts, and what both read of the rest is the same."""
+    files = loadable_real_files()[:6]
+    small = min(files, key=os.path.getsize)
+    limit = os.path.getsize(small) + 1  # members larger than the smallest file are refused
+    with tarfile.open(tmp_path / "members.tar", "w") as tar:
+        for index, path in enumerate(files):
+            tar.add(path, arcname=f"m{index}.dcm")
+    inner = tmp_path / "inner.zip"
+    with zipfile.ZipFile(inner, "w") as zf:
+        zf.write(small, "a.dcm")
+    with tarfile.open(tmp_path / "nested.tar", "w") as tar:
+        tar.add(inner, arcname="inner.zip")
+        tar.add(small, arcname="ok.dcm")
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not a zip directory")
+    refs = [
+        ObjectRef(str(p), os.path.getsize(p), None)
+        for p in (tmp_path / "members.tar", tmp_path / "nested.tar", tmp_path / "broken.zip")
+    ]
+    shard = Shard("same-reads", tuple(refs))
+    settings = ShardSettings(
+        out=str(tmp_path / "out"), run_id="r", source=str(tmp_path), member_limit=limit
+    )
+    record = process_shard(settings, shard, ValueStore())
+    profile = scan_shard(ScanSettings(member_limit=limit), shard, ValueStore())
+    run_errors = {k: v for k, v in record.errors.items() if k != "PARSE_WARNING"}
+    scan_errors = {k: v for k, v in profile.counters["errors"].items() if k != "PARSE_WARNING"}
+    oversized = sum(os.path.getsize(p) > limit for p in files)
+    assert oversized >= 3
+    # Each oversized member, the nested zip and the unreadable zip: one CONTAINER_ERROR.
+    assert run_errors == scan_errors == {"CONTAINER_ERROR": oversized + 2}
+    assert record.bytes_read == profile.bytes_read

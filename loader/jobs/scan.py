@@ -13,26 +13,36 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypedDict, TypeVar
 
-from loader.core.errors import Category, ContainerError, object_failure
+from loader.core.errors import Category, object_failure
 from loader.core.keys import key_of
-from loader.dicom.decode import Item, decode_header
+from loader.dicom.decode import DEFAULT_ELEMENT_LIMIT, Item, decode_header
 from loader.dicom.from_json import decode_json, transfer_syntax_of
 from loader.dicom.value_store import ValueStore
 from loader.extract import REQUIRED_UIDS
 from loader.extract.values import text
-from loader.headers.reader import ParsedHeader, read_stream
+from loader.headers.reader import ParsedHeader, first_read_bytes
 from loader.jobs.engine import execute
 from loader.jobs.library_warnings import Collected, captured
 from loader.jobs.shard import (
     export_contents,
     holds_instances,
     instances_fetched,
-    read_header,
+    read_object,
+    read_tar_member,
     reads_ahead,
 )
-from loader.sources.containers import TAR, ZIP, OpenZips, container_kind, is_export, tar_members
+from loader.sources.containers import (
+    DEFAULT_MEMBER_LIMIT,
+    TAR,
+    OpenZips,
+    TarMember,
+    container_kind,
+    is_export,
+    tar_members,
+)
 from loader.sources.listing import ObjectRef, Shard, list_source, make_shards
 from loader.sources.read_ahead import Ahead
+from loader.sources.storage import is_remote
 
 _T = TypeVar("_T")
 PROFILED_TAGS = (*REQUIRED_UIDS, "PatientID", "StudyDate", "Modality", "SOPClassUID")
@@ -80,8 +90,14 @@ class Profile(TypedDict):
 
 @dataclass(frozen=True)
 class ScanSettings:
+    """How a scan reads (shard.Reading): as a run does with its defaults, and no
+    frame offsets (a profile does not locate frames)."""
+
     header_bytes: int | None = None
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
+    element_limit: int = DEFAULT_ELEMENT_LIMIT
+    member_limit: int = DEFAULT_MEMBER_LIMIT
+    frame_offsets: bool = False
 
 
 def _headers(
@@ -91,12 +107,13 @@ def _headers(
     store: ValueStore,
     zips: OpenZips,
     collected: Collected,
-) -> Iterator[tuple[Item, str | None, int]]:
+) -> Iterator[tuple[Item | None, str | None, int]]:
     """(decoded root, transfer syntax, bytes read) of each header a listed object
     holds: its own, every instance of a DICOM JSON export or a DICOMweb study, or
     every member of a tar. Failures and library warnings are counted by the one
     error policy of a run (errors.object_failure): an object a run would record as
-    an error row is counted here, and never ends the shard."""
+    an error row is counted here, and never ends the shard. The bytes are counted
+    as a run counts them: a header read but not decoded (root None) cost its read."""
     ref, fs = ahead.ref, ahead.fs
     if container_kind(ref.url) == TAR:
         yield from _tar_headers(ref, settings, errors, store, collected)
@@ -112,20 +129,19 @@ def _headers(
             errors[Category.READ_ERROR] += len(contents.unread)
         for index, (url, instance) in enumerate(instances):
             decoded = _guarded(errors, partial(decode_json, instance, url), collected)
-            if decoded is not None:
-                yield decoded.root, transfer_syntax_of(instance), read if index == 0 else 0
+            syntax = transfer_syntax_of(instance) if decoded is not None else None
+            root = decoded.root if decoded is not None else None
+            yield root, syntax, read if index == 0 else 0
         return
+    read_first: list[ParsedHeader] = []  # the header, once read, whether it decodes or not
 
-    def header() -> tuple[Item, ParsedHeader]:
-        if container_kind(ref.url) == ZIP:  # listed itself: unreadable
-            raise ContainerError(ref.url, "its directory could not be read when listed")
-        parsed = read_header(ref, settings.header_bytes, fs, ahead.first, zips=zips)
-        return decode_header(parsed, ref.url, store=store).root, parsed
+    def header() -> Item:
+        read_first.append(read_object(ref, settings, fs, ahead.first, zips))
+        return decode_header(read_first[0], ref.url, settings.element_limit, store).root
 
-    found = _guarded(errors, header, collected)
-    if found is not None:
-        root, parsed = found
-        yield root, parsed.transfer_syntax_uid, parsed.bytes_read
+    root = _guarded(errors, header, collected)
+    if read_first:
+        yield root, read_first[0].transfer_syntax_uid, read_first[0].bytes_read
 
 
 def _guarded(errors: Counter[str], read: Callable[[], _T], collected: Collected) -> _T | None:
@@ -148,14 +164,18 @@ def _tar_headers(
     errors: Counter[str],
     store: ValueStore,
     collected: Collected,
-) -> Iterator[tuple[Item, str | None, int]]:
-    """The headers of a tar's members, read as the stream passes them."""
+) -> Iterator[tuple[Item | None, str | None, int]]:
+    """The headers of a tar's members, read as the stream passes them, each with the
+    bytes the store served since the one before; a member that yields no header
+    (its failure counted) still passes on what reading it cost, as in a run."""
+    first = first_read_bytes(settings.header_bytes, remote=is_remote(ref.url))
     try:
         ranged, members = tar_members(ref.url, ref.size, settings.storage_options)
         served = 0
         for member in members:
             if member.data is None:
                 continue
+            found: list[tuple[Item, str | None]] = []
             if is_export(member.url):
                 data = member.data.read()
                 read = partial(export_contents, member.url, data, 0)
@@ -163,20 +183,18 @@ def _tar_headers(
                 for url, instance in found_export.instances if found_export else ():
                     decoded = _guarded(errors, partial(decode_json, instance, url), collected)
                     if decoded is not None:
-                        yield decoded.root, transfer_syntax_of(instance), ranged.bytes_read - served
-                        served = ranged.bytes_read
-                continue
+                        found.append((decoded.root, transfer_syntax_of(instance)))
+            else:
 
-            def header(
-                data: Any = member.data, url: str = member.url, size: int = member.size
-            ) -> tuple[Item, ParsedHeader]:
-                parsed = read_stream(url, data, size)
-                return decode_header(parsed, url, store=store).root, parsed
+                def header(member: TarMember = member) -> tuple[Item, ParsedHeader]:
+                    parsed = read_tar_member(member, settings, first)
+                    decoded = decode_header(parsed, member.url, settings.element_limit, store)
+                    return decoded.root, parsed
 
-            found = _guarded(errors, header, collected)
-            if found is None:
-                continue
-            yield found[0], found[1].transfer_syntax_uid, ranged.bytes_read - served
+                if (one := _guarded(errors, header, collected)) is not None:
+                    found.append((one[0], one[1].transfer_syntax_uid))
+            for index, (root, syntax) in enumerate(found or [(None, None)]):
+                yield root, syntax, ranged.bytes_read - served if index == 0 else 0
             served = ranged.bytes_read
     except Exception as exc:  # noqa: BLE001 - what is left of the tar is one error
         errors[object_failure(exc)[0]] += 1
@@ -205,6 +223,8 @@ def scan_shard(
     with collected:
         for root, syntax, read in headers:
             bytes_read += read
+            if root is None:  # read, but no header came of it
+                continue
             counters["transfer_syntax"][syntax or "none"] += 1
             counters["modality"][text(root, "Modality") or "none"] += 1
             counters["sop_class"][text(root, "SOPClassUID") or "none"] += 1

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -50,6 +50,7 @@ from loader.sources.containers import (
     TAR,
     ZIP,
     OpenZips,
+    TarMember,
     container_kind,
     is_export,
     split_member,
@@ -164,22 +165,8 @@ def process_object(
     parsed = None
     with captured(collected) as warned:
         try:
-            if container_kind(ref.url) == ZIP:  # listed itself: its directory was unreadable
-                zip_members(ref.url, ref.size, settings.storage_options)
-                raise ContainerError(ref.url, "its directory could not be read when listed")
             parsed = (
-                read()
-                if read is not None
-                else read_header(
-                    ref,
-                    settings.header_bytes,
-                    fs,
-                    prefetched,
-                    settings.element_limit,
-                    zips,
-                    settings.member_limit,
-                    settings.frame_offsets,
-                )
+                read() if read is not None else read_object(ref, settings, fs, prefetched, zips)
             )
             decoded = decode_header(parsed, ref.url, settings.element_limit, store)
             if pseudonymizer := settings.pseudonymizer():
@@ -199,6 +186,57 @@ def warning_rows(facts: ObjectFacts, warned: list[str]) -> list[Row]:
     """The object's PARSE_WARNING row, when a library warned while reading it."""
     message = summary(warned)
     return [] if message is None else [error_row(facts, Category.PARSE_WARNING, message)]
+
+
+class Reading(Protocol):
+    """How every per-object path reads a header: a run's shard (ShardSettings), a
+    scan, init's sample and doctor (scan.ScanSettings)."""
+
+    @property
+    def header_bytes(self) -> int | None: ...
+    @property
+    def element_limit(self) -> int: ...
+    @property
+    def member_limit(self) -> int: ...
+    @property
+    def frame_offsets(self) -> bool: ...
+    @property
+    def storage_options(self) -> dict[str, Any]: ...
+
+
+def read_object(
+    ref: ObjectRef,
+    reading: Reading,
+    fs: Any = None,
+    prefetched: bytes | None = None,
+    zips: OpenZips | None = None,
+) -> ParsedHeader:
+    """The header of one listed object, a zip member included; a zip listed as itself
+    is one whose directory could not be read: its ContainerError."""
+    if container_kind(ref.url) == ZIP:
+        zip_members(ref.url, ref.size, reading.storage_options)  # the reason, if it says
+        raise ContainerError(ref.url, "its directory could not be read when listed")
+    return read_header(
+        ref,
+        reading.header_bytes,
+        fs,
+        prefetched,
+        reading.element_limit,
+        zips,
+        reading.member_limit,
+        reading.frame_offsets,
+    )
+
+
+def read_tar_member(member: TarMember, reading: Reading, first: int) -> ParsedHeader:
+    """The header of a tar's member as the stream passes it: within the member
+    limit, never a container inside it."""
+    check_member_size(member.url, member.size, reading.member_limit)
+    if container_kind(member.url.partition("::")[0]):
+        raise ContainerError(member.url, "a container inside a container is not opened")
+    if member.data is None:  # tar_members yields regular files, whose data tarfile gives
+        raise ContainerError(member.url, "not a regular file")
+    return read_stream(member.url, member.data, member.size, first, None, reading.frame_offsets)
 
 
 def check_member_size(url: str, size: int, limit: int) -> None:
@@ -239,11 +277,8 @@ def process_tar_members(
                     served, requests = ranged.bytes_read, ranged.requests
                 continue
 
-            def read(url: str = member.url, data: Any = stream, size: int = member.size) -> Any:
-                check_member_size(url, size, settings.member_limit)
-                if container_kind(url.partition("::")[0]):
-                    raise ContainerError(url, "a container inside a container is not opened")
-                return read_stream(url, data, size, first, None, settings.frame_offsets)
+            def read(member: TarMember = member) -> ParsedHeader:
+                return read_tar_member(member, settings, first)
 
             rows, errors, _ = process_object(
                 member_ref, settings, store=store, read=read, collected=collected
