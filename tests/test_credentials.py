@@ -31,6 +31,7 @@ from loader.core.credentials import (
 )
 from loader.core.errors import ConfigError
 from loader.warehouse.snowflake_target import CONNECTOR_PARAMETERS, parse_snowflake_target
+from tests.test_html_report import report_of_a_gone_run
 
 SECRET = "Sx-5d7e21c0_never.print="  # base64 padding, as keys and tokens end
 BASE = "snowflake://loader@acct/DB/SCHEMA"
@@ -187,9 +188,8 @@ def test_the_page_never_shows_a_secret_as_rendered(tmp_path: Path, monkeypatch):
     secrets of its command line, in any form."""
     argv = ["dicom-loader", *[a for argv in ARGVS for a in argv]]
     monkeypatch.setattr("sys.argv", argv)
-    report = {"run_id": "r", "out": str(tmp_path / "gone"), "listed": 0, "validation": {}}
     path = tmp_path / "page.html"
-    html_report.write(str(path), {**report, "validation_passed": True})
+    html_report.write(str(path), report_of_a_gone_run(tmp_path / "gone"))
     shown = html.unescape(path.read_text())
     assert SECRET not in shown and html.escape(SECRET) not in path.read_text()
     assert "s3://b/p" in shown  # the command is there, without its secrets

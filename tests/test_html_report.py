@@ -14,6 +14,9 @@ import pytest
 from pydicom.uid import UID
 
 from loader.cli import html_report
+from loader.jobs.report import LoadOutcome, RunReport, RunTally, build_report
+from loader.jobs.settings import RunSettings, Target
+from loader.output.location import OutputRoot
 from loader.synth import synthesize
 from tests.test_cli import dicom_loader
 
@@ -134,7 +137,7 @@ def test_the_page_renders_whole_offline_and_draws_the_runs_numbers(page_of_a_run
     done = [int(n.replace(",", "")) for n in re.findall(r": ([\d,]+) objects", seen["legend"])]
     assert sum(done) == objects
     # The phases fill the bar in proportion to their seconds.
-    # (listing, known_objects and deletions lie within the others: loader/run/report.py)
+    # (listing, known_objects and deletions lie within the others: loader/jobs/report.py)
     within = {"listing", "known_objects", "deletions"}
     phases = {name: seconds for name, seconds in report["phases"].items() if name not in within}
     total = sum(phases.values())
@@ -178,14 +181,15 @@ def test_the_page_fetches_nothing_and_quotes_no_value(page_of_a_run):
             assert f"'{value}'" not in text
 
 
+def report_of_a_gone_run(out: Path, run_id: str = "r1") -> RunReport:
+    """The report of a run that processed nothing, whose output root is `out` (gone),
+    as the run builds it."""
+    settings = RunSettings(source="s3://b/p", target=Target.parse("none"))
+    return build_report(run_id, settings, OutputRoot.of(out), [], RunTally(), LoadOutcome())
+
+
 def test_a_page_whose_run_output_is_gone_says_so(tmp_path):
-    report = {
-        "run_id": "r1",
-        "out": str(tmp_path / "gone"),
-        "listed": 0,
-        "validation": {},
-        "validation_passed": True,
-    }
+    report = report_of_a_gone_run(tmp_path / "gone")
     path = tmp_path / "r.html"
     html_report.write(str(path), report)
     text = path.read_text()

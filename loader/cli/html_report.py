@@ -30,12 +30,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydicom.uid import UID
 
 from loader.core.credentials import Redaction
 from loader.core.units import duration_text
+from loader.jobs.report import RunReport
 from loader.output import ledger
 from loader.output.location import OutputRoot
 from loader.warehouse.run_parquet import run_views
@@ -70,14 +71,14 @@ class Details:
     unavailable: list[str] = field(default_factory=list)  # what could not be read, and why
 
 
-def gather(report: Mapping[str, Any], argv: Sequence[str], options: dict[str, Any]) -> Details:
+def gather(report: RunReport, argv: Sequence[str], options: dict[str, Any]) -> Details:
     """The ledger records and the Parquet facts of the report's run. What cannot be
     read (an output root gone) is said on the page, never an error."""
     redaction = Redaction.of(argv, os.environ)
     details = Details(command=redaction.argv(argv), versions=versions())
     try:
-        out = OutputRoot.of(str(report["out"]), options)
-        details.records = list(ledger.committed_shards(out, str(report["run_id"])))
+        out = OutputRoot.of(report["out"], options)
+        details.records = list(ledger.committed_shards(out, report["run_id"]))
         _from_parquet(out, details)
     except Exception as exc:  # noqa: BLE001 - the page is written with what could be read
         why = f"the run's ledger and Parquet: {type(exc).__name__}: {exc}"
@@ -254,20 +255,24 @@ def bars(name: str, items: Sequence[tuple[str, float]], unit: str = "") -> str:
     return f'<div class="bars" id="{_e(name)}">{rows}</div>'
 
 
-def phases_chart(report: Mapping[str, Any]) -> str:
+# The phases that add up to the run's wall time (the others fall within them).
+PhaseName = Literal["startup", "extraction", "shutdown", "load_after_extraction", "validation"]
+
+
+def phases_chart(report: RunReport) -> str:
     """The run's wall time split into its phases, one stacked bar."""
-    phases = report.get("phases") or {}
-    names = (
+    phases = report["phases"]
+    names: tuple[tuple[PhaseName, str], ...] = (
         ("startup", "listing and cluster start"),
         ("extraction", "extraction"),
         ("shutdown", "cluster shutdown"),
         ("load_after_extraction", "load after extraction"),
         ("validation", "validation"),
     )
-    total = sum(float(phases.get(key, 0) or 0) for key, _ in names) or 1.0
+    total = sum(phases[key] for key, _ in names) or 1.0
     segments, legend = [], []
     for number, (key, label) in enumerate(names):
-        seconds = float(phases.get(key, 0) or 0)
+        seconds = phases[key]
         colour = _PALETTE[number % len(_PALETTE)]
         segments.append(
             f'<span class="phase" data-phase="{key}" style="width:{seconds / total * 100:.2f}%;'
@@ -277,7 +282,7 @@ def phases_chart(report: Mapping[str, Any]) -> str:
             f'<li><span class="swatch" style="background:{colour}"></span>{_e(label)}: '
             f"{_e(duration_text(seconds))} ({seconds / total:.0%})</li>"
         )
-    overlap = float(report.get("load_seconds", 0) or 0)
+    overlap = report["load_seconds"]
     note = (
         f"<p>The load's own work: {_e(duration_text(overlap))} in all; batches loaded during the "
         "extraction overlap it.</p>"
@@ -334,22 +339,20 @@ padding:2px 4px;border-radius:3px;white-space:pre-wrap;word-break:break-all}
 """
 
 
-def render(report: Mapping[str, Any], details: Details) -> str:
+def render(report: RunReport, details: Details) -> str:
     """The page for one run's report."""
-    passed = bool(report.get("validation_passed"))
-    listed = int(report.get("listed", 0) or 0)
     facts = [
-        ("objects listed", f"{listed:,}"),
-        ("loaded", f"{int(report.get('loaded', 0) or 0):,}"),
-        ("duplicates", f"{int(report.get('duplicates', 0) or 0):,}"),
-        ("error objects", f"{int(report.get('error_files', 0) or 0):,}"),
-        ("unchanged", f"{int(report.get('unchanged', 0) or 0):,}"),
-        ("whole run", duration_text(float(report.get("seconds", 0) or 0))),
-        ("files/s (extraction)", _number(float(report.get("files_per_second", 0) or 0))),
-        ("bytes read / object", _number(float(report.get("bytes_read_per_object", 0) or 0))),
+        ("objects listed", f"{report['listed']:,}"),
+        ("loaded", f"{report['loaded']:,}"),
+        ("duplicates", f"{report['duplicates']:,}"),
+        ("error objects", f"{report['error_files']:,}"),
+        ("unchanged", f"{report['unchanged']:,}"),
+        ("whole run", duration_text(report["seconds"])),
+        ("files/s (extraction)", _number(report["files_per_second"])),
+        ("bytes read / object", _number(report["bytes_read_per_object"])),
     ]
     fact_html = "".join(f'<div class="fact"><b>{_e(v)}</b>{_e(k)}</div>' for k, v in facts)
-    errors = report.get("errors") or {}
+    errors = report["errors"]
     examples = []
     for category in sorted(errors):
         for path, tag, message in details.examples.get(category, []):
@@ -358,24 +361,23 @@ def render(report: Mapping[str, Any], details: Details) -> str:
     per_shard = sorted((r.bytes_read / r.listed for r in details.records if r.listed), reverse=True)
     spread = (
         f"<p>Per shard: {_number(per_shard[-1])} to {_number(per_shard[0])} bytes per object "
-        f"({len(per_shard):,} shards); {_number(float(report.get('read_requests_per_object', 0)))}"
+        f"({len(per_shard):,} shards); {_number(report['read_requests_per_object'])}"
         " read requests per object; "
-        f"{int(report.get('bytes_read', 0) or 0):,} bytes read of "
-        f"{int(report.get('bytes_listed', 0) or 0):,} listed.</p>"
+        f"{report['bytes_read']:,} bytes read of {report['bytes_listed']:,} listed.</p>"
         if per_shard
         else ""
     )
-    frames = report.get("frame_offsets") or {}
+    frames = report["frame_offsets"]
     verdict = (
         '<p class="good" id="verdict">Validation passed.</p>'
-        if passed
+        if report["validation_passed"]
         else f'<p class="bad" id="verdict">Validation failed: '
-        f"{_e(', '.join(report.get('validation_failed') or []))}</p>"
+        f"{_e(', '.join(report['validation_failed']))}</p>"
     )
     unavailable = "".join(f'<p class="none">Not shown: {_e(u)}</p>' for u in details.unavailable)
     sections = [
-        f"<h1>dicom-loader run {_e(report.get('run_id', ''))}</h1>",
-        f"<p>{_e(report.get('source', ''))} → {_e(report.get('target', ''))}</p>",
+        f"<h1>dicom-loader run {_e(report['run_id'])}</h1>",
+        f"<p>{_e(report['source'])} → {_e(report['target'])}</p>",
         verdict,
         f'<div class="facts">{fact_html}</div>',
         unavailable,
@@ -384,15 +386,15 @@ def render(report: Mapping[str, Any], details: Details) -> str:
         "<h2>Where the time went</h2>",
         phases_chart(report),
         "<h2>Bytes read per object</h2>",
-        f"<p><b>{_e(_number(float(report.get('bytes_read_per_object', 0) or 0)))}</b> bytes "
+        f"<p><b>{_e(_number(report['bytes_read_per_object']))}</b> bytes "
         "per object on average (headers only; pixels are never read).</p>",
         spread,
         (
-            f"<p>Frame offsets: {int(frames.get('frames_located', 0)):,} frames located, "
-            f"{int(frames.get('frames_unlocated', 0)):,} not; "
-            f"{int(frames.get('offset_table_reads', 0)):,} offset-table reads "
-            f"({int(frames.get('offset_table_bytes', 0)):,} bytes).</p>"
-            if frames.get("requested")
+            f"<p>Frame offsets: {frames['frames_located']:,} frames located, "
+            f"{frames['frames_unlocated']:,} not; "
+            f"{frames['offset_table_reads']:,} offset-table reads "
+            f"({frames['offset_table_bytes']:,} bytes).</p>"
+            if frames["requested"]
             else ""
         ),
         "<h2>Errors by category</h2>",
@@ -407,14 +409,14 @@ def render(report: Mapping[str, Any], details: Details) -> str:
         "<h2>Validation</h2>",
         _table(
             ["check", "result", "value"],
-            _validation_rows(report.get("validation") or {}, report.get("validation_failed") or []),
+            _validation_rows(report["validation"], report["validation_failed"]),
             "validation",
         ),
         "<h2>Command and versions</h2>",
         f'<pre id="command">{_e(" ".join(details.command))}</pre>',
         _table(["component", "version"], sorted(details.versions.items()), "versions"),
     ]
-    title = f"dicom-loader run {report.get('run_id', '')}"
+    title = f"dicom-loader run {report['run_id']}"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -423,7 +425,7 @@ def render(report: Mapping[str, Any], details: Details) -> str:
     )
 
 
-def write(path: str, report: Mapping[str, Any], options: dict[str, Any] | None = None) -> None:
+def write(path: str, report: RunReport, options: dict[str, Any] | None = None) -> None:
     """Write the page for `report` to `path`."""
     argv = ["dicom-loader", *sys.argv[1:]]  # as typed, whether through the script or -m
     page = render(report, gather(report, argv, options or {}))
