@@ -436,3 +436,119 @@ def test_no_clear_phi_reaches_snowflake(neutral_archive, snowflake_target, tmp_p
     texts.append(caplog.text)
     assert report["validation_failed"] == [], report["validation_failed"]
     assert not _leaks(phi, texts)
+
+
+# Date and time columns of the model that hold no value of the header, each with why.
+NOT_HEADER_TIMES = {
+    "_loaded_at": "when the row was loaded",
+    "ingested_at": "when the object was read",
+    "detected_at": "when an error row was made",
+    "deleted_at": "when a reload found the object gone",
+    "started_at": "when a load began (dicom_load_history)",
+    "finished_at": "when a load ended (dicom_load_history)",
+    "modified_at": "the storage's modification time: a storage fact, kept as paths are",
+    "created_at": "when an embedding was made (written by an embedding job, not the loader)",
+    "evaluated_at": "when an embedding was evaluated (not the loader's)",
+}
+# Checked columns this archive has no value for (no object of it carries one).
+ABSENT_HERE = {"dicom_sr_content.date_value"}  # no SR of this archive has a DATE item
+
+
+def _header_dates(path: Path) -> set[dt.date]:
+    """Every DA value and the date of every DT value in a file, at any depth, as
+    pydicom reads them."""
+    found = set()
+    for element in pydicom.dcmread(path, stop_before_pixels=True, force=True).iterall():
+        if element.VR not in ("DA", "DT") or not element.value:
+            continue
+        for value in element.value if element.VM > 1 else [element.value]:
+            text = str(value)
+            if len(text) >= 8 and text[:8].isdigit():
+                try:
+                    found.add(dt.datetime.strptime(text[:8], "%Y%m%d").date())
+                except ValueError:  # not a calendar date: nothing to find in the outputs
+                    continue
+    return found
+
+
+def _stored_dates(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, set[dt.date]], set[str]]:
+    """Every date stored for an instance (by SOP Instance UID): each date or datetime
+    column of the model but NOT_HEADER_TIMES, through the instance, its series, its
+    study or its patient, and every DA and DT element row; and the columns read."""
+    from loader.core.model import TABLES, ColumnType
+
+    through = {
+        "dicom_series": "JOIN dicom_series t USING (series_key)",
+        "dicom_study": "JOIN dicom_series se USING (series_key) JOIN dicom_study t USING "
+        "(study_key)",
+        "dicom_patient": "JOIN dicom_series se USING (series_key) JOIN dicom_study st USING "
+        "(study_key) JOIN dicom_patient t ON t.patient_key = st.patient_key",
+    }
+    stored: dict[str, set[dt.date]] = {}
+    columns = set()
+    for table in TABLES:
+        for column in table.columns:
+            if column.type not in (ColumnType.DATE, ColumnType.TIMESTAMP):
+                continue
+            if column.name in NOT_HEADER_TIMES:
+                continue
+            columns.add(f"{table.name}.{column.name}")
+            if table.name == "dicom_instance":
+                join = "JOIN dicom_instance t ON t.instance_key = i.instance_key"
+            elif "instance_key" in table.column_names:
+                join = f"JOIN {table.name} t ON t.instance_key = i.instance_key"
+            else:
+                join = through[table.name]  # a table nothing reaches here fails the test
+            rows = con.execute(
+                f"SELECT i.sop_instance_uid, t.{column.name} FROM dicom_instance i {join} "
+                f"WHERE t.{column.name} IS NOT NULL"
+            ).fetchall()
+            for uid, value in rows:
+                day = value.date() if isinstance(value, dt.datetime) else value
+                stored.setdefault(uid, set()).add(day)
+                stored.setdefault(f"column:{table.name}.{column.name}", set()).add(day)
+    elements = con.execute(
+        "SELECT i.sop_instance_uid, e.value_datetime FROM dicom_element e JOIN dicom_instance "
+        "i USING (instance_key) WHERE e.vr IN ('DA', 'DT') AND e.value_datetime IS NOT NULL"
+    ).fetchall()
+    for uid, value in elements:
+        stored.setdefault(uid, set()).add(value.date())
+    return stored, columns
+
+
+def test_every_date_column_and_date_element_of_an_object_is_moved(neutral_archive, tmp_path):
+    """With --shift-dates no date stored for an object is one of the dates of its
+    header, in any column of the model that holds a header's date or datetime (its
+    instance's, its series', study's and patient's rows included) and in every DA
+    and DT element row. The columns checked are the model's date and time columns but
+    the named ones that hold no header value."""
+    key_file = tmp_path / "pseudonym.key"
+    key_file.write_bytes(KEY)
+    db = tmp_path / "w.duckdb"
+    report = run(
+        RunSettings(
+            source=str(neutral_archive),
+            out=tmp_path / "pq",
+            target=Target.parse(f"duckdb:///{db}"),
+            workers=0,
+            pseudonymize_key_file=str(key_file),
+            shift_dates=True,
+        )
+    )
+    assert report["loaded"] > 30
+    clear: dict[str, set[dt.date]] = {}  # SOP Instance UID → every date of its header
+    for path in sorted(neutral_archive.iterdir()):
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        if "SOPInstanceUID" in ds:
+            clear.setdefault(str(ds.SOPInstanceUID), set()).update(_header_dates(path))
+    with duckdb.connect(str(db), read_only=True) as con:
+        stored, columns = _stored_dates(con)
+    checked = {c for c in columns if f"column:{c}" in stored}
+    assert columns - checked == ABSENT_HERE  # every other column held dates to check
+    assert len(checked) >= 10
+    moved = 0
+    for uid, dates_in_header in clear.items():
+        dates = stored.get(uid, set())
+        assert not dates & dates_in_header, (uid, sorted(dates & dates_in_header)[:3])
+        moved += bool(dates)
+    assert moved > 30
