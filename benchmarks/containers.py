@@ -70,6 +70,7 @@ def main() -> None:
                     archive.add(file, file.name)
             sources.append((label, path))
         lines = []
+        loaded: set[tuple[int, int, int]] = set()  # each form must load the same objects
         for number, (label, source) in enumerate(sources):
             size = (
                 sum(p.stat().st_size for p in _members(source))
@@ -84,10 +85,12 @@ def main() -> None:
                     target=Target.parse(f"duckdb:///{root / f'w{number}.duckdb'}"),
                 )
             )
+            loaded.add((report["listed"], report["loaded"], report["error_files"]))
             lines.append(
                 f"| {label} | {size:,} | {report['listed']} | {report['bytes_read']:,} | "
                 f"{report['bytes_read_per_object']:,.0f} | {report['read_requests']} |"
             )
+        assert len(loaded) == 1, loaded  # bytes compared only between equal loads
     finally:
         shutil.rmtree(root, ignore_errors=True)
     text = (

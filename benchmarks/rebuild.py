@@ -46,6 +46,11 @@ def main() -> None:
         )
         archive.rename(root / "moved-away")
         rebuilt = rebuild(target, str(root / "rebuilt"), from_run=None, workers=WORKERS)
+        # What the comparison relies on: the rebuild read nothing (the archive is gone)
+        # and derived the same objects, and both warehouses validate.
+        assert rebuilt["bytes_read"] == 0, rebuilt["bytes_read"]
+        assert rebuilt["loaded"] == loaded["loaded"], (rebuilt["loaded"], loaded["loaded"])
+        assert not loaded["validation_failed"] and not rebuilt["validation_failed"]
     finally:
         shutil.rmtree(root, ignore_errors=True)
     rows = []
