@@ -44,10 +44,11 @@ $(CHROMIUM):
 test: $(BIN)/dicom-loader node_modules/.bin/azurite-blob $(ORTHANC_DICOMWEB) $(CHROMIUM)
 	$(BIN)/python -m pytest tests -q
 
-# The edit-test loop: every test that starts no server (unit, DuckDB, Dask workers),
-# about a minute; `make test` runs them all.
+# The edit-test loop: every test that starts no server (unit, DuckDB, Dask workers)
+# and is not slow (fuzzing, a reload's memory, crash-resume runs), on two processes,
+# under two minutes; `make test` runs them all.
 check: $(BIN)/dicom-loader
-	$(BIN)/python -m pytest tests -q -m "not server"
+	$(BIN)/python -m pytest tests -q -m "not server and not slow" -n 2
 
 # Mutation testing (docs/TESTING.md): each module's mutants against its tests, in a
 # scratch copy; scores to benchmarks/results/ and docs/TESTING.md. MODULE=path for one.

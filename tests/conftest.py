@@ -438,8 +438,8 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 # Tests that start a server (a fixture above, asked for by name or by a parameter) are
-# marked `server`. `make check` runs the others, unit and DuckDB tests (Dask worker
-# processes included), for the edit-test loop.
+# marked `server`. `make check` runs the others but those marked `slow`, unit and
+# DuckDB tests (Dask worker processes included), for the edit-test loop.
 SERVER_FIXTURES = frozenset(
     {
         "fakesnow_server",

@@ -56,6 +56,7 @@ def test_batches_hold_what_one_transaction_holds(synth_archive, whole, tmp_path)
     assert snapshot(tmp_path / "batched.duckdb") == tables
 
 
+@pytest.mark.slow  # over 4 s: make test only
 def test_a_load_dying_in_its_third_batch_is_completed_by_loading_again(
     synth_archive, whole, tmp_path
 ):

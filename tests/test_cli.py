@@ -90,6 +90,7 @@ def test_run_report_and_exit_code(tmp_path):
     assert json.loads(validated.stdout)["total_records"] == summary["instances"]
 
 
+@pytest.mark.slow  # over 4 s: make test only
 def test_load_written_run_into_another_target(tmp_path):
     archive = tmp_path / "archive"
     dicom_loader("synth", str(archive), "--patients", "3")

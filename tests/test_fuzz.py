@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 
 import pydicom
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -131,6 +132,7 @@ def test_mutated_real_files(data: bytes) -> None:
     _check(data)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.integers(0, 10_000), st.binary(min_size=0, max_size=64))
 def test_deflate_streams_that_do_not_inflate(cut: int, junk: bytes) -> None:
@@ -179,6 +181,7 @@ def hostile_json(draw: st.DrawFn) -> bytes:
     return json.dumps(instance).encode()  # big integers too, as a hand-written export may hold
 
 
+@pytest.mark.slow
 @FUZZ
 @given(hostile_json())
 def test_mutated_dicom_json(data: bytes) -> None:

@@ -208,6 +208,7 @@ def _sequence_value_length(path: Path) -> int:
     return path.stat().st_size - len(without.getvalue()) - 12
 
 
+@pytest.mark.slow  # over 4 s: make test only
 def test_an_undefined_length_sequence_over_the_limit_is_walked_not_held(tmp_path):
     """A 13 MB structure set before Pixel Data: its end is found by walking its
     framing through a bounded window, so the reader holds a few MB of it where reading

@@ -793,6 +793,7 @@ def _accepted_by(orthanc: str, files: list[str], folder: Path) -> list[Path]:
     return kept
 
 
+@pytest.mark.slow  # over 4 s: make test only
 def test_every_real_file_on_a_pacs_is_accounted_for_once_with_the_files_keys(tmp_path):
     """Every loadable real file the project tests with, stored in Orthanc and loaded
     through DICOMweb: the run balances, each instance the server holds ends as one

@@ -356,6 +356,7 @@ def test_bad_phi_value_is_not_quoted(tmp_path):
     assert "PatientBirthDate" in message and "19711399" not in message
 
 
+@pytest.mark.slow  # over 4 s: make test only
 def test_killed_run_resumes_to_identical_tables(tmp_path):
     """A driver killed mid-run, then resumed, ends with a clean run's tables."""
     import signal

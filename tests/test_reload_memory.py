@@ -24,6 +24,8 @@ import pytest
 
 from loader.synth import synthesize
 
+pytestmark = pytest.mark.slow  # 25 s: a warehouse built and reloaded twice
+
 CLI = [sys.executable, "-m", "loader"]
 
 
