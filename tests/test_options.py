@@ -11,9 +11,11 @@ from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from loader.cli.app import main
-from loader.cli.options import flag_values
+from loader.cli.inspect_commands import scan
+from loader.cli.options import StorageGiven, flag_values
 from loader.cli.run_commands import rebuild, run
 from loader.cli.settings_file import default_map
 from loader.core.flags import flagged
@@ -142,3 +144,76 @@ def test_the_shard_receives_every_setting_it_shares_with_the_run(tmp_path: Path)
     defaults = ShardSettings(out="/out", run_id="r-1", source="/archive")
     assert all(getattr(slice_, n) != getattr(defaults, n) for n in shared - {"source"})
     assert (slice_.out, slice_.run_id, slice_.pseudonymize_key) == ("/out", "r-1", b"k" * 32)
+
+
+# Options that are unset unless given (refused where they do not apply), by name.
+SHOWN_UNSET = {"stage_file_mb"}
+
+
+def test_the_help_shows_each_declared_default():
+    """What --help says each option defaults to is the field's default, in the
+    option's unit; an option refused where it does not apply shows none."""
+    context = click.Context(run)
+    shown = {p.name: p.get_help_record(context) for p in run.params if isinstance(p, click.Option)}
+    for cls in (RunSettings, Target, DuckDBOptions):
+        for field in flagged(cls):
+            help_text = shown[field.name][1]
+            assert help_text.startswith(field.flag.help), field.name
+            added = help_text[len(field.flag.help) :]  # what click appends: default, range
+            if field.name in SHOWN_UNSET or field.default is None:
+                assert "default" not in added, (field.name, added)
+                continue
+            value = field.default / field.flag.per if field.flag.per != 1 else field.default
+            if isinstance(field.flag.show_default, str):
+                value = f"({field.flag.show_default})"
+            elif isinstance(value, bool):
+                continue  # a flag shows no default
+            assert f"[default: {value}" in added, (field.name, added)  # "; x>=0" may follow
+
+
+@pytest.mark.parametrize("cls", [RunSettings, Target, DuckDBOptions])
+def test_a_value_out_of_its_declared_bounds_is_refused_before_any_work(cls):
+    options = _option_names(run)
+    bounded = [f for f in flagged(cls) if f.flag.minimum is not None or f.flag.maximum is not None]
+    assert bounded or cls is Target  # the bounds this test is about exist
+    for field in bounded:
+        outside = []
+        if field.flag.minimum is not None:
+            whole = field.base_type is int and field.flag.per == 1
+            outside.append(field.flag.minimum - (1 if whole else 0.001))
+        if field.flag.maximum is not None:
+            outside.append(field.flag.maximum + 1)
+        for value in outside:
+            text = str(int(value)) if float(value).is_integer() else str(value)
+            with pytest.raises(click.BadParameter):
+                run.make_context("run", ["SRC", options[field.name], text])
+
+
+def test_storage_options_are_the_pairs_given_and_anon_only_when_asked():
+    pairs = ("endpoint_url=http://127.0.0.1:9", 'client_kwargs={"region_name": "x"}')
+    given = StorageGiven(pairs, anon=False)
+    assert given.options == {
+        "endpoint_url": "http://127.0.0.1:9",
+        "client_kwargs": {"region_name": "x"},
+    }
+    assert StorageGiven(pairs, anon=True).options == {**given.options, "anon": True}
+    assert StorageGiven((), anon=False).options == {}
+
+
+def test_a_bad_grouped_option_is_one_line_not_a_traceback(tmp_path: Path):
+    result = CliRunner().invoke(
+        main,
+        ["run", str(tmp_path), "--target", f"duckdb:///{tmp_path / 'w.duckdb'}",
+         "--duckdb-memory-limit", "lots"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: --duckdb-memory-limit 'lots': give a size such as 512MB or 2GB"
+    ]
+
+
+def test_a_default_a_command_replaces_is_the_one_its_help_shows():
+    context = click.Context(scan)
+    (workers,) = [p for p in scan.params if p.name == "workers"]
+    assert workers.default == 0
+    assert "[default: 0]" in workers.get_help_record(context)[1]
