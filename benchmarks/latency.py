@@ -308,9 +308,19 @@ def measure(name: str, service: Service, archive: Path, files: list[Path], delay
             with proxied(upstream, wait) as proxy:
                 source = _filled(source_template, proxy.url)
                 report = load(source, _filled(options_template, proxy.url), extra)
-                most = proxy.stats()["most_in_flight"]
-                results[label] = {**_figures(report), "most_reads_in_flight": most}
+                seen = proxy.stats()
+                # The ratio means something only if the object reads went through the
+                # proxy (which delays each one it counts) and every run loaded the same.
+                assert seen["reads"] > 0 and report["loaded"] > 0, (label, seen)
+                most = seen["most_in_flight"]
+                results[label] = {
+                    **_figures(report),
+                    "loaded": report["loaded"],
+                    "reads_through_proxy": seen["reads"],
+                    "most_reads_in_flight": most,
+                }
             print(f"  {label}: {results[label]}", flush=True)
+        assert len({r["loaded"] for r in results.values()}) == 1, results  # same objects
         base = results["no latency"]["files_per_second"]
         for label in list(results)[1:]:
             results[label]["ratio"] = round(results[label]["files_per_second"] / base, 3)
