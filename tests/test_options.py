@@ -160,6 +160,8 @@ def test_the_help_shows_each_declared_default():
             help_text = shown[field.name][1]
             assert help_text.startswith(field.flag.help), field.name
             added = help_text[len(field.flag.help) :]  # what click appends: default, range
+            bounded = field.flag.minimum is not None or field.flag.maximum is not None
+            assert bounded == ("x>" in added or "x<" in added or "<x" in added), (field, added)
             if field.name in SHOWN_UNSET or field.default is None:
                 assert "default" not in added, (field.name, added)
                 continue
