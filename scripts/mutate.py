@@ -61,11 +61,7 @@ MODULES: dict[str, list[str]] = {
     "loader/extract/measurements.py": ["tests/test_content_tables.py"],
     "loader/extract/dose_events.py": ["tests/test_content_tables.py"],
     "loader/extract/rt.py": ["tests/test_content_tables.py"],
-    "loader/cli/options.py": [
-        "tests/test_options.py",
-        "tests/test_config_file.py",
-        "tests/test_cli.py",
-    ],
+    "loader/cli/options.py": ["tests/test_options.py", "tests/test_config_file.py"],
     "loader/core/flags.py": ["tests/test_options.py"],
 }
 # One mutant per operator site that changes its meaning: a + b becomes a - b, not also

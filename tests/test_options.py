@@ -18,7 +18,7 @@ from loader.cli.inspect_commands import scan
 from loader.cli.options import StorageGiven, flag_values
 from loader.cli.run_commands import rebuild, run
 from loader.cli.settings_file import default_map
-from loader.core.flags import flagged
+from loader.core.flags import flag, flagged
 from loader.jobs.settings import DuckDBOptions, RunSettings, Target
 from loader.jobs.shard import RESOLVED, ShardSettings
 from loader.warehouse.patterns.names import Names
@@ -219,3 +219,34 @@ def test_a_default_a_command_replaces_is_the_one_its_help_shows():
     (workers,) = [p for p in scan.params if p.name == "workers"]
     assert workers.default == 0
     assert "[default: 0]" in workers.get_help_record(context)[1]
+
+
+def test_an_unset_option_reaches_its_field_only_when_given():
+    options = _option_names(run)
+    given = run.make_context("run", ["SRC", options["stage_file_mb"], "20"]).params
+    assert flag_values(Target, dict(given))["stage_file_mb"] == 20.0
+    unset = flag_values(Target, dict(run.make_context("run", ["SRC"]).params))
+    assert "stage_file_mb" not in unset  # Target.parse then applies its own default
+
+
+def test_anon_is_a_flag():
+    assert run.make_context("run", ["SRC", "--anon"]).params["anon"] is True
+    assert run.make_context("run", ["SRC"]).params["anon"] is False
+
+
+@dataclasses.dataclass(frozen=True)
+class _Example:
+    """Settings declared the way the loader's are, in an order that puts an unset
+    field before others."""
+
+    first: int | None = flag(None, "Unset unless given.", unset=True)
+    size: int = flag(10, "A plain option.")
+    megabytes: int = flag(1 << 20, "Given in MB.", per=1 << 20, option="mb")
+
+
+def test_flag_values_takes_each_field_given_and_only_those():
+    values = flag_values(_Example, {"first": None, "size": 3, "megabytes": 0.5, "other": 1})
+    assert values == {"size": 3, "megabytes": 512 * 1024}  # unset `first` left out
+    assert flag_values(_Example, {"megabytes": 2.0}) == {"megabytes": 2 << 20}
+    given = {"size": 4, "other": 1}
+    assert flag_values(_Example, given) == {"size": 4} and given == {"other": 1}
