@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from loader.cli.app import main
 from loader.cli.inspect_commands import scan
-from loader.cli.options import StorageGiven, flag_values
+from loader.cli.options import StorageGiven, flag_options, flag_values
 from loader.cli.run_commands import rebuild, run
 from loader.cli.settings_file import default_map
 from loader.core.flags import flag, flagged
@@ -250,3 +250,8 @@ def test_flag_values_takes_each_field_given_and_only_those():
     assert flag_values(_Example, {"megabytes": 2.0}) == {"megabytes": 2 << 20}
     given = {"size": 4, "other": 1}
     assert flag_values(_Example, given) == {"size": 4} and given == {"other": 1}
+
+
+def test_a_default_for_an_option_a_command_does_not_have_is_refused():
+    with pytest.raises(TypeError, match="shard_sise"):
+        flag_options(RunSettings, "workers", "shard_size", shard_sise=7)

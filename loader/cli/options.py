@@ -76,7 +76,11 @@ def _option(field: Flagged, default: Any) -> click.Option:
 
 def flag_options(cls: type, *names: str, **defaults: Any) -> Decorator:
     """The options of `cls`'s flagged fields (only `names` if given); `defaults`
-    replaces a field's default for this command."""
+    replaces a field's default for this command (a name that is none of those
+    fields is refused: it would be dropped without a word)."""
+    unknown = set(defaults) - {field.name for field in flagged(cls, *names)}
+    if unknown:
+        raise TypeError(f"no option of {cls.__name__} to default: {', '.join(sorted(unknown))}")
 
     def add(command: Any) -> Any:
         for field in reversed(flagged(cls, *names)):
