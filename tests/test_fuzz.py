@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from loader.core.errors import FILE_ERROR_CATEGORIES
-from loader.jobs.shard import ShardSettings, process_json_instances, process_object
+from loader.jobs.shard import ShardSettings, process_object
 from loader.sources.listing import ObjectRef
 from tests.conftest import real_file, real_files
 
@@ -93,8 +93,8 @@ def _outcome(data: bytes) -> tuple[list, list, int]:
         path = Path(folder) / "object.dcm"
         path.write_bytes(data)
         ref = ObjectRef(str(path), len(data), 0.0)
-        rows, errors, parsed = process_object(ref, ShardSettings(folder, "fuzz", folder))
-    return rows, errors, parsed.bytes_read if parsed else 0
+        [(rows, errors, read)] = process_object(ref, ShardSettings(folder, "fuzz", folder))
+    return rows, errors, read
 
 
 def _check(data: bytes) -> None:
@@ -190,7 +190,7 @@ def test_mutated_dicom_json(data: bytes) -> None:
         path.write_bytes(data)
         ref = ObjectRef(str(path), len(data), 0.0)
         settings = ShardSettings(folder, "fuzz", folder)
-        outcomes = list(process_json_instances(ref, settings))
+        outcomes = process_object(ref, settings)
     assert len(outcomes) == 1  # one instance, or the export's one error row
     rows, errors, _ = outcomes[0]
     categories = {e["error_category"] for e in errors}
