@@ -19,6 +19,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from loader.jobs.pipeline import run
 from loader.jobs.settings import RunSettings, Target
+from loader.sources.listing import list_source
 from tests.conftest import real_file
 
 NAMES = (
@@ -192,19 +193,25 @@ def _uploaded(options, bundle: Path) -> str:
 
 def test_a_zip_on_s3_costs_its_directory_and_headers(s3, tmp_path):
     """The server serves the zip's directory and each member's first bytes, never the
-    whole object; the report counts the workers' part of it (the listing's driver
-    reads the directory)."""
+    whole object; the report counts the workers' part of it, exactly (the listing's
+    driver reads the directory too)."""
     options, traffic = s3
     loose = _loose(tmp_path)
     bundle = _zip(loose, tmp_path / "bundle.zip", zipfile.ZIP_STORED)
     folder = _uploaded(options, bundle)
     local = _run(bundle, tmp_path, "local-zip")
     traffic.reset()
+    listed = list(list_source(folder, options))
+    listing = sum(traffic.bytes.values())  # the driver's reads of the directory
+    assert len(listed) > len(NAMES) and listing > 0
+    traffic.reset()
     report = _run(folder, tmp_path, "s3-zip", storage_options=options)
     served = sum(traffic.bytes.values())
     size = bundle.stat().st_size
     assert served < size / 3, (served, size)  # 4 MB of pixels never fetched
-    assert report["bytes_read"] <= served
+    # What the server served is the listing's part and the workers' (the directory
+    # again, then each member's first bytes), which the report counts: exactly.
+    assert served == listing + report["bytes_read"]
     assert report["loaded"] == local["loaded"] and report["errors"] == local["errors"]
     assert _what(tmp_path / "s3-zip.duckdb") == _what(tmp_path / "local-zip.duckdb")
 

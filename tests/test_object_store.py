@@ -93,6 +93,21 @@ def test_prefixes_are_listed_in_parallel_in_a_stable_order(small_archive, s3):
     assert traffic.max_lists_in_flight > 1
 
 
+def test_what_reading_an_object_that_fails_cost_is_counted(s3, tmp_path):
+    """An object that is not DICOM, or ends inside its header, was still read: the
+    bytes the server served for it are in the report's count, which equals the
+    server's own."""
+    options, traffic = s3
+    root = tmp_path / "bad"
+    synthesize(root, patients=2, seed=8, bad_fraction=0.3, duplicate_fraction=0)
+    url = _upload(options, root, f"f-{uuid.uuid4().hex[:8]}")
+    traffic.reset()
+    report = _run(url, tmp_path, "failing", options)
+    failed = {k: v for k, v in report["errors"].items() if k in ("NOT_DICOM", "TRUNCATED")}
+    assert sum(failed.values()) >= 3, report["errors"]
+    assert sum(traffic.bytes.values()) == report["bytes_read"]
+
+
 def test_reads_only_headers_seen_from_the_server(s3, tmp_path):
     options, traffic = s3
     root = tmp_path / "big"

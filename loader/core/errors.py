@@ -45,12 +45,20 @@ class ObjectError(Terminal):
     """One object cannot be loaded; the run goes on and records it."""
 
     category = Category.PARSE_ERROR
+    # What reading the object cost before it failed: the store served those bytes
+    # all the same, and the report counts them (the header reader says, `spent`).
+    bytes_read = 0
+    read_requests = 0
 
     def __init__(self, path: str, reason: str, tag: str | None = None) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
         self.tag = tag
+
+    def spent(self, bytes_read: int, read_requests: int) -> None:
+        """Record what reading the object cost before it failed."""
+        self.bytes_read, self.read_requests = bytes_read, read_requests
 
 
 class NotDicomError(ObjectError):

@@ -302,6 +302,18 @@ def parse_header(
     )
 
 
+def parse_counted(
+    path: str, reader: HeaderReader, skip_over: int | None = None, offset_tables: bool = False
+) -> ParsedHeader:
+    """`parse_header`; an object that fails keeps what reading it cost on its error
+    (ObjectError.spent): a file that is not DICOM was still read."""
+    try:
+        return parse_header(path, reader, skip_over, offset_tables)
+    except ObjectError as exc:
+        exc.spent(reader.bytes_read, reader.requests)
+        raise
+
+
 def _value_bytes(element: object) -> bytes | None:
     if isinstance(element, tuple):
         return element[1]
@@ -423,7 +435,7 @@ def read_remote(
         return with_retries(url, lambda: fs.cat_file(path, start=start, end=end))
 
     reader = HeaderReader(fetch, size, first_bytes, prefetched)
-    return parse_header(url, reader, skip_over, offset_tables)
+    return parse_counted(url, reader, skip_over, offset_tables)
 
 
 def read_local(
@@ -449,7 +461,7 @@ def read_local(
                 raise ObjectReadError(path, f"read failed: {exc.strerror or exc}") from exc
 
         reader = HeaderReader(fetch, size, first_bytes)
-        return parse_header(path, reader, skip_over, offset_tables)
+        return parse_counted(path, reader, skip_over, offset_tables)
 
 
 def read_stream(
@@ -475,4 +487,4 @@ def read_stream(
         except (OSError, ValueError) as exc:
             raise ObjectReadError(url, f"read failed: {exc}") from exc
 
-    return parse_header(url, HeaderReader(fetch, size, first_bytes), skip_over, offset_tables)
+    return parse_counted(url, HeaderReader(fetch, size, first_bytes), skip_over, offset_tables)

@@ -21,7 +21,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 
-from loader.core.errors import ContainerError, ObjectReadError
+from loader.core.errors import ContainerError, ObjectError, ObjectReadError
 from loader.dicom.decode import Decoded, decode_header
 from loader.dicom.from_json import decode_json, instances_in, transfer_syntax_of
 from loader.dicom.value_store import ValueStore
@@ -131,8 +131,9 @@ def held_objects(
             return read_object(ref, reading, ahead.fs, ahead.first, zips)
 
         facts, made, failure, warned, parsed = _read(ref, reading, use, now, read, store, collected)
-        if parsed is None:
-            yield Held(facts, made, failure, warned, ref.source_order)
+        if parsed is None:  # what reading cost before it failed (ObjectError.spent)
+            served, requests = _spent(failure)
+            yield Held(facts, made, failure, warned, ref.source_order, served, requests)
         else:
             yield Held(
                 facts,
@@ -146,6 +147,13 @@ def held_objects(
                 parsed.offset_table_requests,
                 parsed.offset_table_bytes,
             )
+
+
+def _spent(failure: Exception | None) -> tuple[int, int]:
+    """The bytes and requests reading an object cost before it failed."""
+    if isinstance(failure, ObjectError):
+        return failure.bytes_read, failure.read_requests
+    return 0, 0
 
 
 def _now() -> dt.datetime:
@@ -282,7 +290,8 @@ def _instances(
     try:
         contents = instances_fetched(ref, reading.storage_options, fs, fetched)
     except Exception as exc:  # noqa: BLE001 - the object that holds them is one failure
-        yield Held(object_facts(ref, reading, None, now), None, exc, [], ref.source_order)
+        facts = object_facts(ref, reading, None, now)
+        yield Held(facts, None, exc, [], ref.source_order, *_spent(exc))
         return
     if counted is not None:
         counted["instance_fallbacks"] += contents.fallbacks
@@ -368,7 +377,11 @@ def json_instances(
     if is_dicomweb(ref.url):
         return study_instances(ref.url, storage_options)
     data, served = read_whole(ref, fs, storage_options)
-    return export_contents(ref.url, data, served)
+    try:
+        return export_contents(ref.url, data, served)
+    except ObjectError as exc:  # read, but holds no instance: the read counts
+        exc.spent(served, 1)
+        raise
 
 
 def export_contents(url: str, data: bytes, served: int) -> StudyContents:
@@ -432,13 +445,20 @@ def read_header(
         if container_kind(member.name):
             raise ContainerError(ref.url, "a container inside a container is not opened")
         zips = zips if zips is not None else OpenZips({})
-        # Counted from before the zip is opened: its directory, for its first member.
+        # Counted from before the zip is opened: its directory, for its first member;
+        # what the store served, whether the member is read whole or fails.
         served, requests = zips.served(member.container), zips.requests(member.container)
-        ranged, stream, size = zips.member(member)
-        with stream:
-            check_member_size(ref.url, size, member_limit)
-            first = first_read_bytes(header_bytes, remote=is_remote(member.container))
-            parsed = read_stream(ref.url, stream, size, first, skip_over, offset_tables)
+        try:
+            ranged, stream, size = zips.member(member)
+            with stream:
+                check_member_size(ref.url, size, member_limit)
+                first = first_read_bytes(header_bytes, remote=is_remote(member.container))
+                parsed = read_stream(ref.url, stream, size, first, skip_over, offset_tables)
+        except ObjectError as exc:
+            exc.spent(
+                zips.served(member.container) - served, zips.requests(member.container) - requests
+            )
+            raise
         return replace(
             parsed,
             bytes_read=ranged.bytes_read - served,
