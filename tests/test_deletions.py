@@ -16,6 +16,8 @@ import pytest
 import s3fs
 
 from loader.core.errors import ConfigError, ListingError
+from loader.core.faults import InjectedFault
+from loader.core.model import EXTRACTED
 from loader.jobs.deleted_objects import DeletionScope, record_deletions, scope_of
 from loader.jobs.pipeline import run
 from loader.jobs.settings import RunSettings, Target
@@ -232,6 +234,52 @@ def test_a_deletion_that_fails_midway_leaves_nothing_stamped(archive, tmp_path, 
         assert (found.objects, warehouse.query(stamped)) == (1, [(1,)])
     finally:
         warehouse.close()
+
+
+def _tables(target: str) -> dict[str, list[tuple]]:
+    """Every table the loader writes, every column, sorted."""
+    warehouse = open_warehouse(Target.parse(target))
+    try:
+        return {
+            name: sorted((tuple(r) for r in warehouse.query(f"SELECT * FROM {name}")), key=repr)
+            for name in EXTRACTED
+        }
+    finally:
+        warehouse.close()
+
+
+def test_deletions_failing_inside_their_transaction_change_nothing(
+    archive, tmp_path, target, monkeypatch
+):
+    """A failure after the stamps, the re-pointing and the duplicates' marks, before
+    the counts: every table is exactly as it was, and the next run records the
+    deletions whole."""
+    _run(archive, tmp_path, target=target, incremental=True)
+    files = sorted(p for p in archive.rglob("*.dcm"))
+    gone = files[: len(files) // 4]
+    located = _located(target)
+    keys = [
+        int(key)
+        for uri, key in _ask(target, "SELECT storage_uri, location_key FROM dicom_file_location")
+        if Path(uri) in {p.resolve() for p in gone}
+    ]
+    before = _tables(target)
+    monkeypatch.setenv("DICOM_LOADER_FAIL_AT", "mid-deletions")
+    warehouse = open_warehouse(Target.parse(target))
+    try:
+        with pytest.raises(InjectedFault):
+            warehouse.record_deletions([keys], dt.datetime(2030, 1, 1))
+    finally:
+        warehouse.close()
+    assert _tables(target) == before
+    monkeypatch.delenv("DICOM_LOADER_FAIL_AT")
+    for path in gone:
+        path.unlink()
+    again = _run(archive, tmp_path, target=target, incremental=True)
+    stamped = {p.resolve() for p in gone} & located
+    assert stamped and again["deleted"]["objects"] == len(stamped)
+    assert _located(target, "WHERE deleted_at IS NOT NULL") == stamped
+    assert again["validation_passed"], again["validation_failed"]
 
 
 def test_a_listing_that_finds_nothing_deletes_nothing(archive, tmp_path):

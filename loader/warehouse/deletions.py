@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+from loader.core import faults
 from loader.warehouse.base import Deleted
 from loader.warehouse.merge import (
     Execute,
@@ -81,6 +82,7 @@ def record_deletions(
         execute(f"SELECT count(*) FROM dicom_instance WHERE deleted_at = {p}", [at])
     )
     mark_duplicates(execute, p, at, touched)
+    faults.maybe_fail("mid-deletions")  # stamped and re-pointed, counts not yet recomputed
     series: Keys = (
         f"SELECT series_key FROM dicom_instance WHERE instance_key IN ({touched[0]})",
         touched[1],
