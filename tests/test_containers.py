@@ -2,8 +2,10 @@
 do, on disk and from the S3 server (a zip's members by ranged reads, its bytes
 counted by the server), and what cannot be loaded ends as rows."""
 
+import datetime as dt
 import gzip
 import io
+import os
 import shutil
 import tarfile
 import uuid
@@ -151,9 +153,33 @@ def _errors(db: Path) -> list[tuple[str, str, str | None]]:
     )
 
 
+def _dated(loose: Path) -> None:
+    """Each loose file modified at a time of its own (a day apart, at even seconds:
+    what a zip's date and time can hold), so that a member's time is its own."""
+    for n, path in enumerate(sorted(p for p in loose.rglob("*") if p.is_file())):
+        stamp = dt.datetime(2011, 3, 1, 8, 30, tzinfo=dt.UTC) + dt.timedelta(days=n, seconds=2 * n)
+        os.utime(path, (stamp.timestamp(), stamp.timestamp()))
+
+
+def _members_dated(bundle: Path) -> dict[str, dt.datetime]:
+    """Each member's modification time as the archive itself records it (zipfile,
+    tarfile): a zip's date and time read as UTC (it holds no zone), a tar's POSIX
+    seconds."""
+    if bundle.suffix == ".zip":
+        with zipfile.ZipFile(bundle) as archive:
+            return {i.filename: dt.datetime(*i.date_time) for i in archive.infolist()}
+    with tarfile.open(bundle) as archive:
+        return {
+            i.name: dt.datetime.fromtimestamp(i.mtime, dt.UTC).replace(tzinfo=None)
+            for i in archive.getmembers()
+            if i.isfile()
+        }
+
+
 @pytest.mark.parametrize("kind", ["zip-deflated", "zip-stored", "tar", "tar.gz"])
 def test_members_load_as_the_loose_files_do(tmp_path, kind):
     loose = _loose(tmp_path)
+    _dated(loose)
     expected = _run(loose, tmp_path, "loose")
     if kind.startswith("zip"):
         method = zipfile.ZIP_STORED if kind == "zip-stored" else zipfile.ZIP_DEFLATED
@@ -180,6 +206,35 @@ def test_members_load_as_the_loose_files_do(tmp_path, kind):
     con.close()
     prefix = "zip" if kind.startswith("zip") else "tar"
     assert uri == f"{prefix}://large0.dcm::{folder.resolve() / bundle.name}"
+    # Each member's modification time is the archive's own record of it.
+    recorded = _members_dated(folder / bundle.name)
+    assert len(set(recorded.values())) == len(recorded)  # each its own
+    loaded = _member_times(tmp_path / "bundle.duckdb", prefix)
+    assert {name: recorded[name] for name in loaded} == loaded
+    assert set(recorded) - set(loaded) == NOT_LOADED
+
+
+# Members that load no instance (not DICOM): no location to carry a time.
+NOT_LOADED = {"readme.txt"}
+
+
+def _member_times(db: Path, prefix: str) -> dict[str, dt.datetime]:
+    """Each member's modified_at as loaded, by its name in the container (an
+    export's instances by the export's)."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT storage_uri, modified_at FROM dicom_file_location WHERE storage_uri LIKE ?",
+            [f"{prefix}://%"],
+        ).fetchall()
+    finally:
+        con.close()
+    found: dict[str, set[dt.datetime]] = {}
+    for uri, at in rows:
+        name = uri.partition("://")[2].partition("::")[0]
+        found.setdefault(name, set()).add(at)
+    assert all(len(times) == 1 for times in found.values()), found  # one time per member
+    return {name: times.pop() for name, times in found.items()}
 
 
 def _uploaded(options, bundle: Path) -> str:
@@ -318,3 +373,38 @@ def test_scan_profiles_containers_as_the_loose_files(tmp_path):
     for key in ("patients", "studies", "series", "instances", "errors", "modality", "sop_class"):
         assert ours[key] == theirs[key], key
     assert ours["bytes_read"] < sum(p.stat().st_size for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("newest", ["loose", "member"])
+def test_a_loose_copy_and_a_member_copy_resolve_to_the_newest(tmp_path, newest):
+    """One instance, loose and in a zip: the most recently modified copy wins (the
+    member's time is the zip's own record of it), the other is its DUPLICATE, and
+    both are located."""
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    loose = folder / "ct.dcm"
+    shutil.copy(real_file("CT_small.dcm"), loose)
+    older, newer = (2015, 6, 1, 12, 0, 0), (2019, 6, 1, 12, 0, 0)
+    member_time, loose_time = (newer, older) if newest == "member" else (older, newer)
+    at = dt.datetime(*loose_time, tzinfo=dt.UTC).timestamp()
+    os.utime(loose, (at, at))
+    with zipfile.ZipFile(folder / "bundle.zip", "w") as archive:
+        archive.writestr(zipfile.ZipInfo("copy.dcm", member_time), loose.read_bytes())
+    member = f"zip://copy.dcm::{(folder / 'bundle.zip').resolve()}"
+    winner, loser = (member, str(loose)) if newest == "member" else (str(loose), member)
+    report = _run(folder, tmp_path, "copies")
+    assert report["loaded"] == 1 and report["duplicates"] == 1
+    con = duckdb.connect(str(tmp_path / "copies.duckdb"), read_only=True)
+    try:
+        (file_path,) = con.execute("SELECT file_path FROM dicom_instance").fetchone()
+        duplicates = con.execute(
+            "SELECT file_path FROM dicom_ingestion_errors WHERE error_category = 'DUPLICATE'"
+        ).fetchall()
+        located = dict(
+            con.execute("SELECT storage_uri, modified_at FROM dicom_file_location").fetchall()
+        )
+    finally:
+        con.close()
+    assert file_path == winner
+    assert duplicates == [(loser,)]
+    assert located == {member: dt.datetime(*member_time), str(loose): dt.datetime(*loose_time)}
