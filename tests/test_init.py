@@ -10,12 +10,17 @@ import subprocess
 import sys
 import time
 import tomllib
+import warnings
+from collections import Counter
 from pathlib import Path
 
 import duckdb
+import pydicom
 import pytest
+from pydicom.errors import InvalidDicomError
 
-from loader.cli.init_wizard import Answers, Sample, config_text, next_commands
+from loader.cli.init_wizard import READ_SAMPLE, Answers, Sample, config_text, next_commands
+from loader.core.units import size_text
 from loader.synth import synthesize
 
 CLI = [sys.executable, "-m", "loader"]
@@ -137,6 +142,45 @@ def test_init_for_scripts_asks_nothing(tmp_path):
     )
     missing = _completed([*CLI, "init", "--yes", "--source", "nowhere"], tmp_path)
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1, missing.stderr
+
+
+def _pydicom_sample(archive: Path) -> tuple[int, int, Counter[str], int]:
+    """What pydicom reads of every object of `archive`: how many there are, their
+    bytes, the modalities of those it reads, and how many it refuses."""
+    files = [p for p in archive.rglob("*") if p.is_file()]
+    modalities: Counter[str] = Counter()
+    refused = 0
+    for path in files:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # what pydicom reads past is no refusal
+                ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except InvalidDicomError:
+            refused += 1
+            continue
+        modalities[str(ds.get("Modality") or "none")] += 1
+    return len(files), sum(p.stat().st_size for p in files), modalities, refused
+
+
+def test_the_sample_init_prints_is_what_pydicom_reads(tmp_path):
+    """An archive smaller than the sample is read whole: the objects counted, the
+    modalities and the objects that are not DICOM, as init prints them, are what
+    pydicom reads of the same files."""
+    synthesize(tmp_path / "archive", patients=2, seed=21, bad_fraction=0.15, duplicate_fraction=0)
+    objects, size, modalities, refused = _pydicom_sample(tmp_path / "archive")
+    assert objects <= READ_SAMPLE and refused > 0
+    done = _completed(
+        [*CLI, "init", "--yes", "--source", "archive", "--job", "one-time",
+         "--target", "duckdb:///./w.duckdb"],
+        tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = {line.split(":")[0].strip(): line for line in done.stdout.splitlines() if ":" in line}
+    assert lines["objects"].strip() == f"objects: {objects} ({size_text(size)} listed)"
+    sampled = lines[f"sampled {objects}"].split("modalities ", 1)[1].split(";")[0]
+    printed = {m: int(n) for m, n in (pair.rsplit(" ", 1) for pair in sampled.split(", "))}
+    assert printed == dict(modalities.most_common(8))
+    assert lines["in the sample"].strip() == f"in the sample: NOT_DICOM {refused}"
 
 
 def test_the_settings_and_commands_follow_the_answers():
