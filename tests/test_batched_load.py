@@ -8,10 +8,14 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
+import pydicom
 import pytest
 
 from loader.jobs.pipeline import run
 from loader.jobs.settings import DuckDBOptions, RunSettings, Target
+from loader.output import ledger
+from loader.output.location import OutputRoot
 from loader.warehouse.duckdb import DuckDBWarehouse
 from tests.test_pipeline import snapshot
 
@@ -75,9 +79,35 @@ def test_a_load_dying_in_its_third_batch_is_completed_by_loading_again(
         check=False,
     )
     assert died.returncode == 70, died.stderr
+    # Exactly two batches committed, not three. The load takes the run's committed
+    # shards in the ledger's order, a batch closing once it holds 40 listed objects
+    # (whole shards): the warehouse holds exactly the objects the first two batches'
+    # shards wrote, and the instances pydicom reads in them.
+    records = list(ledger.committed_shards(OutputRoot.of(tmp_path / "crash-pq"), "crash"))
+    batches, held = [[]], 0
+    for record in records:
+        batches[-1].append(record)
+        held += record.listed
+        if held >= 40:
+            batches, held = [*batches, []], 0
+    assert len(batches) > 3
+    written = {
+        uri
+        for record in batches[0] + batches[1]
+        for uri in pq.read_table(
+            tmp_path / "crash-pq" / record.files["dicom_file_location"], columns=["storage_uri"]
+        )
+        .column(0)
+        .to_pylist()
+    }
     with duckdb.connect(str(tmp_path / "crash.duckdb"), read_only=True) as con:
-        partial = con.execute("SELECT count(*) FROM dicom_instance").fetchone()[0]
-    assert 0 < partial < len(tables["dicom_instance"])  # two batches committed, not three
+        located = {u for (u,) in con.sql("SELECT storage_uri FROM dicom_file_location").fetchall()}
+        instances = {
+            u for (u,) in con.sql("SELECT sop_instance_uid FROM dicom_instance").fetchall()
+        }
+    assert located == written
+    read = {str(pydicom.dcmread(uri, stop_before_pixels=True).SOPInstanceUID) for uri in written}
+    assert instances == read and len(instances) < len(tables["dicom_instance"])
     again = subprocess.run(command, capture_output=True, text=True, check=False)
     assert again.returncode == 0, again.stdout + again.stderr
     assert snapshot(tmp_path / "crash.duckdb") == tables
