@@ -210,17 +210,27 @@ def _table(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _measured() -> dict[str, dict]:
+    """Each module's latest result, over every day's file (named by date, so their
+    order is the days')."""
+    latest: dict[str, dict] = {}
+    for path in sorted(RESULTS.glob("*-mutation.json")):
+        latest.update(json.loads(path.read_text()).get("modules", {}))
+    return latest
+
+
 def _record(results: list[dict]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{dt.date.today().isoformat()}-mutation.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
-    merged = {**previous.get("modules", {}), **{r["module"]: r for r in results}}
+    today = {**previous.get("modules", {}), **{r["module"]: r for r in results}}
     machine = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
-    path.write_text(json.dumps({"machine": machine, "modules": merged}, indent=2) + "\n")
+    path.write_text(json.dumps({"machine": machine, "modules": today}, indent=2) + "\n")
     text = TESTING.read_text()
     head, _, rest = text.partition(TABLE_START)
     _, _, tail = rest.partition(TABLE_END)
-    ordered = [merged[m] for m in MODULES if m in merged]
+    measured = _measured()
+    ordered = [measured[m] for m in MODULES if m in measured]
     TESTING.write_text(head + TABLE_START + _table(ordered) + TABLE_END + tail)
     print(f"wrote {path.relative_to(ROOT)} and docs/TESTING.md's table")
 
