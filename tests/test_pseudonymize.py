@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pydicom
 import pytest
+from pydicom.datadict import tag_for_keyword
 
 from loader.core.errors import ConfigError
 from loader.dicom.decode import decode_header
@@ -66,6 +68,50 @@ def test_dates_move_together_per_patient():
             after = dt.datetime.strptime(moved.root[tag].value, "%Y%m%d")
             offsets.add((after - before).days)
     assert len(offsets) == 1 and -365 <= offsets.pop() <= -1
+
+
+# PS3.15's Basic Profile, by keyword (pydicom's dictionary gives the tags): the
+# identifiers rows carry, replaced always; the instance UIDs it replaces ("U"),
+# replaced with --pseudonymize-uids.
+BASIC_PROFILE_IDENTIFIERS = (
+    "PatientID", "OtherPatientIDs", "PatientAddress", "PatientTelephoneNumbers",
+    "AccessionNumber", "StudyID", "RequestedProcedureID", "PerformedProcedureStepID",
+)  # fmt: skip
+BASIC_PROFILE_UIDS = (
+    "InstanceCreatorUID", "SOPInstanceUID", "ReferencedSOPInstanceUID", "TransactionUID",
+    "IrradiationEventUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID",
+    "SynchronizationFrameOfReferenceUID", "ConcatenationUID", "DimensionOrganizationUID",
+    "PaletteColorLookupTableUID", "LargePaletteColorLookupTableUID", "UID", "ObservationUID",
+    "ObservationSubjectUIDTrial", "StorageMediaFileSetUID", "ReferencedFrameOfReferenceUID",
+    "RelatedFrameOfReferenceUID", "DoseReferenceUID", "ReferencedSOPInstanceUIDInFile",
+    "TrackingUID",
+)  # fmt: skip
+
+
+def test_every_basic_profile_identifier_and_uid_is_replaced(tmp_path):
+    """Each attribute of the lists above, set in one object (pydicom writes it), is
+    replaced by a pseudonym of its kind; a date in the old dotted form moves with
+    the others."""
+    ds = pydicom.dcmread(real_file("CT_small.dcm"))
+    for n, keyword in enumerate(BASIC_PROFILE_IDENTIFIERS):
+        setattr(ds, keyword, f"CLEAR{n:02d}")
+    for n, keyword in enumerate(BASIC_PROFILE_UIDS):
+        setattr(ds, keyword, f"1.2.826.0.1.3680043.8.498.{n + 1}")
+    ds.StudyDate, ds.ContentDate = "20010203", "2001.02.03"  # ACR-NEMA wrote dates dotted
+    path = tmp_path / "listed.dcm"
+    ds.save_as(path)
+    decoded = decode_header(read_local(str(path), path.stat().st_size), str(path))
+    Pseudonymizer(KEY, shift_dates=True, uids=True).apply(decoded)
+    root = decoded.root
+    for n, keyword in enumerate(BASIC_PROFILE_IDENTIFIERS):
+        value = root[tag_for_keyword(keyword)].value
+        assert re.fullmatch(r"ID[0-9A-F]{24}", value), (keyword, value)
+        assert value == Pseudonymizer(KEY).identifier(f"CLEAR{n:02d}")
+    for n, keyword in enumerate(BASIC_PROFILE_UIDS):
+        value = root[tag_for_keyword(keyword)].value
+        assert value.startswith("2.25.") and value != f"1.2.826.0.1.3680043.8.498.{n + 1}", keyword
+    study, content = root[tag_for_keyword("StudyDate")], root[tag_for_keyword("ContentDate")]
+    assert study.value == content.value != "20010203"
 
 
 def test_a_rewrite_leaves_objects_sharing_the_same_bytes_alone(tmp_path):

@@ -75,7 +75,7 @@ UID_TAGS = frozenset(
         0x00281214,  # LargePaletteColorLookupTableUID
         0x0040A124,  # UID (SR)
         0x0040A171,  # ObservationUID
-        0x0040A402,  # ObservationSubjectUID
+        0x0040A402,  # ObservationSubjectUIDTrial (retired, from the SR trial templates)
         0x00880140,  # StorageMediaFileSetUID
         0x30060024,  # ReferencedFrameOfReferenceUID
         0x300600C2,  # RelatedFrameOfReferenceUID
