@@ -129,13 +129,14 @@ def test_a_terminal_session_then_the_printed_command(tmp_path):
     assert with_frames == images > 0 and 0 < located <= first["frame_offsets"]["frames_located"]
 
 
+# init as a script runs it: every answer given, the archive in the folder it runs in.
+FOR_SCRIPTS = [*CLI, "init", "--yes", "--source", "archive", "--job", "one-time",
+               "--target", "duckdb:///./w.duckdb"]  # fmt: skip
+
+
 def test_init_for_scripts_asks_nothing(tmp_path):
     synthesize(tmp_path / "archive", patients=1, seed=12)
-    done = _completed(
-        [*CLI, "init", "--yes", "--source", "archive", "--job", "one-time",
-         "--target", "duckdb:///./w.duckdb"],
-        tmp_path,
-    )  # fmt: skip
+    done = _completed(FOR_SCRIPTS, tmp_path)
     assert done.returncode == 0, done.stderr
     assert tomllib.loads((tmp_path / "dicom-loader.toml").read_text())["target"] == (
         "duckdb:///./w.duckdb"
@@ -169,11 +170,7 @@ def test_the_sample_init_prints_is_what_pydicom_reads(tmp_path):
     synthesize(tmp_path / "archive", patients=2, seed=21, bad_fraction=0.15, duplicate_fraction=0)
     objects, size, modalities, refused = _pydicom_sample(tmp_path / "archive")
     assert objects <= READ_SAMPLE and refused > 0
-    done = _completed(
-        [*CLI, "init", "--yes", "--source", "archive", "--job", "one-time",
-         "--target", "duckdb:///./w.duckdb"],
-        tmp_path,
-    )  # fmt: skip
+    done = _completed(FOR_SCRIPTS, tmp_path)
     assert done.returncode == 0, done.stderr
     lines = {line.split(":")[0].strip(): line for line in done.stdout.splitlines() if ":" in line}
     assert lines["objects"].strip() == f"objects: {objects} ({size_text(size)} listed)"
