@@ -4,10 +4,12 @@ the input anywhere in what a run writes."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -56,6 +58,38 @@ def test_identifiers_and_names_become_keyed_pseudonyms():
     assert born.root[0x00100030].value == "19691231"
     Pseudonymizer(KEY).apply(born)
     assert born.root[0x00100030].value == "19690101"  # a birth date keeps its year only
+
+
+def test_pseudonyms_have_their_documented_forms():
+    pseudonymizer = Pseudonymizer(KEY)
+    assert re.fullmatch(r"ANON\^[0-9A-F]{16}", pseudonymizer.name("Doe^Jane"))
+    assert re.fullmatch(r"ID[0-9A-F]{24}", pseudonymizer.identifier("12345"))
+    # A shift of 1 to 365 days back, each of them reached over many patients.
+    days = {-Pseudonymizer(KEY).shift_of(f"PAT{n}").days for n in range(5000)}
+    assert days == set(range(1, 366))
+
+
+def test_each_patient_moves_by_its_own_shift():
+    """An object's dates move by the shift of its own patient's ID (none: of the
+    empty ID), whichever patient came before."""
+    pseudonymizer = Pseudonymizer(KEY, shift_dates=True)
+    for patient in ("PAT-A", "PAT-B", None):
+        ds = pydicom.dcmread(real_file("CT_small.dcm"))
+        if patient is None:
+            del ds.PatientID
+        else:
+            ds.PatientID = patient
+        ds.StudyDate = "20100615"
+        buffer = io.BytesIO()
+        ds.save_as(buffer)
+        data = buffer.getvalue()
+        with tempfile.NamedTemporaryFile(suffix=".dcm") as fh:
+            fh.write(data)
+            fh.flush()
+            decoded = decode_header(read_local(fh.name, len(data)), fh.name)
+        pseudonymizer.apply(decoded)
+        moved = dt.date(2010, 6, 15) + pseudonymizer.shift_of(patient or "")
+        assert decoded.root[0x00080020].value == moved.strftime("%Y%m%d"), patient
 
 
 def test_dates_move_together_per_patient():
@@ -141,6 +175,13 @@ def test_a_short_key_or_shifting_without_a_key_is_refused(tmp_path):
     (tmp_path / "key").write_bytes(b"short")
     with pytest.raises(ConfigError, match="16 bytes"):
         read_key(str(tmp_path / "key"))
+    (tmp_path / "key").write_bytes(b" 15 bytes long.\n")  # whitespace around is not key
+    with pytest.raises(ConfigError, match="16 bytes"):
+        read_key(str(tmp_path / "key"))
+    (tmp_path / "key").write_bytes(b"sixteen bytes ok")
+    assert read_key(str(tmp_path / "key")) == b"sixteen bytes ok"
+    with pytest.raises(ConfigError, match="cannot read the pseudonymisation key file"):
+        read_key(str(tmp_path / "no-such-key"))
     with pytest.raises(ConfigError, match="needs --pseudonymize-key-file"):
         RunSettings(source=str(tmp_path), shift_dates=True)
 
