@@ -2,8 +2,17 @@
 
 import datetime as dt
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from loader.core.count import Count
-from loader.jobs.incremental import KnownObjects, changed_only, identity_of, identity_of_row
+from loader.jobs.incremental import (
+    KnownObjects,
+    changed_only,
+    identity_of,
+    identity_of_row,
+    micros_of_seconds,
+)
 from loader.sources.listing import ObjectRef
 
 STAMP = 1_700_000_000.123456
@@ -18,6 +27,32 @@ def test_listing_and_warehouse_agree_on_identity():
     assert identity_of(remote) != identity_of_row(("s3://b/k.dcm", 10, when, "abd", "s3"))
     assert identity_of(local) != identity_of(ObjectRef("/a/b.dcm", 11, STAMP))
     assert identity_of(local) != identity_of(ObjectRef("/a/b.dcm", 10, STAMP + 1e-6))
+
+
+@given(
+    st.one_of(
+        st.floats(min_value=0, max_value=2**37, allow_nan=False),
+        # a fraction on or near half a microsecond: where rounding can go either way
+        st.builds(
+            lambda s, half: s + half * 5e-7, st.integers(0, 2**33), st.integers(0, 2_000_000)
+        ),
+    )
+)
+def test_microseconds_are_those_datetime_rounds_to(seconds):
+    """The listing's time, in microseconds, is the one the warehouse stores: what
+    `datetime.fromtimestamp` makes of the same float (modified_at is written so)."""
+    made = dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
+    assert micros_of_seconds(seconds) == (made - dt.datetime(1970, 1, 1)) // dt.timedelta(
+        microseconds=1
+    )
+
+
+def test_a_time_with_its_zone_is_the_same_instant():
+    when = dt.datetime.fromtimestamp(STAMP, dt.UTC)
+    naive = when.replace(tzinfo=None)
+    elsewhere = when.astimezone(dt.timezone(dt.timedelta(hours=-5)))
+    row = ("s3://b/k.dcm", 10, naive, "abc", "s3")
+    assert identity_of_row(row) == identity_of_row((*row[:2], elsewhere, *row[3:]))
 
 
 def test_changed_only_keeps_new_and_changed_in_order():

@@ -86,8 +86,9 @@ def gone_keys(warehouse: Warehouse, prefix: str, listed: SeenKeys) -> np.ndarray
     for batch in warehouse.batches(sql, SCAN_BATCH, [len(prefix), prefix, f"::{prefix}"]):
         keys = np.array([int(row[0]) for row in batch], dtype=np.uint64)
         unlisted = ~listed.seen(keys)
-        holders = [_holder(str(row[1])) for row in batch]
-        held = [i for i in np.flatnonzero(unlisted) if holders[i]]
+        # Only the unlisted are looked at again (on a night with no change: none).
+        holders = {int(i): _holder(str(batch[i][1])) for i in np.flatnonzero(unlisted)}
+        held = [i for i, holder in holders.items() if holder]
         if held:
             holder_keys = np.array(keys_of_texts("", [holders[i] for i in held]), dtype=np.uint64)
             unlisted[np.array(held)[listed.seen(holder_keys)]] = False

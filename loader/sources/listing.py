@@ -227,17 +227,17 @@ def list_source(
             yield ObjectRef(url, 0, None)
         return
     for ref in _objects(source, storage_options, unreadable):
-        yield from _opened(ref, storage_options or {})
+        if container_kind(ref.url) == ZIP:  # checked here, not in a generator per object
+            yield from _zip_opened(ref, storage_options or {})
+        else:
+            yield ref
 
 
-def _opened(ref: ObjectRef, options: dict[str, Any]) -> Iterator[ObjectRef]:
-    """`ref`, or the members of the zip it is: each one listed object (containers.py),
-    modified when its entry says (so the newest copy of an instance wins, as for files).
-    A zip whose directory cannot be read is listed itself: its worker says why, in a
+def _zip_opened(ref: ObjectRef, options: dict[str, Any]) -> Iterator[ObjectRef]:
+    """The members of a zip: each one listed object (containers.py), modified when
+    its entry says (so the newest copy of an instance wins, as for files). A zip
+    whose directory cannot be read is listed itself: its worker says why, in a
     CONTAINER_ERROR row. A tar is listed itself: its worker reads it as a stream."""
-    if container_kind(ref.url) != ZIP:
-        yield ref
-        return
     try:
         members, _ = zip_members(ref.url, ref.size, options)
     except ObjectError:
