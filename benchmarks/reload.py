@@ -80,8 +80,20 @@ def night(copies: list[Path], root: Path, seed: int = 11) -> dict[str, list[str]
     deleted = chosen[cut[0] : cut[0] + cut[1]]
     moved = chosen[cut[0] + cut[1] : cut[0] + cut[1] + max(1, cut[2])]
     grown = chosen[cut[0] + cut[1] + max(1, cut[2]) :]  # a new instance in each's series
+    # The night comes after the archive's newest object: synth dates a patient's
+    # files a day after the previous patient's, so a million objects reach far past
+    # today, and a file rewritten "now" would be older than the files beside it,
+    # which no archive's clock does (a rewrite is its newest file).
+    night_time = max(path.stat().st_mtime for path in copies) + 86_400
+    stamped = iter(range(len(copies)))
+
+    def stamp(path: Path) -> None:
+        at = night_time + next(stamped)
+        os.utime(path, (at, at))
+
     for n, path in enumerate(modified):
         rewrite(path, lambda ds, n=n: setattr(ds, "SeriesDescription", f"amended {n}"))
+        stamp(path)
     for path in deleted:
         path.unlink()
     moved_to = []
@@ -95,6 +107,7 @@ def night(copies: list[Path], root: Path, seed: int = 11) -> dict[str, list[str]
         target = path.with_name(f"added-{n:06d}.dcm")
         shutil.copyfile(path, target)
         rewrite(target, lambda ds, n=n: setattr(ds, "SOPInstanceUID", f"2.25.7{n:020d}"))
+        stamp(target)
         added.append(target)
     patients = max(1, int(len(copies) * NEW / 2 / 10))
     synthesize(root / "new-studies", patients=patients, seed=seed, duplicate_fraction=0)
