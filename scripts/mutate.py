@@ -52,7 +52,7 @@ MODULES: dict[str, list[str]] = {
     "loader/cli/init_wizard.py": ["tests/test_init.py"],
     "loader/warehouse/merge.py": ["tests/test_pipeline.py", "tests/test_batched_load.py"],
     "loader/headers/reader.py": ["tests/test_headers.py"],
-    "loader/sources/read_ahead.py": ["tests/test_read_ahead.py"],
+    "loader/sources/read_ahead.py": ["tests/test_read_ahead.py", "tests/test_options.py"],
     "loader/sources/repeats.py": ["tests/test_repeats.py"],
     "loader/jobs/incremental.py": ["tests/test_incremental.py"],
     "loader/jobs/validate.py": ["tests/test_pipeline.py"],

@@ -255,3 +255,50 @@ def test_flag_values_takes_each_field_given_and_only_those():
 def test_a_default_for_an_option_a_command_does_not_have_is_refused():
     with pytest.raises(TypeError, match="shard_sise"):
         flag_options(RunSettings, "workers", "shard_size", shard_sise=7)
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _documented_defaults() -> dict[str, str]:
+    """The run options table of README.md: each option's first name → its default
+    column, as the user reads it."""
+    rows: dict[str, str] = {}
+    for line in README.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("| `--"):
+            continue
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        name = cells[0].split("`")[1].split()[0]
+        rows.setdefault(name, cells[1])
+    return rows
+
+
+def test_the_readme_states_the_defaults_that_run():
+    """Each default the README's table gives as a plain number or size is the one
+    `run` applies (in the option's own unit): a default changed in code and not in
+    the table, or the reverse, fails here."""
+    documented = _documented_defaults()
+    applied = {p.opts[0]: p.default for p in run.params if isinstance(p, click.Option)}
+    for settings in (RunSettings, Target, DuckDBOptions):
+        for field in flagged(settings):  # an unset option: its field's default applies
+            if applied.get(field.flag.name(field.name), 0) is None and field.default:
+                applied[field.flag.name(field.name)] = field.default / field.flag.per
+    compared = {}
+    for name, default in documented.items():
+        text = default.strip("`")
+        if name not in applied or not (text.isdigit() or text.endswith("MB")):
+            continue
+        value = applied[name]
+        compared[name] = (text, str(int(value)) if isinstance(value, float) else str(value))
+    assert {n: t for n, (t, _) in compared.items()} == {n: d for n, (_, d) in compared.items()}
+    # the table's numeric defaults, every one of them compared
+    assert set(compared) >= {
+        "--cluster-min-objects",
+        "--shard-size",
+        "--element-limit",
+        "--read-concurrency",
+        "--read-ahead-mb",
+        "--stage-file-mb",
+        "--duckdb-memory-limit",
+        "--load-batch-objects",
+    }

@@ -4,7 +4,9 @@ test_object_store.py, where a moto server counts the reads in flight)."""
 
 from __future__ import annotations
 
+import errno
 import threading
+import time
 
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
@@ -110,3 +112,169 @@ def test_local_files_and_empty_objects_are_left_to_the_reader(size):
     refs = [ObjectRef(f"/data/{i}.dcm", size, None) for i in range(3)]
     taken = list(ReadAhead(refs, lambda ref: None, 1000, lambda ref: False, lambda r, f: None))
     assert [(a.ref, a.fs, a.first, a.whole) for a in taken] == [(r, None, None, None) for r in refs]
+
+
+def test_a_window_is_at_least_one_read_wide():
+    assert Window(0).limit == Window(0).ceiling == 1
+
+
+def test_the_first_read_throttled_halves_the_window():
+    window = Window(16)
+    window.throttle(1, latest=1)
+    assert window.limit == 8 == window.lowest and window.throttled == 1
+
+
+def test_a_narrow_window_grows_by_one_after_a_window_of_successes():
+    window = Window(8)
+    window.throttle(1, latest=8)
+    assert window.limit == 4
+    limits = []
+    for _ in range(4 + 5 + 6 + 7):
+        window.succeeded()
+        limits.append(window.limit)
+    # 4 successes at 4 wide, 5 at 5, 6 at 6, 7 at 7: one more read each time.
+    assert limits == [4] * 3 + [5] * 5 + [6] * 6 + [7] * 7 + [8]
+
+
+def test_a_throttled_read_starts_the_count_of_successes_again():
+    window = Window(8)
+    window.throttle(1, latest=8)
+    for _ in range(3):
+        window.succeeded()
+    window.throttle(2, latest=8)  # the same wave: no halving, but no growth yet either
+    assert window.limit == 4
+    for _ in range(3):
+        window.succeeded()
+    assert window.limit == 4
+    window.succeeded()
+    assert window.limit == 5
+
+
+@pytest.mark.parametrize(("ceiling", "floor"), [(3, 3), (6, 4), (40, 4)])
+def test_the_window_stops_shrinking_at_four_reads_or_its_ceiling(ceiling, floor):
+    window = Window(ceiling)
+    for sent in range(1, 50):
+        window.throttle(sent, latest=sent)
+    assert window.limit == window.lowest == floor
+
+
+class _GatedMemory(MemoryFileSystem):
+    """fsspec's in-memory store: reads counted while in flight, `together` of them
+    made to meet (a barrier proves that many at once), `throttled` paths refused as
+    s3fs refuses a 503 SlowDown (OSError EBUSY)."""
+
+    def __init__(self, together: int, throttled: frozenset[str] = frozenset()) -> None:
+        super().__init__(skip_instance_cache=True)
+        self.gate = threading.Barrier(together)
+        self.throttled = throttled
+        self.lock = threading.Lock()
+        self.in_flight = self.most = self.reads = 0
+
+    def cat_file(self, path, start=None, end=None, **kwargs):
+        with self.lock:
+            self.in_flight += 1
+            self.reads += 1
+            self.most = max(self.most, self.in_flight)
+        try:
+            if self.gate.parties > 1:
+                self.gate.wait(timeout=30)
+            if path.lstrip("/") in self.throttled:
+                raise OSError(errno.EBUSY, "SlowDown")
+            return super().cat_file(path, start=start, end=end, **kwargs)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def _stored(fs, count: int, size: int = 3000) -> list[ObjectRef]:
+    refs = []
+    for i in range(count):
+        fs.pipe_file(f"/b/{i:03}", bytes([i]) * size)
+        refs.append(ObjectRef(f"memory://b/{i:03}", size, None))
+    return refs
+
+
+def _first_reads(fs, refs, **bounds) -> ReadAhead:
+    return ReadAhead(refs, lambda ref: fs, 1000, lambda ref: False, lambda r, f: None, **bounds)
+
+
+def test_a_budget_below_one_read_still_reads_one_at_a_time():
+    fs = _GatedMemory(together=1)
+    refs = _stored(fs, 12)
+    reads = _first_reads(fs, refs, concurrency=64, max_bytes=400)
+    taken = list(reads)
+    assert [a.first for a in taken] == [bytes([i]) * 1000 for i in range(12)]
+    assert fs.most == 1 and reads.window.ceiling == 1
+
+
+def test_reads_in_flight_never_exceed_the_concurrency():
+    fs = _GatedMemory(together=3)
+    refs = _stored(fs, 30)
+    taken = list(_first_reads(fs, refs, concurrency=3, max_bytes=1 << 20))
+    assert [a.ref for a in taken] == refs
+    assert fs.most == 3  # the barrier proves three at once; the window caps three
+
+
+def test_throttled_first_reads_narrow_the_window_and_are_left_to_the_reader():
+    fs = _GatedMemory(together=1, throttled=frozenset({"b/000", "b/001"}))
+    refs = _stored(fs, 20)
+    reads = _first_reads(fs, refs, concurrency=16, max_bytes=1 << 20)
+    taken = list(reads)
+    assert [a.ref for a in taken] == refs
+    assert [a.first is None for a in taken[:3]] == [True, True, False]
+    assert reads.window.throttled == 2
+    assert reads.window.lowest < 16  # the wave halved it at least once
+
+
+def test_the_time_waited_is_within_the_time_taken():
+    fs = _GatedMemory(together=2)
+    refs = _stored(fs, 10)
+    reads = _first_reads(fs, refs, concurrency=2, max_bytes=1 << 20)
+    started = time.perf_counter()
+    list(reads)
+    assert 0 < reads.wait_seconds <= time.perf_counter() - started
+
+
+class _Fetched:
+    def __init__(self, url: str, read: int) -> None:
+        self.url, self.read = url, read
+
+
+def test_objects_fetched_whole_are_held_within_the_byte_budget():
+    """Two exports of 10 bytes fit a budget of 25 and a third does not; one larger
+    than the whole budget is still fetched, on its own."""
+    lock = threading.Lock()
+    state = {"now": 0, "most": 0, "alone": None}
+    meet = threading.Barrier(2)
+
+    def fetch_whole(ref, fs):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+            if ref.size > 25:
+                state["alone"] = state["now"] == 1
+        try:
+            if ref.size <= 25:
+                meet.wait(timeout=30)
+            return _Fetched(ref.url, ref.size)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    refs = [ObjectRef(f"/e/{i}.json", 10, None) for i in range(8)]
+    refs.append(ObjectRef("/e/big.json", 100, None))
+    reads = ReadAhead(
+        refs, lambda ref: None, 1000, lambda ref: True, fetch_whole, ahead_whole=8, max_bytes=25
+    )
+    taken = list(reads)
+    assert [a.whole.url for a in taken] == [r.url for r in refs]
+    assert state["most"] == 2 and state["alone"] is True
+
+
+def test_an_object_store_read_asks_for_the_first_bytes_only():
+    fs = _GatedMemory(together=1)
+    refs = _stored(fs, 3, size=600)  # smaller than a first read: the whole object
+    fs.pipe_file("/b/long", b"x" * 5000)
+    refs.append(ObjectRef("memory://b/long", 5000, None))
+    taken = list(_first_reads(fs, refs, concurrency=4, max_bytes=1 << 20))
+    assert [len(a.first) for a in taken] == [600, 600, 600, 1000]
