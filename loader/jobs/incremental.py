@@ -49,12 +49,7 @@ def micros_of_seconds(seconds: float) -> int:
     datetime: formatting one per listed object took a sixth of a nightly reload's
     listing of a million objects."""
     fraction, whole = math.modf(seconds)
-    micros = round(fraction * 1e6)
-    if micros >= 1_000_000:
-        return (int(whole) + 1) * 1_000_000 + micros - 1_000_000
-    if micros < 0:
-        return (int(whole) - 1) * 1_000_000 + micros + 1_000_000
-    return int(whole) * 1_000_000 + micros
+    return int(whole) * 1_000_000 + round(fraction * 1e6)
 
 
 def identity_of(ref: ObjectRef) -> bytes:
