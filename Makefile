@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 ARCHIVE ?= ./demo-archive
 PATIENTS ?= 40
 
-.PHONY: demo test check mutate fuzz bench bench-latency bench-e2e bench-scale bench-reload bench-snowflake bench-rebuild bench-containers bench-frames lint typecheck sql clean
+.PHONY: demo test check mutate fuzz bench bench-latency bench-e2e bench-scale bench-reload bench-reload-s3 bench-snowflake bench-rebuild bench-containers bench-frames lint typecheck sql clean
 
 $(BIN)/dicom-loader: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -94,6 +94,11 @@ bench-scale: $(VENV)/.bench
 # a full run, a night's changes, --incremental twice, against a fresh load.
 bench-reload: $(VENV)/.bench
 	$(BIN)/python benchmarks/reload.py
+
+# The same night from a moto S3 bucket (BENCH_RELOAD_S3_OBJECTS, default 20,000): LIST
+# and GET requests counted by a proxy in front of the server.
+bench-reload-s3: $(VENV)/.bench
+	$(BIN)/python benchmarks/reload_store.py
 
 # What a Snowflake load stages before and after compaction, and its time on the
 # fakesnow server against DuckDB's (BENCH_SNOWFLAKE_OBJECTS, default 20,000).

@@ -73,13 +73,18 @@ def serve_proxy(upstream: str, delay: float, port: int) -> None:
     import aiohttp
     from aiohttp import web
 
-    stats = {"reads": 0, "in_flight": 0, "most_in_flight": 0}
+    stats: dict[str, Any] = {"reads": 0, "in_flight": 0, "most_in_flight": 0, "lists": 0}
+    requested: dict[str, int] = {}  # every other GET or HEAD, by path (bench-reload-s3)
 
     async def forward(request: web.Request) -> web.StreamResponse:
         if request.path == STATS_PATH:
-            return web.json_response(stats)
+            return web.json_response({**stats, "requested": requested})
         path = request.path_qs
         reading = is_object_read(request.method, path, request.headers)
+        if request.method == "GET" and "list-type=" in request.query_string:
+            stats["lists"] += 1
+        elif request.method in ("GET", "HEAD"):
+            requested[request.path] = requested.get(request.path, 0) + 1
         if reading:
             stats["reads"] += 1
             stats["in_flight"] += 1
@@ -125,7 +130,9 @@ class Proxy:
     url: str
     process: subprocess.Popen[bytes]
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
+        """Object reads (and how many at once), LIST requests, and every other GET or
+        HEAD by its (unquoted) path, since the proxy started."""
         with urllib.request.urlopen(self.url + STATS_PATH, timeout=10) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
 

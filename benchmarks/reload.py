@@ -121,7 +121,7 @@ def night(copies: list[Path], root: Path, seed: int = 11) -> dict[str, list[str]
     }
 
 
-def run(source: Path, work: Path, name: str, database: Path, *extra: str) -> dict[str, Any]:
+def run(source: Path | str, work: Path, name: str, database: Path, *extra: str) -> dict[str, Any]:
     """One `dicom-loader run` in its own process; its report and measured wall time."""
     report_path = work / f"{name}.json"
     command = [
