@@ -278,3 +278,42 @@ def test_an_object_store_read_asks_for_the_first_bytes_only():
     refs.append(ObjectRef("memory://b/long", 5000, None))
     taken = list(_first_reads(fs, refs, concurrency=4, max_bytes=1 << 20))
     assert [len(a.first) for a in taken] == [600, 600, 600, 1000]
+
+
+def test_the_very_first_read_throttled_halves_the_window():
+    fs = _GatedMemory(together=1, throttled=frozenset({"b/000"}))
+    reads = _first_reads(fs, _stored(fs, 20), concurrency=16, max_bytes=1 << 20)
+    list(reads)
+    assert reads.window.throttled == 1 and reads.window.lowest == 8
+
+
+class _HeldFirst(_GatedMemory):
+    """The first object's read is held until `needed` other reads have been made:
+    only a reader that sends new reads while it waits for the first ever gets it."""
+
+    def __init__(self, needed: int) -> None:
+        super().__init__(together=1)
+        self.needed = needed
+        self.released = threading.Event()
+        self.released_by_reads = False
+
+    def cat_file(self, path, start=None, end=None, **kwargs):
+        if path.lstrip("/") == "b/000":
+            self.released_by_reads = self.released.wait(timeout=30)
+        else:
+            with self.lock:
+                done = self.reads + 1 >= self.needed
+            if done:
+                self.released.set()
+        return super().cat_file(path, start=start, end=end, **kwargs)
+
+
+def test_reads_that_complete_while_the_worker_waits_are_replaced_at_once():
+    """Four reads in flight; the first is slow. The three beside it complete and are
+    replaced while the worker waits for the first, so twelve reads are made before
+    it arrives, not four."""
+    fs = _HeldFirst(needed=12)
+    refs = _stored(fs, 16)
+    taken = list(_first_reads(fs, refs, concurrency=4, max_bytes=1 << 20))
+    assert [a.ref for a in taken] == refs
+    assert fs.released_by_reads
