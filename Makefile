@@ -41,8 +41,11 @@ $(CHROMIUM):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		chromium > /dev/null
 
+# Every test, on two processes (pytest-xdist): each starts its own servers on free
+# ports and its own temporary folders, so the two never share one. 11 minutes on
+# 2 cores, against 16 on one.
 test: $(BIN)/dicom-loader node_modules/.bin/azurite-blob $(ORTHANC_DICOMWEB) $(CHROMIUM)
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q -n 2
 
 # The edit-test loop: every test that starts no server (unit, DuckDB, Dask workers)
 # and is not slow (fuzzing, a reload's memory, crash-resume runs), on two processes,
