@@ -91,9 +91,13 @@ def test_a_load_dying_in_its_third_batch_is_completed_by_loading_again(
         if held >= 40:
             batches, held = [*batches, []], 0
     assert len(batches) > 3
+    # A shard whose objects all ended as error rows wrote no location file. Shard ids
+    # hash the objects' paths, so which shards come first changes with the temporary
+    # folder: the first two batches hold one such shard in some runs, none in others.
     written = {
         uri
         for record in batches[0] + batches[1]
+        if "dicom_file_location" in record.files
         for uri in pq.read_table(
             tmp_path / "crash-pq" / record.files["dicom_file_location"], columns=["storage_uri"]
         )
