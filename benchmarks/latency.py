@@ -159,9 +159,8 @@ Service = Callable[[Path, list[Path]], Any]
 
 
 @contextmanager
-def s3_service(archive: Path, files: list[Path]) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    import s3fs
-
+def moto_server() -> Iterator[str]:
+    """A moto S3 server in a process of its own on 127.0.0.1: its URL."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -170,15 +169,22 @@ def s3_service(archive: Path, files: list[Path]) -> Iterator[tuple[str, str, dic
     )
     try:
         wait_for_port(port, process)
-        upstream = f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait()
+
+
+@contextmanager
+def s3_service(archive: Path, files: list[Path]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    import s3fs
+
+    with moto_server() as upstream:
         credentials = {"key": "bench", "secret": "bench"}
         fs = s3fs.S3FileSystem(endpoint_url=upstream, **credentials)
         fs.mkdir("bench")
         fs.put(str(archive) + "/", "bench/archive/", recursive=True)
         yield upstream, "s3://bench/archive", {"endpoint_url": "{root}", **credentials}
-    finally:
-        process.terminate()
-        process.wait()
 
 
 # gcp-storage-emulator answers one request at a time (http.server.HTTPServer), closes

@@ -348,18 +348,25 @@ def plot(record: dict[str, Any], path: Path) -> str | None:
     return path.name
 
 
-def main() -> None:
+def linked_archive(objects: int, name: str) -> tuple[list[Path], Path, Path]:
+    """A fresh folder `BENCH_WORK/<name>` holding a hard-linked copy (in `archive/`)
+    of the first `objects` objects of bench-scale's archive: the copy's files, its
+    root and the folder."""
     work = Path(os.environ.get("BENCH_WORK", "bench-work")).resolve()
-    objects = int(os.environ.get("BENCH_RELOAD_OBJECTS", "1000000"))
     paths = archive(work, objects, "tiny")
     source_root = Path(os.path.commonpath([paths[0], paths[-1]]))
-    reload = work / f"reload-{objects}"
-    shutil.rmtree(reload, ignore_errors=True)
-    reload.mkdir(parents=True)
-    copy_root = reload / "archive"
+    place = work / name
+    shutil.rmtree(place, ignore_errors=True)
+    place.mkdir(parents=True)
     started = time.perf_counter()
-    copies = linked_copy(paths, source_root, copy_root)
+    copies = linked_copy(paths, source_root, place / "archive")
     print(f"linked {len(copies):,} objects in {time.perf_counter() - started:.0f} s", flush=True)
+    return copies, place / "archive", place
+
+
+def main() -> None:
+    objects = int(os.environ.get("BENCH_RELOAD_OBJECTS", "1000000"))
+    copies, copy_root, reload = linked_archive(objects, f"reload-{objects}")
     database = reload / "imaging.duckdb"
     runs = [run(copy_root, reload, "full", database)]
     changes = night(copies, copy_root)

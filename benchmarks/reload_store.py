@@ -23,19 +23,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import duckdb
-from e2e import archive, machine  # run as a script: its folder is on the path
-from latency import proxied
-from reload import HERE, linked_copy, night, run
-
-from tests.conftest import free_port, wait_for_port
+from e2e import machine  # run as a script: its folder is on the path
+from latency import moto_server, proxied
+from reload import HERE, linked_archive, night, run
 
 BUCKET = "bench"
 PREFIX = f"{BUCKET}/archive"
@@ -100,24 +95,9 @@ def _requests_of(counts: dict[str, Any], keys: set[str]) -> int:
 def main() -> None:
     import s3fs
 
-    work = Path(os.environ.get("BENCH_WORK", "bench-work")).resolve()
     objects = int(os.environ.get("BENCH_RELOAD_S3_OBJECTS", "20000"))
-    paths = archive(work, objects, "tiny")
-    source_root = Path(os.path.commonpath([paths[0], paths[-1]]))
-    place = work / f"reload-s3-{objects}"
-    shutil.rmtree(place, ignore_errors=True)
-    place.mkdir(parents=True)
-    root = place / "archive"
-    copies = linked_copy(paths, source_root, root)
-    port = free_port()
-    moto = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, moto)
-        upstream = f"http://127.0.0.1:{port}"
+    copies, root, place = linked_archive(objects, f"reload-s3-{objects}")
+    with moto_server() as upstream:
         fs = s3fs.S3FileSystem(endpoint_url=upstream, **CREDENTIALS)
         fs.mkdir(BUCKET)
         _upload(fs, copies, root)
@@ -134,9 +114,6 @@ def main() -> None:
             upstream, place, "incremental", database, "--incremental"
         )
         quiet, quiet_counts = counted_run(upstream, place, "no-change", database, "--incremental")
-    finally:
-        moto.terminate()
-        moto.wait()
     changed = {_key(Path(p), root) for p in changes["modified"] + changes["added"]}
     changed |= {_key(Path(p), root) for p in changes["moved_to"]}
     record = {
@@ -224,7 +201,7 @@ def markdown(record: dict[str, Any]) -> str:
         *[f"- {v}" for v in record["verdicts"]],
         "",
         "Wall times are the emulator's: moto answers each LIST by scanning every key of "
-        "the bucket, so the 10,000 LISTs of a listing cost minutes here; the requests are "
+        "the bucket, so at 20,000 objects a listing costs minutes here; the requests are "
         "what a night costs on S3.",
         "",
     ]
