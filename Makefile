@@ -42,7 +42,7 @@ $(CHROMIUM):
 		chromium > /dev/null
 
 # Every test, on two processes (pytest-xdist): each starts its own servers on free
-# ports and its own temporary folders, so the two never share one. 11 minutes on
+# ports and its own temporary folders, so the two never share one. 11-13 minutes on
 # 2 cores, against 16 on one.
 test: $(BIN)/dicom-loader node_modules/.bin/azurite-blob $(ORTHANC_DICOMWEB) $(CHROMIUM)
 	$(BIN)/python -m pytest tests -q -n 2
