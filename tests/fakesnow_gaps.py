@@ -21,6 +21,8 @@ step.
   serves a session on one DuckDB connection; they are serialised per session.
 - NULL `TIMESTAMP_NTZ` in results: fakesnow's result encoder drops the null mask and
   returns 1970-01-01; the mask is kept.
+- `ARRAY_AGG(…) WITHIN GROUP (ORDER BY …)`: fakesnow's rewrite keeps NULL values in
+  the array; Snowflake omits them, and so does the rewrite once patched.
 - `MD5_NUMBER_LOWER64`: missing; a function computing it as Snowflake documents
   (the MD5 digest read as a big-endian 128-bit number, its lower 64 bits unsigned, as NUMBER(20,0)).
 - External stages on `s3://` URLs: fakesnow reads only local files or real buckets;
@@ -119,6 +121,7 @@ def install() -> None:
             name, md5_number_lower64, ["VARCHAR"], "DECIMAL(20,0)"
         )
 
+    _array_agg_omits_nulls()
     original_struct = fakesnow.arrow.timestamp_to_sf_struct
 
     def timestamp_struct(ts: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -133,6 +136,27 @@ def install() -> None:
         )
 
     fakesnow.arrow.timestamp_to_sf_struct = timestamp_struct
+
+
+def _array_agg_omits_nulls() -> None:
+    """fakesnow rewrites `ARRAY_AGG(x) WITHIN GROUP (ORDER BY …)` into DuckDB's
+    ordered ARRAY_AGG as a new expression, which loses the parser's mark that NULLs
+    are left out: DuckDB then keeps them. Snowflake omits NULL values from the array
+    (https://docs.snowflake.com/en/sql-reference/functions/array_agg, usage notes):
+    the mark is carried over, so DuckDB filters them as Snowflake does."""
+    from fakesnow import transforms
+    from sqlglot import exp
+
+    original = transforms.array_agg_within_group
+
+    def within_group(expression: Any) -> Any:
+        made = original(expression)
+        if made is not expression and isinstance(made, exp.ArrayAgg):
+            agg = expression.find(exp.ArrayAgg)
+            made.set("nulls_excluded", agg.args.get("nulls_excluded"))
+        return made
+
+    transforms.array_agg_within_group = within_group
 
 
 def _serialise_sessions(app: Any) -> None:

@@ -4,6 +4,8 @@ documented behaviour the loader's tests rely on (sql/snowflake/README.md)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from loader.core.errors import StatementError
@@ -83,5 +85,22 @@ def test_a_masking_policy_must_fit_the_column_it_is_set_on(snowflake_target):
             "ALTER TABLE IF EXISTS p MODIFY COLUMN name SET MASKING POLICY keyed_mask "
             "USING (name, name) FORCE"
         )
+    finally:
+        one.close()
+
+
+def test_an_ordered_array_agg_omits_nulls(snowflake_target):
+    """https://docs.snowflake.com/en/sql-reference/functions/array_agg (usage notes):
+    NULL values are omitted from the array, ordered or not. (A group of NULLs only is
+    an empty array on Snowflake and NULL here: the loader never reads one, its
+    aggregates are guarded by count(), and sql/snowflake/README.md says so.)"""
+    one = _session(snowflake_target)
+    try:
+        one.query("CREATE TABLE t (g INT, v VARCHAR)")
+        one.query("INSERT INTO t VALUES (1, 'b'), (1, NULL), (1, 'a'), (1, 'a'), (2, 'c')")
+        rows = one.query(
+            "SELECT g, ARRAY_AGG(DISTINCT v) WITHIN GROUP (ORDER BY v) FROM t GROUP BY g ORDER BY g"
+        )
+        assert [(g, json.loads(a)) for g, a in rows] == [(1, ["a", "b"]), (2, ["c"])]
     finally:
         one.close()
