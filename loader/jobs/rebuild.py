@@ -23,19 +23,16 @@ from __future__ import annotations
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loader.core.errors import Category, ConfigError
+from loader.core.errors import ConfigError
 from loader.core.model import EXTRACTED
-from loader.dicom.stored_headers import decoded_from_stored
-from loader.extract import error_row, extract_object
-from loader.extract.context import ObjectFacts, Row, Rows
-from loader.headers.frame_offsets import NOT_REQUESTED, FrameLocation, OffsetTables
+from loader.extract.from_stored import FRAME_COLUMNS, extracted_from_stored
 from loader.jobs.engine import Progress, execute
 from loader.jobs.gc_pause import gc_paused
 from loader.jobs.load import load
@@ -50,32 +47,11 @@ from loader.sources.listing import DEFAULT_SHARD_SIZE
 from loader.warehouse.base import Warehouse
 from loader.warehouse.duckdb import DuckDBWarehouse
 from loader.warehouse.run_parquet import run_views
+from loader.warehouse.stored import STORED_COLUMNS, STORED_SELECT, cast_errors, stored_frames
 
 PARTS_FOLDER = "rebuild_input"  # under the output root: the stored headers, in parts
-STORED_COLUMNS = (
-    "file_path",
-    "metadata",
-    "metadata_vr",
-    "ingested_at",
-    "file_size_bytes",
-    "header_bytes",
-    "transfer_syntax_uid",
-    "_source_order",
-    "storage_provider",
-    "storage_container",
-    "object_key",
-    "checksum",
-    "ingestion_source",
-    "pixel_data_offset",
-    "pixel_data_length",
-    "modified_at",
-)
-_FRAME_COLUMNS = ("frame_offset", "frame_length", "frame_offset_source", "frame_offset_missing")
 _STORED_SQL = (
-    "SELECT r.file_path, r.metadata, r.metadata_vr, r.ingested_at, r.file_size_bytes, "
-    "r.header_bytes, r.transfer_syntax_uid, r._source_order, l.storage_provider, "
-    "l.storage_container, l.object_key, l.checksum, l.ingestion_source, "
-    "l.pixel_data_offset, l.pixel_data_length, l.modified_at "
+    f"SELECT {STORED_SELECT} "
     "FROM dicom_raw r LEFT JOIN dicom_file_location l ON l.storage_uri = r.file_path "
     "WHERE r.deleted_at IS NULL"
 )
@@ -109,7 +85,7 @@ _PART_SCHEMA = pa.schema(
         ),
         ("bytes_read", pa.int64()),
         # Its frames as located when it was read (dicom_frame; frame_offsets.py).
-        ("frames", pa.list_(pa.struct([(name, pa.string()) for name in _FRAME_COLUMNS]))),
+        ("frames", pa.list_(pa.struct([(name, pa.string()) for name in FRAME_COLUMNS]))),
     ]
 )
 
@@ -143,12 +119,16 @@ def stored_parts(
     if from_run is not None:
         sql, params = f"{sql} AND r._run_id = {mark}", [from_run]
     batches = warehouse.batches(f"{sql} ORDER BY r.file_path", part_size, params)
+
+    def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return warehouse.query(sql, list(params))
+
     for number, batch in enumerate(batches, 1):
         columns = {name: [row[i] for row in batch] for i, name in enumerate(STORED_COLUMNS)}
-        errors = _cast_errors(warehouse, columns["file_path"])
+        errors = cast_errors(query, mark, columns["file_path"])
         columns["cast_errors"] = [errors.get(p, ([], 0))[0] for p in columns["file_path"]]
         columns["bytes_read"] = [errors.get(p, ([], 0))[1] for p in columns["file_path"]]
-        frames = _stored_frames(warehouse, columns["file_path"])
+        frames = stored_frames(query, mark, columns["file_path"])
         columns["frames"] = [frames.get(p, []) for p in columns["file_path"]]
         for name in ("file_size_bytes", "header_bytes", "pixel_data_offset", "pixel_data_length"):
             columns[name] = [None if v is None else int(v) for v in columns[name]]
@@ -161,79 +141,6 @@ def _parquet(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
     return bytes(sink.getvalue().to_pybytes())
-
-
-def _by_object(warehouse: Warehouse, sql: str, paths: list[str]) -> dict[str, list[list[Any]]]:
-    """The rows of `sql` per object of `paths`: its first column is the object's path,
-    and `{paths}` stands where the list of paths goes (bound, one per object)."""
-    if not paths:
-        return {}
-    marks = ", ".join(warehouse.placeholder for _ in paths)
-    found: dict[str, list[list[Any]]] = {}
-    for path, *values in warehouse.query(sql.format(paths=marks), list(paths)):
-        found.setdefault(path, []).append(values)
-    return found
-
-
-def _cast_errors(
-    warehouse: Warehouse, paths: list[str]
-) -> dict[str, tuple[list[dict[str, str]], int]]:
-    """Per object of `paths`: the rows its read gave beside its tables (TYPE_CAST_ERROR
-    by tag, PARSE_WARNING), and its bytes read."""
-    rows = _by_object(
-        warehouse,
-        "SELECT file_path, error_category, tag, error_message, bytes_read "
-        "FROM dicom_ingestion_errors "
-        f"WHERE error_category IN ('{Category.TYPE_CAST_ERROR}', '{Category.PARSE_WARNING}') "
-        "AND file_path IN ({paths}) ORDER BY file_path, error_category, tag",
-        paths,
-    )
-    return {
-        path: (
-            [
-                {"category": category, "tag": tag, "message": message}
-                for category, tag, message, _ in found
-            ],
-            int(found[0][3] or 0),
-        )
-        for path, found in rows.items()
-    }
-
-
-def _stored_frames(warehouse: Warehouse, paths: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Per object of `paths`: its dicom_frame rows' locations, by frame number (its
-    rows carry its _source_order, which names it)."""
-    listed = ", ".join(f"f.{c}" for c in _FRAME_COLUMNS)
-    rows = _by_object(
-        warehouse,
-        f"SELECT r.file_path, {listed} FROM dicom_frame f "
-        "JOIN dicom_raw r ON r._source_order = f._source_order "
-        "WHERE r.file_path IN ({paths}) ORDER BY r.file_path, f.frame_number",
-        paths,
-    )
-    return {
-        path: [
-            {c: None if v is None else str(v) for c, v in zip(_FRAME_COLUMNS, row, strict=True)}
-            for row in found
-        ]
-        for path, found in rows.items()
-    }
-
-
-def _offset_tables(frames: list[dict[str, Any]]) -> tuple[bool, OffsetTables | None]:
-    """Whether the object's read located every frame (--frame-offsets: none says it
-    was not asked for), and what it found, for the extraction to give again."""
-    requested = bool(frames) and all(f["frame_offset_missing"] != NOT_REQUESTED for f in frames)
-    located = tuple(
-        FrameLocation(
-            None if f["frame_offset"] is None else int(f["frame_offset"]),
-            None if f["frame_length"] is None else int(f["frame_length"]),
-            f["frame_offset_source"],
-            f["frame_offset_missing"],
-        )
-        for f in frames
-    )
-    return requested, OffsetTables(None, None, None, located) if requested else None
 
 
 def rebuild_part(
@@ -250,7 +157,7 @@ def rebuild_part(
         with warnings.catch_warnings(), gc_paused():
             warnings.simplefilter("ignore")
             for header in stored:
-                rows, errors = _extracted(header)
+                rows, errors = extracted_from_stored(header)
                 count_frames(rows, frames)
                 output.add(rows, errors, header["_source_order"])
         output.close()
@@ -265,45 +172,6 @@ def rebuild_part(
         frames_located=frames["frames_located"],
         frames_unlocated=frames["frames_unlocated"],
     )
-
-
-def _extracted(header: dict[str, Any]) -> tuple[Rows, list[Row]]:
-    """The rows and error rows of one stored header, as its first read gave them."""
-    requested, tables = _offset_tables(header.get("frames") or [])
-    facts = ObjectFacts(
-        uri=header["file_path"],
-        size=header["file_size_bytes"] or 0,
-        modified_at=header["modified_at"],
-        ingestion_source=header["ingestion_source"] or "",
-        storage_provider=header["storage_provider"] or "",
-        storage_container=header["storage_container"],
-        object_key=header["object_key"] or "",
-        transfer_syntax_uid=header["transfer_syntax_uid"],
-        header_bytes=header["header_bytes"] or 0,
-        bytes_read=header["bytes_read"] or 0,
-        pixel_data_offset=header["pixel_data_offset"],
-        pixel_data_length=header["pixel_data_length"],
-        checksum=header["checksum"] or "",
-        ingested_at=header["ingested_at"],
-        frame_offsets=requested,
-        offset_tables=tables,
-    )
-    stored = header["cast_errors"] or []
-    cast_errors = [
-        (e["tag"], e["message"]) for e in stored if e["category"] != Category.PARSE_WARNING
-    ]
-    warned = [
-        error_row(facts, Category.PARSE_WARNING, e["message"])
-        for e in stored
-        if e["category"] == Category.PARSE_WARNING
-    ]
-    try:
-        decoded = decoded_from_stored(header["metadata"], header["metadata_vr"], cast_errors)
-        rows, errors = extract_object(decoded, facts)
-        return rows, errors + warned
-    except Exception as exc:  # noqa: BLE001 - one stored header must never stop the rebuild
-        message = f"stored header cannot be rebuilt: {type(exc).__name__}: {exc}"[:1000]
-        return {}, [error_row(facts, Category.PARSE_ERROR, message)]
 
 
 _STORED_TABLES = ("dicom_raw", "dicom_file_location", "dicom_ingestion_errors", "dicom_frame")
