@@ -38,7 +38,6 @@ import duckdb
 import pydicom
 from e2e import archive, machine  # run as a script: its folder is on the path
 
-from loader.core.model import BY_NAME, LoadMode
 from loader.synth import synthesize
 
 HERE = Path(__file__).resolve().parent
@@ -186,9 +185,6 @@ def differences(reloaded: Path, fresh: Path) -> dict[str, int]:
                 [table],
             ).fetchall()
             if c not in LOAD_COLUMNS
-            # Which object an entity row came from: one that is gone stays named
-            # (its values are those every object of the entity carries).
-            and not (c == "_source_order" and BY_NAME[table].mode is LoadMode.ENTITY)
         ]
         live = _live(table, columns)
         listed = ", ".join(columns)

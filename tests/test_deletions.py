@@ -5,6 +5,7 @@ from live instances, and nothing deleted when the listing cannot be trusted.
 Expectations come from pydicom reading the files left in the archive."""
 
 import datetime as dt
+import json
 import os
 import uuid
 from collections import Counter
@@ -17,7 +18,7 @@ import s3fs
 
 from loader.core.errors import ConfigError, ListingError
 from loader.core.faults import InjectedFault
-from loader.core.model import EXTRACTED
+from loader.core.model import BY_NAME, EXTRACTED
 from loader.jobs.deleted_objects import DeletionScope, record_deletions, scope_of
 from loader.jobs.pipeline import run
 from loader.jobs.settings import RunSettings, Target
@@ -227,10 +228,10 @@ def test_a_deletion_that_fails_midway_leaves_nothing_stamped(archive, tmp_path, 
     try:
         at = dt.datetime(2030, 1, 1)
         with pytest.raises(RuntimeError, match="listing broke"):
-            warehouse.record_deletions(batches(), at)
+            warehouse.record_deletions(batches(), at, "test-run")
         stamped = "SELECT count(*) FROM dicom_file_location WHERE deleted_at IS NOT NULL"
         assert warehouse.query(stamped) == [(0,)]
-        found = warehouse.record_deletions([[int(keys[0])]], at)  # and it goes on
+        found = warehouse.record_deletions([[int(keys[0])]], at, "test-run")  # and it goes on
         assert (found.objects, warehouse.query(stamped)) == (1, [(1,)])
     finally:
         warehouse.close()
@@ -268,7 +269,7 @@ def test_deletions_failing_inside_their_transaction_change_nothing(
     warehouse = open_warehouse(Target.parse(target))
     try:
         with pytest.raises(InjectedFault):
-            warehouse.record_deletions([keys], dt.datetime(2030, 1, 1))
+            warehouse.record_deletions([keys], dt.datetime(2030, 1, 1), "test-run")
     finally:
         warehouse.close()
     assert _tables(target) == before
@@ -306,15 +307,16 @@ def test_a_folder_that_could_not_be_read_deletes_nothing(tmp_path):
         scope = scope_of(str(archive))
         listed = SeenKeys()  # the listing named nothing it held...
         listed.add(np.array([1], dtype=np.uint64))
-        found = record_deletions(warehouse, scope, listed, [f"{archive}/unreadable"])
+        found = record_deletions(warehouse, scope, listed, [f"{archive}/unreadable"], "test-run")
         assert not found.checked and "could not be listed" in found.reason
         (n,) = warehouse.query(
             "SELECT count(*) FROM dicom_file_location WHERE deleted_at IS NOT NULL"
         )[0]
         assert n == 0
-        assert not record_deletions(warehouse, scope, SeenKeys(), []).checked  # none listed
+        nothing = record_deletions(warehouse, scope, SeenKeys(), [], "test-run")
+        assert not nothing.checked  # none listed
         # ...and with every folder read, the same listing deletes them all.
-        everything = record_deletions(warehouse, scope, listed, [])
+        everything = record_deletions(warehouse, scope, listed, [], "test-run")
         (held,) = warehouse.query("SELECT count(*) FROM dicom_file_location")[0]
         assert everything.checked and everything.objects == held > 0
     finally:
@@ -474,3 +476,147 @@ def test_a_file_rewritten_with_an_older_time_replaces_what_it_gave(tmp_path, tar
     quiet = _run(archive, tmp_path, target=target, incremental=True)
     assert quiet["unchanged"] == quiet["listed"] == first["listed"]
     assert quiet["bytes_read"] == 0
+
+
+_DOSE = ("CTDIvol", "KVP", "ExposureTime", "XRayTubeCurrent", "Exposure")
+_SHARED = (
+    "dicom_patient",
+    "dicom_study",
+    "dicom_series",
+    "dicom_equipment",
+    "dicom_procedure_step",
+    "dicom_dose_summary",
+)
+
+
+def _rewrite(path: Path, mtime: float, **values) -> pydicom.Dataset:
+    """`path` with `values` set (None: removed), written at `mtime`; as pydicom reads it."""
+    ds = pydicom.dcmread(path)
+    for name, value in values.items():
+        if value is None:
+            if name in ds:
+                delattr(ds, name)
+        else:
+            setattr(ds, name, value)
+    ds.save_as(path, enforce_file_format=True)
+    os.utime(path, (mtime, mtime))
+    return pydicom.dcmread(path, stop_before_pixels=True)
+
+
+def _shared_rows(target: str) -> dict[str, list[tuple]]:
+    """The entity tables an object's deletion can pass on, load columns aside, sorted;
+    arrays and documents read (Snowflake gives them as JSON text, DuckDB as lists)."""
+
+    def read(value):
+        try:
+            return json.loads(value) if isinstance(value, str) else value
+        except json.JSONDecodeError:  # text, not a document
+            return value
+
+    found = {}
+    for name in _SHARED:
+        columns = [c for c in BY_NAME[name].column_names if c not in ("_run_id", "_loaded_at")]
+        rows = _ask(target, f"SELECT {', '.join(columns)} FROM {name}")
+        found[name] = sorted((tuple(read(v) for v in r) for r in rows), key=repr)
+    return found
+
+
+def _series_rows(target: str, uid: str) -> dict[str, list[tuple]]:
+    """A series' rows in the tables keyed by series, its counts aside."""
+    found = {}
+    for name in ("dicom_series", "dicom_equipment", "dicom_dose_summary"):
+        columns = [c for c in BY_NAME[name].column_names if c != "number_of_instances"]
+        found[name] = _ask(
+            target,
+            f"SELECT {', '.join(columns)} FROM {name} WHERE series_key = "
+            "(SELECT series_key FROM dicom_series WHERE series_instance_uid = ?)",
+            [uid],
+        )
+    return found
+
+
+def test_an_entity_row_passes_to_the_newest_live_object_as_a_fresh_load_gives(tmp_path, target):
+    """The newest object of a series gives its series, study, patient, equipment and
+    dose rows. Deleted, they come from the newest object left that gives each: the
+    next image for the series (which names no dose), the one after it for the dose
+    summary. A series whose images left name no dose loses its dose row; a series
+    deleted whole keeps its rows, counted 0. Values as pydicom reads the files; every
+    entity table as a fresh load of what is left (but the series deleted whole)."""
+    archive = tmp_path / "archive"
+    synthesize(archive, patients=3, seed=5, duplicate_fraction=0)
+    files = sorted(p.resolve() for p in archive.rglob("*.dcm"))
+    series: dict[str, list[Path]] = {}  # series with dose values → their files
+    studies: dict[str, set[str]] = {}  # study → its series
+    for path in files:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        studies.setdefault(str(ds.StudyInstanceUID), set()).add(str(ds.SeriesInstanceUID))
+        if "KVP" in ds:
+            series.setdefault(str(ds.SeriesInstanceUID), []).append(path)
+    first, second, third = [paths for paths in series.values() if len(paths) >= 3][:3]
+    # A series deleted whole, in a study that lives on: its rows stay as they were.
+    whole = str(pydicom.dcmread(third[0], stop_before_pixels=True).SeriesInstanceUID)
+    assert any(whole in s and len(s) > 1 for s in studies.values())
+    newest = max(p.stat().st_mtime for p in files) + 1000
+    older, before, gone = first[0], first[1], first[2]
+    old = _rewrite(older, newest + 1, KVP=100, CTDIvol=5.5)
+    kept = _rewrite(
+        before, newest + 2, SeriesDescription="kept", StationName="KEPT", StudyDescription="kept",
+        **dict.fromkeys(_DOSE),
+    )  # fmt: skip
+    _rewrite(gone, newest + 3, SeriesDescription="gone", StationName="GONE", KVP=140, CTDIvol=20)
+    for path in second[1:]:
+        _rewrite(path, path.stat().st_mtime, **dict.fromkeys(_DOSE))
+    dosed = _rewrite(second[0], newest + 4, KVP=80)
+    _run(archive, tmp_path, target=target, incremental=True)
+    ((order,),) = _ask(
+        target, "SELECT _source_order FROM dicom_series WHERE series_instance_uid = ?",
+        [str(kept.SeriesInstanceUID)],
+    )  # fmt: skip
+    assert order.endswith(f"\\{gone}")  # the deleted object gave the series row
+    assert _ask(
+        target, "SELECT count(*) FROM dicom_dose_summary d JOIN dicom_series s "
+        "ON s.series_key = d.series_key WHERE s.series_instance_uid = ?",
+        [str(dosed.SeriesInstanceUID)],
+    ) == [(1,)]  # fmt: skip
+
+    whole_rows = _series_rows(target, whole)
+    assert all(whole_rows.values())
+
+    for path in (gone, second[0], *series[whole]):
+        path.unlink()
+    after = _run(archive, tmp_path, target=target, incremental=True)
+    assert after["deleted"]["objects"] == 2 + len(series[whole]) and after["validation_passed"]
+    assert _series_rows(target, whole) == whole_rows
+    assert _ask(
+        target, "SELECT number_of_instances FROM dicom_series WHERE series_instance_uid = ?",
+        [whole],
+    ) == [(0,)]  # fmt: skip
+    by_series = (
+        "SELECT s.series_description, s._source_order, e.station_name, st.study_description, "
+        "d.kvp, d.ctdi_vol, d._source_order FROM dicom_series s "
+        "JOIN dicom_study st ON st.study_key = s.study_key "
+        "LEFT JOIN dicom_equipment e ON e.series_key = s.series_key "
+        "LEFT JOIN dicom_dose_summary d ON d.series_key = s.series_key "
+        "WHERE s.series_instance_uid = ?"
+    )
+    ((description, order, station, study, kvp, ctdi, dose_order),) = _ask(
+        target, by_series, [str(kept.SeriesInstanceUID)]
+    )
+    assert (description, station, study) == (
+        kept.SeriesDescription, kept.StationName, kept.StudyDescription,
+    )  # fmt: skip
+    assert order.endswith(f"\\{before}")
+    assert (kvp, ctdi) == (float(old.KVP), float(old.CTDIvol))
+    assert dose_order.endswith(f"\\{older}")
+    ((*_, kvp, ctdi, dose_order),) = _ask(target, by_series, [str(dosed.SeriesInstanceUID)])
+    assert (kvp, ctdi, dose_order) == (None, None, None)  # no image left names a dose
+
+    fresh = f"duckdb:///{tmp_path / 'fresh.duckdb'}"
+    _run(archive, tmp_path, name="fresh", target=fresh)
+    ours, theirs = _shared_rows(target), _shared_rows(fresh)
+    ((whole_key,),) = _ask(
+        target, "SELECT series_key FROM dicom_series WHERE series_instance_uid = ?", [whole]
+    )
+    for name in ("dicom_series", "dicom_equipment", "dicom_dose_summary"):
+        ours[name] = [row for row in ours[name] if row[0] != whole_key]  # keyed by series
+    assert ours == theirs

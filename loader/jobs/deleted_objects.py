@@ -113,9 +113,10 @@ def record_deletions(
     scope: DeletionScope,
     listed: SeenKeys,
     unreadable: list[str],
+    run_id: str,
 ) -> Deletions:
-    """Stamp what the archive no longer holds, unless the listing cannot be trusted
-    to say so (see the module's docstring)."""
+    """Stamp what the archive no longer holds (run `run_id` found it gone), unless
+    the listing cannot be trusted to say so (see the module's docstring)."""
     if scope.prefix is None:
         return Deletions(False, scope.reason)
     if unreadable:
@@ -128,7 +129,7 @@ def record_deletions(
     at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     keys = [int(k) for k in gone]
     batches = (keys[start : start + SCAN_BATCH] for start in range(0, len(keys), SCAN_BATCH))
-    found = warehouse.record_deletions(batches, at) if keys else None
+    found = warehouse.record_deletions(batches, at, run_id) if keys else None
     return Deletions(
         True,
         scope.prefix,

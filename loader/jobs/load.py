@@ -104,7 +104,7 @@ def _load_rest(
     outcome.result = loading.finish(records) if records else None
     if deletion_check is not None:
         deletions_started = time.time()
-        outcome.deleted = record_deletions(warehouse, *deletion_check)
+        outcome.deleted = record_deletions(warehouse, *deletion_check, loading.run_id)
         outcome.deletions_seconds = time.time() - deletions_started
     outcome.after_extraction_seconds = time.time() - tail_started
     outcome.batches = loading.batches

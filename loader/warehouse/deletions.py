@@ -1,12 +1,13 @@
 """Objects gone from the archive → `deleted_at` on their rows, in one transaction.
 
-The driver finds them (loader/jobs/deleted_objects.py): live locations under the listed prefix
-that the listing no longer holds. Here their `dicom_file_location` and `dicom_raw`
-rows are stamped, an instance whose loaded file went is re-pointed to its newest
-remaining copy, an instance with no copy left is stamped too, and the counts of the
-series and studies they belong to are recomputed from live instances. Nothing is
-dropped: a deleted object's rows stay, and a later load of it (restored, or moved
-back) makes them live again.
+The driver finds them (loader/jobs/deleted_objects.py): live locations under the
+listed prefix that the listing no longer holds. Here their `dicom_file_location` and
+`dicom_raw` rows are stamped, an instance whose loaded file went is re-pointed to its
+newest remaining copy, an instance with no copy left is stamped too, an entity row a
+deleted object gave passes to the newest live object of its entity (successors.py),
+and the counts of the series and studies they belong to are recomputed from live
+instances. Nothing is dropped: a deleted object's rows stay, and a later load of it
+(restored, or moved back) makes them live again.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from loader.warehouse.merge import (
     mark_duplicates,
     recount,
 )
+from loader.warehouse.successors import pass_on
 
 KEYS_PER_STATEMENT = 1000  # bound values per UPDATE: Snowflake allows 16,384
 
@@ -34,12 +36,13 @@ def in_one_transaction(
     begin: str,
     location_keys: Iterable[list[int]],
     at: dt.datetime,
+    run_id: str,
 ) -> Deleted:
     """`record_deletions` between `begin` (the engine's spelling) and COMMIT; rolled
     back whole if any of it fails."""
     execute(begin, [])
     try:
-        found = record_deletions(execute, dialect, location_keys, at)
+        found = record_deletions(execute, dialect, location_keys, at, run_id)
         execute("COMMIT", [])
     except BaseException:
         execute("ROLLBACK", [])
@@ -48,10 +51,14 @@ def in_one_transaction(
 
 
 def record_deletions(
-    execute: Execute, dialect: MergeDialect, location_keys: Iterable[list[int]], at: dt.datetime
+    execute: Execute,
+    dialect: MergeDialect,
+    location_keys: Iterable[list[int]],
+    at: dt.datetime,
+    run_id: str,
 ) -> Deleted:
-    """Stamp the locations `location_keys` (batches of keys) deleted `at`, and follow
-    through; the caller holds the transaction."""
+    """Stamp the locations `location_keys` (batches of keys) deleted `at` by run
+    `run_id`, and follow through; the caller holds the transaction."""
     p = dialect.placeholder
     found = Deleted()
     for batch in location_keys:
@@ -82,6 +89,7 @@ def record_deletions(
         execute(f"SELECT count(*) FROM dicom_instance WHERE deleted_at = {p}", [at])
     )
     mark_duplicates(execute, p, at, touched)
+    pass_on(execute, dialect, at, run_id)
     faults.maybe_fail("mid-deletions")  # stamped and re-pointed, counts not yet recomputed
     series: Keys = (
         f"SELECT series_key FROM dicom_instance WHERE instance_key IN ({touched[0]})",

@@ -21,7 +21,14 @@ import duckdb
 
 from loader.core import faults
 from loader.core.errors import LoadError, WarehouseMemoryError
-from loader.core.model import BY_NAME, EXTRACTED, TABLES, arrow_schema, create_table
+from loader.core.model import (
+    BY_NAME,
+    DIALECT_TYPES,
+    EXTRACTED,
+    TABLES,
+    arrow_schema,
+    create_table,
+)
 from loader.output.ledger import ShardRecord
 from loader.output.location import OutputRoot
 from loader.warehouse.base import Deleted, LoadResult, fetch_batches, upgrade_statements
@@ -37,6 +44,7 @@ from loader.warehouse.merge import (
 from loader.warehouse.target import DuckDBOptions
 
 DIALECT = MergeDialect(
+    types=DIALECT_TYPES["duckdb"],
     placeholder="?",
     upsert=delete_insert_upsert,
     sorted_distinct_list=lambda column: (
@@ -97,9 +105,13 @@ class DuckDBWarehouse:
                 "(DICOM_LOADER_DUCKDB_MEMORY_LIMIT)"
             ) from None
 
-    def record_deletions(self, location_keys: Iterable[list[int]], at: dt.datetime) -> Deleted:
+    def record_deletions(
+        self, location_keys: Iterable[list[int]], at: dt.datetime, run_id: str
+    ) -> Deleted:
         """Stamp these locations deleted and follow through, in one transaction."""
-        return in_one_transaction(self._execute, DIALECT, "BEGIN TRANSACTION", location_keys, at)
+        return in_one_transaction(
+            self._execute, DIALECT, "BEGIN TRANSACTION", location_keys, at, run_id
+        )
 
     def _execute(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
         with self._within_memory():

@@ -43,6 +43,7 @@ def stage_table(table: str) -> str:
 class MergeDialect:
     """How one engine spells what the others spell differently."""
 
+    types: dict[ColumnType, str]  # each column type's name (model.DIALECT_TYPES)
     placeholder: str  # "?" or "%s"
     # Statements upserting stage_table(t) into t; True: the staged keys are unique.
     upsert: Callable[[Table, bool], list[str]]

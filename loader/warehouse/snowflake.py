@@ -61,6 +61,7 @@ STAGED_FOLDER = "_snowflake_stage"
 _RUN_ID = re.compile(r"[A-Za-z0-9_.=-]{1,128}")
 
 DIALECT = MergeDialect(
+    types=DIALECT_TYPES["snowflake"],
     placeholder="%s",
     upsert=merge_upsert,
     sorted_distinct_list=lambda column: (
@@ -225,9 +226,11 @@ class SnowflakeWarehouse:
     ) -> Iterator[list[tuple[Any, ...]]]:
         return fetch_batches(self.con.cursor(), sql, size, params)
 
-    def record_deletions(self, location_keys: Iterable[list[int]], at: dt.datetime) -> Deleted:
+    def record_deletions(
+        self, location_keys: Iterable[list[int]], at: dt.datetime, run_id: str
+    ) -> Deleted:
         """Stamp these locations deleted and follow through, in one transaction."""
-        return in_one_transaction(self._execute, DIALECT, "BEGIN", location_keys, at)
+        return in_one_transaction(self._execute, DIALECT, "BEGIN", location_keys, at, run_id)
 
     def create_model(self) -> None:
         for statement in setup_statements(self.target.stage):

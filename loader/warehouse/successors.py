@@ -1,0 +1,226 @@
+"""An entity row whose object is deleted passes to the newest live object of the entity.
+
+A patient, study or series row, and a series' equipment, a study's procedure step and
+a series' dose summary, hold the values of one object: the newest of the entity
+(merge.py: the greatest `_source_order` wins). When a deletion takes that object
+away, a fresh load of the archive left would take the values of the newest object
+still there, and so does this, inside the deletion's transaction: the stored headers
+of the entity's live objects (stored.py) are derived again (extract/from_stored.py),
+newest first, until one gives the entity's row, which replaces the row. The objects
+of the same instance, of one series and of one study carry one header in a well-formed
+archive; the dose summary (one image's own exposure) and an archive whose objects
+disagree are why this is not a no-op.
+
+When live objects are left and none gives the row (a series whose images left name
+no dose), the row goes, as a fresh load would have none. When the entity has no live
+object left, its row stays as it was: the entity is kept, its counts 0 (README,
+"Deletions").
+
+A deletion touches few entity rows (an object gives its entity's row only while it
+is the newest there), and each costs one stored header read and derived, rarely more:
+the ranks of the live objects are read in doubling groups (1, 2–3, 4–7, …) while an
+entity is still waiting for its row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from loader.core.model import TABLES, Column, ColumnType, LoadMode, Table, arrow_schema
+from loader.extract.context import Row
+from loader.extract.from_stored import extracted_from_stored
+from loader.warehouse.merge import Execute, MergeDialect
+from loader.warehouse.stored import STORED_COLUMNS, STORED_SELECT, cast_errors
+
+T = ColumnType
+KEYS_PER_STATEMENT = 1000  # bound values per IN list: Snowflake allows 16,384
+ROWS_PER_INSERT = 200
+_ARRAYS = frozenset({T.TEXT_ARRAY, T.FLOAT_ARRAY, T.INT_ARRAY, T.KEY_ARRAY})
+_WRITTEN_BY_THE_LOAD = frozenset({"_run_id", "_shard_id", "_loaded_at"})
+# A scope column → how a live object's location reaches it (joins on `dicom_instance i`).
+_SCOPES: dict[str, tuple[str, str]] = {
+    "series_key": ("i.series_key", ""),
+    "study_key": ("se.study_key", "JOIN dicom_series se ON se.series_key = i.series_key "),
+    "patient_key": (
+        "st.patient_key",
+        "JOIN dicom_series se ON se.series_key = i.series_key "
+        "JOIN dicom_study st ON st.study_key = se.study_key ",
+    ),
+}
+
+
+def _scope_of(table: Table) -> str | None:
+    """The narrowest entity whose objects give `table`'s rows; None for the tables
+    of one object or one instance (their own rows are stamped, or follow a copy)."""
+    if table.mode is not LoadMode.ENTITY or "instance_key" in table.column_names:
+        return None
+    return next((s for s in _SCOPES if s in table.column_names), None)
+
+
+SHARED: tuple[tuple[Table, str], ...] = tuple(
+    (t, scope) for t in TABLES if (scope := _scope_of(t)) is not None
+)
+
+Pending = dict[tuple[str, Any], Any]
+"""(table, key) of a row whose object is deleted → the entity whose objects may give it."""
+
+
+def pass_on(execute: Execute, dialect: MergeDialect, at: dt.datetime, run_id: str) -> int:
+    """Every entity row given by an object stamped deleted `at` takes the values of the
+    newest live object of its entity that gives one; the rows replaced or removed."""
+    p = dialect.placeholder
+    gone = f"SELECT _source_order FROM dicom_file_location WHERE deleted_at = {p}"
+    changed = 0
+    for scope in _SCOPES:
+        tables = [t for t, s in SHARED if s == scope]
+        pending: Pending = {}
+        for table in tables:
+            (key,) = table.key
+            for value, entity in execute(
+                f"SELECT {key}, {scope} FROM {table.name} WHERE _source_order IN ({gone})", [at]
+            ):
+                if entity is not None:
+                    pending[(table.name, value)] = entity
+        if not pending:
+            continue
+        given, lived = _successors(execute, dialect, scope, tables, pending)
+        for table in tables:
+            changed += _replace(execute, dialect, table, pending, given, lived, at, run_id)
+    return changed
+
+
+def _successors(
+    execute: Execute, dialect: MergeDialect, scope: str, tables: list[Table], pending: Pending
+) -> tuple[dict[tuple[str, Any], Row], set[Any]]:
+    """The row each pending (table, key) takes from the newest live object of its
+    entity that gives one, and the entities that have a live object at all."""
+    keys = {t.name: t.key[0] for t in tables}
+    waiting = dict(pending)
+    given: dict[tuple[str, Any], Row] = {}
+    lived: set[Any] = set()
+    derived: dict[str, dict[str, Any]] = {}  # an object's rows, derived once
+    first = last = 1
+    while waiting:
+        entities = sorted(set(waiting.values()))
+        ranked = _ranked_headers(execute, dialect, scope, entities, first, last)
+        if first == 1:
+            lived.update(ranked)
+        for item, entity in list(waiting.items()):
+            table, value = item
+            for header in ranked.get(entity, []):
+                if header["file_path"] not in derived:
+                    derived[header["file_path"]] = extracted_from_stored(header)[0]
+                rows = derived[header["file_path"]].get(table) or []
+                row = next((r for r in rows if r.get(keys[table]) == value), None)  # type: ignore[union-attr]
+                if row is not None:
+                    given[item] = {**row, "_source_order": header["_source_order"]}
+                    del waiting[item]
+                    break
+            else:  # this group did not give it: wait for the next, if there is one
+                if len(ranked.get(entity, [])) < last - first + 1:
+                    del waiting[item]
+        first, last = last + 1, 2 * last + 1
+    return given, lived
+
+
+def _ranked_headers(
+    execute: Execute, dialect: MergeDialect, scope: str, entities: list[Any], first: int, last: int
+) -> dict[Any, list[dict[str, Any]]]:
+    """Per entity, the stored headers of its live objects ranked `first` to `last`
+    from the newest, in that order."""
+    p = dialect.placeholder
+    column, joins = _SCOPES[scope]
+    found: dict[Any, list[dict[str, Any]]] = {}
+    for start in range(0, len(entities), KEYS_PER_STATEMENT):
+        chunk = entities[start : start + KEYS_PER_STATEMENT]
+        rows = execute(
+            f"SELECT {column}, {STORED_SELECT} FROM dicom_file_location l "
+            "JOIN dicom_raw r ON r.file_path = l.storage_uri "
+            f"JOIN dicom_instance i ON i.instance_key = l.instance_key {joins}"
+            f"WHERE l.deleted_at IS NULL AND {column} IN ({', '.join(p for _ in chunk)}) "
+            f"QUALIFY row_number() OVER (PARTITION BY {column} ORDER BY r._source_order DESC) "
+            f"BETWEEN {p} AND {p} ORDER BY {column}, r._source_order DESC",
+            [*chunk, first, last],
+        )
+        headers = [(e, dict(zip(STORED_COLUMNS, values, strict=True))) for e, *values in rows]
+        errors = cast_errors(execute, p, [h["file_path"] for _, h in headers])
+        for entity, header in headers:
+            stored, read = errors.get(header["file_path"], ([], 0))
+            # Entity rows do not depend on where frames lie: no frames are read.
+            header.update(cast_errors=stored, bytes_read=read, frames=[])
+            found.setdefault(entity, []).append(header)
+    return found
+
+
+def _replace(
+    execute: Execute,
+    dialect: MergeDialect,
+    table: Table,
+    pending: Pending,
+    given: dict[tuple[str, Any], Row],
+    lived: set[Any],
+    at: dt.datetime,
+    run_id: str,
+) -> int:
+    """`table`'s pending rows replaced by those given, or removed where live objects
+    are left and none gave one; the rows changed."""
+    p = dialect.placeholder
+    (key,) = table.key
+    rows = [row for (name, _), row in given.items() if name == table.name]
+    removed = [
+        value
+        for (name, value), entity in pending.items()
+        if name == table.name and (name, value) not in given and entity in lived
+    ]
+    changed = [row[key] for row in rows] + removed
+    for start in range(0, len(changed), KEYS_PER_STATEMENT):
+        chunk = changed[start : start + KEYS_PER_STATEMENT]
+        execute(f"DELETE FROM {table.name} WHERE {key} IN ({', '.join(p for _ in chunk)})", chunk)
+    columns = [c for c in table.columns if c.name not in _WRITTEN_BY_THE_LOAD]
+    values = _bound(table, columns, rows)
+    names = [c.name for c in columns] + ["_run_id", "_loaded_at"]
+    loaded_at = f"CAST(v._loaded_at AS {dialect.types[T.TIMESTAMP]})"
+    typed = [_typed(dialect, c) for c in columns] + ["v._run_id", loaded_at]
+    marks = f"({', '.join(p for _ in names)})"
+    for start in range(0, len(values), ROWS_PER_INSERT):
+        batch = values[start : start + ROWS_PER_INSERT]
+        execute(
+            f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(typed)} "
+            f"FROM (VALUES {', '.join(marks for _ in batch)}) AS v ({', '.join(names)})",
+            [v for row in batch for v in (*row, run_id, at)],
+        )
+    return len(changed)
+
+
+def _bound(table: Table, columns: Sequence[Column], rows: list[Row]) -> list[list[Any]]:
+    """Rows as the values to bind: first as Arrow types them for a run's Parquet (the
+    same conversion a loaded row went through), arrays as JSON text."""
+    if not rows:
+        return []
+    schema = arrow_schema(table)
+    typed = pa.Table.from_pylist(
+        rows, schema=pa.schema([schema.field(c.name) for c in columns])
+    ).to_pylist()
+    return [
+        [
+            json.dumps(value) if c.type in _ARRAYS and value is not None else value
+            for c in columns
+            for value in (row[c.name],)
+        ]
+        for row in typed
+    ]
+
+
+def _typed(dialect: MergeDialect, column: Column) -> str:
+    """SQL of a column's value from its bound one (JSON text for VARIANT and arrays)."""
+    bound = f"v.{column.name}"
+    if column.type is T.VARIANT:
+        return dialect.variant_from_text(bound)
+    if column.type in _ARRAYS:
+        bound = dialect.variant_from_text(bound)
+    return f"CAST({bound} AS {dialect.types[column.type]})"
