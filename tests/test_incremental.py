@@ -2,31 +2,80 @@
 
 import datetime as dt
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from loader.core.count import Count
-from loader.jobs.incremental import (
-    KnownObjects,
-    changed_only,
-    identity_of,
-    identity_of_row,
-    micros_of_seconds,
-)
+from loader.jobs.incremental import KnownObjects, identity_sql, to_process
+from loader.jobs.settings import Target
+from loader.jobs.targets import open_warehouse
+from loader.sources.identity import identity_of, micros_of_seconds
+from loader.sources.listed_parts import listed_of
 from loader.sources.listing import ObjectRef
+from loader.sources.repeats import SeenKeys
 
 STAMP = 1_700_000_000.123456
 
 
-def test_listing_and_warehouse_agree_on_identity():
+def test_identities_differ_by_every_fact_a_listing_gives():
     local = ObjectRef("/a/b.dcm", 10, STAMP)
     remote = ObjectRef("s3://b/k.dcm", 10, STAMP, "abc")
-    when = dt.datetime.fromtimestamp(STAMP, dt.UTC).replace(tzinfo=None)
-    assert identity_of(local) == identity_of_row(("/a/b.dcm", 10, when, "md5-of-bytes", "file"))
-    assert identity_of(remote) == identity_of_row(("s3://b/k.dcm", 10, when, "abc", "s3"))
-    assert identity_of(remote) != identity_of_row(("s3://b/k.dcm", 10, when, "abd", "s3"))
+    assert identity_of(remote) != identity_of(ObjectRef("s3://b/k.dcm", 10, STAMP, "abd"))
     assert identity_of(local) != identity_of(ObjectRef("/a/b.dcm", 11, STAMP))
     assert identity_of(local) != identity_of(ObjectRef("/a/b.dcm", 10, STAMP + 1e-6))
+    assert identity_of(local) != identity_of(ObjectRef("/a/c.dcm", 10, STAMP))
+
+
+@pytest.fixture(params=["duckdb", pytest.param("snowflake", marks=pytest.mark.server)])
+def warehouse(request, tmp_path):
+    """An empty model in either warehouse."""
+    if request.param == "duckdb":
+        target = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    else:
+        target = request.getfixturevalue("snowflake_target")
+    opened = open_warehouse(Target.parse(target))
+    opened.create_model()
+    yield opened
+    opened.close()
+
+
+def test_the_warehouse_computes_the_identities_a_listing_gives(warehouse):
+    """The target's identities (computed in SQL) are the listing's (identity_of) for
+    the same facts: a local file's checksum (a hash of its bytes) left out, an object
+    store's ETag kept, a missing size or time as the listing has it."""
+    when = dt.datetime.fromtimestamp(STAMP, dt.UTC).replace(tzinfo=None)
+    stored = [  # storage_uri, file_size_bytes, modified_at, checksum, storage_provider
+        ("s3://b/a.dcm", 10, when, "e1", "s3"),
+        ("/x/b.dcm", None, None, "md5-of-bytes", "file"),
+        ("/x/ü c.dcm", 7, when, "md5-of-bytes", "file"),
+        ("gs://b/d.dcm", 3, when, None, "gcs"),
+        ("zip://m.dcm::/x/z.zip", 5, when, None, None),
+    ]
+    mark = warehouse.placeholder
+    for key, row in enumerate(stored, 1):
+        warehouse.query(
+            "INSERT INTO dicom_file_location (location_key, storage_uri, file_size_bytes, "
+            f"modified_at, checksum, storage_provider) VALUES ({', '.join([mark] * 6)})",
+            [key, *row],
+        )
+    known = KnownObjects.from_hex(warehouse.batches(identity_sql(warehouse.dialect)))
+    listed = [
+        ObjectRef("s3://b/a.dcm", 10, STAMP, "e1"),
+        ObjectRef("/x/b.dcm", 0, None),
+        ObjectRef("/x/ü c.dcm", 7, STAMP),
+        ObjectRef("gs://b/d.dcm", 3, STAMP),
+        ObjectRef("zip://m.dcm::/x/z.zip", 5, STAMP),
+    ]
+    assert len(known) == len(stored)
+    assert known.contains(b"".join(identity_of(r) for r in listed)).all()
+    changed = [
+        ObjectRef("s3://b/a.dcm", 10, STAMP, "e2"),  # another ETag
+        ObjectRef("s3://b/a.dcm", 11, STAMP, "e1"),  # another size
+        ObjectRef("/x/ü c.dcm", 7, STAMP + 1e-6),  # a microsecond later
+        ObjectRef("/x/b.dcm", 0, STAMP),  # a time where none was
+    ]
+    assert not known.contains(b"".join(identity_of(r) for r in changed)).any()
 
 
 @given(
@@ -47,24 +96,25 @@ def test_microseconds_are_those_datetime_rounds_to(seconds):
     )
 
 
-def test_a_time_with_its_zone_is_the_same_instant():
-    when = dt.datetime.fromtimestamp(STAMP, dt.UTC)
-    naive = when.replace(tzinfo=None)
-    elsewhere = when.astimezone(dt.timezone(dt.timedelta(hours=-5)))
-    row = ("s3://b/k.dcm", 10, naive, "abc", "s3")
-    assert identity_of_row(row) == identity_of_row((*row[:2], elsewhere, *row[3:]))
+def _processed(listing: list[ObjectRef], known: KnownObjects | None, unchanged: Count):
+    parts = [listed_of(listing[i : i + 4096], True) for i in range(0, len(listing), 4096)]
+    return list(to_process(parts, SeenKeys(), Count(), known, unchanged))
 
 
-def test_changed_only_keeps_new_and_changed_in_order():
+def test_only_new_and_changed_objects_are_processed_in_order():
     old = [ObjectRef(f"/x/{n}", n, STAMP) for n in range(20_000)]
     known = KnownObjects(identity_of(r) for r in old[::2])
     assert len(known) == 10_000
-    listing = [*old, ObjectRef("/x/0", 1, STAMP), ObjectRef("/y/new", 5, None)]
+    listing = [*old, ObjectRef("/y/new", 5, None), ObjectRef("s3://b/k", 3, STAMP, "e")]
     unchanged = Count()
-    kept = list(changed_only(listing, known, unchanged))
+    assert _processed(listing, known, unchanged) == [*old[1::2], *listing[-2:]]
     assert unchanged.value == 10_000
-    assert kept == [*old[1::2], listing[-2], listing[-1]]
-    assert list(changed_only(listing, KnownObjects([]), unchanged)) == listing
+    assert _processed(listing, KnownObjects([]), unchanged) == listing
+    assert _processed(listing, None, unchanged) == listing  # not --incremental
+    assert unchanged.value == 10_000
+    # The same object rewritten (another size) is processed again.
+    again = [ObjectRef("/x/0", 1, STAMP)]
+    assert _processed(again, known, unchanged) == again
 
 
 def _digest(high: int, low: int) -> bytes:
@@ -97,15 +147,7 @@ def test_a_digest_is_known_only_when_both_halves_are():
         _digest(highest, 4): False,  # above every known one
         _digest(highest, 3): True,
     }
-    assert known.contains(list(asked)).tolist() == list(asked.values())
-    assert KnownObjects([]).contains(list(asked)).tolist() == [False] * len(asked)
+    assert known.contains(b"".join(asked)).tolist() == list(asked.values())
+    assert KnownObjects([]).contains(b"".join(asked)).tolist() == [False] * len(asked)
     below = KnownObjects([_digest(5, 1), _digest(9, 9)])  # a high half above them all
-    assert below.contains([_digest(10, 9), _digest(9, 9)]).tolist() == [False, True]
-
-
-def test_known_objects_from_the_warehouse_rows():
-    when = dt.datetime.fromtimestamp(STAMP, dt.UTC).replace(tzinfo=None)
-    rows = [("s3://b/a.dcm", 10, when, "e1", "s3"), ("/x/b.dcm", None, None, "md5", "file")]
-    known = KnownObjects.from_rows([rows[:1], rows[1:]])
-    listed = [ObjectRef("s3://b/a.dcm", 10, STAMP, "e1"), ObjectRef("/x/b.dcm", 0, None)]
-    assert len(known) == 2 and known.contains([identity_of(r) for r in listed]).all()
+    assert below.contains(_digest(10, 9) + _digest(9, 9)).tolist() == [False, True]

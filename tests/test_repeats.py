@@ -6,10 +6,12 @@ import random
 import numpy as np
 
 from loader.core.count import Count
+from loader.jobs.incremental import to_process
 from loader.jobs.pipeline import run
 from loader.jobs.settings import RunSettings, Target
+from loader.sources.listed_parts import BATCH, listed_of
 from loader.sources.listing import ObjectRef
-from loader.sources.repeats import BATCH, SeenKeys, unique_objects
+from loader.sources.repeats import SeenKeys
 
 
 def test_repeats_within_and_across_batches_are_dropped_and_counted():
@@ -18,7 +20,9 @@ def test_repeats_within_and_across_batches_are_dropped_and_counted():
     listing = urls + rng.sample(urls, 2_000) + urls[:10] + urls[-10:]
     rng.shuffle(listing)
     repeated = Count()
-    kept = [ref.url for ref in unique_objects((ObjectRef(u, 1, None) for u in listing), repeated)]
+    refs = [ObjectRef(u, 1, None) for u in listing]
+    parts = [listed_of(refs[i : i + BATCH], False) for i in range(0, len(refs), BATCH)]
+    kept = [ref.url for ref in to_process(parts, SeenKeys(), repeated, None, Count())]
     first_seen = list(dict.fromkeys(listing))  # each URL at its first entry, in order
     assert kept == first_seen
     assert repeated.value == len(listing) - len(urls)

@@ -23,7 +23,7 @@ from loader.jobs.deleted_objects import (
     scope_of,
 )
 from loader.jobs.engine import Progress, execute
-from loader.jobs.incremental import changed_only
+from loader.jobs.incremental import to_process
 from loader.jobs.load import DeletionCheck, load
 from loader.jobs.progress import ListingCount, counted
 from loader.jobs.report import (
@@ -42,8 +42,9 @@ from loader.jobs.targets import (
 from loader.output import ledger
 from loader.output.ledger import ShardRecord
 from loader.output.location import OutputRoot
-from loader.sources.listing import ObjectRef, Shard, list_source, make_shards
-from loader.sources.repeats import SeenKeys, unique_objects
+from loader.sources.listed_parts import Listed, list_parts
+from loader.sources.listing import ObjectRef, Shard, make_shards
+from loader.sources.repeats import SeenKeys
 from loader.warehouse.batches import BatchedLoad
 
 log = logging.getLogger(__name__)
@@ -70,11 +71,10 @@ def fewer_than(objects: Iterator[ObjectRef], limit: int) -> tuple[Iterator[Objec
     return itertools.chain(ahead, objects), len(ahead) < limit
 
 
-def listed_first(objects: Iterator[ObjectRef]) -> Iterator[ObjectRef]:
-    """`objects`, its first one listed now: a source that cannot be listed fails here,
-    with one line, before a cluster starts."""
-    first = next(objects, None)
-    return objects if first is None else itertools.chain([first], objects)
+def listed_first(parts: Iterator[Listed]) -> Iterator[Listed]:
+    """`parts`, its first one listed now."""
+    first = next(parts, None)
+    return parts if first is None else itertools.chain([first], parts)
 
 
 def run(
@@ -114,15 +114,18 @@ def run(
     tally = RunTally(started)
     unreadable: list[str] = []  # folders the listing could not read
     listed_keys = SeenKeys()  # every URL listed, for the deletion check
-    listed = listed_first(list_source(settings.source, settings.storage_options, unreadable))
-    objects = unique_objects(tally.listing(listed), tally.repeated, listed_keys)
+    options = settings.storage_options
+    # The first part listed now: a source that cannot be listed fails here, with
+    # one line, before a cluster starts (and a walk's processes start at once).
+    parts = listed_first(list_parts(settings.source, options, unreadable, settings.incremental))
+    known = None
     deletion_check = None
     if settings.incremental:
         lookup_started = time.time()
         known = known_objects(settings.target)
         tally.known_objects_seconds = time.time() - lookup_started
-        objects = changed_only(objects, known, tally.unchanged)
         deletion_check = DeletionCheck(scope_of(settings.source), listed_keys, unreadable)
+    objects = tally.listing(to_process(parts, listed_keys, tally.repeated, known, tally.unchanged))
     workers = settings.workers
     if workers > 0 and not settings.scheduler and settings.cluster_min_objects:
         objects, small = fewer_than(objects, settings.cluster_min_objects)

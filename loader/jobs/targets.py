@@ -11,7 +11,7 @@ from pathlib import Path
 
 from loader.core.errors import ConfigError
 from loader.jobs import validate
-from loader.jobs.incremental import IDENTITY_SQL, KnownObjects
+from loader.jobs.incremental import KnownObjects, identity_sql
 from loader.jobs.settings import Target, TargetKind
 from loader.jobs.validate import Checks
 from loader.output.location import OutputRoot
@@ -64,7 +64,7 @@ def known_objects(target: Target) -> KnownObjects:
     warehouse = open_warehouse(target)
     try:
         warehouse.create_model()
-        known = KnownObjects.from_rows(warehouse.batches(IDENTITY_SQL))
+        known = KnownObjects.from_hex(warehouse.batches(identity_sql(warehouse.dialect)))
     finally:
         warehouse.close()
     log.info("--incremental: %d objects already loaded", len(known))

@@ -63,7 +63,7 @@ class Shard:
     objects: tuple[ObjectRef, ...]
 
 
-def _walk(root: str, unreadable: list[str]) -> Iterator[ObjectRef]:
+def walk(root: str, unreadable: list[str]) -> Iterator[ObjectRef]:
     """Files under `root`, depth first, names sorted; symlinked directories skipped
     (they can loop); unreadable directories skipped (nothing in them is listed) and
     added to `unreadable`, so that nothing under them is taken for deleted.
@@ -71,25 +71,36 @@ def _walk(root: str, unreadable: list[str]) -> Iterator[ObjectRef]:
     One loop over a stack of open folders, not a generator per folder: a million
     files in 300,000 folders passed each name up through five nested generators, a
     fifth of a nightly reload's listing."""
-    stack = [_sorted_entries(root, unreadable)]
+    stack = [sorted_entries(root, unreadable)]
     while stack:
         for entry in stack[-1]:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(_sorted_entries(entry.path, unreadable))
-                    break  # its folder first, then the rest of this one
-                if entry.is_file():
-                    st = entry.stat()
-                    yield ObjectRef(entry.path, st.st_size, st.st_mtime)
-                elif entry.is_symlink() and not entry.is_dir():
-                    yield ObjectRef(entry.path, 0, None)  # dangling link: READ_ERROR later
-            except OSError:
-                yield ObjectRef(entry.path, 0, None)  # vanished or unreadable: READ_ERROR later
+            listed = entry_listed(entry)
+            if type(listed) is str:
+                stack.append(sorted_entries(listed, unreadable))
+                break  # its folder first, then the rest of this one
+            if listed is not None:
+                yield listed  # type: ignore[misc]
         else:
             stack.pop()
 
 
-def _sorted_entries(folder: str, unreadable: list[str]) -> Iterator[os.DirEntry[str]]:
+def entry_listed(entry: os.DirEntry[str]) -> ObjectRef | str | None:
+    """A folder's entry as the walk lists it: a folder to descend into (its path), an
+    object, or nothing (a link to a folder: links can loop)."""
+    try:
+        if entry.is_dir(follow_symlinks=False):
+            return entry.path
+        if entry.is_file():
+            st = entry.stat()
+            return ObjectRef(entry.path, st.st_size, st.st_mtime)
+        if entry.is_symlink() and not entry.is_dir():
+            return ObjectRef(entry.path, 0, None)  # dangling link: READ_ERROR later
+    except OSError:
+        return ObjectRef(entry.path, 0, None)  # vanished or unreadable: READ_ERROR later
+    return None
+
+
+def sorted_entries(folder: str, unreadable: list[str]) -> Iterator[os.DirEntry[str]]:
     """A folder's entries by name (none, and the folder noted, when it cannot be read)."""
     try:
         with os.scandir(folder) as found:
@@ -226,9 +237,14 @@ def list_source(
         for url in study_urls(source, storage_options):
             yield ObjectRef(url, 0, None)
         return
-    for ref in _objects(source, storage_options, unreadable):
+    yield from zips_opened(_objects(source, storage_options, unreadable), storage_options or {})
+
+
+def zips_opened(refs: Iterable[ObjectRef], options: dict[str, Any]) -> Iterator[ObjectRef]:
+    """`refs`, each zip among them replaced by its members (`_zip_opened`)."""
+    for ref in refs:
         if container_kind(ref.url) == ZIP:  # checked here, not in a generator per object
-            yield from _zip_opened(ref, storage_options or {})
+            yield from _zip_opened(ref, options)
         else:
             yield ref
 
@@ -262,7 +278,7 @@ def _objects(
         return
     path = Path(source.removeprefix("file://"))
     if path.is_dir():
-        yield from _walk(str(path.resolve()), [] if unreadable is None else unreadable)
+        yield from walk(str(path.resolve()), [] if unreadable is None else unreadable)
     elif path.is_file():
         if _is_dicom_file(path) or is_export(path.name) or container_kind(path.name):
             yield _stat(str(path.resolve()))

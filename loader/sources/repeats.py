@@ -4,8 +4,8 @@ never read again.
 Manifests repeat themselves (inventories concatenated, a retried export): a
 100,000-line manifest naming 20,000 files five times would read each file five
 times, and equal shards would share one ledger id, so four fifths of the entries
-vanished from the report. Here the listing passes through `unique_objects`, which
-drops an entry whose URL was listed before and counts it; the report's accounting
+vanished from the report. Here each part of the listing (listed_parts.py) passes through `fresh_of`,
+which drops an entry whose URL was listed before and counts it; the report's accounting
 includes those repeats.
 
 The URLs seen are kept as their 64-bit keys in sorted NumPy runs merged like a
@@ -16,15 +16,9 @@ URLs whose keys collide (a 2^-64 chance per pair) would count one as a repeat.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-
 import numpy as np
 
 from loader.core.count import Count
-from loader.core.keys import keys_of_texts
-from loader.sources.listing import ObjectRef
-
-BATCH = 4_096  # entries looked up together: the listing runs this far ahead
 
 
 class SeenKeys:
@@ -37,12 +31,18 @@ class SeenKeys:
         return sum(len(run) for run in self.runs)
 
     def seen(self, keys: np.ndarray) -> np.ndarray:
-        """Which of `keys` were added before (a boolean mask)."""
-        found = np.zeros(len(keys), dtype=bool)
+        """Which of `keys` were added before (a boolean mask). They are looked up in
+        sorted order: binary searches for sorted keys walk a run in one direction
+        and stay in cache (a million keys against a million: 0.65 s unsorted)."""
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        found_ordered = np.zeros(len(keys), dtype=bool)
         for run in self.runs:
-            at = np.searchsorted(run, keys)
+            at = np.searchsorted(run, ordered)
             inside = at < len(run)
-            found[inside] |= run[at[inside]] == keys[inside]
+            found_ordered[inside] |= run[at[inside]] == ordered[inside]
+        found = np.empty(len(keys), dtype=bool)
+        found[order] = found_ordered
         return found
 
     def add(self, keys: np.ndarray) -> None:
@@ -55,30 +55,13 @@ class SeenKeys:
             self.runs[-1] = np.sort(np.concatenate([self.runs[-1], last]), kind="mergesort")
 
 
-def unique_objects(
-    objects: Iterable[ObjectRef], repeated: Count, seen: SeenKeys | None = None
-) -> Iterator[ObjectRef]:
-    """`objects` without an entry whose URL was listed before; `repeated` counts
-    the entries dropped. `seen` ends holding the key of every URL listed (the
-    deletion check compares the target's locations with them)."""
-    seen = SeenKeys() if seen is None else seen
-    batch: list[ObjectRef] = []
-    for ref in objects:
-        batch.append(ref)
-        if len(batch) == BATCH:
-            yield from _new(batch, seen, repeated)
-            batch = []
-    yield from _new(batch, seen, repeated)
-
-
-def _new(batch: list[ObjectRef], seen: SeenKeys, repeated: Count) -> list[ObjectRef]:
-    if not batch:
-        return []
-    keys = np.array(keys_of_texts("", [ref.url for ref in batch]), dtype=np.uint64)
-    _, first = np.unique(keys, return_index=True)  # within the batch: its first entry
-    fresh = np.zeros(len(batch), dtype=bool)
+def fresh_of(keys: np.ndarray, seen: SeenKeys, repeated: Count) -> np.ndarray:
+    """Which of a part's URL keys name an object not listed before (a boolean mask);
+    the others are counted in `repeated`, and `seen` ends holding every key."""
+    _, first = np.unique(keys, return_index=True)  # within the part: its first entry
+    fresh = np.zeros(len(keys), dtype=bool)
     fresh[first] = True
     fresh &= ~seen.seen(keys)
     seen.add(keys[fresh])
-    repeated.value += len(batch) - int(fresh.sum())
-    return [ref for ref, new in zip(batch, fresh, strict=True) if new]
+    repeated.value += len(keys) - int(fresh.sum())
+    return fresh

@@ -1,0 +1,99 @@
+"""A large folder is walked by processes: the same objects, in the same order, as the
+walk in one process, with unreadable folders and zips' members found in the walking
+processes too; an --incremental run over it skips and finds what one walk does."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from loader.core.count import Count
+from loader.jobs.incremental import to_process
+from loader.jobs.pipeline import run
+from loader.jobs.settings import RunSettings, Target
+from loader.sources import listed_parts
+from loader.sources.identity import identity_of
+from loader.sources.listed_parts import list_parts
+from loader.sources.listing import list_source
+from loader.sources.repeats import SeenKeys
+from loader.synth import synthesize
+
+
+@pytest.fixture
+def archive(tmp_path) -> Path:
+    """A synth archive with a zip deep in it, a dangling link and an unreadable folder."""
+    root = tmp_path / "archive"
+    synthesize(root, patients=6, seed=3, duplicate_fraction=0.1)
+    files = sorted(p for p in root.rglob("*.dcm"))
+    deep = files[len(files) // 2].parent
+    with zipfile.ZipFile(deep / "bundle.zip", "w") as bundle:
+        for path in files[:3]:
+            bundle.write(path, f"in-zip/{path.name}")
+    os.symlink(deep / "nowhere.dcm", deep / "dangling.dcm")
+    return root
+
+
+@pytest.fixture
+def parallel(monkeypatch):
+    """The pool takes every folder after the first, in tasks of two folders."""
+    monkeypatch.setattr(listed_parts, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(listed_parts, "FOLDERS_PER_TASK", 2)
+    monkeypatch.setattr(listed_parts, "WALK_PROCESSES", 2)
+
+
+def _processed(parts) -> list:
+    return list(to_process(parts, SeenKeys(), Count(), None, Count()))
+
+
+def test_walking_processes_list_what_one_walk_lists_in_its_order(archive, parallel, monkeypatch):
+    """The parts hold what one walk lists, in its order, zips' members and the
+    dangling link included. A folder that goes between the plan and its walk (as
+    under a live archive) is reported unreadable by the process that walked it."""
+    planned = listed_parts._plan
+    gone: list[str] = []
+
+    def plan_then_remove_a_folder(root, unreadable):
+        items = planned(root, unreadable)
+        last = [item.path for item in items if isinstance(item, listed_parts._Folder)][-1]
+        shutil.rmtree(last)
+        gone.append(last)
+        return items
+
+    monkeypatch.setattr(listed_parts, "_plan", plan_then_remove_a_folder)
+    walked: list[str] = []
+    parts = list(list_parts(str(archive), None, walked, identities=True))
+    assert walked == gone
+    assert len(parts) > 2  # made by the pool's tasks, not in one piece
+    expected = list(list_source(str(archive)))  # one walk, of what is left
+    got = _processed(parts)
+    assert got == expected
+    assert sum(".zip" in ref.url for ref in got) == 3  # the zip's members
+    assert any(ref.url.endswith("dangling.dcm") and ref.modified is None for ref in got)
+    assert b"".join(p.digests for p in parts) == b"".join(identity_of(r) for r in expected)
+
+
+def test_an_incremental_run_over_walking_processes(archive, tmp_path, parallel):
+    """Unchanged objects skipped, a new one read, a deleted one stamped: as one walk."""
+    settings = RunSettings(
+        source=str(archive),
+        out=tmp_path / "pq",
+        target=Target.parse(f"duckdb:///{tmp_path / 'w.duckdb'}"),
+        workers=0,
+        incremental=True,
+    )
+    first = run(settings)
+    assert first["unchanged"] == 0 and first["listed"] > 20
+    victim = sorted(archive.rglob("*.dcm"))[-1]
+    shutil.copy(victim, victim.with_name("copied-in.dcm"))
+    sorted(archive.rglob("*.dcm"))[0].unlink()
+    again = run(settings)
+    assert again["listed"] == first["listed"]
+    assert again["unchanged"] == first["listed"] - 1 - first["error_files"]
+    assert again["deleted"]["objects"] == 1
+    quiet = run(settings)
+    assert quiet["unchanged"] == quiet["listed"] - quiet["error_files"]
+    assert quiet["deleted"]["objects"] == 0
