@@ -36,6 +36,7 @@ from loader.sources.storage import is_remote
 from loader.warehouse.base import Warehouse
 
 SCAN_BATCH = 100_000
+KEYS_PER_QUERY = 1000  # bound values per IN list: Snowflake allows 16,384
 NOT_INCREMENTAL = "not an --incremental run"  # the report's reason when none was sought
 
 
@@ -80,20 +81,38 @@ def gone_keys(warehouse: Warehouse, prefix: str, listed: SeenKeys) -> np.ndarray
     mark = warehouse.placeholder
     found = []
     sql = (
-        "SELECT location_key, storage_uri FROM dicom_file_location WHERE deleted_at IS NULL "
+        "SELECT location_key FROM dicom_file_location WHERE deleted_at IS NULL "
         f"AND (substr(storage_uri, 1, {mark}) = {mark} OR position({mark} IN storage_uri) > 0)"
     )
     for batch in warehouse.batches(sql, SCAN_BATCH, [len(prefix), prefix, f"::{prefix}"]):
-        keys = np.array([int(row[0]) for row in batch], dtype=np.uint64)
+        keys = np.array([row[0] for row in batch], dtype=np.uint64)
         unlisted = ~listed.seen(keys)
-        # Only the unlisted are looked at again (on a night with no change: none).
-        holders = {int(i): _holder(str(batch[i][1])) for i in np.flatnonzero(unlisted)}
+        # Only the unlisted are looked at again, by their URLs (a night with no
+        # change: none, and no URL is read at all).
+        at = np.flatnonzero(unlisted)
+        uris = _uris(warehouse, [int(k) for k in keys[at]])
+        holders = {int(i): _holder(uris[int(keys[i])]) for i in at}
         held = [i for i, holder in holders.items() if holder]
         if held:
             holder_keys = np.array(keys_of_texts("", [holders[i] for i in held]), dtype=np.uint64)
             unlisted[np.array(held)[listed.seen(holder_keys)]] = False
         found.append(keys[unlisted])
     return np.concatenate(found) if found else np.zeros(0, dtype=np.uint64)
+
+
+def _uris(warehouse: Warehouse, keys: list[int]) -> dict[int, str]:
+    """The storage URI of each location key of `keys`."""
+    found: dict[int, str] = {}
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        chunk = keys[start : start + KEYS_PER_QUERY]
+        marks = ", ".join(warehouse.placeholder for _ in chunk)
+        rows = warehouse.query(
+            "SELECT location_key, storage_uri FROM dicom_file_location "
+            f"WHERE location_key IN ({marks})",
+            chunk,
+        )
+        found.update((int(key), str(uri)) for key, uri in rows)
+    return found
 
 
 def _holder(uri: str) -> str:
