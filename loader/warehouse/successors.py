@@ -132,28 +132,47 @@ def _ranked_headers(
     execute: Execute, dialect: MergeDialect, scope: str, entities: list[Any], first: int, last: int
 ) -> dict[Any, list[dict[str, Any]]]:
     """Per entity, the stored headers of its live objects ranked `first` to `last`
-    from the newest, in that order."""
+    from the newest, in that order. The ranks are found on the locations alone, then
+    the headers of those objects read by URL: joined before the ranking, every
+    stored document of the warehouse was read to rank a few."""
     p = dialect.placeholder
     column, joins = _SCOPES[scope]
     found: dict[Any, list[dict[str, Any]]] = {}
     for start in range(0, len(entities), KEYS_PER_STATEMENT):
         chunk = entities[start : start + KEYS_PER_STATEMENT]
-        rows = execute(
-            f"SELECT {column}, {STORED_SELECT} FROM dicom_file_location l "
-            "JOIN dicom_raw r ON r.file_path = l.storage_uri "
+        ranked = execute(
+            f"SELECT {column}, l.storage_uri FROM dicom_file_location l "
             f"JOIN dicom_instance i ON i.instance_key = l.instance_key {joins}"
             f"WHERE l.deleted_at IS NULL AND {column} IN ({', '.join(p for _ in chunk)}) "
-            f"QUALIFY row_number() OVER (PARTITION BY {column} ORDER BY r._source_order DESC) "
-            f"BETWEEN {p} AND {p} ORDER BY {column}, r._source_order DESC",
+            f"QUALIFY row_number() OVER (PARTITION BY {column} ORDER BY l._source_order DESC) "
+            f"BETWEEN {p} AND {p} ORDER BY {column}, l._source_order DESC",
             [*chunk, first, last],
         )
-        headers = [(e, dict(zip(STORED_COLUMNS, values, strict=True))) for e, *values in rows]
-        errors = cast_errors(execute, p, [h["file_path"] for _, h in headers])
-        for entity, header in headers:
+        headers = _stored_headers(execute, p, [uri for _, uri in ranked])
+        for entity, uri in ranked:
+            if uri in headers:  # a location with no stored header (none is) gives nothing
+                found.setdefault(entity, []).append(headers[uri])
+    return found
+
+
+def _stored_headers(execute: Execute, p: str, uris: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored header of each object of `uris`, with its cast errors."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(uris), KEYS_PER_STATEMENT):
+        chunk = uris[start : start + KEYS_PER_STATEMENT]
+        rows = execute(
+            f"SELECT {STORED_SELECT} FROM dicom_raw r "
+            "LEFT JOIN dicom_file_location l ON l.storage_uri = r.file_path "
+            f"WHERE r.file_path IN ({', '.join(p for _ in chunk)})",
+            chunk,
+        )
+        headers = [dict(zip(STORED_COLUMNS, row, strict=True)) for row in rows]
+        errors = cast_errors(execute, p, [h["file_path"] for h in headers])
+        for header in headers:
             stored, read = errors.get(header["file_path"], ([], 0))
             # Entity rows do not depend on where frames lie: no frames are read.
             header.update(cast_errors=stored, bytes_read=read, frames=[])
-            found.setdefault(entity, []).append(header)
+            found[header["file_path"]] = header
     return found
 
 
