@@ -62,6 +62,11 @@ MODULES: dict[str, list[str]] = {
         "tests/test_options.py::test_the_readme_states_the_defaults_that_run",
     ],
     "loader/sources/repeats.py": ["tests/test_repeats.py"],
+    "loader/sources/listed_parts.py": [
+        "tests/test_listed_parts.py",
+        "tests/test_incremental.py",
+        "tests/test_repeats.py",
+    ],
     "loader/jobs/incremental.py": ["tests/test_incremental.py"],
     "loader/jobs/validate.py": ["tests/test_pipeline.py"],
     "loader/extract/sr_tree.py": ["tests/test_content_tables.py"],
