@@ -5,6 +5,7 @@ values checked against pydicom reading the archive."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import re
@@ -17,6 +18,7 @@ from pydicom.uid import UID
 from loader.cli import html_report
 from loader.jobs.report import LoadOutcome, RunReport, RunTally, build_report
 from loader.jobs.settings import RunSettings, Target
+from loader.output import ledger
 from loader.output.location import OutputRoot
 from loader.synth import synthesize
 from tests.test_cli import dicom_loader
@@ -161,6 +163,19 @@ def test_the_page_renders_whole_offline_and_draws_the_runs_numbers(page_of_a_run
         assert category in seen["examples"]
     assert seen["command"].startswith("dicom-loader run ")
     assert "pydicom" in seen["text"] and "pyarrow" in seen["text"]
+    # The spread of bytes read per object over the shards, as their ledger records say.
+    records = list(ledger.committed_shards(OutputRoot.of(str(root / "out")), report["run_id"]))
+    per_object = sorted(r.bytes_read / r.listed for r in records if r.listed)
+    spread = re.search(
+        r"Per shard: ([\d,.]+) to ([\d,.]+) bytes per object \(([\d,]+) shards\)", seen["text"]
+    )
+    assert spread is not None
+    low, high, shards = (float(v.replace(",", "")) for v in spread.groups())
+    assert (low, high) == (
+        pytest.approx(per_object[0], abs=0.5),
+        pytest.approx(per_object[-1], abs=0.5),
+    )
+    assert shards == len(per_object) > 1
 
 
 @pytest.mark.server
@@ -219,3 +234,111 @@ def test_secrets_never_reach_the_page():
     assert html_report.masked("PatientBirthDate value '19991399' is not valid") == (
         "PatientBirthDate value '***' is not valid"
     )
+
+
+def _record(pid: int, started: float, finished: float, listed: int) -> ledger.ShardRecord:
+    """A shard of `listed` objects run by worker `pid` from `started` to `finished`
+    (seconds after 2026-01-01T00:00:00 UTC)."""
+    at = dt.datetime(2026, 1, 1)
+    return ledger.ShardRecord(
+        run_id="r", shard_id=f"{pid}-{started}", status="committed", listed=listed,
+        parsed=listed, error_files=0, errors={}, rows={}, files={}, parquet_bytes=0,
+        bytes_listed=0, bytes_read=0, read_requests=0, seconds=finished - started,
+        started_at=(at + dt.timedelta(seconds=started)).isoformat(),
+        finished_at=(at + dt.timedelta(seconds=finished)).isoformat(),
+        worker_pid=pid, worker_peak_rss_bytes=0,
+    )  # fmt: skip
+
+
+def _plot_box(svg: str) -> tuple[float, float, float, float]:
+    """The plot's left, right, top and bottom, read from the chart's own axis lines."""
+    (x1, y1, x2, _), (_, top, _, bottom) = (
+        [float(v) for v in m]
+        for m in re.findall(r'<line x1="([\d.]+)" y1="([\d.]+)" x2="([\d.]+)" y2="([\d.]+)" '
+                            r'stroke="#888"/>', svg)
+    )  # fmt: skip
+    assert y1 == bottom
+    return x1, x2, top, bottom
+
+
+def test_the_throughput_chart_draws_each_workers_objects_where_they_fall():
+    """Each worker's line passes through (time since the first shard started, objects
+    done so far) at every shard's end, on linear axes from 0 to the last end and the
+    most objects; its label gives its objects and rate; the axes' ticks are round
+    values at their places."""
+    records = [
+        _record(11, 0, 10, 50),
+        _record(22, 5, 40, 100),
+        _record(11, 10, 20, 30),
+    ]
+    svg = html_report.throughput_chart(records)
+    left, right, top, bottom = _plot_box(svg)
+    end, most = 40.0, 100.0
+
+    def at(seconds: float, objects: float) -> tuple[float, float]:
+        return (
+            left + seconds / end * (right - left),
+            bottom - objects / most * (bottom - top),
+        )
+
+    expected = {
+        "11": [at(0, 0), at(10, 50), at(20, 80)],
+        "22": [at(5, 0), at(40, 100)],
+    }
+    lines = dict(re.findall(r'data-worker="(\d+)"[^>]*points="([^"]+)"', svg))
+    for pid, points in expected.items():
+        drawn = [float(v) for p in lines[pid].split() for v in p.split(",")]
+        assert drawn == pytest.approx([v for p in points for v in p], abs=0.06), pid
+    titles = re.findall(r"<title>([^<]+)</title>", svg)
+    assert titles == [
+        "worker 1 (pid 11): 80 objects, 4/s",  # 80 objects in the 20 s from its start
+        "worker 2 (pid 22): 100 objects, 3/s",  # 100 in 35 s
+    ]
+    strokes = re.findall(r'class="worker" data-worker="\d+" fill="none" stroke="([^"]+)"', svg)
+    assert len(set(strokes)) == 2
+    x_ticks = re.findall(
+        r'<text x="([\d.]+)" y="[\d.]+" text-anchor="middle">([\d,.]+) s</text>', svg
+    )
+    assert [(float(x), float(v)) for x, v in x_ticks] == [
+        (pytest.approx(at(t, 0)[0], abs=0.06), t) for t in (0, 10, 20, 30, 40)
+    ]
+    y_ticks = re.findall(r'<text x="[\d.]+" y="([\d.]+)" text-anchor="end">([\d,.]+)</text>', svg)
+    assert [(float(y) - 4, float(v)) for y, v in y_ticks] == [
+        (pytest.approx(at(0, n)[1], abs=0.06), n) for n in (0, 20, 40, 60, 80, 100)
+    ]
+
+
+def test_a_long_line_is_thinned_and_still_ends_at_the_workers_total():
+    records = [_record(7, i, i + 1, 1) for i in range(1000)]
+    svg = html_report.throughput_chart(records)
+    _, right, top, _ = _plot_box(svg)
+    (points,) = re.findall(r'points="([^"]+)"', svg)
+    drawn = [tuple(float(v) for v in p.split(",")) for p in points.split()]
+    assert len(drawn) <= 401 and list(drawn[-1]) == pytest.approx([right, top], abs=0.06)
+    assert "1,000 objects" in svg
+
+
+@pytest.mark.parametrize(
+    ("top", "ticks"),
+    [
+        (40, [0, 10, 20, 30, 40]),
+        (100, [0, 20, 40, 60, 80, 100]),
+        (7, [0, 2, 4, 6]),
+        (0.9, [0, 0.2, 0.4, 0.6, 0.8]),
+        (12_500, [0, 2_500, 5_000, 7_500, 10_000, 12_500]),
+        (0, [0]),
+    ],
+)
+def test_axis_ticks_are_round_steps_up_to_the_top(top, ticks):
+    assert html_report._ticks(top) == pytest.approx(ticks)
+
+
+def test_bars_are_as_long_as_their_values():
+    """A bar's width is its share of the longest (a sliver for none), and its value
+    is written beside it."""
+    page = html_report.bars("sizes", [("a", 250), ("b", 1000), ("c", 0), ("d", 0.25)], " B")
+    widths = [float(w) for w in re.findall(r'class="bar" style="width:([\d.]+)%"', page)]
+    assert widths == [25.0, 100.0, 0.5, 0.5]
+    values = re.findall(r'class="bar-value">([^<]+)</span>', page)
+    assert values == ["250 B", "1,000 B", "0 B", "0.25 B"]
+    assert html_report.bars("none", []) == '<p class="none">None.</p>'

@@ -196,7 +196,7 @@ def throughput_chart(records: Sequence[ledger.ShardRecord]) -> str:
     parts = [_axes(width, height, left, bottom, plot_w, plot_h, end, most, "s", "objects")]
     legend = []
     for number, (pid, points) in enumerate(sorted(by_worker.items())):
-        step = max(1, len(points) // _POINTS_PER_WORKER)
+        step = max(1, -(-len(points) // _POINTS_PER_WORKER))  # ceiling: at most that many
         kept = points[::step] if points[-1] in points[::step] else [*points[::step], points[-1]]
         colour = _PALETTE[number % len(_PALETTE)]
         rate = points[-1][1] / max(points[-1][0] - points[0][0], 1e-9)
