@@ -103,7 +103,7 @@ def _successors(
     waiting = dict(pending)
     given: dict[tuple[str, Any], Row] = {}
     lived: set[Any] = set()
-    derived: dict[str, dict[str, Any]] = {}  # an object's rows, derived once
+    derived: dict[str, dict[str, list[Row]]] = {}  # an object's entity rows, derived once
     first = last = 1
     while waiting:
         entities = sorted(set(waiting.values()))
@@ -114,9 +114,9 @@ def _successors(
             table, value = item
             for header in ranked.get(entity, []):
                 if header["file_path"] not in derived:
-                    derived[header["file_path"]] = extracted_from_stored(header)[0]
-                rows = derived[header["file_path"]].get(table) or []
-                row = next((r for r in rows if r.get(keys[table]) == value), None)  # type: ignore[union-attr]
+                    derived[header["file_path"]] = _entity_rows(header, keys)
+                rows = derived[header["file_path"]].get(table, [])
+                row = next((r for r in rows if r.get(keys[table]) == value), None)
                 if row is not None:
                     given[item] = {**row, "_source_order": header["_source_order"]}
                     del waiting[item]
@@ -126,6 +126,13 @@ def _successors(
                     del waiting[item]
         first, last = last + 1, 2 * last + 1
     return given, lived
+
+
+def _entity_rows(header: dict[str, Any], keys: dict[str, str]) -> dict[str, list[Row]]:
+    """The rows a stored header gives the tables of `keys` (an entity table's rows are
+    row dicts; the rest, element rows and all, are not kept)."""
+    rows, _ = extracted_from_stored(header)
+    return {name: found for name in keys if isinstance(found := rows.get(name), list)}
 
 
 def _ranked_headers(
