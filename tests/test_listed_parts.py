@@ -4,6 +4,7 @@ processes too; an --incremental run over it skips and finds what one walk does."
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import zipfile
@@ -97,3 +98,24 @@ def test_an_incremental_run_over_walking_processes(archive, tmp_path, parallel):
     quiet = run(settings)
     assert quiet["unchanged"] == quiet["listed"] - quiet["error_files"]
     assert quiet["deleted"]["objects"] == 0
+
+
+def _listed_in_a_daemon(root: str, queue) -> None:
+    listed_parts.PARALLEL_FROM = 1  # as the fixture sets it: this process starts anew
+    listed_parts.FOLDERS_PER_TASK = 2
+    listed_parts.WALK_PROCESSES = 2
+    parts = list(list_parts(root, None, [], identities=False))
+    queue.put([ref.url for ref in _processed(parts)])
+
+
+def test_a_daemonic_process_walks_in_one_process(archive):
+    """A daemonic process may start no child (a Celery worker's task calling `run`):
+    there the walk stays in the process, and lists the same objects."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    daemon = context.Process(target=_listed_in_a_daemon, args=(str(archive), queue), daemon=True)
+    daemon.start()
+    urls = queue.get(timeout=60)
+    daemon.join(timeout=30)
+    assert daemon.exitcode == 0
+    assert urls == [ref.url for ref in list_source(str(archive))]

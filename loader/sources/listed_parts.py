@@ -190,7 +190,9 @@ def _segments(
     held: list[ObjectRef] = []
     folders: list[str] = []
     walked = 0
-    parallel = WALK_PROCESSES > 1
+    # A daemonic process (a Celery worker's task, a Dask worker) may start no child:
+    # it walks in one process, as before.
+    parallel = WALK_PROCESSES > 1 and not multiprocessing.current_process().daemon
     for item in _plan(root, unreadable):
         if isinstance(item, _Folder) and parallel and walked >= PARALLEL_FROM:
             if held:
