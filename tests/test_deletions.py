@@ -538,8 +538,8 @@ def _series_rows(target: str, uid: str) -> dict[str, list[tuple]]:
 def test_an_entity_row_passes_to_the_newest_live_object_as_a_fresh_load_gives(tmp_path, target):
     """The newest object of a series gives its series, study, patient, equipment and
     dose rows. Deleted, they come from the newest object left that gives each: the
-    next image for the series (which names no dose), the one after it for the dose
-    summary. A series whose images left name no dose loses its dose row; a series
+    next image for the series (which names no dose), the fourth newest left for the
+    dose summary. A series whose image left names no dose loses its dose row; a series
     deleted whole keeps its rows, counted 0. Values as pydicom reads the files; every
     entity table as a fresh load of what is left (but the series deleted whole)."""
     archive = tmp_path / "archive"
@@ -552,20 +552,26 @@ def test_an_entity_row_passes_to_the_newest_live_object_as_a_fresh_load_gives(tm
         studies.setdefault(str(ds.StudyInstanceUID), set()).add(str(ds.SeriesInstanceUID))
         if "KVP" in ds:
             series.setdefault(str(ds.SeriesInstanceUID), []).append(path)
-    first, second, third = [paths for paths in series.values() if len(paths) >= 3][:3]
+    first, second, third = sorted(series.values(), key=len, reverse=True)[:3]
+    assert len(first) >= 5 and len(second) >= 2
     # A series deleted whole, in a study that lives on: its rows stay as they were.
     whole = str(pydicom.dcmread(third[0], stop_before_pixels=True).SeriesInstanceUID)
     assert any(whole in s and len(s) > 1 for s in studies.values())
     newest = max(p.stat().st_mtime for p in files) + 1000
-    older, before, gone = first[0], first[1], first[2]
+    # The first series, newest first: gone, before and two more with no dose, older.
+    older, *undosed, before, gone = first[:5]
     old = _rewrite(older, newest + 1, KVP=100, CTDIvol=5.5)
+    for rank, path in enumerate(undosed):
+        _rewrite(path, newest + 1.2 + rank / 10, **dict.fromkeys(_DOSE))
     kept = _rewrite(
         before, newest + 2, SeriesDescription="kept", StationName="KEPT", StudyDescription="kept",
         **dict.fromkeys(_DOSE),
     )  # fmt: skip
     _rewrite(gone, newest + 3, SeriesDescription="gone", StationName="GONE", KVP=140, CTDIvol=20)
-    for path in second[1:]:
-        _rewrite(path, path.stat().st_mtime, **dict.fromkeys(_DOSE))
+    # The second series: two images, the newer alone with a dose.
+    for path in second[2:]:
+        path.unlink()
+    _rewrite(second[1], second[1].stat().st_mtime, **dict.fromkeys(_DOSE))
     dosed = _rewrite(second[0], newest + 4, KVP=80)
     _run(archive, tmp_path, target=target, incremental=True)
     ((order,),) = _ask(

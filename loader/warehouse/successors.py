@@ -70,12 +70,11 @@ Pending = dict[tuple[str, Any], Any]
 """(table, key) of a row whose object is deleted → the entity whose objects may give it."""
 
 
-def pass_on(execute: Execute, dialect: MergeDialect, at: dt.datetime, run_id: str) -> int:
+def pass_on(execute: Execute, dialect: MergeDialect, at: dt.datetime, run_id: str) -> None:
     """Every entity row given by an object stamped deleted `at` takes the values of the
-    newest live object of its entity that gives one; the rows replaced or removed."""
+    newest live object of its entity that gives one (or goes, see the module)."""
     p = dialect.placeholder
     gone = f"SELECT _source_order FROM dicom_file_location WHERE deleted_at = {p}"
-    changed = 0
     for scope in _SCOPES:
         tables = [t for t, s in SHARED if s == scope]
         pending: Pending = {}
@@ -86,12 +85,10 @@ def pass_on(execute: Execute, dialect: MergeDialect, at: dt.datetime, run_id: st
             ):
                 if entity is not None:
                     pending[(table.name, value)] = entity
-        if not pending:
-            continue
-        given, lived = _successors(execute, dialect, scope, tables, pending)
-        for table in tables:
-            changed += _replace(execute, dialect, table, pending, given, lived, at, run_id)
-    return changed
+        if pending:
+            given, lived = _successors(execute, dialect, scope, tables, pending)
+            for table in tables:
+                _replace(execute, dialect, table, pending, given, lived, at, run_id)
 
 
 def _successors(
@@ -192,9 +189,9 @@ def _replace(
     lived: set[Any],
     at: dt.datetime,
     run_id: str,
-) -> int:
+) -> None:
     """`table`'s pending rows replaced by those given, or removed where live objects
-    are left and none gave one; the rows changed."""
+    are left and none gave one."""
     p = dialect.placeholder
     (key,) = table.key
     rows = [row for (name, _), row in given.items() if name == table.name]
@@ -220,7 +217,6 @@ def _replace(
             f"FROM (VALUES {', '.join(marks for _ in batch)}) AS v ({', '.join(names)})",
             [v for row in batch for v in (*row, run_id, at)],
         )
-    return len(changed)
 
 
 def _bound(table: Table, columns: Sequence[Column], rows: list[Row]) -> list[list[Any]]:
