@@ -144,6 +144,7 @@ def test_the_page_renders_whole_offline_and_draws_the_runs_numbers(page_of_a_run
     within = {"listing", "known_objects", "deletions"}
     phases = {name: seconds for name, seconds in report["phases"].items() if name not in within}
     total = sum(phases.values())
+    assert {name for name, _ in seen["phases"]} == set(phases)
     for name, width in seen["phases"]:
         assert width == pytest.approx(phases[name] / total * seen["phase_bar"], abs=1.5)
     # Each error category's bar is as long, against the longest, as its count.
@@ -163,6 +164,7 @@ def test_the_page_renders_whole_offline_and_draws_the_runs_numbers(page_of_a_run
         assert category in seen["examples"]
     assert seen["command"].startswith("dicom-loader run ")
     assert "pydicom" in seen["text"] and "pyarrow" in seen["text"]
+    assert "Frame offsets" not in seen["text"]  # not asked for (--frame-offsets)
     # The spread of bytes read per object over the shards, as their ledger records say.
     records = list(ledger.committed_shards(OutputRoot.of(str(root / "out")), report["run_id"]))
     per_object = sorted(r.bytes_read / r.listed for r in records if r.listed)
@@ -257,7 +259,11 @@ def _plot_box(svg: str) -> tuple[float, float, float, float]:
         for m in re.findall(r'<line x1="([\d.]+)" y1="([\d.]+)" x2="([\d.]+)" y2="([\d.]+)" '
                             r'stroke="#888"/>', svg)
     )  # fmt: skip
-    assert y1 == bottom
+    axes = re.findall(
+        r'<line x1="([\d.]+)" y1="([\d.]+)" x2="([\d.]+)" y2="([\d.]+)" stroke="#888"/>', svg
+    )
+    (_, x_from, _, x_to), (y_from, _, y_to, _) = ((float(v) for v in a) for a in axes)
+    assert y1 == bottom and x_from == x_to and y_from == y_to  # level and upright
     return x1, x2, top, bottom
 
 
@@ -308,14 +314,18 @@ def test_the_throughput_chart_draws_each_workers_objects_where_they_fall():
     ]
 
 
-def test_a_long_line_is_thinned_and_still_ends_at_the_workers_total():
-    records = [_record(7, i, i + 1, 1) for i in range(1000)]
+@pytest.mark.parametrize("shards", [1000, 1200])
+def test_a_long_line_is_thinned_and_still_ends_at_the_workers_total(shards):
+    """At most 400 points (and the last), each once, the last at the worker's total;
+    1,200 shards put the last point on the thinning's own step."""
+    records = [_record(7, i, i + 1, 1) for i in range(shards)]
     svg = html_report.throughput_chart(records)
     _, right, top, _ = _plot_box(svg)
     (points,) = re.findall(r'points="([^"]+)"', svg)
     drawn = [tuple(float(v) for v in p.split(",")) for p in points.split()]
     assert len(drawn) <= 401 and list(drawn[-1]) == pytest.approx([right, top], abs=0.06)
-    assert "1,000 objects" in svg
+    assert len(set(drawn)) == len(drawn)
+    assert f"{shards:,} objects" in svg
 
 
 @pytest.mark.parametrize(
