@@ -352,3 +352,22 @@ def test_bars_are_as_long_as_their_values():
     values = re.findall(r'class="bar-value">([^<]+)</span>', page)
     assert values == ["250 B", "1,000 B", "0 B", "0.25 B"]
     assert html_report.bars("none", []) == '<p class="none">None.</p>'
+
+
+def test_validation_values_are_shown_whole_or_cut_at_300_characters():
+    """A check's value is its text; a structured one its JSON with keys in order, cut
+    to 300 characters (297 and an ellipsis) when longer."""
+    long = {"objects": ["x" * 40] * 10}
+    rows = html_report._validation_rows(
+        {"total_records": 12, "orphans": {"z": 1, "a": 2}, "examples": long}, ["orphans"]
+    )
+    assert rows[:2] == [
+        ["total_records", "passed", "12"],
+        ["orphans", "failed", '{"a": 2, "z": 1}'],
+    ]
+    (name, state, text) = rows[2]
+    whole = json.dumps(long)
+    assert (name, state, len(whole) > 300) == ("examples", "passed", True)
+    assert text == whole[:297] + "..."
+    exactly = {"k": "v" * (300 - len('{"k": ""}'))}
+    assert html_report._validation_rows({"c": exactly}, [])[0][2] == json.dumps(exactly)
