@@ -119,3 +119,23 @@ def test_a_daemonic_process_walks_in_one_process(archive):
     daemon.join(timeout=30)
     assert daemon.exitcode == 0
     assert urls == [ref.url for ref in list_source(str(archive))]
+
+
+def test_a_walk_in_one_process_hands_its_parts_on_as_it_goes(archive, monkeypatch):
+    """Without a pool the parts stream: the first is handed on when the walk has read
+    the first folders, not the whole tree (the driver holds a part, not the listing)."""
+    monkeypatch.setattr(listed_parts, "WALK_PROCESSES", 1)
+    monkeypatch.setattr(listed_parts, "BATCH", 2)
+    walked: list[str] = []
+    real_walk = listed_parts.walk
+
+    def counted(folder, unreadable):
+        walked.append(folder)
+        return real_walk(folder, unreadable)
+
+    monkeypatch.setattr(listed_parts, "walk", counted)
+    parts = list_parts(str(archive), None, [], identities=False)
+    next(parts)
+    so_far = len(walked)
+    rest = list(parts)
+    assert rest and so_far < len(walked)
