@@ -85,7 +85,8 @@ def gone_keys(warehouse: Warehouse, prefix: str, listed: SeenKeys) -> np.ndarray
         f"AND (substr(storage_uri, 1, {mark}) = {mark} OR position({mark} IN storage_uri) > 0)"
     )
     for batch in warehouse.batches(sql, SCAN_BATCH, [len(prefix), prefix, f"::{prefix}"]):
-        keys = np.array([row[0] for row in batch], dtype=np.uint64)
+        # int(): a connector may give NUMBER(20,0) as Decimal
+        keys = np.array([int(row[0]) for row in batch], dtype=np.uint64)
         unlisted = ~listed.seen(keys)
         # Only the unlisted are looked at again, by their URLs (a night with no
         # change: none, and no URL is read at all).
