@@ -34,9 +34,9 @@ from loader.sources.dicomweb import is_dicomweb
 from loader.sources.repeats import SeenKeys
 from loader.sources.storage import is_remote
 from loader.warehouse.base import Warehouse
+from loader.warehouse.merge import KEYS_PER_STATEMENT
 
 SCAN_BATCH = 100_000
-KEYS_PER_QUERY = 1000  # bound values per IN list: Snowflake allows 16,384
 NOT_INCREMENTAL = "not an --incremental run"  # the report's reason when none was sought
 
 
@@ -104,8 +104,8 @@ def gone_keys(warehouse: Warehouse, prefix: str, listed: SeenKeys) -> np.ndarray
 def _uris(warehouse: Warehouse, keys: list[int]) -> dict[int, str]:
     """The storage URI of each location key of `keys`."""
     found: dict[int, str] = {}
-    for start in range(0, len(keys), KEYS_PER_QUERY):
-        chunk = keys[start : start + KEYS_PER_QUERY]
+    for start in range(0, len(keys), KEYS_PER_STATEMENT):
+        chunk = keys[start : start + KEYS_PER_STATEMENT]
         marks = ", ".join(warehouse.placeholder for _ in chunk)
         rows = warehouse.query(
             "SELECT location_key, storage_uri FROM dicom_file_location "

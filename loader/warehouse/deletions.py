@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from loader.core import faults
 from loader.warehouse.base import Deleted
 from loader.warehouse.merge import (
+    KEYS_PER_STATEMENT,
     Execute,
     Keys,
     MergeDialect,
@@ -26,8 +27,6 @@ from loader.warehouse.merge import (
     recount,
 )
 from loader.warehouse.successors import pass_on
-
-KEYS_PER_STATEMENT = 1000  # bound values per UPDATE: Snowflake allows 16,384
 
 
 def in_one_transaction(

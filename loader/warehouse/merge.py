@@ -33,6 +33,7 @@ Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 Keys = tuple[str, list[Any]]
 """SQL that selects keys (of instances, series or studies), and the values it binds."""
 HISTORY_ROWS_PER_INSERT = 200
+KEYS_PER_STATEMENT = 1000  # values bound in one IN list: Snowflake allows 16,384
 
 
 def stage_table(table: str) -> str:

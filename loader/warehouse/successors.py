@@ -34,11 +34,10 @@ import pyarrow as pa
 from loader.core.model import TABLES, Column, ColumnType, LoadMode, Table, arrow_schema
 from loader.extract.context import Row
 from loader.extract.from_stored import extracted_from_stored
-from loader.warehouse.merge import Execute, MergeDialect
+from loader.warehouse.merge import KEYS_PER_STATEMENT, Execute, MergeDialect
 from loader.warehouse.stored import STORED_COLUMNS, STORED_SELECT, cast_errors
 
 T = ColumnType
-KEYS_PER_STATEMENT = 1000  # bound values per IN list: Snowflake allows 16,384
 ROWS_PER_INSERT = 200
 _ARRAYS = frozenset({T.TEXT_ARRAY, T.FLOAT_ARRAY, T.INT_ARRAY, T.KEY_ARRAY})
 _WRITTEN_BY_THE_LOAD = frozenset({"_run_id", "_shard_id", "_loaded_at"})
