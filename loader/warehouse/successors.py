@@ -19,7 +19,8 @@ object left, its row stays as it was: the entity is kept, its counts 0 (README,
 A deletion touches few entity rows (an object gives its entity's row only while it
 is the newest there), and each costs one stored header read and derived, rarely more:
 the ranks of the live objects are read in doubling groups (1, 2–3, 4–7, …) while an
-entity is still waiting for its row.
+entity is still waiting for its row, and each group's headers, of all three scopes,
+in one read.
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ SHARED: tuple[tuple[Table, str], ...] = tuple(
     (t, scope) for t in TABLES if (scope := _scope_of(t)) is not None
 )
 
-Pending = dict[tuple[str, Any], Any]
-"""(table, key) of a row whose object is deleted → the entity whose objects may give it."""
+Pending = dict[tuple[str, Any], tuple[str, Any]]
+"""(table, key) of a row whose object is deleted → (scope, entity): the entity whose
+objects may give it."""
 
 
 def pass_on(execute: Execute, dialect: MergeDialect, at: dt.datetime, run_id: str) -> None:
@@ -74,51 +76,61 @@ def pass_on(execute: Execute, dialect: MergeDialect, at: dt.datetime, run_id: st
     newest live object of its entity that gives one (or goes, see the module)."""
     p = dialect.placeholder
     gone = f"SELECT _source_order FROM dicom_file_location WHERE deleted_at = {p}"
-    for scope in _SCOPES:
-        tables = [t for t, s in SHARED if s == scope]
-        pending: Pending = {}
-        for table in tables:
-            (key,) = table.key
-            for value, entity in execute(
-                f"SELECT {key}, {scope} FROM {table.name} WHERE _source_order IN ({gone})", [at]
-            ):
-                if entity is not None:
-                    pending[(table.name, value)] = entity
-        if pending:
-            given, lived = _successors(execute, dialect, scope, tables, pending)
-            for table in tables:
-                _replace(execute, dialect, table, pending, given, lived, at, run_id)
+    pending: Pending = {}
+    for table, scope in SHARED:
+        (key,) = table.key
+        for value, entity in execute(
+            f"SELECT {key}, {scope} FROM {table.name} WHERE _source_order IN ({gone})", [at]
+        ):
+            if entity is not None:
+                pending[(table.name, value)] = (scope, entity)
+    if pending:
+        given, lived = _successors(execute, dialect, pending)
+        for table, _ in SHARED:
+            _replace(execute, dialect, table, pending, given, lived, at, run_id)
 
 
 def _successors(
-    execute: Execute, dialect: MergeDialect, scope: str, tables: list[Table], pending: Pending
-) -> tuple[dict[tuple[str, Any], Row], set[Any]]:
+    execute: Execute, dialect: MergeDialect, pending: Pending
+) -> tuple[dict[tuple[str, Any], Row], set[tuple[str, Any]]]:
     """The row each pending (table, key) takes from the newest live object of its
-    entity that gives one, and the entities that have a live object at all."""
-    keys = {t.name: t.key[0] for t in tables}
+    entity that gives one, and the (scope, entity) pairs that have a live object at
+    all. Each round reads the headers of every scope's ranked objects at once: a
+    batch of stored headers costs about a scan of `dicom_raw`'s documents, whether it
+    holds one header or a thousand (DuckDB decompresses the blocks they lie in)."""
+    keys = {t.name: t.key[0] for t, _ in SHARED}
     waiting = dict(pending)
     given: dict[tuple[str, Any], Row] = {}
-    lived: set[Any] = set()
+    lived: set[tuple[str, Any]] = set()
+    headers: dict[str, dict[str, Any]] = {}
     derived: dict[str, dict[str, list[Row]]] = {}  # an object's entity rows, derived once
     first = last = 1
     while waiting:
-        entities = sorted(set(waiting.values()))
-        ranked = _ranked_headers(execute, dialect, scope, entities, first, last)
+        ranked = {
+            scope: _ranked(execute, dialect, scope, sorted(entities), first, last)
+            for scope in _SCOPES
+            if (entities := {e for s, e in waiting.values() if s == scope})
+        }
+        wanted = {uri for found in ranked.values() for uris in found.values() for uri in uris}
+        headers.update(_stored_headers(execute, dialect.placeholder, sorted(wanted - set(headers))))
         if first == 1:
-            lived.update(ranked)
-        for item, entity in list(waiting.items()):
+            lived.update((scope, e) for scope, found in ranked.items() for e in found)
+        for item, (scope, entity) in list(waiting.items()):
             table, value = item
-            for header in ranked.get(entity, []):
-                if header["file_path"] not in derived:
-                    derived[header["file_path"]] = _entity_rows(header, keys)
-                rows = derived[header["file_path"]].get(table, [])
+            uris = ranked.get(scope, {}).get(entity, [])
+            for uri in uris:
+                if uri not in headers:  # a location with no stored header (none is)
+                    continue
+                if uri not in derived:
+                    derived[uri] = _entity_rows(headers[uri], keys)
+                rows = derived[uri].get(table, [])
                 row = next((r for r in rows if r.get(keys[table]) == value), None)
                 if row is not None:
-                    given[item] = {**row, "_source_order": header["_source_order"]}
+                    given[item] = {**row, "_source_order": headers[uri]["_source_order"]}
                     del waiting[item]
                     break
             else:  # this group did not give it: wait for the next, if there is one
-                if len(ranked.get(entity, [])) < last - first + 1:
+                if len(uris) < last - first + 1:
                     del waiting[item]
         first, last = last + 1, 2 * last + 1
     return given, lived
@@ -131,30 +143,26 @@ def _entity_rows(header: dict[str, Any], keys: dict[str, str]) -> dict[str, list
     return {name: found for name in keys if isinstance(found := rows.get(name), list)}
 
 
-def _ranked_headers(
+def _ranked(
     execute: Execute, dialect: MergeDialect, scope: str, entities: list[Any], first: int, last: int
-) -> dict[Any, list[dict[str, Any]]]:
-    """Per entity, the stored headers of its live objects ranked `first` to `last`
-    from the newest, in that order. The ranks are found on the locations alone, then
-    the headers of those objects read by URL: joined before the ranking, every
-    stored document of the warehouse was read to rank a few."""
+) -> dict[Any, list[str]]:
+    """Per entity, the URLs of its live objects ranked `first` to `last` from the
+    newest, in that order: found on the locations alone (joined to the stored
+    documents before the ranking, every one of them was read to rank a few)."""
     p = dialect.placeholder
     column, joins = _SCOPES[scope]
-    found: dict[Any, list[dict[str, Any]]] = {}
+    found: dict[Any, list[str]] = {}
     for start in range(0, len(entities), KEYS_PER_STATEMENT):
         chunk = entities[start : start + KEYS_PER_STATEMENT]
-        ranked = execute(
+        for entity, uri in execute(
             f"SELECT {column}, l.storage_uri FROM dicom_file_location l "
             f"JOIN dicom_instance i ON i.instance_key = l.instance_key {joins}"
             f"WHERE l.deleted_at IS NULL AND {column} IN ({', '.join(p for _ in chunk)}) "
             f"QUALIFY row_number() OVER (PARTITION BY {column} ORDER BY l._source_order DESC) "
             f"BETWEEN {p} AND {p} ORDER BY {column}, l._source_order DESC",
             [*chunk, first, last],
-        )
-        headers = _stored_headers(execute, p, [uri for _, uri in ranked])
-        for entity, uri in ranked:
-            if uri in headers:  # a location with no stored header (none is) gives nothing
-                found.setdefault(entity, []).append(headers[uri])
+        ):
+            found.setdefault(entity, []).append(uri)
     return found
 
 
@@ -185,7 +193,7 @@ def _replace(
     table: Table,
     pending: Pending,
     given: dict[tuple[str, Any], Row],
-    lived: set[Any],
+    lived: set[tuple[str, Any]],
     at: dt.datetime,
     run_id: str,
 ) -> None:
