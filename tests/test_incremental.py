@@ -1,16 +1,19 @@
 """Object identities for --incremental: pure, no I/O."""
 
 import datetime as dt
+import math
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from loader.core.count import Count
+from loader.core.keys import key_of
 from loader.jobs.incremental import KnownObjects, identity_sql, to_process
 from loader.jobs.settings import Target
 from loader.jobs.targets import open_warehouse
-from loader.sources.identity import identity_of, micros_of_seconds
+from loader.sources.identity import NO_TIME, identity_of, micros_of
 from loader.sources.listed_parts import listed_of
 from loader.sources.listing import ObjectRef
 from loader.sources.repeats import SeenKeys
@@ -53,13 +56,13 @@ def test_the_warehouse_computes_the_identities_a_listing_gives(warehouse):
         ("zip://m.dcm::/x/z.zip", 5, when, None, None),
     ]
     mark = warehouse.placeholder
-    for key, row in enumerate(stored, 1):
+    for row in stored:  # a location's key is its URL's (object_rows.py)
         warehouse.query(
             "INSERT INTO dicom_file_location (location_key, storage_uri, file_size_bytes, "
             f"modified_at, checksum, storage_provider) VALUES ({', '.join([mark] * 6)})",
-            [key, *row],
+            [key_of(row[0]), *row],
         )
-    known = KnownObjects.from_hex(warehouse.batches(identity_sql(warehouse.dialect)))
+    known = KnownObjects.from_rows(warehouse.batches(identity_sql(warehouse.dialect)))
     listed = [
         ObjectRef("s3://b/a.dcm", 10, STAMP, "e1"),
         ObjectRef("/x/b.dcm", 0, None),
@@ -91,9 +94,10 @@ def test_microseconds_are_those_datetime_rounds_to(seconds):
     """The listing's time, in microseconds, is the one the warehouse stores: what
     `datetime.fromtimestamp` makes of the same float (modified_at is written so)."""
     made = dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
-    assert micros_of_seconds(seconds) == (made - dt.datetime(1970, 1, 1)) // dt.timedelta(
-        microseconds=1
-    )
+    assert micros_of(np.array([seconds, math.nan])).tolist() == [
+        (made - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1),
+        NO_TIME,
+    ]
 
 
 def _processed(listing: list[ObjectRef], known: KnownObjects | None, unchanged: Count):

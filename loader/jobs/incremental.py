@@ -3,12 +3,14 @@
 An object's identity is what a listing tells without reading it: URL, size,
 modification time and, on object stores, the ETag. `dicom_file_location` keeps
 all four for every loaded object (duplicates included). They are held on the
-driver as sorted 128-bit digests, 16 bytes an object (16 MB per million), so a
-periodic reload of a large archive reads only what is new or changed. Objects
-that ended as error rows are not in `dicom_file_location`: they are tried again, as
-are objects recorded deleted that are back (deleted_objects.py).
-A digest collision can only make an unchanged object look changed (it is read
-again, and loads are idempotent), never the reverse.
+driver as sorted 128-bit identities (sources/identity.py: the URL's key and a word
+of the rest), 16 bytes an object (16 MB per million), so a periodic reload of a
+large archive reads only what is new or changed. Objects that ended as error rows
+are not in `dicom_file_location`: they are tried again, as are objects recorded
+deleted that are back (deleted_objects.py).
+A changed object is taken for unchanged only if its new word equals its old one
+(a 2^-64 chance a change); a collision of URL keys can only make an unchanged
+object look changed (it is read again, and loads are idempotent).
 """
 
 from __future__ import annotations
@@ -19,15 +21,16 @@ from typing import Any
 import numpy as np
 
 from loader.core.count import Count
+from loader.core.keys import SQL_KEY_EXPRESSION
+from loader.sources.identity import NO_TIME, identities
 from loader.sources.listed_parts import Listed
 from loader.sources.listing import ObjectRef
 from loader.sources.repeats import SeenKeys, fresh_of
 
-# The identity (sources/identity.py) of every live location, computed where it is
-# stored: the same text hashed by the same MD5, so the driver reads 32 hex digits an
-# object and runs no Python per row (that took 1.4 s of a nightly reload's 19 s at a
-# million objects). Its time in whole microseconds; its checksum only off the local
-# filesystem (there it is a hash of the bytes, which a listing does not know).
+# The numbers an identity (sources/identity.py) is made of, for every live location:
+# its URL's key, size, time in whole microseconds and the key of its checksum off the
+# local filesystem (there it is a hash of the bytes, which a listing does not know).
+# Four numbers a row; the driver mixes them as the listing does, a batch at a time.
 _EPOCH_MICROS = {
     "duckdb": "epoch_us(modified_at)",
     "snowflake": "DATE_PART(EPOCH_MICROSECOND, modified_at)",
@@ -35,16 +38,13 @@ _EPOCH_MICROS = {
 
 
 def identity_sql(dialect: str) -> str:
-    """SQL giving the identity digest, as hex, of each live `dicom_file_location`."""
-    text = " || CHR(92) || ".join(
-        (
-            "storage_uri",
-            "CAST(coalesce(file_size_bytes, 0) AS VARCHAR)",
-            f"coalesce(CAST({_EPOCH_MICROS[dialect]} AS VARCHAR), '')",
-            "CASE WHEN storage_provider = 'file' THEN '' ELSE coalesce(checksum, '') END",
-        )
+    """SQL giving the numbers of the identity of each live `dicom_file_location`."""
+    etag = SQL_KEY_EXPRESSION[dialect].format(s="checksum")
+    return (
+        f"SELECT location_key, coalesce(file_size_bytes, 0), {_EPOCH_MICROS[dialect]}, "
+        f"CASE WHEN storage_provider = 'file' OR coalesce(checksum, '') = '' THEN 0 "
+        f"ELSE {etag} END FROM dicom_file_location WHERE deleted_at IS NULL"
     )
-    return f"SELECT md5({text}) FROM dicom_file_location WHERE deleted_at IS NULL"
 
 
 def _halves(digests: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -61,9 +61,10 @@ class KnownObjects:
         self._high, self._low = high[order], low[order]
 
     @classmethod
-    def from_hex(cls, batches: Iterable[list[tuple[Any, ...]]]) -> KnownObjects:
-        """From rows of one hex digest each (`identity_sql`)."""
-        return cls(bytes.fromhex("".join([row[0] for row in batch])) for batch in batches)
+    def from_rows(cls, batches: Iterable[list[tuple[Any, ...]]]) -> KnownObjects:
+        """From batches of rows of `identity_sql` (a connector may give its numbers
+        as Decimal: int() each)."""
+        return cls(_identities_of_rows(batch) for batch in batches if batch)
 
     def __len__(self) -> int:
         return len(self._high)
@@ -83,6 +84,16 @@ class KnownObjects:
             lows = self._low[first[i] : after[i]]
             found[i] = lows[min(int(np.searchsorted(lows, low[i])), len(lows) - 1)] == low[i]
         return found
+
+
+def _identities_of_rows(rows: list[tuple[Any, ...]]) -> bytes:
+    keys, sizes, micros, etags = zip(*rows, strict=True)
+    return identities(
+        np.fromiter((int(k) for k in keys), np.uint64, len(rows)),
+        np.fromiter((int(s) for s in sizes), np.int64, len(rows)),
+        np.fromiter((NO_TIME if m is None else int(m) for m in micros), np.int64, len(rows)),
+        np.fromiter((int(e) for e in etags), np.uint64, len(rows)),
+    )
 
 
 def to_process(

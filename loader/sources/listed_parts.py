@@ -37,7 +37,8 @@ import numpy as np
 from loader.core.errors import ListingError
 from loader.core.keys import keys_of_texts
 from loader.sources.dicomweb import is_dicomweb
-from loader.sources.identity import identity_of
+from loader.sources.identity import etag_words, micros_of
+from loader.sources.identity import identities as identities_of
 from loader.sources.listing import (
     ObjectRef,
     entry_listed,
@@ -66,7 +67,7 @@ class Listed:
     modified: np.ndarray  # float64 POSIX seconds; NaN where not known
     etags: tuple[str | None, ...] | None  # None: none has one
     keys: np.ndarray  # uint64: each URL's key (repeats.SeenKeys)
-    digests: bytes | None  # identity_of each, 16 bytes an object; None: not asked for
+    digests: bytes | None  # identity.py's, 16 bytes an object; None: not asked for
     unreadable: tuple[str, ...] = ()  # folders under the part that could not be read
 
     def __len__(self) -> int:
@@ -96,17 +97,23 @@ def listed_of(refs: list[ObjectRef], identities: bool, unreadable: Iterable[str]
     """`refs` as a part; their identity digests made when `identities`."""
     urls = [ref.url for ref in refs]
     etags = tuple(ref.etag for ref in refs)
+    sizes = np.fromiter((ref.size for ref in refs), np.int64, len(refs))
+    modified = np.fromiter(
+        (math.nan if ref.modified is None else ref.modified for ref in refs),
+        np.float64,
+        len(refs),
+    )
+    keys = np.array(keys_of_texts("", urls), dtype=np.uint64)
+    known_etags = etags if any(etags) else None
     return Listed(
         "\0".join(urls),
-        np.fromiter((ref.size for ref in refs), np.int64, len(refs)),
-        np.fromiter(
-            (math.nan if ref.modified is None else ref.modified for ref in refs),
-            np.float64,
-            len(refs),
-        ),
-        etags if any(etags) else None,
-        np.array(keys_of_texts("", urls), dtype=np.uint64),
-        b"".join([identity_of(ref) for ref in refs]) if identities else None,
+        sizes,
+        modified,
+        known_etags,
+        keys,
+        identities_of(keys, sizes, micros_of(modified), etag_words(known_etags, len(refs)))
+        if identities
+        else None,
         tuple(unreadable),
     )
 
