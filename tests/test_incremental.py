@@ -13,7 +13,7 @@ from loader.core.keys import key_of
 from loader.jobs.incremental import KnownObjects, identity_sql, to_process
 from loader.jobs.settings import Target
 from loader.jobs.targets import open_warehouse
-from loader.sources.identity import NO_TIME, identity_of, micros_of
+from loader.sources.identity import NO_TIME, _mixed, identities, identity_of, micros_of
 from loader.sources.listed_parts import listed_of
 from loader.sources.listing import ObjectRef
 from loader.sources.repeats import SeenKeys
@@ -28,6 +28,51 @@ def test_identities_differ_by_every_fact_a_listing_gives():
     assert identity_of(local) != identity_of(ObjectRef("/a/b.dcm", 11, STAMP))
     assert identity_of(local) != identity_of(ObjectRef("/a/b.dcm", 10, STAMP + 1e-6))
     assert identity_of(local) != identity_of(ObjectRef("/a/c.dcm", 10, STAMP))
+
+
+def test_every_bit_of_every_fact_changes_the_identity():
+    """One URL's versions never share an identity: a change of any single bit of its
+    size, time or ETag key gives another, and an unknown time is none of the times a
+    file can have (the epoch, before it, the largest)."""
+    base = np.array([2**40 + 12345], dtype=np.int64)
+    bits = [np.int64(1) << np.int64(b) for b in range(62)]
+    key, etag = np.array([7], dtype=np.uint64), np.array([0], dtype=np.uint64)
+    made = {
+        identities(key, base, base, etag),
+        *(identities(key, base ^ bit, base, etag) for bit in bits),
+        *(identities(key, base, base ^ bit, etag) for bit in bits),
+        *(identities(key, base, base, np.array([1 << b], dtype=np.uint64)) for b in range(64)),
+    }
+    assert len(made) == 1 + 62 + 62 + 64
+    times = [0.0, -1e-6, 2.0**62 / 1e6, 1.0, math.nan]
+    micros = micros_of(np.array(times))
+    assert len({identities(key, base, micros[i : i + 1], etag) for i in range(5)}) == 5
+
+
+def _unshifted(word: int, by: int) -> int:
+    """The x of `x ^ (x >> by)` (64-bit)."""
+    found = word
+    for _ in range(64 // by + 1):
+        found = word ^ (found >> by)
+    return found
+
+
+def test_the_mix_is_splitmix64s_finaliser_which_loses_nothing():
+    """Two versions of one URL share an identity only if their facts do: the mix is
+    SplitMix64's finaliser (Steele, Lea and Flood's constants), every step of which
+    can be undone, so no two words mix to one. Undone here step by step, with the
+    published constants, it gives back every word."""
+    words = np.random.default_rng(5).integers(0, 2**64, 5_000, dtype=np.uint64)
+    words[:3] = [0, 1, 2**64 - 1]
+    whole = 2**64
+    undone = []
+    for mixed in _mixed(words).tolist():
+        word = _unshifted(mixed, 31) * pow(0x94D049BB133111EB, -1, whole) % whole
+        word = _unshifted(word, 27) * pow(0xBF58476D1CE4E5B9, -1, whole) % whole
+        undone.append(_unshifted(word, 30))
+    assert undone == words.tolist()
+    # An unknown time is below every time a file system can give in microseconds.
+    assert np.iinfo(np.int64).min == NO_TIME
 
 
 @pytest.fixture(params=["duckdb", pytest.param("snowflake", marks=pytest.mark.server)])
