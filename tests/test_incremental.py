@@ -13,10 +13,18 @@ from loader.core.keys import key_of
 from loader.jobs.incremental import KnownObjects, identity_sql, to_process
 from loader.jobs.settings import Target
 from loader.jobs.targets import open_warehouse
-from loader.sources.identity import NO_TIME, _mixed, identities, identity_of, micros_of
+from loader.sources.identity import NO_TIME, _mixed, identities, micros_of
 from loader.sources.listed_parts import listed_of
 from loader.sources.listing import ObjectRef
 from loader.sources.repeats import SeenKeys
+
+
+def identity_of(ref: ObjectRef) -> bytes:
+    """One object's identity, as a part of the listing makes it."""
+    digests = listed_of([ref], True).digests
+    assert digests is not None
+    return digests
+
 
 STAMP = 1_700_000_000.123456
 

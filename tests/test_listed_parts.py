@@ -17,11 +17,17 @@ from loader.jobs.incremental import to_process
 from loader.jobs.pipeline import run
 from loader.jobs.settings import RunSettings, Target
 from loader.sources import listed_parts
-from loader.sources.identity import identity_of
-from loader.sources.listed_parts import list_parts
-from loader.sources.listing import list_source
+from loader.sources.listed_parts import list_parts, listed_of
+from loader.sources.listing import ObjectRef, list_source
 from loader.sources.repeats import SeenKeys
 from loader.synth import synthesize
+
+
+def identity_of(ref: ObjectRef) -> bytes:
+    """One object's identity, as a part of the listing makes it."""
+    digests = listed_of([ref], True).digests
+    assert digests is not None
+    return digests
 
 
 @pytest.fixture

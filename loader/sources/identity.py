@@ -12,13 +12,11 @@ object, a fifth of its time; mixing columns takes nanoseconds.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from loader.core.keys import keys_of_texts
-from loader.sources.listing import ObjectRef
 
 NO_TIME = -(2**63)  # the microseconds of an object whose time is not known
 _U64 = np.uint64
@@ -64,14 +62,3 @@ def identities(keys: np.ndarray, sizes: np.ndarray, micros: np.ndarray, etags: n
     pairs[:, 0] = keys
     pairs[:, 1] = word
     return pairs.tobytes()
-
-
-def identity_of(ref: ObjectRef) -> bytes:
-    """One object's identity (as a part's column gives it)."""
-    seconds = math.nan if ref.modified is None else ref.modified
-    return identities(
-        np.array(keys_of_texts("", [ref.url]), dtype=_U64),
-        np.array([ref.size], dtype=np.int64),
-        micros_of(np.array([seconds], dtype=np.float64)),
-        etag_words([ref.etag], 1),
-    )
