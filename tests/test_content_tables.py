@@ -772,3 +772,56 @@ def test_an_event_is_a_dcm_container(synth_archive, tmp_path):
     ds.save_as(path)
     rows, _ = extract_path(path)
     assert len(rows["dicom_dose_event"]) == before > 0
+
+
+def test_malformed_codes_and_numbers_read_as_their_first_value(synth_archive, tmp_path):
+    """Values PS3.3 allows once (VM 1) but a writer repeated, or left empty: a
+    multi-valued Code Value or Numeric Value is read as pydicom's first value, an empty
+    first Code Value as absent (so a Long Code Value beside it is the code)."""
+    ds = pydicom.dcmread(_synth_files(synth_archive, MEASUREMENT_SR)[0])
+    repeated = _code_dataset("A1", "99LOCAL", "Repeated")
+    repeated.CodeValue = ["A1", "B2"]
+    empty = _code_dataset("", "99LOCAL", "Long")
+    empty.CodeValue = ["", "B2"]
+    empty.LongCodeValue = "A-CODE-LONGER-THAN-SIXTEEN-CHARACTERS"
+    measured = _measured(3.5, "mm")
+    measured[0].NumericValue = ["3.5", "7.25"]
+    ds.ContentSequence.extend(
+        [
+            _sr_item("CONTAINS", "CODE", ("C1", "99LOCAL", "c1"), ConceptCodeSequence=[repeated]),
+            _sr_item("CONTAINS", "CODE", ("C2", "99LOCAL", "c2"), ConceptCodeSequence=[empty]),
+            _sr_item("CONTAINS", "NUM", ("C3", "99LOCAL", "c3"), MeasuredValueSequence=measured),
+        ]
+    )
+    path = tmp_path / "malformed.dcm"
+    ds.save_as(path)
+    reread = pydicom.dcmread(path)
+    *_, code_item, long_item, num_item = reread.ContentSequence
+    rows, errors = extract_path(path)
+    assert errors == []
+    last = len(reread.ContentSequence)
+    by_path = {r["content_path"]: r for r in rows["dicom_sr_content"]}
+    repeated_code = code_item.ConceptCodeSequence[0]
+    assert _columns(by_path[f"1.{last - 2}"], "code") == (
+        repeated_code["CodeValue"].value[0],
+        repeated_code.CodingSchemeDesignator,
+        repeated_code.CodeMeaning,
+    )
+    long_code = long_item.ConceptCodeSequence[0]
+    assert long_code["CodeValue"].value[0] == ""
+    assert by_path[f"1.{last - 1}"]["code_code_value"] == long_code.LongCodeValue
+    numbers = num_item.MeasuredValueSequence[0]["NumericValue"].value
+    assert len(numbers) == 2
+    assert by_path[f"1.{last}"]["numeric_value"] == pytest.approx(float(numbers[0]))
+
+
+def test_a_root_container_without_a_concept_name_is_no_report(synth_archive, tmp_path):
+    """An SR document's root names its document title (PS3.3 C.17.3: Concept Name Code
+    Sequence, type 1 at the root): a CONTAINER without one is not walked."""
+    ds = pydicom.dcmread(_synth_files(synth_archive, MEASUREMENT_SR)[0])
+    assert len(extract_path(_synth_files(synth_archive, MEASUREMENT_SR)[0])[0]["dicom_sr_content"])
+    del ds.ConceptNameCodeSequence
+    path = tmp_path / "untitled.dcm"
+    ds.save_as(path)
+    rows, _ = extract_path(path)
+    assert rows["dicom_sr_content"] == []
