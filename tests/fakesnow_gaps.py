@@ -11,7 +11,9 @@ step.
   data database). BEGIN snapshots the session schema's tables (in a schema of that
   session's own), ROLLBACK restores them, COMMIT drops the snapshot; the statements in
   between run as they come. A DDL statement in an open transaction commits it first,
-  as on Snowflake, so a later ROLLBACK restores nothing.
+  as on Snowflake, so a later ROLLBACK restores nothing. A session closed with a
+  transaction open rolls it back, as Snowflake's does (the login answers a master
+  token, as Snowflake's does, so the connector's close() logs out).
 - `COPY … FROM (SELECT … FROM @stage/folder/) FILES = (…)` on an internal stage:
   fakesnow rejects FILES there ("invalid URL prefix"). It runs as one COPY per
   listed file, with the per-file results of all of them as the statement's result.
@@ -27,6 +29,11 @@ step.
   (the MD5 digest read as a big-endian 128-bit number, its lower 64 bits unsigned, as NUMBER(20,0)).
 - External stages on `s3://` URLs: fakesnow reads only local files or real buckets;
   a stage URL under `s3://fakesnow-local/` is read from the local path after it.
+- `SET name = <expression>`: fakesnow keeps the expression's text and pastes it
+  wherever `$name` is used, so `SET batch = UUID_STRING()` gave a new value at each
+  use. Snowflake evaluates the expression once and the variable holds its result
+  (session variables: "derived from the data type of the result of the evaluated
+  expression"); the expression is evaluated here, and its value set.
 - Roles and privileges: fakesnow has none. The session's role is the login's
   `roleName`, else the user's default role (ACCOUNTADMIN, as a new account's first
   user has), changed by `USE ROLE` (refused for a role that does not exist); its
@@ -58,6 +65,7 @@ _COPY_FILES = re.compile(
     re.DOTALL,
 )
 _REMOVE = re.compile(r"^REMOVE @(?P<stage>[^\s/]+)/(?P<path>\S*)\s*$", re.IGNORECASE)
+_SET_EXPRESSION = re.compile(r"^SET (?P<name>\w+) = (?P<expression>\w+\(.*\))\s*;?$", re.I | re.S)
 _TRANSACTION = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK)\s*;?\s*$", re.IGNORECASE)
 _LOCAL_STAGE_URL = re.compile(r"URL = '" + re.escape(LOCAL_BUCKET) + r"(/[^']*)'")
 
@@ -96,6 +104,9 @@ def install() -> None:
             _transaction(self, "COMMIT")
         if (answer := _roles(self, text)) is not None:
             return run(answer)
+        if match := _SET_EXPRESSION.match(text):
+            value = run(f"SELECT {match.group('expression')}").fetchone()[0]
+            return run(f"SET {match.group('name')} = {_literal(value)}")
         text = _session_functions(self, text)
         command = _session_functions(self, command)
         if match := _REMOVE.match(text):
@@ -114,6 +125,7 @@ def install() -> None:
     FakeSnowflakeCursor._dicom_loader_gaps = True  # type: ignore[attr-defined]
     _serialise_sessions(server_module.app)
     _login_roles(server_module)
+    _close_rolls_back(server_module)
     # Sessions' DuckDB connections are cursors of this one and inherit its functions;
     # fakesnow's translation renames the function m_d5_number_lower64.
     for name in ("md5_number_lower64", "m_d5_number_lower64"):
@@ -201,6 +213,7 @@ def _login_roles(server_module: Any) -> None:
     """Each session's role and warehouse, from its login request."""
     import json
 
+    from starlette.responses import JSONResponse
     from starlette.routing import Route, request_response
 
     for route in server_module.app.routes:
@@ -209,16 +222,40 @@ def _login_roles(server_module: Any) -> None:
 
             async def login(request: Any, endpoint: Any = endpoint) -> Any:
                 response = await endpoint(request)
-                token = json.loads(response.body)["data"]["token"]
+                body = json.loads(response.body)
+                token = body["data"]["token"]
                 session = server_module.sessions[token]
                 role = request.query_params.get("roleName")
                 session._harness_role = role.upper() if role else DEFAULT_ROLE
                 warehouse = request.query_params.get("warehouse")
                 session._harness_warehouse = warehouse.upper() if warehouse else None
-                return response
+                # Snowflake's login answers a master token too; without one the
+                # connector's close() never logs out, so the session never ends.
+                body["data"]["masterToken"] = f"master-{token}"
+                return JSONResponse(body, status_code=response.status_code)
 
             route.endpoint = login
             route.app = request_response(login)
+
+
+def _close_rolls_back(server_module: Any) -> None:
+    """A session closed with a transaction open: "the open transaction is rolled
+    back" (https://docs.snowflake.com/en/sql-reference/transactions)."""
+    from starlette.routing import Route, request_response
+
+    for route in server_module.app.routes:
+        if isinstance(route, Route) and route.path == "/session":
+            endpoint = route.endpoint
+
+            async def close(request: Any, endpoint: Any = endpoint) -> Any:
+                token = request.headers.get("Authorization", "")[17:-1]
+                conn = server_module.sessions.get(token)
+                if request.query_params.get("delete") and conn is not None:
+                    _transaction(conn.cursor(), "ROLLBACK")
+                return await endpoint(request)
+
+            route.endpoint = close
+            route.app = request_response(close)
 
 
 def _session(cursor: Any) -> tuple[str, str | None]:

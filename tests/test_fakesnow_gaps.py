@@ -19,6 +19,35 @@ def _session(target: str):
     return open_warehouse(Target.parse(target))
 
 
+def test_a_variable_holds_its_expressions_value(snowflake_target):
+    """https://docs.snowflake.com/en/sql-reference/session-variables: SET evaluates
+    its expression once; the variable holds the result, the same at every use."""
+    one = _session(snowflake_target)
+    try:
+        one.query("SET batch = UUID_STRING()")
+        first, second = one.query("SELECT $batch, $batch")[0]
+        assert first == second == one.query("SELECT $batch")[0][0]
+        assert len(first) == 36
+    finally:
+        one.close()
+
+
+def test_closing_a_session_rolls_back_its_open_transaction(snowflake_target):
+    """https://docs.snowflake.com/en/sql-reference/transactions: "If a session with
+    an open transaction is closed, then the open transaction is rolled back"."""
+    one = _session(snowflake_target)
+    one.query("CREATE TABLE t (v INT)")
+    one.query("INSERT INTO t VALUES (1)")
+    one.query("BEGIN")
+    one.query("INSERT INTO t VALUES (2)")
+    one.close()
+    two = _session(snowflake_target)
+    try:
+        assert two.query("SELECT v FROM t ORDER BY v") == [(1,)]
+    finally:
+        two.close()
+
+
 def test_ddl_in_an_open_transaction_commits_it(snowflake_target):
     """https://docs.snowflake.com/en/sql-reference/transactions ("DDL"): a DDL
     statement commits the open transaction; a later ROLLBACK undoes nothing."""

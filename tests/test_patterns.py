@@ -83,9 +83,8 @@ def test_every_statement_parses_as_snowflake(pattern):
     for statement in render(pattern, NAMES):
         parsed = sqlglot.parse_one(statement, read="snowflake")
         if not isinstance(parsed, exp.Command):
-            assert isinstance(parsed, (exp.Create, exp.Set, exp.Copy, exp.Insert, exp.Use)), (
-                statement
-            )
+            kinds = (exp.Create, exp.Set, exp.Copy, exp.Insert, exp.Use)
+            assert isinstance(parsed, (*kinds, exp.Transaction, exp.Commit)), statement
         elif statement.startswith("CREATE PIPE"):
             body = sqlglot.parse_one(statement.split(" AS\n", 1)[1], read="snowflake")
             assert isinstance(body, exp.Copy), statement
@@ -584,6 +583,63 @@ def test_json_conversion_runs_as_snowflake_sql_on_the_emulator(snowflake_target)
     assert "PixelData" not in metadata and "TransferSyntaxUID" not in metadata
     private_blob = pydicom.dcmread(real_file("CT_small.dcm"))[0x00431028].value
     assert metadata["00431028"] == {"vr": "OB", "length": len(private_blob)}
+
+
+@pytest.mark.server
+def test_a_batch_whose_conversion_failed_is_converted_by_the_next_deploy_once(
+    snowflake_target, monkeypatch
+):
+    """A COPY commits its rows (and marks its files loaded: no later COPY takes them
+    again) before they are converted. A deploy that fails inside the conversion's
+    transaction leaves exactly the landed rows and nothing converted; the next deploy
+    converts them, and the one after converts nothing more."""
+    from tests.test_cli import dicom_loader
+
+    deploy = ("deploy", "--pattern", "batch", "--target", snowflake_target)
+    dicom_loader(*deploy)  # landing, conversions, dictionary; an empty stage
+    files = [real_file("CT_small.dcm"), real_file("MR_small.dcm")]
+    docs = [pydicom.dcmread(f, stop_before_pixels=True).to_json_dict() for f in files]
+    warehouse = open_warehouse(Target.parse(snowflake_target))
+    try:
+        for row, doc in enumerate(docs, 1):  # what a COPY of exports/day.json lands
+            warehouse.query(
+                "INSERT INTO dicom_json_landing SELECT 'exports/day.json', %s, PARSE_JSON(%s), "
+                "'copy-1', TIMESTAMP '2026-12-01 10:00:00'",
+                [row, json.dumps(doc)],
+            )
+    finally:
+        warehouse.close()
+
+    def state() -> tuple[list, list, int]:
+        warehouse = open_warehouse(Target.parse(snowflake_target))
+        try:
+            raw = warehouse.query(
+                "SELECT file_path, sop_instance_uid FROM dicom_raw ORDER BY file_path"
+            )
+            recorded = warehouse.query(
+                "SELECT batch_id FROM dicom_json_conversions ORDER BY batch_id"
+            )
+            landed = warehouse.query("SELECT count(*) FROM dicom_json_landing")[0][0]
+        finally:
+            warehouse.close()
+        return raw, recorded, landed
+
+    # The third statement inside BEGIN … COMMIT is COMMIT: the rows are inserted.
+    monkeypatch.setenv("DICOM_LOADER_FAIL_AT", "mid-deploy-transaction#3")
+    failed = dicom_loader(*deploy, check=False)
+    assert failed.returncode != 0
+    last_line = failed.stderr.strip().splitlines()[-1]
+    assert last_line.endswith("fault injected at mid-deploy-transaction")
+    assert state() == ([], [], 2)
+    monkeypatch.delenv("DICOM_LOADER_FAIL_AT")
+    expected = [
+        (f"exports/day.json#{row}", doc["00080018"]["Value"][0]) for row, doc in enumerate(docs, 1)
+    ]
+    dicom_loader(*deploy)
+    assert state() == ([tuple(r) for r in expected], [("copy-1",)], 2)
+    dicom_loader(*deploy)
+    raw, recorded, _ = state()
+    assert [tuple(r) for r in raw] == expected and recorded == [("copy-1",)]
 
 
 def test_deploy_twice_changes_nothing(snowflake_target, tmp_path):

@@ -16,7 +16,8 @@ import dataclasses
 import sys
 from typing import Any, Protocol
 
-from loader.core.errors import ConfigError, LoadError, StatementError
+from loader.core import faults
+from loader.core.errors import ConfigError, LoaderError, LoadError, StatementError
 from loader.core.identifiers import quoted
 from loader.warehouse.patterns import plan
 from loader.warehouse.patterns.names import Names
@@ -60,10 +61,25 @@ def deploy(session: Session, pattern: str, names: Names, stage: str) -> int:
     if names.schema:
         _run(session, f"USE SCHEMA {quoted(names.schema)}", f"deploy {pattern}")
     session.create_model()
-    count = len(deployment.as_owner)
-    for number, statement in enumerate(deployment.as_owner, 1):
-        _run(session, statement, f"deploy {pattern}: statement {number} of {count}")
-    return len(deployment.as_deployer) + count
+    _run_as_owner(session, pattern, deployment.as_owner)
+    return len(deployment.as_deployer) + len(deployment.as_owner)
+
+
+def _run_as_owner(session: Session, pattern: str, statements: list[str]) -> None:
+    """Run `statements` in order. A pattern's BEGIN … COMMIT is its own: when a
+    statement between them fails, the transaction is rolled back before the error
+    is raised, so nothing of it is left for the session's end to settle."""
+    count, open_transaction = len(statements), False
+    for number, statement in enumerate(statements, 1):
+        try:
+            if open_transaction:
+                faults.maybe_fail("mid-deploy-transaction")
+            _run(session, statement, f"deploy {pattern}: statement {number} of {count}")
+        except LoaderError:
+            if open_transaction:
+                session.query("ROLLBACK")
+            raise
+        open_transaction = statement == "BEGIN" or (open_transaction and statement != "COMMIT")
 
 
 _AS_DEPLOYER = (

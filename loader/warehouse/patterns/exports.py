@@ -72,9 +72,19 @@ def batch(names: Names) -> list[str]:
     processed no file (a new stage, every file loaded before) returns one `status`
     column instead of the per-file ones: each result row is read as an object
     (OBJECT_CONSTRUCT(*)), so a missing column is a missing key, never an error.
-    Times are SYSDATE(): UTC, as every TIMESTAMP_NTZ the loader writes."""
+    Times are SYSDATE(): UTC, as every TIMESTAMP_NTZ the loader writes.
+
+    The COPY commits its rows to the landing table (and its files to the table's load
+    metadata, so no later COPY loads them again) before they are converted. So the
+    conversion takes every landed batch not yet converted, this one and any whose
+    conversion failed before, and records them in `dicom_json_conversions` in the
+    same transaction as their rows: a failed conversion leaves its batch landed and
+    unrecorded, and the next deploy converts it, once. The table is seeded, when
+    created, with the batches already landed, which earlier deploys converted."""
     t = names.table
     landing, dictionary = t("dicom_json_landing"), t("dicom_dictionary")
+    conversions = t(CONVERSIONS)
+    batches = "l.batch_id NOT LIKE 'snowpipe:%'"  # the pipe's rows: its task converts them
     values = ", ".join(f"('{tag}', '{keyword}')" for tag, keyword in dictionary_rows())
     return [
         f"CREATE FILE FORMAT IF NOT EXISTS {t('dicom_json_format')} TYPE = JSON "
@@ -84,6 +94,9 @@ def batch(names: Names) -> list[str]:
         "instance VARIANT, batch_id VARCHAR, loaded_at TIMESTAMP_NTZ) CHANGE_TRACKING = TRUE",
         f"CREATE OR REPLACE TABLE {dictionary} (tag VARCHAR, keyword VARCHAR) AS "
         f"SELECT column1, column2 FROM VALUES {values}",
+        f"CREATE TABLE IF NOT EXISTS {conversions} AS\n"
+        "SELECT DISTINCT l.batch_id, l.batch_id AS converted_in, SYSDATE() AS converted_at\n"
+        f"FROM {landing} l WHERE {batches}",
         "SET dicom_batch = UUID_STRING()",
         _copy_into_landing(names, "$dicom_batch") + "\nON_ERROR = CONTINUE",
         f"INSERT INTO {t('dicom_ingestion_errors')} ({ERROR_COLUMNS})\n"
@@ -94,10 +107,22 @@ def batch(names: Names) -> list[str]:
         "SYSDATE()\n"
         "FROM (SELECT OBJECT_CONSTRUCT(*) AS r FROM TABLE(RESULT_SCAN(LAST_QUERY_ID())))\n"
         'WHERE r:"file" IS NOT NULL AND r:"status"::VARCHAR <> \'LOADED\'',
+        "BEGIN",
+        f"INSERT INTO {conversions} (batch_id, converted_in, converted_at)\n"
+        f"SELECT DISTINCT l.batch_id, $dicom_batch, SYSDATE() FROM {landing} l\n"
+        f"WHERE {batches} AND l.batch_id NOT IN (SELECT batch_id FROM {conversions})",
         converted_instances(
-            "snowflake", landing, t("dicom_raw"), dictionary, "l.batch_id = $dicom_batch"
+            "snowflake",
+            landing,
+            t("dicom_raw"),
+            dictionary,
+            f"l.batch_id IN (SELECT batch_id FROM {conversions} WHERE converted_in = $dicom_batch)",
         ),
+        "COMMIT",
     ]
+
+
+CONVERSIONS = "dicom_json_conversions"
 
 
 def _copy_into_landing(names: Names, batch_id: str) -> str:
