@@ -4,6 +4,7 @@ questions, then the command it prints, run as printed."""
 import json
 import os
 import pty
+import re
 import select
 import shlex
 import subprocess
@@ -19,7 +20,18 @@ import pydicom
 import pytest
 from pydicom.errors import InvalidDicomError
 
-from loader.cli.init_wizard import READ_SAMPLE, Answers, Sample, config_text, next_commands
+from loader.cli.init_wizard import (
+    READ_SAMPLE,
+    Answers,
+    Sample,
+    check_target,
+    config_text,
+    describe,
+    next_commands,
+    sample_source,
+    write_config,
+)
+from loader.core.errors import ConfigError
 from loader.core.units import size_text
 from loader.synth import synthesize
 
@@ -257,3 +269,101 @@ def test_init_writes_no_credential_and_says_which_to_give_again():
     (command,) = next_commands(answers)
     assert "Ss-init-1" not in command and "AKIA-init" not in command
     assert "--storage-option key=…" in command and "--storage-option secret=…" in command
+
+
+def _readme_sample_sizes() -> tuple[int, int]:
+    """What README.md promises of init's sample: objects listed at most, headers read."""
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    match = re.search(r"lists the source \(up to ([\d,]+) objects\) and reads (\d+) headers", readme)
+    assert match, "README.md no longer says how much init samples"
+    return int(match.group(1).replace(",", "")), int(match.group(2))
+
+
+@pytest.mark.slow  # a hundred thousand files: make test only
+def test_the_sample_lists_and_reads_what_the_readme_says(tmp_path):
+    """Up to the README's count of objects is listed and the total is exact; one more
+    and it is "at least" that count. The README's number of headers is read, spread
+    over the listing; the seconds it reports are within the time the call took."""
+    limit, read = _readme_sample_sizes()
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for number in range(limit):
+        (folder / f"{number:06d}").write_bytes(b"x")
+    started = time.perf_counter()
+    whole = sample_source(str(folder), {})
+    elapsed = time.perf_counter() - started
+    assert (whole.listed, whole.complete, whole.read) == (limit, True, read)
+    assert whole.bytes_listed == limit and whole.errors == {"NOT_DICOM": read}
+    assert 0 < whole.seconds <= elapsed
+    assert describe(whole, 2)[0] == f"objects: {limit:,} ({size_text(limit)} listed)"
+    assert not describe(whole, 2)[2].endswith("(for the objects listed)")
+    (folder / "one-more").write_bytes(b"x")
+    partial = sample_source(str(folder), {})
+    assert (partial.listed, partial.complete, partial.read) == (limit, False, read)
+    lines = describe(partial, 2)
+    assert lines[0].startswith(f"objects: at least {limit:,} (")
+    assert lines[2].endswith(" (for the objects listed)")
+
+
+def test_the_sample_names_the_eight_most_common_modalities(tmp_path):
+    """Nine modalities in the sample: the eight most frequent are printed, by count."""
+    source = pydicom.dcmread(_real_ct(), stop_before_pixels=True)
+    modalities = ["CT", "MR", "US", "CR", "DX", "MG", "NM", "PT", "XA"]
+    written = Counter()
+    for index, modality in enumerate(modalities):
+        for copy in range(len(modalities) - index):  # CT 9 times … XA once
+            source.Modality = modality
+            source.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{index}.{copy + 1}"
+            source.save_as(tmp_path / f"{modality}-{copy}.dcm")
+            written[modality] += 1
+    sample = sample_source(str(tmp_path), {})
+    assert sample.read == sum(written.values()) and sample.errors == {}
+    assert sample.modalities == dict(written.most_common(8)) and "XA" not in sample.modalities
+
+
+def _real_ct() -> str:
+    from tests.conftest import real_file
+
+    return real_file("CT_small.dcm")
+
+
+def test_an_empty_sample_estimates_nothing_and_cores_divide_the_time():
+    """No header read: no bytes per object and no time. The time is the sample's rate
+    over the listing divided among the cores (at least one)."""
+    nothing = Sample(10, True, 100, 0, 0, 0.0, {"NOT_DICOM": 0}, {})
+    assert nothing.bytes_per_object == 0 and nothing.estimate(2) == (0, 0)
+    sample = Sample(1000, True, 10**9, 50, 50 * 4000, 0.5, {}, {"CT": 50})
+    assert sample.estimate(1) == (10.0, 4_000_000) == sample.estimate(0)
+    assert sample.estimate(4) == (2.5, 4_000_000)
+
+
+def test_answers_never_show_storage_credentials():
+    """An Answers printed (a log line, a traceback's locals) shows no storage option."""
+    answers = Answers(
+        "s3://bucket/dicom", "duckdb:///w.duckdb", "one-time",
+        storage_options={"secret": "Ss-repr-1"}, storage_pairs=("key=AKIA-repr",),
+    )  # fmt: skip
+    assert "Ss-repr-1" not in repr(answers) and "AKIA-repr" not in repr(answers)
+
+
+def test_the_settings_file_is_replaced_only_when_asked(tmp_path):
+    first = Answers("archive", "duckdb:///a.duckdb", "one-time")
+    path = write_config(first, tmp_path, overwrite=False)
+    with pytest.raises(ConfigError, match="exists: answer yes to replace it"):
+        write_config(Answers("archive", "duckdb:///b.duckdb", "one-time"), tmp_path, False)
+    assert tomllib.loads(path.read_text())["target"] == "duckdb:///a.duckdb"
+    write_config(Answers("archive", "duckdb:///b.duckdb", "one-time"), tmp_path, True)
+    assert tomllib.loads(path.read_text())["target"] == "duckdb:///b.duckdb"
+    with pytest.raises(ConfigError, match=r"cannot write \(No such file or directory\)"):
+        write_config(first, tmp_path / "missing", overwrite=False)
+
+
+def test_checking_a_target_creates_nothing_and_refuses_an_unwritable_one(tmp_path):
+    """A DuckDB target is checked without creating its warehouse; one whose folder
+    cannot be made is refused; no target, nothing to check."""
+    assert check_target("none").kind.value == "none"
+    check_target(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="cannot create"):
+        check_target(f"duckdb:///{tmp_path / 'file' / 'w.duckdb'}")
