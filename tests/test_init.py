@@ -274,7 +274,8 @@ def test_init_writes_no_credential_and_says_which_to_give_again():
 def _readme_sample_sizes() -> tuple[int, int]:
     """What README.md promises of init's sample: objects listed at most, headers read."""
     readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
-    match = re.search(r"lists the source \(up to ([\d,]+) objects\) and reads (\d+) headers", readme)
+    promise = r"lists the source \(up to ([\d,]+) objects\) and reads (\d+) headers"
+    match = re.search(promise, readme)
     assert match, "README.md no longer says how much init samples"
     return int(match.group(1).replace(",", "")), int(match.group(2))
 
