@@ -115,7 +115,7 @@ def test_the_warehouse_computes_the_identities_a_listing_gives(warehouse):
             f"modified_at, checksum, storage_provider) VALUES ({', '.join([mark] * 6)})",
             [key_of(row[0]), *row],
         )
-    known = KnownObjects.from_rows(warehouse.batches(identity_sql(warehouse.dialect)))
+    known = KnownObjects.from_columns(warehouse.column_batches(identity_sql(warehouse.dialect)))
     listed = [
         ObjectRef("s3://b/a.dcm", 10, STAMP, "e1"),
         ObjectRef("/x/b.dcm", 0, None),

@@ -27,13 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from loader.core.keys import keys_of_texts
 from loader.sources.containers import TAR, is_export, split_member
 from loader.sources.dicomweb import is_dicomweb
 from loader.sources.repeats import SeenKeys
 from loader.sources.storage import is_remote
-from loader.warehouse.base import Warehouse
+from loader.warehouse.base import Warehouse, column_numbers
 from loader.warehouse.merge import KEYS_PER_STATEMENT
 
 SCAN_BATCH = 100_000
@@ -84,9 +85,8 @@ def gone_keys(warehouse: Warehouse, prefix: str, listed: SeenKeys) -> np.ndarray
         "SELECT location_key FROM dicom_file_location WHERE deleted_at IS NULL "
         f"AND (substr(storage_uri, 1, {mark}) = {mark} OR position({mark} IN storage_uri) > 0)"
     )
-    for batch in warehouse.batches(sql, SCAN_BATCH, [len(prefix), prefix, f"::{prefix}"]):
-        # int(): a connector may give NUMBER(20,0) as Decimal
-        keys = np.array([int(row[0]) for row in batch], dtype=np.uint64)
+    for batch in warehouse.column_batches(sql, SCAN_BATCH, [len(prefix), prefix, f"::{prefix}"]):
+        keys = column_numbers(batch.column(0), pa.uint64())
         unlisted = ~listed.seen(keys)
         # Only the unlisted are looked at again, by their URLs (a night with no
         # change: none, and no URL is read at all).

@@ -16,9 +16,10 @@ object look changed (it is read again, and loads are idempotent).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from loader.core.count import Count
 from loader.core.keys import SQL_KEY_EXPRESSION
@@ -26,6 +27,7 @@ from loader.sources.identity import NO_TIME, identities
 from loader.sources.listed_parts import Listed
 from loader.sources.listing import ObjectRef
 from loader.sources.repeats import SeenKeys, fresh_of
+from loader.warehouse.base import column_numbers
 
 # The numbers an identity (sources/identity.py) is made of, for every live location:
 # its URL's key, size, time in whole microseconds and the key of its checksum off the
@@ -61,10 +63,10 @@ class KnownObjects:
         self._high, self._low = high[order], low[order]
 
     @classmethod
-    def from_rows(cls, batches: Iterable[list[tuple[Any, ...]]]) -> KnownObjects:
-        """From batches of rows of `identity_sql` (a connector may give its numbers
-        as Decimal: int() each)."""
-        return cls(_identities_of_rows(batch) for batch in batches if batch)
+    def from_columns(cls, batches: Iterable[pa.RecordBatch]) -> KnownObjects:
+        """From the record batches of `identity_sql`, column by column: no Python
+        object per row."""
+        return cls(_identities_of_columns(batch) for batch in batches if batch.num_rows)
 
     def __len__(self) -> int:
         return len(self._high)
@@ -86,13 +88,13 @@ class KnownObjects:
         return found
 
 
-def _identities_of_rows(rows: list[tuple[Any, ...]]) -> bytes:
-    keys, sizes, micros, etags = zip(*rows, strict=True)
+def _identities_of_columns(batch: pa.RecordBatch) -> bytes:
+    keys, sizes, micros, etags = batch.columns
     return identities(
-        np.fromiter((int(k) for k in keys), np.uint64, len(rows)),
-        np.fromiter((int(s) for s in sizes), np.int64, len(rows)),
-        np.fromiter((NO_TIME if m is None else int(m) for m in micros), np.int64, len(rows)),
-        np.fromiter((int(e) for e in etags), np.uint64, len(rows)),
+        column_numbers(keys, pa.uint64()),
+        column_numbers(sizes, pa.int64()),
+        column_numbers(pc.fill_null(pc.cast(micros, pa.int64()), NO_TIME), pa.int64()),
+        column_numbers(etags, pa.uint64()),
     )
 
 

@@ -64,7 +64,7 @@ def known_objects(target: Target) -> KnownObjects:
     warehouse = open_warehouse(target)
     try:
         warehouse.create_model()
-        known = KnownObjects.from_rows(warehouse.batches(identity_sql(warehouse.dialect)))
+        known = KnownObjects.from_columns(warehouse.column_batches(identity_sql(warehouse.dialect)))
     finally:
         warehouse.close()
     log.info("--incremental: %d objects already loaded", len(known))

@@ -7,6 +7,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from loader.core.model import TABLES, added_columns
 from loader.output.ledger import ShardRecord
 from loader.output.location import OutputRoot
@@ -67,6 +71,12 @@ class Warehouse(Protocol):
         self, sql: str, size: int = 100_000, params: list[Any] | None = None
     ) -> Iterator[list[tuple[Any, ...]]]: ...
 
+    # The same as Arrow record batches: a million numbers as columns, not as a million
+    # Python tuples (a million known objects: 0.1 s, against 2.5 s as rows).
+    def column_batches(
+        self, sql: str, size: int = 100_000, params: list[Any] | None = None
+    ) -> Iterator[pa.RecordBatch]: ...
+
     # Objects found gone from the archive: stamped, followed through, one transaction.
     def record_deletions(
         self, location_keys: Iterable[list[int]], at: dt.datetime, run_id: str
@@ -87,6 +97,14 @@ def upgrade_statements(query: Callable[[str], list[tuple[Any, ...]]], dialect: s
     tables = ", ".join(f"'{t.name}'" for t in TABLES)
     rows = query(EXISTING_COLUMNS_SQL.format(tables=tables))
     return added_columns(dialect, {(str(t), str(c)) for t, c in rows})
+
+
+def column_numbers(column: pa.Array, kind: pa.DataType) -> np.ndarray:
+    """A result's column of whole numbers as a NumPy array of `kind`. Snowflake sends
+    a NUMBER(20,0) as a decimal or as the narrowest integer its values fit, DuckDB a
+    UBIGINT as uint64: the cast (checked: a value that does not fit is an error, never
+    wrapped) makes them one type."""
+    return pc.cast(column, kind).to_numpy(zero_copy_only=False)
 
 
 def fetch_batches(

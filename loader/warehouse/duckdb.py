@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from loader.core import faults
 from loader.core.errors import LoadError, WarehouseMemoryError
@@ -92,6 +93,16 @@ class DuckDBWarehouse:
     ) -> Iterator[list[tuple[Any, ...]]]:
         with self._within_memory():
             yield from fetch_batches(self.con.cursor(), sql, size, params)
+
+    def column_batches(
+        self, sql: str, size: int = 100_000, params: list[Any] | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        cursor = self.con.cursor()
+        try:
+            with self._within_memory():
+                yield from cursor.sql(sql, params=params or None).to_arrow_reader(size)
+        finally:
+            cursor.close()
 
     @contextmanager
     def _within_memory(self) -> Iterator[None]:
