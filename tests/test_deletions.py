@@ -19,7 +19,13 @@ import s3fs
 from loader.core.errors import ConfigError, ListingError
 from loader.core.faults import InjectedFault
 from loader.core.model import BY_NAME, EXTRACTED
-from loader.jobs.deleted_objects import DeletionScope, record_deletions, scope_of
+from loader.jobs.deleted_objects import (
+    Deletions,
+    DeletionScope,
+    holder_of,
+    record_deletions,
+    scope_of,
+)
 from loader.jobs.pipeline import run
 from loader.jobs.settings import RunSettings, Target
 from loader.jobs.targets import open_warehouse
@@ -307,20 +313,60 @@ def test_a_folder_that_could_not_be_read_deletes_nothing(tmp_path):
         scope = scope_of(str(archive))
         listed = SeenKeys()  # the listing named nothing it held...
         listed.add(np.array([1], dtype=np.uint64))
-        found = record_deletions(warehouse, scope, listed, [f"{archive}/unreadable"], "test-run")
-        assert not found.checked and "could not be listed" in found.reason
+        unreadable = f"{archive}/unreadable"
+        found = record_deletions(warehouse, scope, listed, [unreadable], "test-run")
+        assert found == Deletions(False, f"1 folders could not be listed (first: {unreadable})")
         (n,) = warehouse.query(
             "SELECT count(*) FROM dicom_file_location WHERE deleted_at IS NOT NULL"
         )[0]
         assert n == 0
         nothing = record_deletions(warehouse, scope, SeenKeys(), [], "test-run")
-        assert not nothing.checked  # none listed
+        assert nothing == Deletions(False, f"the listing of {scope.prefix} found no objects")
+        assert (nothing.objects, nothing.instances) == (0, 0)
+        not_a_prefix = DeletionScope(None, "a manifest")
+        assert record_deletions(warehouse, not_a_prefix, listed, [], "r") == Deletions(
+            False, "a manifest", 0, 0
+        )
+        # Every location listed: checked, nothing gone.
+        every = SeenKeys()
+        every.add(
+            np.array(
+                [
+                    int(k)
+                    for (k,) in warehouse.query("SELECT location_key FROM dicom_file_location")
+                ],
+                dtype=np.uint64,
+            )
+        )
+        assert record_deletions(warehouse, scope, every, [], "r") == Deletions(
+            True, scope.prefix, 0, 0
+        )
         # ...and with every folder read, the same listing deletes them all.
         everything = record_deletions(warehouse, scope, listed, [], "test-run")
         (held,) = warehouse.query("SELECT count(*) FROM dicom_file_location")[0]
-        assert everything.checked and everything.objects == held > 0
+        (instances,) = warehouse.query("SELECT count(*) FROM dicom_instance")[0]
+        assert everything == Deletions(True, scope.prefix, held, instances) and held > 0
     finally:
         warehouse.close()
+
+
+@pytest.mark.parametrize(
+    ("uri", "holder"),
+    [
+        ("/a/day.json#3", "/a/day.json"),  # an export's instance: the export
+        ("zip://day.ndjson::/a/x.zip#0", "zip://day.ndjson::/a/x.zip"),  # listed in the zip
+        ("tar://day.json.gz::/a/x.tar#2", "/a/x.tar"),  # held by the tar
+        ("tar://m.dcm::/a/x.tar", "/a/x.tar"),
+        ("zip://m.dcm::/a/x.zip", ""),  # a zip's members are listed one by one
+        ("/a/scan#2", ""),  # a '#' in a name that is no export
+        ("/a/day.json#notes", ""),  # an export's name and no instance index
+        ("/a/m.dcm", ""),
+    ],
+)
+def test_what_holds_an_object_the_listing_does_not_name(uri, holder):
+    """The listing names an export and not its instances (`<export>#<index>`), a tar
+    and not its members; a zip's members and every other object it names itself."""
+    assert holder_of(uri) == holder
 
 
 def test_sources_that_are_not_a_prefix_delete_nothing(tmp_path):

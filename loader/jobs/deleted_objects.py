@@ -92,7 +92,7 @@ def gone_keys(warehouse: Warehouse, prefix: str, listed: SeenKeys) -> np.ndarray
         # change: none, and no URL is read at all).
         at = np.flatnonzero(unlisted)
         uris = _uris(warehouse, [int(k) for k in keys[at]])
-        holders = {int(i): _holder(uris[int(keys[i])]) for i in at}
+        holders = {int(i): holder_of(uris[int(keys[i])]) for i in at}
         held = [i for i, holder in holders.items() if holder]
         if held:
             holder_keys = np.array(keys_of_texts("", [holders[i] for i in held]), dtype=np.uint64)
@@ -116,7 +116,7 @@ def _uris(warehouse: Warehouse, keys: list[int]) -> dict[int, str]:
     return found
 
 
-def _holder(uri: str) -> str:
+def holder_of(uri: str) -> str:
     """What the listing names for an object it does not name itself ("" if none):
     an export's instance is held by the export, which is listed itself (loose, or a
     zip's member) or held by its tar; a tar's member by the tar."""
