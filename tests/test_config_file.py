@@ -93,8 +93,9 @@ def test_command_line_then_environment_then_file_then_defaults(archive, tmp_path
         ("[runn]\nworkers = 1\n", "[runn] is not a command"),
         ("[sql]\nworkers = 1\n", "[sql] workers is not an option of sql"),
         ('[run]\nworkers = "many"\n', "[run] workers: 'many' is not a valid integer"),
-        ('target = "snowflake://me:hunter2@acct/DB/S"\n', "holds a credential (password)"),
-        ('[run]\nstorage-option = ["secret=abc"]\n', "holds a credential (secret)"),
+        ('target = "snowflake://me:hunter2@acct/DB/S"\n', "(password); name a connection of"),
+        ('[run]\nstorage-option = ["secret=abc"]\n', "(secret); leave it to the cloud SDK"),
+        ('[run]\nstage-url = "s3://k:hunter2@b/p/"\n', "; give it through the environment"),
         ("workers = \n", "not readable TOML"),
     ],
 )
@@ -161,6 +162,7 @@ def test_a_repeatable_option_from_its_variable_one_value_or_a_json_list(archive,
     for env, named in (
         ({"DICOM_LOADER_REPORTS": "r.json"}, "DICOM_LOADER_REPORTS is not an option"),
         ({"DICOM_LOADER_REPORT": '["a.json", 3]'}, "DICOM_LOADER_REPORT: one value, or a JSON"),
+        ({"DICOM_LOADER_REPORT": '["a.json",'}, "DICOM_LOADER_REPORT: one value, or a JSON"),
         ({"DICOM_LOADER_WORKERS": "many"}, "DICOM_LOADER_WORKERS: 'many' is not a valid"),
     ):
         refused = _cli("validate", "--target", target, cwd=tmp_path, env=env)
@@ -197,3 +199,17 @@ def test_storage_options_from_the_variable_reach_the_store(s3, archive, tmp_path
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout)["objects"] == json.loads(done.stdout)["objects"]
+
+
+def test_the_settings_file_named_on_the_command_line_in_either_form(tmp_path):
+    """`--config FILE` and `--config=FILE` name the file; a `--config` with nothing
+    after it names none (click then says the option needs a value)."""
+    from loader.cli.settings_file import config_path
+
+    assert config_path(["run", "--config", "a.toml"], tmp_path, {}) == Path("a.toml")
+    assert config_path(["--config=b.toml", "run"], tmp_path, {}) == Path("b.toml")
+    assert config_path(["run", "--config"], tmp_path, {}) is None
+    named = {"DICOM_LOADER_CONFIG": "c.toml"}
+    assert config_path(["run", "--config"], tmp_path, named) == Path("c.toml")
+    (tmp_path / "dicom-loader.toml").write_text("")
+    assert config_path(["run"], tmp_path, {}) == tmp_path / "dicom-loader.toml"
