@@ -12,6 +12,7 @@ session's are used where none is given.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 from typing import Any, Protocol
@@ -77,7 +78,8 @@ def _run_as_owner(session: Session, pattern: str, statements: list[str]) -> None
             _run(session, statement, f"deploy {pattern}: statement {number} of {count}")
         except LoaderError:
             if open_transaction:
-                session.query("ROLLBACK")
+                with contextlib.suppress(LoaderError):  # the first failure is the one to tell
+                    session.query("ROLLBACK")
             raise
         open_transaction = statement == "BEGIN" or (open_transaction and statement != "COMMIT")
 
