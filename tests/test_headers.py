@@ -342,3 +342,48 @@ def test_pixel_data_position_is_where_pydicom_finds_the_value_in_every_real_file
         assert stored == value, os.path.basename(path)
         checked += 1
     assert checked > 100
+
+
+def _bare(implicit_vr: bool, little_endian: bool, with_meta: bool = False) -> bytes:
+    """CT_small's dataset written by pydicom with no preamble and no DICM marker (what
+    some archives keep), in the encoding asked; with_meta keeps its group 0002."""
+    from io import BytesIO
+
+    ds = pydicom.dcmread(real_file("CT_small.dcm"), stop_before_pixels=True)
+    out = BytesIO()
+    if with_meta:  # a Part 10 file less its preamble and DICM marker
+        ds.save_as(out, enforce_file_format=True)
+        return out.getvalue()[132:]
+    ds.file_meta, ds.preamble = pydicom.dataset.FileMetaDataset(), None
+    pydicom.filewriter.dcmwrite(
+        out, ds, implicit_vr=implicit_vr, little_endian=little_endian, enforce_file_format=False
+    )
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("implicit_vr", "little_endian", "with_meta"),
+    [(True, True, False), (False, True, False), (False, False, False), (True, True, True)],
+)
+def test_a_dataset_without_a_preamble_is_read_as_pydicom_reads_it(
+    tmp_path, implicit_vr, little_endian, with_meta
+):
+    """A dataset that starts at its first element (group 0008, or 0002 when its meta
+    group is kept), in either byte order, implicit or explicit VR: every element
+    pydicom reads of it, forced, the loader reads too."""
+    data = _bare(implicit_vr, little_endian, with_meta)
+    path = tmp_path / "bare"
+    path.write_bytes(data)
+    forced = pydicom.dcmread(path, force=True)
+    parsed = read_local(str(path), len(data))
+    assert sorted(int(t) for t in forced.keys()) == sorted(int(t) for t in parsed.elements)
+    assert len(parsed.elements) > 20
+
+
+def test_seven_bytes_cannot_hold_an_element(tmp_path):
+    """An element takes eight bytes at least (tag, VR, length): seven that start as
+    one are not DICOM."""
+    path = tmp_path / "seven"
+    path.write_bytes(b"\x08\x00\x60\x00CS\x00")  # (0008,0060) CS, its length cut
+    with pytest.raises(NotDicomError):
+        read_local(str(path), 7)
