@@ -328,13 +328,15 @@ def test_pixel_data_position_is_where_pydicom_finds_the_value_in_every_real_file
             "1.2.840.10008.1.2.1.99"  # deflated: the value is not in the object's bytes
         ):
             continue
-        try:
-            parsed = read_local(path, os.path.getsize(path))
-        except Exception:  # noqa: BLE001 - a file the loader refuses has no position
-            continue
+        parsed = read_local(path, os.path.getsize(path))  # pydicom read it: so must we
         data = Path(path).read_bytes()
         if parsed.pixel_data_offset is None:
             continue
+        # The header ends where the Pixel Data element starts: its tag, then 8 or 12
+        # bytes (implicit VR; explicit VR with its reserved bytes) before the value.
+        start = parsed.header_bytes
+        assert data[start : start + 4] in (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10"), path
+        assert parsed.pixel_data_offset - start in (8, 12), os.path.basename(path)
         length = parsed.pixel_data_length
         stored = data[parsed.pixel_data_offset :][: length if length is not None else len(value)]
         if ds["PixelData"].VR in ("OW", "OB or OW") and not ds.is_little_endian:
@@ -387,3 +389,57 @@ def test_seven_bytes_cannot_hold_an_element(tmp_path):
     path.write_bytes(b"\x08\x00\x60\x00CS\x00")  # (0008,0060) CS, its length cut
     with pytest.raises(NotDicomError):
         read_local(str(path), 7)
+
+
+def test_a_big_endian_object_is_read_by_pydicom_and_cut_is_truncated(tmp_path):
+    """Big endian is parsed by pydicom: its transfer syntax is the file's, and an
+    object cut inside its header is TRUNCATED, not a parse error."""
+    source = real_file("MR_small_bigendian.dcm")
+    data = Path(source).read_bytes()
+    expected = pydicom.dcmread(source, stop_before_pixels=True).file_meta.TransferSyntaxUID
+    parsed = read_local(source, len(data))
+    assert parsed.transfer_syntax_uid == expected == "1.2.840.10008.1.2.2"
+    header_end = parsed.header_bytes
+    for cut in (300, 1000, header_end - 3):  # inside elements (at a boundary, a shorter dataset)
+        path = tmp_path / f"cut{cut}"
+        path.write_bytes(data[:cut])
+        with pytest.raises(TruncatedError):
+            read_local(str(path), cut)
+
+
+def test_the_reader_is_a_file_as_pydicom_expects_one():
+    """read() with no size reads to the end; a seek before the start stays at it;
+    reading up to what the first read fetched fetches nothing more."""
+    data = bytes(range(256)) * 1024  # 256 KiB
+    reader, calls = _reader_over(data, 64 * 1024)
+    assert reader.read(64 * 1024) == data[: 64 * 1024] and calls == [(0, 64 * 1024)]
+    assert reader.seek(-10, 1) == 64 * 1024 - 10
+    assert reader.seek(-10) == 0 and reader.tell() == 0
+    assert reader.read() == data and reader.read() == b""
+
+
+def test_a_first_read_fetched_ahead_is_the_first_read():
+    """The first read handed over by read-ahead counts as one request; shorter than
+    asked, it says the object is shorter than listed; whole, the header reads on."""
+    data = Path(real_file("CT_small.dcm")).read_bytes()
+    ahead = HeaderReader(lambda s, e: data[s:e], len(data), 1024, prefetched=data[:1024])
+    assert (ahead.requests, ahead.bytes_read, ahead.size) == (1, 1024, len(data))
+    parsed = parse_header("ahead", ahead)
+    assert (
+        parsed.pixel_data_offset
+        == read_local(real_file("CT_small.dcm"), len(data)).pixel_data_offset
+    )
+    short = HeaderReader(lambda s, e: data[s:e], len(data) + 500, 64 * 1024, prefetched=data)
+    assert short.size == len(data)
+
+
+def test_an_object_cut_where_pixel_data_starts_still_says_where(tmp_path):
+    """Cut right after Pixel Data's element header, an object still says where its
+    value would start: where it starts in the whole file."""
+    source = real_file("CT_small.dcm")
+    data = Path(source).read_bytes()
+    whole = read_local(source, len(data))
+    path = tmp_path / "cut"
+    path.write_bytes(data[: whole.pixel_data_offset])
+    cut = read_local(str(path), whole.pixel_data_offset)
+    assert cut.pixel_data_offset == whole.pixel_data_offset
