@@ -413,9 +413,32 @@ def test_the_reader_is_a_file_as_pydicom_expects_one():
     data = bytes(range(256)) * 1024  # 256 KiB
     reader, calls = _reader_over(data, 64 * 1024)
     assert reader.read(64 * 1024) == data[: 64 * 1024] and calls == [(0, 64 * 1024)]
+    assert reader.peek(64 * 1024) == data[: 64 * 1024] and len(calls) == 1  # held: no read
     assert reader.seek(-10, 1) == 64 * 1024 - 10
+    assert reader.seek(-10, 2) == len(data) - 10
     assert reader.seek(-10) == 0 and reader.tell() == 0
     assert reader.read() == data and reader.read() == b""
+    listed_longer, _ = _reader_over(data, 64 * 1024)
+    listed_longer.size += 500  # the listing said more than the store holds
+    listed_longer.ensure(len(data) + 500)
+    assert listed_longer.size == len(data)
+
+
+def test_a_stream_is_read_from_its_start_wherever_it_stands():
+    """A member's stream handed over mid-way (a zip member after a peek) is read from
+    the object's first byte: the header parses as the file's does."""
+    from io import BytesIO
+
+    from loader.headers.reader import read_stream
+
+    data = Path(real_file("CT_small.dcm")).read_bytes()
+    stream = BytesIO(data)
+    stream.seek(100)
+    parsed = read_stream("zip://ct.dcm::x.zip", stream, len(data))
+    assert (
+        parsed.pixel_data_offset
+        == read_local(real_file("CT_small.dcm"), len(data)).pixel_data_offset
+    )
 
 
 def test_a_first_read_fetched_ahead_is_the_first_read():
