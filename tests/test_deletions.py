@@ -313,9 +313,9 @@ def test_a_folder_that_could_not_be_read_deletes_nothing(tmp_path):
         scope = scope_of(str(archive))
         listed = SeenKeys()  # the listing named nothing it held...
         listed.add(np.array([1], dtype=np.uint64))
-        unreadable = f"{archive}/unreadable"
-        found = record_deletions(warehouse, scope, listed, [unreadable], "test-run")
-        assert found == Deletions(False, f"1 folders could not be listed (first: {unreadable})")
+        unreadable = [f"{archive}/unreadable", f"{archive}/also"]
+        found = record_deletions(warehouse, scope, listed, unreadable, "test-run")
+        assert found == Deletions(False, f"2 folders could not be listed (first: {unreadable[0]})")
         (n,) = warehouse.query(
             "SELECT count(*) FROM dicom_file_location WHERE deleted_at IS NOT NULL"
         )[0]
