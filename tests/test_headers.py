@@ -380,6 +380,7 @@ def test_a_dataset_without_a_preamble_is_read_as_pydicom_reads_it(
     parsed = read_local(str(path), len(data))
     assert sorted(int(e.tag) for e in forced) == sorted(int(t) for t in parsed.elements)
     assert len(parsed.elements) > 20
+    assert parsed.transfer_syntax_uid == forced.file_meta.get("TransferSyntaxUID")
 
 
 def test_seven_bytes_cannot_hold_an_element(tmp_path):
@@ -391,9 +392,9 @@ def test_seven_bytes_cannot_hold_an_element(tmp_path):
         read_local(str(path), 7)
 
 
-def test_a_big_endian_object_is_read_by_pydicom_and_cut_is_truncated(tmp_path):
-    """Big endian is parsed by pydicom: its transfer syntax is the file's, and an
-    object cut inside its header is TRUNCATED, not a parse error."""
+def test_a_big_endian_object_has_its_syntax_and_cut_is_truncated(tmp_path):
+    """A big endian file: its transfer syntax is the file's, and the object cut
+    inside its header is TRUNCATED, not a parse error."""
     source = real_file("MR_small_bigendian.dcm")
     data = Path(source).read_bytes()
     expected = pydicom.dcmread(source, stop_before_pixels=True).file_meta.TransferSyntaxUID
@@ -466,3 +467,38 @@ def test_an_object_cut_where_pixel_data_starts_still_says_where(tmp_path):
     path.write_bytes(data[: whole.pixel_data_offset])
     cut = read_local(str(path), whole.pixel_data_offset)
     assert cut.pixel_data_offset == whole.pixel_data_offset
+
+
+def test_offset_tables_are_read_only_when_asked():
+    """Encapsulated Pixel Data's offset tables cost a read: taken only when asked
+    (frame offsets), from a file or a stream alike."""
+    from io import BytesIO
+
+    from loader.headers.reader import read_stream
+
+    source = real_file("emri_small_jpeg_2k_lossless.dcm")
+    data = Path(source).read_bytes()
+    assert read_local(source, len(data)).offset_tables is None
+    assert read_stream("s", BytesIO(data), len(data)).offset_tables is None
+    assert read_local(source, len(data), offset_tables=True).offset_tables is not None
+
+
+def test_what_cannot_be_read_says_why_in_one_line(tmp_path):
+    """A missing file, a stream that fails, an empty object: each its error, with the
+    reason the system or the object gives."""
+    from io import BytesIO
+
+    from loader.headers.reader import read_stream
+
+    with pytest.raises(ObjectReadError, match=r"cannot open: No such file or directory$"):
+        read_local(str(tmp_path / "gone.dcm"), 100)
+
+    class Failing(BytesIO):
+        def read(self, size=-1):
+            raise OSError("connection reset")
+
+    with pytest.raises(ObjectReadError, match="read failed: connection reset"):
+        read_stream("tar://a.dcm::x.tar", Failing(b"x" * 200), 200)
+    (tmp_path / "empty").write_bytes(b"")
+    with pytest.raises(NotDicomError, match=r"empty object \(0 bytes\)"):
+        read_local(str(tmp_path / "empty"), 0)
