@@ -144,6 +144,29 @@ def test_a_rebuild_of_one_run_takes_only_its_headers(archive, tmp_path):
     assert first["loaded"] > 1
 
 
+def test_a_warehouse_made_by_an_earlier_version_is_upgraded_before_a_rebuild(tmp_path):
+    """The stored headers are read with every column the model has now: a column an
+    earlier version's warehouse lacks is added first (empty, as an upgrade before a
+    run adds it), so the rebuild reads and loads, never fails on the missing name."""
+    import duckdb
+
+    target = f"duckdb:///{tmp_path / 'old.duckdb'}"
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    shutil.copy(real_file("CT_small.dcm"), extra / "ct.dcm")
+    _load(extra, tmp_path, target)
+    with duckdb.connect(str(tmp_path / "old.duckdb")) as con:  # as an earlier version left it
+        con.execute("ALTER TABLE dicom_file_location DROP COLUMN pixel_data_length")
+    report = rebuild(Target.parse(target), str(tmp_path / "rebuilt"), from_run=None)
+    assert report["loaded"] == 1 and report["validation_passed"]
+    expected = pydicom.dcmread(real_file("CT_small.dcm")).InstanceNumber
+    with duckdb.connect(str(tmp_path / "old.duckdb"), read_only=True) as con:
+        assert con.sql("SELECT instance_number FROM dicom_instance").fetchall() == [(expected,)]
+        assert con.sql("SELECT pixel_data_length FROM dicom_file_location").fetchall() == [
+            (None,)  # lost with the column; the next run of the object fills it
+        ]
+
+
 def test_rebuild_from_the_command_line(archive, tmp_path):
     import json
 
