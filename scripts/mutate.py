@@ -19,6 +19,7 @@ table of `docs/TESTING.md`.
     python scripts/mutate.py                  # every module (hours)
     python scripts/mutate.py loader/dicom/pseudonymize.py   # one (make mutate MODULE=…)
     python scripts/mutate.py --rescore        # today's results, equivalents judged again
+    python scripts/mutate.py --recheck MODULE # today's survivors against the tests now
 """
 
 from __future__ import annotations
@@ -181,14 +182,14 @@ def _counts(module: str, session: Path, baseline: float) -> dict:
     with sqlite3.connect(session) as con:
         rows = con.execute(
             "SELECT m.start_pos_row, m.operator_name, m.occurrence, r.test_outcome, "
-            "r.worker_outcome FROM mutation_specs m JOIN work_results r USING (job_id)"
+            "r.worker_outcome, r.diff FROM mutation_specs m JOIN work_results r USING (job_id)"
         ).fetchall()
     killed = survived = incompetent = equivalent = 0
     surviving = []
     # Outcomes are stored by their enum names (NORMAL, KILLED …).
-    rows = [(*r[:3], str(r[3]).lower(), str(r[4]).lower()) for r in rows]
+    rows = [(*r[:3], str(r[3]).lower(), str(r[4]).lower(), r[5]) for r in rows]
     rows = [r for r in rows if r[4] != "skipped"]  # filtered operators and pragmas
-    for line, operator, occurrence, outcome, worker in rows:
+    for line, operator, occurrence, outcome, worker, diff in rows:
         if worker != "normal" or outcome == "incompetent":
             incompetent += 1  # the mutant could not run (a syntax the parser refuses)
         elif outcome == "killed":
@@ -197,7 +198,9 @@ def _counts(module: str, session: Path, baseline: float) -> dict:
             equivalent += 1
         else:
             survived += 1
-            surviving.append({"line": line, "operator": operator, "occurrence": occurrence})
+            surviving.append(
+                {"line": line, "operator": operator, "occurrence": occurrence, "diff": diff}
+            )
     scored = killed + survived
     return {
         "module": module,
@@ -274,9 +277,64 @@ def rescore() -> list[dict]:
     return results
 
 
+def recheck(module: str) -> dict:
+    """Today's survivors of `module` run again, each alone, against its tests as they
+    are now: after writing the tests a run asked for, without running every mutant
+    again. Each survivor's recorded diff is applied to a scratch copy; one the tests
+    now fail is counted killed."""
+    path = RESULTS / f"{dt.date.today().isoformat()}-mutation.json"
+    result = json.loads(path.read_text())["modules"][module]
+    scratch = _scratch_copy()
+    env = {**os.environ, "PYTHONPATH": str(scratch)}
+    source = scratch / module
+    original = source.read_bytes()
+    kept, killed = [], 0
+    try:
+        for mutant in result["surviving"]:
+            patch = mutant.get("diff", "").partition("--- mutation diff ---\n")[2]
+            if not patch:
+                kept.append(mutant)  # recorded before diffs were: cannot be run again
+                continue
+            applied = subprocess.run(
+                ["patch", "-s", "-p1"], cwd=scratch, input=patch.encode(), capture_output=True
+            )
+            if applied.returncode != 0:
+                raise SystemExit(f"{module}: a survivor's diff no longer applies:\n{patch}")
+            try:
+                done = subprocess.run(
+                    [sys.executable, *PYTEST.split(), *MODULES[module]],
+                    cwd=scratch, env=env, capture_output=True,
+                    timeout=max(60.0, 3 * result["baseline_seconds"]),
+                )  # fmt: skip
+                failed = done.returncode != 0
+            except subprocess.TimeoutExpired:
+                failed = True
+            source.write_bytes(original)
+            if failed:
+                killed += 1
+            else:
+                kept.append(mutant)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    scored = result["killed"] + killed + len(kept)
+    return {
+        **result,
+        "killed": result["killed"] + killed,
+        "survived": len(kept),
+        "surviving": kept,
+        "score": round((result["killed"] + killed) / scored, 4) if scored else None,
+        "rechecked": f"{killed} survivors killed by the tests as of the recheck",
+    }
+
+
 def main(argv: list[str]) -> int:
     if argv == ["--rescore"]:
         _record(rescore())
+        return 0
+    if len(argv) == 2 and argv[0] == "--recheck":
+        result = recheck(argv[1])
+        print(f"{argv[1]}: {result['rechecked']}; {result['survived']} survive")
+        _record([result])
         return 0
     chosen = argv or list(MODULES)
     unknown = [m for m in chosen if m not in MODULES]
