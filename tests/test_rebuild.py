@@ -139,6 +139,7 @@ def test_a_rebuild_of_one_run_takes_only_its_headers(archive, tmp_path):
     _load(extra, tmp_path, target, run_id="second")
     report = rebuild(Target.parse(target), str(tmp_path / "rebuilt"), from_run="second")
     assert report["listed"] == 1 and report["loaded"] == 1
+    assert report["source"] == f"the headers {Target.parse(target)} stores of run second"
     with pytest.raises(ConfigError, match="no headers loaded by run nothing"):
         rebuild(Target.parse(target), str(tmp_path / "rebuilt"), from_run="nothing")
     assert first["loaded"] > 1
