@@ -213,3 +213,11 @@ def test_the_settings_file_named_on_the_command_line_in_either_form(tmp_path):
     assert config_path(["run", "--config"], tmp_path, named) == Path("c.toml")
     (tmp_path / "dicom-loader.toml").write_text("")
     assert config_path(["run"], tmp_path, {}) == tmp_path / "dicom-loader.toml"
+
+
+def test_the_file_gives_options_never_a_commands_arguments(archive, tmp_path):
+    """`source` is init's option: in the file it is init's default, never `run`'s
+    SOURCE argument, which stays required."""
+    (tmp_path / "dicom-loader.toml").write_text(f'source = "{archive}"\n')
+    done = _cli("run", "--workers", "0", cwd=tmp_path)
+    assert done.returncode == 2 and "Missing argument 'SOURCE'" in done.stderr, done.stderr
