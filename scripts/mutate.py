@@ -19,7 +19,7 @@ table of `docs/TESTING.md`.
     python scripts/mutate.py                  # every module (hours)
     python scripts/mutate.py loader/dicom/pseudonymize.py   # one (make mutate MODULE=…)
     python scripts/mutate.py --rescore        # today's results, equivalents judged again
-    python scripts/mutate.py --recheck MODULE # today's survivors against the tests now
+    python scripts/mutate.py --recheck MODULE [JOBS]  # today's survivors, tests as now
 """
 
 from __future__ import annotations
@@ -277,45 +277,55 @@ def rescore() -> list[dict]:
     return results
 
 
-def recheck(module: str) -> dict:
+def recheck(module: str, jobs: int = 1) -> dict:
     """Today's survivors of `module` run again, each alone, against its tests as they
     are now: after writing the tests a run asked for, without running every mutant
-    again. Each survivor's recorded diff is applied to a scratch copy; one the tests
-    now fail is counted killed."""
+    again. Each survivor's recorded diff is applied to a scratch copy (one per job)
+    and the tests run; one they now fail is counted killed."""
+    from concurrent.futures import ThreadPoolExecutor
+    from queue import Queue
+
     path = RESULTS / f"{dt.date.today().isoformat()}-mutation.json"
     result = json.loads(path.read_text())["modules"][module]
-    scratch = _scratch_copy()
-    env = {**os.environ, "PYTHONPATH": str(scratch)}
-    source = scratch / module
-    original = source.read_bytes()
-    kept, killed = [], 0
-    try:
-        for mutant in result["surviving"]:
-            patch = mutant.get("diff", "").partition("--- mutation diff ---\n")[2]
-            if not patch:
-                kept.append(mutant)  # recorded before diffs were: cannot be run again
-                continue
+    copies: Queue[Path] = Queue()
+    for _ in range(jobs):
+        copies.put(_scratch_copy())
+
+    def survives(mutant: dict) -> bool:
+        patch = mutant.get("diff", "").partition("--- mutation diff ---\n")[2]
+        if not patch:
+            return True  # recorded before diffs were: cannot be run again
+        scratch = copies.get()
+        source = scratch / module
+        original = source.read_bytes()
+        try:
             applied = subprocess.run(
                 ["patch", "-s", "-p1"], cwd=scratch, input=patch.encode(), capture_output=True
             )
             if applied.returncode != 0:
                 raise SystemExit(f"{module}: a survivor's diff no longer applies:\n{patch}")
+            env = {**os.environ, "PYTHONPATH": str(scratch)}
             try:
                 done = subprocess.run(
                     [sys.executable, *PYTEST.split(), *MODULES[module]],
                     cwd=scratch, env=env, capture_output=True,
                     timeout=max(60.0, 3 * result["baseline_seconds"]),
                 )  # fmt: skip
-                failed = done.returncode != 0
+                return done.returncode == 0
             except subprocess.TimeoutExpired:
-                failed = True
+                return False
+        finally:
             source.write_bytes(original)
-            if failed:
-                killed += 1
-            else:
-                kept.append(mutant)
+            copies.put(scratch)
+
+    try:
+        with ThreadPoolExecutor(jobs) as pool:
+            alive = list(pool.map(survives, result["surviving"]))
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        while not copies.empty():
+            shutil.rmtree(copies.get(), ignore_errors=True)
+    kept = [m for m, left in zip(result["surviving"], alive, strict=True) if left]
+    killed = len(result["surviving"]) - len(kept)
     scored = result["killed"] + killed + len(kept)
     return {
         **result,
@@ -331,8 +341,8 @@ def main(argv: list[str]) -> int:
     if argv == ["--rescore"]:
         _record(rescore())
         return 0
-    if len(argv) == 2 and argv[0] == "--recheck":
-        result = recheck(argv[1])
+    if len(argv) in (2, 3) and argv[0] == "--recheck":
+        result = recheck(argv[1], int(argv[2]) if len(argv) == 3 else 1)
         print(f"{argv[1]}: {result['rechecked']}; {result['survived']} survive")
         _record([result])
         return 0
