@@ -160,6 +160,7 @@ def test_a_warehouse_made_by_an_earlier_version_is_upgraded_before_a_rebuild(tmp
         con.execute("ALTER TABLE dicom_file_location DROP COLUMN pixel_data_length")
     report = rebuild(Target.parse(target), str(tmp_path / "rebuilt"), from_run=None)
     assert report["loaded"] == 1 and report["validation_passed"]
+    assert report["bytes_listed"] == (extra / "ct.dcm").stat().st_size  # as stored, not read
     expected = pydicom.dcmread(real_file("CT_small.dcm")).InstanceNumber
     with duckdb.connect(str(tmp_path / "old.duckdb"), read_only=True) as con:
         assert con.sql("SELECT instance_number FROM dicom_instance").fetchall() == [(expected,)]
@@ -237,3 +238,18 @@ def _documents_read(rows: list[tuple]) -> list[tuple]:
             return value
 
     return sorted((tuple(read(v) for v in row) for row in rows), key=repr)
+
+
+def test_rebuild_settings_never_show_storage_credentials():
+    from loader.jobs.rebuild import RebuildSettings
+
+    assert "Ss-rebuild" not in repr(RebuildSettings("s3://b/out", "r", {"secret": "Ss-rebuild"}))
+
+
+def test_a_rebuild_into_a_folder_it_cannot_write_is_one_line(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    target = Target.parse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    with pytest.raises(
+        ConfigError, match=r"--out .*a-file/out: cannot write there \(Not a directory\)$"
+    ):
+        rebuild(target, str(tmp_path / "a-file" / "out"), from_run=None)
