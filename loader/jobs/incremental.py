@@ -90,10 +90,13 @@ class KnownObjects:
 
 def _identities_of_columns(batch: pa.RecordBatch) -> bytes:
     keys, sizes, micros, etags = batch.columns
+    # A missing time is filled after the cast: NO_TIME does not fit every type the
+    # service may send a column of small numbers as.
+    times = pc.fill_null(pc.cast(micros, pa.int64()), NO_TIME)
     return identities(
         column_numbers(keys, pa.uint64()),
         column_numbers(sizes, pa.int64()),
-        column_numbers(pc.fill_null(pc.cast(micros, pa.int64()), NO_TIME), pa.int64()),
+        times.to_numpy(zero_copy_only=False),
         column_numbers(etags, pa.uint64()),
     )
 

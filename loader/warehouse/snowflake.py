@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -192,18 +193,26 @@ class SnowflakeWarehouse:
     def close(self) -> None:
         self.con.close()
 
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run one statement; Snowflake's refusal becomes a StatementError naming it."""
+    @contextmanager
+    def _cursor_for(self, sql: str) -> Iterator[Any]:
+        """A cursor for one statement, closed after it; Snowflake's refusal, when the
+        statement runs or while its rows are fetched, becomes a StatementError naming
+        it (the message scrubbed of credentials)."""
         from snowflake.connector.errors import Error
 
         cursor = self.con.cursor()
         try:
-            cursor.execute(sql, tuple(params) or None)
-            return list(cursor.fetchall()) if cursor.description else []
+            yield cursor
         except Error as exc:
             raise StatementError(sql, self.target.scrub(str(exc.msg or exc))) from None
         finally:
             cursor.close()
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement and return its rows (none for a statement without)."""
+        with self._cursor_for(sql) as cursor:
+            cursor.execute(sql, tuple(params) or None)
+            return list(cursor.fetchall()) if cursor.description else []
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self._execute(sql, params or ())
@@ -211,17 +220,10 @@ class SnowflakeWarehouse:
     def records(self, sql: str) -> list[dict[str, Any]]:
         """One statement's rows by column name, lower case (SHOW's columns are
         documented by name, not position)."""
-        from snowflake.connector.errors import Error
-
-        cursor = self.con.cursor()
-        try:
+        with self._cursor_for(sql) as cursor:
             cursor.execute(sql)
             names = [d[0].lower() for d in cursor.description or ()]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        except Error as exc:
-            raise StatementError(sql, self.target.scrub(str(exc.msg or exc))) from None
-        finally:
-            cursor.close()
 
     def batches(
         self, sql: str, size: int = 100_000, params: list[Any] | None = None
@@ -233,18 +235,10 @@ class SnowflakeWarehouse:
     ) -> Iterator[pa.RecordBatch]:
         """The result's Arrow chunks as Snowflake sends them (their size is the
         service's: `size` does not apply)."""
-        from snowflake.connector.errors import Error
-
-        cursor = self.con.cursor()
-        try:
-            try:
-                cursor.execute(sql, tuple(params) if params else None)
-            except Error as exc:
-                raise StatementError(sql, self.target.scrub(str(exc.msg or exc))) from None
+        with self._cursor_for(sql) as cursor:
+            cursor.execute(sql, tuple(params) if params else None)
             for table in cursor.fetch_arrow_batches():
                 yield from table.to_batches()
-        finally:
-            cursor.close()
 
     def record_deletions(
         self, location_keys: Iterable[list[int]], at: dt.datetime, run_id: str
