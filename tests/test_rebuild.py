@@ -253,3 +253,27 @@ def test_a_rebuild_into_a_folder_it_cannot_write_is_one_line(tmp_path):
         ConfigError, match=r"--out .*a-file/out: cannot write there \(Not a directory\)$"
     ):
         rebuild(target, str(tmp_path / "a-file" / "out"), from_run=None)
+
+
+def test_a_stored_header_that_cannot_be_derived_is_an_error_row_of_no_bytes(tmp_path):
+    """A document damaged in the warehouse ends as a PARSE_ERROR row of the rebuild,
+    which read nothing: its bytes read are 0, as the report's are."""
+    import duckdb
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    shutil.copy(real_file("CT_small.dcm"), extra / "ct.dcm")
+    target = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    _load(extra, tmp_path, target)
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("UPDATE dicom_raw SET metadata = '[1, 2]'")
+    report = rebuild(Target.parse(target), str(tmp_path / "rebuilt"), from_run=None)
+    assert report["bytes_read"] == 0 and report["errors"] == {"PARSE_ERROR": 1}
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT error_category, bytes_read, error_message FROM dicom_ingestion_errors "
+            "WHERE _run_id = ?",
+            [report["run_id"]],
+        ).fetchall()
+    assert [(category, read) for category, read, _ in rows] == [("PARSE_ERROR", 0)]
+    assert rows[0][2].startswith("stored header cannot be rebuilt")

@@ -130,8 +130,6 @@ def stored_parts(
         columns["bytes_read"] = [errors.get(p, ([], 0))[1] for p in columns["file_path"]]
         frames = stored_frames(query, mark, columns["file_path"])
         columns["frames"] = [frames.get(p, []) for p in columns["file_path"]]
-        for name in ("file_size_bytes", "header_bytes", "pixel_data_offset", "pixel_data_length"):
-            columns[name] = [None if v is None else int(v) for v in columns[name]]
         path = f"{PARTS_FOLDER}/run_id={run_id}/part-{number:06d}.parquet"
         out.write_bytes(path, _parquet(pa.table(columns, schema=_PART_SCHEMA)))
         yield StoredPart(f"rebuild-{number:06d}", path)
@@ -214,7 +212,7 @@ def rebuild(
         ledger.write_run(
             root,
             run_id,
-            {"run_id": run_id, "source": source, "target": str(target), "rebuild": True},
+            {"run_id": run_id, "source": source, "target": str(target)},
         )
     except OSError as exc:
         raise ConfigError(f"--out {root}: cannot write there ({exc.strerror or exc})") from None

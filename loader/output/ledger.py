@@ -103,7 +103,6 @@ class RunManifest(TypedDict):
     header_bytes: NotRequired[int | None]
     pseudonymized: NotRequired[Mapping[str, object]]  # report.Pseudonymized
     started_at: NotRequired[str]  # ISO 8601, UTC
-    rebuild: NotRequired[bool]  # written by `rebuild`
 
 
 def write_run(out: OutputRoot, run_id: str, document: RunManifest) -> None:
