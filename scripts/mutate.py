@@ -277,6 +277,47 @@ def rescore() -> list[dict]:
     return results
 
 
+def _mutated_now(patch: str, source: str) -> tuple[int, str] | None:
+    """A survivor's diff applied to `source` as it is now: the line it changes (its
+    recorded line moves when lines above it change) and the mutated text; None when
+    the code it mutated is gone. The lines it removes must be found whole; its context
+    only chooses among several places (lines near it may have changed since)."""
+    before: list[str] = []
+    removed: list[str] = []
+    added: list[str] = []
+    after: list[str] = []
+    for line in patch.splitlines():
+        if line.startswith(("---", "+++", "@@")) or not line:
+            continue
+        kind, text = line[0], line[1:]
+        if kind == "-":
+            removed.append(text)
+        elif kind == "+":
+            added.append(text)
+        else:
+            (after if removed else before).append(text)
+    lines = source.splitlines(keepends=True)
+    bare = [line.rstrip("\n") for line in lines]
+
+    def fit(at: int) -> int:
+        above = bare[max(0, at - len(before)) : at]
+        below = bare[at + len(removed) : at + len(removed) + len(after)]
+        return sum(a == b for a, b in zip(reversed(above), reversed(before), strict=False)) + sum(
+            a == b for a, b in zip(below, after, strict=False)
+        )
+
+    places = [
+        at
+        for at in range(len(bare) - len(removed) + 1)
+        if removed and bare[at : at + len(removed)] == removed
+    ]
+    if not places:
+        return None
+    at = max(places, key=fit)
+    mutated = [*lines[:at], *(text + "\n" for text in added), *lines[at + len(removed) :]]
+    return at + 1, "".join(mutated)
+
+
 def recheck(module: str, jobs: int = 1) -> dict:
     """Today's survivors of `module` run again, each alone, against its tests as they
     are now: after writing the tests a run asked for, without running every mutant
@@ -291,29 +332,36 @@ def recheck(module: str, jobs: int = 1) -> dict:
     for _ in range(jobs):
         copies.put(_scratch_copy())
 
-    def survives(mutant: dict) -> bool:
+    now = (ROOT / module).read_text()
+
+    def survives(mutant: dict) -> bool | None:
+        """True: it survives; False: killed; None: the code it mutated is gone."""
         patch = mutant.get("diff", "").partition("--- mutation diff ---\n")[2]
         if not patch:
             return True  # recorded before diffs were: cannot be run again
+        found = _mutated_now(patch, now)
+        if found is None:
+            return None
+        mutant["line"], mutated = found
         scratch = copies.get()
         source = scratch / module
         original = source.read_bytes()
         try:
-            applied = subprocess.run(
-                ["patch", "-s", "-p1"], cwd=scratch, input=patch.encode(), capture_output=True
-            )
-            if applied.returncode != 0:
-                raise SystemExit(f"{module}: a survivor's diff no longer applies:\n{patch}")
+            source.write_text(mutated)
             env = {**os.environ, "PYTHONPATH": str(scratch)}
-            try:
-                done = subprocess.run(
-                    [sys.executable, *PYTEST.split(), *MODULES[module]],
-                    cwd=scratch, env=env, capture_output=True,
-                    timeout=max(60.0, 3 * result["baseline_seconds"]),
-                )  # fmt: skip
-                return done.returncode == 0
-            except subprocess.TimeoutExpired:
-                return False
+            # Every survivor ran its tests to the end once: a timeout here is a busy
+            # (or paused) machine, not a loop, unless it happens twice.
+            for _ in range(2):
+                try:
+                    done = subprocess.run(
+                        [sys.executable, *PYTEST.split(), *MODULES[module]],
+                        cwd=scratch, env=env, capture_output=True,
+                        timeout=max(600.0, 10 * result["baseline_seconds"]),
+                    )  # fmt: skip
+                    return done.returncode == 0
+                except subprocess.TimeoutExpired:
+                    continue
+            return False
         finally:
             source.write_bytes(original)
             copies.put(scratch)
@@ -325,15 +373,18 @@ def recheck(module: str, jobs: int = 1) -> dict:
         while not copies.empty():
             shutil.rmtree(copies.get(), ignore_errors=True)
     kept = [m for m, left in zip(result["surviving"], alive, strict=True) if left]
-    killed = len(result["surviving"]) - len(kept)
+    gone = alive.count(None)
+    killed = len(result["surviving"]) - len(kept) - gone
     scored = result["killed"] + killed + len(kept)
     return {
         **result,
+        "mutants": result["mutants"] - gone,
         "killed": result["killed"] + killed,
         "survived": len(kept),
         "surviving": kept,
         "score": round((result["killed"] + killed) / scored, 4) if scored else None,
-        "rechecked": f"{killed} survivors killed by the tests as of the recheck",
+        "rechecked": f"{killed} survivors killed by the tests as of the recheck"
+        + (f", {gone} gone with the code they mutated" if gone else ""),
     }
 
 
