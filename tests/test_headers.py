@@ -1,5 +1,6 @@
 """Header-only reading: what is read, how much, and how bad objects are named."""
 
+import itertools
 import os
 from pathlib import Path
 
@@ -502,3 +503,121 @@ def test_what_cannot_be_read_says_why_in_one_line(tmp_path):
     (tmp_path / "empty").write_bytes(b"")
     with pytest.raises(NotDicomError, match=r"empty object \(0 bytes\)"):
         read_local(str(tmp_path / "empty"), 0)
+
+
+def test_a_read_of_nothing_returns_nothing_and_moves_nowhere():
+    """As a Python file's read(0): no bytes, the position kept, nothing fetched."""
+    data = bytes(range(256)) * 64
+    reader, calls = _reader_over(data, 1024)
+    reader.seek(100)
+    assert reader.read(0) == b"" and reader.tell() == 100 and calls == [(0, 1024)]
+
+
+def test_a_read_past_what_is_held_grows_by_a_quarter_of_it():
+    """The class's rule: a read past the buffer fetches to its own end or a quarter
+    more than is held (at least 16 KiB), whichever is further."""
+    data = bytes(range(256)) * 4096  # 1 MiB
+    reader, calls = _reader_over(data, 128 * 1024)
+    assert reader.read(128 * 1024 + 1) == data[: 128 * 1024 + 1]
+    assert calls == [(0, 128 * 1024), (128 * 1024, 160 * 1024)]
+    reader.seek(0)
+    reader.read(328 * 1024)  # further than a quarter more (200 KiB): to its own end
+    assert calls[2] == (160 * 1024, 328 * 1024)
+
+
+def test_a_header_walked_past_its_first_read_grows_by_quarters_and_counts_every_fetch(tmp_path):
+    """A structure set of small values, 1 MB before Pixel Data: each growth is a
+    quarter of what is held (at least 16 KiB); the requests, bytes and time reported
+    are those of the fetches made, and the header ends where pydicom's Pixel Data
+    starts."""
+    import time
+
+    path = with_structure_set(tmp_path / "rtstruct.dcm", rois=60, points=300)
+    data = path.read_bytes()
+    reader, calls = _reader_over(data, 16 * 1024)
+    started = time.perf_counter()
+    parsed = parse_header(str(path), reader)
+    elapsed = time.perf_counter() - started
+    assert parsed.pixel_data_offset == data.rindex(b"\xe0\x7f\x10\x00OW\x00\x00") + 12
+    assert len(calls) > 5 and all(s == e0 for (_, e0), (s, _) in itertools.pairwise(calls))
+    assert [e - s for s, e in calls[1:-1]] == [max(s // 4, 16 * 1024) for s, _ in calls[1:-1]]
+    assert parsed.read_requests == len(calls)
+    assert parsed.bytes_read == sum(len(data[s:e]) for s, e in calls)
+    assert 0 <= parsed.read_seconds <= elapsed
+
+
+def test_a_sequence_walked_after_a_skipped_value_is_found_where_it_lies(tmp_path):
+    """A 2 MB text, skipped, then a structure set over the limit, walked: the walk
+    starts at the sequence's place in the object (past the skipped bytes), its
+    fetches are counted like any other, and every other element reads as without
+    skipping."""
+    import time
+
+    from loader.dicom.decode import Omitted, decode_header
+
+    path = with_structure_set(tmp_path / "rtstruct.dcm", rois=20)
+    ds = pydicom.dcmread(path)
+    ds.add_new(0x0040A160, "UT", "t" * (2 << 20))  # TextValue, before the sequence
+    ds.save_as(path, enforce_file_format=True)
+    data = path.read_bytes()
+    length = _sequence_value_length(path)
+    assert length > 1 << 20
+    reader, calls = _reader_over(data, 64 * 1024)
+    started = time.perf_counter()
+    skipped = parse_header(str(path), reader, skip_over=1 << 20)
+    elapsed = time.perf_counter() - started
+    assert skipped.pixel_data_offset == data.rindex(b"\xe0\x7f\x10\x00OW\x00\x00") + 12
+    assert skipped.read_requests == len(calls)
+    assert skipped.bytes_read == sum(len(data[s:e]) for s, e in calls)
+    assert 0 <= skipped.read_seconds <= elapsed
+    whole = read_local(str(path), len(data))
+    ours = decode_header(skipped, str(path), 1 << 20).root
+    theirs = decode_header(whole, str(path), 1 << 20).root
+    assert ours[0x30060039].value == Omitted("SQ", length)
+    assert ours.keys() == theirs.keys()
+    assert all(ours[t] == theirs[t] for t in ours if t not in (0x30060039, 0x0040A160))
+
+
+def test_a_bare_dataset_may_start_with_any_vr(tmp_path):
+    """A dataset without preamble whose first element is an AE (Retrieve AE Title,
+    16 bytes): its VR's letters say it is an element, though its first eight bytes
+    read as a length they would be over 1 MB; pydicom, forced, reads it, and so does
+    the loader."""
+    institution = b"A TEACHING HOSPITAL WITH A NAME LONG ENOUGH TO FILL SIXTY FOUR BYTES OK"[:64]
+    data = (
+        b"\x08\x00\x54\x00AE\x10\x00ARCHIVE_AE_TITLE"
+        + b"\x08\x00\x60\x00CS\x02\x00CT"
+        + b"\x08\x00\x80\x00LO\x40\x00"
+        + institution
+        + b"\x08\x00\x90\x00PN\x08\x00DOE^JOHN"
+        + b"\x10\x00\x10\x00PN\x10\x00DOE^JANE^MIDDLE "
+    )
+    assert len(data) > 132  # longer than a preamble and its marker: pydicom's first look
+    path = tmp_path / "bare-ae"
+    path.write_bytes(data)
+    forced = pydicom.dcmread(path, force=True)
+    parsed = read_local(str(path), len(data))
+    assert [int(e.tag) for e in forced] == [int(t) for t in parsed.elements]
+    assert len(parsed.elements) == 5
+
+
+def test_a_stream_is_asked_for_the_ranges_a_fetch_would_be(tmp_path):
+    """A member's stream is read range by range as an object store is: the same
+    reads, of the same sizes, counted alike."""
+    from io import BytesIO
+
+    from loader.headers.reader import read_stream
+
+    data = with_structure_set(tmp_path / "rtstruct.dcm", rois=30, points=300).read_bytes()
+    asked = []
+
+    class Counted(BytesIO):
+        def read(self, n=-1):
+            asked.append((self.tell(), self.tell() + n))
+            return super().read(n)
+
+    parsed = read_stream("zip://s.dcm::x.zip", Counted(data), len(data), 16 * 1024)
+    reader, calls = _reader_over(data, 16 * 1024)
+    expected = parse_header("s.dcm", reader)
+    assert asked == calls and parsed.read_requests == len(calls)
+    assert parsed.bytes_read == expected.bytes_read
