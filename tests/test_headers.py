@@ -10,7 +10,7 @@ import pytest
 from loader.core.errors import NotDicomError, ObjectReadError, TruncatedError
 from loader.headers.reader import HeaderReader, ParsedHeader, parse_header, read_local
 from loader.synth import synthesize
-from tests.conftest import real_file
+from tests.conftest import REPO, real_file
 
 
 def _reader_over(data: bytes, first: int) -> tuple[HeaderReader, list[tuple[int, int]]]:
@@ -393,6 +393,15 @@ def test_seven_bytes_cannot_hold_an_element(tmp_path):
         read_local(str(path), 7)
 
 
+def test_eight_bytes_can_hold_an_element(tmp_path):
+    """One element of no value is eight bytes: pydicom, forced, reads it, and so does
+    the loader (what such an object lacks is for validation to say, not the reader)."""
+    path = tmp_path / "eight"
+    path.write_bytes(b"\x08\x00\x60\x00CS\x00\x00")  # (0008,0060) CS, empty
+    forced = pydicom.dcmread(path, force=True)
+    assert [int(t) for t in read_local(str(path), 8).elements] == [int(e.tag) for e in forced]
+
+
 def test_a_big_endian_object_has_its_syntax_and_cut_is_truncated(tmp_path):
     """A big endian file: its transfer syntax is the file's, and the object cut
     inside its header is TRUNCATED, not a parse error."""
@@ -621,3 +630,20 @@ def test_a_stream_is_asked_for_the_ranges_a_fetch_would_be(tmp_path):
     expected = parse_header("s.dcm", reader)
     assert asked == calls and parsed.read_requests == len(calls)
     assert parsed.bytes_read == expected.bytes_read
+
+
+def test_the_first_read_is_as_the_readme_states():
+    """`--header-bytes`' defaults as the README's option table gives them: 64 KiB on
+    object stores, 16 KiB on filesystems; a value given is used everywhere."""
+    import re
+
+    from loader.headers.reader import first_read_bytes
+
+    readme = (REPO / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `--header-bytes N`"))
+    found = re.search(r"(\d+) KiB on object stores, (\d+) KiB on filesystems", row)
+    assert found is not None, row
+    remote, local = (int(kib) * 1024 for kib in found.groups())
+    assert first_read_bytes(None, remote=True) == remote
+    assert first_read_bytes(None, remote=False) == local
+    assert first_read_bytes(4096, remote=True) == first_read_bytes(4096, remote=False) == 4096

@@ -104,6 +104,7 @@ class HeaderReader:
         self.skipped = 0  # bytes of values skipped, not read
         self.gaps: dict[int, int] | None = None  # buffer position → bytes skipped there
         self.partial_read = False  # a read that got less than it asked for
+        self._file_reads = 0  # reads through the file protocol (pydicom's)
         if prefetched is not None:  # the first read, already fetched with others
             self._buf = prefetched
             self.requests = 1
@@ -140,6 +141,7 @@ class HeaderReader:
     def restart(self) -> None:
         """Read again from the start without gaps (bytes and requests still count)."""
         self._buf, self._pos, self.gaps, self.skipped = b"", 0, None, 0
+        self._file_reads = 0
         self.ensure(min(self.first_bytes, self.size))
 
     def buffer(self) -> bytes:
@@ -170,9 +172,13 @@ class HeaderReader:
         if end > len(self._buf):
             self.ensure(max(end, len(self._buf) + max(len(self._buf) // 4, _MIN_GROWTH)))
         data = self._buf[self._pos : end]
-        # pydicom ends a dataset by reading 8 bytes at the end of the object and
-        # getting none; any other short read means the object ends inside an element.
-        if n is not None and len(data) < n and not (not data and n == 8):
+        # pydicom's first two reads look for a preamble and its DICM marker (short on
+        # an object under 132 bytes, which it then reads from the start), and it ends
+        # a dataset by reading 8 bytes at the end of the object and getting none; any
+        # other short read means the object ends inside an element.
+        self._file_reads += 1
+        looking = self._file_reads <= 2
+        if n is not None and len(data) < n and not (not data and n == 8) and not looking:
             self.partial_read = True
         self._pos += len(data)
         return data
@@ -228,8 +234,9 @@ def looks_like_dicom(prefix: bytes) -> bool:
         return True
     if len(prefix) < 8:
         return False
+    # File Meta Information is little endian always: a big endian dataset starts at 0008.
     group_le, group_be = struct.unpack("<H", prefix[:2])[0], struct.unpack(">H", prefix[:2])[0]
-    if group_le not in (0x0002, 0x0008) and group_be not in (0x0002, 0x0008):
+    if group_le not in (0x0002, 0x0008) and group_be != 0x0008:
         return False
     vr = prefix[4:6]
     if b"AA" <= vr <= b"ZZ":
