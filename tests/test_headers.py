@@ -647,3 +647,32 @@ def test_the_first_read_is_as_the_readme_states():
     assert first_read_bytes(None, remote=True) == remote
     assert first_read_bytes(None, remote=False) == local
     assert first_read_bytes(4096, remote=True) == first_read_bytes(4096, remote=False) == 4096
+
+
+@pytest.mark.parametrize(
+    ("frames_value", "table_frames"),
+    [(b"10", 10), (b"1 ", 1), (b"x ", 1), (None, 1)],
+    ids=["ten", "one", "not-a-number", "absent"],
+)
+def test_the_basic_offset_table_read_is_the_size_the_frames_give_it(
+    tmp_path, frames_value, table_frames
+):
+    """Asked for offset tables, the reader takes the Basic Offset Table's bytes as an
+    object of its Number of Frames holds them (PS3.5 A.4: an item header and 4 bytes
+    a frame); a value that is not a number, or none, is one frame."""
+    source = Path(real_file("emri_small_jpeg_2k_lossless.dcm"))  # 10 frames, J2K
+    data = source.read_bytes()
+    if frames_value is None:
+        ds = pydicom.dcmread(source)
+        del ds.NumberOfFrames
+        ds.save_as(tmp_path / "mf.dcm", enforce_file_format=True)
+        data = (tmp_path / "mf.dcm").read_bytes()
+    else:
+        element = b"\x28\x00\x08\x00IS\x02\x00"
+        at = data.index(element) + len(element)
+        data = data[:at] + frames_value + data[at + 2 :]
+    offset = data.rindex(b"\xe0\x7f\x10\x00") + 12  # explicit VR, a 4-byte length
+    reader, _ = _reader_over(data, 1024)
+    parsed = parse_header("mf.dcm", reader, offset_tables=True)
+    assert parsed.pixel_data_offset == offset
+    assert parsed.offset_tables.basic == data[offset : offset + 8 + 4 * table_frames]
