@@ -534,6 +534,15 @@ def test_a_read_past_what_is_held_grows_by_a_quarter_of_it():
     assert calls[2] == (160 * 1024, 328 * 1024)
 
 
+def _assert_counts_are_the_fetches(
+    parsed: ParsedHeader, calls: list[tuple[int, int]], data: bytes, elapsed: float
+) -> None:
+    """The requests, bytes and wait a header reports are those of the fetches made."""
+    assert parsed.read_requests == len(calls)
+    assert parsed.bytes_read == sum(len(data[s:e]) for s, e in calls)
+    assert 0 <= parsed.read_seconds <= elapsed
+
+
 def test_a_header_walked_past_its_first_read_grows_by_quarters_and_counts_every_fetch(tmp_path):
     """A structure set of small values, 1 MB before Pixel Data: each growth is a
     quarter of what is held (at least 16 KiB); the requests, bytes and time reported
@@ -550,9 +559,7 @@ def test_a_header_walked_past_its_first_read_grows_by_quarters_and_counts_every_
     assert parsed.pixel_data_offset == data.rindex(b"\xe0\x7f\x10\x00OW\x00\x00") + 12
     assert len(calls) > 5 and all(s == e0 for (_, e0), (s, _) in itertools.pairwise(calls))
     assert [e - s for s, e in calls[1:-1]] == [max(s // 4, 16 * 1024) for s, _ in calls[1:-1]]
-    assert parsed.read_requests == len(calls)
-    assert parsed.bytes_read == sum(len(data[s:e]) for s, e in calls)
-    assert 0 <= parsed.read_seconds <= elapsed
+    _assert_counts_are_the_fetches(parsed, calls, data, elapsed)
 
 
 def test_a_sequence_walked_after_a_skipped_value_is_found_where_it_lies(tmp_path):
@@ -576,9 +583,7 @@ def test_a_sequence_walked_after_a_skipped_value_is_found_where_it_lies(tmp_path
     skipped = parse_header(str(path), reader, skip_over=1 << 20)
     elapsed = time.perf_counter() - started
     assert skipped.pixel_data_offset == data.rindex(b"\xe0\x7f\x10\x00OW\x00\x00") + 12
-    assert skipped.read_requests == len(calls)
-    assert skipped.bytes_read == sum(len(data[s:e]) for s, e in calls)
-    assert 0 <= skipped.read_seconds <= elapsed
+    _assert_counts_are_the_fetches(skipped, calls, data, elapsed)
     whole = read_local(str(path), len(data))
     ours = decode_header(skipped, str(path), 1 << 20).root
     theirs = decode_header(whole, str(path), 1 << 20).root
