@@ -19,7 +19,6 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from loader.core.count import Count
 from loader.core.keys import SQL_KEY_EXPRESSION
@@ -30,8 +29,9 @@ from loader.sources.repeats import SeenKeys, fresh_of
 from loader.warehouse.base import column_numbers
 
 # The numbers an identity (sources/identity.py) is made of, for every live location:
-# its URL's key, size, time in whole microseconds and the key of its checksum off the
-# local filesystem (there it is a hash of the bytes, which a listing does not know).
+# its URL's key, size, time in whole microseconds (NO_TIME where not known, as the
+# listing says it) and the key of its checksum off the local filesystem (there it is
+# a hash of the bytes, which a listing does not know).
 # Four numbers a row; the driver mixes them as the listing does, a batch at a time.
 _EPOCH_MICROS = {
     "duckdb": "epoch_us(modified_at)",
@@ -43,7 +43,8 @@ def identity_sql(dialect: str) -> str:
     """SQL giving the numbers of the identity of each live `dicom_file_location`."""
     etag = SQL_KEY_EXPRESSION[dialect].format(s="checksum")
     return (
-        f"SELECT location_key, coalesce(file_size_bytes, 0), {_EPOCH_MICROS[dialect]}, "
+        f"SELECT location_key, coalesce(file_size_bytes, 0), "
+        f"coalesce({_EPOCH_MICROS[dialect]}, {NO_TIME}), "
         f"CASE WHEN storage_provider = 'file' OR coalesce(checksum, '') = '' THEN 0 "
         f"ELSE {etag} END FROM dicom_file_location WHERE deleted_at IS NULL"
     )
@@ -90,13 +91,10 @@ class KnownObjects:
 
 def _identities_of_columns(batch: pa.RecordBatch) -> bytes:
     keys, sizes, micros, etags = batch.columns
-    # A missing time is filled after the cast: NO_TIME does not fit every type the
-    # service may send a column of small numbers as.
-    times = pc.fill_null(pc.cast(micros, pa.int64()), NO_TIME)
     return identities(
         column_numbers(keys, pa.uint64()),
         column_numbers(sizes, pa.int64()),
-        times.to_numpy(zero_copy_only=False),
+        column_numbers(micros, pa.int64()),
         column_numbers(etags, pa.uint64()),
     )
 

@@ -103,7 +103,10 @@ def column_numbers(column: pa.Array, kind: pa.DataType) -> np.ndarray:
     """A result's column of whole numbers as a NumPy array of `kind`. Snowflake sends
     a NUMBER(20,0) as a decimal or as the narrowest integer its values fit, DuckDB a
     UBIGINT as uint64: the cast (checked: a value that does not fit is an error, never
-    wrapped) makes them one type."""
+    wrapped) makes them one type. A NULL is an error too: NumPy would hold it as a
+    float NaN, whose cast to an integer no platform defines (the SQL coalesces)."""
+    if column.null_count:
+        raise ValueError(f"{column.null_count} NULL(s) in a column of whole numbers")
     return pc.cast(column, kind).to_numpy(zero_copy_only=False)
 
 
