@@ -62,6 +62,7 @@ MODULES: dict[str, list[str]] = {
     "loader/headers/reader.py": ["tests/test_headers.py", "tests/test_frame_offsets.py"],
     "loader/sources/read_ahead.py": [
         "tests/test_read_ahead.py",
+        "tests/test_read_ahead_bounds.py",
         "tests/test_options.py::test_the_readme_states_the_defaults_that_run",
     ],
     "loader/sources/repeats.py": ["tests/test_repeats.py"],

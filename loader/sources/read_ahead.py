@@ -153,13 +153,13 @@ class ReadAhead:
                 self._pending.popleft()
                 self._outstanding[head.kind] -= 1
                 yield self._taken(head)
-        finally:
+        finally:  # done, or the worker stopped early: every read not taken is cancelled
             for entry in self._pending:
                 if entry.future is not None:
                     entry.future.cancel()
             for pool in (self._threads, self._whole_threads):
                 if pool is not None:
-                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool.shutdown(wait=False)  # reads running end on their own
 
     def _wait_for(self, future: Future[Any]) -> None:
         """Block until `future` is done, sending a read for each one completed meanwhile."""
