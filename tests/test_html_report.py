@@ -336,6 +336,9 @@ def test_a_long_line_is_thinned_and_still_ends_at_the_workers_total(shards):
         (7, [0, 2, 4, 6]),
         (0.9, [0, 0.2, 0.4, 0.6, 0.8]),
         (12_500, [0, 2_500, 5_000, 7_500, 10_000, 12_500]),
+        (5, [0, 1, 2, 3, 4, 5]),  # a step of 1 × 10^n
+        (20, [0, 5, 10, 15, 20]),  # of 5 × 10^n
+        (12, [0, 2.5, 5, 7.5, 10]),  # of 2.5 × 10^n: five steps cover 12, no fewer
         (0, [0]),
     ],
 )
@@ -371,3 +374,160 @@ def test_validation_values_are_shown_whole_or_cut_at_300_characters():
     assert text == whole[:297] + "..."
     exactly = {"k": "v" * (300 - len('{"k": ""}'))}
     assert html_report._validation_rows({"c": exactly}, [])[0][2] == json.dumps(exactly)
+    over = {"k": "v" * (301 - len('{"k": ""}'))}
+    assert html_report._validation_rows({"c": over}, [])[0][2] == json.dumps(over)[:297] + "..."
+
+
+def test_the_page_shows_the_twelve_most_loaded_and_three_examples_per_category(tmp_path):
+    """From the run's own Parquet files: the 12 modalities with the most series and
+    the 12 SOP classes with the most instances (ties by name), and the first three
+    error rows of each category by object, their quoted values masked."""
+    import collections
+    import dataclasses
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    modalities = [f"M{i:02}" for i in range(14) for _ in range(i + 1)]  # M13 has 14
+    modalities += ["CT", "MR"] * 13  # ties at 13, after M13's 14
+    classes = ["1.2.840.10008.5.1.4.1.1.2"] * 20 + [
+        f"1.2.3.{i}" for i in range(14) for _ in range(i)
+    ]
+    errors = [(f"/a/{n}.dcm", "NOT_DICOM") for n in (5, 1, 4, 2, 3)] + [("/b/x.dcm", "TRUNCATED")]
+    tables = {
+        "dicom_series": {"series_key": list(range(len(modalities))), "modality": modalities},
+        "dicom_instance": {"instance_key": list(range(len(classes))), "sop_class_uid": classes},
+        "dicom_ingestion_errors": {
+            "file_path": [path for path, _ in errors],
+            "error_category": [category for _, category in errors],
+            "tag": ["00100030"] * len(errors),
+            "error_message": [f"value '{path}' is not valid" for path, _ in errors],
+        },
+    }
+    for name, columns in tables.items():
+        pq.write_table(pa.table(columns), tmp_path / f"{name}.parquet")
+    record = dataclasses.replace(
+        _record(1, 0, 1, len(modalities)), files={n: f"{n}.parquet" for n in tables}
+    )
+    details = html_report.Details(records=[record])
+    html_report._from_parquet(OutputRoot.of(str(tmp_path)), details)
+
+    def top(values: list[str]) -> list[tuple[str, int]]:
+        counted = collections.Counter(values)
+        return sorted(counted.items(), key=lambda item: (-item[1], item[0]))[:12]
+
+    assert details.modalities == top(modalities)
+    assert details.modalities[:3] == [("M13", 14), ("CT", 13), ("M12", 13)]
+    shown = [(UID(uid).name if uid.startswith("1.2.840") else uid, n) for uid, n in top(classes)]
+    assert [(re.sub(r" \([\d.]+\)$", "", name), n) for name, n in details.sop_classes] == shown
+    assert details.examples == {
+        "NOT_DICOM": [(f"/a/{n}.dcm", "00100030", "value '***' is not valid") for n in (1, 2, 3)],
+        "TRUNCATED": [("/b/x.dcm", "00100030", "value '***' is not valid")],
+    }
+
+
+@pytest.mark.parametrize(("shards", "drawn"), [(399, 400), (400, 201)])
+def test_a_line_of_400_points_is_drawn_whole_and_one_more_is_thinned(shards, drawn):
+    """A worker's line holds its start and one point per shard: 400 points are drawn
+    as they are; 401 are thinned to every second point, the last among them (201)."""
+    svg = html_report.throughput_chart([_record(7, i, i + 1, 1) for i in range(shards)])
+    (points,) = re.findall(r'points="([^"]+)"', svg)
+    assert len(points.split()) == drawn
+
+
+def test_an_examples_tag_is_shown_as_group_and_element(tmp_path):
+    """An error row's tag (eight hex digits) as DICOM writes it, (gggg,eeee); a tag
+    in another form as it is; none as nothing."""
+    report = report_of_a_gone_run(tmp_path / "gone")
+    report["errors"] = {"INVALID_VALUE": 3}
+    rows = [("/a.dcm", "00100030", "m1"), ("/b.dcm", "7FE0", "m2"), ("/c.dcm", None, "m3")]
+    page = html_report.render(report, html_report.Details(examples={"INVALID_VALUE": rows}))
+    (table,) = re.findall(r'<table id="examples">.*?</table>', page)
+    cells = [re.findall(r"<td>([^<]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table)]
+    assert [row[2] for row in cells if row] == ["(0010,0030)", "7FE0", ""]
+
+
+def test_the_page_is_written_where_asked_folders_made(tmp_path):
+    report = report_of_a_gone_run(tmp_path / "gone")
+    path = tmp_path / "reports" / "nightly" / "run.html"
+    html_report.write(str(path), report)
+    html_report.write(str(path), report)  # again, into the folders now there
+    assert path.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_a_run_output_that_cannot_be_read_is_named_on_the_page(tmp_path):
+    report = report_of_a_gone_run(tmp_path / "gone")
+    report["out"] = "no-such-protocol://bucket/out"
+    page = html_report.render(report, html_report.gather(report, ["dicom-loader"], {}))
+    (said,) = re.findall(r'<p class="none">Not shown: ([^<]*)</p>', page)
+    assert said.startswith(
+        "the run&#x27;s ledger and Parquet: ConfigError: cannot open no-such-protocol:// storage"
+    )
+
+
+def test_versions_name_each_component_installed_and_skip_those_missing(monkeypatch):
+    import importlib.metadata
+
+    asked = ("pydicom", "no-such-distribution-here", "pyarrow")
+    monkeypatch.setattr(html_report, "_VERSIONS", asked)
+    found = html_report.versions()
+    assert set(found) == {"python", "platform", "pydicom", "pyarrow"}
+    assert found["pyarrow"] == importlib.metadata.version("pyarrow")
+
+
+def test_values_are_escaped_for_text_and_attributes_alike():
+    """A value may land in an attribute (`id`, `title`) as well as in text."""
+    page = html_report.bars('a"b', [("<x> & 'y'", 1)])
+    assert page.startswith('<div class="bars" id="a&quot;b">')
+    assert "&lt;x&gt; &amp; &#x27;y&#x27;" in page
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(3, "3"), (0.25, "0.25"), (99.25, "99.25"), (100.25, "100"), (1234.5, "1,234")],
+)
+def test_numbers_show_cents_below_100_only(value, shown):
+    assert html_report._number(value) == shown
+
+
+def test_the_phases_bar_and_legend_give_each_phases_share():
+    report = report_of_a_gone_run(Path("/nonexistent"))
+    seconds = {"startup": 10.0, "extraction": 60.0, "shutdown": 5.0,
+               "load_after_extraction": 20.0, "validation": 5.0}  # fmt: skip
+    report["phases"] = {**report["phases"], **seconds}
+    page = html_report.phases_chart(report)
+    widths = dict(re.findall(r'data-phase="(\w+)" style="width:([\d.]+)%', page))
+    assert {name: float(width) for name, width in widths.items()} == seconds  # of 100 s
+    shares = re.findall(r"\((\d+)%\)</li>", page)
+    assert [int(share) for share in shares] == [10, 60, 5, 20, 5]
+
+
+def test_a_run_that_took_no_time_is_drawn_on_a_scale_of_one():
+    """Every shard finished as it started with nothing listed: the axes still have a
+    scale (1 s, 1 object), never a division by zero."""
+    svg = html_report.throughput_chart([_record(3, 0, 0, 0)])
+    left, _, _, bottom = _plot_box(svg)
+    labels = re.findall(r'text-anchor="middle">([^<]+)</text>', svg)
+    assert labels == ["0 s", "0.20 s", "0.40 s", "0.60 s", "0.80 s", "1 s"]
+    counts = re.findall(r'text-anchor="end">([^<]+)</text>', svg)
+    assert counts == ["0", "0.20", "0.40", "0.60", "0.80", "1"]
+    (points,) = re.findall(r'points="([^"]+)"', svg)
+    assert points == f"{left:.1f},{bottom:.1f} {left:.1f},{bottom:.1f}"
+
+
+def test_the_axes_labels_and_grid_lie_where_they_belong():
+    """Time labels below the plot and inside the picture; object labels left of the
+    upright axis; each grid line across the plot from that axis to its right edge."""
+    svg = html_report.throughput_chart([_record(1, 0, 10, 50)])
+    left, right, _, bottom = _plot_box(svg)
+    height = float(re.search(r'viewBox="0 0 [\d.]+ ([\d.]+)"', svg).group(1))
+    below = [
+        float(y) for y in re.findall(r'<text x="[\d.]+" y="([\d.]+)" text-anchor="middle"', svg)
+    ]
+    assert below and all(bottom < y <= height for y in below)
+    beside = [float(x) for x in re.findall(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="end"', svg)]
+    assert beside and all(x < left for x in beside)
+    grid = re.findall(
+        r'<line x1="([\d.]+)" y1="[\d.]+" x2="([\d.]+)" y2="[\d.]+" stroke="#eee"/>', svg
+    )
+    assert grid and all((float(a), float(b)) == (left, right) for a, b in grid)
