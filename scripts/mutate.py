@@ -43,7 +43,12 @@ PYTEST = "-m pytest -x -q -p no:cacheprovider"
 # Module → the tests that cover it (the ones a developer would run after editing it).
 MODULES: dict[str, list[str]] = {
     "loader/dicom/pseudonymize.py": ["tests/test_pseudonymize.py"],
-    "loader/sources/containers.py": ["tests/test_containers.py"],
+    "loader/sources/containers.py": [
+        "tests/test_ranged_file.py",
+        "tests/test_container_members.py",
+        "tests/test_options.py::test_the_readme_states_the_defaults_that_run",
+        "tests/test_containers.py",
+    ],
     "loader/jobs/deleted_objects.py": ["tests/test_deletions.py"],
     "loader/warehouse/deletions.py": ["tests/test_deletions.py"],
     "loader/warehouse/successors.py": [

@@ -298,6 +298,7 @@ def test_the_readme_states_the_defaults_that_run():
         "--element-limit",
         "--read-concurrency",
         "--read-ahead-mb",
+        "--member-limit-mb",
         "--stage-file-mb",
         "--duckdb-memory-limit",
         "--load-batch-objects",
