@@ -78,7 +78,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "loader/jobs/incremental.py": ["tests/test_incremental.py"],
     "loader/sources/identity.py": ["tests/test_incremental.py", "tests/test_listed_parts.py"],
-    "loader/jobs/validate.py": ["tests/test_pipeline.py"],
+    "loader/jobs/validate.py": ["tests/test_validate.py", "tests/test_pipeline.py"],
     "loader/extract/sr_tree.py": ["tests/test_content_tables.py"],
     "loader/extract/sr_content.py": ["tests/test_content_tables.py"],
     "loader/extract/measurements.py": ["tests/test_content_tables.py"],
