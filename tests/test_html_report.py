@@ -531,3 +531,23 @@ def test_the_axes_labels_and_grid_lie_where_they_belong():
         r'<line x1="([\d.]+)" y1="[\d.]+" x2="([\d.]+)" y2="[\d.]+" stroke="#eee"/>', svg
     )
     assert grid and all((float(a), float(b)) == (left, right) for a, b in grid)
+
+
+@pytest.mark.server
+def test_a_run_written_to_a_bucket_is_drawn_through_the_options_given(s3, tmp_path):
+    """The page reads the run's ledger where the run wrote it, with the storage
+    options the run was given (the S3 server's endpoint and keys)."""
+    import s3fs
+
+    options, _ = s3
+    bucket = f"report-{tmp_path.name[-8:].lower().replace('_', '-')}"
+    s3fs.S3FileSystem(**options).mkdir(bucket)
+    out = OutputRoot.of(f"s3://{bucket}/out", options)
+    report = report_of_a_gone_run(tmp_path / "unused", run_id="r")
+    report["out"] = out.url
+    ledger.commit_shard(out, "r", _record(41, 0, 30, 12))
+    path = tmp_path / "r.html"
+    html_report.write(str(path), report, options)
+    page = path.read_text()
+    assert "Not shown" not in page
+    assert "worker 1 (pid 41): 12 objects" in page
