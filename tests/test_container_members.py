@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from loader.core.errors import ContainerError
+from loader.core.errors import ContainerError, ObjectReadError
 from loader.sources.containers import (
-    STREAM_BLOCK,
     TAR,
     ZIP,
     Member,
@@ -180,12 +179,12 @@ def test_an_uncompressed_tar_is_read_by_seeking_past_what_is_not_needed(tmp_path
 
 def test_a_compressed_tar_is_streamed_in_blocks_of_4_mib(tmp_path):
     path = tmp_path / "b.tgz"
-    _tar_of(path, "w:gz", {"d/noise.dcm": os.urandom(7 * STREAM_BLOCK // 4)})
-    size = path.stat().st_size  # random bytes do not compress: about 7 MiB
-    assert STREAM_BLOCK == 4 << 20
+    noise = 19 << 19  # 9.5 MiB of random bytes, which do not compress
+    _tar_of(path, "w:gz", {"d/noise.dcm": os.urandom(noise)})
+    size = path.stat().st_size
     ranged, members = tar_members(str(path), size, {})
-    assert [m.size for m in members] == [7 * STREAM_BLOCK // 4]
-    assert ranged.requests == -(-size // (4 << 20)) == 2
+    assert [m.size for m in members] == [noise]
+    assert ranged.requests == -(-size // (4 << 20)) == 3
 
 
 def test_a_corrupt_tar_is_a_container_error_when_the_stream_meets_it(tmp_path):
@@ -218,3 +217,26 @@ def test_a_members_first_bytes_cost_one_read_of_64_kib_from_its_header(tmp_path)
     assert len(member.read(1000)) == 1000
     assert (ranged.requests - before[0], ranged.bytes_read - before[1]) == (1, 64 * 1024)
     zips.close()
+
+
+def test_a_local_container_that_fails_mid_read_is_a_read_error():
+    """Linux refuses to read the start of a process's own memory map (EIO): a read
+    that fails after the open is a READ_ERROR naming the system's reason."""
+    ranged = open_container("/proc/self/mem", 100, {}, 10)
+    with pytest.raises(ObjectReadError, match=r"read failed: Input/output error$"):
+        ranged.read(10)
+    ranged.close()
+
+
+def test_a_zip_whose_directory_cannot_be_decoded_is_a_container_error(tmp_path):
+    """A member name flagged UTF-8 (bit 11) that is not UTF-8: zipfile raises a
+    UnicodeDecodeError reading the directory, a CONTAINER_ERROR for the listing and
+    for a worker alike."""
+    path = tmp_path / "b.zip"
+    with zipfile.ZipFile(path, "w") as bundle:
+        bundle.writestr("\u00e9.dcm", b"x")  # zipfile flags a non-ASCII name UTF-8
+    path.write_bytes(path.read_bytes().replace("\u00e9".encode(), b"\xc3\x28"))
+    with pytest.raises(ContainerError, match="not a readable zip"):
+        zip_members(str(path), path.stat().st_size, {})
+    with pytest.raises(ContainerError, match="not a readable zip"):
+        OpenZips({}).member(Member(ZIP, "x.dcm", str(path)))

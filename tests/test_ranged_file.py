@@ -77,8 +77,24 @@ def test_closing_lets_go_once():
     ranged = RangedFile(lambda s, e: b"", 0, 1, lambda: released.append(1))
     assert ranged.readable() and ranged.seekable()
     ranged.close()
-    ranged.close()
     assert released == [1] and ranged.closed
+    ranged.close()
+    assert released == [1]
+
+
+def test_a_read_of_nothing_fetches_nothing():
+    """read(0), and a read at or past the end: empty, and no request."""
+    store = _Store(b"abcdef")
+    ranged = RangedFile(store.fetch, 6, 4)
+    assert ranged.read(0) == b"" and ranged.read() == b"abcdef" and store.asked == [(0, 6)]
+    ranged.seek(0)
+    ranged.seek(10, 1)
+    assert ranged.read() == b"" and ranged.read(3) == b""
+    fresh = _Store(b"abcdef")
+    at_end = RangedFile(fresh.fetch, 6, 4)
+    at_end.seek(0, 2)
+    assert at_end.read(5) == b"" and at_end.read() == b"" and fresh.asked == []
+    assert RangedFile(fresh.fetch, 6, 4).read(0) == b"" and fresh.asked == []
 
 
 def test_a_local_container_is_read_through_its_file(tmp_path):
@@ -103,6 +119,7 @@ def test_a_container_in_a_store_is_read_by_ranges_its_size_asked_when_not_listed
     MemoryFileSystem().pipe_file("/bundles/b.zip", b"z" * 5000)
     ranged = open_container("memory://bundles/b.zip", 0, {}, 1000)
     assert ranged.size == 5000
+    assert open_container("memory://bundles/b.zip", 1, {}, 1000).size == 1  # as listed
     ranged.seek(4500)
     assert ranged.read(10) == b"z" * 10 and ranged.bytes_read == 500  # to the end
 
@@ -129,4 +146,5 @@ def test_open_zips_reads_a_directory_once_and_refuses_what_is_not_there(tmp_path
     with pytest.raises(ContainerError, match="not a readable zip"):
         zips.member(split_member(f"zip://x.dcm::{tmp_path / 'not.zip'}"))
     assert zips.served(str(path)) == 0  # closed when another zip was opened
+    assert zips.requests(str(path)) == 0
     zips.close()

@@ -141,7 +141,9 @@ def test_each_check_counts_the_faults_the_warehouse_holds(warehouse):
 
 def test_an_empty_warehouse_passes_with_nothing_to_measure(warehouse):
     checks = validate.warehouse_checks(warehouse)
-    assert checks["total_records"] == 0 and checks["unique_patients"] == 0
+    counts = ("total_records", "unique_patients", "unique_studies", "unique_series")
+    assert [checks[name] for name in counts] == [0, 0, 0, 0]
+    assert checks["deleted_instances"] == 0
     assert checks["earliest_study_date"] is None and checks["latest_study_date"] is None
     assert set(checks["completeness"].values()) == {None}
     assert all(checks[name] == 0 for name in validate.ZERO_CHECKS)
@@ -189,5 +191,18 @@ def test_a_check_missing_fails_and_a_dicomweb_sources_incomplete_studies_fail():
         missing = {k: v for k, v in clean.items() if k != name}
         assert validate.failed(missing) == [name]
     assert validate.passed({}, warehouse=False)  # a Parquet-only run: no zero checks
+    assert not validate.passed({})  # a warehouse's checks, every one missing
     assert validate.failed({**clean, "incomplete_studies": {"count": 2}}) == ["incomplete_studies"]
     assert validate.passed({**clean, "incomplete_studies": {"count": 0}})
+
+
+def test_an_attribute_no_instance_has_is_complete_for_none_of_them(warehouse):
+    """Two live instances whose hierarchy is whole and carries none of the required
+    attributes: each share is 0, not a count of one."""
+    _insert(warehouse, "dicom_patient", "patient_key", [(1,)])
+    _insert(warehouse, "dicom_study", "study_key, patient_key", [(10, 1)])
+    _insert(warehouse, "dicom_series", "series_key, study_key", [(20, 10)])
+    _insert(warehouse, "dicom_instance", "instance_key, series_key", [(30, 20), (31, 20)])
+    checks = validate.warehouse_checks(warehouse)
+    assert checks["total_records"] == 2
+    assert checks["completeness"] == dict.fromkeys(validate.REQUIRED, 0.0)
