@@ -461,3 +461,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             named |= {v for v in callspec.params.values() if isinstance(v, str)}
         if SERVER_FIXTURES & named:
             item.add_marker(pytest.mark.server)
+
+
+@pytest.fixture(params=["duckdb", pytest.param("snowflake", marks=pytest.mark.server)])
+def empty_model(request, tmp_path):
+    """An empty model in either warehouse: embedded DuckDB, or Snowflake's connector
+    against the fakesnow server."""
+    from loader.jobs.settings import Target
+    from loader.jobs.targets import open_warehouse
+
+    if request.param == "duckdb":
+        target = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    else:
+        target = request.getfixturevalue("snowflake_target")
+    opened = open_warehouse(Target.parse(target))
+    opened.create_model()
+    yield opened
+    opened.close()

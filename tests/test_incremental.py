@@ -4,15 +4,12 @@ import datetime as dt
 import math
 
 import numpy as np
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from loader.core.count import Count
 from loader.core.keys import key_of
 from loader.jobs.incremental import KnownObjects, identity_sql, to_process
-from loader.jobs.settings import Target
-from loader.jobs.targets import open_warehouse
 from loader.sources.identity import NO_TIME, _mixed, identities, micros_of
 from loader.sources.listed_parts import listed_of
 from loader.sources.listing import ObjectRef
@@ -83,23 +80,11 @@ def test_the_mix_is_splitmix64s_finaliser_which_loses_nothing():
     assert np.iinfo(np.int64).min == NO_TIME
 
 
-@pytest.fixture(params=["duckdb", pytest.param("snowflake", marks=pytest.mark.server)])
-def warehouse(request, tmp_path):
-    """An empty model in either warehouse."""
-    if request.param == "duckdb":
-        target = f"duckdb:///{tmp_path / 'w.duckdb'}"
-    else:
-        target = request.getfixturevalue("snowflake_target")
-    opened = open_warehouse(Target.parse(target))
-    opened.create_model()
-    yield opened
-    opened.close()
-
-
-def test_the_warehouse_computes_the_identities_a_listing_gives(warehouse):
+def test_the_warehouse_computes_the_identities_a_listing_gives(empty_model):
     """The target's identities (computed in SQL) are the listing's (identity_of) for
     the same facts: a local file's checksum (a hash of its bytes) left out, an object
     store's ETag kept, a missing size or time as the listing has it."""
+    warehouse = empty_model
     when = dt.datetime.fromtimestamp(STAMP, dt.UTC).replace(tzinfo=None)
     stored = [  # storage_uri, file_size_bytes, modified_at, checksum, storage_provider
         ("s3://b/a.dcm", 10, when, "e1", "s3"),

@@ -40,13 +40,12 @@ class _Crowd:
     def __init__(self, crowd: int) -> None:
         self.crowd = crowd
         self.changed = threading.Condition()
-        self.in_flight = self.most = self.arrivals = 0
+        self.in_flight = self.most = 0
         self.opened = False
 
     def __enter__(self) -> None:
         with self.changed:
             self.in_flight += 1
-            self.arrivals += 1
             self.most = max(self.most, self.in_flight)
             self.changed.notify_all()
             if not self.opened:

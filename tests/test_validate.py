@@ -9,8 +9,6 @@ import datetime as dt
 import pytest
 
 from loader.jobs import validate
-from loader.jobs.settings import Target
-from loader.jobs.targets import open_warehouse
 
 MASKED = validate.MASKED_TEXT
 CLASS = "1.2.840.10008.5.1.4.1.1.2"
@@ -56,16 +54,10 @@ LOCATIONS = [  # location_key, instance_key, storage_uri, deleted_at
 ]
 
 
-@pytest.fixture(params=["duckdb", pytest.param("snowflake", marks=pytest.mark.server)])
-def warehouse(request, tmp_path):
-    if request.param == "duckdb":
-        target = f"duckdb:///{tmp_path / 'w.duckdb'}"
-    else:
-        target = request.getfixturevalue("snowflake_target")
-    opened = open_warehouse(Target.parse(target))
-    opened.create_model()
-    yield opened
-    opened.close()
+@pytest.fixture
+def warehouse(empty_model):
+    """Both warehouses (conftest.empty_model), faults put in by each test."""
+    return empty_model
 
 
 def _insert(warehouse, table: str, columns: str, rows: list[tuple]) -> None:
