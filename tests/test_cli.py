@@ -298,6 +298,7 @@ def test_a_run_whose_accounting_does_not_balance_exits_3(tmp_path):
     assert written["validation"]["accounting"]["balanced"] is False
 
 
+@pytest.mark.slow  # over 4 s: make test only
 def test_quiet_by_default_and_dask_lines_with_verbose(tmp_path):
     """A run shows its summary, not Dask's lines about nannies and workers (those come
     with -v); synth does not log the bad values it writes on purpose."""
@@ -326,6 +327,7 @@ def test_quiet_by_default_and_dask_lines_with_verbose(tmp_path):
     assert "Nanny" in loud.stderr
 
 
+@pytest.mark.slow  # over 4 s: make test only
 def test_a_log_file_keeps_dask_lines_from_every_process_while_the_terminal_is_quiet(tmp_path):
     archive = tmp_path / "archive"
     dicom_loader("synth", str(archive), "--patients", "3")

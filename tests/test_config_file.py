@@ -143,6 +143,7 @@ def test_an_option_given_many_times_takes_one_value_or_a_list_from_the_file(arch
     assert "<svg" in (tmp_path / "again.html").read_text()
 
 
+@pytest.mark.slow  # over 4 s: make test only
 def test_a_repeatable_option_from_its_variable_one_value_or_a_json_list(archive, tmp_path):
     """DICOM_LOADER_REPORT names one report, or several as a JSON list; a variable no
     option reads, or a list that is not one, is one line, never ignored."""

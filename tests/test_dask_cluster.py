@@ -71,6 +71,7 @@ def cluster(tmp_path):
             process.wait()
 
 
+@pytest.mark.slow  # over 4 s: make test only
 def test_run_on_an_existing_cluster_survives_a_killed_worker(synth_archive, cluster, tmp_path):
     root, summary = synth_archive
     address, _, processes = cluster

@@ -30,7 +30,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from loader.sources.listing import ObjectRef
 from loader.sources.read_ahead import ReadAhead
 
-HOLD = 2.0  # seconds a held read waits for what only a broken bound would let happen
+HOLD = 1.0  # seconds a held read waits for what only a broken bound would let happen
 
 
 class _Crowd:
