@@ -25,6 +25,7 @@ from loader.warehouse.merge import (
     follow_live_locations,
     mark_duplicates,
     recount,
+    single_count,
 )
 from loader.warehouse.successors import pass_on
 
@@ -69,7 +70,7 @@ def record_deletions(
                 [at, *keys],
             )
     stamped = f"SELECT storage_uri FROM dicom_file_location WHERE deleted_at = {p}"
-    found.objects = _count(execute(f"SELECT count(*) FROM ({stamped}) s", [at]))
+    found.objects = single_count(execute(f"SELECT count(*) FROM ({stamped}) s", [at]))
     if not found.objects:
         return found
     execute(f"UPDATE dicom_raw SET deleted_at = {p} WHERE file_path IN ({stamped})", [at, at])
@@ -84,7 +85,7 @@ def record_deletions(
         "WHERE l.instance_key = dicom_instance.instance_key AND l.deleted_at IS NULL)",
         [at, *touched[1]],
     )
-    found.instances = _count(
+    found.instances = single_count(
         execute(f"SELECT count(*) FROM dicom_instance WHERE deleted_at = {p}", [at])
     )
     mark_duplicates(execute, p, at, touched)
@@ -100,7 +101,3 @@ def record_deletions(
     )
     recount(execute, dialect, series, studies)
     return found
-
-
-def _count(rows: list[tuple[object, ...]]) -> int:
-    return int(rows[0][0] or 0) if rows else 0  # type: ignore[call-overload]

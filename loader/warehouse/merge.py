@@ -139,17 +139,18 @@ def merge_staged(
     check_staged(staged, shards)
     p = dialect.placeholder
     result = LoadResult(run_id, rows_staged=dict(staged))
-    rows = execute(
+    # An aggregate without GROUP BY gives one row, always: unpacked as exactly one.
+    [counts] = execute(
         f"SELECT count(*), count(DISTINCT s.instance_key), count(DISTINCT CASE WHEN "
         f"i.instance_key IS NULL THEN s.instance_key END) FROM {stage_table('dicom_instance')} s "
         "LEFT JOIN dicom_instance i ON i.instance_key = s.instance_key",
         [],
     )
-    objects, instances, result.new_instances = (int(v or 0) for v in rows[0]) if rows else (0,) * 3
+    objects, instances, result.new_instances = (int(v) for v in counts)
     result.conflicts = {name: _conflicts(execute, BY_NAME[name]) for name in CONFLICT_TABLES}
     for table in TABLES:
         if table.mode is LoadMode.ENTITY:
-            unique = _count(execute(keys_unique_sql(table), [])) == 0
+            unique = single_count(execute(keys_unique_sql(table), [])) == 0
             for statement in dialect.upsert(table, unique):
                 execute(statement, [])
     faults.maybe_fail("mid-merge")
@@ -219,7 +220,7 @@ def _conflicts(execute: Execute, table: Table) -> dict[str, Any]:
     # memory limit however few rows were staged.
     flags = ", ".join(f"CASE WHEN min({c}) <> max({c}) THEN 1 ELSE 0 END AS {c}" for c in columns)
     staged = stage_table(table.name)
-    rows = execute(
+    [sums] = execute(
         f"SELECT {', '.join(f'sum({c})' for c in columns)}, "
         f"sum(CASE WHEN {' + '.join(columns)} > 0 THEN 1 ELSE 0 END) FROM ("
         f"SELECT {keys}, {flags} FROM ("
@@ -228,7 +229,7 @@ def _conflicts(execute: Execute, table: Table) -> dict[str, Any]:
         f") u GROUP BY {keys}) c",
         [],
     )
-    counts = [int(v or 0) for v in rows[0]] if rows else [0] * (len(columns) + 1)
+    counts = [int(v or 0) for v in sums]  # sums over no staged row are NULL
     by_column = {c: n for c, n in zip(columns, counts, strict=False) if n}
     return {"keys": counts[-1], "columns": by_column}
 
@@ -243,8 +244,10 @@ def check_staged(staged: dict[str, int], shards: list[ShardRecord]) -> None:
             )
 
 
-def _count(rows: list[tuple[Any, ...]]) -> int:
-    return int(rows[0][0] or 0) if rows else 0
+def single_count(rows: list[tuple[Any, ...]]) -> int:
+    """The value of a count: an aggregate without GROUP BY gives one row, always."""
+    [(value,)] = rows
+    return int(value)
 
 
 def _replace_children(execute: Execute, delete_first: bool, all_winners: bool) -> None:
@@ -358,7 +361,7 @@ def follow_live_locations(execute: Execute, touched: Keys) -> None:
     # update of a few instances' rows scattered over a table of a hundred million
     # made DuckDB's commit rewrite that column of every row group they lie in (2 s
     # at a million objects); deleted rows and appended ones cost their own size.
-    if not _count(followed):
+    if not single_count(followed):
         return
     for table in TABLES:
         if table.mode is LoadMode.INSTANCE_CHILD and "_source_order" in table.column_names:
@@ -471,15 +474,15 @@ def _record_history(
 
 def _account(execute: Execute, result: LoadResult) -> None:
     """Loaded, duplicate and error objects of this run, as the warehouse now says."""
-    rows = execute(
+    [(loaded, duplicates)] = execute(
         "SELECT coalesce(sum(CASE WHEN s.storage_uri = i.file_path THEN 1 ELSE 0 END), 0), "
         "coalesce(sum(CASE WHEN s.storage_uri <> i.file_path THEN 1 ELSE 0 END), 0) "
         f"FROM {stage_table('dicom_file_location')} s "
         "JOIN dicom_instance i ON i.instance_key = s.instance_key",
         [],
     )
-    result.loaded, result.duplicates = (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
-    result.error_files = _count(
+    result.loaded, result.duplicates = int(loaded), int(duplicates)
+    result.error_files = single_count(
         execute(
             f"SELECT count(DISTINCT file_path) FROM {stage_table('dicom_ingestion_errors')} "
             f"WHERE error_category IN ({_FILE_ERRORS_SQL})",
