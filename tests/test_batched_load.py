@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pydicom
 import pytest
 
+from loader.core.faults import InjectedFault
 from loader.jobs.pipeline import run
 from loader.jobs.settings import DuckDBOptions, RunSettings, Target
 from loader.output import ledger
@@ -39,17 +40,18 @@ def _settings(
 
 @pytest.fixture(scope="module")
 def whole(synth_archive, tmp_path_factory):
-    """The synth archive loaded in one batch (the default batch outsizes it)."""
+    """The synth archive loaded in one batch (the default batch outsizes it): its
+    report, its tables, and the run's Parquet."""
     tmp = tmp_path_factory.mktemp("whole")
     root, _ = synth_archive
     report = run(_settings(root, tmp, "whole"))
     assert report["load_batches"] == 1
-    return report, snapshot(tmp / "whole.duckdb")
+    return report, snapshot(tmp / "whole.duckdb"), OutputRoot.of(tmp / "whole-pq")
 
 
 def test_batches_hold_what_one_transaction_holds(synth_archive, whole, tmp_path):
     root, summary = synth_archive
-    one, tables = whole
+    one, tables, _ = whole
     report = run(_settings(root, tmp_path, "batched", batch=30))
     assert report["load_batches"] >= 5
     # The archive's copies sit in their own folder, listed apart from their originals:
@@ -65,7 +67,7 @@ def test_a_load_dying_in_its_third_batch_is_completed_by_loading_again(
     synth_archive, whole, tmp_path
 ):
     root, _ = synth_archive
-    _, tables = whole
+    _, tables, _ = whole
     run(_settings(root, tmp_path, "crash", parquet_only=True))
     command = [
         *(sys.executable, "-m", "loader", "load", "--run-id", "crash"),
@@ -115,6 +117,26 @@ def test_a_load_dying_in_its_third_batch_is_completed_by_loading_again(
     again = subprocess.run(command, capture_output=True, text=True, check=False)
     assert again.returncode == 0, again.stdout + again.stderr
     assert snapshot(tmp_path / "crash.duckdb") == tables
+
+
+def test_a_connection_keeps_no_staged_view_after_a_load_or_a_failed_one(whole, monkeypatch):
+    """The staging views read the run's Parquet: a connection that goes on (the same
+    process loading another run, rebuilding, validating) must not keep them."""
+    _, tables, out = whole
+    shards = list(ledger.committed_shards(out, "whole"))
+    warehouse = DuckDBWarehouse(":memory:")
+    staged = "SELECT view_name FROM duckdb_views() WHERE view_name LIKE 'dl_stage_%'"
+    try:
+        warehouse.load_run(out, "whole", shards)
+        assert warehouse.query(staged) == []
+        monkeypatch.setenv("DICOM_LOADER_FAIL_AT", "mid-merge")
+        with pytest.raises(InjectedFault):
+            warehouse.load_run(out, "whole", shards)
+        assert warehouse.query(staged) == []
+        counts = {name: warehouse.query(f"SELECT count(*) FROM {name}")[0][0] for name in tables}
+    finally:
+        warehouse.close()
+    assert counts == {name: len(rows) for name, rows in tables.items()}
 
 
 def test_duckdb_gets_its_memory_limit_and_spill_folder(tmp_path):
