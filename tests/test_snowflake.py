@@ -4,11 +4,9 @@ import json
 import os
 import re
 import socket
-from pathlib import Path
 
 import duckdb
 import pytest
-import sqlglot
 from fakesnow_gaps import LOCAL_BUCKET
 
 from loader.core.errors import ConfigError, LoadError
@@ -18,15 +16,8 @@ from loader.core.model import BY_NAME, EXTRACTED, TABLES
 from loader.jobs.load import load
 from loader.jobs.pipeline import run
 from loader.jobs.settings import RunSettings, Target
-from loader.warehouse.merge import merge_upsert
 from loader.warehouse.snowflake import (
     SnowflakeWarehouse,
-    check_copy_results,
-    copy_statement,
-    external_stage_statement,
-    put_statement,
-    render_stage_sql,
-    setup_statements,
 )
 from loader.warehouse.snowflake_target import parse_snowflake_target
 
@@ -37,10 +28,14 @@ def _keys(fetch, table: str) -> tuple[int, set]:
     return len(rows), {tuple(int(v) if isinstance(v, int) else v for v in r) for r in rows}
 
 
-@pytest.fixture
-def written_run(synth_archive, tmp_path):
-    """The synth archive loaded into DuckDB, its Parquet kept for other targets."""
+@pytest.fixture(scope="module")
+def written_run(synth_archive, tmp_path_factory):
+    """The synth archive loaded into DuckDB, its Parquet kept for other targets. Made
+    once: each test loads it into its own Snowflake schema and reads the DuckDB file
+    only; a load removes what it staged under the output, and one that fails leaves
+    what the next load overwrites."""
     root, _ = synth_archive
+    tmp_path = tmp_path_factory.mktemp("written-run")
     report = run(
         RunSettings(
             source=str(root),
@@ -231,54 +226,6 @@ def test_identifiers_are_validated_before_any_sql(bad):
         Target.parse(bad)
 
 
-def test_copy_results_are_checked_file_by_file():
-    good = ("s/run/t/part-a.parquet", "LOADED", 3, 3, 1, 0, None, None, None, None)
-    check_copy_results("t", [good], {"part-a.parquet": 3})
-    with pytest.raises(LoadError):  # a COPY that loaded nothing looks clean
-        check_copy_results("t", [("Copy executed with 0 files processed.",)], {"part-a.parquet": 3})
-    with pytest.raises(LoadError):
-        check_copy_results(
-            "t", [(*good[:1], "LOAD_SKIPPED", 0, 0, *good[4:])], {"part-a.parquet": 3}
-        )
-    with pytest.raises(LoadError):
-        check_copy_results("t", [(*good[:3], 2, *good[4:])], {"part-a.parquet": 3})
-    with pytest.raises(LoadError):
-        check_copy_results("t", [good], {"part-a.parquet": 3, "part-b.parquet": 1})
-
-
-def test_real_snowflake_statements_parse():
-    """The statements fakesnow cannot run as written still parse as Snowflake SQL."""
-    files = [f"part-{i:016x}.parquet" for i in range(1000)]
-    copy = copy_statement(BY_NAME["dicom_raw"], "DICOM_LOADER_STAGE", "run-1", files)
-    statements = [
-        *setup_statements("DICOM_LOADER_STAGE"),
-        copy,
-        *[s for t in TABLES if t.mode.value == "entity" for s in merge_upsert(t)],
-    ]
-    for statement in statements:
-        assert sqlglot.parse_one(statement, read="snowflake") is not None
-    assert "CHANGE_TRACKING = TRUE" in setup_statements("S")[0]
-    parsed = sqlglot.parse_one(copy, read="snowflake")
-    assert "PARSE_JSON($1:metadata)" in copy
-    assert copy.count(".parquet'") == 1000 and "FILES = ('part-0000000000000000.parquet'" in copy
-    assert parsed.find(sqlglot.exp.Copy) is not None
-
-
-def test_sql_files_are_rendered_from_model():
-    from loader.core.model import render_ddl
-
-    folder = Path(__file__).resolve().parents[1] / "sql" / "snowflake"
-    assert (folder / "model.sql").read_text() == render_ddl("snowflake")
-    assert (folder / "stage.sql").read_text() == render_stage_sql()
-
-
-def test_put_of_a_path_with_quotes_and_spaces(tmp_path):
-    path = tmp_path / 'it\'s a "dir"' / "part-00.parquet"
-    statement = put_statement(path, "DICOM_LOADER_STAGE", "run-1", "dicom_raw")
-    literal = sqlglot.parse_one(statement, read="snowflake").this
-    assert literal.this == f"file://{path.resolve()}"
-
-
 def test_parquet_already_in_storage_loads_through_an_external_stage(written_run, snowflake_target):
     """No PUT: an external stage on the --out root, COPY with explicit FILES lists."""
     out, _, duck_report = written_run
@@ -299,17 +246,6 @@ def test_parquet_already_in_storage_loads_through_an_external_stage(written_run,
 def test_stage_url_is_validated(snowflake_target, url):
     with pytest.raises(ConfigError):
         Target.parse(snowflake_target, stage_url=url)
-
-
-def test_external_stage_statement():
-    statement = external_stage_statement("EXT", "s3://bucket/dicom/", "MY_INT")
-    assert statement == (
-        "CREATE OR REPLACE STAGE \"EXT\" URL = 's3://bucket/dicom/' "
-        "STORAGE_INTEGRATION = \"MY_INT\" FILE_FORMAT = (FORMAT_NAME = 'DICOM_LOADER_PARQUET')"
-    )
-    assert sqlglot.parse_one(statement, read="snowflake") is not None
-    with pytest.raises(ConfigError):
-        Target.parse("duckdb:///x.duckdb", stage_url="s3://bucket/x/")
 
 
 def _comparable(value, kind):
