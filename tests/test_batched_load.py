@@ -5,13 +5,17 @@ that dies between batches is completed by loading the run again."""
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import duckdb
+import fsspec
 import pyarrow.parquet as pq
 import pydicom
 import pytest
+from fsspec.implementations.memory import MemoryFileSystem
 
+from loader.core.errors import WarehouseMemoryError
 from loader.core.faults import InjectedFault
 from loader.jobs.pipeline import run
 from loader.jobs.settings import DuckDBOptions, RunSettings, Target
@@ -150,6 +154,70 @@ def test_duckdb_gets_its_memory_limit_and_spill_folder(tmp_path):
         warehouse.close()
     assert limit in ("286.1 MiB", "300.0 MB")  # DuckDB prints the limit in its own unit
     assert spill == str(tmp_path / "spill")
+
+
+class TwoNamedMemory(MemoryFileSystem):
+    """fsspec's in-memory filesystem known by two names, as s3fs is (s3, s3a), gcsfs
+    (gs, gcs) and adlfs (abfs, az, abfss), its paths `bucket/key` as theirs are: a
+    run in an object store that loads in seconds (on moto's S3 it takes minutes)."""
+
+    protocol = ("memtwo", "memtwo-alias")
+    root_marker = ""
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        for name in cls.protocol:  # the parent strips only memory://
+            path = str(path).removeprefix(f"{name}://")
+        return path.strip("/")
+
+
+def test_a_run_written_to_an_object_store_loads_from_it(whole):
+    """DuckDB reads the run's Parquet through the run's own fsspec filesystem,
+    registered once per connection however many times it stages."""
+    _, tables, out = whole
+    fsspec.register_implementation("memtwo", TwoNamedMemory, clobber=True)
+    folder = f"run-{uuid.uuid4().hex[:8]}"
+    store = fsspec.filesystem("memtwo")
+    store.put(f"{out.url}/", f"{folder}/", recursive=True)
+    remote = OutputRoot.of(f"memtwo://{folder}")
+    shards = list(ledger.committed_shards(remote, "whole"))
+    warehouse = DuckDBWarehouse(":memory:")
+    try:
+        warehouse.load_run(remote, "whole", shards)
+        warehouse.load_run(remote, "whole", shards)  # the same connection, again
+        counts = {name: warehouse.query(f"SELECT count(*) FROM {name}")[0][0] for name in tables}
+    finally:
+        warehouse.close()
+        store.rm(folder, recursive=True)
+    assert counts == {name: len(rows) for name, rows in tables.items()}
+
+
+@pytest.mark.parametrize(
+    ("path", "spill", "spilled_to"),
+    [
+        ("w.duckdb", None, "{tmp}/w.duckdb.tmp"),  # beside the database, by default
+        ("w.duckdb", "spill", "{tmp}/spill"),
+        (":memory:", None, "nowhere"),  # an in-memory database has no folder to spill to
+    ],
+)
+def test_running_out_of_memory_names_the_limit_and_the_spill_folder(
+    tmp_path, path, spill, spilled_to
+):
+    options = DuckDBOptions(
+        memory_limit="2MB", temp_directory=str(tmp_path / spill) if spill else None
+    )
+    where = path if path == ":memory:" else str(tmp_path / path)
+    warehouse = DuckDBWarehouse(where, options=options)
+    try:
+        with pytest.raises(WarehouseMemoryError) as failure:  # a list cannot spill
+            warehouse.query("SELECT list(i) FROM range(5000000) t(i)")
+    finally:
+        warehouse.close()
+    assert str(failure.value) == (
+        "DuckDB ran out of memory within --duckdb-memory-limit 2MB (spilling to "
+        f"{spilled_to.format(tmp=tmp_path)}): raise --duckdb-memory-limit "
+        "(DICOM_LOADER_DUCKDB_MEMORY_LIMIT)"
+    )
 
 
 def test_a_memory_limit_duckdb_cannot_read_is_one_line(tmp_path):

@@ -221,8 +221,8 @@ class DuckDBWarehouse:
             else f"SELECT * FROM {name} WHERE false"
         )
         self.con.execute(f"CREATE OR REPLACE TEMPORARY VIEW {stage} AS {source}")
-        row = self._execute(f"SELECT count(*) FROM {stage}", [])
-        return int(row[0][0]) if row else 0
+        [(staged,)] = self._execute(f"SELECT count(*) FROM {stage}", [])
+        return int(staged)
 
 
 def _literal(text: str) -> str:
