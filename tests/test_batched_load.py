@@ -5,6 +5,7 @@ that dies between batches is completed by loading the run again."""
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pydicom
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
-from loader.core.errors import WarehouseMemoryError
+from loader.core.errors import LoadError, WarehouseMemoryError
 from loader.core.faults import InjectedFault
 from loader.jobs.pipeline import run
 from loader.jobs.settings import DuckDBOptions, RunSettings, Target
@@ -131,7 +132,9 @@ def test_a_connection_keeps_no_staged_view_after_a_load_or_a_failed_one(whole, m
     warehouse = DuckDBWarehouse(":memory:")
     staged = "SELECT view_name FROM duckdb_views() WHERE view_name LIKE 'dl_stage_%'"
     try:
-        warehouse.load_run(out, "whole", shards)
+        started = time.time()
+        result = warehouse.load_run(out, "whole", shards)
+        assert 0 < result.seconds <= time.time() - started  # the load's own time
         assert warehouse.query(staged) == []
         monkeypatch.setenv("DICOM_LOADER_FAIL_AT", "mid-merge")
         with pytest.raises(InjectedFault):
@@ -141,6 +144,13 @@ def test_a_connection_keeps_no_staged_view_after_a_load_or_a_failed_one(whole, m
     finally:
         warehouse.close()
     assert counts == {name: len(rows) for name, rows in tables.items()}
+
+
+def test_a_file_that_is_not_a_duckdb_database_is_one_line(tmp_path):
+    path = tmp_path / "w.duckdb"
+    path.write_bytes(b"not a database" * 1000)
+    with pytest.raises(LoadError, match=rf"^cannot open DuckDB database {path}: "):
+        DuckDBWarehouse(str(path))
 
 
 def test_duckdb_gets_its_memory_limit_and_spill_folder(tmp_path):

@@ -56,7 +56,7 @@ def _key_match(table: Table, left: str, right: str) -> str:
     return " AND ".join(f"{left}.{k} = {right}.{k}" for k in table.key)
 
 
-def latest_per_key(table: Table, where: str = "", unique: bool = False) -> str:
+def latest_per_key(table: Table, where: str, unique: bool) -> str:
     """The staged rows of `table`, one per natural key: the greatest _source_order.
 
     With `unique` (no key staged twice) that is every staged row, and the window,
@@ -103,7 +103,7 @@ def _replaces(staged: str, loaded: str) -> str:
 def delete_insert_upsert(table: Table, unique: bool = False) -> list[str]:
     """Upsert by deleting the rows a staged row replaces, then inserting."""
     cols = ", ".join(table.column_names)
-    latest = latest_per_key(table, unique=unique)
+    latest = latest_per_key(table, "", unique)
     exists = f"EXISTS (SELECT 1 FROM {table.name} t WHERE {_key_match(table, 't', 's')})"
     return [
         f"DELETE FROM {table.name} t USING ({latest}) w "
@@ -118,7 +118,7 @@ def merge_upsert(table: Table, unique: bool = False) -> list[str]:
     cols = table.column_names
     updates = ", ".join(f"{c} = s.{c}" for c in cols if c not in table.key)
     return [
-        f"MERGE INTO {table.name} t USING ({latest_per_key(table, unique=unique)}) s "
+        f"MERGE INTO {table.name} t USING ({latest_per_key(table, '', unique)}) s "
         f"ON {_key_match(table, 't', 's')} "
         f"WHEN MATCHED AND {_replaces('s', 't')} THEN UPDATE SET {updates} "
         f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) "
