@@ -53,7 +53,13 @@ def test_real_snowflake_statements_parse():
     statements = [
         *setup_statements("DICOM_LOADER_STAGE"),
         copy,
-        *[s for t in TABLES if t.mode.value == "entity" for s in merge_upsert(t)],
+        *[
+            s
+            for t in TABLES
+            if t.mode.value == "entity"
+            for u in (False, True)
+            for s in merge_upsert(t, u)
+        ],
     ]
     for statement in statements:
         assert sqlglot.parse_one(statement, read="snowflake") is not None

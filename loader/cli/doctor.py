@@ -188,7 +188,7 @@ def _round_trip(warehouse: Any) -> Check:
             [dt.datetime.now(dt.UTC).replace(tzinfo=None)],
         )
         for _ in range(2):  # inserted, then the same objects replaced
-            for statement in merge_upsert(PROBE):
+            for statement in merge_upsert(PROBE, unique=False):
                 warehouse.query(statement)
         read = warehouse.query(f"SELECT {', '.join(columns)} FROM {PROBE.name} ORDER BY 1")
     except (LoaderError, StatementError) as exc:

@@ -100,7 +100,7 @@ def _replaces(staged: str, loaded: str) -> str:
     )
 
 
-def delete_insert_upsert(table: Table, unique: bool = False) -> list[str]:
+def delete_insert_upsert(table: Table, unique: bool) -> list[str]:
     """Upsert by deleting the rows a staged row replaces, then inserting."""
     cols = ", ".join(table.column_names)
     latest = latest_per_key(table, "", unique)
@@ -113,7 +113,7 @@ def delete_insert_upsert(table: Table, unique: bool = False) -> list[str]:
     ]
 
 
-def merge_upsert(table: Table, unique: bool = False) -> list[str]:
+def merge_upsert(table: Table, unique: bool) -> list[str]:
     """Upsert with MERGE: a newer (or the same) source replaces the row."""
     cols = table.column_names
     updates = ", ".join(f"{c} = s.{c}" for c in cols if c not in table.key)
