@@ -146,6 +146,16 @@ def test_a_connection_keeps_no_staged_view_after_a_load_or_a_failed_one(whole, m
     assert counts == {name: len(rows) for name, rows in tables.items()}
 
 
+def test_a_new_database_gets_its_folder_and_one_opened_read_only_none(tmp_path):
+    created = tmp_path / "new" / "deeper" / "w.duckdb"
+    DuckDBWarehouse(str(created)).close()
+    assert created.is_file()
+    missing = tmp_path / "missing" / "w.duckdb"  # reading a warehouse never makes one
+    with pytest.raises(LoadError, match=rf"^cannot open DuckDB database {missing}: "):
+        DuckDBWarehouse(str(missing), read_only=True)
+    assert not missing.parent.exists()
+
+
 def test_a_file_that_is_not_a_duckdb_database_is_one_line(tmp_path):
     path = tmp_path / "w.duckdb"
     path.write_bytes(b"not a database" * 1000)
