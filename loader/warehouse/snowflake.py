@@ -351,8 +351,29 @@ class SnowflakeWarehouse:
         results = [row for statement in statements for row in self._execute(statement)]
         check_copy_results(table, results, expected)
         self._execute(f"UPDATE {staging} SET _loaded_at = %s", [loaded_at])
-        counted = self._execute(f"SELECT count(*) FROM {staging}")
-        return int(counted[0][0]) if counted else 0
+        [(counted,)] = self._execute(f"SELECT count(*) FROM {staging}")
+        return int(counted)
+
+
+# The result of COPY INTO <table>, one row per file, as Snowflake documents it
+# (https://docs.snowflake.com/en/sql-reference/sql/copy-into-table, "Output").
+COPY_RESULT_COLUMNS = (
+    "file",
+    "status",
+    "rows_parsed",
+    "rows_loaded",
+    "error_limit",
+    "errors_seen",
+    "first_error",
+    "first_error_line",
+    "first_error_character",
+    "first_error_column_name",
+)
+
+
+def _copied(row: tuple[Any, ...], column: str) -> Any:
+    """One column of a COPY result's row, by its documented name."""
+    return row[COPY_RESULT_COLUMNS.index(column)]
 
 
 def check_copy_results(
@@ -365,12 +386,13 @@ def check_copy_results(
     """
     seen: dict[str, int] = {}
     for row in results:
-        if len(row) < 4:
+        if len(row) < len(COPY_RESULT_COLUMNS):
             raise LoadError(f"{table}: COPY returned no per-file result: {row}")
-        name = str(row[0]).rsplit("/", 1)[-1]
-        status, loaded = str(row[1]), int(row[3] or 0)
+        name = str(_copied(row, "file")).rsplit("/", 1)[-1]
+        status, loaded = str(_copied(row, "status")), int(_copied(row, "rows_loaded") or 0)
         if status != "LOADED":
-            raise LoadError(f"{table}: COPY of {name} ended {status}: {row[6:7]}")
+            error = _copied(row, "first_error")
+            raise LoadError(f"{table}: COPY of {name} ended {status}: {error}")
         seen[name] = seen.get(name, 0) + loaded
     if seen != expected:
         missing = sorted(set(expected) - set(seen))
