@@ -105,6 +105,25 @@ def test_reload_and_interrupted_load_leave_the_same_tables(
     assert (again["loaded"], again["duplicates"]) == (first["loaded"], first["duplicates"])
 
 
+def test_a_load_leaves_no_staging_table_staged_file_or_compacted_file(
+    written_run, snowflake_target
+):
+    """What a load makes on its way (transient staging tables, files PUT to the
+    internal stage, compacted files under the output) is gone once it is loaded."""
+    out, _, _ = written_run
+    report = load(out, "parity", Target.parse(snowflake_target))
+    snow = SnowflakeWarehouse(snowflake_target)
+    try:
+        tables = {r["name"].lower() for r in snow.records("SHOW TABLES")}
+        staged = snow.query("LIST @DICOM_LOADER_STAGE")
+    finally:
+        snow.close()
+    assert "dicom_instance" in tables and not [t for t in tables if t.startswith("dl_stage_")]
+    assert staged == []
+    assert not (out / "_snowflake_stage" / "run_id=parity").exists()
+    assert report["staged_files"]["dicom_instance"]["files"] >= 1
+
+
 def test_named_connection_from_connections_toml(tmp_path, fakesnow_server, snowflake_target):
     """`snowflake:NAME` reads the connector's own connections.toml (SNOWFLAKE_HOME)."""
     import subprocess
