@@ -4,6 +4,7 @@ import json
 import os
 import re
 import socket
+import time
 
 import duckdb
 import pytest
@@ -16,6 +17,8 @@ from loader.core.model import BY_NAME, EXTRACTED, TABLES
 from loader.jobs.load import load
 from loader.jobs.pipeline import run
 from loader.jobs.settings import RunSettings, Target
+from loader.output import ledger
+from loader.output.location import OutputRoot
 from loader.warehouse.snowflake import (
     SnowflakeWarehouse,
 )
@@ -111,9 +114,13 @@ def test_a_load_leaves_no_staging_table_staged_file_or_compacted_file(
     """What a load makes on its way (transient staging tables, files PUT to the
     internal stage, compacted files under the output) is gone once it is loaded."""
     out, _, _ = written_run
-    report = load(out, "parity", Target.parse(snowflake_target))
+    root = OutputRoot.of(out)
+    shards = list(ledger.committed_shards(root, "parity"))
     snow = SnowflakeWarehouse(snowflake_target)
     try:
+        started = time.time()
+        result = snow.load_run(root, "parity", shards)
+        assert 0 < result.seconds <= time.time() - started  # the load's own time
         tables = {r["name"].lower() for r in snow.records("SHOW TABLES")}
         staged = snow.query("LIST @DICOM_LOADER_STAGE")
     finally:
@@ -121,7 +128,7 @@ def test_a_load_leaves_no_staging_table_staged_file_or_compacted_file(
     assert "dicom_instance" in tables and not [t for t in tables if t.startswith("dl_stage_")]
     assert staged == []
     assert not (out / "_snowflake_stage" / "run_id=parity").exists()
-    assert report["staged_files"]["dicom_instance"]["files"] >= 1
+    assert result.staged_files["dicom_instance"]["files"] >= 1
 
 
 def test_named_connection_from_connections_toml(tmp_path, fakesnow_server, snowflake_target):
