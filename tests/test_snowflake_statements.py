@@ -137,6 +137,15 @@ def test_files_missing_from_the_results_are_named():
     assert "'part-5.parquet'], wrong row counts [])" in str(failure.value)
 
 
+def test_files_loaded_with_other_row_counts_are_named():
+    expected = {f"part-{i}.parquet": 2 for i in range(7)}
+    results = [_copy_row(f"part-{i}.parquet", loaded=1) for i in range(7)]
+    with pytest.raises(LoadError) as failure:
+        check_copy_results("t", results, expected)
+    named = [f"'part-{i}.parquet'" for i in range(5)]  # the first five, sorted
+    assert str(failure.value).endswith(f"(missing [], wrong row counts [{', '.join(named)}])")
+
+
 def test_a_copy_result_without_per_file_columns_is_refused():
     with pytest.raises(LoadError, match="COPY returned no per-file result"):
         check_copy_results("t", [_copy_row("a", loaded=1)[:9]], {"a": 1})
