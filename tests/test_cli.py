@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -205,10 +206,11 @@ def test_bad_target_fails_before_work(tmp_path):
     assert "unknown target" in done.stderr
 
 
-def _tampered(tmp_path: Path, tampering: str) -> subprocess.CompletedProcess:
-    """`validate` of a loaded DuckDB warehouse that passed, after `tampering` with it."""
-    import duckdb
-
+@pytest.fixture(scope="module")
+def validated_warehouse(tmp_path_factory) -> Path:
+    """A DuckDB warehouse loaded by `run` from a synthetic archive, that `validate`
+    passes: made once, each tampering test works on a copy of it."""
+    tmp_path = tmp_path_factory.mktemp("validated")
     archive, db = tmp_path / "archive", tmp_path / "w.duckdb"
     dicom_loader("synth", str(archive), "--patients", "3", "--seed", "8")
     dicom_loader(
@@ -222,17 +224,26 @@ def _tampered(tmp_path: Path, tampering: str) -> subprocess.CompletedProcess:
         f"duckdb:///{db}",
     )
     assert dicom_loader("validate", "--target", f"duckdb:///{db}").returncode == 0
+    return db
+
+
+def _tampered(validated: Path, tmp_path: Path, tampering: str) -> subprocess.CompletedProcess:
+    """`validate` of a copy of the validated warehouse after `tampering` with it."""
+    db = tmp_path / validated.name
+    shutil.copy(validated, db)  # closed by its commands: one file, nothing in a WAL
     con = duckdb.connect(str(db))
     con.execute(tampering)
     con.close()
     return dicom_loader("validate", "--target", f"duckdb:///{db}", check=False)
 
 
-def test_validate_fails_when_the_session_reads_masked_phi(tmp_path):
+def test_validate_fails_when_the_session_reads_masked_phi(validated_warehouse, tmp_path):
     """A warehouse whose PHI the session reads masked (the loading role lacks the PHI
     role) fails validation, exit 3, naming the check: its MERGE would compare and
     write masked values."""
-    refused = _tampered(tmp_path, "UPDATE dicom_patient SET patient_name = '***MASKED***'")
+    refused = _tampered(
+        validated_warehouse, tmp_path, "UPDATE dicom_patient SET patient_name = '***MASKED***'"
+    )
     assert refused.returncode == 3
     assert json.loads(refused.stdout)["masked_phi_rows"] > 0
 
@@ -249,9 +260,9 @@ def test_validate_fails_when_the_session_reads_masked_phi(tmp_path):
         ("INSERT INTO dicom_study SELECT * FROM dicom_study LIMIT 1", "duplicate_natural_keys"),
     ],
 )
-def test_validate_fails_on_a_tampered_warehouse(tmp_path, tampering, check):
+def test_validate_fails_on_a_tampered_warehouse(validated_warehouse, tmp_path, tampering, check):
     """Orphans and duplicate natural keys fail validation: exit 3, naming the check."""
-    refused = _tampered(tmp_path, tampering)
+    refused = _tampered(validated_warehouse, tmp_path, tampering)
     assert refused.returncode == 3
     assert json.loads(refused.stdout)[check] > 0
     assert f"validation failed: {check}" in " ".join(refused.stderr.split())

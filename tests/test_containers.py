@@ -176,11 +176,20 @@ def _members_dated(bundle: Path) -> dict[str, dt.datetime]:
         }
 
 
-@pytest.mark.parametrize("kind", ["zip-deflated", "zip-stored", "tar", "tar.gz"])
-def test_members_load_as_the_loose_files_do(tmp_path, kind):
+@pytest.fixture(scope="module")
+def dated_loose_load(tmp_path_factory) -> tuple[Path, dict, dict[str, list[tuple]]]:
+    """The loose files, each dated, loaded once: the folder, the run's report and its
+    tables' rows, which each kind of container must give again."""
+    tmp_path = tmp_path_factory.mktemp("dated-loose")
     loose = _loose(tmp_path)
     _dated(loose)
     expected = _run(loose, tmp_path, "loose")
+    return loose, expected, _what(tmp_path / "loose.duckdb")
+
+
+@pytest.mark.parametrize("kind", ["zip-deflated", "zip-stored", "tar", "tar.gz"])
+def test_members_load_as_the_loose_files_do(tmp_path, kind, dated_loose_load):
+    loose, expected, loose_rows = dated_loose_load
     if kind.startswith("zip"):
         method = zipfile.ZIP_STORED if kind == "zip-stored" else zipfile.ZIP_DEFLATED
         bundle = _zip(loose, tmp_path / "bundle.zip", method)
@@ -194,7 +203,7 @@ def test_members_load_as_the_loose_files_do(tmp_path, kind):
     for key in ("listed", "loaded", "duplicates", "error_files", "errors"):
         assert report[key] == expected[key], key
     assert report["validation"]["accounting"]["balanced"]
-    assert _what(tmp_path / "bundle.duckdb") == _what(tmp_path / "loose.duckdb")
+    assert _what(tmp_path / "bundle.duckdb") == loose_rows
     member_errors = _errors(tmp_path / "bundle.duckdb")
     assert ("readme.txt", "NOT_DICOM", None) in member_errors
     assert not [e for e in member_errors if "exports/" in e[0]]  # read as exports
