@@ -124,6 +124,11 @@ def test_a_load_dying_in_its_third_batch_is_completed_by_loading_again(
     assert snapshot(tmp_path / "crash.duckdb") == tables
 
 
+def _row_counts(warehouse: DuckDBWarehouse, tables: dict[str, list]) -> dict[str, int]:
+    """Each table's rows as the warehouse counts them, for `tables`' names."""
+    return {name: warehouse.query(f"SELECT count(*) FROM {name}")[0][0] for name in tables}
+
+
 def test_a_connection_keeps_no_staged_view_after_a_load_or_a_failed_one(whole, monkeypatch):
     """The staging views read the run's Parquet: a connection that goes on (the same
     process loading another run, rebuilding, validating) must not keep them."""
@@ -140,7 +145,7 @@ def test_a_connection_keeps_no_staged_view_after_a_load_or_a_failed_one(whole, m
         with pytest.raises(InjectedFault):
             warehouse.load_run(out, "whole", shards)
         assert warehouse.query(staged) == []
-        counts = {name: warehouse.query(f"SELECT count(*) FROM {name}")[0][0] for name in tables}
+        counts = _row_counts(warehouse, tables)
     finally:
         warehouse.close()
     assert counts == {name: len(rows) for name, rows in tables.items()}
@@ -205,7 +210,7 @@ def test_a_run_written_to_an_object_store_loads_from_it(whole):
     try:
         warehouse.load_run(remote, "whole", shards)
         warehouse.load_run(remote, "whole", shards)  # the same connection, again
-        counts = {name: warehouse.query(f"SELECT count(*) FROM {name}")[0][0] for name in tables}
+        counts = _row_counts(warehouse, tables)
     finally:
         warehouse.close()
         store.rm(folder, recursive=True)
