@@ -127,6 +127,7 @@ def test_the_variable_names_the_settings_file_the_flag_wins(archive, tmp_path):
     assert overridden.returncode == 1 and "missing.toml: no such file" in overridden.stderr
 
 
+@pytest.mark.slow
 def test_an_option_given_many_times_takes_one_value_or_a_list_from_the_file(archive, tmp_path):
     """`report = "run.json"` is one report, not one per character; a list is several."""
     (tmp_path / "dicom-loader.toml").write_text(

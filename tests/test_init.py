@@ -98,6 +98,7 @@ def _as_run(command: str) -> list[str]:
     return [*CLI, *words[1:]]
 
 
+@pytest.mark.slow
 def test_a_terminal_session_then_the_printed_command(tmp_path):
     synthesize(tmp_path / "archive", patients=2, seed=12)
     session = Terminal([*CLI, "init"], tmp_path)

@@ -83,6 +83,7 @@ def test_walking_processes_list_what_one_walk_lists_in_its_order(archive, parall
     assert b"".join(p.digests for p in parts) == b"".join(identity_of(r) for r in expected)
 
 
+@pytest.mark.slow
 def test_an_incremental_run_over_walking_processes(archive, tmp_path, parallel):
     """Unchanged objects skipped, a new one read, a deleted one stamped: as one walk."""
     settings = RunSettings(

@@ -269,6 +269,7 @@ def test_winner_does_not_depend_on_load_order(tmp_path):
     ] == str(new / "mr.dcm")
 
 
+@pytest.mark.slow
 def test_resume_skips_committed_shards(synth_archive, tmp_path):
     root, _ = synth_archive
     clean = run(settings(root, tmp_path, name="clean", shard_size=40, run_id="r"))
@@ -536,6 +537,7 @@ def test_conflicting_study_attributes_resolve_by_rule_and_are_counted(tmp_path):
     assert third["validation"]["conflicts"]["dicom_study"]["columns"] == {"study_description": 1}
 
 
+@pytest.mark.slow
 def test_driver_dying_mid_merge_leaves_duckdb_as_before(synth_archive, tmp_path):
     """The driver process ends halfway through the MERGE step (its connection gone
     with it): DuckDB keeps the last committed state, and the rerun completes it."""
