@@ -363,6 +363,93 @@ def test_a_keyed_uid_is_a_valid_uid_under_2_25():
         RunSettings(source=".", pseudonymize_uids=True)
 
 
+def test_a_keyed_uid_is_an_integer_of_128_bits():
+    """PS3.5 B.2: the integer under 2.25 is a UUID's 128 bits. Over 2,000 UIDs, none
+    is 2**128 or more, and some reach the top bit (all below 2**127 would happen with
+    a chance of 2**-2000: fewer bits are taken)."""
+    pseudonymizer = Pseudonymizer(KEY, uids=True)
+    values = [int(pseudonymizer.uid(f"1.2.3.{n}").removeprefix("2.25.")) for n in range(2000)]
+    assert max(values) < 2**128
+    assert max(values) >= 2**127
+
+
+def _one_element(vr: str, value, *, tag: int, patient: str = "PAT-A"):
+    """A real object with the patient's ID and one element set (pydicom writes it),
+    decoded."""
+    ds = pydicom.dcmread(real_file("CT_small.dcm"))
+    ds.PatientID = patient
+    ds.add_new(tag, vr, value)
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    data = buffer.getvalue()
+    with tempfile.NamedTemporaryFile(suffix=".dcm") as fh:
+        fh.write(data)
+        fh.flush()
+        return decode_header(read_local(fh.name, len(data)), fh.name)
+
+
+@pytest.mark.parametrize(
+    ("vr", "written", "moved_to"),
+    [
+        ("DA", "20010203", lambda d: d.strftime("%Y%m%d")),
+        ("DA", "2001.02.03", lambda d: d.strftime("%Y%m%d")),  # ACR-NEMA's dotted form
+        ("DT", "20010203101510.25+0100", lambda d: d.strftime("%Y%m%d") + "101510.25+0100"),
+        ("DT", "2001020310", lambda d: d.strftime("%Y%m%d") + "10"),  # to the hour
+        ("DA", "20010231", None),  # no such day: dropped, never kept clear
+        ("DA", "2001O203", None),  # a letter among the digits
+        ("DT", "2001", None),  # a year alone has no day to move
+        ("DT", "2001.02.0", None),  # dotted, one digit short
+        ("DA", "200102", None),
+        ("DA", "2001021", None),  # seven digits: no day
+        ("DT", "2001021 10", None),  # a space among the date's digits
+    ],
+)
+def test_a_date_moves_by_the_patients_shift_or_is_dropped(vr, written, moved_to):
+    """A date (DA) or a date-time's date (DT) moves by the patient's shift and keeps
+    the rest of its value; what holds no whole date is dropped (PS3.5 6.2: DA is
+    YYYYMMDD, DT begins YYYY and may stop there)."""
+    tag = tag_for_keyword("StudyDate" if vr == "DA" else "AcquisitionDateTime")
+    decoded = _one_element(vr, written, tag=tag)
+    pseudonymizer = Pseudonymizer(KEY, shift_dates=True)
+    pseudonymizer.apply(decoded)
+    element = decoded.root[tag]
+    if moved_to is None:
+        assert element.value is None and element.vm == 0
+    else:
+        day = dt.date(2001, 2, 3) + pseudonymizer.shift_of("PAT-A")
+        assert element.value == moved_to(day)
+
+
+def test_empty_values_stay_empty_and_one_value_stays_one():
+    """An empty identifier or name holds nothing to hide and stays empty (not the
+    pseudonym of an empty text); one value stays one value, two stay two."""
+    decoded = _one_element("LO", "", tag=tag_for_keyword("OtherPatientIDs"))
+    Pseudonymizer(KEY).apply(decoded)
+    assert decoded.root[tag_for_keyword("OtherPatientIDs")].value in ("", None)
+    decoded = _one_element("LO", ["A-1", "", "B-2"], tag=tag_for_keyword("OtherPatientIDs"))
+    Pseudonymizer(KEY).apply(decoded)
+    element = decoded.root[tag_for_keyword("OtherPatientIDs")]
+    identifier = Pseudonymizer(KEY).identifier
+    assert element.value == [identifier("A-1"), "", identifier("B-2")] and element.vm == 3
+    decoded = _one_element("LO", "ONLY-ONE", tag=tag_for_keyword("OtherPatientIDs"))
+    Pseudonymizer(KEY).apply(decoded)
+    element = decoded.root[tag_for_keyword("OtherPatientIDs")]
+    assert element.value == identifier("ONLY-ONE") and element.vm == 1
+
+
+def test_without_shifting_a_birth_date_keeps_its_year_and_other_dates_stay():
+    """Without --shift-dates a birth date keeps its year (YYYY0101; none when it has
+    no year) and every other date is kept as written."""
+    pseudonymizer = Pseudonymizer(KEY, shift_dates=False)
+    for written, kept in (("19691231", "19690101"), ("UNKNOWN", None)):
+        decoded = _one_element("DA", written, tag=tag_for_keyword("PatientBirthDate"))
+        pseudonymizer.apply(decoded)
+        assert decoded.root[tag_for_keyword("PatientBirthDate")].value == kept
+    decoded = _one_element("DA", "20010203", tag=tag_for_keyword("StudyDate"))
+    pseudonymizer.apply(decoded)
+    assert decoded.root[tag_for_keyword("StudyDate")].value == "20010203"
+
+
 def test_pseudonymized_uids_leave_no_clear_uid_and_the_model_still_joins(neutral_archive, tmp_path):
     key_file = tmp_path / "pseudonym.key"
     key_file.write_bytes(KEY)
