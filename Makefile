@@ -60,7 +60,7 @@ $(VENV)/.mutate: $(BIN)/dicom-loader pyproject.toml
 	touch $@
 
 mutate: $(VENV)/.mutate
-	$(BIN)/python scripts/mutate.py $(MODULE)
+	$(BIN)/python scripts/mutate.py $(MODULE) --jobs $(or $(JOBS),1)
 
 # Hostile inputs: hypothesis mutations of real files with fresh randomness, many more
 # examples than make test runs; prints the outcome categories seen.

@@ -18,6 +18,7 @@ table of `docs/TESTING.md`.
 
     python scripts/mutate.py                  # every module (hours)
     python scripts/mutate.py loader/dicom/pseudonymize.py   # one (make mutate MODULE=…)
+    python scripts/mutate.py MODULE --jobs 2  # its mutants dealt to 2 copies (JOBS=2)
     python scripts/mutate.py --rescore        # today's results, equivalents judged again
     python scripts/mutate.py --recheck MODULE [JOBS]  # today's survivors, tests as now
 """
@@ -177,39 +178,81 @@ def _baseline_seconds(scratch: Path, tests: list[str], env: dict[str, str]) -> f
     return time.perf_counter() - started
 
 
-def mutate(module: str, tests: list[str]) -> dict:
-    """Run every mutant of `module` against `tests` in a scratch copy; the counts."""
-    scratch = _scratch_copy()
-    env = {**os.environ, "PYTHONPATH": str(scratch)}
+def mutate(module: str, tests: list[str], jobs: int = 1) -> dict:
+    """Run every mutant of `module` against `tests`; the counts. With `jobs` > 1 the
+    mutants are dealt out to that many scratch copies, each with its own session, run
+    side by side: cosmic-ray's own runner takes one mutant at a time."""
+    scratches = [_scratch_copy() for _ in range(jobs)]
+    bin_dir = Path(sys.executable).parent
     try:
-        baseline = _baseline_seconds(scratch, tests, env)
-        config = scratch / "mutate.toml"
-        # A mutant that loops or waits is killed by the timeout: three baselines.
-        config.write_text(_config(module, tests, max(60.0, 3 * baseline)))
-        session = scratch / "session.sqlite"
-        bin_dir = Path(sys.executable).parent
-        for command in (
-            [bin_dir / "cosmic-ray", "init", config, session],
-            [bin_dir / "cr-filter-operators", session, config],
-            [bin_dir / "cr-filter-pragma", session],  # `# pragma: no mutate` lines
-            [bin_dir / "cosmic-ray", "exec", config, session],
-        ):
-            subprocess.run(
-                [str(c) for c in command], cwd=scratch, env=env, check=True, capture_output=True
+        baseline = _baseline_seconds(
+            scratches[0], tests, {**os.environ, "PYTHONPATH": str(scratches[0])}
+        )
+        running = []
+        for index, scratch in enumerate(scratches):
+            env = {**os.environ, "PYTHONPATH": str(scratch)}
+            config, session = scratch / "mutate.toml", scratch / "session.sqlite"
+            # A mutant that loops or waits is killed by the timeout: three baselines.
+            config.write_text(_config(module, tests, max(60.0, 3 * baseline)))
+            for command in (
+                [bin_dir / "cosmic-ray", "init", config, session],
+                [bin_dir / "cr-filter-operators", session, config],
+                [bin_dir / "cr-filter-pragma", session],  # `# pragma: no mutate` lines
+            ):
+                subprocess.run(
+                    [str(c) for c in command], cwd=scratch, env=env, check=True,
+                    capture_output=True,
+                )  # fmt: skip
+            _deal(session, index, jobs)
+            running.append(
+                subprocess.Popen(
+                    [str(bin_dir / "cosmic-ray"), "exec", str(config), str(session)],
+                    cwd=scratch,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             )
-        return _counts(module, session, baseline)
+        for process in running:
+            if process.wait() != 0:
+                raise SystemExit(f"cosmic-ray exec failed for {module}")
+        return _counts(module, [s / "session.sqlite" for s in scratches], baseline)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        for scratch in scratches:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _counts(module: str, session: Path, baseline: float) -> dict:
+def _deal(session: Path, index: int, jobs: int) -> None:
+    """Leave this session the `index`-th of every `jobs` mutants still to run, marking
+    the others skipped as cosmic-ray's own filters do. Every copy's session holds the
+    same mutants under job ids of its own: they are dealt in the order of what each
+    one is (operator, occurrence, place), the same in every copy."""
+    if jobs == 1:
+        return
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    def what(item) -> tuple:
+        return tuple((m.operator_name, m.occurrence, m.start_pos) for m in item.mutations)
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        pending = [item.job_id for item in sorted(db.pending_work_items, key=what)]
+        others = [job for n, job in enumerate(pending) if n % jobs != index]
+        db.set_multiple_results(
+            others, WorkResult(output="dealt to another copy", worker_outcome=WorkerOutcome.SKIPPED)
+        )
+
+
+def _counts(module: str, sessions: list[Path], baseline: float) -> dict:
     judged = equivalents()
-    with sqlite3.connect(session) as con:
-        rows = con.execute(
-            "SELECT m.start_pos_row, m.operator_name, m.occurrence, r.test_outcome, "
-            "r.worker_outcome, r.diff, r.output FROM mutation_specs m "
-            "JOIN work_results r USING (job_id)"
-        ).fetchall()
+    rows = []
+    for session in sessions:
+        with sqlite3.connect(session) as con:
+            rows += con.execute(
+                "SELECT m.start_pos_row, m.operator_name, m.occurrence, r.test_outcome, "
+                "r.worker_outcome, r.diff, r.output FROM mutation_specs m "
+                "JOIN work_results r USING (job_id)"
+            ).fetchall()
     killed = survived = incompetent = equivalent = timed_out = 0
     surviving = []
     # Outcomes are stored by their enum names (NORMAL, KILLED …).
@@ -428,6 +471,11 @@ def main(argv: list[str]) -> int:
         print(f"{argv[1]}: {result['rechecked']}; {result['survived']} survive")
         _record([result])
         return 0
+    jobs = 1
+    if "--jobs" in argv:
+        at = argv.index("--jobs")
+        jobs = int(argv[at + 1])
+        argv = argv[:at] + argv[at + 2 :]
     chosen = argv or list(MODULES)
     unknown = [m for m in chosen if m not in MODULES]
     if unknown:
@@ -436,7 +484,7 @@ def main(argv: list[str]) -> int:
     results = []
     for module in chosen:
         started = time.perf_counter()
-        result = mutate(module, MODULES[module])
+        result = mutate(module, MODULES[module], jobs)
         results.append(result)
         score = "—" if result["score"] is None else f"{100 * result['score']:.1f} %"
         seconds = time.perf_counter() - started
