@@ -322,10 +322,10 @@ def parse_counted(
 
 
 def _value_bytes(element: object) -> bytes | None:
-    if isinstance(element, tuple):
-        return element[1]
-    value = getattr(element, "value", None)
-    return value if isinstance(value, bytes) else None
+    """A raw element's bytes; None when absent or not raw. The elements read here
+    (the offset tables, Number of Frames) are top-level values pydicom leaves raw,
+    as the walk does: neither ever hands one over converted."""
+    return element[1] if isinstance(element, tuple) else None
 
 
 def _offset_tables(reader: HeaderReader, elements: RawItem, offset: int) -> OffsetTables:
