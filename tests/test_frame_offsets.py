@@ -30,10 +30,16 @@ ITEM = b"\xfe\xff\x00\xe0"
 DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 
 
-def located(data: bytes, uri: str = "mem://x", first_bytes: int = 64 * 1024, requested=True):
+def located(
+    data: bytes,
+    uri: str = "mem://x",
+    first_bytes: int = 64 * 1024,
+    requested=True,
+    skip_over: int | None = None,
+):
     """(dicom_frame rows, the parsed header) of an object, as a shard extracts it."""
     reader = HeaderReader(lambda start, end: data[start:end], len(data), first_bytes)
-    parsed = parse_header(uri, reader, offset_tables=requested)
+    parsed = parse_header(uri, reader, skip_over, offset_tables=requested)
     object_facts = dataclasses.replace(
         facts(uri, len(data)),
         pixel_data_offset=parsed.pixel_data_offset,
@@ -125,6 +131,16 @@ def test_every_located_frame_of_every_real_file_is_the_frame_pydicom_reads():
 def _encapsulated_file(frames: list[bytes], how: str) -> bytes:
     """A JPEG 2000 object of these frames (their bytes are opaque here), with a Basic
     Offset Table, none, or an Extended Offset Table."""
+    return _written(_encapsulated(frames, how))
+
+
+def _written(ds: pydicom.Dataset) -> bytes:
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def _encapsulated(frames: list[bytes], how: str) -> pydicom.Dataset:
     ds = pydicom.dcmread(real_file("emri_small_jpeg_2k_lossless.dcm"))
     ds.NumberOfFrames = len(frames)
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(
@@ -139,9 +155,7 @@ def _encapsulated_file(frames: list[bytes], how: str) -> bytes:
         ds.PixelData = encapsulate(frames, has_bot=how == "basic")
     ds["PixelData"].is_undefined_length = True
     ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
-    out = BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    return ds
 
 
 FRAMES = [bytes([n]) * (100 + 7 * n) for n in range(1, 6)]
@@ -155,6 +169,33 @@ def test_encapsulated_frames_from_either_offset_table(how, source):
     ds = pydicom.dcmread(BytesIO(data))
     assert check_frames(data, rows, ds) == len(FRAMES)
     assert parsed.offset_table_requests == 0  # the first read held the table
+
+
+def test_the_basic_table_is_read_where_it_is_after_a_skipped_value():
+    """A 2 MB private value before Pixel Data, past the first read and over
+    skip_over, is skipped: the Basic Offset Table is still read at its place in the
+    object, and every frame is the one pydicom reads."""
+    ds = _encapsulated(FRAMES, "basic")
+    block = ds.private_block(0x0009, "DICOM-LOADER TEST", create=True)
+    block.add_new(0x10, "OB", bytes(2 << 20))
+    data = _written(ds)
+    rows, parsed = located(data, skip_over=1 << 20)
+    assert parsed.bytes_read < len(data) - (1 << 20)  # the value was skipped
+    assert [r["frame_offset_source"] for r in rows] == [BASIC] * len(FRAMES)
+    assert check_frames(data, rows, pydicom.dcmread(BytesIO(data))) == len(FRAMES)
+
+
+def test_an_extended_table_without_its_lengths_leaves_the_basic_table():
+    """PS3.3 C.7.6.3.1.8: Extended Offset Table Lengths must come with the Extended
+    Offset Table. An object that has the table alone has its frames located from its
+    Basic Offset Table."""
+    ds = _encapsulated(FRAMES, "basic")
+    _, offsets, _ = encapsulate_extended(FRAMES)
+    ds.ExtendedOffsetTable = offsets
+    data = _written(ds)
+    rows, _ = located(data)
+    assert [r["frame_offset_source"] for r in rows] == [BASIC] * len(FRAMES)
+    assert check_frames(data, rows, pydicom.dcmread(BytesIO(data))) == len(FRAMES)
 
 
 def test_the_extended_offset_table_needs_no_read_and_the_basic_one_at_most_one():
@@ -250,6 +291,13 @@ def test_a_hostile_offset_table_or_frame_count_is_a_reason_not_a_crash():
     assert len(rows) == 1_000_000  # cut at MAX_FRAMES
     assert parsed.offset_table_bytes <= 8 + 4 * 1_000_000
     assert rows[0]["frame_offset_missing"].startswith("the Basic Offset Table holds 5 offsets")
+    # A Number of Frames that is no number: one frame's table is read, no crash.
+    data = bytearray(_encapsulated_file(FRAMES, "basic"))
+    count = data.index(b"\x28\x00\x08\x00IS\x02\x005 ")
+    data[count + 8 : count + 10] = b"X "
+    header_end = data.index(b"\xe0\x7f\x10\x00") + 12  # the table is read on its own
+    _, parsed = located(bytes(data), first_bytes=header_end)
+    assert parsed.offset_table_bytes == 8 + 4 * 1
 
 
 def test_run_with_frame_offsets_through_the_cli(tmp_path):

@@ -311,6 +311,32 @@ def test_framing_the_walk_does_not_understand_is_left_to_pydicom(tmp_path):
     assert parsed.pixel_data_offset == data.rindex(b"\xe0\x7f\x10\x00OW") + 12
 
 
+def test_a_walk_that_gives_up_after_a_skip_reads_again_from_the_start(tmp_path):
+    """A 2 MB private value skipped first (past the first read, over skip_over), then
+    framing the walk does not understand: the object is read again from its first
+    byte with no gap, as pydicom reads it whole, and both passes count as read."""
+    from io import BytesIO
+
+    structure = pydicom.dcmread(with_structure_set(tmp_path / "rtstruct.dcm", rois=20))
+    block = structure.private_block(0x0009, "DICOM-LOADER TEST", create=True)
+    block.add_new(0x10, "OB", bytes(range(256)) * (8 * 1024))
+    tag = block.get_tag(0x10)
+    written = BytesIO()
+    structure.save_as(written, enforce_file_format=True)
+    data = bytearray(written.getvalue())
+    at = data.rindex(b"\x06\x30\x40\x00")  # the last Contour Sequence's tag ...
+    data[at : at + 4] = b"\xfe\xff\x00\xe0"  # ... made an Item tag inside an item
+    reader, calls = _reader_over(bytes(data), first=64 * 1024)
+    parsed = parse_header("odd", reader, skip_over=1 << 20)
+    theirs = pydicom.dcmread(BytesIO(bytes(data)), stop_before_pixels=True, force=True)
+    assert calls[0][0] == 0 and any(start == 0 for start, _ in calls[1:])  # read again
+    assert reader.skipped == 0 and reader.gaps is None
+    assert list(parsed.elements) == list(theirs._dict)
+    assert parsed.elements[tag][1] == theirs[tag].value  # held: nothing was skipped
+    assert parsed.pixel_data_offset == data.rindex(b"\xe0\x7f\x10\x00OW") + 12
+    assert parsed.bytes_read == sum(end - start for start, end in calls) > len(data) - (1 << 20)
+
+
 def test_pixel_data_position_is_where_pydicom_finds_the_value_in_every_real_file():
     """dicom_file_location's pixel_data_offset and pixel_data_length: the bytes there
     are the Pixel Data value pydicom reads from the whole file (an encapsulated one
@@ -433,6 +459,14 @@ def test_the_reader_is_a_file_as_pydicom_expects_one():
     listed_longer.size += 500  # the listing said more than the store holds
     listed_longer.ensure(len(data) + 500)
     assert listed_longer.size == len(data)
+    # The same after a skipped value: positions in the buffer are the object's less
+    # what was skipped, and no read asks past what the listing said.
+    skipping, calls = _reader_over(data, 64 * 1024)
+    listed = skipping.size = len(data) + 500
+    skipping.skip(1000, 100_000)
+    skipping.ensure(len(data) + 500)
+    assert skipping.size == len(data) and all(end <= listed for _, end in calls)
+    assert skipping.buffer() == data[:1000] + data[101_000:]
 
 
 def test_a_stream_is_read_from_its_start_wherever_it_stands():
@@ -592,14 +626,21 @@ def test_a_sequence_walked_after_a_skipped_value_is_found_where_it_lies(tmp_path
     assert all(ours[t] == theirs[t] for t in ours if t not in (0x30060039, 0x0040A160))
 
 
-def test_a_bare_dataset_may_start_with_any_vr(tmp_path):
-    """A dataset without preamble whose first element is an AE (Retrieve AE Title,
-    16 bytes): its VR's letters say it is an element, though its first eight bytes
-    read as a length they would be over 1 MB; pydicom, forced, reads it, and so does
-    the loader."""
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"\x08\x00\x12\x00DA\x12\x0020010203\\20010204 ",  # two dates: a VR ending in A
+        b"\x08\x00\x54\x00AE\x10\x00ARCHIVE_AE_TITLE",
+    ],
+)
+def test_a_bare_dataset_may_start_with_any_vr(tmp_path, first):
+    """A dataset without preamble whose first element is a DA of two values (18
+    bytes) or an AE (Retrieve AE Title, 16 bytes): its VR's letters say it is an
+    element, though its first eight bytes read as a length they would be over 1 MB;
+    pydicom, forced, reads it, and so does the loader."""
     institution = b"A TEACHING HOSPITAL WITH A NAME LONG ENOUGH TO FILL SIXTY FOUR BYTES OK"[:64]
     data = (
-        b"\x08\x00\x54\x00AE\x10\x00ARCHIVE_AE_TITLE"
+        first
         + b"\x08\x00\x60\x00CS\x02\x00CT"
         + b"\x08\x00\x80\x00LO\x40\x00"
         + institution
@@ -607,7 +648,7 @@ def test_a_bare_dataset_may_start_with_any_vr(tmp_path):
         + b"\x10\x00\x10\x00PN\x10\x00DOE^JANE^MIDDLE "
     )
     assert len(data) > 132  # longer than a preamble and its marker: pydicom's first look
-    path = tmp_path / "bare-ae"
+    path = tmp_path / "bare"
     path.write_bytes(data)
     forced = pydicom.dcmread(path, force=True)
     parsed = read_local(str(path), len(data))
