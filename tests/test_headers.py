@@ -1,13 +1,15 @@
 """Header-only reading: what is read, how much, and how bad objects are named."""
 
+import errno
 import itertools
 import os
+from io import BytesIO
 from pathlib import Path
 
 import pydicom
 import pytest
 
-from loader.core.errors import NotDicomError, ObjectReadError, TruncatedError
+from loader.core.errors import HeaderParseError, NotDicomError, ObjectReadError, TruncatedError
 from loader.headers.reader import HeaderReader, ParsedHeader, parse_header, read_local
 from loader.synth import synthesize
 from tests.conftest import REPO, real_file
@@ -160,6 +162,39 @@ def test_values_over_the_limit_are_skipped_with_a_ranged_read(tmp_path):
     assert ours[0x00420011].value == Binary("OB", 3 << 20)
     assert ours.keys() == theirs.keys()
     assert all(ours[t] == theirs[t] for t in ours if t not in (0x0040A160, 0x00420011))
+
+
+def _ending_with_a_long_value() -> tuple[bytes, int]:
+    """CT_small without Pixel Data, ending with four 60 KiB private values (under a
+    64 KiB skip_over: read through) and a 256 KiB one (over it); the object and where
+    the last value starts."""
+    ds = pydicom.dcmread(real_file("CT_small.dcm"))
+    del ds.PixelData, ds[0xFFFCFFFC]  # and its Data Set Trailing Padding
+    block = ds.private_block(0x7FE1, "DICOM-LOADER TEST", create=True)
+    for n in range(4):
+        block.add_new(0x10 + n, "OB", bytes([n]) * (60 * 1024))
+    block.add_new(0x20, "OB", b"\x07" * (256 * 1024))
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    data = out.getvalue()
+    return data, len(data) - 256 * 1024
+
+
+def test_a_long_value_that_ends_the_object_is_skipped_and_one_cut_is_truncated():
+    """Its last value ending where the object ends, a header without Pixel Data is
+    whole with that value skipped, never read; cut halfway into it, the object is
+    TRUNCATED, whatever the bytes before it."""
+    data, last = _ending_with_a_long_value()
+    reader, _ = _reader_over(data, 64 * 1024)
+    parsed = parse_header("whole", reader, skip_over=64 * 1024)
+    theirs = pydicom.dcmread(BytesIO(data), stop_before_pixels=True)
+    assert list(parsed.elements) == list(theirs._dict)
+    assert parsed.header_bytes == len(data) and parsed.pixel_data_offset is None
+    assert parsed.bytes_read < last + 16 * 1024  # of its 256 KiB, a read's growth at most
+    cut = data[: last + 128 * 1024]
+    reader, _ = _reader_over(cut, 64 * 1024)
+    with pytest.raises(TruncatedError):
+        parse_header("cut", reader, skip_over=64 * 1024)
 
 
 def test_a_skipped_length_past_the_end_is_still_truncated(tmp_path):
@@ -410,6 +445,30 @@ def test_a_dataset_without_a_preamble_is_read_as_pydicom_reads_it(
     assert parsed.transfer_syntax_uid == forced.file_meta.get("TransferSyntaxUID")
 
 
+def test_what_pydicom_fails_on_is_truncated_only_when_it_read_to_the_end():
+    """An object pydicom fails on is TRUNCATED when pydicom had read to its end (here
+    an item's value length overruns the item's delimiter, so it reads on to the end
+    and finds no tag), and a PARSE_ERROR when it stopped inside (an unknown VR in
+    the meta group: the rest is never read)."""
+    data = Path(real_file("OBXXXX1A_rle.dcm")).read_bytes()
+    at = data.index(b"CS\x04\x00TRUE\xfe\xff\x0d\xe0")  # a value, then its item's end
+    overrun = data[: at + 2] + b"\x0c" + data[at + 3 :]  # 12 bytes: over the delimiter
+    with pytest.raises(Exception, match="No tag to read"):
+        pydicom.dcmread(BytesIO(overrun), stop_before_pixels=True, force=True)
+    reader, _ = _reader_over(overrun, 64 * 1024)
+    with pytest.raises(TruncatedError, match="object ends inside its header"):
+        parse_header("overrun", reader)
+    data = Path(real_file("CT_small.dcm")).read_bytes()
+    assert data[132:138] == b"\x02\x00\x00\x00UL"  # the meta group's length
+    unknown = data[:136] + b"WL" + data[138:]
+    with pytest.raises(NotImplementedError):
+        pydicom.dcmread(BytesIO(unknown), stop_before_pixels=True, force=True)
+    reader, _ = _reader_over(unknown, 64 * 1024)
+    with pytest.raises(HeaderParseError, match="Unknown Value Representation 'WL'"):
+        parse_header("unknown", reader)
+    assert reader.tell() < reader.size
+
+
 def test_seven_bytes_cannot_hold_an_element(tmp_path):
     """An element takes eight bytes at least (tag, VR, length): seven that start as
     one are not DICOM."""
@@ -501,16 +560,35 @@ def test_a_first_read_fetched_ahead_is_the_first_read():
     assert short.size == len(data)
 
 
-def test_an_object_cut_where_pixel_data_starts_still_says_where(tmp_path):
+def _implicit_ct() -> bytes:
+    """CT_small written by pydicom in implicit VR little endian (an 8-byte element
+    header for Pixel Data, where explicit VR has 12)."""
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    ds = pydicom.dcmread(real_file("CT_small.dcm"))
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    out = BytesIO()
+    ds.save_as(out, implicit_vr=True, little_endian=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("encoding", ["explicit", "implicit"])
+def test_an_object_cut_where_pixel_data_starts_still_says_where(encoding):
     """Cut right after Pixel Data's element header, an object still says where its
-    value would start: where it starts in the whole file."""
-    source = real_file("CT_small.dcm")
-    data = Path(source).read_bytes()
-    whole = read_local(source, len(data))
-    path = tmp_path / "cut"
-    path.write_bytes(data[: whole.pixel_data_offset])
-    cut = read_local(str(path), whole.pixel_data_offset)
-    assert cut.pixel_data_offset == whole.pixel_data_offset
+    value would start: where it starts in the whole file. Cut one byte or four
+    sooner, inside that header, it is TRUNCATED."""
+    data = (
+        Path(real_file("CT_small.dcm")).read_bytes() if encoding == "explicit" else _implicit_ct()
+    )
+    reader, _ = _reader_over(data, 64 * 1024)
+    offset = parse_header("whole", reader).pixel_data_offset
+    assert data[offset - (12 if encoding == "explicit" else 8) : offset][:4] == b"\xe0\x7f\x10\x00"
+    reader, _ = _reader_over(data[:offset], 64 * 1024)
+    assert parse_header("cut", reader).pixel_data_offset == offset
+    for short in (1, 4):
+        reader, _ = _reader_over(data[: offset - short], 64 * 1024)
+        with pytest.raises(TruncatedError):
+            parse_header("cut inside", reader)
 
 
 def test_offset_tables_are_read_only_when_asked():
@@ -536,6 +614,11 @@ def test_what_cannot_be_read_says_why_in_one_line(tmp_path):
 
     with pytest.raises(ObjectReadError, match=r"cannot open: No such file or directory$"):
         read_local(str(tmp_path / "gone.dcm"), 100)
+    # A file that opens and then fails to read (a failing disk's EIO): Linux answers
+    # a read of a process's own memory at address 0 so (proc(5), /proc/pid/mem).
+    eio = os.strerror(errno.EIO)
+    with pytest.raises(ObjectReadError, match=rf"read failed: {eio}$"):
+        read_local("/proc/self/mem", 1000)
 
     class Failing(BytesIO):
         def read(self, size=-1):
