@@ -20,7 +20,7 @@ table of `docs/TESTING.md`.
     python scripts/mutate.py loader/dicom/pseudonymize.py   # one (make mutate MODULE=…)
     python scripts/mutate.py MODULE --jobs 2  # its mutants dealt to 2 copies (JOBS=2)
     python scripts/mutate.py --rescore        # today's results, equivalents judged again
-    python scripts/mutate.py --recheck MODULE [JOBS]  # today's survivors, tests as now
+    python scripts/mutate.py --recheck MODULE [JOBS]  # its latest survivors, tests as now
 """
 
 from __future__ import annotations
@@ -393,15 +393,15 @@ def _mutated_now(patch: str, source: str) -> tuple[int, str] | None:
 
 
 def recheck(module: str, jobs: int = 1) -> dict:
-    """Today's survivors of `module` run again, each alone, against its tests as they
-    are now: after writing the tests a run asked for, without running every mutant
-    again. Each survivor's recorded diff is applied to a scratch copy (one per job)
-    and the tests run; one they now fail is counted killed."""
+    """The survivors of `module`'s latest recorded run (of any day) run again, each
+    alone, against its tests as they are now: after writing the tests a run asked
+    for, without running every mutant again. Each survivor's recorded diff is
+    applied to a scratch copy (one per job) and the tests run; one they now fail is
+    counted killed. The result is recorded as today's."""
     from concurrent.futures import ThreadPoolExecutor
     from queue import Queue
 
-    path = RESULTS / f"{dt.date.today().isoformat()}-mutation.json"
-    result = json.loads(path.read_text())["modules"][module]
+    result = _measured()[module]
     copies: Queue[Path] = Queue()
     for _ in range(jobs):
         copies.put(_scratch_copy())
