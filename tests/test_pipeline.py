@@ -270,6 +270,29 @@ def test_winner_does_not_depend_on_load_order(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_shard_failing_while_it_publishes_leaves_no_spooled_file(
+    synth_archive, tmp_path, monkeypatch
+):
+    """A shard that fails with one file published and the others spooled commits no
+    record and leaves no spooled file; the run again loads what a clean run loads."""
+    from loader.core.faults import InjectedFault
+
+    root, _ = synth_archive
+    failing = settings(root, tmp_path, "failing", run_id="half")
+    monkeypatch.setenv("DICOM_LOADER_FAIL_AT", "mid-publish")
+    with pytest.raises(InjectedFault):
+        run(failing)
+    written = [p for p in failing.out.rglob("*") if p.is_file()]
+    assert [p for p in written if p.name.endswith(".tmp")] == []
+    assert any(p.name.endswith(".parquet") for p in written)  # one was published
+    assert list(ledger.committed_shards(OutputRoot.of(str(failing.out)), "half")) == []
+    monkeypatch.delenv("DICOM_LOADER_FAIL_AT")
+    run(failing)
+    run(settings(root, tmp_path, "clean"))
+    assert snapshot(tmp_path / "failing.duckdb") == snapshot(tmp_path / "clean.duckdb")
+
+
+@pytest.mark.slow
 def test_resume_skips_committed_shards(synth_archive, tmp_path):
     root, _ = synth_archive
     clean = run(settings(root, tmp_path, name="clean", shard_size=40, run_id="r"))

@@ -255,6 +255,36 @@ def test_a_rebuild_into_a_folder_it_cannot_write_is_one_line(tmp_path):
         rebuild(target, str(tmp_path / "a-file" / "out"), from_run=None)
 
 
+@pytest.mark.slow
+def test_a_rebuild_failing_while_it_publishes_leaves_no_spooled_file(tmp_path, monkeypatch):
+    """A part that fails with one of its files published and the others spooled
+    (a full disk, an interrupt) leaves no spooled file behind and commits nothing;
+    the rebuild run again equals the load."""
+    from loader.core.faults import InjectedFault
+    from loader.output import ledger
+    from loader.output.location import OutputRoot
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for name in ("CT_small.dcm", "rtstruct.dcm"):
+        shutil.copy(real_file(name), extra / name)
+    target = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    _load(extra, tmp_path, target)
+    before = _snapshot(target)
+    monkeypatch.setenv("DICOM_LOADER_FAIL_AT", "mid-publish")
+    with pytest.raises(InjectedFault):
+        rebuild(Target.parse(target), str(tmp_path / "rebuilt"), from_run=None)
+    written = [p for p in (tmp_path / "rebuilt").rglob("*") if p.is_file()]
+    assert [p for p in written if p.name.endswith(".tmp")] == []
+    assert sum(p.name.endswith(".parquet") and "dicom_" in p.parent.parent.name for p in written)
+    (run_folder,) = (tmp_path / "rebuilt" / "_ledger").iterdir()
+    run_id = run_folder.name.removeprefix("run_id=")
+    assert list(ledger.committed_shards(OutputRoot.of(str(tmp_path / "rebuilt")), run_id)) == []
+    monkeypatch.delenv("DICOM_LOADER_FAIL_AT")
+    report = rebuild(Target.parse(target), str(tmp_path / "rebuilt"), from_run=None)
+    assert report["validation_passed"] and _snapshot(target) == before
+
+
 def test_a_stored_header_that_cannot_be_derived_is_an_error_row_of_no_bytes(tmp_path):
     """A document damaged in the warehouse ends as a PARSE_ERROR row of the rebuild,
     which read nothing: its bytes read are 0, as the report's are."""

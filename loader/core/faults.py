@@ -2,10 +2,11 @@
 
 Tests use it to stop a load at a precise moment (between two COPYs, between COPY
 and MERGE, halfway through the MERGE step of the Nth load batch, inside the
-deletions' transaction) in a real process, then check that the tables are exactly
-as before and that a rerun ends with the same tables. `<point>` raises there each
-time it is reached (`#N`: the Nth time in this process only); `:crash` ends the
-process on the spot, as a killed driver would, dropping its warehouse connection.
+deletions' transaction, a shard's files half published) in a real process, then
+check that the tables are exactly as before and that a rerun ends with the same
+tables. `<point>` raises there each time it is reached (`#N`: the Nth time in this
+process only); `:crash` ends the process on the spot, as a killed driver would,
+dropping its warehouse connection.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from loader.core import faults
 from loader.core.model import BY_NAME, ColumnType, LoadMode, arrow_schema
 from loader.extract.context import Columns, Row
 from loader.output.location import OutputRoot
@@ -221,6 +222,7 @@ class ShardWriter:
             relative = part_path(table, self.run_id, self.shard_id)
             size = self.out.publish(spooled, relative)
             records.append(FileRecord(table, relative, self._written[table], size))
+            faults.maybe_fail("mid-publish")  # one file published, the others spooled
         self._writers = {}
         return records
 
