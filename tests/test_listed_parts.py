@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from loader.core.count import Count
+from loader.core.errors import ListingError
 from loader.jobs.incremental import to_process
 from loader.jobs.pipeline import run
 from loader.jobs.settings import RunSettings, Target
@@ -105,6 +106,16 @@ def test_an_incremental_run_over_walking_processes(archive, tmp_path, parallel):
     quiet = run(settings)
     assert quiet["unchanged"] == quiet["listed"] - quiet["error_files"]
     assert quiet["deleted"]["objects"] == 0
+
+
+def test_a_walking_process_that_dies_fails_the_listing_in_one_line(archive, parallel, monkeypatch):
+    """A walking process killed mid-walk (here it ends itself, as `kill -9` would end
+    it) leaves parts no one will list: the listing fails, saying so, rather than
+    handing on the parts it has as if they were all."""
+    monkeypatch.setenv("DICOM_LOADER_FAIL_AT", "mid-walk:crash")
+    with pytest.raises(ListingError) as failed:
+        list(list_parts(str(archive), None, [], identities=False))
+    assert str(failed.value) == "a process walking the folder stopped: the listing is incomplete"
 
 
 def _listed_in_a_daemon(root: str, queue) -> None:

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from loader.core import faults
 from loader.core.errors import ListingError
 from loader.core.keys import keys_of_texts
 from loader.sources.dicomweb import is_dicomweb
@@ -137,7 +138,9 @@ def list_parts(
 
 
 def walk_folders(folders: list[str], options: dict[str, Any], identities: bool) -> Listed:
-    """The objects under `folders`, in order, as one part (run in a walking process)."""
+    """The objects under `folders`, in order, as one part (run in a walking process,
+    never in the driver: `mid-walk:crash` ends that process as a kill would)."""
+    faults.maybe_fail("mid-walk")
     unreadable: list[str] = []
     refs: list[ObjectRef] = []
     for folder in folders:
