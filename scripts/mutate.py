@@ -19,7 +19,7 @@ table of `docs/TESTING.md`.
     python scripts/mutate.py                  # every module (hours)
     python scripts/mutate.py loader/dicom/pseudonymize.py   # one (make mutate MODULE=…)
     python scripts/mutate.py MODULE --jobs 2  # its mutants dealt to 2 copies (JOBS=2)
-    python scripts/mutate.py --rescore        # today's results, equivalents judged again
+    python scripts/mutate.py --rescore        # every result, equivalents judged again
     python scripts/mutate.py --recheck MODULE [JOBS]  # its latest survivors, tests as now
 """
 
@@ -319,36 +319,41 @@ def _record(results: list[dict]) -> None:
     today = {**previous.get("modules", {}), **{r["module"]: r for r in results}}
     machine = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
     path.write_text(json.dumps({"machine": machine, "modules": today}, indent=2) + "\n")
+    _write_table()
+    print(f"wrote {path.relative_to(ROOT)} and docs/TESTING.md's table")
+
+
+def _write_table() -> None:
     text = TESTING.read_text()
     head, _, rest = text.partition(TABLE_START)
     _, _, tail = rest.partition(TABLE_END)
     measured = _measured()
     ordered = [measured[m] for m in MODULES if m in measured]
     TESTING.write_text(head + TABLE_START + _table(ordered) + TABLE_END + tail)
-    print(f"wrote {path.relative_to(ROOT)} and docs/TESTING.md's table")
 
 
-def rescore() -> list[dict]:
-    """Today's recorded results with docs/TESTING.md's equivalents applied again to
-    their survivors: after judging a survivor (or moving a judged line), no rerun."""
-    path = RESULTS / f"{dt.date.today().isoformat()}-mutation.json"
+def rescore() -> None:
+    """Every recorded result (each in the day's file it was measured in) with
+    docs/TESTING.md's equivalents applied again to its survivors: after judging a
+    survivor (or moving a judged line), no rerun. The table is written anew."""
     judged = equivalents()
-    results = []
-    for result in json.loads(path.read_text())["modules"].values():
-        module = result["module"]
-        kept = [s for s in result["surviving"] if (module, s["line"], s["operator"]) not in judged]
-        moved = len(result["surviving"]) - len(kept)
-        scored = result["killed"] + len(kept)
-        results.append(
-            {
+    for path in sorted(RESULTS.glob("*-mutation.json")):
+        document = json.loads(path.read_text())
+        for module, result in document["modules"].items():
+            kept = [
+                s for s in result["surviving"] if (module, s["line"], s["operator"]) not in judged
+            ]
+            moved = len(result["surviving"]) - len(kept)
+            scored = result["killed"] + len(kept)
+            document["modules"][module] = {
                 **result,
                 "surviving": kept,
                 "survived": len(kept),
                 "equivalent": result["equivalent"] + moved,
                 "score": round(result["killed"] / scored, 4) if scored else None,
             }
-        )
-    return results
+        path.write_text(json.dumps(document, indent=2) + "\n")
+    _write_table()
 
 
 def _mutated_now(patch: str, source: str) -> tuple[int, str] | None:
@@ -464,7 +469,7 @@ def recheck(module: str, jobs: int = 1) -> dict:
 
 def main(argv: list[str]) -> int:
     if argv == ["--rescore"]:
-        _record(rescore())
+        rescore()
         return 0
     if len(argv) in (2, 3) and argv[0] == "--recheck":
         result = recheck(argv[1], int(argv[2]) if len(argv) == 3 else 1)
