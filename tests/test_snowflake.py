@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from fakesnow_gaps import LOCAL_BUCKET
 
-from loader.core.errors import ConfigError, LoadError
+from loader.core.errors import ConfigError, LoadError, StatementError
 from loader.core.faults import InjectedFault
 from loader.core.keys import SQL_KEY_EXPRESSION
 from loader.core.model import BY_NAME, EXTRACTED, TABLES
@@ -211,6 +211,20 @@ def test_output_folder_with_spaces(tmp_path, snowflake_target):
     )
     assert again["unchanged"] == report["loaded"] + report["duplicates"]
     assert again["validation_passed"]
+
+
+def test_a_statement_snowflake_refuses_is_one_line_naming_it(snowflake_target):
+    """The connector's error for a refused statement (a table that does not exist)
+    becomes a StatementError: the server's reason, then the statement, one line."""
+    snow = SnowflakeWarehouse(snowflake_target)
+    try:
+        with pytest.raises(StatementError) as refused:
+            snow.query("SELECT 1 FROM no_such_table")
+    finally:
+        snow.close()
+    message = str(refused.value)
+    assert message.endswith("(in: SELECT 1 FROM no_such_table)") and "\n" not in message
+    assert "NO_SUCH_TABLE" in message.upper().split(" (IN: ")[0]  # the reason names it
 
 
 def test_secrets_never_printed(snowflake_target):
