@@ -36,6 +36,17 @@ def _decoded(name: str):
     return decode_header(read_local(path, os.path.getsize(path)), path)
 
 
+def _decoded_dataset(ds: pydicom.Dataset):
+    """`ds` as pydicom writes it, read and decoded as the loader reads a file."""
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    data = buffer.getvalue()
+    with tempfile.NamedTemporaryFile(suffix=".dcm") as fh:
+        fh.write(data)
+        fh.flush()
+        return decode_header(read_local(fh.name, len(data)), fh.name)
+
+
 def test_identifiers_and_names_become_keyed_pseudonyms():
     first, again, other = (
         _decoded("CT_small.dcm"),
@@ -80,13 +91,7 @@ def test_each_patient_moves_by_its_own_shift():
         else:
             ds.PatientID = patient
         ds.StudyDate = "20100615"
-        buffer = io.BytesIO()
-        ds.save_as(buffer)
-        data = buffer.getvalue()
-        with tempfile.NamedTemporaryFile(suffix=".dcm") as fh:
-            fh.write(data)
-            fh.flush()
-            decoded = decode_header(read_local(fh.name, len(data)), fh.name)
+        decoded = _decoded_dataset(ds)
         pseudonymizer.apply(decoded)
         moved = dt.date(2010, 6, 15) + pseudonymizer.shift_of(patient or "")
         assert decoded.root[0x00080020].value == moved.strftime("%Y%m%d"), patient
@@ -379,13 +384,7 @@ def _one_element(vr: str, value, *, tag: int, patient: str = "PAT-A"):
     ds = pydicom.dcmread(real_file("CT_small.dcm"))
     ds.PatientID = patient
     ds.add_new(tag, vr, value)
-    buffer = io.BytesIO()
-    ds.save_as(buffer)
-    data = buffer.getvalue()
-    with tempfile.NamedTemporaryFile(suffix=".dcm") as fh:
-        fh.write(data)
-        fh.flush()
-        return decode_header(read_local(fh.name, len(data)), fh.name)
+    return _decoded_dataset(ds)
 
 
 @pytest.mark.parametrize(
