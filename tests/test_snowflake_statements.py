@@ -17,6 +17,7 @@ from loader.warehouse.merge import merge_upsert
 from loader.warehouse.snowflake import (
     FILE_FORMAT,
     check_copy_results,
+    check_put_result,
     copy_statement,
     copy_statements,
     external_stage_statement,
@@ -206,3 +207,28 @@ def test_the_stage_file_holds_the_file_format_and_the_stage_only():
     body = [s.strip() for s in text.split(";") if s.strip()]
     assert body == [file_format_statement(FILE_FORMAT), 'CREATE STAGE IF NOT EXISTS "MY_STAGE"']
     assert setup_statements("MY_STAGE")[len(TABLES) :] == body
+
+
+def _put_row(status: str) -> tuple:
+    """A PUT's row as Snowflake documents its output: source, target, their sizes and
+    compressions, status, message."""
+    return ("part-a.parquet", "part-a.parquet", 2048, 2048, "NONE", "NONE", status, "")
+
+
+@pytest.mark.parametrize(
+    ("rows", "uploaded"),
+    [
+        ([_put_row("UPLOADED")], True),
+        ([_put_row("SKIPPED")], True),  # on the stage already, the same checksum
+        ([], False),  # the path matched no file
+        ([_put_row("UPLOADED"), _put_row("UPLOADED")], False),  # not the one file asked
+        ([_put_row("ERROR")], False),
+    ],
+)
+def test_a_put_is_checked_by_its_one_row(rows, uploaded):
+    path = Path("/out/_snowflake_stage/run_id=r/dicom_raw/part-a.parquet")
+    if uploaded:
+        check_put_result("dicom_raw", path, rows)
+        return
+    with pytest.raises(LoadError, match=r"^PUT of part-a\.parquet for dicom_raw did not upload"):
+        check_put_result("dicom_raw", path, rows)

@@ -328,8 +328,7 @@ class SnowflakeWarehouse:
         def put(job: tuple[str, Path]) -> None:
             table, path = job
             rows = self._execute(put_statement(path, self.target.stage, run_id, table))
-            if not rows or rows[0][6] not in ("UPLOADED", "SKIPPED"):
-                raise LoadError(f"PUT of {path.name} for {table} did not upload: {rows}")
+            check_put_result(table, path, rows)
 
         with ThreadPoolExecutor(PUT_THREADS) as pool:
             list(pool.map(put, jobs))
@@ -374,6 +373,19 @@ COPY_RESULT_COLUMNS = (
 def _copied(row: tuple[Any, ...], column: str) -> Any:
     """One column of a COPY result's row, by its documented name."""
     return row[COPY_RESULT_COLUMNS.index(column)]
+
+
+# PUT's output, a row per file: source, target, source_size, target_size,
+# source_compression, target_compression, status, message (PUT, "Output"); a file
+# already on the stage with the same checksum is SKIPPED.
+_PUT_STATUS = 6
+_PUT_DONE = ("UPLOADED", "SKIPPED")
+
+
+def check_put_result(table: str, path: Path, rows: list[tuple[Any, ...]]) -> None:
+    """The PUT of one file put it there: its one row says UPLOADED or SKIPPED."""
+    if len(rows) != 1 or rows[0][_PUT_STATUS] not in _PUT_DONE:
+        raise LoadError(f"PUT of {path.name} for {table} did not upload: {rows}")
 
 
 def check_copy_results(
