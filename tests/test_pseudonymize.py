@@ -414,6 +414,7 @@ def _one_element(vr: str, value, *, tag: int, patient: str = "PAT-A"):
         ("DA", "2001.02.03", lambda d: d.strftime("%Y%m%d")),  # ACR-NEMA's dotted form
         ("DT", "20010203101510.25+0100", lambda d: d.strftime("%Y%m%d") + "101510.25+0100"),
         ("DT", "2001020310", lambda d: d.strftime("%Y%m%d") + "10"),  # to the hour
+        ("DT", "20010203+0100", lambda d: d.strftime("%Y%m%d") + "+0100"),  # a day and a zone
         ("DA", "20010231", None),  # no such day: dropped, never kept clear
         ("DA", "2001O203", None),  # a letter among the digits
         ("DT", "2001", None),  # a year alone has no day to move
