@@ -21,6 +21,7 @@ table of `docs/TESTING.md`.
     python scripts/mutate.py MODULE --jobs 2  # its mutants dealt to 2 copies (JOBS=2)
     python scripts/mutate.py --rescore        # every result, equivalents judged again
     python scripts/mutate.py --recheck MODULE [JOBS]  # its latest survivors, tests as now
+    python scripts/mutate.py --relocate MODULE REV  # equivalents rows judged at REV, moved
 """
 
 from __future__ import annotations
@@ -356,6 +357,39 @@ def rescore() -> None:
     _write_table()
 
 
+def relocate(module: str, revision: str) -> tuple[int, list[int]]:
+    """Move docs/TESTING.md's equivalents rows of `module`, judged against its source
+    at git `revision`, to the lines that source's lines have now (a run keys its
+    survivors by line: rows left at old lines stop matching). Rows whose line was
+    changed or removed since are left, and returned, to be judged again."""
+    import difflib
+
+    old = subprocess.run(
+        ["git", "show", f"{revision}:{module}"], cwd=ROOT, capture_output=True, text=True,
+        check=True,
+    ).stdout.splitlines()  # fmt: skip
+    new = (ROOT / module).read_text().splitlines()
+    moved_to: dict[int, int] = {}
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    for kind, old_start, old_end, new_start, _ in matcher.get_opcodes():
+        if kind == "equal":
+            for offset in range(old_end - old_start):
+                moved_to[old_start + offset + 1] = new_start + offset + 1
+    moved, lost, lines = 0, [], []
+    for line in TESTING.read_text().splitlines(keepends=True):
+        match = _EQUIVALENT_ROW.match(line.rstrip("\n"))
+        if match and match.group(1) == module:
+            at = int(match.group(2))
+            if at not in moved_to:
+                lost.append(at)
+            elif moved_to[at] != at:
+                moved += 1
+                line = f"| `{module}` | {moved_to[at]} | `{match.group(3)}` | {match.group(4)} |\n"
+        lines.append(line)
+    TESTING.write_text("".join(lines))
+    return moved, lost
+
+
 def _mutated_now(patch: str, source: str) -> tuple[int, str] | None:
     """A survivor's diff applied to `source` as it is now: the line it changes (its
     recorded line moves when lines above it change) and the mutated text; None when
@@ -470,6 +504,10 @@ def recheck(module: str, jobs: int = 1) -> dict:
 def main(argv: list[str]) -> int:
     if argv == ["--rescore"]:
         rescore()
+        return 0
+    if len(argv) == 3 and argv[0] == "--relocate":
+        moved, lost = relocate(argv[1], argv[2])
+        print(f"{argv[1]}: {moved} rows moved; lines changed since {argv[2]}: {lost or 'none'}")
         return 0
     if len(argv) in (2, 3) and argv[0] == "--recheck":
         result = recheck(argv[1], int(argv[2]) if len(argv) == 3 else 1)
