@@ -204,7 +204,9 @@ class SnowflakeWarehouse:
         try:
             yield cursor
         except Error as exc:
-            raise StatementError(sql, self.target.scrub(str(exc.msg or exc))) from None
+            # The connector's message, its code and state in front (`Error.__str__`
+            # returns it; "Unknown error" when the server gave none).
+            raise StatementError(sql, self.target.scrub(str(exc))) from None
         finally:
             cursor.close()
 
