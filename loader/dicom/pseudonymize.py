@@ -100,7 +100,7 @@ def read_key(path: str) -> bytes:
 
 
 class Pseudonymizer:
-    def __init__(self, key: bytes, shift_dates: bool = False, uids: bool = False) -> None:
+    def __init__(self, key: bytes, *, shift_dates: bool, uids: bool) -> None:
         self._key = key
         self.shift_dates = shift_dates
         self.uids = uids

@@ -143,7 +143,9 @@ def pacs_completeness(settings: RunSettings, warehouse: Warehouse) -> dict[str, 
 
     stored_uid: Callable[[str], str] = str
     if settings.pseudonymize_uids and settings.pseudonymize_key_file:
-        stored_uid = Pseudonymizer(read_key(settings.pseudonymize_key_file), uids=True).uid
+        stored_uid = Pseudonymizer(
+            read_key(settings.pseudonymize_key_file), shift_dates=False, uids=True
+        ).uid
     return incomplete_studies(
         settings.source, settings.storage_options, loaded, loaded_series, stored_uid
     )

@@ -67,7 +67,9 @@ class ShardSettings:
     def pseudonymizer(self) -> Pseudonymizer | None:
         if self.pseudonymize_key is None:
             return None
-        return Pseudonymizer(self.pseudonymize_key, self.shift_dates, self.pseudonymize_uids)
+        return Pseudonymizer(
+            self.pseudonymize_key, shift_dates=self.shift_dates, uids=self.pseudonymize_uids
+        )
 
 
 # Every ShardSettings field a run's settings also have, by name (the rest, RESOLVED,
