@@ -273,7 +273,6 @@ def _counts(module: str, sessions: list[Path], baseline: float) -> dict:
             surviving.append(
                 {"line": line, "operator": operator, "occurrence": occurrence, "diff": diff}
             )
-    scored = killed + survived
     return {
         "module": module,
         "mutants": len(rows),
@@ -282,10 +281,16 @@ def _counts(module: str, sessions: list[Path], baseline: float) -> dict:
         "equivalent": equivalent,
         "incompetent": incompetent,
         "killed_by_timeout": timed_out,
-        "score": round(killed / scored, 4) if scored else None,
+        "score": _score(killed, survived),
         "baseline_seconds": round(baseline, 1),
         "surviving": sorted(surviving, key=lambda s: (s["line"], s["operator"])),
     }
+
+
+def _score(killed: int, survived: int) -> float | None:
+    """Killed / (killed + survived); None when no mutant counts (all equivalent)."""
+    scored = killed + survived
+    return round(killed / scored, 4) if scored else None
 
 
 def _table(results: list[dict]) -> str:
@@ -345,13 +350,12 @@ def rescore() -> None:
                 s for s in result["surviving"] if (module, s["line"], s["operator"]) not in judged
             ]
             moved = len(result["surviving"]) - len(kept)
-            scored = result["killed"] + len(kept)
             document["modules"][module] = {
                 **result,
                 "surviving": kept,
                 "survived": len(kept),
                 "equivalent": result["equivalent"] + moved,
-                "score": round(result["killed"] / scored, 4) if scored else None,
+                "score": _score(result["killed"], len(kept)),
             }
         path.write_text(json.dumps(document, indent=2) + "\n")
     _write_table()
@@ -488,14 +492,13 @@ def recheck(module: str, jobs: int = 1) -> dict:
     kept = [m for m, left in zip(result["surviving"], alive, strict=True) if left]
     gone = alive.count(None)
     killed = len(result["surviving"]) - len(kept) - gone
-    scored = result["killed"] + killed + len(kept)
     return {
         **result,
         "mutants": result["mutants"] - gone,
         "killed": result["killed"] + killed,
         "survived": len(kept),
         "surviving": kept,
-        "score": round((result["killed"] + killed) / scored, 4) if scored else None,
+        "score": _score(result["killed"] + killed, len(kept)),
         "rechecked": f"{killed} survivors killed by the tests as of the recheck"
         + (f", {gone} gone with the code they mutated" if gone else ""),
     }
